@@ -1,0 +1,345 @@
+import EventLog
+import Foundation
+import GRDB
+
+/// A consumer of the embedded log, alone or as a member of a consumer group shared with other
+/// processes.
+///
+/// Group protocol (an eager rebalance, as Kafka's classic one):
+/// 1. joining, leaving, or a member missing heartbeats for the session timeout bumps the group's
+///    generation;
+/// 2. every member, at its next poll, computes the new assignment (range assignment over the live
+///    members sorted by id), calls `onPartitionsRevoked` for the partitions it loses (the moment to
+///    commit), then records that it has taken up the generation;
+/// 3. a member fetches only once every live member has taken up the current generation, so two
+///    members never read the same partition at once.
+/// Commits are accepted only for partitions the member owns in the current generation.
+actor EmbeddedConsumer: LogConsumer {
+    private let log: EmbeddedLog
+    private let configuration: ConsumerConfiguration
+    private let memberId = "member-" + UUID().uuidString.lowercased()
+    private var generation: Int64 = -1
+    private var owned: [TopicPartition] = []
+    private var positions: [TopicPartition: Int64] = [:]
+    private var topics: [String: TopicRow] = [:]
+    private var barrierPassed = false
+    private var lastHeartbeat: ContinuousClock.Instant?
+    private var cursor = 0
+    private var closed = false
+    private let heartbeatInterval: Duration
+
+    init(log: EmbeddedLog, configuration: ConsumerConfiguration) async throws {
+        self.log = log
+        self.configuration = configuration
+        self.heartbeatInterval = min(.milliseconds(250), log.configuration.sessionTimeout / 4)
+        try await heartbeat()
+    }
+
+    private var now: Int64 { log.configuration.now().milliseconds }
+
+    // MARK: LogConsumer
+
+    func poll(maxRecords: Int, timeout: Duration) async throws -> [LogRecord] {
+        guard !closed else { throw LogError(.closed, "the consumer is closed") }
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while true {
+            if let last = lastHeartbeat, clock.now - last < heartbeatInterval, barrierPassed {
+                // Between heartbeats: keep reading what we own.
+            } else {
+                try await heartbeat()
+            }
+            if barrierPassed && !owned.isEmpty {
+                let records = try await fetch(maxRecords: maxRecords)
+                if !records.isEmpty { return records }
+            }
+            let remaining = deadline - clock.now
+            if remaining <= .zero { return [] }
+            try await Task.sleep(for: min(remaining, log.configuration.pollInterval))
+        }
+    }
+
+    func commit(offsets: [TopicPartition: Int64]) async throws {
+        guard let group = configuration.group else {
+            throw LogError(
+                .configuration, "a consumer without a group cannot commit offsets",
+                remedy: "give the consumer a group")
+        }
+        if closed { throw LogError(.closed, "the consumer is closed", subject: group) }
+        let ownedSet = Set(owned)
+        for partition in offsets.keys where !ownedSet.contains(partition) {
+            throw LogError(
+                .groupBusy, "cannot commit \(partition): the partition is not assigned to this member (rebalanced)",
+                remedy: "the records will be delivered to the partition's new owner", subject: group)
+        }
+        var resolved: [(TopicRow, Int, Int64)] = []
+        for (partition, offset) in offsets { resolved.append((try await topic(partition.topic), partition.partition, offset)) }
+        let rows = resolved
+        let time = now
+        let myGeneration = generation
+        let member = memberId
+        do {
+            try await log.writer.write { db in
+                let current = try Int64.fetchOne(
+                    db, sql: "SELECT generation FROM group_state WHERE group_id = ?", arguments: [group])
+                guard current == myGeneration else {
+                    throw LogError(
+                        .groupBusy, "cannot commit: the group rebalanced (generation \(current ?? -1), this member has \(myGeneration))",
+                        remedy: "poll again; the records will be delivered to the partitions' owners", subject: group)
+                }
+                try db.execute(
+                    sql: "UPDATE group_member SET heartbeat_ms = ? WHERE group_id = ? AND member_id = ?",
+                    arguments: [time, group, member])
+                for (topic, partition, offset) in rows {
+                    try db.execute(
+                        sql: """
+                            INSERT INTO group_offset (group_id, topic_id, partition, offset, committed_ms)
+                            VALUES (?, ?, ?, ?, ?)
+                            ON CONFLICT (group_id, topic_id, partition)
+                            DO UPDATE SET offset = excluded.offset, committed_ms = excluded.committed_ms
+                            """, arguments: [group, topic.id, partition, offset, time])
+                }
+            }
+        } catch {
+            throw storageError(error, while: "committing offsets", subject: group)
+        }
+    }
+
+    func assignment() async throws -> [TopicPartition] {
+        if lastHeartbeat == nil { try await heartbeat() }
+        return owned
+    }
+
+    func close() async {
+        guard !closed else { return }
+        closed = true
+        guard let group = configuration.group else { return }
+        let member = memberId
+        _ = try? await log.writer.write { db in
+            try db.execute(
+                sql: "DELETE FROM group_member WHERE group_id = ? AND member_id = ?", arguments: [group, member])
+            try Self.bumpGeneration(db, group: group)
+        }
+    }
+
+    // MARK: Membership
+
+    /// The topics this consumer subscribes to now (a pattern is matched against the current topics).
+    private func subscribedTopics() async throws -> [String] {
+        switch configuration.subscription {
+        case .topics(let names):
+            for name in names { _ = try await topic(name) }  // fail fast on an unknown topic
+            return names.sorted()
+        case .pattern(let pattern):
+            let regex: Regex<AnyRegexOutput>
+            do {
+                regex = try Regex(pattern)
+            } catch {
+                throw LogError(.configuration, "the subscription pattern is not a valid regular expression: \(error)", subject: pattern)
+            }
+            return try await log.listTopics().filter { (try? regex.wholeMatch(in: $0)) != nil }
+        }
+    }
+
+    /// Refreshes membership, takes up a new generation's assignment, and checks the barrier.
+    private func heartbeat() async throws {
+        lastHeartbeat = ContinuousClock().now
+        let subscribed = try await subscribedTopics()
+        for name in subscribed { _ = try await topic(name) }
+        guard let group = configuration.group else {
+            // No group: every partition of every subscribed topic.
+            let all = subscribed.flatMap { name in (0..<topics[name]!.partitions).map { TopicPartition(name, $0) } }
+            try await takeUp(all, generation: 0)
+            barrierPassed = true
+            return
+        }
+        let member = memberId
+        let time = now
+        let timeout = log.configuration.sessionTimeout.milliseconds
+        let topicList = subscribed.joined(separator: "\n")
+        let partitionCounts = topics.mapValues(\.partitions)
+        let view = try await log.writer.write { db -> GroupView in
+            // Evict members that stopped heartbeating.
+            try db.execute(
+                sql: "DELETE FROM group_member WHERE group_id = ? AND heartbeat_ms < ? AND member_id != ?",
+                arguments: [group, time - timeout, member])
+            var changed = db.changesCount > 0
+            let existing = try Row.fetchOne(
+                db, sql: "SELECT topics FROM group_member WHERE group_id = ? AND member_id = ?",
+                arguments: [group, member])
+            if existing == nil {
+                try db.execute(
+                    sql: "INSERT INTO group_member (group_id, member_id, topics, heartbeat_ms) VALUES (?, ?, ?, ?)",
+                    arguments: [group, member, topicList, time])
+                changed = true
+            } else {
+                let previous: String = existing!["topics"]
+                try db.execute(
+                    sql: "UPDATE group_member SET heartbeat_ms = ?, topics = ? WHERE group_id = ? AND member_id = ?",
+                    arguments: [time, topicList, group, member])
+                if previous != topicList { changed = true }
+            }
+            if changed { try Self.bumpGeneration(db, group: group) }
+            let generation = try Int64.fetchOne(
+                db, sql: "SELECT generation FROM group_state WHERE group_id = ?", arguments: [group]) ?? 0
+            let members = try Row.fetchAll(
+                db, sql: "SELECT member_id, topics, acked_generation FROM group_member WHERE group_id = ? ORDER BY member_id",
+                arguments: [group])
+            return GroupView(
+                generation: generation,
+                members: members.map { row in
+                    let topics: String = row["topics"]
+                    return GroupView.Member(
+                        id: row["member_id"], topics: topics.split(separator: "\n").map(String.init),
+                        acked: row["acked_generation"])
+                })
+        }
+        if view.generation != generation {
+            let assigned = RangeAssignor.assign(
+                members: view.members.map { ($0.id, $0.topics) }, partitions: { partitionCounts[$0] ?? 0 })
+            try await takeUp(assigned[member] ?? [], generation: view.generation)
+            let taken = view.generation
+            try await log.writer.write { db in
+                try db.execute(
+                    sql: "UPDATE group_member SET acked_generation = ? WHERE group_id = ? AND member_id = ?",
+                    arguments: [taken, group, member])
+            }
+            barrierPassed = false
+        }
+        if !barrierPassed {
+            let current = generation
+            let laggards = try await log.writer.read { db in
+                try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM group_member WHERE group_id = ? AND acked_generation != ?",
+                    arguments: [group, current]) ?? 0
+            }
+            barrierPassed = laggards == 0
+        }
+    }
+
+    /// Switches to a new set of partitions: revoke callback, new positions, assign callback.
+    private func takeUp(_ partitions: [TopicPartition], generation newGeneration: Int64) async throws {
+        let target = partitions.sorted()
+        if target == owned {
+            generation = newGeneration
+            return
+        }
+        let lost = owned.filter { !target.contains($0) }
+        let gained = target.filter { !owned.contains($0) }
+        if !lost.isEmpty { configuration.onPartitionsRevoked?(lost) }
+        // Positions for gained partitions: the committed offset, else the reset position.
+        let committed: [TopicPartition: Int64]
+        if let group = configuration.group {
+            committed = try await log.committedOffsets(group: group, topics: Array(Set(gained.map(\.topic))))
+        } else {
+            committed = [:]
+        }
+        var gainedRows: [(TopicPartition, TopicRow)] = []
+        for partition in gained { gainedRows.append((partition, try await topic(partition.topic))) }
+        let rows = gainedRows
+        let reset = configuration.autoOffsetReset
+        let starts = try await log.writer.read { db -> [TopicPartition: Int64] in
+            var result: [TopicPartition: Int64] = [:]
+            for (partition, topic) in rows {
+                let marks = try EmbeddedLog.watermarks(db, topicId: topic.id, partition: partition.partition)
+                if let offset = committed[partition], offset >= marks.low {
+                    result[partition] = min(offset, marks.high)
+                } else {
+                    result[partition] = try EmbeddedLog.resolve(reset, db, topicId: topic.id, partition: partition.partition)
+                }
+            }
+            return result
+        }
+        for partition in lost { positions[partition] = nil }
+        positions.merge(starts) { _, new in new }
+        owned = target
+        generation = newGeneration
+        if !gained.isEmpty { configuration.onPartitionsAssigned?(gained) }
+    }
+
+    private static func bumpGeneration(_ db: Database, group: String) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO group_state (group_id, generation) VALUES (?, 1)
+                ON CONFLICT (group_id) DO UPDATE SET generation = generation + 1
+                """, arguments: [group])
+    }
+
+    // MARK: Fetching
+
+    private func fetch(maxRecords: Int) async throws -> [LogRecord] {
+        let order = (0..<owned.count).map { owned[($0 + cursor) % owned.count] }
+        cursor = (cursor + 1) % max(owned.count, 1)
+        var plan: [(TopicRow, TopicPartition, Int64)] = []
+        for partition in order {
+            plan.append((try await topic(partition.topic), partition, positions[partition] ?? 0))
+        }
+        let requests = plan
+        let records = try await log.writer.read { db -> [LogRecord] in
+            var result: [LogRecord] = []
+            for (topic, partition, position) in requests {
+                let remaining = maxRecords - result.count
+                if remaining <= 0 { break }
+                var batch = try RecordReader.read(
+                    db, topic: topic, partition: partition.partition, from: position, limit: remaining)
+                if batch.isEmpty {
+                    // Retention may have moved the start past our position: jump to it.
+                    let marks = try EmbeddedLog.watermarks(db, topicId: topic.id, partition: partition.partition)
+                    if position < marks.low {
+                        batch = try RecordReader.read(
+                            db, topic: topic, partition: partition.partition, from: marks.low, limit: remaining)
+                    }
+                }
+                result.append(contentsOf: batch)
+            }
+            return result
+        }
+        for record in records {
+            positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        }
+        return records
+    }
+
+    private func topic(_ name: String) async throws -> TopicRow {
+        if let known = topics[name] { return known }
+        let row = try await log.topic(name)
+        topics[name] = row
+        return row
+    }
+}
+
+/// What a heartbeat saw of the group.
+private struct GroupView: Sendable {
+    struct Member: Sendable {
+        let id: String
+        let topics: [String]
+        let acked: Int64
+    }
+    let generation: Int64
+    let members: [Member]
+}
+
+/// Kafka's range assignor: for each topic, the members subscribed to it (sorted by id) each take a
+/// contiguous range of partitions; the first `partitions % members` members take one more.
+enum RangeAssignor {
+    static func assign(members: [(id: String, topics: [String])], partitions: (String) -> Int)
+        -> [String: [TopicPartition]]
+    {
+        var result: [String: [TopicPartition]] = [:]
+        let allTopics = Set(members.flatMap(\.topics)).sorted()
+        for topic in allTopics {
+            let subscribers = members.filter { $0.topics.contains(topic) }.map(\.id).sorted()
+            let count = partitions(topic)
+            guard !subscribers.isEmpty, count > 0 else { continue }
+            let share = count / subscribers.count
+            let extra = count % subscribers.count
+            var next = 0
+            for (index, member) in subscribers.enumerated() {
+                let take = share + (index < extra ? 1 : 0)
+                for partition in next..<(next + take) { result[member, default: []].append(TopicPartition(topic, partition)) }
+                next += take
+            }
+        }
+        return result
+    }
+}

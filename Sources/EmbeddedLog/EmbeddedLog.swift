@@ -1,0 +1,444 @@
+import EventLog
+import Foundation
+import GRDB
+import Synchronization
+
+/// Settings of an ``EmbeddedLog``.
+public struct EmbeddedLogConfiguration: Sendable {
+    /// The clock that stamps records without a timestamp and ages them for retention.
+    /// Default: the system clock.
+    public var now: @Sendable () -> Date
+    /// A group member that has not polled for this long is considered gone and its partitions
+    /// move to the other members. Default: 10 seconds.
+    public var sessionTimeout: Duration
+    /// How often a polling consumer looks for new records written by other processes.
+    /// Default: 20 milliseconds.
+    public var pollInterval: Duration
+    /// How often an appending process runs retention and compaction. `nil` never does (run
+    /// ``EmbeddedLog/runMaintenance()`` yourself). Default: 60 seconds.
+    public var maintenanceInterval: Duration?
+    /// The largest record value accepted, in bytes. Default: 1 MiB (Kafka's `message.max.bytes`).
+    public var maxRecordBytes: Int
+
+    public init(
+        now: @escaping @Sendable () -> Date = { Date() }, sessionTimeout: Duration = .seconds(10),
+        pollInterval: Duration = .milliseconds(20), maintenanceInterval: Duration? = .seconds(60),
+        maxRecordBytes: Int = 1_048_576
+    ) {
+        self.now = now
+        self.sessionTimeout = sessionTimeout
+        self.pollInterval = pollInterval
+        self.maintenanceInterval = maintenanceInterval
+        self.maxRecordBytes = maxRecordBytes
+    }
+}
+
+/// The embedded backend: the whole log in one SQLite file, with Kafka's semantics.
+///
+/// Zero set-up: `EmbeddedLog(path: "var/onewindow.sqlite")` creates the file. Several processes can
+/// append to and consume from the same file at once; SQLite's write lock orders the appends, so no
+/// record is lost or repeated. Compaction and time retention run in ``runMaintenance()``, which
+/// appending processes call every ``EmbeddedLogConfiguration/maintenanceInterval``.
+public final class EmbeddedLog: EventLog {
+    let database: LogDatabase
+    let configuration: EmbeddedLogConfiguration
+    /// Per-process state: the topic cache, the round-robin counter for keyless records, and when
+    /// maintenance last ran.
+    private let state = Mutex(State())
+
+    private struct State {
+        var topics: [String: TopicRow] = [:]
+        var roundRobin = 0
+        var lastMaintenance: Date?
+        var closed = false
+    }
+
+    /// Opens (creating if needed) the log at `path`.
+    /// - Throws: ``LogError`` `.storage` when the file cannot be opened or is not a log.
+    public init(path: String, configuration: EmbeddedLogConfiguration = EmbeddedLogConfiguration()) throws {
+        self.database = try LogDatabase(path: path)
+        self.configuration = configuration
+        state.withLock { $0.lastMaintenance = configuration.now() }
+    }
+
+    var writer: DatabasePool { database.writer }
+
+    // MARK: Topics
+
+    @discardableResult
+    public func createTopics(_ specs: [TopicSpec]) async throws -> [String] {
+        for spec in specs {
+            try TopicName.validate(spec.name)
+            guard spec.partitions > 0 else {
+                throw LogError(.invalidTopic, "a topic needs at least one partition", subject: spec.name)
+            }
+        }
+        let now = configuration.now().milliseconds
+        do {
+            return try await writer.write { db in
+                var created: [String] = []
+                for spec in specs {
+                    let exists = try Bool.fetchOne(
+                        db, sql: "SELECT EXISTS (SELECT 1 FROM topic WHERE name = ?)", arguments: [spec.name])
+                    if exists == true { continue }
+                    let cleanup: String
+                    if case .compact = spec.cleanup { cleanup = "compact" } else { cleanup = "delete" }
+                    try db.execute(
+                        sql: "INSERT INTO topic (name, partitions, cleanup, retention_ms, created_ms) VALUES (?,?,?,?,?)",
+                        arguments: [spec.name, spec.partitions, cleanup, spec.retentionMilliseconds, now])
+                    let id = db.lastInsertedRowID
+                    for partition in 0..<spec.partitions {
+                        try db.execute(
+                            sql: "INSERT INTO partition (topic_id, partition) VALUES (?, ?)",
+                            arguments: [id, partition])
+                    }
+                    created.append(spec.name)
+                }
+                return created
+            }
+        } catch {
+            throw storageError(error, while: "creating topics")
+        }
+    }
+
+    public func describeTopics(_ names: [String]) async throws -> [TopicDescription] {
+        do {
+            return try await writer.read { db in
+                var result: [TopicDescription] = []
+                for name in names {
+                    guard let row = try Row.fetchOne(db, sql: "SELECT * FROM topic WHERE name = ?", arguments: [name])
+                    else { continue }
+                    let topic = TopicRow(row: row)
+                    let marks = try Row.fetchAll(
+                        db,
+                        sql: "SELECT start_offset, next_offset FROM partition WHERE topic_id = ? ORDER BY partition",
+                        arguments: [topic.id]
+                    ).map { Watermarks(low: $0["start_offset"], high: $0["next_offset"]) }
+                    result.append(TopicDescription(spec: topic.spec, partitions: marks))
+                }
+                return result
+            }
+        } catch {
+            throw storageError(error, while: "describing topics")
+        }
+    }
+
+    public func listTopics() async throws -> [String] {
+        do {
+            return try await writer.read { db in try String.fetchAll(db, sql: "SELECT name FROM topic ORDER BY name") }
+        } catch {
+            throw storageError(error, while: "listing topics")
+        }
+    }
+
+    /// The topic's row, from the per-process cache or the database.
+    func topic(_ name: String, _ db: Database) throws -> TopicRow {
+        if let cached = state.withLock({ $0.topics[name] }) { return cached }
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM topic WHERE name = ?", arguments: [name]) else {
+            throw LogError.unknownTopic(name)
+        }
+        let topic = TopicRow(row: row)
+        state.withLock { $0.topics[name] = topic }
+        return topic
+    }
+
+    func topic(_ name: String) async throws -> TopicRow {
+        if let cached = state.withLock({ $0.topics[name] }) { return cached }
+        return try await writer.read { db in try self.topic(name, db) }
+    }
+
+    // MARK: Appending
+
+    public func append(_ records: [OutgoingRecord]) async throws -> [RecordPosition] {
+        if records.isEmpty { return [] }
+        for record in records where record.value.count > configuration.maxRecordBytes {
+            throw LogError(
+                .recordTooLarge,
+                "a record of \(record.value.count) bytes is larger than the limit of \(configuration.maxRecordBytes)",
+                remedy: "split the payload, or raise maxRecordBytes", subject: record.topic)
+        }
+        let now = configuration.now().milliseconds
+        let positions: [RecordPosition]
+        do {
+            positions = try await writer.write { db in try self.append(records, now: now, db) }
+        } catch {
+            throw storageError(error, while: "appending \(records.count) record(s)", subject: records.first?.topic)
+        }
+        try await maintainIfDue()
+        return positions
+    }
+
+    /// Appends inside the caller's write transaction: the offsets of each partition are reserved
+    /// with one `UPDATE … RETURNING`, then the rows are inserted with one cached statement.
+    private func append(_ records: [OutgoingRecord], now: Int64, _ db: Database) throws -> [RecordPosition] {
+        // Choose partitions and count records per partition.
+        var topics: [String: TopicRow] = [:]
+        var partitionOf: [Int] = []
+        partitionOf.reserveCapacity(records.count)
+        var counts: [TopicPartitionKey: Int64] = [:]
+        for record in records {
+            let topic: TopicRow
+            if let known = topics[record.topic] {
+                topic = known
+            } else {
+                topic = try self.topic(record.topic, db)
+                topics[record.topic] = topic
+            }
+            let partition: Int
+            if let explicit = record.partition {
+                guard explicit >= 0, explicit < topic.partitions else {
+                    throw LogError(
+                        .invalidPartition, "partition \(explicit) does not exist (the topic has \(topic.partitions))",
+                        subject: topic.name)
+                }
+                partition = explicit
+            } else if let key = record.key {
+                partition = Partitioner.partition(forKey: key, partitions: topic.partitions)
+            } else {
+                partition = state.withLock { state in
+                    state.roundRobin &+= 1
+                    return state.roundRobin % topic.partitions
+                }
+            }
+            partitionOf.append(partition)
+            counts[TopicPartitionKey(topicId: topic.id, partition: partition), default: 0] += 1
+        }
+        // Reserve offsets.
+        var nextOffset: [TopicPartitionKey: Int64] = [:]
+        let reserve = try db.cachedStatement(
+            sql: "UPDATE partition SET next_offset = next_offset + ? WHERE topic_id = ? AND partition = ? RETURNING next_offset")
+        for (key, count) in counts {
+            guard let end = try Int64.fetchOne(reserve, arguments: [count, key.topicId, key.partition]) else {
+                throw LogError(.storage, "partition \(key.partition) has no row", subject: "\(key.topicId)")
+            }
+            nextOffset[key] = end - count
+        }
+        // Insert.
+        let insert = try db.cachedStatement(
+            sql: """
+                INSERT INTO record (topic_id, partition, offset, timestamp_ms, key, value, headers)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
+        var positions: [RecordPosition] = []
+        positions.reserveCapacity(records.count)
+        for (index, record) in records.enumerated() {
+            let topic = topics[record.topic]!
+            let key = TopicPartitionKey(topicId: topic.id, partition: partitionOf[index])
+            let offset = nextOffset[key]!
+            nextOffset[key] = offset + 1
+            insert.setUncheckedArguments([
+                topic.id, key.partition, offset, record.timestamp?.milliseconds ?? now, record.key, record.value,
+                HeaderCodec.encode(record.headers),
+            ])
+            try insert.execute()
+            positions.append(RecordPosition(topic: topic.name, partition: key.partition, offset: offset))
+        }
+        return positions
+    }
+
+    // MARK: Reading
+
+    public func read(_ partition: TopicPartition, from offset: Int64, maxRecords: Int) async throws -> [LogRecord] {
+        let topic = try await topic(partition.topic)
+        try checkPartition(partition, of: topic)
+        do {
+            return try await writer.read { db in
+                try RecordReader.read(db, topic: topic, partition: partition.partition, from: offset, limit: maxRecords)
+            }
+        } catch {
+            throw storageError(error, while: "reading", subject: partition.description)
+        }
+    }
+
+    public func watermarks(_ partition: TopicPartition) async throws -> Watermarks {
+        let topic = try await topic(partition.topic)
+        try checkPartition(partition, of: topic)
+        return try await writer.read { db in try Self.watermarks(db, topicId: topic.id, partition: partition.partition) }
+    }
+
+    static func watermarks(_ db: Database, topicId: Int64, partition: Int) throws -> Watermarks {
+        let row = try Row.fetchOne(
+            db, sql: "SELECT start_offset, next_offset FROM partition WHERE topic_id = ? AND partition = ?",
+            arguments: [topicId, partition])
+        return Watermarks(low: row?["start_offset"] ?? 0, high: row?["next_offset"] ?? 0)
+    }
+
+    public func offset(_ partition: TopicPartition, atOrAfter time: Date) async throws -> Int64 {
+        let topic = try await topic(partition.topic)
+        try checkPartition(partition, of: topic)
+        return try await writer.read { db in
+            try Self.offset(db, topicId: topic.id, partition: partition.partition, atOrAfter: time.milliseconds)
+        }
+    }
+
+    /// The first offset whose timestamp is at or after `milliseconds`, else the high-water mark.
+    static func offset(_ db: Database, topicId: Int64, partition: Int, atOrAfter milliseconds: Int64) throws -> Int64 {
+        let found = try Int64.fetchOne(
+            db,
+            sql: """
+                SELECT offset FROM record WHERE topic_id = ? AND partition = ? AND timestamp_ms >= ?
+                ORDER BY offset LIMIT 1
+                """, arguments: [topicId, partition, milliseconds])
+        if let found { return found }
+        return try watermarks(db, topicId: topicId, partition: partition).high
+    }
+
+    func checkPartition(_ partition: TopicPartition, of topic: TopicRow) throws {
+        guard partition.partition >= 0, partition.partition < topic.partitions else {
+            throw LogError(
+                .invalidPartition, "partition \(partition.partition) does not exist (the topic has \(topic.partitions))",
+                subject: topic.name)
+        }
+    }
+
+    // MARK: Consumer groups
+
+    public func makeConsumer(_ configuration: ConsumerConfiguration) async throws -> any LogConsumer {
+        try await EmbeddedConsumer(log: self, configuration: configuration)
+    }
+
+    public func committedOffsets(group: String, topics: [String]) async throws -> [TopicPartition: Int64] {
+        var rows: [String: TopicRow] = [:]
+        for name in topics { rows[name] = try await topic(name) }
+        let resolved = rows
+        return try await writer.read { db in
+            var result: [TopicPartition: Int64] = [:]
+            for (name, topic) in resolved {
+                let offsets = try Row.fetchAll(
+                    db, sql: "SELECT partition, offset FROM group_offset WHERE group_id = ? AND topic_id = ?",
+                    arguments: [group, topic.id])
+                for row in offsets { result[TopicPartition(name, row["partition"])] = row["offset"] }
+            }
+            return result
+        }
+    }
+
+    @discardableResult
+    public func seekGroup(_ group: String, topics: [String], to position: SeekPosition) async throws
+        -> [TopicPartition: Int64]
+    {
+        var rows: [TopicRow] = []
+        for name in topics { rows.append(try await topic(name)) }
+        let resolved = rows
+        let now = configuration.now().milliseconds
+        let liveSince = now - configuration.sessionTimeout.milliseconds
+        do {
+            return try await writer.write { db in
+                let live = try Int.fetchOne(
+                    db, sql: "SELECT COUNT(*) FROM group_member WHERE group_id = ? AND heartbeat_ms >= ?",
+                    arguments: [group, liveSince]) ?? 0
+                if live > 0 {
+                    throw LogError(
+                        .groupBusy, "the group has \(live) active member(s)",
+                        remedy: "stop the group's consumers before moving its offsets", subject: group)
+                }
+                var result: [TopicPartition: Int64] = [:]
+                for topic in resolved {
+                    for partition in 0..<topic.partitions {
+                        let target = try Self.resolve(position, db, topicId: topic.id, partition: partition)
+                        try db.execute(
+                            sql: """
+                                INSERT INTO group_offset (group_id, topic_id, partition, offset, committed_ms)
+                                VALUES (?, ?, ?, ?, ?)
+                                ON CONFLICT (group_id, topic_id, partition)
+                                DO UPDATE SET offset = excluded.offset, committed_ms = excluded.committed_ms
+                                """, arguments: [group, topic.id, partition, target, now])
+                        result[TopicPartition(topic.name, partition)] = target
+                    }
+                }
+                return result
+            }
+        } catch {
+            throw storageError(error, while: "moving the offsets of group \(group)", subject: group)
+        }
+    }
+
+    /// The offset a seek position means on one partition, clamped to the watermarks.
+    static func resolve(_ position: SeekPosition, _ db: Database, topicId: Int64, partition: Int) throws -> Int64 {
+        let marks = try watermarks(db, topicId: topicId, partition: partition)
+        switch position {
+        case .earliest: return marks.low
+        case .latest: return marks.high
+        case .offset(let offset): return min(max(offset, marks.low), marks.high)
+        case .time(let time):
+            return try offset(db, topicId: topicId, partition: partition, atOrAfter: time.milliseconds)
+        }
+    }
+
+    public func listGroups() async throws -> [String] {
+        try await writer.read { db in
+            try String.fetchAll(
+                db,
+                sql: "SELECT group_id FROM group_offset UNION SELECT group_id FROM group_member ORDER BY group_id")
+        }
+    }
+
+    public func lag(group: String, topics: [String]) async throws -> [PartitionLag] {
+        let committed = try await committedOffsets(group: group, topics: topics)
+        var result: [PartitionLag] = []
+        for description in try await describeTopics(topics) {
+            for (partition, marks) in description.partitions.enumerated() {
+                let tp = TopicPartition(description.name, partition)
+                result.append(PartitionLag(partition: tp, committed: committed[tp], watermarks: marks))
+            }
+        }
+        return result
+    }
+
+    public func close() async {
+        state.withLock { $0.closed = true }
+        // Checkpoint the WAL now so the file is compact; the pool closes its connections when freed.
+        _ = try? await writer.write { db in try db.checkpoint(.passive) }
+    }
+
+    // MARK: Maintenance
+
+    private func maintainIfDue() async throws {
+        guard let interval = configuration.maintenanceInterval else { return }
+        let now = configuration.now()
+        let due = state.withLock { state -> Bool in
+            guard let last = state.lastMaintenance else { return true }
+            if now.timeIntervalSince(last) >= interval.seconds {
+                state.lastMaintenance = now
+                return true
+            }
+            return false
+        }
+        if due { _ = try await runMaintenance() }
+    }
+}
+
+/// A partition identified by its topic's row id.
+struct TopicPartitionKey: Hashable {
+    let topicId: Int64
+    let partition: Int
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}
+
+/// Reads records of one partition.
+enum RecordReader {
+    static func read(_ db: Database, topic: TopicRow, partition: Int, from offset: Int64, limit: Int) throws
+        -> [LogRecord]
+    {
+        let statement = try db.cachedStatement(
+            sql: """
+                SELECT offset, timestamp_ms, key, value, headers FROM record
+                WHERE topic_id = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?
+                """)
+        statement.setUncheckedArguments([topic.id, partition, offset, limit])
+        var records: [LogRecord] = []
+        records.reserveCapacity(min(limit, 4096))
+        let rows = try Row.fetchCursor(statement)
+        while let row = try rows.next() {
+            records.append(
+                LogRecord(
+                    topic: topic.name, partition: partition, offset: row[0], timestamp: Date(milliseconds: row[1]),
+                    key: row[2], value: row[3] ?? Data(), headers: try HeaderCodec.decode(row[4])))
+        }
+        return records
+    }
+}

@@ -1,0 +1,149 @@
+import EventLog
+import Foundation
+import GRDB
+
+/// The SQLite file behind an ``EmbeddedLog``: one `DatabasePool` in WAL mode and its migrations.
+///
+/// Tables:
+/// - `topic`: name, partition count, cleanup policy (`delete` + `retention_ms`, or `compact`);
+/// - `partition`: per partition, `next_offset` (the high-water mark) and `start_offset` (the low one);
+/// - `record`: `(topic_id, partition, offset)` → timestamp, key, value, headers — a `WITHOUT ROWID`
+///   table clustered by position, so a partition is read in offset order straight off the B-tree;
+/// - `group_offset`: a consumer group's committed next-offset per partition;
+/// - `group_state`: each group's generation, bumped whenever its membership changes;
+/// - `group_member`: the live members of each group, their subscribed topics, last heartbeat, and
+///   the generation whose assignment they have taken up (the rebalance barrier).
+///
+/// Several processes may open the same file: every write is an `IMMEDIATE` transaction (the
+/// offset counter is read and bumped under SQLite's write lock), readers see committed data only.
+struct LogDatabase: Sendable {
+    let writer: DatabasePool
+
+    init(path: String) throws {
+        var configuration = Configuration()
+        // Another process may hold the write lock for a batch: wait for it instead of failing.
+        configuration.busyMode = .timeout(30)
+        // GRDB opens write transactions as IMMEDIATE: the write lock is taken when the transaction
+        // starts, so two processes never both read a partition's next offset and then fight over
+        // upgrading to a writer.
+        configuration.prepareDatabase { db in
+            // WAL + NORMAL: a committed append survives a process crash (SIGKILL); after a power
+            // loss the last transactions may be lost, as with Kafka's default of not fsyncing.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        do {
+            writer = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(writer)
+        } catch let error as DatabaseError {
+            throw LogError(
+                .storage, "cannot open the embedded log: \(error.message ?? error.description)",
+                remedy: "check that the path is writable and is a OneWindow log file", subject: path,
+                backendName: "SQLITE_\(error.resultCode)")
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE topic (
+                        id INTEGER PRIMARY KEY,
+                        name TEXT NOT NULL UNIQUE,
+                        partitions INTEGER NOT NULL CHECK (partitions > 0),
+                        cleanup TEXT NOT NULL CHECK (cleanup IN ('delete', 'compact')),
+                        retention_ms INTEGER,
+                        created_ms INTEGER NOT NULL
+                    );
+                    CREATE TABLE partition (
+                        topic_id INTEGER NOT NULL REFERENCES topic(id),
+                        partition INTEGER NOT NULL,
+                        next_offset INTEGER NOT NULL DEFAULT 0,
+                        start_offset INTEGER NOT NULL DEFAULT 0,
+                        PRIMARY KEY (topic_id, partition)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE record (
+                        topic_id INTEGER NOT NULL,
+                        partition INTEGER NOT NULL,
+                        offset INTEGER NOT NULL,
+                        timestamp_ms INTEGER NOT NULL,
+                        key BLOB,
+                        value BLOB,
+                        headers BLOB NOT NULL,
+                        PRIMARY KEY (topic_id, partition, offset)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE group_offset (
+                        group_id TEXT NOT NULL,
+                        topic_id INTEGER NOT NULL,
+                        partition INTEGER NOT NULL,
+                        offset INTEGER NOT NULL,
+                        committed_ms INTEGER NOT NULL,
+                        PRIMARY KEY (group_id, topic_id, partition)
+                    ) WITHOUT ROWID;
+                    CREATE TABLE group_state (
+                        group_id TEXT PRIMARY KEY,
+                        generation INTEGER NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE group_member (
+                        group_id TEXT NOT NULL,
+                        member_id TEXT NOT NULL,
+                        topics TEXT NOT NULL,
+                        heartbeat_ms INTEGER NOT NULL,
+                        acked_generation INTEGER NOT NULL DEFAULT -1,
+                        PRIMARY KEY (group_id, member_id)
+                    ) WITHOUT ROWID;
+                    """)
+        }
+        return migrator
+    }
+}
+
+/// A topic row, cached per process (topics are never altered, only created).
+struct TopicRow: Sendable, Hashable {
+    let id: Int64
+    let name: String
+    let partitions: Int
+    let cleanup: String
+    let retentionMs: Int64?
+
+    init(row: Row) {
+        id = row["id"]
+        name = row["name"]
+        partitions = row["partitions"]
+        cleanup = row["cleanup"]
+        retentionMs = row["retention_ms"]
+    }
+
+    var spec: TopicSpec {
+        let policy: CleanupPolicy =
+            cleanup == "compact" ? .compact : .delete(retention: retentionMs.map { .milliseconds($0) })
+        return TopicSpec(name: name, partitions: partitions, cleanup: policy)
+    }
+}
+
+extension Date {
+    var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    init(milliseconds: Int64) { self.init(timeIntervalSince1970: Double(milliseconds) / 1000) }
+}
+
+/// Turns GRDB errors into ``LogError``s that say what to do.
+func storageError(_ error: any Error, while action: String, subject: String? = nil) -> any Error {
+    if error is LogError { return error }
+    if let error = error as? DatabaseError {
+        let remedy: String
+        switch error.resultCode {
+        case .SQLITE_FULL: remedy = "the disk is full: free space, then retry"
+        case .SQLITE_BUSY, .SQLITE_LOCKED: remedy = "another process holds the log locked for too long; retry"
+        case .SQLITE_READONLY: remedy = "the log file is read-only: check its permissions"
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB: remedy = "the log file is damaged: restore it from a backup"
+        default: remedy = "see the SQLite message"
+        }
+        return LogError(
+            .storage, "\(action) failed: \(error.message ?? "\(error)")", remedy: remedy, subject: subject,
+            backendName: "\(error.resultCode)",
+            isRetriable: [.SQLITE_BUSY, .SQLITE_LOCKED, .SQLITE_FULL].contains(error.resultCode))
+    }
+    return error
+}

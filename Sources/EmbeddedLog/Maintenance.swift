@@ -1,0 +1,76 @@
+import EventLog
+import Foundation
+import GRDB
+
+/// What one maintenance pass removed.
+public struct MaintenanceReport: Sendable, Hashable {
+    /// Records deleted because they were older than their topic's retention.
+    public var expired: Int
+    /// Records deleted by compaction because a later record has the same key.
+    public var compacted: Int
+}
+
+extension EmbeddedLog {
+    /// Applies time retention and compaction to every topic, as a Kafka broker's log cleaner does.
+    ///
+    /// - Retention (`cleanup: delete`): records are removed from the start of each partition up to the
+    ///   first record younger than the retention, and the log start offset moves past them, so
+    ///   offsets stay contiguous from the start offset on.
+    /// - Compaction (`cleanup: compact`): in each partition only the latest record of each key stays;
+    ///   offsets keep their gaps, as on Kafka.
+    /// Appending processes call it every ``EmbeddedLogConfiguration/maintenanceInterval``.
+    @discardableResult
+    public func runMaintenance() async throws -> MaintenanceReport {
+        let now = configuration.now().milliseconds
+        do {
+            return try await writer.write { db in
+                var report = MaintenanceReport(expired: 0, compacted: 0)
+                let topics = try Row.fetchAll(db, sql: "SELECT * FROM topic").map(TopicRow.init(row:))
+                for topic in topics {
+                    for partition in 0..<topic.partitions {
+                        if topic.cleanup == "compact" {
+                            report.compacted += try Self.compact(db, topicId: topic.id, partition: partition)
+                        } else if let retention = topic.retentionMs {
+                            report.expired += try Self.expire(
+                                db, topicId: topic.id, partition: partition, before: now - retention)
+                        }
+                    }
+                }
+                return report
+            }
+        } catch {
+            throw storageError(error, while: "log maintenance")
+        }
+    }
+
+    private static func expire(_ db: Database, topicId: Int64, partition: Int, before cutoff: Int64) throws -> Int {
+        let keepFrom = try offset(db, topicId: topicId, partition: partition, atOrAfter: cutoff)
+        try db.execute(
+            sql: "DELETE FROM record WHERE topic_id = ? AND partition = ? AND offset < ?",
+            arguments: [topicId, partition, keepFrom])
+        let removed = db.changesCount
+        try db.execute(
+            sql: "UPDATE partition SET start_offset = max(start_offset, ?) WHERE topic_id = ? AND partition = ?",
+            arguments: [keepFrom, topicId, partition])
+        return removed
+    }
+
+    private static func compact(_ db: Database, topicId: Int64, partition: Int) throws -> Int {
+        // The latest offset of each key, then every keyed record that is not it goes.
+        var latest: [Data: Int64] = [:]
+        let rows = try Row.fetchCursor(
+            db, sql: "SELECT offset, key FROM record WHERE topic_id = ? AND partition = ? AND key IS NOT NULL",
+            arguments: [topicId, partition])
+        var superseded: [Int64] = []
+        while let row = try rows.next() {
+            let key: Data = row[1]
+            let offset: Int64 = row[0]
+            if let previous = latest[key] { superseded.append(min(previous, offset)) }
+            latest[key] = max(latest[key] ?? offset, offset)
+        }
+        let delete = try db.cachedStatement(
+            sql: "DELETE FROM record WHERE topic_id = ? AND partition = ? AND offset = ?")
+        for offset in superseded { try delete.execute(arguments: [topicId, partition, offset]) }
+        return superseded.count
+    }
+}

@@ -1,0 +1,225 @@
+import Foundation
+
+/// An append-only, partitioned log with consumer groups: the bus every OneWindow process talks to.
+///
+/// Two backends implement it with the same semantics, proven by one conformance suite:
+/// `EmbeddedLog` (one SQLite file, the default) and `KafkaLog` (librdkafka).
+///
+/// Semantics, as in Kafka:
+/// - a record's partition is chosen from its key with ``Partitioner/murmur2`` (Kafka's default
+///   partitioner) unless the record names one; records of one partition keep their append order;
+/// - offsets within a partition only grow; the high-water mark is the next offset to be given;
+/// - a consumer group's committed offset of a partition is the offset of the *next* record to
+///   read (last processed offset + 1);
+/// - a group without a committed offset starts at ``ConsumerConfiguration/autoOffsetReset``.
+///
+/// ## Topics
+/// - ``createTopics(_:)``, ``describeTopics(_:)``, ``listTopics()``
+/// ## Writing and reading
+/// - ``append(_:)``, ``read(_:from:maxRecords:)``, ``watermarks(_:)``, ``offset(_:atOrAfter:)``
+/// ## Consumer groups
+/// - ``makeConsumer(_:)``, ``committedOffsets(group:topics:)``, ``seekGroup(_:topics:to:)``,
+///   ``listGroups()``, ``lag(group:topics:)``
+public protocol EventLog: Sendable {
+    /// Creates the topics that do not exist yet; topics that exist are left as they are.
+    ///
+    /// - Returns: the names of the topics that were created.
+    /// - Throws: ``LogError`` with code `.invalidTopic` for an invalid name or partition count, or a
+    ///   backend error.
+    @discardableResult
+    func createTopics(_ specs: [TopicSpec]) async throws -> [String]
+
+    /// Describes the named topics (partitions, cleanup, watermarks). Unknown names are left out.
+    func describeTopics(_ names: [String]) async throws -> [TopicDescription]
+
+    /// The names of every topic in the log, sorted.
+    func listTopics() async throws -> [String]
+
+    /// Appends records, in order, and returns where each landed, in the same order.
+    ///
+    /// The call returns only when every record is durably stored (embedded: committed to SQLite;
+    /// Kafka: acknowledged by all in-sync replicas). Either every record is appended or the call
+    /// throws; on Kafka a throw can follow a partial append, which idempotent consumers absorb.
+    /// - Throws: ``LogError`` `.unknownTopic` when a topic does not exist, `.invalidPartition`
+    ///   for a partition out of range, `.recordTooLarge`, or a backend error.
+    func append(_ records: [OutgoingRecord]) async throws -> [RecordPosition]
+
+    /// Reads up to `maxRecords` records of one partition from `offset` on (no group involved).
+    func read(_ partition: TopicPartition, from offset: Int64, maxRecords: Int) async throws -> [LogRecord]
+
+    /// The low and high watermarks of one partition.
+    func watermarks(_ partition: TopicPartition) async throws -> Watermarks
+
+    /// The first offset whose record's timestamp is at or after `time`, or the high-water mark
+    /// when there is none (Kafka's `offsetsForTimes`).
+    func offset(_ partition: TopicPartition, atOrAfter time: Date) async throws -> Int64
+
+    /// Joins a consumer group (or reads without one) and returns the consumer.
+    func makeConsumer(_ configuration: ConsumerConfiguration) async throws -> any LogConsumer
+
+    /// The offsets a group has committed on the given topics' partitions (partitions without a
+    /// commit are left out).
+    func committedOffsets(group: String, topics: [String]) async throws -> [TopicPartition: Int64]
+
+    /// Moves a group's committed offsets on the given topics, for replay or skipping.
+    ///
+    /// The group should have no active member while it is moved (Kafka refuses otherwise).
+    /// - Returns: the new committed offset of every partition.
+    @discardableResult
+    func seekGroup(_ group: String, topics: [String], to position: SeekPosition) async throws
+        -> [TopicPartition: Int64]
+
+    /// The consumer groups that have committed offsets, sorted.
+    func listGroups() async throws -> [String]
+
+    /// How far a group is behind on each partition of the topics: high-water mark minus committed
+    /// offset (minus the log start offset when nothing is committed).
+    func lag(group: String, topics: [String]) async throws -> [PartitionLag]
+
+    /// Releases the log's resources. The log must not be used afterwards.
+    func close() async
+}
+
+/// Where a group or consumer starts reading.
+public enum SeekPosition: Sendable, Hashable {
+    /// The first record still in the log.
+    case earliest
+    /// After the last record: only what is appended from now on.
+    case latest
+    /// An absolute offset, applied to every partition.
+    case offset(Int64)
+    /// The first record at or after this time.
+    case time(Date)
+}
+
+/// How far a group is behind on one partition.
+public struct PartitionLag: Sendable, Hashable {
+    public var partition: TopicPartition
+    /// The committed offset, `nil` when the group has not committed on this partition.
+    public var committed: Int64?
+    public var watermarks: Watermarks
+
+    public init(partition: TopicPartition, committed: Int64?, watermarks: Watermarks) {
+        self.partition = partition
+        self.committed = committed
+        self.watermarks = watermarks
+    }
+
+    /// The number of records not yet processed by the group.
+    public var lag: Int64 { max(0, watermarks.high - max(committed ?? watermarks.low, watermarks.low)) }
+}
+
+/// What a consumer reads and on whose behalf.
+public struct ConsumerConfiguration: Sendable {
+    /// What to subscribe to.
+    public enum Subscription: Sendable, Hashable {
+        /// These topics.
+        case topics([String])
+        /// Every topic whose whole name matches this regular expression (evaluated when the
+        /// consumer is made and at each rebalance).
+        case pattern(String)
+    }
+
+    /// The topics or pattern.
+    public var subscription: Subscription
+    /// The consumer group; its committed offsets survive restarts. `nil` reads without a group
+    /// (nothing is committed and ``autoOffsetReset`` decides the start).
+    public var group: String?
+    /// Where to start on a partition the group has no committed offset for.
+    /// Default: `.earliest`.
+    public var autoOffsetReset: SeekPosition
+    /// Called with the partitions a consumer is about to lose, before they go, from inside
+    /// ``LogConsumer/poll(maxRecords:timeout:)``: commit what was processed there.
+    /// Default: `nil`.
+    public var onPartitionsRevoked: (@Sendable ([TopicPartition]) -> Void)?
+    /// Called with the partitions just assigned. Default: `nil`.
+    public var onPartitionsAssigned: (@Sendable ([TopicPartition]) -> Void)?
+
+    public init(
+        subscription: Subscription, group: String?, autoOffsetReset: SeekPosition = .earliest,
+        onPartitionsRevoked: (@Sendable ([TopicPartition]) -> Void)? = nil,
+        onPartitionsAssigned: (@Sendable ([TopicPartition]) -> Void)? = nil
+    ) {
+        self.subscription = subscription
+        self.group = group
+        self.autoOffsetReset = autoOffsetReset
+        self.onPartitionsRevoked = onPartitionsRevoked
+        self.onPartitionsAssigned = onPartitionsAssigned
+    }
+
+    /// Convenience: a group consumer of these topics.
+    public static func group(_ group: String, topics: [String], from reset: SeekPosition = .earliest)
+        -> ConsumerConfiguration
+    {
+        ConsumerConfiguration(subscription: .topics(topics), group: group, autoOffsetReset: reset)
+    }
+}
+
+/// A member of a consumer group (or a group-less reader).
+///
+/// Records come in partition order. Offsets are committed only when the caller says so, after
+/// processing: a consumer that stops without committing has its records delivered again.
+public protocol LogConsumer: AnyObject, Sendable {
+    /// Waits up to `timeout` for records and returns at most `maxRecords` (possibly none).
+    func poll(maxRecords: Int, timeout: Duration) async throws -> [LogRecord]
+
+    /// Commits, for the group, that every given record and all before it in its partition are
+    /// processed (the committed offset becomes `offset + 1` of the last record per partition).
+    func commit(_ records: [LogRecord]) async throws
+
+    /// Commits explicit next-offsets per partition.
+    func commit(offsets: [TopicPartition: Int64]) async throws
+
+    /// The partitions this consumer currently reads.
+    func assignment() async throws -> [TopicPartition]
+
+    /// Leaves the group (letting its partitions move to other members) and frees resources.
+    func close() async
+}
+
+extension LogConsumer {
+    public func commit(_ records: [LogRecord]) async throws {
+        var next: [TopicPartition: Int64] = [:]
+        for record in records {
+            let tp = TopicPartition(record.topic, record.partition)
+            next[tp] = max(next[tp] ?? 0, record.offset + 1)
+        }
+        if !next.isEmpty { try await commit(offsets: next) }
+    }
+
+    /// The records as an asynchronous sequence that polls until the task is cancelled.
+    /// The caller still commits.
+    public func records(batchSize: Int = 500, pollTimeout: Duration = .milliseconds(500)) -> LogRecords {
+        LogRecords(consumer: self, batchSize: batchSize, pollTimeout: pollTimeout)
+    }
+}
+
+/// An endless sequence of a consumer's records; ends when the task is cancelled.
+public struct LogRecords: AsyncSequence, Sendable {
+    public typealias Element = LogRecord
+    let consumer: any LogConsumer
+    let batchSize: Int
+    let pollTimeout: Duration
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let consumer: any LogConsumer
+        let batchSize: Int
+        let pollTimeout: Duration
+        var buffer: [LogRecord] = []
+        var index = 0
+
+        public mutating func next() async throws -> LogRecord? {
+            while index >= buffer.count {
+                if Task.isCancelled { return nil }
+                buffer = try await consumer.poll(maxRecords: batchSize, timeout: pollTimeout)
+                index = 0
+            }
+            defer { index += 1 }
+            return buffer[index]
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(consumer: consumer, batchSize: batchSize, pollTimeout: pollTimeout)
+    }
+}
