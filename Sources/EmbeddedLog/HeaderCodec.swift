@@ -7,12 +7,30 @@ enum HeaderCodec {
     static func encode(_ headers: [LogHeader]) -> Data {
         var size = 0
         for header in headers { size += 8 + header.name.utf8.count + header.value.count }
-        var data = Data(capacity: size)
-        for header in headers {
-            append(UInt32(header.name.utf8.count), to: &data)
-            data.append(contentsOf: header.name.utf8)
-            append(UInt32(header.value.count), to: &data)
-            data.append(header.value)
+        var data = Data(count: size)
+        data.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) in
+            var index = 0
+            func put(_ length: Int) {
+                buffer.storeBytes(of: UInt32(length).littleEndian, toByteOffset: index, as: UInt32.self)
+                index += 4
+            }
+            for header in headers {
+                var name = header.name
+                name.withUTF8 { utf8 in
+                    put(utf8.count)
+                    if utf8.count > 0 {
+                        buffer.baseAddress!.advanced(by: index).copyMemory(from: utf8.baseAddress!, byteCount: utf8.count)
+                    }
+                    index += utf8.count
+                }
+                put(header.value.count)
+                header.value.withUnsafeBytes { value in
+                    if value.count > 0 {
+                        buffer.baseAddress!.advanced(by: index).copyMemory(from: value.baseAddress!, byteCount: value.count)
+                    }
+                }
+                index += header.value.count
+            }
         }
         return data
     }
@@ -40,10 +58,6 @@ enum HeaderCodec {
             }
             return headers
         }
-    }
-
-    private static func append(_ value: UInt32, to data: inout Data) {
-        withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) }
     }
 
     private static func corrupt() -> LogError {

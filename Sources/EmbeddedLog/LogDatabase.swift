@@ -34,6 +34,17 @@ struct LogDatabase: Sendable {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         do {
+            if !FileManager.default.fileExists(atPath: path) {
+                // A new file gets 16 KiB pages (about 20 records of 700 bytes a page instead of 5).
+                // The page size is fixed when the file is first written and cannot change once the
+                // file is in WAL mode, so set it, then switch to WAL, before the pool opens it.
+                let creator = try DatabaseQueue(path: path)
+                try creator.writeWithoutTransaction { db in
+                    try db.execute(sql: "PRAGMA page_size = 16384")
+                    try db.execute(sql: "PRAGMA journal_mode = WAL")
+                }
+                try creator.close()
+            }
             writer = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(writer)
         } catch let error as DatabaseError {

@@ -1,0 +1,166 @@
+// `onewindow-bench`: throughput of the embedded log against raw GRDB inserts (and, when
+// ONEWINDOW_BENCH_KAFKA names a broker, of the Kafka backend against raw librdkafka).
+// Run through `make bench`, which builds in release mode and writes BENCHMARKS.md.
+import EmbeddedLog
+import EventLog
+import EventModel
+import Foundation
+import GRDB
+
+struct Measurement {
+    let name: String
+    let events: Int
+    let seconds: Double
+    var eventsPerSecond: Double { Double(events) / seconds }
+}
+
+/// ~500-byte CloudEvents records: a realistic body plus the `ce_*` headers.
+func makeRecords(topic: String, count: Int) -> [OutgoingRecord] {
+    (0..<count).map { index in
+        let id = String(format: "%06d", index % 1_000_000)
+        let body = """
+            {"applicationId":"RA-2025-\(id)","service":"restaurant-opening","department":"food-safety",\
+            "item":"food-business-licence","dueBy":"2025-03-14","applicant":{"name":"陈美玲",\
+            "residentId":"440604198803150027","mobile":"13802761234","creditCode":"91440604MA4X8K2Q1B"},\
+            "materials":[{"name":"营业执照","source":"shared-data"},{"name":"场所平面图","source":"submitted"}],\
+            "note":"Lot \(id), Chancheng district, Foshan"}
+            """
+        let event = Event(
+            id: "bench-\(index)", type: "approval.requested", source: "/onewindow/orchestrator",
+            subject: "RA-2025-\(id)", time: Date(timeIntervalSince1970: 1_735_689_600 + Double(index)),
+            data: Data(body.utf8))
+        return CloudEventsBinding.record(for: event, topic: topic)
+    }
+}
+
+func time(_ body: () async throws -> Void) async rethrows -> Double {
+    let clock = ContinuousClock()
+    let elapsed = try await clock.measure { try await body() }
+    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+}
+
+func benchEmbeddedAppend(directory: URL, batch: Int, total: Int) async throws -> Measurement {
+    let path = directory.appendingPathComponent("append-\(batch).sqlite").path
+    let log = try EmbeddedLog(path: path, configuration: EmbeddedLogConfiguration(maintenanceInterval: nil))
+    try await log.createTopics([TopicSpec(name: "bench.append", partitions: 6)])
+    let records = makeRecords(topic: "bench.append", count: total)
+    let seconds = try await time {
+        for start in stride(from: 0, to: total, by: batch) {
+            _ = try await log.append(Array(records[start..<min(start + batch, total)]))
+        }
+    }
+    await log.close()
+    return Measurement(name: "embedded append, batches of \(batch)", events: total, seconds: seconds)
+}
+
+/// The same rows into a bare table with the same columns and primary key, through GRDB directly:
+/// what SQLite itself can do on this machine, the yardstick for the log's own overhead.
+func benchRawInsert(directory: URL, batch: Int, total: Int) async throws -> Measurement {
+    let path = directory.appendingPathComponent("raw-\(batch).sqlite").path
+    var configuration = Configuration()
+    configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL")
+    }
+    // The same 16 KiB pages as the log's files.
+    let creator = try DatabaseQueue(path: path)
+    try await creator.writeWithoutTransaction { db in
+        try db.execute(sql: "PRAGMA page_size = 16384")
+        try db.execute(sql: "PRAGMA journal_mode = WAL")
+    }
+    try creator.close()
+    let pool = try DatabasePool(path: path, configuration: configuration)
+    try await pool.write { db in
+        try db.execute(
+            sql: """
+                CREATE TABLE raw (topic_id INTEGER, partition INTEGER, offset INTEGER, timestamp_ms INTEGER,
+                key BLOB, value BLOB, headers BLOB, PRIMARY KEY (topic_id, partition, offset)) WITHOUT ROWID
+                """)
+    }
+    let records = makeRecords(topic: "bench.raw", count: total)
+    // Headers pre-encoded the simplest way (names and values joined), so only the insert is timed.
+    let headerBlobs = records.map { record in
+        Data(record.headers.map { "\($0.name)=\($0.text ?? "")" }.joined(separator: "\n").utf8)
+    }
+    let seconds = try await time {
+        for start in stride(from: 0, to: total, by: batch) {
+            let end = min(start + batch, total)
+            try await pool.write { db in
+                let statement = try db.cachedStatement(sql: "INSERT INTO raw VALUES (?, ?, ?, ?, ?, ?, ?)")
+                for index in start..<end {
+                    let record = records[index]
+                    statement.setUncheckedArguments([
+                        1, index % 6, index, 1_735_689_600_000 + index, record.key, record.value, headerBlobs[index],
+                    ])
+                    try statement.execute()
+                }
+            }
+        }
+    }
+    try pool.close()
+    return Measurement(name: "raw GRDB insert, batches of \(batch)", events: total, seconds: seconds)
+}
+
+func benchEmbeddedConsume(directory: URL, total: Int) async throws -> Measurement {
+    let path = directory.appendingPathComponent("consume.sqlite").path
+    let log = try EmbeddedLog(path: path, configuration: EmbeddedLogConfiguration(maintenanceInterval: nil))
+    try await log.createTopics([TopicSpec(name: "bench.consume", partitions: 6)])
+    let records = makeRecords(topic: "bench.consume", count: total)
+    for start in stride(from: 0, to: total, by: 1000) {
+        _ = try await log.append(Array(records[start..<min(start + 1000, total)]))
+    }
+    let consumer = try await log.makeConsumer(.group("bench", topics: ["bench.consume"]))
+    var seen = 0
+    let seconds = try await time {
+        while seen < total {
+            let batch = try await consumer.poll(maxRecords: 1000, timeout: .seconds(1))
+            seen += batch.count
+            if let last = batch.last { try await consumer.commit([last]) }
+        }
+    }
+    await consumer.close()
+    await log.close()
+    return Measurement(name: "embedded consume (group, batches of 1000, commit per batch)", events: total, seconds: seconds)
+}
+
+func format(_ value: Double) -> String {
+    let number = Int(value.rounded())
+    var text = String(number)
+    var index = text.count - 3
+    while index > 0 {
+        text.insert(",", at: text.index(text.startIndex, offsetBy: index))
+        index -= 3
+    }
+    return text
+}
+
+// MARK: Main
+
+let arguments = CommandLine.arguments
+let scale = Int(ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_SCALE"] ?? "1") ?? 1
+let directory = FileManager.default.temporaryDirectory.appendingPathComponent("onewindow-bench-\(UUID().uuidString.prefix(8))")
+try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(at: directory) }
+
+nonisolated(unsafe) var lines: [String] = []  // written only from the top-level code, in order
+func report(_ line: String) {
+    print(line)
+    lines.append(line)
+}
+
+report("### Embedded log (SQLite, WAL) against raw GRDB inserts")
+report("")
+report("| what | events | events/s | ratio to raw insert |")
+report("|---|---:|---:|---:|")
+for (batch, total) in [(1, 5_000 * scale), (100, 200_000 * scale), (1000, 200_000 * scale)] {
+    let raw = try await benchRawInsert(directory: directory, batch: batch, total: total)
+    let embedded = try await benchEmbeddedAppend(directory: directory, batch: batch, total: total)
+    report("| \(raw.name) | \(format(Double(raw.events))) | \(format(raw.eventsPerSecond)) | 1.00 |")
+    report(
+        "| \(embedded.name) | \(format(Double(embedded.events))) | \(format(embedded.eventsPerSecond)) | \(String(format: "%.2f", embedded.eventsPerSecond / raw.eventsPerSecond)) |"
+    )
+}
+let consume = try await benchEmbeddedConsume(directory: directory, total: 200_000 * scale)
+report("| \(consume.name) | \(format(Double(consume.events))) | \(format(consume.eventsPerSecond)) | |")
+
+if let output = arguments.dropFirst().first {
+    try (lines.joined(separator: "\n") + "\n").write(toFile: output, atomically: true, encoding: .utf8)
+}
