@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
     ],
     targets: [
         // The log interface: topics, partitions, offsets, consumer groups. Knows bytes, not events.
@@ -47,12 +50,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Connector processes: department tables, webhooks and dropped files onto the bus, and
+        // approval requests and notifications back into the departments' systems.
+        .target(
+            name: "Connectors",
+            dependencies: [
+                "Bus", "EventModel", "EventSchemas", "EventLog", "Yams",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
+        ),
         // The commands of `onewindow`, callable from tests without parsing.
         .target(
             name: "OneWindowCLI",
             dependencies: [
-                "Bus", "EventModel", "EventSchemas", "EventLog",
+                "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -60,10 +76,15 @@ let package = Package(
         .executableTarget(
             name: "onewindow-bench",
             dependencies: [
-                "Bus", "EventLog", "EmbeddedLog", "KafkaLog", "EventModel",
+                "Bus", "EventLog", "EmbeddedLog", "KafkaLog", "EventModel", "EventSchemas", "Connectors", "TestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Benchmarks/onewindow-bench"
+        ),
+        // Shared by the test targets and the benchmark (example-shaped tables, ports, the executable).
+        .target(
+            name: "TestSupport", dependencies: ["EventSchemas", .product(name: "GRDB", package: "GRDB.swift")],
+            path: "Tests/TestSupport"
         ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),
         .testTarget(name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel"]),
@@ -72,8 +93,15 @@ let package = Package(
             dependencies: ["EventLog", "EmbeddedLog", "KafkaLog", "Bus"]
         ),
         .testTarget(
+            name: "ConnectorsTests",
+            dependencies: [
+                "Connectors", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "TestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(
             name: "BusTests",
-            dependencies: ["Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "OneWindowCLI"]
+            dependencies: ["Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "OneWindowCLI", "TestSupport"]
         ),
     ]
 )

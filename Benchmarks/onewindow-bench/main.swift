@@ -160,6 +160,13 @@ for (batch, total) in [(1, 5_000 * scale), (100, 200_000 * scale), (1000, 200_00
 }
 let consume = try await benchEmbeddedConsume(directory: directory, total: 200_000 * scale)
 report("| \(consume.name) | \(format(Double(consume.events))) | \(format(consume.eventsPerSecond)) | |")
+report("")
+report("### Connector")
+report("")
+report("| what | rows | rows/s |")
+report("|---|---:|---:|")
+let connector = try await benchConnector(directory: directory, rows: 100_000 * scale)
+report("| \(connector.name) | \(format(Double(connector.events))) | \(format(connector.eventsPerSecond)) |")
 
 if let output = arguments.dropFirst().first {
     try (lines.joined(separator: "\n") + "\n").write(toFile: output, atomically: true, encoding: .utf8)

@@ -1,0 +1,39 @@
+# OneWindow — every set-up step lives here, so a fresh Debian machine with Swift needs only
+# `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+SWIFT ?= swift
+# System packages: librdkafka (the Kafka backend links it), kcat (interop tests), SQLite headers.
+APT_PACKAGES := librdkafka-dev kcat libsqlite3-dev pkg-config
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build demo test bench clean
+
+all: build
+
+## Installs the missing system packages with apt-get (once; later runs only check).
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> apt-get install$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build --product onewindow
+
+## The main job on the embedded bus: no broker needed.
+demo: build
+	.build/debug/onewindow demo
+
+## Every test: unit tests, the conformance suite on both backends, Kafka integration tests against
+## a Kafka-protocol broker (Tansu) that the script starts on a free loopback port and stops after.
+test: deps
+	scripts/with-test-broker.sh $(SWIFT) test
+
+## Throughput figures into BENCHMARKS.md (release build).
+bench: deps
+	scripts/bench.sh
+
+clean:
+	rm -rf .build .build-* var

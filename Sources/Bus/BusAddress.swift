@@ -1,0 +1,104 @@
+import EmbeddedLog
+import EventLog
+import Foundation
+import KafkaLog
+
+/// Which bus a process talks to: `embedded:PATH` (the default) or `kafka:HOST:PORT[,HOST:PORT…]`.
+///
+/// Chosen by `--bus` or the `ONEWINDOW_BUS` variable. Kafka client properties (security, tuning)
+/// come from a Java-style properties file named by `--kafka-config` or `ONEWINDOW_KAFKA_CONFIG`,
+/// with librdkafka's property names (`security.protocol=SASL_SSL`, `sasl.mechanisms=SCRAM-SHA-512`…).
+public enum BusAddress: Sendable, Hashable, CustomStringConvertible {
+    /// The embedded SQLite log at this path.
+    case embedded(path: String)
+    /// A Kafka cluster reached through these bootstrap servers.
+    case kafka(bootstrapServers: [String])
+
+    /// The default when neither `--bus` nor `ONEWINDOW_BUS` says otherwise.
+    public static let defaultAddress = BusAddress.embedded(path: "var/onewindow.sqlite")
+
+    /// Parses `embedded:PATH`, `kafka:HOST:PORT,…`, or a bare path (taken as embedded).
+    /// - Throws: ``BusAddressError`` naming what is wrong.
+    public init(parsing text: String) throws {
+        if text.hasPrefix("kafka:") {
+            let servers = text.dropFirst("kafka:".count).split(separator: ",").map {
+                $0.trimmingCharacters(in: .whitespaces)
+            }
+            guard !servers.isEmpty, servers.allSatisfy({ $0.contains(":") && !$0.hasSuffix(":") }) else {
+                throw BusAddressError(text: text, problem: "expected kafka:HOST:PORT[,HOST:PORT…]")
+            }
+            self = .kafka(bootstrapServers: servers)
+        } else if text.hasPrefix("embedded:") {
+            let path = String(text.dropFirst("embedded:".count))
+            guard !path.isEmpty else { throw BusAddressError(text: text, problem: "expected embedded:PATH") }
+            self = .embedded(path: path)
+        } else if !text.isEmpty, !text.contains(":") || text.hasPrefix("/") {
+            self = .embedded(path: text)
+        } else {
+            throw BusAddressError(text: text, problem: "expected embedded:PATH or kafka:HOST:PORT[,HOST:PORT…]")
+        }
+    }
+
+    /// `--bus` if given, else `ONEWINDOW_BUS`, else ``defaultAddress``.
+    public static func resolve(_ option: String?, environment: [String: String] = ProcessInfo.processInfo.environment)
+        throws -> BusAddress
+    {
+        if let option, !option.isEmpty { return try BusAddress(parsing: option) }
+        if let variable = environment["ONEWINDOW_BUS"], !variable.isEmpty { return try BusAddress(parsing: variable) }
+        return defaultAddress
+    }
+
+    public var description: String {
+        switch self {
+        case .embedded(let path): "embedded:\(path)"
+        case .kafka(let servers): "kafka:" + servers.joined(separator: ",")
+        }
+    }
+
+    /// Opens the log this address names.
+    /// - Parameters:
+    ///   - kafkaProperties: extra librdkafka properties (security, tuning) for a Kafka bus.
+    ///   - embeddedConfiguration: settings for an embedded bus (clock, intervals).
+    public func open(
+        kafkaProperties: [String: String] = [:],
+        embeddedConfiguration: EmbeddedLogConfiguration = EmbeddedLogConfiguration()
+    ) throws -> any EventLog {
+        switch self {
+        case .embedded(let path):
+            return try EmbeddedLog(path: path, configuration: embeddedConfiguration)
+        case .kafka(let servers):
+            var configuration = KafkaConfiguration(bootstrapServers: servers)
+            configuration.properties.merge(kafkaProperties) { _, new in new }
+            return try KafkaLog(configuration: configuration)
+        }
+    }
+}
+
+/// A bus address that cannot be understood.
+public struct BusAddressError: Error, Sendable, CustomStringConvertible {
+    public var text: String
+    public var problem: String
+    public var description: String { "bus address '\(text)': \(problem)" }
+}
+
+/// Reads a Java-style properties file: `name=value` lines, `#` and `!` comments, blank lines.
+public enum PropertiesFile {
+    /// - Throws: an error naming the file and line of a malformed entry.
+    public static func load(_ path: String) throws -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw BusAddressError(text: path, problem: "cannot read the Kafka properties file")
+        }
+        var result: [String: String] = [:]
+        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty || line.hasPrefix("#") || line.hasPrefix("!") { continue }
+            guard let separator = line.firstIndex(where: { $0 == "=" || $0 == ":" }) else {
+                throw BusAddressError(text: "\(path):\(number + 1)", problem: "expected name=value")
+            }
+            let name = line[..<separator].trimmingCharacters(in: .whitespaces)
+            let value = line[line.index(after: separator)...].trimmingCharacters(in: .whitespaces)
+            result[name] = value
+        }
+        return result
+    }
+}

@@ -1,0 +1,126 @@
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+
+/// What became of one event handed to ``Publisher/publish(_:deadLetter:)``.
+public enum PublishOutcome: Sendable {
+    /// Validated and appended here.
+    case published(RecordPosition, Event)
+    /// Refused; its original bytes were appended to the dead-letter topic here.
+    case deadLettered(RecordPosition, ValidationFailure)
+
+    /// The position the record landed at, wherever that was.
+    public var position: RecordPosition {
+        switch self {
+        case .published(let position, _), .deadLettered(let position, _): position
+        }
+    }
+}
+
+/// An event to publish, optionally to a named topic.
+public struct Publication: Sendable {
+    public var event: Event
+    /// The topic; `nil` lets the catalog choose the one topic that carries the type.
+    public var topic: String?
+    /// Set when the publisher already knows the event must be refused (a connector whose row could
+    /// not be mapped): it then goes to the dead-letter topic with this reason, unvalidated, in
+    /// its place in the batch. Its `event.data` holds the original input.
+    public var refusal: ValidationFailure?
+
+    public init(event: Event, topic: String? = nil, refusal: ValidationFailure? = nil) {
+        self.event = event
+        self.topic = topic
+        self.refusal = refusal
+    }
+}
+
+/// Validates events against the catalog and appends them; what fails is refused with a clear error
+/// or, when asked, goes to the dead-letter topic with the reason. Nothing is dropped silently.
+///
+/// ```swift
+/// let publisher = Publisher(log: log, catalog: catalog, name: "household-registry-connector")
+/// let outcomes = try await publisher.publish(events.map { Publication(event: $0) }, deadLetter: true)
+/// ```
+public struct Publisher: Sendable {
+    public let log: any EventLog
+    public let validator: EventValidator
+    /// Who is publishing, written into dead letters' `dl_refused_by`.
+    public let name: String
+    /// The clock for dead letters' `dl_time`. Default: the system clock.
+    public let now: @Sendable () -> Date
+
+    public init(log: any EventLog, catalog: TopicCatalog, name: String, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.log = log
+        self.validator = EventValidator(catalog: catalog)
+        self.name = name
+        self.now = now
+    }
+
+    public var catalog: TopicCatalog { validator.catalog }
+
+    /// Validates and appends one event.
+    /// - Returns: where it landed and the event as published (subject filled from the key field).
+    /// - Throws: ``ValidationFailure`` when refused (nothing is appended), or a ``LogError``.
+    @discardableResult
+    public func publish(_ event: Event, topic: String? = nil) async throws -> (RecordPosition, Event) {
+        let validated = try validator.validate(event, topic: topic)
+        let record = CloudEventsBinding.record(for: validated.event, topic: validated.topic)
+        let positions = try await log.append([record])
+        return (positions[0], validated.event)
+    }
+
+    /// Validates a batch and appends it in one call, in order.
+    ///
+    /// - Parameter deadLetter: `true` sends refused events to the dead-letter topic (in the same
+    ///   append) and reports them as `.deadLettered`; `false` throws the first ``ValidationFailure``
+    ///   before anything is appended.
+    /// - Throws: ``LogError`` when the log fails (then nothing, or on Kafka possibly a part, was
+    ///   appended: publish again; event ids let consumers drop the repeats).
+    public func publish(_ publications: [Publication], deadLetter: Bool) async throws -> [PublishOutcome] {
+        var records: [OutgoingRecord] = []
+        records.reserveCapacity(publications.count)
+        var results: [Result<Event, ValidationFailure>] = []
+        results.reserveCapacity(publications.count)
+        for publication in publications {
+            do {
+                if let refusal = publication.refusal { throw refusal }
+                let validated = try validator.validate(publication.event, topic: publication.topic)
+                records.append(CloudEventsBinding.record(for: validated.event, topic: validated.topic))
+                results.append(.success(validated.event))
+            } catch let failure as ValidationFailure {
+                guard deadLetter else { throw failure }
+                let original = CloudEventsBinding.record(
+                    for: publication.event, topic: publication.topic ?? "")
+                // The topic it was meant for: the named one, or the one topic that carries its type.
+                let carriers = catalog.topics(carrying: publication.event.type)
+                let intended = publication.topic ?? (carriers.count == 1 ? carriers[0].name : nil)
+                records.append(
+                    DeadLetter.record(
+                        deadLetterTopic: catalog.deadLetterTopic, originalTopic: intended,
+                        key: original.key, value: original.value, headers: original.headers, failure: failure,
+                        refusedBy: name, at: now()))
+                results.append(.failure(failure))
+            }
+        }
+        let positions = try await log.append(records)
+        return zip(positions, results).map { position, result in
+            switch result {
+            case .success(let event): .published(position, event)
+            case .failure(let failure): .deadLettered(position, failure)
+            }
+        }
+    }
+
+    /// Sends raw bytes that could not even become an event (a connector's unreadable row, a
+    /// webhook body that is not JSON) to the dead-letter topic.
+    @discardableResult
+    public func deadLetter(
+        value: Data, key: Data? = nil, headers: [LogHeader] = [], originalTopic: String?, failure: ValidationFailure
+    ) async throws -> RecordPosition {
+        let record = DeadLetter.record(
+            deadLetterTopic: catalog.deadLetterTopic, originalTopic: originalTopic, key: key, value: value,
+            headers: headers, failure: failure, refusedBy: name, at: now())
+        return try await log.append([record])[0]
+    }
+}

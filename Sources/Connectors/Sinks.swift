@@ -1,0 +1,320 @@
+import Bus
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+import GRDB
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// The consuming half every sink shares: reads its topics as the connector's consumer group,
+/// hands each record to the sink, dead-letters what is not a CloudEvent, and commits only after
+/// the sink has handled the batch — so a crash delivers a record again, never loses it.
+struct SinkLoop: Sendable {
+    let context: ConnectorContext
+    let part: String
+    let topics: [String]
+    let group: String
+
+    func run(_ handle: @escaping @Sendable (LogRecord, Event) async throws -> Void) async throws {
+        let consumer = try await context.persistently(part, "joining group \(group)") {
+            try await context.log.makeConsumer(.group(group, topics: topics))
+        }
+        context.logger.notice("\(part): consuming \(topics.joined(separator: ", ")) as group \(group)")
+        defer { Task { await consumer.close() } }
+        while !Task.isCancelled {
+            let records = try await context.persistently(part, "polling the bus") {
+                try await consumer.poll(maxRecords: 200, timeout: .milliseconds(500))
+            }
+            if records.isEmpty { continue }
+            for record in records {
+                let event: Event
+                do {
+                    event = try CloudEventsBinding.event(from: record)
+                } catch {
+                    try await deadLetter(record, ValidationFailure(.invalidEnvelope, "\(error)"))
+                    continue
+                }
+                try await context.persistently(part, "delivering \(event.id)") { try await handle(record, event) }
+            }
+            try await context.persistently(part, "committing offsets") { try await consumer.commit(records) }
+        }
+        await consumer.close()
+    }
+
+    /// Sends a consumed record to the dead-letter topic with the reason.
+    func deadLetter(_ record: LogRecord, _ failure: ValidationFailure) async throws {
+        let position = try await context.persistently(part, "dead-lettering") {
+            try await context.publisher.deadLetter(
+                value: record.value, key: record.key, headers: record.headers, originalTopic: record.topic,
+                failure: failure)
+        }
+        context.stats.deadLettered(1)
+        context.logger.warning("\(part): dead-lettered \(record.position) to \(position): \(failure.reason)")
+    }
+}
+
+/// Approval requests into the department's work queue (`approval_inbox`, once per event id), and
+/// the department's decisions (`approval_decisions`, by `seq`) onto the decisions topic as
+/// `approval.decided` events with ids `<department>/<decisions table>/<seq>`.
+///
+/// A decision's causation id is the request's event id; its correlation id is the application id,
+/// which ties together everything that happens to one application.
+struct InboxSink: Sendable {
+    let configuration: InboxSinkConfiguration
+    let context: ConnectorContext
+    let group: String
+
+    var id: String { "inbox:\(configuration.requests)" }
+
+    func run() async throws {
+        guard let department = context.department else { return }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await receiveRequests(department) }
+            group.addTask { try await publishDecisions(department) }
+            try await group.waitForAll()
+        }
+    }
+
+    private func receiveRequests(_ department: DatabasePool) async throws {
+        let loop = SinkLoop(context: context, part: id, topics: [configuration.requests], group: group)
+        let insert = """
+            INSERT INTO \(quoted(configuration.inboxTable))
+            (event_id, application_id, item, service, due_by, payload, received_at, status)
+            VALUES (?, ?, ?, ?, ?, ?, ?, 'pending') ON CONFLICT (event_id) DO NOTHING
+            """
+        try await loop.run { record, event in
+            guard event.type == "approval.requested", let body = try? JSONValue.parse(event.data),
+                case .string(let application)? = body[pointer: "/applicationId"]
+            else {
+                try await loop.deadLetter(
+                    record, ValidationFailure(.wrongTopic, "expected approval.requested with an applicationId, got \(event.type)"))
+                return
+            }
+            let received = Timestamp.format(context.now())
+            try await department.write { db in
+                try db.execute(
+                    sql: insert,
+                    arguments: [
+                        event.id, application, body[pointer: "/item"]?.stringValue, body[pointer: "/service"]?.stringValue,
+                        body[pointer: "/dueBy"]?.stringValue, String(decoding: event.data, as: UTF8.self), received,
+                    ])
+            }
+            context.stats.delivered(1)
+        }
+    }
+
+    private func publishDecisions(_ department: DatabasePool) async throws {
+        let part = "decisions:\(configuration.decisionsTable)"
+        var position = Int64(try await context.cursors.position(of: part) ?? "0") ?? 0
+        let query = """
+            SELECT d.*, i.event_id AS request_id FROM \(quoted(configuration.decisionsTable)) d
+            LEFT JOIN \(quoted(configuration.inboxTable)) i ON i.application_id = d.application_id AND i.item IS d.item
+            WHERE d.seq > ? ORDER BY d.seq LIMIT 200
+            """
+        while !Task.isCancelled {
+            let after = position
+            let rows = try await context.persistently(part, "reading \(configuration.decisionsTable)") {
+                try await department.read { db in try Row.fetchAll(db, sql: query, arguments: [after]).map(SourceRow.init) }
+            }
+            guard let last = rows.last, case .integer(let next) = last.mapped("seq") else {
+                try await Task.sleep(for: configuration.interval)
+                continue
+            }
+            context.stats.read(rows.count)
+            let publications = rows.map(decision)
+            let outcomes = try await context.persistently(part, "publishing decisions") {
+                try await context.publisher.publish(publications, deadLetter: true)
+            }
+            context.stats.count(outcomes)
+            for case .deadLettered(let at, let failure) in outcomes {
+                context.logger.warning("\(part): dead-lettered to \(at): \(failure.reason)")
+            }
+            try await context.persistently(part, "saving the cursor") { try await context.cursors.save(String(next), of: part) }
+            position = next
+        }
+    }
+
+    private func decision(_ row: SourceRow) -> Publication {
+        let seq = row.mapped("seq").text ?? "?"
+        var body: [String: JSONValue] = ["department": .string(context.configuration.department)]
+        for (field, column) in [
+            ("applicationId", "application_id"), ("item", "item"), ("decision", "decision"), ("reason", "reason"),
+            ("decidedAt", "decided_at"), ("decidedBy", "decided_by"), ("licenceNumber", "licence_number"),
+        ] {
+            if let text = row.mapped(column).text, !text.isEmpty { body[field] = .string(text) }
+        }
+        let application = row.mapped("application_id").text
+        let event = Event(
+            id: "\(context.configuration.department)/\(configuration.decisionsTable)/\(seq)", type: "approval.decided",
+            source: context.configuration.eventSource, subject: application,
+            time: row.mapped("decided_at").text.flatMap(Timestamp.parse) ?? context.now(),
+            data: JSONValue.object(body).serialized(), correlationId: application,
+            causationId: row.mapped("request_id").text)
+        return Publication(event: event, topic: configuration.decisions)
+    }
+}
+
+/// POSTs each event to a URL in the CloudEvents HTTP binary mode (`ce-*` headers, the JSON body),
+/// retrying with exponential back-off; an event still undelivered after the last try — or refused
+/// with a 4xx other than 408 and 429 — goes to the dead-letter topic with the reason.
+struct WebhookSink: Sendable {
+    let configuration: WebhookSinkConfiguration
+    let context: ConnectorContext
+    let group: String
+
+    var id: String { "webhook:\(configuration.url)" }
+
+    func run() async throws {
+        let loop = SinkLoop(context: context, part: id, topics: configuration.topics, group: group)
+        let session = URLSession(configuration: .ephemeral)
+        try await loop.run { record, event in
+            var backoff = configuration.backoff
+            var lastProblem = ""
+            for attempt in 0...configuration.retries {
+                if attempt > 0 {
+                    try await Task.sleep(for: backoff)
+                    backoff = min(backoff * 2, .seconds(30))
+                }
+                switch await post(event, session: session) {
+                case .delivered:
+                    context.stats.delivered(1)
+                    return
+                case .retry(let problem):
+                    lastProblem = problem
+                    context.logger.info("\(id): \(event.id) attempt \(attempt + 1) failed: \(problem)")
+                case .refused(let problem):
+                    try await loop.deadLetter(record, ValidationFailure(.undeliverable, problem, eventType: event.type, eventId: event.id))
+                    return
+                }
+            }
+            try await loop.deadLetter(
+                record,
+                ValidationFailure(
+                    .undeliverable, "\(configuration.retries + 1) attempts failed, the last: \(lastProblem)",
+                    eventType: event.type, eventId: event.id))
+        }
+    }
+
+    enum Attempt {
+        case delivered
+        case retry(String)
+        case refused(String)
+    }
+
+    func post(_ event: Event, session: URLSession) async -> Attempt {
+        var request = URLRequest(url: URL(string: configuration.url)!)
+        request.httpMethod = "POST"
+        request.timeoutInterval = 10
+        request.httpBody = event.data
+        request.setValue(event.dataContentType, forHTTPHeaderField: "Content-Type")
+        request.setValue(event.id, forHTTPHeaderField: "ce-id")
+        request.setValue(event.type, forHTTPHeaderField: "ce-type")
+        request.setValue(event.source, forHTTPHeaderField: "ce-source")
+        request.setValue(event.specVersion, forHTTPHeaderField: "ce-specversion")
+        request.setValue(Timestamp.format(event.time), forHTTPHeaderField: "ce-time")
+        if let subject = event.subject { request.setValue(subject, forHTTPHeaderField: "ce-subject") }
+        do {
+            let (data, response) = try await session.data(for: request)
+            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+            let text = String(decoding: data.prefix(300), as: UTF8.self)
+            switch status {
+            case 200..<300: return .delivered
+            case 408, 429, 500...: return .retry("HTTP \(status) \(text)")
+            default: return .refused("HTTP \(status) from \(configuration.url): \(text)")
+            }
+        } catch {
+            return .retry("\(error.localizedDescription)")
+        }
+    }
+}
+
+/// Appends each event as one JSON line to `<directory>/<topic>-<YYYY-MM-DD>.jsonl` (the day in
+/// China time), flushed to disk before the offsets are committed. After a crash a line may appear
+/// twice; its `id` tells.
+struct FileSink: Sendable {
+    let configuration: FileSinkConfiguration
+    let context: ConnectorContext
+    let group: String
+
+    var id: String { "file:\(configuration.directory)" }
+
+    func run() async throws {
+        try FileManager.default.createDirectory(
+            atPath: configuration.directory, withIntermediateDirectories: true)
+        let loop = SinkLoop(context: context, part: id, topics: configuration.topics, group: group)
+        let zone = TimeZone(secondsFromGMT: 8 * 3600)!
+        try await loop.run { record, event in
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = zone
+            let day = calendar.dateComponents([.year, .month, .day], from: record.timestamp)
+            let name = String(format: "%@-%04d-%02d-%02d.jsonl", record.topic, day.year!, day.month!, day.day!)
+            let path = URL(fileURLWithPath: configuration.directory).appendingPathComponent(name).path
+            var line: [String: JSONValue] = [
+                "id": .string(event.id), "type": .string(event.type), "source": .string(event.source),
+                "time": .string(Timestamp.format(event.time)), "topic": .string(record.topic),
+                "partition": .integer(Int64(record.partition)), "offset": .integer(record.offset),
+            ]
+            if let subject = event.subject { line["subject"] = .string(subject) }
+            line["data"] = (try? JSONValue.parse(event.data)) ?? .string(String(decoding: event.data, as: UTF8.self))
+            var bytes = JSONValue.object(line).serialized()
+            bytes.append(0x0A)
+            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+            try handle.seekToEnd()
+            try handle.write(contentsOf: bytes)
+            try handle.synchronize()
+            try handle.close()
+            context.stats.delivered(1)
+        }
+    }
+}
+
+/// Inserts each event as a row of a department table — the SMS gateway's outbox, say — once per
+/// event id (`INSERT … ON CONFLICT DO NOTHING` on the id column).
+struct TableSink: Sendable {
+    let configuration: TableSinkConfiguration
+    let context: ConnectorContext
+    let group: String
+
+    var id: String { "table:\(configuration.table)" }
+
+    func run() async throws {
+        guard let department = context.department else { return }
+        let loop = SinkLoop(context: context, part: id, topics: configuration.topics, group: group)
+        let columns = [configuration.idColumn] + configuration.columns.map(\.column)
+        let sql = """
+            INSERT INTO \(quoted(configuration.table)) (\(columns.map(quoted).joined(separator: ", ")))
+            VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))
+            ON CONFLICT (\(quoted(configuration.idColumn))) DO NOTHING
+            """
+        try await loop.run { record, event in
+            guard let body = try? JSONValue.parse(event.data) else {
+                try await loop.deadLetter(record, ValidationFailure(.invalidJSON, "the body is not JSON", eventId: event.id))
+                return
+            }
+            var values: [(any DatabaseValueConvertible)?] = [event.id]
+            for (_, source) in configuration.columns {
+                switch source {
+                case "$id": values.append(event.id)
+                case "$type": values.append(event.type)
+                case "$subject": values.append(event.subject)
+                case "$time": values.append(Timestamp.format(event.time))
+                default:
+                    switch body[pointer: source] {
+                    case .string(let text)?: values.append(text)
+                    case .integer(let number)?: values.append(number)
+                    case .number(let number)?: values.append(number)
+                    case .bool(let flag)?: values.append(flag)
+                    case nil, .null?: values.append(nil)
+                    case let other?: values.append(String(decoding: other.serialized(), as: UTF8.self))
+                    }
+                }
+            }
+            let arguments = StatementArguments(values)
+            try await department.write { db in try db.execute(sql: sql, arguments: arguments) }
+            context.stats.delivered(1)
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Bus
+import EventModel
+import EventSchemas
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// An HTTP endpoint the department POSTs JSON to: `202 Accepted` with where the event landed, or
+/// `400 Bad Request` with the validation errors (the body then also goes to the dead-letter topic);
+/// `503` with `Retry-After` while the bus is unreachable (nothing was taken: the department retries).
+///
+/// The event id is the request's `ce-id` header (CloudEvents HTTP binding) or `Idempotency-Key`,
+/// so a department that retries a POST does not make a second event; without either, a new id.
+struct WebhookSource: Sendable {
+    let configuration: WebhookSourceConfiguration
+    let context: ConnectorContext
+
+    var id: String { "webhook:\(configuration.path)" }
+
+    func run() async throws {
+        let parts = configuration.listen.split(separator: ":")
+        let host = String(parts[0])
+        let port = Int(parts[1])!
+        let router = Router()
+        let handler = self
+        router.post(RouterPath(stringLiteral: configuration.path)) { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            return await handler.accept(Data(buffer: body), headers: request.headers)
+        }
+        router.get("/health") { _, _ in "ok" }
+        let app = Application(
+            router: router, configuration: .init(address: .hostname(host, port: port), serverName: "onewindow-connector"),
+            logger: context.logger)
+        context.logger.notice("\(id): listening on http://\(host):\(port)\(configuration.path)")
+        try await app.run()
+    }
+
+    func accept(_ data: Data, headers: HTTPFields) async -> Response {
+        context.stats.read(1)
+        func header(_ name: String) -> String? { headers.first { $0.name.canonicalName == name }?.value }
+        let eventId = header("ce-id") ?? header("idempotency-key") ?? UUID().uuidString.lowercased()
+        let subject = header("ce-subject")
+        var time = context.now()
+        if let text = header("ce-time"), let parsed = Timestamp.parse(text) { time = parsed }
+        let publication: Publication
+        do {
+            let body: Data
+            if let rules = configuration.mapping {
+                let document = try JSONValue.parse(data)
+                body = try BodyMapper(rules: rules).body(
+                    column: { _ in .null }, path: { document[pointer: $0].map(MappedValue.init(json:)) ?? .null }
+                ).serialized()
+            } else {
+                body = data
+            }
+            publication = Publication(
+                event: Event(
+                    id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: subject,
+                    time: time, data: body),
+                topic: configuration.topic)
+        } catch {
+            publication = Publication(
+                event: Event(
+                    id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: subject,
+                    time: time, data: data),
+                topic: configuration.topic,
+                refusal: ValidationFailure(
+                    error is MappingError ? .mappingFailed : .invalidJSON, "\(error)", eventType: configuration.type,
+                    eventId: eventId))
+        }
+        let outcome: PublishOutcome
+        do {
+            outcome = try await context.publisher.publish([publication], deadLetter: true)[0]
+        } catch {
+            context.logger.error("\(id): the bus refused the append, answering 503: \(error)")
+            return json(
+                .serviceUnavailable,
+                ["error": .string("the bus is unreachable; retry later"), "detail": .string("\(error)")],
+                retryAfter: true)
+        }
+        context.stats.count([outcome])
+        switch outcome {
+        case .published(let position, let event):
+            return json(
+                .accepted,
+                ["id": .string(event.id), "topic": .string(position.topic), "partition": .integer(Int64(position.partition)),
+                 "offset": .integer(position.offset)])
+        case .deadLettered(let position, let failure):
+            context.logger.warning("\(id): refused \(eventId), dead-lettered to \(position): \(failure.reason)")
+            var errors: [JSONValue] = failure.violations.map {
+                .object(["pointer": .string($0.pointer), "keyword": .string($0.keyword), "message": .string($0.message)])
+            }
+            if errors.isEmpty { errors = [.object(["message": .string(failure.message)])] }
+            return json(
+                .badRequest,
+                ["id": .string(eventId), "code": .string(failure.code.rawValue), "errors": .array(errors),
+                 "deadLetter": .string(position.description)])
+        }
+    }
+
+    private func json(_ status: HTTPResponse.Status, _ object: [String: JSONValue], retryAfter: Bool = false) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if retryAfter { headers[.retryAfter] = "5" }
+        return Response(
+            status: status, headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: JSONValue.object(object).serialized())))
+    }
+}

@@ -1,0 +1,142 @@
+import EventModel
+import Foundation
+
+/// Why an event was refused. The code is stable (it goes into the dead-letter header `dl_code`);
+/// the message is for people.
+public struct ValidationFailure: Error, Sendable, CustomStringConvertible {
+    /// The kind of refusal.
+    public enum Code: String, Sendable, Hashable, CaseIterable {
+        /// The body is not JSON.
+        case invalidJSON = "invalid-json"
+        /// The body breaks the type's schema (`violations` says where and how).
+        case schemaViolation = "schema-violation"
+        /// The catalog has no such event type.
+        case unknownType = "unknown-type"
+        /// The topic does not carry this type, or no topic was named for a type several carry.
+        case wrongTopic = "wrong-topic"
+        /// The topic's key field is missing from the body or is not a string.
+        case missingKey = "missing-key"
+        /// The event's subject differs from the key field in its body.
+        case subjectMismatch = "subject-mismatch"
+        /// The record is not a CloudEvent (a required `ce_*` header is missing or malformed).
+        case invalidEnvelope = "invalid-envelope"
+        /// A connector could not map its input to an event body (a date that is not a date, a
+        /// code missing from the code table, an unreadable line).
+        case mappingFailed = "mapping-failed"
+        /// A sink could not deliver the event after its retries (the reason says why).
+        case undeliverable = "undeliverable"
+    }
+
+    public var code: Code
+    /// One sentence on what is wrong and, where it helps, what to do.
+    public var message: String
+    /// The schema violations, for `.schemaViolation`.
+    public var violations: [SchemaViolation]
+    /// The event type concerned, when known.
+    public var eventType: String?
+    /// The event id concerned, when known.
+    public var eventId: String?
+
+    public init(
+        _ code: Code, _ message: String, violations: [SchemaViolation] = [], eventType: String? = nil,
+        eventId: String? = nil
+    ) {
+        self.code = code
+        self.message = message
+        self.violations = violations
+        self.eventType = eventType
+        self.eventId = eventId
+    }
+
+    /// The reason in one line, e.g. `schema-violation: /child/residentId: format cn-resident-id: …`.
+    public var reason: String {
+        if violations.isEmpty { return "\(code.rawValue): \(message)" }
+        return "\(code.rawValue): " + violations.map(\.description).joined(separator: "; ")
+    }
+
+    public var description: String {
+        var text = "event"
+        if let eventId { text += " \(eventId)" }
+        if let eventType { text += " of type \(eventType)" }
+        text += " refused: \(message)"
+        for violation in violations { text += "\n  - \(violation)" }
+        return text
+    }
+}
+
+/// An event that passed validation, and where it goes.
+public struct ValidatedEvent: Sendable {
+    /// The event, with its subject filled from the key field when it had none.
+    public var event: Event
+    /// The topic it goes to.
+    public var topic: String
+    /// The parsed body.
+    public var body: JSONValue
+}
+
+/// Checks events against the catalog: known type, right topic, JSON, schema, key.
+public struct EventValidator: Sendable {
+    public let catalog: TopicCatalog
+
+    public init(catalog: TopicCatalog) {
+        self.catalog = catalog
+    }
+
+    /// Validates an event for a topic (or for the one topic that carries its type).
+    /// - Throws: ``ValidationFailure`` saying what is wrong.
+    public func validate(_ event: Event, topic requestedTopic: String? = nil) throws -> ValidatedEvent {
+        func failure(_ code: ValidationFailure.Code, _ message: String, _ violations: [SchemaViolation] = [])
+            -> ValidationFailure
+        {
+            ValidationFailure(code, message, violations: violations, eventType: event.type, eventId: event.id)
+        }
+        guard let schema = catalog.schemas[event.type] else {
+            throw failure(.unknownType, "the catalog has no event type \(event.type); see `onewindow topics list`")
+        }
+        let topic: CatalogTopic
+        if let requestedTopic {
+            guard let named = catalog.topic(named: requestedTopic) else {
+                throw failure(.wrongTopic, "the catalog has no topic \(requestedTopic)")
+            }
+            guard named.types.contains(event.type) else {
+                let right = catalog.topics(carrying: event.type).map(\.name).joined(separator: ", ")
+                throw failure(.wrongTopic, "topic \(requestedTopic) does not carry \(event.type); it goes to \(right)")
+            }
+            topic = named
+        } else {
+            let carriers = catalog.topics(carrying: event.type)
+            guard carriers.count == 1 else {
+                throw failure(
+                    .wrongTopic,
+                    "\(event.type) is carried by several topics (\(carriers.map(\.name).joined(separator: ", "))); name one")
+            }
+            topic = carriers[0]
+        }
+        let body: JSONValue
+        do {
+            body = try JSONValue.parse(event.data)
+        } catch {
+            throw failure(.invalidJSON, "the body is not JSON: \(error)")
+        }
+        let violations = schema.validate(body)
+        if !violations.isEmpty {
+            throw failure(.schemaViolation, "the body does not match the schema of \(event.type)", violations)
+        }
+        var validated = event
+        if let pointer = topic.keyPointer {
+            let key: String
+            switch body[pointer: pointer] {
+            case .string(let text)?: key = text
+            case .integer(let number)?: key = String(number)
+            default:
+                throw failure(.missingKey, "the key field \(pointer) of topic \(topic.name) is missing or not a string")
+            }
+            if let subject = event.subject, subject != key {
+                throw failure(
+                    .subjectMismatch, "the subject \(subject) differs from the body's key field \(pointer) = \(key)")
+            }
+            validated.subject = key
+        }
+        return ValidatedEvent(event: validated, topic: topic.name, body: body)
+    }
+}

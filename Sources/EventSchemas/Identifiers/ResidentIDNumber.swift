@@ -1,0 +1,114 @@
+/// The 18-character citizen identity number of GB 11643-1999 (公民身份号码): a 6-digit region
+/// code, an 8-digit birth date, a 3-digit sequence (odd for men, even for women) and a check
+/// character computed with ISO 7064 MOD 11-2 (`0`–`9` or an upper-case `X`).
+public enum ResidentIDNumber {
+    static let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    static let checkCharacters = Array("10X98765432")
+
+    /// What is wrong with `text` as a resident ID number, or `nil` when it is valid.
+    public static func problem(in text: String) -> String? {
+        let characters = Array(text)
+        guard characters.count == 18 else { return "should be 18 characters, found \(characters.count)" }
+        guard characters.prefix(17).allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            return "the first 17 characters should be digits"
+        }
+        if characters[17] == "x" { return "the check character X should be upper-case" }
+        guard characters[17].isASCII, characters[17].isNumber || characters[17] == "X" else {
+            return "the last character should be a digit or X"
+        }
+        guard let first = characters.first, ("1"..."8").contains(first) else {
+            return "region code \(String(characters.prefix(6))) does not exist (it starts with 1 to 8)"
+        }
+        let birth = String(characters[6..<14])
+        let year = Int(birth.prefix(4))!
+        let month = Int(birth.dropFirst(4).prefix(2))!
+        let day = Int(birth.suffix(2))!
+        guard year >= 1900, Gregorian.isValid(year: year, month: month, day: day) else {
+            return "birth date \(birth) is not a date"
+        }
+        let expected = checkCharacter(for: String(characters.prefix(17)))!
+        guard expected == characters[17] else {
+            return "check character should be '\(expected)', found '\(characters[17])'"
+        }
+        return nil
+    }
+
+    /// The check character for the first 17 digits, or `nil` when they are not 17 digits.
+    public static func checkCharacter(for first17: String) -> Character? {
+        let digits = first17.compactMap { $0.isASCII ? $0.wholeNumberValue : nil }
+        guard digits.count == 17, first17.count == 17 else { return nil }
+        let sum = zip(digits, weights).reduce(0) { $0 + $1.0 * $1.1 }
+        return checkCharacters[sum % 11]
+    }
+
+    /// A valid number for a region, birth date and sequence (0…999; odd for men, even for women).
+    public static func make(region: String, birthDate: (year: Int, month: Int, day: Int), sequence: Int) -> String {
+        let first17 =
+            region + String(format: "%04d%02d%02d", birthDate.year, birthDate.month, birthDate.day)
+            + String(format: "%03d", sequence % 1000)
+        return first17 + String(checkCharacter(for: first17)!)
+    }
+}
+
+/// The 18-character unified social credit code of GB 32100-2015 (统一社会信用代码): registration
+/// authority, entity type, 6-digit region code, 9-character organisation code, and a MOD 31 check
+/// character, over the alphabet `0-9 A-H J-N P-R T U W-Y` (no I, O, S, V, Z).
+public enum UnifiedSocialCreditCode {
+    static let alphabet = Array("0123456789ABCDEFGHJKLMNPQRTUWXY")
+    static let weights = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
+    static let values: [Character: Int] = Dictionary(uniqueKeysWithValues: alphabet.enumerated().map { ($1, $0) })
+
+    /// What is wrong with `text` as a credit code, or `nil` when it is valid.
+    public static func problem(in text: String) -> String? {
+        let characters = Array(text)
+        guard characters.count == 18 else { return "should be 18 characters, found \(characters.count)" }
+        for (index, character) in characters.enumerated() where values[character] == nil {
+            return "character \(index + 1) '\(character)' is not allowed (use 0-9 and upper-case letters except I, O, S, V, Z)"
+        }
+        guard characters[2..<8].allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            return "characters 3 to 8 (the region code) should be digits"
+        }
+        let expected = checkCharacter(for: String(characters.prefix(17)))!
+        guard expected == characters[17] else {
+            return "check character should be '\(expected)', found '\(characters[17])'"
+        }
+        return nil
+    }
+
+    /// The check character for the first 17 characters, or `nil` when they are not from the alphabet.
+    public static func checkCharacter(for first17: String) -> Character? {
+        let numbers = first17.compactMap { values[$0] }
+        guard numbers.count == 17, first17.count == 17 else { return nil }
+        let sum = zip(numbers, weights).reduce(0) { $0 + $1.0 * $1.1 }
+        return alphabet[(31 - sum % 31) % 31]
+    }
+
+    /// A valid code from its first 17 characters.
+    public static func make(first17: String) -> String? {
+        checkCharacter(for: first17).map { first17 + String($0) }
+    }
+}
+
+/// A mainland China mobile number as the schemas accept it: 11 digits, `1[3-9]` then 9 digits,
+/// without a `+86` prefix (strip it before publishing).
+public enum MobileNumber {
+    /// What is wrong with `text` as a mobile number, or `nil` when it is valid.
+    public static func problem(in text: String) -> String? {
+        let characters = Array(text)
+        guard characters.count == 11, characters.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            return "should be 11 digits (no +86 prefix, no spaces)"
+        }
+        guard characters[0] == "1", ("3"..."9").contains(characters[1]) else {
+            return "should start with 13 to 19"
+        }
+        return nil
+    }
+}
+
+enum Gregorian {
+    static func isValid(year: Int, month: Int, day: Int) -> Bool {
+        guard (1...12).contains(month), day >= 1 else { return false }
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+        return day <= [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    }
+}

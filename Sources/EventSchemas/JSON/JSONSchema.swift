@@ -1,0 +1,388 @@
+import Foundation
+
+/// A JSON Schema (draft 2020-12, the subset OneWindow's schemas use), compiled once at load so that
+/// validating an event walks a small tree instead of re-reading the schema.
+///
+/// Supported: `type`, `properties`, `required`, `additionalProperties`, `enum`, `const`, `pattern`,
+/// `minLength`/`maxLength` (in Unicode code points), `minimum`/`maximum`,
+/// `exclusiveMinimum`/`exclusiveMaximum`, `items`, `minItems`/`maxItems`, `allOf`/`anyOf`/`oneOf`,
+/// `$ref` to `#/$defs/…`, and `format` (asserted, not only annotated): `date`, `date-time`,
+/// `email`, `cn-resident-id`, `cn-credit-code`, `cn-mobile`. Annotations (`title`,
+/// `description`, `examples`, `default`, `$comment`, `$schema`, `$id`, `x-*`) are ignored.
+/// An unknown format, a `$ref` that does not resolve or a `pattern` that is not a regular
+/// expression is a load error.
+public struct JSONSchema: Sendable {
+    /// The `$id`.
+    public let id: String?
+    /// The `title`.
+    public let title: String?
+    /// The `description`.
+    public let description: String?
+    /// The `examples`: realistic valid instances.
+    public let examples: [JSONValue]
+    let root: SchemaNode
+
+    /// Compiles a schema.
+    /// - Parameters:
+    ///   - data: the schema's JSON text.
+    ///   - name: how errors name it (a file name).
+    /// - Throws: ``JSONParseError`` for bad JSON, ``SchemaLoadError`` for a schema that cannot be used.
+    public init(data: Data, name: String) throws {
+        let document = try JSONValue.parse(data)
+        guard case .object(let members) = document else {
+            throw SchemaLoadError(schema: name, pointer: "", problem: "a schema must be a JSON object")
+        }
+        var compiler = SchemaCompiler(name: name, document: document)
+        root = try compiler.compile(document, at: "")
+        id = members["$id"]?.stringValue
+        title = members["title"]?.stringValue
+        description = members["description"]?.stringValue
+        examples = members["examples"]?.arrayValue ?? []
+    }
+
+    /// Every violation of the schema by `value`; empty when it is valid.
+    public func validate(_ value: JSONValue) -> [SchemaViolation] {
+        var violations: [SchemaViolation] = []
+        root.validate(value, at: "", into: &violations)
+        return violations
+    }
+}
+
+/// One way an instance breaks its schema.
+public struct SchemaViolation: Sendable, Hashable, CustomStringConvertible {
+    /// The JSON pointer of the failing field in the instance (`""` for the whole document).
+    public var pointer: String
+    /// The rule broken, e.g. `required`, `format`, `pattern`.
+    public var keyword: String
+    /// What is wrong, in words.
+    public var message: String
+
+    public init(pointer: String, keyword: String, message: String) {
+        self.pointer = pointer
+        self.keyword = keyword
+        self.message = message
+    }
+
+    public var description: String { "\(pointer.isEmpty ? "/" : pointer): \(keyword): \(message)" }
+}
+
+/// A schema that cannot be used: which, where in it, and what is wrong.
+public struct SchemaLoadError: Error, Sendable, CustomStringConvertible {
+    public var schema: String
+    public var pointer: String
+    public var problem: String
+    public var description: String { "\(schema) at \(pointer.isEmpty ? "/" : pointer): \(problem)" }
+}
+
+/// A compiled schema node. Classes so that `$ref`s can share a node.
+final class SchemaNode: @unchecked Sendable {
+    // Immutable after compilation, which happens before the node is shared: @unchecked Sendable
+    // holds because nothing mutates a node once `JSONSchema.init` returns.
+    var types: Set<String>?
+    var properties: [(String, SchemaNode)] = []
+    var required: [String] = []
+    var additionalProperties: SchemaNode?
+    var forbidsAdditional = false
+    var enumValues: [JSONValue]?
+    var constValue: JSONValue?
+    var pattern: (source: String, regex: NSRegularExpression)?
+    var minLength: Int?
+    var maxLength: Int?
+    var minimum: Double?
+    var maximum: Double?
+    var exclusiveMinimum: Double?
+    var exclusiveMaximum: Double?
+    var items: SchemaNode?
+    var minItems: Int?
+    var maxItems: Int?
+    var allOf: [SchemaNode] = []
+    var anyOf: [SchemaNode] = []
+    var oneOf: [SchemaNode] = []
+    var reference: SchemaNode?
+    var format: (name: String, check: @Sendable (String) -> String?)?
+    var alwaysFalse = false
+
+    func validate(_ value: JSONValue, at pointer: String, into violations: inout [SchemaViolation]) {
+        func fail(_ keyword: String, _ message: String, _ at: String? = nil) {
+            violations.append(SchemaViolation(pointer: at ?? pointer, keyword: keyword, message: message))
+        }
+        if alwaysFalse {
+            fail("false", "no value is allowed here")
+            return
+        }
+        if let reference { reference.validate(value, at: pointer, into: &violations) }
+        if let types {
+            let name = value.typeName
+            let matches =
+                types.contains(name) || (name == "integer" && types.contains("number"))
+                || (types.contains("integer") && { if case .number(let n) = value { n == n.rounded() } else { false } }())
+            if !matches {
+                fail("type", "should be \(types.sorted().joined(separator: " or ")), found \(name)")
+                return
+            }
+        }
+        if let enumValues, !enumValues.contains(where: { Self.equal($0, value) }) {
+            let allowed = enumValues.map { String(decoding: $0.serialized(), as: UTF8.self) }.joined(separator: ", ")
+            fail("enum", "should be one of \(allowed)")
+        }
+        if let constValue, !Self.equal(constValue, value) {
+            fail("const", "should be \(String(decoding: constValue.serialized(), as: UTF8.self))")
+        }
+        switch value {
+        case .string(let text):
+            let length = text.unicodeScalars.count
+            if let minLength, length < minLength { fail("minLength", "should have at least \(minLength) characters, has \(length)") }
+            if let maxLength, length > maxLength { fail("maxLength", "should have at most \(maxLength) characters, has \(length)") }
+            if let pattern {
+                let range = NSRange(text.startIndex..., in: text)
+                if pattern.regex.firstMatch(in: text, range: range) == nil {
+                    fail("pattern", "should match \(pattern.source)")
+                }
+            }
+            if let format, let problem = format.check(text) { fail("format", "\(format.name): \(problem)") }
+        case .integer, .number:
+            let number = value.doubleValue!
+            if let minimum, number < minimum { fail("minimum", "should be at least \(Self.show(minimum))") }
+            if let maximum, number > maximum { fail("maximum", "should be at most \(Self.show(maximum))") }
+            if let exclusiveMinimum, number <= exclusiveMinimum { fail("exclusiveMinimum", "should be more than \(Self.show(exclusiveMinimum))") }
+            if let exclusiveMaximum, number >= exclusiveMaximum { fail("exclusiveMaximum", "should be less than \(Self.show(exclusiveMaximum))") }
+        case .array(let elements):
+            if let minItems, elements.count < minItems { fail("minItems", "should have at least \(minItems) items, has \(elements.count)") }
+            if let maxItems, elements.count > maxItems { fail("maxItems", "should have at most \(maxItems) items, has \(elements.count)") }
+            if let items {
+                for (index, element) in elements.enumerated() {
+                    items.validate(element, at: "\(pointer)/\(index)", into: &violations)
+                }
+            }
+        case .object(let members):
+            for name in required where members[name] == nil {
+                fail("required", "is missing", "\(pointer)/\(Self.escape(name))")
+            }
+            var known = Set<String>()
+            for (name, node) in properties {
+                known.insert(name)
+                if let member = members[name] { node.validate(member, at: "\(pointer)/\(Self.escape(name))", into: &violations) }
+            }
+            for name in members.keys.sorted() where !known.contains(name) {
+                if forbidsAdditional {
+                    fail("additionalProperties", "is not allowed here", "\(pointer)/\(Self.escape(name))")
+                } else if let additionalProperties {
+                    additionalProperties.validate(members[name]!, at: "\(pointer)/\(Self.escape(name))", into: &violations)
+                }
+            }
+        default:
+            break
+        }
+        for node in allOf { node.validate(value, at: pointer, into: &violations) }
+        if !anyOf.isEmpty {
+            var best: [SchemaViolation]?
+            for node in anyOf {
+                var attempt: [SchemaViolation] = []
+                node.validate(value, at: pointer, into: &attempt)
+                if attempt.isEmpty {
+                    best = nil
+                    break
+                }
+                if best == nil || attempt.count < best!.count { best = attempt }
+            }
+            if let best {
+                fail("anyOf", "matches none of the alternatives: " + best.map(\.description).joined(separator: "; "))
+            }
+        }
+        if !oneOf.isEmpty {
+            var matched = 0
+            var closest: [SchemaViolation]?
+            for node in oneOf {
+                var attempt: [SchemaViolation] = []
+                node.validate(value, at: pointer, into: &attempt)
+                if attempt.isEmpty { matched += 1 } else if closest == nil || attempt.count < closest!.count { closest = attempt }
+            }
+            if matched == 0 {
+                fail("oneOf", "matches none of the alternatives: " + (closest ?? []).map(\.description).joined(separator: "; "))
+            } else if matched > 1 {
+                fail("oneOf", "matches \(matched) alternatives, exactly one is allowed")
+            }
+        }
+    }
+
+    static func escape(_ name: String) -> String {
+        name.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+    }
+
+    static func show(_ number: Double) -> String {
+        number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+    }
+
+    /// JSON equality where 1 and 1.0 are the same number.
+    static func equal(_ a: JSONValue, _ b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.integer, .number), (.number, .integer), (.number, .number): return a.doubleValue == b.doubleValue
+        default: return a == b
+        }
+    }
+}
+
+/// Turns schema JSON into nodes, resolving `$ref`s once.
+struct SchemaCompiler {
+    let name: String
+    let document: JSONValue
+    var definitions: [String: SchemaNode] = [:]
+
+    init(name: String, document: JSONValue) {
+        self.name = name
+        self.document = document
+    }
+
+    func fail(_ pointer: String, _ problem: String) -> SchemaLoadError {
+        SchemaLoadError(schema: name, pointer: pointer, problem: problem)
+    }
+
+    mutating func compile(_ schema: JSONValue, at pointer: String) throws -> SchemaNode {
+        let node = SchemaNode()
+        if case .bool(let allowed) = schema {
+            node.alwaysFalse = !allowed
+            return node
+        }
+        guard case .object(let members) = schema else { throw fail(pointer, "a schema must be an object or a boolean") }
+        for (keyword, value) in members {
+            let here = "\(pointer)/\(SchemaNode.escape(keyword))"
+            switch keyword {
+            case "$schema", "$id", "$comment", "$defs", "title", "description", "examples", "default", "deprecated",
+                "readOnly", "writeOnly":
+                continue
+            case "type":
+                if let single = value.stringValue {
+                    node.types = [single]
+                } else if let list = value.arrayValue?.compactMap(\.stringValue), !list.isEmpty {
+                    node.types = Set(list)
+                } else {
+                    throw fail(here, "type must be a type name or a list of them")
+                }
+                let known: Set = ["null", "boolean", "integer", "number", "string", "array", "object"]
+                if let unknown = node.types!.first(where: { !known.contains($0) }) { throw fail(here, "unknown type \(unknown)") }
+            case "properties":
+                guard case .object(let properties) = value else { throw fail(here, "properties must be an object") }
+                for property in properties.keys.sorted() {
+                    node.properties.append(
+                        (property, try compile(properties[property]!, at: "\(here)/\(SchemaNode.escape(property))")))
+                }
+            case "required":
+                guard let names = value.arrayValue?.compactMap(\.stringValue) else { throw fail(here, "required must be a list of names") }
+                node.required = names
+            case "additionalProperties":
+                if case .bool(false) = value {
+                    node.forbidsAdditional = true
+                } else if case .bool(true) = value {
+                    continue
+                } else {
+                    node.additionalProperties = try compile(value, at: here)
+                }
+            case "enum":
+                guard let values = value.arrayValue else { throw fail(here, "enum must be a list") }
+                node.enumValues = values
+            case "const":
+                node.constValue = value
+            case "pattern":
+                guard let source = value.stringValue else { throw fail(here, "pattern must be a string") }
+                do {
+                    node.pattern = (source, try NSRegularExpression(pattern: source))
+                } catch {
+                    throw fail(here, "pattern \(source) is not a valid regular expression")
+                }
+            case "minLength": node.minLength = try count(value, here)
+            case "maxLength": node.maxLength = try count(value, here)
+            case "minItems": node.minItems = try count(value, here)
+            case "maxItems": node.maxItems = try count(value, here)
+            case "minimum": node.minimum = try number(value, here)
+            case "maximum": node.maximum = try number(value, here)
+            case "exclusiveMinimum": node.exclusiveMinimum = try number(value, here)
+            case "exclusiveMaximum": node.exclusiveMaximum = try number(value, here)
+            case "items": node.items = try compile(value, at: here)
+            case "allOf": node.allOf = try list(value, here)
+            case "anyOf": node.anyOf = try list(value, here)
+            case "oneOf": node.oneOf = try list(value, here)
+            case "$ref":
+                guard let target = value.stringValue else { throw fail(here, "$ref must be a string") }
+                node.reference = try resolve(target, at: here)
+            case "format":
+                guard let format = value.stringValue else { throw fail(here, "format must be a string") }
+                guard let check = Formats.all[format] else {
+                    throw fail(here, "unknown format \(format) (known: \(Formats.all.keys.sorted().joined(separator: ", ")))")
+                }
+                node.format = (format, check)
+            default:
+                if keyword.hasPrefix("x-") { continue }
+                throw fail(here, "keyword \(keyword) is not supported by OneWindow's validator")
+            }
+        }
+        return node
+    }
+
+    mutating func resolve(_ reference: String, at pointer: String) throws -> SchemaNode {
+        guard reference.hasPrefix("#/$defs/") else {
+            throw fail(pointer, "only local references to #/$defs/… are supported, found \(reference)")
+        }
+        if let known = definitions[reference] { return known }
+        guard let target = document[pointer: String(reference.dropFirst())] else {
+            throw fail(pointer, "$ref \(reference) does not resolve")
+        }
+        // Register before compiling so that a recursive definition refers to itself.
+        let placeholder = SchemaNode()
+        definitions[reference] = placeholder
+        let compiled = try compile(target, at: String(reference.dropFirst()))
+        placeholder.reference = compiled
+        return placeholder
+    }
+
+    func count(_ value: JSONValue, _ pointer: String) throws -> Int {
+        guard let number = value.int64Value, number >= 0 else { throw fail(pointer, "must be a non-negative integer") }
+        return Int(number)
+    }
+
+    func number(_ value: JSONValue, _ pointer: String) throws -> Double {
+        guard let number = value.doubleValue else { throw fail(pointer, "must be a number") }
+        return number
+    }
+
+    mutating func list(_ value: JSONValue, _ pointer: String) throws -> [SchemaNode] {
+        guard let schemas = value.arrayValue, !schemas.isEmpty else { throw fail(pointer, "must be a non-empty list of schemas") }
+        return try schemas.enumerated().map { try compile($1, at: "\(pointer)/\($0)") }
+    }
+}
+
+/// The formats the validator asserts, by name: adding one is one line here.
+public enum Formats {
+    /// Format name → a check returning what is wrong, or `nil` when the text is valid.
+    static let all: [String: @Sendable (String) -> String?] = [
+        "date": { fullDate($0) },
+        "date-time": { dateTime($0) },
+        "email": { text in
+            let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+            return parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".") ? nil : "is not an e-mail address"
+        },
+        "cn-resident-id": { ResidentIDNumber.problem(in: $0) },
+        "cn-credit-code": { UnifiedSocialCreditCode.problem(in: $0) },
+        "cn-mobile": { MobileNumber.problem(in: $0) },
+    ]
+
+    /// RFC 3339 full-date: `YYYY-MM-DD`, a real calendar day.
+    static func fullDate(_ text: String) -> String? {
+        let characters = Array(text)
+        guard characters.count == 10, characters[4] == "-", characters[7] == "-",
+            let year = Int(String(characters[0..<4])), let month = Int(String(characters[5..<7])),
+            let day = Int(String(characters[8..<10])), characters.allSatisfy({ $0.isASCII })
+        else { return "should be a date like 2025-01-31" }
+        return Gregorian.isValid(year: year, month: month, day: day) ? nil : "\(text) is not a calendar day"
+    }
+
+    /// RFC 3339 date-time with a time zone: `2025-01-31T08:30:00+08:00` or `…Z`.
+    static func dateTime(_ text: String) -> String? {
+        let parts = text.split(separator: "T", maxSplits: 1)
+        guard parts.count == 2, fullDate(String(parts[0])) == nil else {
+            return "should be a date and time like 2025-01-31T08:30:00+08:00"
+        }
+        let pattern = #"^([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"#
+        return String(parts[1]).range(of: pattern, options: .regularExpression) == nil
+            ? "should be a date and time like 2025-01-31T08:30:00+08:00" : nil
+    }
+}

@@ -1,0 +1,76 @@
+/// How the Kafka backend reaches and uses a cluster.
+///
+/// ```swift
+/// var configuration = KafkaConfiguration(bootstrapServers: ["kafka-1:9092", "kafka-2:9092"])
+/// configuration.properties["security.protocol"] = "SASL_SSL"
+/// configuration.properties["sasl.mechanisms"] = "SCRAM-SHA-512"
+/// configuration.properties["sasl.username"] = "onewindow-orchestrator"
+/// configuration.properties["sasl.password"] = password
+/// configuration.properties["ssl.ca.location"] = "/etc/onewindow/ca.pem"
+/// let log = try KafkaLog(configuration: configuration)
+/// ```
+public struct KafkaConfiguration: Sendable {
+    /// `host:port` of one or more brokers to bootstrap from.
+    public var bootstrapServers: [String]
+    /// Any librdkafka property, passed through unchanged (security, timeouts, tuning); these win
+    /// over OneWindow's defaults. See librdkafka's CONFIGURATION.md.
+    /// Default: empty.
+    public var properties: [String: String]
+    /// The `client.id` brokers see in their logs and quotas. Default: `onewindow`.
+    public var clientId: String
+    /// The replication factor of topics the catalog creates; `-1` takes the broker's
+    /// `default.replication.factor`. Default: -1.
+    public var replicationFactor: Int
+    /// How long admin and metadata calls wait for the cluster. Default: 10 seconds.
+    public var requestTimeout: Duration
+
+    public init(bootstrapServers: [String]) {
+        self.bootstrapServers = bootstrapServers
+        self.properties = [:]
+        self.clientId = "onewindow"
+        self.replicationFactor = -1
+        self.requestTimeout = .seconds(10)
+    }
+
+    /// The one conversion to librdkafka's property dictionary, for a producer.
+    ///
+    /// Idempotent producing (`enable.idempotence=true`, which implies `acks=all`): a retried
+    /// batch is written once. `partitioner=murmur2_random` is the Java client's default, so a key
+    /// lands in the same partition as with the embedded backend and with Java producers.
+    var producerProperties: [String: String] {
+        var result = common
+        result["enable.idempotence"] = "true"
+        result["acks"] = "all"
+        result["partitioner"] = "murmur2_random"
+        result["linger.ms"] = "5"
+        result["message.timeout.ms"] = "120000"
+        return result.merging(properties) { _, user in user }
+    }
+
+    /// The properties of a consumer: offsets are stored and committed only when the caller says so.
+    func consumerProperties(group: String, reset: String) -> [String: String] {
+        var result = common
+        result["group.id"] = group
+        result["enable.auto.commit"] = "false"
+        result["enable.auto.offset.store"] = "false"
+        result["auto.offset.reset"] = reset
+        result["allow.auto.create.topics"] = "false"
+        result["topic.metadata.refresh.interval.ms"] = "5000"
+        return result.merging(properties.filter { !Self.producerOnly.contains($0.key) }) { _, user in user }
+    }
+
+    private var common: [String: String] {
+        [
+            "bootstrap.servers": bootstrapServers.joined(separator: ","),
+            "client.id": clientId,
+            "log.connection.close": "false",
+        ]
+    }
+
+    static let producerOnly: Set<String> = [
+        "enable.idempotence", "acks", "partitioner", "linger.ms", "message.timeout.ms", "batch.size",
+        "compression.type", "queue.buffering.max.messages", "queue.buffering.max.kbytes",
+    ]
+
+    var timeoutMilliseconds: Int32 { Int32(requestTimeout.components.seconds * 1000) }
+}

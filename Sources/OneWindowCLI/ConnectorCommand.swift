@@ -1,0 +1,68 @@
+import ArgumentParser
+import Connectors
+import EventSchemas
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `onewindow connector run|check`: one department's connector process.
+struct ConnectorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "connector",
+        abstract: "Run a connector that bridges a department's system onto the bus.",
+        subcommands: [Run.self, Check.self]
+    )
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the connector of a Connectors/*.yaml file until SIGTERM or SIGINT.")
+        @OptionGroup var options: BusOptions
+        @Argument(help: "The connector file, e.g. Connectors/household-registry.yaml.") var file: String
+        @Option(help: "Log level: trace, debug, info, notice, warning, error. Default: info.") var logLevel: String = "info"
+
+        func run() async throws {
+            let level = Logger.Level(rawValue: logLevel) ?? .info
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
+            let logger = Logger(label: "onewindow.connector")
+            let configuration = try ConnectorConfiguration.load(path: file)
+            let catalog = try options.loadCatalog()
+            let log = try options.openLog()
+            let connector = try Connector(configuration: configuration, log: log, catalog: catalog, logger: logger)
+            let group = ServiceGroup(
+                services: [ConnectorService(connector: connector)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger)
+            try await group.run()
+            await log.close()
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Check a connector file against the catalog without running it.")
+        @OptionGroup var options: BusOptions
+        @Argument(help: "The connector file.") var file: String
+
+        func run() async throws {
+            let configuration = try ConnectorConfiguration.load(path: file)
+            try Connector.check(configuration, against: try options.loadCatalog())
+            print(
+                "\(file): connector \(configuration.name) for \(configuration.department): \(configuration.sources.count) source(s), \(configuration.sinks.count) sink(s) — ok")
+        }
+    }
+}
+
+/// The connector as a service of a `ServiceGroup`: stops (finishing the current batch's commit)
+/// on graceful shutdown.
+struct ConnectorService: Service {
+    let connector: Connector
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await connector.run()
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import ArgumentParser
+import Bus
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+
+/// `onewindow demo`: the whole story on the embedded bus, in one command.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Publish department events, show a refused one going to the dead letters, read them back.")
+
+    @OptionGroup var options: BusOptions
+    @Flag(help: "Keep an existing demo log instead of starting from an empty one.") var keep = false
+
+    func run() async throws {
+        let address = try options.bus.map(BusAddress.init(parsing:)) ?? .embedded(path: "var/demo.sqlite")
+        if case .embedded(let path) = address, !keep {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        }
+        var busOptions = options
+        busOptions.bus = address.description
+        let catalog = try options.loadCatalog()
+        try await withLog(busOptions) { log in
+            try await DemoScenario(log: log, catalog: catalog, write: { print($0) }).run()
+        }
+    }
+}
+
+/// The demo's steps, callable from tests.
+public struct DemoScenario: Sendable {
+    let log: any EventLog
+    let catalog: TopicCatalog
+    let write: @Sendable (String) -> Void
+
+    public init(log: any EventLog, catalog: TopicCatalog, write: @escaping @Sendable (String) -> Void) {
+        self.log = log
+        self.catalog = catalog
+        self.write = write
+    }
+
+    /// The event types the demo publishes, one per department.
+    public static let publishedTypes = [
+        "household.birth.registered", "socialsecurity.enrolment.registered", "tax.payment.received",
+        "realestate.contract.signed", "market.business.registered", "application.restaurant.submitted",
+    ]
+
+    /// What the demo did, for tests.
+    public struct Summary: Sendable {
+        public var published: Int
+        public var deadLettered: Int
+        public var readBack: Int
+        public var lagAfterCommit: Int64
+    }
+
+    @discardableResult
+    public func run() async throws -> Summary {
+        write("== 1. Topics from Topics/catalog.yaml")
+        let created = try await log.createTopics(catalog.topicSpecs)
+        write("   \(created.count) topics created, \(catalog.topics.count - created.count) already there")
+
+        write("\n== 2. Departments publish events (each validated against its JSON Schema)")
+        let publisher = Publisher(log: log, catalog: catalog, name: "onewindow demo")
+        var publications: [Publication] = []
+        for type in Self.publishedTypes {
+            guard let example = catalog.schemas[type]?.examples.first else { continue }
+            let department = catalog.topics(carrying: type).first?.owner ?? "onewindow"
+            publications.append(
+                Publication(
+                    event: Event(
+                        type: type, source: "/departments/\(department)", subject: nil, data: example.serialized())))
+        }
+
+        write("\n== 3. A bad one: a birth whose resident ID has a wrong check character")
+        if let birth = catalog.schemas["household.birth.registered"]?.examples.first,
+            case .string(let id)? = birth[pointer: "/child/residentId"]
+        {
+            let wrong: Character = id.last == "1" ? "2" : "1"
+            let corrupted = String(id.dropLast()) + String(wrong)
+            let text = String(decoding: birth.serialized(), as: UTF8.self).replacingOccurrences(of: id, with: corrupted)
+            publications.append(
+                Publication(
+                    event: Event(
+                        type: "household.birth.registered", source: "/departments/household-registry", subject: nil,
+                        data: Data(text.utf8))))
+        }
+        let outcomes = try await publisher.publish(publications, deadLetter: true)
+        var published = 0
+        var refused = 0
+        for outcome in outcomes {
+            switch outcome {
+            case .published(let position, let event):
+                published += 1
+                write("   published \(event.type) key \(Masking.subject(event.subject ?? "-")) → \(position)")
+            case .deadLettered(let position, let failure):
+                refused += 1
+                write("   REFUSED: \(failure.reason)")
+                write("            original bytes kept in \(position) with the reason in dl_* headers")
+            }
+        }
+
+        write("\n== 4. A downstream team reads them back as consumer group demo-dashboard")
+        let topics = Self.publishedTypes.compactMap { catalog.topics(carrying: $0).first?.name }
+        let consumer = try await log.makeConsumer(.group("demo-dashboard", topics: topics))
+        var read: [LogRecord] = []
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .seconds(30))
+        while read.count < published && clock.now < deadline {
+            read += try await consumer.poll(maxRecords: 100, timeout: .milliseconds(500))
+        }
+        for record in read {
+            let event = try CloudEventsBinding.event(from: record)
+            write("   \(record.position)  \(event.type)  from \(event.source)  at \(Timestamp.format(event.time))")
+        }
+        try await consumer.commit(read)
+        await consumer.close()
+        let lag = try await log.lag(group: "demo-dashboard", topics: topics).map(\.lag).reduce(0, +)
+        write("   committed; the group's lag is now \(lag)")
+
+        write("\n== 5. The dead-letter topic \(catalog.deadLetterTopic), for operators")
+        for partition in 0..<(catalog.topic(named: catalog.deadLetterTopic)?.spec.partitions ?? 1) {
+            let marks = try await log.watermarks(TopicPartition(catalog.deadLetterTopic, partition))
+            for record in try await log.read(
+                TopicPartition(catalog.deadLetterTopic, partition), from: max(marks.high - 5, marks.low), maxRecords: 5)
+            {
+                write("   \(record.position) code=\(record.header("dl_code") ?? "?") topic=\(record.header("dl_original_topic") ?? "?")")
+                write("     reason: \(record.header("dl_reason") ?? "?")")
+            }
+        }
+        write("\nTry: onewindow subscribe --bus embedded:var/demo.sqlite --topic household.birth.registered --until-end")
+        return Summary(published: published, deadLettered: refused, readBack: read.count, lagAfterCommit: lag)
+    }
+}

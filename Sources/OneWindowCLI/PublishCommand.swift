@@ -1,0 +1,135 @@
+import ArgumentParser
+import Bus
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+
+/// `onewindow publish`: validate an event against the catalog and append it.
+struct PublishCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "publish",
+        abstract: "Publish an event: a type, a subject, and a JSON body from a file or standard input.",
+        discussion: """
+            The body is validated against the type's JSON Schema; a refused event is reported on \
+            standard error with the failing field and rule, and the command exits with status 1. \
+            With --dead-letter the refused bytes also go to the dead-letter topic with the reason.
+            Examples:
+              onewindow publish --example household.birth.registered
+              onewindow publish --type tax.payment.received --file payment.json
+              echo '{…}' | onewindow publish --type approval.decided --topic approval.tax.decided
+            """
+    )
+
+    @OptionGroup var options: BusOptions
+
+    @Option(help: "The event type, e.g. household.birth.registered.") var type: String?
+    @Option(help: "Publish the type's schema example instead of a body (the type is this value).") var example: String?
+    @Option(help: "The subject (record key); default: the body's key field named in the catalog.") var subject: String?
+    @Option(help: "The topic; default: the one topic that carries the type.") var topic: String?
+    @Option(help: "The CloudEvents source. Default: /onewindow/cli.") var source: String = "/onewindow/cli"
+    @Option(help: "The event id. Default: a new UUID (with --count, one per event).") var id: String?
+    @Option(help: "A JSON body file; '-' or no file reads standard input.") var file: String?
+    @Option(help: "Publish this many copies (each with its own id), in batches of up to 500.") var count: Int = 1
+    @Flag(help: "Send a refused event to the dead-letter topic, with the reason, instead of only refusing it.")
+    var deadLetter = false
+
+    func validate() throws {
+        if type == nil && example == nil { throw ValidationError("give --type TYPE (with a body) or --example TYPE") }
+        if type != nil && example != nil { throw ValidationError("give either --type or --example, not both") }
+        if count < 1 { throw ValidationError("--count must be at least 1") }
+        if count > 1 && id != nil { throw ValidationError("--id names one event; it cannot go with --count") }
+    }
+
+    func run() async throws {
+        let catalog = try options.loadCatalog()
+        let eventType = (type ?? example)!
+        let body: Data
+        if let example {
+            guard let schema = catalog.schemas[example] else {
+                throw ValidationError("the catalog has no event type \(example); types: \(catalog.eventTypes.joined(separator: ", "))")
+            }
+            guard let first = schema.examples.first else { throw ValidationError("the schema of \(example) has no example") }
+            body = first.serialized()
+        } else if let file, file != "-" {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("cannot read \(file)")
+            }
+            body = data
+        } else {
+            body = FileHandle.standardInput.readDataToEndOfFile()
+        }
+        let events = (0..<count).map { _ in
+            Event(
+                id: id ?? UUID().uuidString.lowercased(), type: eventType, source: source, subject: subject, data: body)
+        }
+        let failed = try await withLog(options) { log -> Bool in
+            let publisher = Publisher(log: log, catalog: catalog, name: "onewindow publish")
+            var failed = false
+            for start in stride(from: 0, to: events.count, by: 500) {
+                let batch = events[start..<min(start + 500, events.count)].map { Publication(event: $0, topic: topic) }
+                let outcomes: [PublishOutcome]
+                do {
+                    outcomes = try await publisher.publish(batch, deadLetter: deadLetter)
+                } catch let failure as ValidationFailure {
+                    printError(failure.description)
+                    return true
+                }
+                for outcome in outcomes {
+                    switch outcome {
+                    case .published(let position, let event):
+                        print(OutputLine.published(position, event))
+                    case .deadLettered(let position, let failure):
+                        printError(failure.description)
+                        printError("sent to the dead-letter topic at \(position)")
+                        failed = true
+                    }
+                }
+            }
+            return failed
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+/// The JSON lines the CLI prints.
+enum OutputLine {
+    static func published(_ position: RecordPosition, _ event: Event) -> String {
+        var object: [String: JSONValue] = [
+            "topic": .string(position.topic), "partition": .integer(Int64(position.partition)),
+            "offset": .integer(position.offset), "id": .string(event.id), "type": .string(event.type),
+        ]
+        if let subject = event.subject { object["subject"] = .string(subject) }
+        return String(decoding: JSONValue.object(object).serialized(), as: UTF8.self)
+    }
+
+    /// A consumed record: position, key, headers, the CloudEvent attributes, and the body as JSON
+    /// (or as a string when it is not JSON).
+    static func record(_ record: LogRecord) -> String {
+        var object: [String: JSONValue] = [
+            "topic": .string(record.topic), "partition": .integer(Int64(record.partition)),
+            "offset": .integer(record.offset), "timestamp": .string(Timestamp.format(record.timestamp)),
+            "key": record.keyString.map(JSONValue.string) ?? .null,
+        ]
+        var headers: [String: JSONValue] = [:]
+        for header in record.headers { headers[header.name] = .string(header.text ?? header.value.base64EncodedString()) }
+        object["headers"] = .object(headers)
+        if let event = try? CloudEventsBinding.event(from: record) {
+            var attributes: [String: JSONValue] = [
+                "id": .string(event.id), "type": .string(event.type), "source": .string(event.source),
+                "time": .string(Timestamp.format(event.time)), "specversion": .string(event.specVersion),
+                "datacontenttype": .string(event.dataContentType),
+            ]
+            if let value = event.subject { attributes["subject"] = .string(value) }
+            if let value = event.correlationId { attributes["correlationid"] = .string(value) }
+            if let value = event.causationId { attributes["causationid"] = .string(value) }
+            object["event"] = .object(attributes)
+        }
+        if let body = try? JSONValue.parse(record.value) {
+            object["data"] = body
+        } else {
+            object["data"] = .string(String(decoding: record.value, as: UTF8.self))
+        }
+        return String(decoding: JSONValue.object(object).serialized(), as: UTF8.self)
+    }
+}

@@ -1,0 +1,142 @@
+import ArgumentParser
+import Bus
+import EventLog
+import EventSchemas
+import Foundation
+
+/// `onewindow topics list|describe|apply|maintain`.
+struct TopicsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "topics",
+        abstract: "The topic catalog and the topics on the bus.",
+        subcommands: [List.self, Describe.self, Apply.self, Maintain.self]
+    )
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the catalog's topics and whether each exists on the bus.")
+        @OptionGroup var options: BusOptions
+
+        func run() async throws {
+            let catalog = try options.loadCatalog()
+            let existing = Set(try await withLog(options) { try await $0.listTopics() })
+            let rows = catalog.topics.map { topic in
+                [
+                    topic.name, topic.owner, "\(topic.spec.partitions)", CleanupText.describe(topic.spec.cleanup),
+                    existing.contains(topic.name) ? "yes" : "no", topic.types.joined(separator: ","),
+                ]
+            }
+            print(Table.render(header: ["TOPIC", "OWNER", "PARTITIONS", "CLEANUP", "ON BUS", "TYPES"], rows: rows))
+            let missing = catalog.topics.filter { !existing.contains($0.name) }.count
+            if missing > 0 { print("\n\(missing) topic(s) are not on the bus yet: run `onewindow topics apply`.") }
+        }
+    }
+
+    struct Describe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a topic: catalog entry, partitions, watermarks.")
+        @OptionGroup var options: BusOptions
+        @Argument(help: "The topic name.") var topic: String
+
+        func run() async throws {
+            let catalog = try options.loadCatalog()
+            let entry = catalog.topic(named: topic)
+            let described = try await withLog(options) { try await $0.describeTopics([topic]) }.first
+            guard entry != nil || described != nil else {
+                throw ValidationError("no topic \(topic) in the catalog or on the bus")
+            }
+            print("topic:       \(topic)")
+            if let entry {
+                print("owner:       \(entry.owner) (\(catalog.departments[entry.owner] ?? ""))")
+                print("description: \(entry.description)")
+                print("key:         \(entry.keyPointer ?? "none")")
+                print("types:       \(entry.types.isEmpty ? "raw records" : entry.types.joined(separator: ", "))")
+                print("catalog:     \(entry.spec.partitions) partitions, \(CleanupText.describe(entry.spec.cleanup))")
+            } else {
+                print("catalog:     not in the catalog")
+            }
+            guard let described else {
+                print("bus:         not created yet (run `onewindow topics apply`)")
+                return
+            }
+            print("bus:         \(described.partitions.count) partitions, \(CleanupText.describe(described.spec.cleanup))")
+            let rows = described.partitions.enumerated().map { index, marks in
+                ["\(index)", "\(marks.low)", "\(marks.high)", "\(marks.high - marks.low)"]
+            }
+            print(Table.render(header: ["PARTITION", "LOW", "HIGH", "RECORDS"], rows: rows))
+        }
+    }
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create every catalog topic that is not on the bus yet.")
+        @OptionGroup var options: BusOptions
+
+        func run() async throws {
+            let catalog = try options.loadCatalog()
+            let (created, described) = try await withLog(options) { log in
+                let created = try await log.createTopics(catalog.topicSpecs)
+                return (created, try await log.describeTopics(catalog.topics.map(\.name)))
+            }
+            for name in created { print("created \(name)") }
+            for description in described {
+                guard let wanted = catalog.topic(named: description.name)?.spec else { continue }
+                if description.partitions.count != wanted.partitions {
+                    printError(
+                        "warning: \(description.name) has \(description.partitions.count) partitions on the bus, the catalog says \(wanted.partitions); partitions are never changed automatically (keys would move)")
+                }
+            }
+            print("\(created.count) created, \(catalog.topics.count - created.count) already present")
+        }
+    }
+
+    struct Maintain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run retention and compaction now (embedded bus; Kafka brokers do it themselves).")
+        @OptionGroup var options: BusOptions
+
+        func run() async throws {
+            guard case .embedded(let path) = try options.address() else {
+                throw ValidationError("a Kafka broker runs retention and compaction itself")
+            }
+            let log = try EmbeddedLogOpener.open(path)
+            let report = try await log.runMaintenance()
+            await log.close()
+            print("expired \(report.expired) record(s), compacted away \(report.compacted)")
+        }
+    }
+}
+
+import EmbeddedLog
+
+enum EmbeddedLogOpener {
+    static func open(_ path: String) throws -> EmbeddedLog { try EmbeddedLog(path: path) }
+}
+
+enum CleanupText {
+    static func describe(_ policy: CleanupPolicy) -> String {
+        switch policy {
+        case .compact: return "compact"
+        case .delete(nil): return "keep forever"
+        case .delete(let retention?):
+            let seconds = retention.components.seconds
+            if seconds % 86_400 == 0 { return "retain \(seconds / 86_400)d" }
+            if seconds % 3_600 == 0 { return "retain \(seconds / 3_600)h" }
+            return "retain \(seconds)s"
+        }
+    }
+}
+
+/// A plain text table with aligned columns.
+enum Table {
+    static func render(header: [String], rows: [[String]]) -> String {
+        let all = [header] + rows
+        var widths = [Int](repeating: 0, count: header.count)
+        for row in all { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
+        return all.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}

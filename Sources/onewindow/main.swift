@@ -1,0 +1,3 @@
+import OneWindowCLI
+
+await OneWindowCommand.runFromCommandLine()

@@ -1,0 +1,179 @@
+import Bus
+import EmbeddedLog
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+import Testing
+
+@Suite("Validated publishing and dead letters")
+struct PublisherTests {
+    func birthExample() throws -> JSONValue {
+        try #require(repositoryCatalog.schemas["household.birth.registered"]?.examples.first)
+    }
+
+    func event(_ type: String, _ body: Data, subject: String? = nil) -> Event {
+        Event(type: type, source: "/test", subject: subject, data: body)
+    }
+
+    @Test func everyExampleOfEveryTypePublishes() async throws {
+        let bus = try TemporaryBus()
+        defer { Task { await bus.tearDown() } }
+        try await bus.log.createTopics(repositoryCatalog.topicSpecs)
+        let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "test")
+        for type in repositoryCatalog.eventTypes {
+            let topics = repositoryCatalog.topics(carrying: type)
+            let example = try #require(repositoryCatalog.schemas[type]?.examples.first, "\(type) has no example")
+            let (position, published) = try await publisher.publish(
+                event(type, example.serialized()), topic: topics.first?.name)
+            #expect(position.topic == topics.first?.name)
+            // The key is the body's key field, as the catalog names it.
+            if let pointer = topics.first?.keyPointer, case .string(let key)? = example[pointer: pointer] {
+                #expect(published.subject == key, "\(type)")
+                let stored = try await bus.log.read(position.topicPartition, from: position.offset, maxRecords: 1)
+                #expect(stored.first?.keyString == key)
+                #expect(try stored.first.map(CloudEventsBinding.event(from:))?.type == type)
+            }
+        }
+    }
+
+    @Test func refusedEventsGoToTheDeadLetterTopicWithTheReason() async throws {
+        let bus = try TemporaryBus()
+        defer { Task { await bus.tearDown() } }
+        try await bus.log.createTopics(repositoryCatalog.topicSpecs)
+        let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "test-connector")
+        let birth = try birthExample()
+        guard case .string(let id)? = birth[pointer: "/child/residentId"] else {
+            Issue.record("the birth example has no /child/residentId")
+            return
+        }
+        let corrupted = String(id.dropLast()) + (id.last == "1" ? "2" : "1")
+        let badCheck = Data(String(decoding: birth.serialized(), as: UTF8.self).replacingOccurrences(of: id, with: corrupted).utf8)
+        let notJSON = Data("{\"child\": {".utf8)
+        let batch = [
+            Publication(event: event("household.birth.registered", birth.serialized())),
+            Publication(event: event("household.birth.registered", notJSON)),
+            Publication(event: event("household.birth.registered", badCheck)),
+            Publication(event: event("household.wedding.registered", birth.serialized())),
+            Publication(event: event("household.birth.registered", birth.serialized()), topic: "tax.payment.received"),
+            Publication(event: event("household.birth.registered", birth.serialized(), subject: "someone-else")),
+        ]
+        let outcomes = try await publisher.publish(batch, deadLetter: true)
+        #expect(outcomes.count == 6)
+        guard case .published = outcomes[0] else {
+            Issue.record("the valid birth was not published")
+            return
+        }
+        var codes: [String] = []
+        for outcome in outcomes.dropFirst() {
+            guard case .deadLettered(let position, let failure) = outcome else {
+                Issue.record("a bad event was published: \(outcome)")
+                continue
+            }
+            #expect(position.topic == "deadletter.record.refused")
+            codes.append(failure.code.rawValue)
+        }
+        #expect(codes == ["invalid-json", "schema-violation", "unknown-type", "wrong-topic", "subject-mismatch"])
+
+        let dead = try await readAll(bus.log, topic: "deadletter.record.refused").sorted { $0.timestamp < $1.timestamp }
+        #expect(dead.count == 5)
+        let byCode = Dictionary(grouping: dead) { $0.header("dl_code") ?? "" }
+        let json = try #require(byCode["invalid-json"]?.first)
+        #expect(json.value == notJSON, "the original bytes are kept")
+        #expect(json.header("dl_refused_by") == "test-connector")
+        #expect(json.header("ce_type") == "household.birth.registered")
+        #expect(json.header("dl_time").flatMap(Timestamp.parse) != nil)
+        let schema = try #require(byCode["schema-violation"]?.first)
+        #expect(schema.header("dl_reason")?.contains("/child/residentId") == true)
+        #expect(schema.header("dl_reason")?.contains("cn-resident-id") == true)
+        #expect(byCode["wrong-topic"]?.first?.header("dl_original_topic") == "tax.payment.received")
+    }
+
+    @Test func withoutDeadLetteringARefusalThrowsAndAppendsNothing() async throws {
+        let bus = try TemporaryBus()
+        defer { Task { await bus.tearDown() } }
+        try await bus.log.createTopics(repositoryCatalog.topicSpecs)
+        let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "test")
+        let birth = try birthExample()
+        let batch = [
+            Publication(event: event("household.birth.registered", birth.serialized())),
+            Publication(event: event("household.birth.registered", Data("[1,2".utf8))),
+        ]
+        await #expect(throws: ValidationFailure.self) { try await publisher.publish(batch, deadLetter: false) }
+        #expect(try await readAll(bus.log, topic: "household.birth.registered").isEmpty)
+        #expect(try await readAll(bus.log, topic: "deadletter.record.refused").isEmpty)
+    }
+
+    @Test func typeCarriedBySeveralTopicsNeedsATopic() async throws {
+        let example = try #require(repositoryCatalog.schemas["approval.requested"]?.examples.first)
+        let validator = EventValidator(catalog: repositoryCatalog)
+        #expect(throws: ValidationFailure.self) {
+            try validator.validate(event("approval.requested", example.serialized()))
+        }
+        let validated = try validator.validate(
+            event("approval.requested", example.serialized()), topic: "approval.food-safety.requested")
+        #expect(validated.topic == "approval.food-safety.requested")
+    }
+}
+
+@Suite("Bus addresses")
+struct BusAddressTests {
+    @Test func parsesEmbeddedAndKafka() throws {
+        #expect(try BusAddress(parsing: "embedded:var/x.sqlite") == .embedded(path: "var/x.sqlite"))
+        #expect(try BusAddress(parsing: "/tmp/x.sqlite") == .embedded(path: "/tmp/x.sqlite"))
+        #expect(try BusAddress(parsing: "kafka:k1:9092,k2:9092") == .kafka(bootstrapServers: ["k1:9092", "k2:9092"]))
+        #expect(throws: BusAddressError.self) { try BusAddress(parsing: "kafka:") }
+        #expect(throws: BusAddressError.self) { try BusAddress(parsing: "redis:localhost") }
+    }
+
+    @Test func optionThenEnvironmentThenDefault() throws {
+        #expect(try BusAddress.resolve("kafka:a:1", environment: ["ONEWINDOW_BUS": "embedded:b"]) == .kafka(bootstrapServers: ["a:1"]))
+        #expect(try BusAddress.resolve(nil, environment: ["ONEWINDOW_BUS": "embedded:b"]) == .embedded(path: "b"))
+        #expect(try BusAddress.resolve(nil, environment: [:]) == BusAddress.defaultAddress)
+    }
+}
+
+@Suite("The topic catalog")
+struct CatalogTests {
+    @Test func catalogCoversTheMissionsDepartments() {
+        let owners = Set(repositoryCatalog.topics.map(\.owner))
+        for department in [
+            "household-registry", "social-security", "tax", "real-estate", "market-regulation", "food-safety",
+            "fire-safety", "environment", "urban-management",
+        ] {
+            #expect(owners.contains(department), "\(department) owns no topic")
+            #expect(repositoryCatalog.topic(named: "approval.\(department).requested") != nil)
+            #expect(repositoryCatalog.topic(named: "approval.\(department).decided") != nil)
+        }
+        #expect(repositoryCatalog.topic(named: repositoryCatalog.deadLetterTopic)?.types == [])
+        #expect(repositoryCatalog.topic(named: "application.progress.updated")?.spec.cleanup == .compact)
+    }
+
+    @Test func topicNamesFollowTheConvention() {
+        for topic in repositoryCatalog.topics {
+            let parts = topic.name.split(separator: ".")
+            #expect(parts.count == 3, "\(topic.name) is not <domain>.<entity>.<event>")
+            #expect(topic.name == topic.name.lowercased())
+        }
+    }
+
+    @Test func malformedCatalogsAreRefusedWithTheirLocation() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("catalog-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let catalog = """
+            deadLetterTopic: dead.letter.records
+            departments: {tax: Tax}
+            topics:
+              - {name: dead.letter.records, owner: tax, types: []}
+              - {name: tax.payment.received, owner: tax, retention: 12x, types: [tax.payment.received]}
+            """
+        try catalog.write(to: directory.appendingPathComponent("catalog.yaml"), atomically: true, encoding: .utf8)
+        do {
+            _ = try TopicCatalog.load(from: directory)
+            Issue.record("a bad retention was accepted")
+        } catch let error as CatalogError {
+            #expect(error.location == "topics[1].retention")
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import EmbeddedLog
+import EventLog
+import EventSchemas
+import Foundation
+import Testing
+import TestSupport
+
+/// The catalog of the repository, loaded once.
+let repositoryCatalog: TopicCatalog = {
+    do {
+        return try TopicCatalog.load(from: repositoryRoot.appendingPathComponent("Topics"))
+    } catch {
+        fatalError("Topics/ does not load: \(error)")
+    }
+}()
+
+/// A temporary directory with an embedded log in it, removed by `tearDown`.
+struct TemporaryBus {
+    let directory: URL
+    let path: String
+    let log: EmbeddedLog
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "onewindow-bus-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        path = directory.appendingPathComponent("bus.sqlite").path
+        log = try EmbeddedLog(path: path)
+    }
+
+    func tearDown() async {
+        await log.close()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// What a finished process printed.
+struct ProcessResult: Sendable {
+    let status: Int32
+    let output: String
+    let error: String
+}
+
+/// Starts `onewindow` with arguments, in the repository root (so ./Topics is found).
+func startOnewindow(_ arguments: [String], input: Data? = nil) throws -> (Process, Pipe, Pipe) {
+    let process = Process()
+    process.executableURL = try onewindowExecutable()
+    process.arguments = arguments
+    process.currentDirectoryURL = repositoryRoot
+    let output = Pipe()
+    let error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    if let input {
+        let pipe = Pipe()
+        process.standardInput = pipe
+        try process.run()
+        pipe.fileHandleForWriting.write(input)
+        try pipe.fileHandleForWriting.close()
+    } else {
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+    return (process, output, error)
+}
+
+/// Runs `onewindow` to the end and returns what it printed.
+func runOnewindow(_ arguments: [String], input: Data? = nil) async throws -> ProcessResult {
+    let (process, output, error) = try startOnewindow(arguments, input: input)
+    return await finish(process, output, error)
+}
+
+func finish(_ process: Process, _ output: Pipe, _ error: Pipe) async -> ProcessResult {
+    // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
+    async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
+    async let err = Task.detached { error.fileHandleForReading.readDataToEndOfFile() }.value
+    let (outData, errData) = await (out, err)
+    process.waitUntilExit()
+    return ProcessResult(
+        status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
+        error: String(decoding: errData, as: UTF8.self))
+}
+
+func readAll(_ log: any EventLog, topic: String) async throws -> [LogRecord] {
+    var records: [LogRecord] = []
+    for description in try await log.describeTopics([topic]) {
+        for partition in 0..<description.partitions.count {
+            var offset: Int64 = 0
+            while true {
+                let batch = try await log.read(TopicPartition(topic, partition), from: offset, maxRecords: 1000)
+                guard let last = batch.last else { break }
+                records += batch
+                offset = last.offset + 1
+            }
+        }
+    }
+    return records
+}

@@ -1,0 +1,198 @@
+import Bus
+import Connectors
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+import GRDB
+import Testing
+import TestSupport
+
+/// Each sink kind end to end: the bus → the connector → the department's system.
+@Suite("Connector sinks", .timeLimit(.minutes(3)))
+struct SinkTests {
+    /// An approval request for this test's own application id.
+    func request(_ bench: Workbench) throws -> (application: String, event: Event) {
+        var body = try #require(catalog.schemas["approval.requested"]?.examples.first)
+        let application = "TS-2025-" + String(format: "%06d", Int.random(in: 0..<1_000_000))
+        body.set(.string(application), at: "/applicationId")
+        body.set(.string("tax"), at: "/department")
+        let event = Event(
+            id: "request-\(bench.unique)", type: "approval.requested", source: "/onewindow/orchestrator",
+            subject: application, data: body.serialized(), correlationId: application)
+        return (application, event)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func inboxReceivesRequestsOnceAndDecisionsArePublished(_ backend: Backend) async throws {
+        let bench = try await Workbench(backend)
+        defer { Task { await bench.tearDown() } }
+        let department = try bench.departmentDatabase()
+        let yaml = """
+            name: tax-inbox-\(bench.unique)
+            department: tax
+            database: \(bench.path("department.sqlite"))
+            state: \(bench.path("state.sqlite"))
+            sinks:
+              - kind: inbox
+                requests: approval.tax.requested
+                decisions: approval.tax.decided
+                interval: 100ms
+            """
+        let connector = try RunningConnector(yaml, on: bench)
+        defer { Task { await connector.stop() } }
+        let (application, event) = try request(bench)
+        let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
+        try await publisher.publish(event, topic: "approval.tax.requested")
+        try await publisher.publish(event, topic: "approval.tax.requested")  // redelivered: still one row
+        try await bench.eventually("the inbox row") {
+            try await department.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM approval_inbox WHERE application_id = ?", arguments: [application])
+            } == 1
+        }
+        let row = try #require(try await department.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM approval_inbox WHERE application_id = ?", arguments: [application])
+        })
+        #expect(row["event_id"] == event.id)
+        #expect(row["status"] == "pending")
+        let item: String? = row["item"]
+
+        try await department.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO approval_decisions (application_id, item, decision, reason, decided_at, decided_by, licence_number)
+                    VALUES (?, ?, 'approved', NULL, '2025-03-03T10:00:00+08:00', 'officer-017', NULL)
+                    """, arguments: [application, item])
+        }
+        try await bench.eventually("the decision") {
+            try await !bench.events(on: "approval.tax.decided", idPrefix: "tax/approval_decisions/").filter {
+                $0.keyString == application
+            }.isEmpty
+        }
+        let decided = try #require(
+            try await bench.events(on: "approval.tax.decided", idPrefix: "tax/approval_decisions/").first {
+                $0.keyString == application
+            })
+        let decision = try CloudEventsBinding.event(from: decided)
+        #expect(decision.type == "approval.decided")
+        #expect(decision.causationId == event.id)
+        #expect(decision.correlationId == application)
+        let body = try JSONValue.parse(decision.data)
+        #expect(body[pointer: "/decision"] == .string("approved"))
+        #expect(try await bench.events(on: catalog.deadLetterTopic, idPrefix: "tax/approval_decisions/").isEmpty)
+    }
+
+    @Test func webhookSinkRetriesThenDeliversAndDeadLettersWhatIsRefused() async throws {
+        let bench = try await Workbench(.embedded)
+        defer { Task { await bench.tearDown() } }
+        let port = freePort()
+        // The department's endpoint is a real webhook source of another connector, started late:
+        // the first attempts find nothing listening.
+        let sender = """
+            name: sender-\(bench.unique)
+            department: onewindow
+            state: \(bench.path("sender.sqlite"))
+            sinks:
+              - kind: webhook
+                topics: [notification.sms.requested]
+                url: http://127.0.0.1:\(port)/sms
+                retries: 8
+                backoff: 100ms
+            """
+        let receiver = """
+            name: receiver-\(bench.unique)
+            department: onewindow
+            sources:
+              - kind: webhook
+                listen: 127.0.0.1:\(port)
+                path: /sms
+                type: supervision.alert.raised
+            """
+        let sending = try RunningConnector(sender, on: bench)
+        defer { Task { await sending.stop() } }
+        let example = try #require(catalog.schemas["notification.sms.requested"]?.examples.first)
+        let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
+        // The receiver expects supervision alerts: an SMS body is refused with 400 → dead letter.
+        try await publisher.publish(
+            Event(id: "sms-\(bench.unique)", type: "notification.sms.requested", source: "/test", subject: nil, data: example.serialized()))
+        try await Task.sleep(for: .milliseconds(400))
+        let receiving = try RunningConnector(receiver, on: bench)
+        defer { Task { await receiving.stop() } }
+        try await bench.eventually("the refused delivery") {
+            try await !bench.events(on: catalog.deadLetterTopic, idPrefix: "sms-\(bench.unique)", deduplicate: false).filter {
+                $0.header("dl_code") == "undeliverable"
+            }.isEmpty
+        }
+        // Both sides dead-letter it under the same event id: the receiver (schema) and the sender.
+        let dead = try #require(try await bench.events(on: catalog.deadLetterTopic, idPrefix: "sms-\(bench.unique)", deduplicate: false).first {
+            $0.header("dl_code") == "undeliverable"
+        })
+        #expect(dead.header("dl_reason")?.contains("HTTP 400") == true)
+        #expect(dead.value == example.serialized(), "the original body is kept")
+
+        // An alert forwarded the same way arrives (202), keeping its id through ce-id.
+        let alert = try #require(catalog.schemas["supervision.alert.raised"]?.examples.first)
+        let forward = """
+            name: forward-\(bench.unique)
+            department: onewindow
+            state: \(bench.path("forward.sqlite"))
+            sinks:
+              - kind: webhook
+                topics: [supervision.alert.raised]
+                url: http://127.0.0.1:\(port)/sms
+                backoff: 100ms
+            """
+        let forwarding = try RunningConnector(forward, on: bench)
+        defer { Task { await forwarding.stop() } }
+        try await publisher.publish(
+            Event(id: "alert-\(bench.unique)", type: "supervision.alert.raised", source: "/test", subject: nil, data: alert.serialized()))
+        try await bench.eventually("the delivered alert") { forwarding.connector.stats.snapshot.delivered >= 1 }
+        #expect(receiving.connector.stats.snapshot.published >= 1)
+    }
+
+    @Test func tableAndFileSinksWriteEachEventOnce() async throws {
+        let bench = try await Workbench(.embedded)
+        defer { Task { await bench.tearDown() } }
+        let department = try bench.departmentDatabase()
+        try await department.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE sms_outbox (event_id TEXT PRIMARY KEY, mobile TEXT, template TEXT, text TEXT,
+                    application_id TEXT, queued_at TEXT)
+                    """)
+        }
+        let example = try #require(catalog.schemas["notification.sms.requested"]?.examples.first)
+        let mobilePointer = example[pointer: "/mobile"] != nil ? "/mobile" : "/recipient/mobile"
+        let yaml = """
+            name: sms-\(bench.unique)
+            department: onewindow
+            database: \(bench.path("department.sqlite"))
+            state: \(bench.path("state.sqlite"))
+            sinks:
+              - kind: table
+                topics: [notification.sms.requested]
+                table: sms_outbox
+                columns: {mobile: \(mobilePointer), template: /template, application_id: /applicationId, queued_at: $time}
+              - kind: file
+                topics: [notification.sms.requested]
+                directory: \(bench.path("out"))
+            """
+        let connector = try RunningConnector(yaml, on: bench)
+        defer { Task { await connector.stop() } }
+        let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
+        let event = Event(id: "sms-\(bench.unique)", type: "notification.sms.requested", source: "/test", subject: nil, data: example.serialized())
+        try await publisher.publish(event)
+        try await publisher.publish(event)
+        try await bench.eventually("the outbox row and the file line") {
+            let rows = try await department.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sms_outbox") }
+            return rows == 1 && connector.connector.stats.snapshot.delivered >= 4
+        }
+        let mobile = try await department.read { db in try String.fetchOne(db, sql: "SELECT mobile FROM sms_outbox") }
+        #expect(mobile == example[pointer: mobilePointer]?.stringValue)
+        let files = try FileManager.default.contentsOfDirectory(atPath: bench.path("out"))
+        #expect(files.count == 1 && files[0].hasPrefix("notification.sms.requested-"))
+        let lines = try String(contentsOfFile: bench.path("out/\(files[0])"), encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2, "both deliveries are written; the id tells the repeat")
+        #expect(try JSONValue.parse(Data(lines[0].utf8))[pointer: "/id"] == .string(event.id))
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+
+/// Shared by the test targets and the benchmark: where the repository is, the built executable,
+/// free ports, example-shaped department tables.
+
+/// The repository root, found from this file's path.
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent()
+
+/// An error of the test support itself.
+public struct SupportError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The `onewindow` executable that `swift test` (or `swift build`) built.
+public func onewindowExecutable() throws -> URL {
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for candidate in [bundle, bundle.deletingLastPathComponent()] {
+        let url = candidate.appendingPathComponent("onewindow")
+        if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+    }
+    let fallback = repositoryRoot.appendingPathComponent(".build/debug/onewindow")
+    if FileManager.default.isExecutableFile(atPath: fallback.path) { return fallback }
+    throw SupportError("the onewindow executable was not built next to \(bundle.path)")
+}
+
+/// A free loopback TCP port (bound to port 0, read back, released).
+public func freePort() -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
