@@ -62,11 +62,20 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
         ),
+        // Simulated department systems: their own SQLite databases, seed data, a row generator for
+        // load tests, and a decision policy per approving department.
+        .target(
+            name: "DepartmentSystems",
+            dependencies: [
+                "EventSchemas", "EventModel", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The commands of `onewindow`, callable from tests without parsing.
         .target(
             name: "OneWindowCLI",
             dependencies: [
-                "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors",
+                "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors", "DepartmentSystems",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -96,9 +105,17 @@ let package = Package(
             name: "ConnectorsTests",
             dependencies: [
                 "Connectors", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "TestSupport",
+                "DepartmentSystems",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
+        .testTarget(
+            name: "DepartmentSystemsTests",
+            dependencies: [
+                "DepartmentSystems", "EventSchemas", "Connectors", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(name: "KafkaLogTests", dependencies: ["KafkaLog", "EventLog", "EventModel"]),
         .testTarget(
             name: "BusTests",
             dependencies: ["Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "OneWindowCLI", "TestSupport"]

@@ -146,27 +146,36 @@ func report(_ line: String) {
     lines.append(line)
 }
 
-report("### Embedded log (SQLite, WAL) against raw GRDB inserts")
-report("")
-report("| what | events | events/s | ratio to raw insert |")
-report("|---|---:|---:|---:|")
-for (batch, total) in [(1, 5_000 * scale), (100, 200_000 * scale), (1000, 200_000 * scale)] {
-    let raw = try await benchRawInsert(directory: directory, batch: batch, total: total)
-    let embedded = try await benchEmbeddedAppend(directory: directory, batch: batch, total: total)
-    report("| \(raw.name) | \(format(Double(raw.events))) | \(format(raw.eventsPerSecond)) | 1.00 |")
-    report(
-        "| \(embedded.name) | \(format(Double(embedded.events))) | \(format(embedded.eventsPerSecond)) | \(String(format: "%.2f", embedded.eventsPerSecond / raw.eventsPerSecond)) |"
-    )
+if ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil {
+    report("### Embedded log (SQLite, WAL) against raw GRDB inserts")
+    report("")
+    report("| what | events | events/s | ratio to raw insert |")
+    report("|---|---:|---:|---:|")
+    for (batch, total) in [(1, 5_000 * scale), (100, 200_000 * scale), (1000, 200_000 * scale)] {
+        let raw = try await benchRawInsert(directory: directory, batch: batch, total: total)
+        let embedded = try await benchEmbeddedAppend(directory: directory, batch: batch, total: total)
+        report("| \(raw.name) | \(format(Double(raw.events))) | \(format(raw.eventsPerSecond)) | 1.00 |")
+        report(
+            "| \(embedded.name) | \(format(Double(embedded.events))) | \(format(embedded.eventsPerSecond)) | \(String(format: "%.2f", embedded.eventsPerSecond / raw.eventsPerSecond)) |"
+        )
+    }
+    let consume = try await benchEmbeddedConsume(directory: directory, total: 200_000 * scale)
+    report("| \(consume.name) | \(format(Double(consume.events))) | \(format(consume.eventsPerSecond)) | |")
+    report("")
+    report("### Connector")
+    report("")
+    report("| what | rows | rows/s |")
+    report("|---|---:|---:|")
+    let connector = try await benchConnector(directory: directory, rows: 100_000 * scale)
+    report("| \(connector.name) | \(format(Double(connector.events))) | \(format(connector.eventsPerSecond)) |")
 }
-let consume = try await benchEmbeddedConsume(directory: directory, total: 200_000 * scale)
-report("| \(consume.name) | \(format(Double(consume.events))) | \(format(consume.eventsPerSecond)) | |")
-report("")
-report("### Connector")
-report("")
-report("| what | rows | rows/s |")
-report("|---|---:|---:|")
-let connector = try await benchConnector(directory: directory, rows: 100_000 * scale)
-report("| \(connector.name) | \(format(Double(connector.events))) | \(format(connector.eventsPerSecond)) |")
+
+if let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA"] {
+    let records = Int(ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA_RECORDS"] ?? "100000") ?? 100_000
+    let hub = try await benchKafka(bootstrap: bootstrap, records: records)
+    report("")
+    report("KAFKA_HUB produce \(Int(hub.produce)) consume \(Int(hub.consume)) records \(records)")
+}
 
 if let output = arguments.dropFirst().first {
     try (lines.joined(separator: "\n") + "\n").write(toFile: output, atomically: true, encoding: .utf8)

@@ -15,7 +15,7 @@ public struct OneWindowCommand: AsyncParsableCommand {
             """,
         subcommands: [
             TopicsCommand.self, PublishCommand.self, SubscribeCommand.self, ValidateCommand.self,
-            GroupsCommand.self, ConnectorCommand.self, DemoCommand.self,
+            GroupsCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self,
         ]
     )
 

@@ -82,8 +82,9 @@ struct SinkTests {
         #expect(try await bench.events(on: catalog.deadLetterTopic, idPrefix: "tax/approval_decisions/").isEmpty)
     }
 
-    @Test func webhookSinkRetriesThenDeliversAndDeadLettersWhatIsRefused() async throws {
-        let bench = try await Workbench(.embedded)
+    @Test(arguments: Backend.allCases)
+    func webhookSinkRetriesThenDeliversAndDeadLettersWhatIsRefused(_ backend: Backend) async throws {
+        let bench = try await Workbench(backend)
         defer { Task { await bench.tearDown() } }
         let port = freePort()
         // The department's endpoint is a real webhook source of another connector, started late:
@@ -150,8 +151,9 @@ struct SinkTests {
         #expect(receiving.connector.stats.snapshot.published >= 1)
     }
 
-    @Test func tableAndFileSinksWriteEachEventOnce() async throws {
-        let bench = try await Workbench(.embedded)
+    @Test(arguments: Backend.allCases)
+    func tableAndFileSinksWriteEachEventOnce(_ backend: Backend) async throws {
+        let bench = try await Workbench(backend)
         defer { Task { await bench.tearDown() } }
         let department = try bench.departmentDatabase()
         try await department.write { db in

@@ -116,8 +116,9 @@ struct SourceTests {
         #expect(original[pointer: "/death_date"] == .string("20240231"))
     }
 
-    @Test func webhookAnswers202Or400AndDeadLettersTheRefused() async throws {
-        let bench = try await Workbench(.embedded)
+    @Test(arguments: Backend.allCases)
+    func webhookAnswers202Or400AndDeadLettersTheRefused(_ backend: Backend) async throws {
+        let bench = try await Workbench(backend)
         defer { Task { await bench.tearDown() } }
         let port = freePort()
         let yaml = """
@@ -153,8 +154,9 @@ struct SourceTests {
         #expect(Set(dead.compactMap { $0.header("dl_code") }) == ["schema-violation", "invalid-json"])
     }
 
-    @Test func droppedFilesArePublishedAndMovedToDoneOrFailed() async throws {
-        let bench = try await Workbench(.embedded)
+    @Test(arguments: Backend.allCases)
+    func droppedFilesArePublishedAndMovedToDoneOrFailed(_ backend: Backend) async throws {
+        let bench = try await Workbench(backend)
         defer { Task { await bench.tearDown() } }
         let drop = bench.path("drop")
         try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)

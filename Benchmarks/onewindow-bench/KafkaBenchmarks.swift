@@ -1,0 +1,38 @@
+import EventLog
+import EventModel
+import Foundation
+import KafkaLog
+
+/// The hub's Kafka backend on the same broker and the same records as `kafka-raw/raw_bench.c`:
+/// appends in batches of 1,000 (each resolved by its delivery reports), then a new group consumes
+/// them (timed from its first record, as the C program does).
+func benchKafka(bootstrap: String, records total: Int) async throws -> (produce: Double, consume: Double) {
+    var configuration = KafkaConfiguration(bootstrapServers: [bootstrap])
+    configuration.properties["session.timeout.ms"] = "6000"
+    configuration.properties["heartbeat.interval.ms"] = "500"
+    let log = try KafkaLog(configuration: configuration)
+    let topic = "bench.hub.\(UUID().uuidString.prefix(8).lowercased())"
+    try await log.createTopics([TopicSpec(name: topic, partitions: 6)])
+    let records = makeRecords(topic: topic, count: total)
+    let clock = ContinuousClock()
+    let start = clock.now
+    for batch in stride(from: 0, to: total, by: 1000) {
+        _ = try await log.append(Array(records[batch..<min(batch + 1000, total)]))
+    }
+    let produced = clock.now - start
+    let consumer = try await log.makeConsumer(.group("bench-\(UUID().uuidString.prefix(8))", topics: [topic]))
+    var seen = 0
+    var first: ContinuousClock.Instant?
+    while seen < total {
+        let batch = try await consumer.poll(maxRecords: 1000, timeout: .seconds(1))
+        if !batch.isEmpty, first == nil { first = clock.now }
+        seen += batch.count
+    }
+    let consumed = clock.now - first!
+    await consumer.close()
+    await log.close()
+    func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+    return (Double(total) / seconds(produced), Double(total - 1) / seconds(consumed))
+}

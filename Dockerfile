@@ -1,0 +1,27 @@
+# The hub's image: one `onewindow` binary with the topic catalog and the connector files.
+# Used by compose.yaml for every hub process (topics job, connectors, department simulators).
+FROM swift:6.2-bookworm AS build
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends librdkafka-dev libsqlite3-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY Package.swift ./
+COPY Sources ./Sources
+COPY Tests/TestSupport ./Tests/TestSupport
+COPY Benchmarks ./Benchmarks
+RUN swift build -c release --product onewindow --static-swift-stdlib \
+    && cp "$(swift build -c release --show-bin-path)/onewindow" /usr/local/bin/onewindow
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends librdkafka1 libsqlite3-0 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --home /app onewindow
+COPY --from=build /usr/local/bin/onewindow /usr/local/bin/onewindow
+WORKDIR /app
+COPY Topics ./Topics
+COPY Connectors ./Connectors
+RUN mkdir -p /app/var && chown onewindow /app/var
+USER onewindow
+ENTRYPOINT ["onewindow"]
+CMD ["--help"]

@@ -1,0 +1,151 @@
+import ArgumentParser
+import DepartmentSystems
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `onewindow dept-sim <department>`: a simulated department system — its own SQLite database,
+/// seed data, rows generated at a rate, and decisions on approval requests after the department's
+/// processing time in working days.
+public struct DeptSimCommand: AsyncParsableCommand {
+    /// The command's name, help and examples.
+    public static let configuration = CommandConfiguration(
+        commandName: "dept-sim",
+        abstract: "Run a simulated department system: seed it, generate rows, decide approval requests.",
+        discussion: """
+            Departments: \(DepartmentID.allCases.map(\.rawValue).joined(separator: ", ")).
+            Examples:
+              onewindow dept-sim household-registry --seed
+              onewindow dept-sim household-registry --generate 200 --duration 60 --bad-fraction 0.01
+              onewindow dept-sim tax --generate max --count 1000000 --table tax_payments
+              onewindow dept-sim food-safety --decide --speed 86400     # a working day every few seconds
+              onewindow dept-sim sms-gateway --decide                   # render and "send" queued messages
+            Runs until SIGINT or SIGTERM (the transaction under way is finished, the exit status is 0), or
+            until --count or --duration is reached when it does not --decide.
+            """)
+
+    @Argument(help: "The department: a department id of Topics/catalog.yaml, or sms-gateway (see above).")
+    var department: String
+
+    @Option(help: "The department's SQLite database. Default: var/departments/<department>.sqlite.")
+    var db: String?
+
+    @Flag(help: "Seed the database with the simulated Chancheng (residents, households, companies, properties) first.")
+    var seed = false
+
+    @Option(help: "Generate rows at this many a second ('max' for as fast as possible).")
+    var generate: String?
+
+    @Option(help: "Stop generating after this many rows (inserts and updates).")
+    var count: Int?
+
+    @Option(help: "Stop generating after this many seconds.")
+    var duration: Double?
+
+    @Option(help: "Generate into this source table only (repeatable). Default: every source table of the department.")
+    var table: [String] = []
+
+    @Option(
+        help: "The fraction of generated rows spoiled on purpose (bad check character, NULL, not a date). Default: 0.")
+    var badFraction: Double = 0
+
+    @Option(help: "The fraction of generated writes that update an existing row. Default: 0.02.")
+    var updateFraction: Double = 0.02
+
+    @Option(help: "The generator's random seed. Default: the current time.")
+    var randomSeed: UInt64?
+
+    @Flag(help: "Decide pending approval requests after the processing time (sms-gateway: send queued messages).")
+    var decide = false
+
+    @Option(
+        help: "Run the department's clock this many times faster than real time (86400: a day a second). Default: 1.")
+    var speed: Double = 1
+
+    @Option(help: "Start the department's clock at a date (YYYY-MM-DD, 09:00 China time) or an RFC 3339 instant.")
+    var start: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error. Default: info.")
+    var logLevel: String = "info"
+
+    /// A command with every option at its default (ArgumentParser fills them in).
+    public init() {}
+
+    /// Refuses options that do not go together, before anything runs.
+    public func validate() throws {
+        guard DepartmentID(rawValue: department) != nil else {
+            let departments = DepartmentID.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ValidationError("'\(department)' is not a department; use one of \(departments)")
+        }
+        if let generate, generate != "max", (Double(generate) ?? 0) <= 0 {
+            throw ValidationError("--generate takes a number of rows a second above 0, or 'max'")
+        }
+        if generate == nil, count != nil || duration != nil || !table.isEmpty {
+            throw ValidationError("--count, --duration and --table go with --generate")
+        }
+        if count != nil, duration != nil { throw ValidationError("give --count or --duration, not both") }
+        if let count, count <= 0 { throw ValidationError("--count must be above 0") }
+        if let duration, duration <= 0 { throw ValidationError("--duration must be above 0") }
+        guard (0...1).contains(badFraction), (0...1).contains(updateFraction) else {
+            throw ValidationError("--bad-fraction and --update-fraction are between 0 and 1")
+        }
+        guard speed > 0 else { throw ValidationError("--speed must be above 0") }
+        if let start, startInstant(start) == nil {
+            throw ValidationError("--start '\(start)' is not a date (YYYY-MM-DD) or an RFC 3339 instant")
+        }
+        guard seed || generate != nil || decide else {
+            throw ValidationError("nothing to do: give --seed, --generate or --decide")
+        }
+    }
+
+    /// Opens (and migrates) the database and runs the simulator until done or signalled.
+    public func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "onewindow.dept-sim")
+        let id = DepartmentID(rawValue: department)!
+        let path = db ?? "var/departments/\(id.rawValue).sqlite"
+        let database = try DepartmentDatabase.open(id, path: path)
+        logger.notice("\(id): \(database.system.name), database \(path)")
+        let clock = AcceleratedClock(speed: speed, start: start.flatMap(startInstant) ?? Date())
+        var options = DepartmentSimulator.Options()
+        options.seed = seed
+        options.decide = decide
+        if let generate { options.rate = generate == "max" ? .infinity : Double(generate)! }
+        if let count { options.limit = .count(count) }
+        if let duration { options.limit = .duration(.milliseconds(Int64(duration * 1000))) }
+        options.generator = RowGenerator.Options(
+            tables: table.isEmpty ? nil : table, badFraction: badFraction, updateFraction: updateFraction,
+            seed: randomSeed ?? UInt64(Date().timeIntervalSince1970 * 1000))
+        let simulator = DepartmentSimulator(database: database, options: options, clock: clock, logger: logger)
+        // The simulator returns when its --count or --duration is done: that ends the group, not as a failure.
+        let service = ServiceGroupConfiguration.ServiceConfiguration(
+            service: DepartmentSimulatorService(simulator: simulator),
+            successTerminationBehavior: .gracefullyShutdownGroup)
+        var configuration = ServiceGroupConfiguration(services: [service], logger: logger)
+        configuration.gracefulShutdownSignals = [.sigterm, .sigint]
+        try await ServiceGroup(configuration: configuration).run()
+    }
+
+    private func startInstant(_ text: String) -> Date? {
+        if let day = CalendarDate(text) { return day.chinaTime(hour: 9) }
+        return ChinaTime.parse(text)
+    }
+}
+
+/// The simulator as a service: on SIGTERM or SIGINT it finishes the transaction under way and returns.
+struct DepartmentSimulatorService: Service {
+    let simulator: DepartmentSimulator
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await simulator.run()
+        } onGracefulShutdown: {
+            simulator.stop()
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import EventLog
+import EventModel
+import Foundation
+import KafkaLog
+import Testing
+
+/// The Kafka backend against a real Kafka-protocol broker, and against an independent client.
+@Suite("Kafka backend integration", .timeLimit(.minutes(3)))
+struct KafkaIntegrationTests {
+    static func bootstrap() throws -> String {
+        guard let value = ProcessInfo.processInfo.environment["ONEWINDOW_TEST_KAFKA"] else {
+            throw TestFailure("ONEWINDOW_TEST_KAFKA is not set: run the tests with `make test`, which starts the broker")
+        }
+        return value
+    }
+
+    static func log(_ bootstrap: String) throws -> KafkaLog {
+        var configuration = KafkaConfiguration(bootstrapServers: [bootstrap])
+        configuration.properties["session.timeout.ms"] = "6000"
+        configuration.properties["heartbeat.interval.ms"] = "500"
+        return try KafkaLog(configuration: configuration)
+    }
+
+    let event = Event(
+        id: "interop-1", type: "household.birth.registered", source: "/departments/household-registry",
+        subject: "440604202501150134", time: Date(timeIntervalSince1970: 1_736_900_000.25),
+        data: Data(#"{"child":{"name":"李子轩"}}"#.utf8), correlationId: "RA-2025-000123", causationId: "evt-0")
+
+    @Test func whatTheHubWritesKcatReadsWithTheCloudEventsHeaders() async throws {
+        let bootstrap = try Self.bootstrap()
+        let log = try Self.log(bootstrap)
+        let topic = "interop.hub-to-kcat.\(UUID().uuidString.prefix(8).lowercased())"
+        try await log.createTopics([TopicSpec(name: topic, partitions: 1)])
+        _ = try await log.append([CloudEventsBinding.record(for: event, topic: topic)])
+        await log.close()
+
+        let output = try run("kcat", ["-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q"])
+        let line = try #require(output.split(separator: "\n").first, "kcat printed nothing")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(json["key"] as? String == "440604202501150134")
+        #expect(json["payload"] as? String == #"{"child":{"name":"李子轩"}}"#)
+        let flat = try #require(json["headers"] as? [String], "kcat -J prints headers as [name, value, …]")
+        var headers: [String: String] = [:]
+        for index in stride(from: 0, to: flat.count - 1, by: 2) { headers[flat[index]] = flat[index + 1] }
+        #expect(headers["ce_id"] == "interop-1")
+        #expect(headers["ce_type"] == "household.birth.registered")
+        #expect(headers["ce_source"] == "/departments/household-registry")
+        #expect(headers["ce_specversion"] == "1.0")
+        #expect(headers["ce_time"] == "2025-01-15T00:13:20.250Z")
+        #expect(headers["ce_correlationid"] == "RA-2025-000123")
+        #expect(headers["content-type"] == "application/json")
+        #expect(json["ts"] as? Int == 1_736_900_000_250, "the record timestamp is the event time")
+    }
+
+    @Test func whatKcatWritesTheHubReadsAsTheSameEvent() async throws {
+        let bootstrap = try Self.bootstrap()
+        let log = try Self.log(bootstrap)
+        let topic = "interop.kcat-to-hub.\(UUID().uuidString.prefix(8).lowercased())"
+        try await log.createTopics([TopicSpec(name: topic, partitions: 1)])
+        var arguments = ["-b", bootstrap, "-P", "-t", topic, "-k", "440604202501150134"]
+        for (name, value) in [
+            ("ce_specversion", "1.0"), ("ce_id", "interop-1"), ("ce_source", "/departments/household-registry"),
+            ("ce_type", "household.birth.registered"), ("ce_subject", "440604202501150134"),
+            ("ce_time", "2025-01-15T00:13:20.250Z"), ("content-type", "application/json"),
+            ("ce_correlationid", "RA-2025-000123"), ("ce_causationid", "evt-0"),
+        ] {
+            arguments += ["-H", "\(name)=\(value)"]
+        }
+        _ = try run("kcat", arguments, input: event.data)
+        let records = try await log.read(TopicPartition(topic, 0), from: 0, maxRecords: 10)
+        try #require(records.count == 1)
+        #expect(try CloudEventsBinding.event(from: records[0]) == event)
+        await log.close()
+    }
+
+    @Test func anUnreachableBrokerIsReportedAsSuch() async throws {
+        var configuration = KafkaConfiguration(bootstrapServers: ["127.0.0.1:1"])
+        configuration.requestTimeout = .seconds(2)
+        let log = try KafkaLog(configuration: configuration)
+        do {
+            _ = try await log.listTopics()
+            Issue.record("listing topics on a closed port succeeded")
+        } catch let error as LogError {
+            #expect(error.code == .brokerUnreachable)
+            #expect(error.isRetriable)
+            #expect(error.backendName?.hasPrefix("RD_KAFKA_RESP_ERR__") == true)
+            #expect(error.description.contains("reachable"))
+        }
+        await log.close()
+    }
+
+    @Test func aWrongPropertyIsRefusedWithItsName() {
+        var configuration = KafkaConfiguration(bootstrapServers: ["127.0.0.1:9092"])
+        configuration.properties["sasl.mechanisms"] = "SCRAM-SHA-512"
+        configuration.properties["security.protocol"] = "NOT_A_PROTOCOL"
+        #expect {
+            _ = try KafkaLog(configuration: configuration)
+        } throws: { error in
+            "\(error)".contains("security.protocol")
+        }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Runs a program found on PATH and returns its standard output; fails on a non-zero exit.
+func run(_ program: String, _ arguments: [String], input: Data? = nil) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [program] + arguments
+    let output = Pipe()
+    let error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    let stdin = Pipe()
+    process.standardInput = stdin
+    try process.run()
+    if let input { stdin.fileHandleForWriting.write(input) }
+    try stdin.fileHandleForWriting.close()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    let errors = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw TestFailure("\(program) exited with \(process.terminationStatus): \(String(decoding: errors, as: UTF8.self))")
+    }
+    return String(decoding: data, as: UTF8.self)
+}
