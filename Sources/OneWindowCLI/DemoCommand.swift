@@ -66,11 +66,27 @@ public struct DemoScenario: Sendable {
         for type in Self.publishedTypes {
             guard let example = catalog.schemas[type]?.examples.first else { continue }
             let department = catalog.topics(carrying: type).first?.owner ?? "onewindow"
+            let source = department == "onewindow" ? "/onewindow/front-desk" : "/departments/\(department)"
             publications.append(
-                Publication(
-                    event: Event(
-                        type: type, source: "/departments/\(department)", subject: nil, data: example.serialized())))
+                Publication(event: Event(type: type, source: source, subject: nil, data: example.serialized())))
         }
+        var published = 0
+        var refused = 0
+        func show(_ outcomes: [PublishOutcome]) {
+            for outcome in outcomes {
+                switch outcome {
+                case .published(let position, let event):
+                    published += 1
+                    write("   published \(event.type) key \(Masking.subject(event.subject ?? "-")) → \(position)")
+                case .deadLettered(let position, let failure):
+                    refused += 1
+                    write("   REFUSED: \(failure.reason)")
+                    write("            original bytes kept in \(position) with the reason in dl_* headers")
+                }
+            }
+        }
+        show(try await publisher.publish(publications, deadLetter: true))
+        publications = []
 
         write("\n== 3. A bad one: a birth whose resident ID has a wrong check character")
         if let birth = catalog.schemas["household.birth.registered"]?.examples.first,
@@ -85,20 +101,7 @@ public struct DemoScenario: Sendable {
                         type: "household.birth.registered", source: "/departments/household-registry", subject: nil,
                         data: Data(text.utf8))))
         }
-        let outcomes = try await publisher.publish(publications, deadLetter: true)
-        var published = 0
-        var refused = 0
-        for outcome in outcomes {
-            switch outcome {
-            case .published(let position, let event):
-                published += 1
-                write("   published \(event.type) key \(Masking.subject(event.subject ?? "-")) → \(position)")
-            case .deadLettered(let position, let failure):
-                refused += 1
-                write("   REFUSED: \(failure.reason)")
-                write("            original bytes kept in \(position) with the reason in dl_* headers")
-            }
-        }
+        show(try await publisher.publish(publications, deadLetter: true))
 
         write("\n== 4. A downstream team reads them back as consumer group demo-dashboard")
         let topics = Self.publishedTypes.compactMap { catalog.topics(carrying: $0).first?.name }

@@ -15,7 +15,7 @@ struct MappingTests {
         let configuration = try ConnectorConfiguration.parse(String(readme[start.upperBound..<end.lowerBound]), file: "README")
         #expect(configuration.name == "household-registry")
         #expect(configuration.sources.count == 3)
-        #expect(configuration.sinks.count == 3)
+        #expect(configuration.sinks.count == 4)
         #expect(configuration.consumerGroup(forSink: 0) == "connector.household-registry.inbox")
         #expect(configuration.consumerGroup(forSink: 1) == "connector.household-registry.webhook")
         guard case .table(let table) = configuration.sources[0] else {
