@@ -92,7 +92,7 @@ let package = Package(
         ),
         // Shared by the test targets and the benchmark (example-shaped tables, ports, the executable).
         .target(
-            name: "TestSupport", dependencies: ["EventSchemas", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "TestSupport", dependencies: ["EventSchemas", "EventLog", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),

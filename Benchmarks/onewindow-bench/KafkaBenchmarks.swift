@@ -16,8 +16,22 @@ func benchKafka(bootstrap: String, records total: Int) async throws -> (produce:
     let records = makeRecords(topic: topic, count: total)
     let clock = ContinuousClock()
     let start = clock.now
-    for batch in stride(from: 0, to: total, by: 1000) {
-        _ = try await log.append(Array(records[batch..<min(batch + 1000, total)]))
+    // Eight appends in flight, as concurrent publishers (or a publisher that pipelines) have;
+    // the C program likewise never waits for one batch before producing the next.
+    let batches = stride(from: 0, to: total, by: 1000).map { Array(records[$0..<min($0 + 1000, total)]) }
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        var next = 0
+        for _ in 0..<min(8, batches.count) {
+            let batch = batches[next]
+            next += 1
+            group.addTask { _ = try await log.append(batch) }
+        }
+        while try await group.next() != nil, next < batches.count {
+            let batch = batches[next]
+            next += 1
+            group.addTask { _ = try await log.append(batch) }
+        }
+        try await group.waitForAll()
     }
     let produced = clock.now - start
     let consumer = try await log.makeConsumer(.group("bench-\(UUID().uuidString.prefix(8))", topics: [topic]))

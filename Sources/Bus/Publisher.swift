@@ -27,11 +27,15 @@ public struct Publication: Sendable {
     /// not be mapped): it then goes to the dead-letter topic with this reason, unvalidated, in
     /// its place in the batch. Its `event.data` holds the original input.
     public var refusal: ValidationFailure?
+    /// The body already parsed, when the publisher built it (a connector's mapping): validation
+    /// then skips parsing `event.data` again. It must be what `event.data` holds.
+    public var body: JSONValue?
 
-    public init(event: Event, topic: String? = nil, refusal: ValidationFailure? = nil) {
+    public init(event: Event, topic: String? = nil, refusal: ValidationFailure? = nil, body: JSONValue? = nil) {
         self.event = event
         self.topic = topic
         self.refusal = refusal
+        self.body = body
     }
 }
 
@@ -85,7 +89,7 @@ public struct Publisher: Sendable {
         for publication in publications {
             do {
                 if let refusal = publication.refusal { throw refusal }
-                let validated = try validator.validate(publication.event, topic: publication.topic)
+                let validated = try validator.validate(publication.event, topic: publication.topic, body: publication.body)
                 records.append(CloudEventsBinding.record(for: validated.event, topic: validated.topic))
                 results.append(.success(validated.event))
             } catch let failure as ValidationFailure {

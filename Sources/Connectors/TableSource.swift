@@ -81,7 +81,7 @@ struct TableSource: Sendable {
                 event: Event(
                     id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: subject,
                     time: time, data: body.serialized()),
-                topic: configuration.topic)
+                topic: configuration.topic, body: body)
         } catch {
             return Publication(
                 event: Event(

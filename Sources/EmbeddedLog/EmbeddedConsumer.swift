@@ -91,13 +91,7 @@ actor EmbeddedConsumer: LogConsumer {
                     sql: "UPDATE group_member SET heartbeat_ms = ? WHERE group_id = ? AND member_id = ?",
                     arguments: [time, group, member])
                 for (topic, partition, offset) in rows {
-                    try db.execute(
-                        sql: """
-                            INSERT INTO group_offset (group_id, topic_id, partition, offset, committed_ms)
-                            VALUES (?, ?, ?, ?, ?)
-                            ON CONFLICT (group_id, topic_id, partition)
-                            DO UPDATE SET offset = excluded.offset, committed_ms = excluded.committed_ms
-                            """, arguments: [group, topic.id, partition, offset, time])
+                    try EmbeddedLog.storeOffset(db, group: group, topicId: topic.id, partition: partition, offset: offset, at: time)
                 }
             }
         } catch {

@@ -336,13 +336,7 @@ public final class EmbeddedLog: EventLog {
                 for topic in resolved {
                     for partition in 0..<topic.partitions {
                         let target = try Self.resolve(position, db, topicId: topic.id, partition: partition)
-                        try db.execute(
-                            sql: """
-                                INSERT INTO group_offset (group_id, topic_id, partition, offset, committed_ms)
-                                VALUES (?, ?, ?, ?, ?)
-                                ON CONFLICT (group_id, topic_id, partition)
-                                DO UPDATE SET offset = excluded.offset, committed_ms = excluded.committed_ms
-                                """, arguments: [group, topic.id, partition, target, now])
+                        try Self.storeOffset(db, group: group, topicId: topic.id, partition: partition, offset: target, at: now)
                         result[TopicPartition(topic.name, partition)] = target
                     }
                 }
@@ -351,6 +345,19 @@ public final class EmbeddedLog: EventLog {
         } catch {
             throw storageError(error, while: "moving the offsets of group \(group)", subject: group)
         }
+    }
+
+    /// Writes a group's committed next-offset of one partition.
+    static func storeOffset(
+        _ db: Database, group: String, topicId: Int64, partition: Int, offset: Int64, at milliseconds: Int64
+    ) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO group_offset (group_id, topic_id, partition, offset, committed_ms) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (group_id, topic_id, partition)
+                DO UPDATE SET offset = excluded.offset, committed_ms = excluded.committed_ms
+                """)
+        try statement.execute(arguments: [group, topicId, partition, offset, milliseconds])
     }
 
     /// The offset a seek position means on one partition, clamped to the watermarks.

@@ -83,8 +83,11 @@ public struct EventValidator: Sendable {
     }
 
     /// Validates an event for a topic (or for the one topic that carries its type).
+    /// - Parameter parsed: the body already parsed from `event.data`, to skip parsing it again.
     /// - Throws: ``ValidationFailure`` saying what is wrong.
-    public func validate(_ event: Event, topic requestedTopic: String? = nil) throws -> ValidatedEvent {
+    public func validate(_ event: Event, topic requestedTopic: String? = nil, body parsed: JSONValue? = nil) throws
+        -> ValidatedEvent
+    {
         func failure(_ code: ValidationFailure.Code, _ message: String, _ violations: [SchemaViolation] = [])
             -> ValidationFailure
         {
@@ -114,7 +117,7 @@ public struct EventValidator: Sendable {
         }
         let body: JSONValue
         do {
-            body = try JSONValue.parse(event.data)
+            body = try parsed ?? JSONValue.parse(event.data)
         } catch {
             throw failure(.invalidJSON, "the body is not JSON: \(error)")
         }

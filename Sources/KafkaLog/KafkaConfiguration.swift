@@ -44,7 +44,7 @@ public struct KafkaConfiguration: Sendable {
         result["partitioner"] = "murmur2_random"
         result["linger.ms"] = "5"
         result["message.timeout.ms"] = "120000"
-        return result.merging(properties) { _, user in user }
+        return result.merging(properties.filter { !Self.consumerOnly.contains($0.key) }) { _, user in user }
     }
 
     /// The properties of a consumer: offsets are stored and committed only when the caller says so.
@@ -66,6 +66,13 @@ public struct KafkaConfiguration: Sendable {
             "log.connection.close": "false",
         ]
     }
+
+    static let consumerOnly: Set<String> = [
+        "group.id", "session.timeout.ms", "heartbeat.interval.ms", "max.poll.interval.ms", "auto.offset.reset",
+        "enable.auto.commit", "enable.auto.offset.store", "auto.commit.interval.ms", "partition.assignment.strategy",
+        "group.instance.id", "fetch.min.bytes", "fetch.wait.max.ms", "fetch.max.bytes", "isolation.level",
+        "allow.auto.create.topics", "queued.min.messages", "group.protocol",
+    ]
 
     static let producerOnly: Set<String> = [
         "enable.idempotence", "acks", "partitioner", "linger.ms", "message.timeout.ms", "batch.size",

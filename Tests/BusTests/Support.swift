@@ -82,17 +82,5 @@ func finish(_ process: Process, _ output: Pipe, _ error: Pipe) async -> ProcessR
 }
 
 func readAll(_ log: any EventLog, topic: String) async throws -> [LogRecord] {
-    var records: [LogRecord] = []
-    for description in try await log.describeTopics([topic]) {
-        for partition in 0..<description.partitions.count {
-            var offset: Int64 = 0
-            while true {
-                let batch = try await log.read(TopicPartition(topic, partition), from: offset, maxRecords: 1000)
-                guard let last = batch.last else { break }
-                records += batch
-                offset = last.offset + 1
-            }
-        }
-    }
-    return records
+    try await readTopic(log, topic)
 }

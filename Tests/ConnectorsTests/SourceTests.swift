@@ -198,19 +198,7 @@ struct SourceTests {
 
 /// Counts records (not de-duplicated) whose id starts with the prefix.
 func rawCount(_ bench: Workbench, topic: String, prefix: String) async throws -> Int {
-    var count = 0
-    for description in try await bench.log.describeTopics([topic]) {
-        for partition in 0..<description.partitions.count {
-            var offset: Int64 = 0
-            while true {
-                let batch = try await bench.log.read(TopicPartition(topic, partition), from: offset, maxRecords: 1000)
-                guard let last = batch.last else { break }
-                count += batch.filter { $0.header("ce_id")?.hasPrefix(prefix) == true }.count
-                offset = last.offset + 1
-            }
-        }
-    }
-    return count
+    try await bench.events(on: topic, idPrefix: prefix, deduplicate: false).count
 }
 
 #if canImport(FoundationNetworking)

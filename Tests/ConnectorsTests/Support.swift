@@ -79,23 +79,10 @@ struct Workbench: Sendable {
     /// (as consumers do), in offset order per partition.
     func events(on topic: String, idPrefix prefix: String, deduplicate: Bool = true) async throws -> [LogRecord] {
         var seen = Set<String>()
-        var result: [LogRecord] = []
-        for description in try await log.describeTopics([topic]) {
-            for partition in 0..<description.partitions.count {
-                var offset: Int64 = 0
-                while true {
-                    let batch = try await log.read(TopicPartition(topic, partition), from: offset, maxRecords: 1000)
-                    guard let last = batch.last else { break }
-                    for record in batch {
-                        if let id = record.header("ce_id"), id.hasPrefix(prefix), !deduplicate || seen.insert(id).inserted {
-                            result.append(record)
-                        }
-                    }
-                    offset = last.offset + 1
-                }
-            }
+        return try await readTopic(log, topic).filter { record in
+            guard let id = record.header("ce_id"), id.hasPrefix(prefix) else { return false }
+            return !deduplicate || seen.insert(id).inserted
         }
-        return result
     }
 
     /// Waits until `condition` holds, polling; fails the test after `seconds`.

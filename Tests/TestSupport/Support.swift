@@ -42,3 +42,22 @@ public func freePort() -> Int {
     }
     return Int(UInt16(bigEndian: address.sin_port))
 }
+
+import EventLog
+
+/// Every record of a topic, partition by partition in offset order (a group-less read to the end).
+public func readTopic(_ log: any EventLog, _ topic: String) async throws -> [LogRecord] {
+    var records: [LogRecord] = []
+    for description in try await log.describeTopics([topic]) {
+        for partition in 0..<description.partitions.count {
+            var offset: Int64 = 0
+            while true {
+                let batch = try await log.read(TopicPartition(topic, partition), from: offset, maxRecords: 1000)
+                guard let last = batch.last else { break }
+                records += batch
+                offset = last.offset + 1
+            }
+        }
+    }
+    return records
+}

@@ -188,6 +188,7 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
         return try await blocking.run { [self] in
             if closed { throw LogError(.closed, "the consumer is closed") }
             let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(milliseconds) * 1_000_000
+            var topicNames: [OpaquePointer: String] = [:]
             while buffer.count < max(maxRecords, 1) {
                 let now = DispatchTime.now().uptimeNanoseconds
                 // Once something arrived, only take what is already fetched.
@@ -203,7 +204,7 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
                     if buffer.isEmpty { throw KafkaErrors.error(error, "consuming") }
                     break
                 }
-                buffer.append(Self.record(message))
+                buffer.append(Self.record(message, topicNames: &topicNames))
             }
             let count = min(maxRecords, buffer.count)
             let result = Array(buffer.prefix(count))
@@ -212,9 +213,17 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
         }
     }
 
-    private static func record(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> LogRecord {
+    private static func record(
+        _ message: UnsafeMutablePointer<rd_kafka_message_t>, topicNames: inout [OpaquePointer: String]
+    ) -> LogRecord {
         let pointee = message.pointee
-        let topic = String(cString: rd_kafka_topic_name(pointee.rkt))
+        let topic: String
+        if let known = topicNames[pointee.rkt] {
+            topic = known
+        } else {
+            topic = String(cString: rd_kafka_topic_name(pointee.rkt))
+            topicNames[pointee.rkt] = topic
+        }
         var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let timestamp = rd_kafka_message_timestamp(message, &type)
         let key = pointee.key.map { Data(bytes: $0, count: pointee.key_len) }
