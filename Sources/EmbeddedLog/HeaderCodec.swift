@@ -49,7 +49,8 @@ enum HeaderCodec {
             }
             while index < raw.count {
                 let nameLength = try readLength()
-                let name = String(decoding: raw[index..<index + nameLength], as: UTF8.self)
+                let nameBytes = UnsafeRawBufferPointer(rebasing: raw[index..<index + nameLength])
+                let name = knownName(nameBytes) ?? String(decoding: nameBytes, as: UTF8.self)
                 index += nameLength
                 let valueLength = try readLength()
                 let value = Data(raw[index..<index + valueLength])
@@ -58,6 +59,21 @@ enum HeaderCodec {
             }
             return headers
         }
+    }
+
+    /// The header names every OneWindow record carries, shared instead of decoded per record
+    /// (a consumer decodes millions of them): a length check, then one byte comparison.
+    private static let knownNames: [(bytes: [UInt8], name: String)] = [
+        "ce_id", "ce_source", "ce_type", "ce_subject", "ce_time", "ce_specversion", "content-type",
+        "ce_correlationid", "ce_causationid", "dl_code", "dl_reason", "dl_original_topic", "dl_time", "dl_refused_by",
+    ].map { (Array($0.utf8), $0) }
+
+    private static func knownName(_ bytes: UnsafeRawBufferPointer) -> String? {
+        for known in knownNames where known.bytes.count == bytes.count {
+            let equal = known.bytes.withUnsafeBytes { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
+            if equal { return known.name }
+        }
+        return nil
     }
 
     private static func corrupt() -> LogError {

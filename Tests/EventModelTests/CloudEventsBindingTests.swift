@@ -70,3 +70,16 @@ struct CloudEventsBindingTests {
         #expect(Masking.subject("RA-2025-000001") == "RA-2025-000001")
     }
 }
+
+@Suite("RFC 3339 timestamps")
+struct TimestampTests {
+    /// The direct formatter agrees with Foundation's ISO 8601 style across eras and leap days.
+    @Test(arguments: [0.0, 951_782_400.123, 1_709_164_800.999, 1_735_689_599.5, -86_400.25, 4_102_444_800.0, 1_705_300_000.5])
+    func formatMatchesFoundation(_ seconds: Double) {
+        let date = Date(timeIntervalSince1970: seconds)
+        let expected = date.formatted(
+            Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: TimeZone(identifier: "UTC")!))
+        #expect(Timestamp.format(date) == expected)
+        #expect(Timestamp.parse(Timestamp.format(date)).map { abs($0.timeIntervalSince(date)) < 0.001 } == true)
+    }
+}
