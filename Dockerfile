@@ -7,7 +7,8 @@ RUN apt-get update \
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
-COPY Tests/TestSupport ./Tests/TestSupport
+# Every target of the manifest must exist for SwiftPM to load it, test targets included.
+COPY Tests ./Tests
 COPY Benchmarks ./Benchmarks
 RUN swift build -c release --product onewindow --static-swift-stdlib \
     && cp "$(swift build -c release --show-bin-path)/onewindow" /usr/local/bin/onewindow
