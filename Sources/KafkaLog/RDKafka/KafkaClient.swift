@@ -4,74 +4,36 @@ import EventLog
 import Foundation
 import Synchronization
 
-// The door to librdkafka: building confs and handles, the log callback, the queue that keeps
-// blocking calls off Swift's cooperative pool, and the owner of partition lists. Only the files of
-// this folder import CRDKafka; no C type leaves it.
-
-/// librdkafka's log lines, to standard error. librdkafka filters by `log_level` before calling
-/// this (critical only unless `KafkaConfiguration.debug` is set), so everything that arrives is
-/// printed. Called on librdkafka's own threads, never on Swift's: it touches no Swift state.
-private func forwardLog(
-    _ client: OpaquePointer?, _ level: Int32, _ facility: UnsafePointer<CChar>?, _ message: UnsafePointer<CChar>?
-) {
-    guard let message else { return }
-    let name = client.map { String(cString: rd_kafka_name($0)) } ?? "librdkafka"
-    let facilityText = facility.map { String(cString: $0) } ?? ""
-    FileHandle.standardError.write(Data("\(name) [\(level)] \(facilityText): \(String(cString: message))\n".utf8))
-}
-
-/// The text librdkafka wrote into an error buffer.
-func errorText(_ buffer: [CChar]) -> String {
-    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-}
-
-/// Owns an `rd_kafka_conf_t` until `rd_kafka_new` takes it.
-///
-/// Ownership: `rd_kafka_conf_new` gives us the conf; `rd_kafka_new` takes it over **only on
-/// success** (on failure it is still ours). ``makeClient(_:_:)`` marks it consumed on success, so
-/// `deinit` destroys it only when no handle took it.
-final class KafkaConf {
-    let pointer: OpaquePointer
-    fileprivate var consumed = false
-
-    /// Builds a conf from properties.
-    /// - Throws: ``LogError`` `.configuration` naming the property librdkafka refused (a password's
-    ///   value is not repeated).
-    init(_ properties: [String: String]) throws {
-        pointer = rd_kafka_conf_new()
-        rd_kafka_conf_set_log_cb(pointer, forwardLog)
-        var buffer = [CChar](repeating: 0, count: 512)
-        for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
-            if rd_kafka_conf_set(pointer, name, value, &buffer, buffer.count) != RD_KAFKA_CONF_OK {
-                let shown = name.contains("password") || name.contains("secret") ? "***" : value
-                throw LogError(
-                    .configuration, "librdkafka refused \(name)=\(shown): \(errorText(buffer))",
-                    remedy: "fix the property in the Kafka configuration (see librdkafka's CONFIGURATION.md)")
-            }
+/// Builds an `rd_kafka_conf_t` from properties. The caller owns the result until it hands it to
+/// `rd_kafka_new`, which takes it over only on success.
+func makeConf(_ properties: [String: String]) throws -> OpaquePointer {
+    let conf = rd_kafka_conf_new()!
+    var buffer = [CChar](repeating: 0, count: 512)
+    for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
+        if rd_kafka_conf_set(conf, name, value, &buffer, buffer.count) != RD_KAFKA_CONF_OK {
+            rd_kafka_conf_destroy(conf)
+            let message = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw LogError(
+                .configuration, "librdkafka refused \(name)=\(name.contains("password") ? "***" : value): \(message)",
+                remedy: "fix the property in the Kafka configuration (see librdkafka's CONFIGURATION.md)")
         }
     }
-
-    deinit {
-        if !consumed { rd_kafka_conf_destroy(pointer) }
-    }
+    return conf
 }
 
-/// Creates a handle from a conf (which it takes over on success, see ``KafkaConf``).
-/// The caller owns the handle and frees it with `rd_kafka_destroy`.
-/// - Throws: ``LogError`` `.configuration` with librdkafka's reason.
-func makeClient(_ type: rd_kafka_type_t, _ conf: KafkaConf) throws -> OpaquePointer {
+/// Creates a client from a conf. On failure the conf is destroyed here (rd_kafka_new frees it
+/// only on success).
+func makeClient(_ type: rd_kafka_type_t, _ conf: OpaquePointer) throws -> OpaquePointer {
     var buffer = [CChar](repeating: 0, count: 512)
-    guard let client = rd_kafka_new(type, conf.pointer, &buffer, buffer.count) else {
-        throw LogError(
-            .configuration, "cannot create the Kafka client: \(errorText(buffer))",
-            remedy: "fix the Kafka configuration (see docs/KAFKA.md)")
+    guard let client = rd_kafka_new(type, conf, &buffer, buffer.count) else {
+        rd_kafka_conf_destroy(conf)
+        let message = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        throw LogError(.configuration, "cannot create the Kafka client: \(message)")
     }
-    conf.consumed = true
     return client
 }
 
-/// Runs blocking librdkafka calls on a dedicated serial dispatch queue, never on Swift's
-/// cooperative pool (a blocked pool thread would stall unrelated tasks on a two-core machine).
+/// Runs blocking librdkafka calls on a dedicated serial queue, never on Swift's cooperative pool.
 struct BlockingQueue: Sendable {
     let queue: DispatchQueue
 
@@ -79,7 +41,6 @@ struct BlockingQueue: Sendable {
         queue = DispatchQueue(label: label)
     }
 
-    /// Runs `work` on the queue and returns its result to the awaiting task.
     func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async { continuation.resume(with: Result { try work() }) }
@@ -87,38 +48,119 @@ struct BlockingQueue: Sendable {
     }
 }
 
-/// A librdkafka handle that crosses into the closures run on a ``BlockingQueue``.
-/// @unchecked Sendable: `rd_kafka_t` is thread-safe for every call OneWindow makes on it
-/// (librdkafka's contract), and each owner serialises its calls on one queue anyway; the owner
-/// keeps the handle alive until that queue is drained.
+/// A consumer-type `rd_kafka_t` that never joins a group: metadata, watermarks, offsets for
+/// times, admin requests. Freed in `deinit`.
+final class AdminClient: @unchecked Sendable {
+    // @unchecked Sendable: the handle is thread-safe for the calls made here (librdkafka
+    // documents metadata, watermark, offsets_for_times and admin calls as thread-safe), and every
+    // call goes through `blocking`, off the cooperative pool.
+    let client: OpaquePointer
+    let blocking = BlockingQueue(label: "onewindow.kafka.admin")
+    let timeout: Int32
+
+    init(configuration: KafkaConfiguration) throws {
+        var properties = configuration.consumerProperties(group: "onewindow-admin-\(UUID().uuidString)", reset: "earliest")
+        properties["client.id"] = configuration.clientId + "-admin"
+        client = try makeClient(RD_KAFKA_CONSUMER, try makeConf(properties))
+        timeout = configuration.timeoutMilliseconds
+    }
+
+    deinit {
+        rd_kafka_destroy(client)
+    }
+
+    /// Topic name → partition count, of every topic in the cluster.
+    func topics() throws -> [String: Int] {
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let error = rd_kafka_metadata(client, 1, nil, &metadata, timeout)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+            throw KafkaErrors.error(error, "reading the cluster's metadata")
+        }
+        defer { rd_kafka_metadata_destroy(metadata) }
+        var result: [String: Int] = [:]
+        for index in 0..<Int(metadata.pointee.topic_cnt) {
+            let topic = metadata.pointee.topics[index]
+            if topic.err != RD_KAFKA_RESP_ERR_NO_ERROR { continue }
+            result[String(cString: topic.topic)] = Int(topic.partition_cnt)
+        }
+        return result
+    }
+
+    func watermarks(_ partition: TopicPartition) throws -> Watermarks {
+        var low: Int64 = 0
+        var high: Int64 = 0
+        let error = rd_kafka_query_watermark_offsets(client, partition.topic, Int32(partition.partition), &low, &high, timeout)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaErrors.error(error, "reading the watermarks", subject: partition.description)
+        }
+        return Watermarks(low: low, high: high)
+    }
+
+    /// First offset at or after each time (Kafka's ListOffsets by timestamp); `nil` when none.
+    func offsets(atOrAfter times: [TopicPartition: Int64]) throws -> [TopicPartition: Int64?] {
+        let list = PartitionList(times)
+        let error = rd_kafka_offsets_for_times(client, list.pointer, timeout)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaErrors.error(error, "looking up offsets by time") }
+        var result: [TopicPartition: Int64?] = [:]
+        for (partition, offset, elementError) in list.elements {
+            if elementError != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaErrors.error(elementError, "looking up offsets by time", subject: partition.description)
+            }
+            result[partition] = offset >= 0 ? offset : nil
+        }
+        return result
+    }
+
+    /// Groups known to the cluster.
+    func groups() throws -> [String] {
+        var list: UnsafePointer<rd_kafka_group_list>?
+        let error = rd_kafka_list_groups(client, nil, &list, timeout)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { throw KafkaErrors.error(error, "listing consumer groups") }
+        defer { rd_kafka_group_list_destroy(list) }
+        return (0..<Int(list.pointee.group_cnt)).map { String(cString: list.pointee.groups[$0].group) }
+    }
+
+    /// Runs one admin request and returns its result event (destroyed by the caller).
+    func adminRequest(_ send: (OpaquePointer, OpaquePointer) -> Void) throws -> OpaquePointer {
+        let queue = rd_kafka_queue_new(client)!
+        defer { rd_kafka_queue_destroy(queue) }
+        let options = rd_kafka_AdminOptions_new(client, RD_KAFKA_ADMIN_OP_ANY)!
+        defer { rd_kafka_AdminOptions_destroy(options) }
+        var buffer = [CChar](repeating: 0, count: 256)
+        _ = rd_kafka_AdminOptions_set_request_timeout(options, timeout, &buffer, buffer.count)
+        send(options, queue)
+        guard let event = rd_kafka_queue_poll(queue, timeout + 2000) else {
+            throw LogError(.timedOut, "the cluster did not answer an admin request in time", isRetriable: true)
+        }
+        let error = rd_kafka_event_error(event)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            rd_kafka_event_destroy(event)
+            throw KafkaErrors.error(error, "an admin request")
+        }
+        return event
+    }
+}
+
+/// A librdkafka handle that may cross into the closures run on a `BlockingQueue`.
+/// @unchecked Sendable: librdkafka handles are thread-safe for the calls OneWindow makes, and each
+/// owner serialises its calls on one queue anyway.
 struct SendableHandle: @unchecked Sendable {
     let pointer: OpaquePointer
     init(_ pointer: OpaquePointer) { self.pointer = pointer }
 }
 
 /// Owns an `rd_kafka_topic_partition_list_t`, freed in `deinit`.
-///
-/// Ownership: lists we create with `rd_kafka_topic_partition_list_new`, and lists librdkafka hands
-/// over for us to free (`rd_kafka_assignment`), are destroyed here; lists librdkafka lends to a
-/// callback (the rebalance callback's) are never wrapped in this class.
-/// @unchecked Sendable: a list is built, handed to one librdkafka call on one queue and read back
+/// @unchecked Sendable: a list is built, handed to one librdkafka call on one queue, and read back
 /// there; it is never used from two threads at once.
 final class PartitionList: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>
 
-    /// A list of partitions with an offset each (or a timestamp, for `rd_kafka_offsets_for_times`).
     init(_ offsets: [TopicPartition: Int64]) {
         pointer = rd_kafka_topic_partition_list_new(Int32(max(offsets.count, 1)))
         for (partition, offset) in offsets.sorted(by: { $0.key < $1.key }) {
             let element = rd_kafka_topic_partition_list_add(pointer, partition.topic, Int32(partition.partition))!
             element.pointee.offset = offset
         }
-    }
-
-    /// A list of topics without partitions, for `rd_kafka_subscribe`.
-    init(topics: [String]) {
-        pointer = rd_kafka_topic_partition_list_new(Int32(max(topics.count, 1)))
-        for topic in topics { rd_kafka_topic_partition_list_add(pointer, topic, RD_KAFKA_PARTITION_UA) }
     }
 
     /// Takes over a list librdkafka gave us to free.
@@ -130,41 +172,14 @@ final class PartitionList: @unchecked Sendable {
         rd_kafka_topic_partition_list_destroy(pointer)
     }
 
-    /// The partitions, their offsets and per-partition errors.
-    var elements: [(partition: TopicPartition, offset: Int64, error: rd_kafka_resp_err_t)] {
+    var elements: [(TopicPartition, Int64, rd_kafka_resp_err_t)] {
         Self.elements(of: pointer)
     }
 
-    /// The elements of any list, owned or lent.
-    static func elements(of list: UnsafePointer<rd_kafka_topic_partition_list_t>)
-        -> [(partition: TopicPartition, offset: Int64, error: rd_kafka_resp_err_t)]
-    {
+    static func elements(of list: UnsafePointer<rd_kafka_topic_partition_list_t>) -> [(TopicPartition, Int64, rd_kafka_resp_err_t)] {
         (0..<Int(list.pointee.cnt)).map { index in
             let element = list.pointee.elems[index]
             return (TopicPartition(String(cString: element.topic), Int(element.partition)), element.offset, element.err)
         }
-    }
-
-    /// Throws the first per-partition error, if any.
-    func throwFirstError(_ action: String, subject: String? = nil) throws {
-        for element in elements where element.error != RD_KAFKA_RESP_ERR_NO_ERROR {
-            throw KafkaErrors.error(element.error, action, subject: subject.map { "\($0) \(element.partition)" }
-                ?? element.partition.description)
-        }
-    }
-}
-
-/// A flag a background thread polls to know when to stop.
-final class RunFlag: Sendable {
-    private let value = Atomic<Bool>(true)
-    var isOn: Bool { value.load(ordering: .acquiring) }
-    func turnOff() { value.store(false, ordering: .releasing) }
-}
-
-extension Duration {
-    /// Whole milliseconds, clamped to what librdkafka's `int` timeouts take.
-    var milliseconds: Int32 {
-        let (seconds, attoseconds) = components
-        return Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
     }
 }

@@ -1,9 +1,7 @@
 import CRDKafka
 import EventLog
 
-/// librdkafka error codes as ``LogError``s: the code the caller can act on, librdkafka's own name
-/// for the error in `backendName` (`RD_KAFKA_RESP_ERR_` + `rd_kafka_err2name`), its text in the
-/// reason, and a sentence on what to do.
+/// librdkafka error codes as ``LogError``s with a sentence on what to do.
 enum KafkaErrors {
     static func name(_ code: rd_kafka_resp_err_t) -> String { String(cString: rd_kafka_err2name(code)) }
     static func text(_ code: rd_kafka_resp_err_t) -> String { String(cString: rd_kafka_err2str(code)) }
@@ -25,8 +23,7 @@ enum KafkaErrors {
         case RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT,
             RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__RESOLVE, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
             RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
-            RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE,
-            RD_KAFKA_RESP_ERR_NETWORK_EXCEPTION, RD_KAFKA_RESP_ERR__WAIT_COORD:
+            RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
             return LogError(
                 .brokerUnreachable, reason,
                 remedy: "check that the brokers in --bus are up and reachable; the operation can be retried",
@@ -43,18 +40,16 @@ enum KafkaErrors {
             return LogError(
                 .groupBusy, reason, remedy: "stop the group's consumers first, then retry", subject: subject,
                 backendName: backend, isRetriable: true)
-        case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE, RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET:
+        case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
             return LogError(.invalidOffset, reason, subject: subject, backendName: backend)
-        case RD_KAFKA_RESP_ERR__DESTROY, RD_KAFKA_RESP_ERR__FATAL, RD_KAFKA_RESP_ERR__PURGE_QUEUE,
-            RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+        case RD_KAFKA_RESP_ERR__DESTROY, RD_KAFKA_RESP_ERR__FATAL:
             return LogError(.closed, reason, remedy: "open the bus again", subject: subject, backendName: backend)
         default:
-            return LogError(.backend, reason, subject: subject, backendName: backend, isRetriable: isRetriable(code))
+            return LogError(.backend, reason, subject: subject, backendName: backend, isRetriable: rd_kafka_err_is_retriable(code))
         }
     }
 
-    /// Codes outside the mapped groups that a later retry may clear.
-    static func isRetriable(_ code: rd_kafka_resp_err_t) -> Bool {
+    static func rd_kafka_err_is_retriable(_ code: rd_kafka_resp_err_t) -> Bool {
         switch code {
         case RD_KAFKA_RESP_ERR__QUEUE_FULL, RD_KAFKA_RESP_ERR_NOT_COORDINATOR, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
             true

@@ -3,24 +3,8 @@ import EventLog
 import Foundation
 import Synchronization
 
-/// Where one record's delivery report goes: its batch and its index in the append. librdkafka
-/// gets a pointer to the record's slot as the message opaque.
-struct DeliverySlot {
-    /// The batch, unretained: the batch keeps itself alive until its last report (see below).
-    var batch: UnsafeMutableRawPointer
-    var index: Int
-}
-
 /// The delivery reports of one `append`: resumes the caller when the last record is reported.
-///
-/// Lifetime: ``start()`` retains the batch once for all its messages (one slot array, not one
-/// object per record, so the delivery path allocates nothing per record); the report that
-/// completes the last record releases it. Exactly one report arrives per enqueued message
-/// (librdkafka's contract, also on timeout and purge); a record that could not be enqueued is
-/// completed at once by the producer.
-/// @unchecked Sendable: `slots` and `topics` are written before any message is enqueued (and so
-/// before any report can read them) and never after; the mutable state is in a `Mutex`.
-final class DeliveryBatch: @unchecked Sendable {
+final class DeliveryBatch: Sendable {
     struct State {
         var remaining: Int
         var positions: [RecordPosition?]
@@ -29,34 +13,15 @@ final class DeliveryBatch: @unchecked Sendable {
     }
 
     let state: Mutex<State>
-    let slots: UnsafeMutablePointer<DeliverySlot>
-    let topics: [String]
 
-    init(records: [OutgoingRecord], continuation: CheckedContinuation<[RecordPosition], any Error>) {
-        state = Mutex(
-            State(remaining: records.count, positions: Array(repeating: nil, count: records.count), continuation: continuation))
-        topics = records.map(\.topic)
-        slots = .allocate(capacity: records.count)
+    init(count: Int, continuation: CheckedContinuation<[RecordPosition], any Error>) {
+        state = Mutex(State(remaining: count, positions: Array(repeating: nil, count: count), continuation: continuation))
     }
 
-    deinit {
-        slots.deallocate()
-    }
-
-    /// Takes the batch's own retain and fills the slots; call once, before producing.
-    func start() {
-        let me = Unmanaged.passRetained(self).toOpaque()
-        for index in 0..<topics.count { (slots + index).initialize(to: DeliverySlot(batch: me, index: index)) }
-    }
-
-    /// The opaque for the record at `index`.
-    func opaque(_ index: Int) -> UnsafeMutableRawPointer { UnsafeMutableRawPointer(slots + index) }
-
-    func complete(_ index: Int, _ result: Result<(partition: Int, offset: Int64), LogError>) {
+    func complete(_ index: Int, _ result: Result<RecordPosition, LogError>) {
         let finished = state.withLock { state -> (CheckedContinuation<[RecordPosition], any Error>, Result<[RecordPosition], any Error>)? in
             switch result {
-            case .success(let landed):
-                state.positions[index] = RecordPosition(topic: topics[index], partition: landed.partition, offset: landed.offset)
+            case .success(let position): state.positions[index] = position
             case .failure(let error): if state.error == nil { state.error = error }
             }
             state.remaining -= 1
@@ -65,29 +30,37 @@ final class DeliveryBatch: @unchecked Sendable {
             if let error = state.error { return (continuation, .failure(error)) }
             return (continuation, .success(state.positions.map { $0! }))
         }
-        if let (continuation, outcome) = finished {
-            continuation.resume(with: outcome)
-            // The last report: give back the retain `start()` took.
-            Unmanaged.passUnretained(self).release()
-        }
+        if let (continuation, outcome) = finished { continuation.resume(with: outcome) }
     }
 }
 
-/// librdkafka's delivery report callback: runs on the producer's poll thread (inside
-/// `rd_kafka_poll`), once per message. It only resolves a lock-protected batch and resumes the
-/// awaiting task; it never calls into async code.
+/// One record in flight: its batch and its place in it. Passed to librdkafka retained as the
+/// message opaque; the delivery report callback takes the retain back.
+final class PendingDelivery {
+    let batch: DeliveryBatch
+    let index: Int
+    let topic: String
+
+    init(batch: DeliveryBatch, index: Int, topic: String) {
+        self.batch = batch
+        self.index = index
+        self.topic = topic
+    }
+}
+
+/// librdkafka's delivery report callback: runs on the producer's poll thread, once per message.
 private func deliveryReport(
     _ client: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?
 ) {
     guard let message, let context = message.pointee._private else { return }
-    let slot = context.assumingMemoryBound(to: DeliverySlot.self).pointee
-    let batch = Unmanaged<DeliveryBatch>.fromOpaque(slot.batch).takeUnretainedValue()
+    let pending = Unmanaged<PendingDelivery>.fromOpaque(context).takeRetainedValue()
     let error = message.pointee.err
     if error == RD_KAFKA_RESP_ERR_NO_ERROR {
-        batch.complete(slot.index, .success((Int(message.pointee.partition), message.pointee.offset)))
+        pending.batch.complete(
+            pending.index,
+            .success(RecordPosition(topic: pending.topic, partition: Int(message.pointee.partition), offset: message.pointee.offset)))
     } else {
-        batch.complete(
-            slot.index, .failure(KafkaErrors.error(error, "delivering a record", subject: batch.topics[slot.index])))
+        pending.batch.complete(pending.index, .failure(KafkaErrors.error(error, "delivering a record", subject: pending.topic)))
     }
 }
 
@@ -102,10 +75,9 @@ final class KafkaProducer: @unchecked Sendable {
     private let running = RunFlag()
     private let stopped = DispatchSemaphore(value: 0)
 
-    /// - Throws: ``LogError`` `.configuration` when librdkafka refuses a property.
     init(configuration: KafkaConfiguration) throws {
-        let conf = try KafkaConf(configuration.librdkafkaProperties(.producer))
-        rd_kafka_conf_set_dr_msg_cb(conf.pointer, deliveryReport)
+        let conf = try makeConf(configuration.producerProperties)
+        rd_kafka_conf_set_dr_msg_cb(conf, deliveryReport)
         client = try makeClient(RD_KAFKA_PRODUCER, conf)
         let handle = SendableHandle(client)
         let running = self.running
@@ -118,24 +90,14 @@ final class KafkaProducer: @unchecked Sendable {
         thread.start()
     }
 
-    deinit {
-        // A log dropped without close(): flush, stop the report thread and free the client now.
-        if running.isOn { close() }
-    }
-
-    /// Produces records and waits for every delivery report: their positions in order, or the first
-    /// failure (records after it may still have been appended; idempotent consumers absorb that).
+    /// Produces records and waits for every delivery report.
     func produce(_ records: [OutgoingRecord]) async throws -> [RecordPosition] {
         try await withCheckedThrowingContinuation { continuation in
-            let batch = DeliveryBatch(records: records, continuation: continuation)
-            batch.start()
+            let batch = DeliveryBatch(count: records.count, continuation: continuation)
             let handle = SendableHandle(client)
             blocking.queue.async {
                 for (index, record) in records.enumerated() {
                     Self.produce(record, index: index, batch: batch, client: handle.pointer)
-                    // Serve the reports that are already in while producing (as librdkafka's own
-                    // examples do): cheaper than waking the report thread for each small bunch.
-                    if index % 64 == 63 { rd_kafka_poll(handle.pointer, 0) }
                 }
             }
         }
@@ -144,24 +106,19 @@ final class KafkaProducer: @unchecked Sendable {
     private static func produce(_ record: OutgoingRecord, index: Int, batch: DeliveryBatch, client: OpaquePointer) {
         let headers = rd_kafka_headers_new(record.headers.count)!
         for header in record.headers {
-            // withCString: a short name is passed from the stack (the implicit String-to-pointer
-            // conversion would allocate a copy for each).
-            header.name.withCString { name in
-                header.value.withUnsafeBytes { value in
-                    _ = rd_kafka_header_add(headers, name, -1, value.baseAddress, value.count)
-                }
+            header.value.withUnsafeBytes { value in
+                _ = rd_kafka_header_add(headers, header.name, -1, value.baseAddress, value.count)
             }
         }
+        let pending = Unmanaged.passRetained(PendingDelivery(batch: batch, index: index, topic: record.topic))
         let timestamp = Int64(((record.timestamp ?? Date()).timeIntervalSince1970 * 1000).rounded())
         let partition = record.partition.map(Int32.init) ?? RD_KAFKA_PARTITION_UA
         while true {
-            let error = record.topic.withCString { topic in
-                record.value.withUnsafeBytes { value in
-                    withKey(record.key) { key, keyLength in
-                        onewindow_produce(
-                            client, topic, partition, key, keyLength, value.baseAddress, value.count, timestamp,
-                            headers, batch.opaque(index))
-                    }
+            let error = record.value.withUnsafeBytes { value in
+                withKey(record.key) { key, keyLength in
+                    onewindow_produce(
+                        client, record.topic, partition, key, keyLength, value.baseAddress, value.count, timestamp,
+                        headers, pending.toOpaque())
                 }
             }
             if error == RD_KAFKA_RESP_ERR__QUEUE_FULL {
@@ -170,8 +127,9 @@ final class KafkaProducer: @unchecked Sendable {
                 continue
             }
             if error != RD_KAFKA_RESP_ERR_NO_ERROR {
-                // Not enqueued: the headers are still ours, and no report will come for it.
+                // Not enqueued: the headers and the opaque are still ours.
                 rd_kafka_headers_destroy(headers)
+                pending.release()
                 batch.complete(index, .failure(KafkaErrors.error(error, "producing a record", subject: record.topic)))
             }
             return
@@ -183,18 +141,18 @@ final class KafkaProducer: @unchecked Sendable {
         return key.withUnsafeBytes { body($0.baseAddress, $0.count) }
     }
 
-    /// Waits for in-flight records (up to ten seconds), fails what is still undelivered then,
-    /// stops the report thread and frees the client. Blocking: call it off the cooperative pool.
+    /// Waits for in-flight records, stops the report thread and frees the client.
     func close() {
-        if rd_kafka_flush(client, 10_000) != RD_KAFKA_RESP_ERR_NO_ERROR {
-            // Still undelivered: fail them now (their reports carry _PURGE_QUEUE/_PURGE_INFLIGHT),
-            // so that no append waits for ever and every opaque is released.
-            _ = rd_kafka_purge(client, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
-            _ = rd_kafka_flush(client, 2_000)
-        }
+        _ = rd_kafka_flush(client, 10_000)
         running.turnOff()
         stopped.wait()
         rd_kafka_destroy(client)
     }
 }
 
+/// A flag a background thread polls to know when to stop.
+final class RunFlag: Sendable {
+    private let value = Atomic<Bool>(true)
+    var isOn: Bool { value.load(ordering: .acquiring) }
+    func turnOff() { value.store(false, ordering: .releasing) }
+}
