@@ -75,7 +75,7 @@ func finish(_ process: Process, _ output: Pipe, _ error: Pipe) async -> ProcessR
     async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
     async let err = Task.detached { error.fileHandleForReading.readDataToEndOfFile() }.value
     let (outData, errData) = await (out, err)
-    process.waitUntilExit()
+    try? await waitForExit(process)
     return ProcessResult(
         status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
         error: String(decoding: errData, as: UTF8.self))

@@ -47,7 +47,7 @@ struct CrashTests {
             let process = try startConnector(file, bus: bench.busAddress)
             try await Task.sleep(for: .milliseconds(Int.random(in: 300...1200, using: &generator)))
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            try await waitForExit(process)
             #expect(process.terminationReason == .uncaughtSignal)
             kills += 1
         }
@@ -57,7 +57,7 @@ struct CrashTests {
             try await bench.events(on: "tax.payment.received", idPrefix: "tax/payments/").count == total
         }
         kill(last.processIdentifier, SIGTERM)
-        last.waitUntilExit()
+        try await waitForExit(last)
         #expect(last.terminationStatus == 0, "SIGTERM stops the connector cleanly")
 
         let events = try await bench.events(on: "tax.payment.received", idPrefix: "tax/payments/")

@@ -122,7 +122,8 @@ func run(_ program: String, _ arguments: [String], input: Data? = nil) throws ->
     try stdin.fileHandleForWriting.close()
     let data = output.fileHandleForReading.readDataToEndOfFile()
     let errors = error.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
+    // Not waitUntilExit: it spins a run loop off the main thread and has been seen to hang.
+    for _ in 0..<3000 where process.isRunning { usleep(10_000) }
     guard process.terminationStatus == 0 else {
         throw TestFailure("\(program) exited with \(process.terminationStatus): \(String(decoding: errors, as: UTF8.self))")
     }

@@ -61,3 +61,14 @@ public func readTopic(_ log: any EventLog, _ topic: String) async throws -> [Log
     }
     return records
 }
+
+/// Waits for a child process to end without blocking a thread of Swift's cooperative pool
+/// (Foundation's `waitUntilExit` spins a run loop there and has been seen to hang).
+public func waitForExit(_ process: Process, timeout: Duration = .seconds(60)) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now.advanced(by: timeout)
+    while process.isRunning {
+        if clock.now > deadline { throw SupportError("process \(process.processIdentifier) did not exit in time") }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+}
