@@ -3,6 +3,8 @@ import Yams
 
 /// A connector file of `Connectors/` (the format is described in `Connectors/README.md`).
 public struct ConnectorConfiguration: Sendable {
+    /// The file it was read from, for error messages.
+    public var file: String
     /// Unique name; the consumer group of its sinks is `connector.<name>`.
     public var name: String
     /// The department id (from the catalog); events' source is `/departments/<department>`.
@@ -13,6 +15,9 @@ public struct ConnectorConfiguration: Sendable {
     public var state: String
     public var sources: [SourceConfiguration]
     public var sinks: [SinkConfiguration]
+    /// `HOST:PORT` to serve Prometheus text at `/metrics` on; `nil`: no endpoint
+    /// (`onewindow connector run --metrics-port` sets it too).
+    public var metrics: String?
 
     /// The CloudEvents source of the events this connector publishes.
     public var eventSource: String { "/departments/\(department)" }
@@ -84,6 +89,9 @@ public struct FileDropSourceConfiguration: Sendable {
     public var topic: String?
     /// Default: 1 s.
     public var interval: Duration
+    /// A file is read only once it has not been modified for this long, so that a file still being
+    /// written is not read half-way. Default: 1 s.
+    public var settle: Duration
     public var mapping: [FieldRule]?
 }
 
@@ -205,6 +213,10 @@ extension ConnectorConfiguration {
         let department = try reader.string(document, "department", at: "")
         let database = try reader.optionalString(document, "database", at: "")
         let state = try reader.optionalString(document, "state", at: "") ?? "var/connectors/\(name).sqlite"
+        let metrics = try reader.optionalString(document, "metrics", at: "")
+        if let metrics, metrics.split(separator: ":").count != 2 || Int(metrics.split(separator: ":")[1]) == nil {
+            throw ConnectorConfigurationError(file: file, location: "metrics", problem: "expected HOST:PORT, e.g. 127.0.0.1:9464")
+        }
         var sources: [SourceConfiguration] = []
         for (index, entry) in try reader.list(document["sources"], at: "sources").enumerated() {
             sources.append(try reader.source(entry, at: "sources[\(index)]"))
@@ -228,7 +240,8 @@ extension ConnectorConfiguration {
                 file: file, location: "database", problem: "table sources and inbox/table sinks need the department's database")
         }
         return ConnectorConfiguration(
-            name: name, department: department, database: database, state: state, sources: sources, sinks: sinks)
+            file: file, name: name, department: department, database: database, state: state, sources: sources, sinks: sinks,
+            metrics: metrics)
     }
 }
 
@@ -321,6 +334,7 @@ struct YAMLReader {
                     directory: try string(map, "directory", at: location), format: format,
                     type: try string(map, "type", at: location), topic: try optionalString(map, "topic", at: location),
                     interval: try duration(map, "interval", default: .seconds(1), at: location),
+                    settle: try duration(map, "settle", default: .seconds(1), at: location),
                     mapping: try rules(map["mapping"], at: join(location, "mapping"), required: false)))
         default:
             throw fail(join(location, "kind"), "'\(kind)' is not a source kind (table, webhook, file-drop)")

@@ -20,6 +20,8 @@ public final class ConnectorStats: Sendable {
         public var delivered = 0
         /// Source rows not yet published (table sources), as last measured.
         public var sourceLag = 0
+        /// Records on the bus not yet handled, per sink consumer group, as last measured.
+        public var sinkLag: [String: Int] = [:]
     }
 
     private let state = Mutex(Snapshot())
@@ -28,8 +30,10 @@ public final class ConnectorStats: Sendable {
     private let deadLettered: Counter
     private let delivered: Counter
     private let lag: Gauge
+    private let connector: String
 
     init(connector: String) {
+        self.connector = connector
         let dimensions = [("connector", connector)]
         recordsIn = Counter(label: "onewindow_connector_records_in_total", dimensions: dimensions)
         published = Counter(label: "onewindow_connector_published_total", dimensions: dimensions)
@@ -73,6 +77,12 @@ public final class ConnectorStats: Sendable {
         state.withLock { $0.sourceLag = value }
         lag.record(value)
     }
+
+    /// Records a sink's consumer-group lag (EventLog.lag summed over its partitions).
+    func sinkLag(group: String, _ value: Int) {
+        state.withLock { $0.sinkLag[group] = value }
+        Gauge(label: "onewindow_connector_sink_lag", dimensions: [("connector", connector), ("group", group)]).record(value)
+    }
 }
 
 /// Everything a source or sink of one connector shares.
@@ -89,8 +99,12 @@ struct ConnectorContext: Sendable {
 
     /// Runs `operation` until it succeeds, pausing with exponential back-off (0.5 s doubling to
     /// 30 s) while it fails — the bus or the department system unreachable — with one log line
-    /// when the part pauses and one when it resumes. Cancellation ends it.
-    func persistently<T: Sendable>(_ part: String, _ what: String, _ operation: () async throws -> T) async throws -> T {
+    /// when the part pauses and one when it resumes. Cancellation ends it, and so does an error
+    /// for which `permanent` says retrying cannot help: that error is thrown.
+    func persistently<T: Sendable>(
+        _ part: String, _ what: String, permanent: (any Error) -> Bool = { _ in false },
+        _ operation: () async throws -> T
+    ) async throws -> T {
         var backoff = Duration.milliseconds(500)
         var paused = false
         while true {
@@ -100,6 +114,9 @@ struct ConnectorContext: Sendable {
                 return result
             } catch is CancellationError {
                 throw CancellationError()
+            } catch where permanent(error) {
+                if paused { logger.notice("\(part): \(what) now fails for good; going on") }
+                throw error
             } catch {
                 if !paused {
                     logger.error("\(part): \(what) failed, pausing and retrying: \(error)")
@@ -133,6 +150,8 @@ public struct Connector: Sendable {
         logger: Logger = Logger(label: "onewindow.connector"), now: @escaping @Sendable () -> Date = { Date() }
     ) throws {
         try Self.check(configuration, against: catalog)
+        // Before the counters are made, so that they reach the registry the endpoint serves.
+        if configuration.metrics != nil { ConnectorMetrics.bootstrap() }
         var logger = logger
         logger[metadataKey: "connector"] = "\(configuration.name)"
         let stats = ConnectorStats(connector: configuration.name)
@@ -182,9 +201,17 @@ public struct Connector: Sendable {
                 }
             }
             group.addTask { try await Self.reportPeriodically(context) }
+            if let listen = configuration.metrics {
+                group.addTask { try await ConnectorMetrics.serve(on: listen, logger: context.logger) }
+            }
             do {
-                try await group.waitForAll()
+                // The first part to fail for good stops the connector (waitForAll would wait for the
+                // others, which run until cancelled): leaving the body cancels them.
+                while try await group.next() != nil {}
             } catch is CancellationError {
+            } catch {
+                context.logger.critical("connector \(configuration.name) stops: \(error)")
+                throw error
             }
         }
         let totals = stats.snapshot
@@ -209,7 +236,7 @@ public struct Connector: Sendable {
     /// - Throws: ``ConnectorConfigurationError`` saying which.
     public static func check(_ configuration: ConnectorConfiguration, against catalog: TopicCatalog) throws {
         func fail(_ problem: String) -> ConnectorConfigurationError {
-            ConnectorConfigurationError(file: configuration.name, location: "", problem: problem)
+            ConnectorConfigurationError(file: configuration.file, location: "", problem: problem)
         }
         guard catalog.departments[configuration.department] != nil else {
             throw fail("department \(configuration.department) is not in the catalog")
@@ -239,6 +266,13 @@ public struct Connector: Sendable {
             case .file(let file): topics += file.topics
             case .table(let table): topics += table.topics
             }
+        }
+        for case .webhook(let webhook) in configuration.sinks
+        where webhook.worstCasePerRecord > WebhookSinkConfiguration.longestPerRecord {
+            throw fail(
+                "webhook sink \(webhook.url): \(webhook.retries) retries from \(webhook.backoff) can take \(webhook.worstCasePerRecord) "
+                    + "for one event (\(Int(WebhookSinkConfiguration.requestTimeout)) s a request), over the "
+                    + "\(WebhookSinkConfiguration.longestPerRecord) a consumer may spend between polls: lower `retries` or `backoff`")
         }
         for topic in topics where catalog.topic(named: topic) == nil {
             throw fail("topic \(topic) is not in the catalog")

@@ -46,4 +46,11 @@ public struct CursorStore: Sendable {
                     """, arguments: [source, position, now])
         }
     }
+
+    /// Forgets a source's position (a dropped file that is done: its cursor is not needed again).
+    public func remove(_ source: String) async throws {
+        try await writer.write { db in
+            try db.execute(sql: "DELETE FROM cursor WHERE source = ?", arguments: [source])
+        }
+    }
 }

@@ -4,12 +4,15 @@ import EventSchemas
 import Foundation
 
 /// CSV or JSON-lines files dropped into a folder. Each line becomes an event with the id
-/// `<department>/<file name>/<line>`; a finished file moves to `done/`, a file that cannot be read
-/// at all (not UTF-8, no CSV header) to `failed/` with a `<file>.reason` beside it. Lines that
+/// `<department>/<file name>/<fingerprint>/<line>`, where the fingerprint is a 64-bit hash of the
+/// file's bytes (16 hex digits): a file re-read after a crash gives the same ids, and a later file
+/// under a reused name gives new ones. A finished file moves to `done/`, a file that cannot be
+/// read at all (not UTF-8, no CSV header) to `failed/` with a `<file>.reason` beside it. Lines that
 /// cannot be mapped or validated go to the dead-letter topic; the rest of the file goes on.
 ///
 /// Departments should write a file under another name (or a name starting with `.`) and rename
-/// it when complete: files starting with `.` or ending in `.tmp` or `.part` are not read.
+/// it when complete: files starting with `.` or ending in `.tmp` or `.part` are not read, and
+/// neither is a file modified less than `settle` (default 1 s) ago.
 struct FileDropSource: Sendable {
     let configuration: FileDropSourceConfiguration
     let context: ConnectorContext
@@ -32,23 +35,44 @@ struct FileDropSource: Sendable {
         }
     }
 
+    /// The files ready to read, by name: of the configured format, not hidden, not `*.tmp` or
+    /// `*.part`, and not modified for at least `settle`.
     func pendingFiles(in directory: URL) throws -> [URL] {
+        try Self.readyFiles(in: directory, configuration: configuration, now: Date())
+    }
+
+    static func readyFiles(in directory: URL, configuration: FileDropSourceConfiguration, now: Date) throws -> [URL] {
         let extensions: Set<String> = configuration.format == .csv ? ["csv"] : ["jsonl", "ndjson", "json"]
-        return try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: [.isRegularFileKey])
-            .filter { url in
-                let name = url.lastPathComponent
-                return !name.hasPrefix(".") && extensions.contains(url.pathExtension.lowercased())
-                    && (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true
-            }
-            .sorted { $0.lastPathComponent < $1.lastPathComponent }
+        let settle = configuration.settle.components
+        let settled = now.addingTimeInterval(-(Double(settle.seconds) + Double(settle.attoseconds) / 1e18))
+        return try FileManager.default.contentsOfDirectory(
+            at: directory, includingPropertiesForKeys: [.isRegularFileKey, .contentModificationDateKey]
+        )
+        .filter { url in
+            let name = url.lastPathComponent.lowercased()
+            guard !name.hasPrefix("."), !name.hasSuffix(".tmp"), !name.hasSuffix(".part"),
+                extensions.contains(url.pathExtension.lowercased()),
+                let values = try? url.resourceValues(forKeys: [.isRegularFileKey, .contentModificationDateKey]),
+                values.isRegularFile == true
+            else { return false }
+            return (values.contentModificationDate ?? .distantPast) <= settled
+        }
+        .sorted { $0.lastPathComponent < $1.lastPathComponent }
     }
 
     func process(_ file: URL, in directory: URL) async throws {
         let name = file.lastPathComponent
-        let cursorKey = "\(id)/\(name)"
-        guard let data = FileManager.default.contents(atPath: file.path),
-            let text = String(data: data, encoding: .utf8)
-        else {
+        guard let data = await Self.contents(of: file) else {
+            // Gone meanwhile (taken back by the department): nothing to do. Otherwise unreadable.
+            if FileManager.default.fileExists(atPath: file.path) {
+                try fail(file, in: directory, reason: "the file cannot be read (permissions?)")
+            }
+            return
+        }
+        let fingerprint = ContentFingerprint.hex(data)
+        let cursorKey = "\(id)/\(fingerprint)"
+        let fileId = "\(name)/\(fingerprint)"
+        guard let text = String(data: data, encoding: .utf8) else {
             try fail(file, in: directory, reason: "the file is not readable UTF-8 text")
             return
         }
@@ -59,17 +83,24 @@ struct FileDropSource: Sendable {
                 try fail(file, in: directory, reason: "the file has no CSV header line")
                 return
             }
-            lines = table.rows.map { row in (row.line, publication(csv: row, header: table.header, file: name)) }
+            lines = table.rows.map { row in
+                (row.line, publication(csv: row, header: table.header, file: name, fileId: fileId))
+            }
         case .jsonl:
             lines = text.split(separator: "\n", omittingEmptySubsequences: false).enumerated().compactMap {
                 index, line in
                 let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-                return trimmed.isEmpty ? nil : (index + 1, publication(json: Data(trimmed.utf8), line: index + 1, file: name))
+                return trimmed.isEmpty
+                    ? nil : (index + 1, publication(json: Data(trimmed.utf8), line: index + 1, file: name, fileId: fileId))
             }
         }
-        let done = Int(try await context.cursors.position(of: cursorKey) ?? "0") ?? 0
+        let saved = try await context.persistently(id, "reading the cursor of \(name)") {
+            try await context.cursors.position(of: cursorKey)
+        }
+        let done = Int(saved ?? "0") ?? 0
         let remaining = lines.filter { $0.number > done }
-        if done == 0 { context.logger.notice("\(id): reading \(name) (\(lines.count) line(s))") }
+        context.logger.notice(
+            "\(id): reading \(name) (\(lines.count) line(s), fingerprint \(fingerprint)\(done > 0 ? ", resuming after line \(done)" : ""))")
         for start in stride(from: 0, to: remaining.count, by: 500) {
             let batch = Array(remaining[start..<min(start + 500, remaining.count)])
             context.stats.read(batch.count)
@@ -80,15 +111,30 @@ struct FileDropSource: Sendable {
             for case .deadLettered(let position, let failure) in outcomes {
                 context.logger.warning("\(id): \(name): dead-lettered to \(position): \(failure.reason)")
             }
-            try await context.cursors.save(String(batch.last!.number), of: cursorKey)
+            let last = String(batch.last!.number)
+            try await context.persistently(id, "saving the cursor of \(name)") {
+                try await context.cursors.save(last, of: cursorKey)
+            }
         }
         let target = unique(directory.appendingPathComponent("done").appendingPathComponent(name))
         try FileManager.default.moveItem(at: file, to: target)
+        // A crash before this removal leaves a finished cursor behind: a later file with the same
+        // bytes is then taken as already read — its ids would be the same, so nothing is lost.
+        try await context.persistently(id, "clearing the cursor of \(name)") {
+            try await context.cursors.remove(cursorKey)
+        }
         context.logger.notice("\(id): \(name) done, moved to \(target.path)")
     }
 
-    func publication(csv row: CSVTable.Row, header: [String], file: String) -> Publication {
-        let eventId = "\(context.configuration.department)/\(file)/\(row.line)"
+    /// Reads a whole file on a dispatch thread (not the cooperative pool); `nil` when it cannot be read.
+    static func contents(of file: URL) async -> Data? {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: FileManager.default.contents(atPath: file.path)) }
+        }
+    }
+
+    func publication(csv row: CSVTable.Row, header: [String], file: String, fileId: String) -> Publication {
+        let eventId = "\(context.configuration.department)/\(fileId)/\(row.line)"
         var values: [String: String] = [:]
         for (index, column) in header.enumerated() where index < row.fields.count { values[column] = row.fields[index] }
         let original = JSONValue.object(values.mapValues { .string($0) }).serialized()
@@ -109,8 +155,8 @@ struct FileDropSource: Sendable {
         }
     }
 
-    func publication(json line: Data, line number: Int, file: String) -> Publication {
-        let eventId = "\(context.configuration.department)/\(file)/\(number)"
+    func publication(json line: Data, line number: Int, file: String, fileId: String) -> Publication {
+        let eventId = "\(context.configuration.department)/\(fileId)/\(number)"
         do {
             let document = try JSONValue.parse(line)
             guard let rules = configuration.mapping else {
@@ -138,10 +184,12 @@ struct FileDropSource: Sendable {
             refusal: ValidationFailure(code, message, eventType: configuration.type, eventId: id))
     }
 
+    /// Moves a file that cannot be read to `failed/`, writing `<file>.reason` first: a crash in
+    /// between leaves the file where it was (it fails again, overwriting the same reason file).
     private func fail(_ file: URL, in directory: URL, reason: String) throws {
         let target = unique(directory.appendingPathComponent("failed").appendingPathComponent(file.lastPathComponent))
-        try FileManager.default.moveItem(at: file, to: target)
         try (reason + "\n").write(to: target.appendingPathExtension("reason"), atomically: true, encoding: .utf8)
+        try FileManager.default.moveItem(at: file, to: target)
         context.logger.error("\(id): \(file.lastPathComponent) failed, moved to \(target.path): \(reason)")
     }
 
@@ -150,6 +198,23 @@ struct FileDropSource: Sendable {
         guard FileManager.default.fileExists(atPath: url.path) else { return url }
         let stamp = Int(Date().timeIntervalSince1970 * 1000)
         return url.deletingLastPathComponent().appendingPathComponent("\(stamp)-\(url.lastPathComponent)")
+    }
+}
+
+/// A 64-bit FNV-1a hash of a file's bytes as 16 hex digits: the identity of a dropped file's
+/// content. Two different files of one department get the same fingerprint with a chance of about
+/// n²/2⁶⁵ after n files (one in 37 million after a million files).
+enum ContentFingerprint {
+    static func hex(_ data: Data) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            for byte in bytes {
+                hash ^= UInt64(byte)
+                hash &*= 0x0000_0100_0000_01b3
+            }
+        }
+        let digits = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }
 
@@ -173,6 +238,7 @@ struct CSVTable {
         var line = 1
         var recordLine = 1
         var iterator = Array(text.unicodeScalars)[...]
+        if iterator.first == "\u{FEFF}" { iterator.removeFirst() }  // a byte order mark (Excel's UTF-8)
         func endRecord() {
             fields.append(field)
             field = ""

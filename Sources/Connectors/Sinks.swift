@@ -11,11 +11,30 @@ import FoundationNetworking
 /// The consuming half every sink shares: reads its topics as the connector's consumer group,
 /// hands each record to the sink, dead-letters what is not a CloudEvent, and commits only after
 /// the sink has handled the batch — so a crash delivers a record again, never loses it.
+///
+/// A delivery that fails for a reason that retrying cannot fix — see ``SinkLoop/isPermanent(_:)`` —
+/// goes to the dead-letter topic with the reason and the loop goes on; any other failure (the
+/// database busy or locked, an I/O error, the bus unreachable) pauses and retries the same record.
 struct SinkLoop: Sendable {
     let context: ConnectorContext
     let part: String
     let topics: [String]
     let group: String
+    /// Records per poll. A sink whose records can each take long (webhooks with retries) polls
+    /// fewer, so that a batch never outlasts the consumer's max.poll.interval (300 s on Kafka).
+    var maxRecords = 200
+
+    /// Whether a delivery error is one that retrying cannot fix: a constraint the row breaks, a
+    /// table or column the department's database does not have, a value of the wrong type, a body
+    /// that does not map (``SinkRefusal``).
+    static func isPermanent(_ error: any Error) -> Bool {
+        if error is SinkRefusal { return true }
+        guard let database = error as? DatabaseError else { return false }
+        switch database.resultCode {
+        case .SQLITE_CONSTRAINT, .SQLITE_ERROR, .SQLITE_MISMATCH, .SQLITE_TOOBIG, .SQLITE_RANGE: return true
+        default: return false  // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, …: wait and retry
+        }
+    }
 
     func run(_ handle: @escaping @Sendable (LogRecord, Event) async throws -> Void) async throws {
         let consumer = try await context.persistently(part, "joining group \(group)") {
@@ -23,9 +42,18 @@ struct SinkLoop: Sendable {
         }
         context.logger.notice("\(part): consuming \(topics.joined(separator: ", ")) as group \(group)")
         defer { Task { await consumer.close() } }
+        let clock = ContinuousClock()
+        var lastLag = clock.now.advanced(by: .seconds(-60))
         while !Task.isCancelled {
+            if clock.now - lastLag > .seconds(5) {
+                lastLag = clock.now
+                // For the metrics only: a bus that cannot tell now is asked again next time.
+                if let lag = try? await context.log.lag(group: group, topics: topics) {
+                    context.stats.sinkLag(group: group, Int(lag.reduce(0) { $0 + $1.lag }))
+                }
+            }
             let records = try await context.persistently(part, "polling the bus") {
-                try await consumer.poll(maxRecords: 200, timeout: .milliseconds(500))
+                try await consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(500))
             }
             if records.isEmpty { continue }
             for record in records {
@@ -36,7 +64,19 @@ struct SinkLoop: Sendable {
                     try await deadLetter(record, ValidationFailure(.invalidEnvelope, "\(error)"))
                     continue
                 }
-                try await context.persistently(part, "delivering \(event.id)") { try await handle(record, event) }
+                do {
+                    try await context.persistently(part, "delivering \(event.id)", permanent: Self.isPermanent) {
+                        try await handle(record, event)
+                    }
+                } catch is CancellationError {
+                    throw CancellationError()
+                } catch {
+                    try await deadLetter(
+                        record,
+                        ValidationFailure(
+                            .undeliverable, "\(part) cannot deliver it, and retrying will not help: \(error)",
+                            eventType: event.type, eventId: event.id))
+                }
             }
             try await context.persistently(part, "committing offsets") { try await consumer.commit(records) }
         }
@@ -53,6 +93,13 @@ struct SinkLoop: Sendable {
         context.stats.deadLettered(1)
         context.logger.warning("\(part): dead-lettered \(record.position) to \(position): \(failure.reason)")
     }
+}
+
+/// A record a sink refuses for good (a body that does not map to the department's table): it goes
+/// to the dead-letter topic with this reason.
+struct SinkRefusal: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Approval requests into the department's work queue (`approval_inbox`, once per event id), and
@@ -167,7 +214,9 @@ struct WebhookSink: Sendable {
     var id: String { "webhook:\(configuration.url)" }
 
     func run() async throws {
-        let loop = SinkLoop(context: context, part: id, topics: configuration.topics, group: group)
+        let loop = SinkLoop(
+            context: context, part: id, topics: configuration.topics, group: group,
+            maxRecords: configuration.recordsPerPoll)
         let session = URLSession(configuration: .ephemeral)
         try await loop.run { record, event in
             var backoff = configuration.backoff
@@ -192,7 +241,8 @@ struct WebhookSink: Sendable {
             try await loop.deadLetter(
                 record,
                 ValidationFailure(
-                    .undeliverable, "\(configuration.retries + 1) attempts failed, the last: \(lastProblem)",
+                    .undeliverable,
+                    "\(configuration.retries + 1) attempts to POST to \(configuration.url) failed, the last: \(lastProblem)",
                     eventType: event.type, eventId: event.id))
         }
     }
@@ -206,7 +256,7 @@ struct WebhookSink: Sendable {
     func post(_ event: Event, session: URLSession) async -> Attempt {
         var request = URLRequest(url: URL(string: configuration.url)!)
         request.httpMethod = "POST"
-        request.timeoutInterval = 10
+        request.timeoutInterval = WebhookSinkConfiguration.requestTimeout
         request.httpBody = event.data
         request.setValue(event.dataContentType, forHTTPHeaderField: "Content-Type")
         request.setValue(event.id, forHTTPHeaderField: "ce-id")
@@ -317,4 +367,28 @@ struct TableSink: Sendable {
             context.stats.delivered(1)
         }
     }
+}
+
+extension WebhookSinkConfiguration {
+    /// The longest one request may take before it counts as failed, in seconds.
+    static let requestTimeout: Double = 10
+
+    /// The longest one event can take: every attempt timing out, plus the back-offs between them.
+    var worstCasePerRecord: Duration {
+        var total = Duration.seconds(Self.requestTimeout) * (retries + 1)
+        var wait = backoff
+        for _ in 0..<retries {
+            total += wait
+            wait = min(wait * 2, .seconds(30))
+        }
+        return total
+    }
+
+    /// The most an event may take, so that even one event per poll stays under Kafka's default
+    /// max.poll.interval.ms of 300 s (past it the broker takes the partitions away mid-delivery).
+    static let longestPerRecord = Duration.seconds(270)
+
+    /// Events per poll: as many as fit, at worst, in 150 s — half of max.poll.interval — and at
+    /// least one. With the defaults (5 retries from 200 ms: at most 66 s an event) that is 2.
+    var recordsPerPoll: Int { max(1, min(200, Int(Duration.seconds(150) / worstCasePerRecord))) }
 }

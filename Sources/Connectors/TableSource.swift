@@ -4,8 +4,13 @@ import EventSchemas
 import Foundation
 import GRDB
 
-/// Change data capture by polling: reads rows whose cursor column is past the saved cursor, in
-/// order, publishes them (or dead-letters them), and saves the cursor only after the bus confirmed.
+/// Change data capture by polling: reads rows past the saved cursor, in order, publishes them (or
+/// dead-letters them), and saves the cursor only after the bus confirmed.
+///
+/// The cursor is compound — the cursor column's value and the primary key of the last row read —
+/// so rows that share a cursor value across a batch boundary are not skipped: the next batch
+/// reads `cursor > c OR (cursor = c AND id > k)`, ordered by cursor then id. The cursor column must
+/// only grow: a value written below one already read is never seen.
 ///
 /// Event ids are `<department>/<table>/<id>/<version>`: a row published again after a crash
 /// (between the bus's confirmation and the cursor's save) carries the same id, so consumers that
@@ -16,26 +21,114 @@ struct TableSource: Sendable {
 
     var id: String { "table:\(configuration.table)" }
 
+    /// Where reading resumes: after the row with cursor value `cursor` and primary key `key`.
+    struct Position: Equatable {
+        enum Key: Equatable {
+            /// A cursor saved by an older connector, without a key: reading resumes *at* the cursor
+            /// value, publishing those rows again (same ids) rather than risking skipping ties.
+            case none
+            /// The last row read had no key (NULL, dead-lettered): resume after the rows of this cursor
+            /// value that have none. (NULL keys sort first, so the rest of the value's rows follow.)
+            case null
+            case value(MappedValue)
+        }
+
+        var cursor: Int64
+        var key: Key
+
+        init(cursor: Int64, key: Key) {
+            self.cursor = cursor
+            self.key = key
+        }
+
+        /// Reads a saved position: `{"cursor":…,"id":…}`, or an older connector's bare integer.
+        init?(saved text: String) {
+            if let number = Int64(text) {
+                self.init(cursor: number, key: .none)
+                return
+            }
+            guard let object = try? JSONValue.parse(Data(text.utf8)), case .integer(let cursor)? = object[pointer: "/cursor"]
+            else { return nil }
+            switch object[pointer: "/id"] {
+            case .integer(let number)?: self.init(cursor: cursor, key: .value(.integer(number)))
+            case .number(let number)?: self.init(cursor: cursor, key: .value(.number(number)))
+            case .string(let text)?: self.init(cursor: cursor, key: .value(.text(text)))
+            case .null?: self.init(cursor: cursor, key: .null)
+            default: return nil
+            }
+        }
+
+        /// Where the rows after `row` start.
+        init(after row: SourceRow, cursor: Int64, keyColumn: String) {
+            switch row.mapped(keyColumn) {
+            case .null: self.init(cursor: cursor, key: .null)
+            case let value: self.init(cursor: cursor, key: .value(value))
+            }
+        }
+
+        var saved: String {
+            var object: [String: JSONValue] = ["cursor": .integer(cursor)]
+            switch key {
+            case .none: break
+            case .null: object["id"] = .null
+            case .value(let value): object["id"] = value.json
+            }
+            return String(decoding: JSONValue.object(object).serialized(), as: UTF8.self)
+        }
+
+        /// The WHERE clause and its arguments. `cursor >= c AND (…)`
+        /// lets SQLite use an index on the cursor column for the range.
+        func condition(cursor column: String, key keyColumn: String) -> (String, StatementArguments) {
+            switch key {
+            case .none:
+                return ("WHERE \(column) >= ?", [cursor])
+            case .null:
+                return ("WHERE \(column) >= ? AND (\(column) > ? OR \(keyColumn) IS NOT NULL)", [cursor, cursor])
+            case .value(let value):
+                let last: (any DatabaseValueConvertible)? =
+                    switch value {
+                    case .integer(let number): number
+                    case .number(let number): number
+                    case .bool(let flag): flag
+                    default: value.text
+                    }
+                return ("WHERE \(column) >= ? AND (\(column) > ? OR \(keyColumn) > ?)", [cursor, cursor, last])
+            }
+        }
+    }
+
     func run() async throws {
         guard let department = context.department else { return }
+        try await checkColumns(department)
         let mapper = BodyMapper(rules: configuration.mapping)
-        var position = Int64(try await context.cursors.position(of: id) ?? "0") ?? 0
-        context.logger.notice("\(id): reading \(configuration.table) after \(configuration.cursor) \(position)")
-        let query = "SELECT * FROM \(quoted(configuration.table)) WHERE \(quoted(configuration.cursor)) > ? ORDER BY \(quoted(configuration.cursor)) LIMIT ?"
-        let lagQuery = "SELECT COUNT(*) FROM \(quoted(configuration.table)) WHERE \(quoted(configuration.cursor)) > ?"
+        let saved = try await context.persistently(id, "reading the cursor") { try await context.cursors.position(of: id) }
+        var position: Position? = try saved.map { text in
+            guard let position = Position(saved: text) else {
+                throw ConnectorConfigurationError(
+                    file: context.configuration.file, location: "state",
+                    problem: "the saved cursor of \(id) is unreadable ('\(text)'); fix or delete it in \(context.configuration.state)")
+            }
+            return position
+        }
+        let table = quoted(configuration.table)
+        let cursor = quoted(configuration.cursor)
+        let key = quoted(configuration.id)
+        context.logger.notice("\(id): reading \(configuration.table) after \(position?.saved ?? "the start")")
         let clock = ContinuousClock()
         var lastLag = clock.now.advanced(by: .seconds(-60))
         while !Task.isCancelled {
-            let after = position
+            let (condition, arguments) = position?.condition(cursor: cursor, key: key) ?? ("WHERE \(cursor) IS NOT NULL", [])
+            let query = "SELECT * FROM \(table) \(condition) ORDER BY \(cursor), \(key) LIMIT ?"
             let rows = try await context.persistently(id, "reading \(configuration.table)") {
                 try await department.read { db in
-                    try Row.fetchAll(db, sql: query, arguments: [after, configuration.batch]).map(SourceRow.init)
+                    try Row.fetchAll(db, sql: query, arguments: arguments + [configuration.batch]).map(SourceRow.init)
                 }
             }
             if clock.now - lastLag > .seconds(5) {
                 lastLag = clock.now
+                let lagQuery = "SELECT COUNT(*) FROM \(table) \(condition)"
                 let lag = try await context.persistently(id, "measuring lag") {
-                    try await department.read { db in try Int.fetchOne(db, sql: lagQuery, arguments: [after]) ?? 0 }
+                    try await department.read { db in try Int.fetchOne(db, sql: lagQuery, arguments: arguments) ?? 0 }
                 }
                 context.stats.sourceLag(lag)
             }
@@ -53,19 +146,66 @@ struct TableSource: Sendable {
                 context.logger.warning("\(id): dead-lettered to \(position): \(failure.reason)")
             }
             guard case .integer(let next) = last.mapped(configuration.cursor) else {
-                context.logger.critical("\(id): the cursor column \(configuration.cursor) is not an integer; stopping")
-                return
+                throw ConnectorConfigurationError(
+                    file: context.configuration.file, location: "sources: \(id)",
+                    problem: "the cursor column \(configuration.cursor) of \(configuration.table) holds "
+                        + "\(last.mapped(configuration.cursor)), not an integer; the cursor must be a growing integer column")
             }
+            let reached = Position(after: last, cursor: next, keyColumn: configuration.id)
             try await context.persistently(id, "saving the cursor") {
-                try await context.cursors.save(String(next), of: id)
+                try await context.cursors.save(reached.saved, of: id)
             }
-            position = next
+            position = reached
+        }
+    }
+
+    /// Refuses to start when a column the file names is not in the department's table.
+    /// - Throws: ``ConnectorConfigurationError`` naming the file, the table and the column.
+    func checkColumns(_ department: DatabasePool) async throws {
+        let table = configuration.table
+        let columns = try await context.persistently(id, "reading the columns of \(table)") {
+            try await department.read { db in
+                try Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?)", arguments: [table]).map {
+                    $0["name"] as String
+                }
+            }
+        }
+        func fail(_ problem: String) -> ConnectorConfigurationError {
+            ConnectorConfigurationError(file: context.configuration.file, location: "sources: table \(table)", problem: problem)
+        }
+        guard !columns.isEmpty else {
+            throw fail("the department's database \(context.configuration.database ?? "") has no table \(table)")
+        }
+        var named: [(String, String)] = [("cursor", configuration.cursor), ("id", configuration.id)]
+        if let version = configuration.version { named.append(("version", version)) }
+        if let subject = configuration.subject { named.append(("subject", subject)) }
+        if let time = configuration.time { named.append(("time", time)) }
+        for rule in configuration.mapping {
+            if case .column(let column) = rule.value { named.append(("mapping \(rule.field)", column)) }
+        }
+        let present = Set(columns)
+        for (key, column) in named where !present.contains(column) {
+            throw fail(
+                "table \(table) has no column \(column) (named by `\(key)`); its columns are \(columns.joined(separator: ", "))")
         }
     }
 
     func publication(for row: SourceRow, mapper: BodyMapper) -> Publication {
-        let key = row.mapped(configuration.id).text ?? "?"
         let version = configuration.version.flatMap { row.mapped($0).text } ?? "1"
+        guard let key = row.mapped(configuration.id).text else {
+            let cursor = row.mapped(configuration.cursor).text ?? "NULL"
+            let eventId = "\(context.configuration.department)/\(configuration.table)/null-\(cursor)/\(version)"
+            return Publication(
+                event: Event(
+                    id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: nil,
+                    time: context.now(), data: row.json.serialized()),
+                topic: configuration.topic,
+                refusal: ValidationFailure(
+                    .mappingFailed,
+                    "the row of \(configuration.table) with \(configuration.cursor) \(cursor) has no \(configuration.id) "
+                        + "(NULL): its event would have no id; give the row its primary key",
+                    eventType: configuration.type, eventId: eventId))
+        }
         let eventId = "\(context.configuration.department)/\(configuration.table)/\(key)/\(version)"
         var time = context.now()
         if let column = configuration.time, let text = row.mapped(column).text,

@@ -10,7 +10,10 @@ import NIOCore
 /// `503` with `Retry-After` while the bus is unreachable (nothing was taken: the department retries).
 ///
 /// The event id is the request's `ce-id` header (CloudEvents HTTP binding) or `Idempotency-Key`,
-/// so a department that retries a POST does not make a second event; without either, a new id.
+/// so a department that retries a POST does not make a second event. Without either, the id is
+/// `<department>/webhook<path>/<fingerprint of the body>`: a retried POST of the same bytes gets the
+/// same id too — and so do two distinct POSTs of identical bytes, which a department must tell
+/// apart with a key when identical bodies can be distinct facts.
 struct WebhookSource: Sendable {
     let configuration: WebhookSourceConfiguration
     let context: ConnectorContext
@@ -38,7 +41,9 @@ struct WebhookSource: Sendable {
     func accept(_ data: Data, headers: HTTPFields) async -> Response {
         context.stats.read(1)
         func header(_ name: String) -> String? { headers.first { $0.name.canonicalName == name }?.value }
-        let eventId = header("ce-id") ?? header("idempotency-key") ?? UUID().uuidString.lowercased()
+        let eventId =
+            header("ce-id") ?? header("idempotency-key")
+            ?? "\(context.configuration.department)/webhook\(configuration.path)/\(ContentFingerprint.hex(data))"
         let subject = header("ce-subject")
         var time = context.now()
         if let text = header("ce-time"), let parsed = Timestamp.parse(text) { time = parsed }

@@ -19,6 +19,8 @@ struct ConnectorCommand: AsyncParsableCommand {
         @OptionGroup var options: BusOptions
         @Argument(help: "The connector file, e.g. Connectors/household-registry.yaml.") var file: String
         @Option(help: "Log level: trace, debug, info, notice, warning, error. Default: info.") var logLevel: String = "info"
+        @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (overrides the file's `metrics:`).")
+        var metricsPort: Int?
 
         func run() async throws {
             let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -28,7 +30,8 @@ struct ConnectorCommand: AsyncParsableCommand {
                 return handler
             }
             let logger = Logger(label: "onewindow.connector")
-            let configuration = try ConnectorConfiguration.load(path: file)
+            var configuration = try ConnectorConfiguration.load(path: file)
+            if let metricsPort { configuration.metrics = "127.0.0.1:\(metricsPort)" }
             let catalog = try options.loadCatalog()
             let log = try options.openLog()
             let connector = try Connector(configuration: configuration, log: log, catalog: catalog, logger: logger)

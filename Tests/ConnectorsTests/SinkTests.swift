@@ -5,6 +5,8 @@ import EventModel
 import EventSchemas
 import Foundation
 import GRDB
+import Hummingbird
+import Synchronization
 import Testing
 import TestSupport
 
@@ -210,5 +212,105 @@ struct SinkTests {
         let files = try FileManager.default.contentsOfDirectory(atPath: bench.path("out"))
         #expect(files.allSatisfy { $0.hasPrefix("notification.sms.requested-") && $0.hasSuffix(".jsonl") })
         #expect(try fileLines().count == 2, "both deliveries are written; the id tells the repeat")
+    }
+
+    @Test func aWebhookThatKeepsFailingDeadLettersAfterTheLastTryWithTheCount() async throws {
+        let bench = try await Workbench(.embedded)
+        defer { Task { await bench.tearDown() } }
+        // The department's endpoint: a real HTTP server that is always overloaded.
+        let port = freePort()
+        let seen = Mutex<[String]>([])
+        let router = Router()
+        router.post("/busy") { request, _ -> Response in
+            let id = request.headers.first { $0.name.canonicalName == "ce-id" }?.value ?? "?"
+            seen.withLock { $0.append(id) }
+            return Response(status: .serviceUnavailable)
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
+        let server = Task { try await app.run() }
+        defer { server.cancel() }
+        let yaml = """
+            name: busy-\(bench.unique)
+            department: onewindow
+            state: \(bench.path("state.sqlite"))
+            sinks:
+              - kind: webhook
+                topics: [notification.sms.requested]
+                url: http://127.0.0.1:\(port)/busy
+                retries: 3
+                backoff: 50ms
+            """
+        let connector = try RunningConnector(yaml, on: bench)
+        defer { Task { await connector.stop() } }
+        let example = try #require(catalog.schemas["notification.sms.requested"]?.examples.first)
+        let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
+        let id = "sms-\(bench.unique)"
+        try await publisher.publish(Event(id: id, type: "notification.sms.requested", source: "/test", subject: nil, data: example.serialized()))
+        try await bench.eventually("the dead letter") {
+            try await !bench.events(on: catalog.deadLetterTopic, idPrefix: id).isEmpty
+        }
+        let dead = try #require(try await bench.events(on: catalog.deadLetterTopic, idPrefix: id).first)
+        #expect(dead.header("dl_code") == "undeliverable")
+        let reason = dead.header("dl_reason") ?? ""
+        #expect(reason.contains("4 attempts to POST to http://127.0.0.1:\(port)/busy failed"), "\(reason)")
+        #expect(reason.contains("HTTP 503"), "\(reason)")
+        #expect(dead.value == example.serialized(), "the original body is kept")
+        #expect(seen.withLock { $0 } == Array(repeating: id, count: 4), "the first try and 3 retries, each with the event's id")
+        #expect(connector.connector.stats.snapshot.delivered == 0)
+        #expect(connector.connector.stats.snapshot.deadLettered == 1)
+    }
+
+    @Test func aRowTheDepartmentTableRefusesIsDeadLetteredAndTheNextOnesGoOn() async throws {
+        let bench = try await Workbench(.embedded)
+        defer { Task { await bench.tearDown() } }
+        let department = try bench.departmentDatabase()
+        try await department.write { db in
+            try db.execute(
+                sql: "CREATE TABLE sms_outbox (event_id TEXT PRIMARY KEY, notification_id TEXT NOT NULL UNIQUE, mobile TEXT)")
+        }
+        let yaml = """
+            name: sms-\(bench.unique)
+            department: onewindow
+            database: \(bench.path("department.sqlite"))
+            state: \(bench.path("state.sqlite"))
+            sinks:
+              - kind: table
+                topics: [notification.sms.requested]
+                table: sms_outbox
+                columns: {notification_id: /notificationId, mobile: /mobile}
+              - kind: table
+                topics: [notification.sms.requested]
+                table: sms_outbox
+                columns: {notification_id: /notificationId, phone_number: /mobile}
+            """
+        let connector = try RunningConnector(yaml, on: bench)
+        defer { Task { await connector.stop() } }
+        let example = try #require(catalog.schemas["notification.sms.requested"]?.examples.first)
+        let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
+        // a and b are two events for one notification: the table's UNIQUE refuses b, for ever.
+        for (event, notification) in [("a", "N-1"), ("b", "N-1"), ("c", "N-2")] {
+            var body = example
+            body.set(.string("\(notification)-\(bench.unique)"), at: "/notificationId")
+            try await publisher.publish(
+                Event(id: "\(event)-\(bench.unique)", type: "notification.sms.requested", source: "/test", subject: nil, data: body.serialized()))
+        }
+        // The first sink: b dead-lettered, c delivered after it. The second names a column the table
+        // lacks: each event dead-lettered, none blocks the next.
+        try await bench.eventually("c delivered and 4 dead letters") {
+            let rows = try await department.read { db in try String.fetchAll(db, sql: "SELECT event_id FROM sms_outbox ORDER BY event_id") }
+            let dead = try await bench.events(on: catalog.deadLetterTopic, idPrefix: "", deduplicate: false).filter {
+                $0.header("ce_id")?.hasSuffix(bench.unique) == true
+            }
+            return rows == ["a-\(bench.unique)", "c-\(bench.unique)"] && dead.count == 4
+        }
+        let dead = try await bench.events(on: catalog.deadLetterTopic, idPrefix: "", deduplicate: false).filter {
+            $0.header("ce_id")?.hasSuffix(bench.unique) == true
+        }
+        let unique = dead.filter { $0.header("dl_reason")?.contains("UNIQUE constraint failed") == true }
+        #expect(unique.compactMap { $0.header("ce_id") } == ["b-\(bench.unique)"])
+        let missing = dead.filter { $0.header("dl_reason")?.contains("phone_number") == true }
+        #expect(Set(missing.compactMap { $0.header("ce_id") }) == Set(["a", "b", "c"].map { "\($0)-\(bench.unique)" }))
+        #expect(dead.allSatisfy { $0.header("dl_code") == "undeliverable" })
+        #expect(connector.connector.stats.snapshot.delivered == 2)
     }
 }

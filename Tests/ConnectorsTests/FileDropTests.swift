@@ -1,0 +1,203 @@
+import Bus
+@testable import Connectors
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+import GRDB
+import Testing
+import TestSupport
+
+/// The file-drop source: ids keyed on a file's content, reused names, files still being written,
+/// CSV files end to end and the CSV parser itself.
+@Suite("File-drop source", .timeLimit(.minutes(3)))
+struct FileDropTests {
+    static let type = "tax.payment.received"
+
+    /// The example payment as a JSON line, with its own voucher number.
+    static func line(_ voucher: Int) throws -> String {
+        var body = try #require(catalog.schemas[type]?.examples.first)
+        body.set(.string(String(format: "3440662503%08d", voucher)), at: "/voucherNumber")
+        return String(decoding: body.serialized(), as: UTF8.self)
+    }
+
+    static func yaml(_ bench: Workbench, drop: String, format: String = "jsonl", mapping: String = "") -> String {
+        """
+        name: drop-\(bench.unique)
+        department: tax
+        state: \(bench.path("state.sqlite"))
+        sources:
+          - kind: file-drop
+            directory: \(drop)
+            format: \(format)
+            type: \(type)
+            interval: 100ms
+            settle: 0ms
+        \(mapping)
+        """
+    }
+
+    /// The file-drop cursors left in a connector's state file.
+    static func fileCursors(_ bench: Workbench) throws -> Int {
+        var options = Configuration()
+        options.readonly = true
+        options.busyMode = .timeout(10)  // the connector may be writing its cursors
+        let state = try DatabaseQueue(path: bench.path("state.sqlite"), configuration: options)
+        return try state.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM cursor WHERE source LIKE 'file-drop:%'") ?? 0
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aReusedFileNameIsReadAgainWithNewIds(_ backend: Backend) async throws {
+        let bench = try await Workbench(backend)
+        defer { Task { await bench.tearDown() } }
+        let drop = bench.path("drop")
+        try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)
+        let name = "payments-\(bench.unique).jsonl"
+        let prefix = "tax/\(name)/"
+        let connector = try RunningConnector(Self.yaml(bench, drop: drop), on: bench)
+        defer { Task { await connector.stop() } }
+
+        try [Self.line(1), Self.line(2), Self.line(3)].joined(separator: "\n")
+            .write(toFile: "\(drop)/\(name)", atomically: true, encoding: .utf8)
+        try await bench.eventually("the first file's lines") { try await bench.events(on: Self.type, idPrefix: prefix).count == 3 }
+        try await bench.eventually("the first file done") { !FileManager.default.fileExists(atPath: "\(drop)/\(name)") }
+        // The department drops the next day's file under the same name: 2 lines, other content.
+        try [Self.line(4), Self.line(5)].joined(separator: "\n").write(toFile: "\(drop)/\(name)", atomically: true, encoding: .utf8)
+        try await bench.eventually("the second file's lines") { try await bench.events(on: Self.type, idPrefix: prefix).count == 5 }
+        try await bench.eventually("both files in done/") {
+            (try? FileManager.default.contentsOfDirectory(atPath: "\(drop)/done").count) == 2
+        }
+        try await bench.eventually("the cursors cleared after the moves") { try Self.fileCursors(bench) == 0 }
+
+        let events = try await bench.events(on: Self.type, idPrefix: prefix)
+        let vouchers = try Set(events.map { try JSONValue.parse($0.value)[pointer: "/voucherNumber"]?.stringValue ?? "" })
+        #expect(vouchers == Set((1...5).map { String(format: "3440662503%08d", $0) }), "every line of both files")
+        // Ids: tax/<name>/<fingerprint>/<line>, one fingerprint per file.
+        let fingerprints = Set(events.compactMap { $0.header("ce_id")?.split(separator: "/").dropLast().last })
+        #expect(fingerprints.count == 2)
+        #expect(fingerprints.allSatisfy { $0.count == 16 })
+    }
+
+    @Test func theSameBytesReadAgainGiveTheSameIds() async throws {
+        // A crash after the bus confirmed but before the cursor was saved makes the connector read the
+        // file again: here the file is put back after it was done, the same situation to the source.
+        let bench = try await Workbench(.embedded)
+        defer { Task { await bench.tearDown() } }
+        let drop = bench.path("drop")
+        try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)
+        let name = "payments-\(bench.unique).jsonl"
+        let prefix = "tax/\(name)/"
+        try (1...4).map(Self.line).joined(separator: "\n").write(toFile: "\(drop)/\(name)", atomically: true, encoding: .utf8)
+        let connector = try RunningConnector(Self.yaml(bench, drop: drop), on: bench)
+        defer { Task { await connector.stop() } }
+        try await bench.eventually("the file done") { FileManager.default.fileExists(atPath: "\(drop)/done/\(name)") }
+        let first = Set(try await bench.events(on: Self.type, idPrefix: prefix).compactMap { $0.header("ce_id") })
+        #expect(first.count == 4)
+
+        try FileManager.default.moveItem(atPath: "\(drop)/done/\(name)", toPath: "\(drop)/\(name)")
+        try await bench.eventually("read again") { try await rawCount(bench, topic: Self.type, prefix: prefix) == 8 }
+        let again = try await bench.events(on: Self.type, idPrefix: prefix, deduplicate: false).compactMap { $0.header("ce_id") }
+        #expect(Set(again) == first, "no new ids: consumers drop the repeats")
+        #expect(again.count == 8)
+    }
+
+    @Test func filesStillBeingWrittenAreNotRead() throws {
+        let bench = try Self.offlineBench()
+        defer { try? FileManager.default.removeItem(at: bench) }
+        let configuration = FileDropSourceConfiguration(
+            directory: bench.path, format: .jsonl, type: Self.type, topic: nil, interval: .milliseconds(100),
+            settle: .seconds(2), mapping: nil)
+        for name in ["ready.jsonl", "fresh.jsonl", ".hidden.jsonl", "upload.jsonl.part", "upload.jsonl.tmp", "notes.txt"] {
+            try "{}".write(to: bench.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        let old = Date().addingTimeInterval(-60)
+        for name in ["ready.jsonl", ".hidden.jsonl", "upload.jsonl.part", "upload.jsonl.tmp", "notes.txt"] {
+            try FileManager.default.setAttributes([.modificationDate: old], ofItemAtPath: bench.appendingPathComponent(name).path)
+        }
+        let names = { (now: Date) in
+            try FileDropSource.readyFiles(in: bench, configuration: configuration, now: now).map(\.lastPathComponent)
+        }
+        #expect(try names(Date()) == ["ready.jsonl"], "hidden, .part, .tmp, other formats and a fresh file are left")
+        #expect(try names(Date().addingTimeInterval(3)) == ["fresh.jsonl", "ready.jsonl"], "once settled, read")
+    }
+
+    static func offlineBench() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("onewindow-drop-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return directory
+    }
+
+    @Test(arguments: Backend.allCases)
+    func csvFilesArePublishedEndToEnd(_ backend: Backend) async throws {
+        let bench = try await Workbench(backend)
+        defer { Task { await bench.tearDown() } }
+        let drop = bench.path("drop")
+        try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)
+        let name = "payments-\(bench.unique).csv"
+        // Excel's way: a byte order mark, CRLF line ends, a quoted field with a comma and one with a line break.
+        let csv = "\u{FEFF}taxpayer,type,amount,period,voucher,paid\r\n"
+            + "440606199005110481,deed-tax,4500000,2025-03,344066250300000001,2025-03-05 10:30:00\r\n"
+            + "440606199005110481,\"stamp-duty\",\"1200\",2025-03,\"3440662503,00000002\",2025-03-06 09:00:00\r\n"
+            + "440606199005110481,stamp-duty,1300,2025-03,\"34406625030000\r\n0003\",2025-03-07 09:00:00\r\n"
+            + "440606199005110481,deed-tax,not-a-number,2025-03,344066250300000004,2025-03-08 09:00:00\r\n"
+        try Data(csv.utf8).write(to: URL(fileURLWithPath: "\(drop)/\(name)"))
+        let mapping = """
+                mapping:
+                  /taxpayerId: {column: taxpayer}
+                  /taxType: {column: type}
+                  /amountFen: {column: amount, convert: integer}
+                  /period: {column: period}
+                  /voucherNumber: {column: voucher}
+                  /paidAt: {column: paid, convert: date-time}
+            """
+        let connector = try RunningConnector(Self.yaml(bench, drop: drop, format: "csv", mapping: mapping), on: bench)
+        try await bench.eventually("the file done") { FileManager.default.fileExists(atPath: "\(drop)/done/\(name)") }
+        await connector.stop()
+        let prefix = "tax/\(name)/"
+        let events = try await bench.events(on: Self.type, idPrefix: prefix)
+        let bodies = try events.map { try JSONValue.parse($0.value) }
+        #expect(Set(bodies.compactMap { $0[pointer: "/voucherNumber"]?.stringValue })
+            == ["344066250300000001", "3440662503,00000002", "34406625030000\r\n0003"])
+        let first = try #require(bodies.first { $0[pointer: "/voucherNumber"] == .string("344066250300000001") })
+        #expect(first[pointer: "/taxpayerId"] == .string("440606199005110481"), "the byte order mark is not part of the header")
+        #expect(first[pointer: "/amountFen"] == .integer(4_500_000))
+        #expect(first[pointer: "/paidAt"] == .string("2025-03-05T10:30:00+08:00"))
+        // Ids end with the line a record starts on: the quoted line break makes the fourth record start on line 6.
+        let lines = Set(events.compactMap { $0.header("ce_id")?.split(separator: "/").last.map(String.init) })
+        #expect(lines == ["2", "3", "4"])
+        let dead = try await bench.events(on: catalog.deadLetterTopic, idPrefix: prefix)
+        #expect(dead.count == 1)
+        #expect(dead.first?.header("ce_id")?.hasSuffix("/6") == true)
+        #expect(dead.first?.header("dl_reason")?.contains("not-a-number") == true, "\(dead.first?.header("dl_reason") ?? "")")
+    }
+}
+
+/// The CSV reader on its own (RFC 4180 and what spreadsheets write).
+@Suite("CSV parser")
+struct CSVTests {
+    @Test func quotedFieldsWithCommasQuotesAndLineBreaks() throws {
+        let table = try #require(CSVTable(text: "a,b,c\n1,\"x, y\",\"say \"\"hi\"\"\"\n2,\"two\nlines\",z\n"))
+        #expect(table.header == ["a", "b", "c"])
+        #expect(table.rows.map(\.fields) == [["1", "x, y", "say \"hi\""], ["2", "two\nlines", "z"]])
+        #expect(table.rows.map(\.line) == [2, 3], "a record's line is where it starts")
+    }
+
+    @Test func crlfLineEndsAndAByteOrderMark() throws {
+        let table = try #require(CSVTable(text: "\u{FEFF}id,name\r\n1,甲\r\n2,乙\r\n"))
+        #expect(table.header == ["id", "name"])
+        #expect(table.rows.map(\.fields) == [["1", "甲"], ["2", "乙"]])
+    }
+
+    @Test func emptyFieldsLastLineWithoutBreakAndBlankLines() throws {
+        let table = try #require(CSVTable(text: "a,b,c\n,,\n\n1,,3"))
+        #expect(table.rows.map(\.fields) == [["", "", ""], ["1", "", "3"]])
+        #expect(table.rows.map(\.line) == [2, 4])
+    }
+
+    @Test func noHeaderIsNoTable() {
+        #expect(CSVTable(text: "") == nil)
+        #expect(CSVTable(text: "\n\n") == nil)
+    }
+}
