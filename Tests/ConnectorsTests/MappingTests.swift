@@ -13,18 +13,19 @@ struct MappingTests {
         let start = try #require(readme.range(of: "```yaml\n"))
         let end = try #require(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
         let configuration = try ConnectorConfiguration.parse(String(readme[start.upperBound..<end.lowerBound]), file: "README")
-        #expect(configuration.name == "household-registry")
+        #expect(configuration.name == "household-registry-example")
         #expect(configuration.sources.count == 3)
-        #expect(configuration.sinks.count == 4)
-        #expect(configuration.consumerGroup(forSink: 0) == "connector.household-registry.inbox")
-        #expect(configuration.consumerGroup(forSink: 1) == "connector.household-registry.webhook")
+        #expect(configuration.sinks.count == 3)
+        #expect(configuration.consumerGroup(forSink: 0) == "connector.household-registry-example.inbox")
+        #expect(configuration.consumerGroup(forSink: 1) == "connector.household-registry-example.webhook")
         guard case .table(let table) = configuration.sources[0] else {
             Issue.record("the first source is not a table")
             return
         }
         #expect(table.cursor == "change_seq")
         #expect(table.interval == .milliseconds(500))
-        #expect(table.mapping.count == 7)
+        #expect(table.mapping.count == 10)
+        try Connector.check(configuration, against: catalog)
     }
 
     @Test func mistakesAreReportedWithTheirPlace() {
