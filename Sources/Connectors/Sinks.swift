@@ -25,10 +25,9 @@ struct SinkLoop: Sendable {
     var maxRecords = 200
 
     /// Whether a delivery error is one that retrying cannot fix: a constraint the row breaks, a
-    /// table or column the department's database does not have, a value of the wrong type, a body
-    /// that does not map (``SinkRefusal``).
+    /// table or column the department's database does not have, a value of the wrong type. (A body
+    /// that does not map is dead-lettered by the sink itself, with its own code.)
     static func isPermanent(_ error: any Error) -> Bool {
-        if error is SinkRefusal { return true }
         guard let database = error as? DatabaseError else { return false }
         switch database.resultCode {
         case .SQLITE_CONSTRAINT, .SQLITE_ERROR, .SQLITE_MISMATCH, .SQLITE_TOOBIG, .SQLITE_RANGE: return true
@@ -93,13 +92,6 @@ struct SinkLoop: Sendable {
         context.stats.deadLettered(1)
         context.logger.warning("\(part): dead-lettered \(record.position) to \(position): \(failure.reason)")
     }
-}
-
-/// A record a sink refuses for good (a body that does not map to the department's table): it goes
-/// to the dead-letter topic with this reason.
-struct SinkRefusal: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// Approval requests into the department's work queue (`approval_inbox`, once per event id), and
