@@ -43,6 +43,8 @@ public struct DepartmentDatabase: Sendable {
 /// An SQL identifier in double quotes.
 func quoted(_ identifier: String) -> String { "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 
-/// The `change_seq` a write must carry: one past the table's largest, read inside the write
-/// transaction (the connector contract).
-func nextChangeSeq(_ table: String) -> String { "(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM \(quoted(table)))" }
+/// The `change_seq` a write must carry: one past the last the table's counter handed out, read
+/// inside the write transaction (the connector contract; a trigger moves the counter on).
+func nextChangeSeq(_ table: String) -> String {
+    "(SELECT value + 1 FROM change_counter WHERE table_name = '\(table.replacingOccurrences(of: "'", with: "''"))')"
+}

@@ -135,12 +135,38 @@ public struct DepartmentSystem: Sendable {
         migrator.registerMigration("simulator-meta") { db in
             try db.execute(sql: "CREATE TABLE IF NOT EXISTS simulator_meta (key TEXT PRIMARY KEY, value TEXT)")
         }
+        let tables = sourceTables.map(\.name)
+        migrator.registerMigration("change-counter") { db in
+            try db.execute(sql: Schemas.changeCounter(tables))
+        }
         return migrator
     }
 }
 
 /// The SQL of each department's database.
 enum Schemas {
+    /// `change_counter`: per source table, the last `change_seq` handed out. Writes take the next
+    /// value from it (``nextChangeSeq(_:)``) and triggers move it on, so a value is never handed out
+    /// twice — not even after the row holding the largest one is deleted, as `MAX(change_seq) + 1`
+    /// would. Existing tables start from their largest value.
+    static func changeCounter(_ tables: [String]) -> String {
+        var sql = "CREATE TABLE change_counter (table_name TEXT PRIMARY KEY, value INTEGER NOT NULL);\n"
+        for table in tables {
+            let name = "'" + table.replacingOccurrences(of: "'", with: "''") + "'"
+            let bump = "UPDATE change_counter SET value = MAX(value, NEW.change_seq) WHERE table_name = \(name);"
+            sql += """
+                INSERT INTO change_counter (table_name, value)
+                    VALUES (\(name), (SELECT COALESCE(MAX(change_seq), 0) FROM \(quoted(table))));
+                CREATE TRIGGER \(quoted(table + "_change_counter_insert")) AFTER INSERT ON \(quoted(table))
+                    BEGIN \(bump) END;
+                CREATE TRIGGER \(quoted(table + "_change_counter_update")) AFTER UPDATE OF change_seq ON \(quoted(table))
+                    BEGIN \(bump) END;
+
+                """
+        }
+        return sql
+    }
+
     /// A source table of the connector contract, with the department's own columns.
     static func sourceTable(_ name: String, _ columns: String) -> String {
         """

@@ -140,6 +140,24 @@ import Testing
         #expect(sequences.first == 1)
     }
 
+    @Test func aDeletedRowsChangeSeqIsNeverHandedOutAgain() async throws {
+        let database = try temporaryDatabase(.tax)
+        let generator = try RowGenerator(
+            database: database, options: .init(tables: ["tax_payments"], updateFraction: 0, seed: 5))
+        _ = try await generator.write(5)
+        // The department deletes its newest row; MAX(change_seq) + 1 would give its value to the next write.
+        let deleted = try await database.writer.write { db -> Int64 in
+            let top = try #require(try Int64.fetchOne(db, sql: "SELECT MAX(change_seq) FROM tax_payments"))
+            try db.execute(sql: "DELETE FROM tax_payments WHERE change_seq = ?", arguments: [top])
+            return top
+        }
+        _ = try await generator.write(1)
+        let next = try await database.writer.read { db in
+            try Int64.fetchOne(db, sql: "SELECT MAX(change_seq) FROM tax_payments")
+        }
+        #expect(next == deleted + 1)
+    }
+
     @Test func ratesAndLimitsStopTheRun() async throws {
         let database = try temporaryDatabase(.tax)
         let generator = try RowGenerator(database: database, options: .init(seed: 3))
