@@ -9,11 +9,15 @@ import GRDB
 /// 1. joining, leaving, or a member missing heartbeats for the session timeout bumps the group's
 ///    generation;
 /// 2. every member, at its next poll, computes the new assignment (range assignment over the live
-///    members sorted by id), calls `onPartitionsRevoked` for the partitions it loses (the moment to
-///    commit), then records that it has taken up the generation;
+///    members sorted by id), calls `onPartitionsRevoked` for the partitions it loses, commits the
+///    stored offsets of those partitions (see ``LogConsumer/store(offsets:)``), then records that
+///    it has taken up the generation;
 /// 3. a member fetches only once every live member has taken up the current generation, so two
-///    members never read the same partition at once.
-/// Commits are accepted only for partitions the member owns in the current generation.
+///    members never read the same partition at once; the start positions of partitions a member
+///    gains are read from the committed offsets only then, after every previous owner committed.
+/// Commits are accepted only for partitions the member owns in the current generation, except the
+/// commit of step 2: the generation has already moved, but no other member fetches until this one
+/// has taken it up (the barrier), so committing the partitions it is giving up is still safe.
 actor EmbeddedConsumer: LogConsumer {
     private let log: EmbeddedLog
     private let configuration: ConsumerConfiguration
@@ -21,6 +25,10 @@ actor EmbeddedConsumer: LogConsumer {
     private var generation: Int64 = -1
     private var owned: [TopicPartition] = []
     private var positions: [TopicPartition: Int64] = [:]
+    /// Gained partitions whose start is read once the barrier passes (their previous owner may
+    /// still commit before it takes up the generation).
+    private var unpositioned: Set<TopicPartition> = []
+    private let stored = StoredOffsets()
     private var topics: [String: TopicRow] = [:]
     private var barrierPassed = false
     private var lastHeartbeat: ContinuousClock.Instant?
@@ -72,6 +80,25 @@ actor EmbeddedConsumer: LogConsumer {
                 .groupBusy, "cannot commit \(partition): the partition is not assigned to this member (rebalanced)",
                 remedy: "the records will be delivered to the partition's new owner", subject: group)
         }
+        let fromStore = stored.take(ownedSet)
+        var all = fromStore
+        all.merge(offsets) { max($0, $1) }
+        if all.isEmpty { return }
+        do {
+            try await write(all, group: group, revoking: false)
+        } catch {
+            stored.restore(fromStore)
+            throw error
+        }
+    }
+
+    nonisolated func store(offsets: [TopicPartition: Int64]) {
+        stored.store(offsets)
+    }
+
+    /// Commits offsets of owned partitions; with `revoking`, of partitions being given up in the
+    /// generation this member has not taken up yet (allowed while it holds the barrier).
+    private func write(_ offsets: [TopicPartition: Int64], group: String, revoking: Bool) async throws {
         var resolved: [(TopicRow, Int, Int64)] = []
         for (partition, offset) in offsets { resolved.append((try await topic(partition.topic), partition.partition, offset)) }
         let rows = resolved
@@ -82,7 +109,18 @@ actor EmbeddedConsumer: LogConsumer {
             try await log.writer.write { db in
                 let current = try Int64.fetchOne(
                     db, sql: "SELECT generation FROM group_state WHERE group_id = ?", arguments: [group])
-                guard current == myGeneration else {
+                if revoking {
+                    // Still a member that has not taken up the new generation: nobody fetches yet.
+                    let acked = try Int64.fetchOne(
+                        db, sql: "SELECT acked_generation FROM group_member WHERE group_id = ? AND member_id = ?",
+                        arguments: [group, member])
+                    guard let acked, acked == myGeneration, current.map({ $0 >= acked }) ?? false else {
+                        throw LogError(
+                            .groupBusy, "cannot commit the partitions being revoked: this member left the group (session timeout)",
+                            remedy: "poll more often than the session timeout; the records will be delivered again",
+                            subject: group)
+                    }
+                } else if current != myGeneration {
                     throw LogError(
                         .groupBusy, "cannot commit: the group rebalanced (generation \(current ?? -1), this member has \(myGeneration))",
                         remedy: "poll again; the records will be delivered to the partitions' owners", subject: group)
@@ -106,8 +144,16 @@ actor EmbeddedConsumer: LogConsumer {
 
     func close() async {
         guard !closed else { return }
+        guard let group = configuration.group else {
+            closed = true
+            return
+        }
+        // As Kafka does: the partitions go, so the revoke callback runs and stored offsets of the
+        // partitions still owned are committed before leaving.
+        if !owned.isEmpty { configuration.onPartitionsRevoked?(owned) }
+        let going = stored.take(Set(owned))
+        if !going.isEmpty { try? await write(going, group: group, revoking: true) }
         closed = true
-        guard let group = configuration.group else { return }
         let member = memberId
         _ = try? await log.writer.write { db in
             try db.execute(
@@ -145,6 +191,7 @@ actor EmbeddedConsumer: LogConsumer {
             let all = subscribed.flatMap { name in (0..<topics[name]!.partitions).map { TopicPartition(name, $0) } }
             try await takeUp(all, generation: 0)
             barrierPassed = true
+            try await resolveStarts()
             return
         }
         let member = memberId
@@ -209,9 +256,12 @@ actor EmbeddedConsumer: LogConsumer {
             }
             barrierPassed = laggards == 0
         }
+        if barrierPassed { try await resolveStarts() }
     }
 
-    /// Switches to a new set of partitions: revoke callback, new positions, assign callback.
+    /// Switches to a new set of partitions: revoke callback, commit of the stored offsets of the
+    /// partitions going, assign callback. Gained partitions get their start positions once the
+    /// barrier passes (``resolveStarts()``).
     private func takeUp(_ partitions: [TopicPartition], generation newGeneration: Int64) async throws {
         let target = partitions.sorted()
         if target == owned {
@@ -220,8 +270,30 @@ actor EmbeddedConsumer: LogConsumer {
         }
         let lost = owned.filter { !target.contains($0) }
         let gained = target.filter { !owned.contains($0) }
-        if !lost.isEmpty { configuration.onPartitionsRevoked?(lost) }
-        // Positions for gained partitions: the committed offset, else the reset position.
+        if !lost.isEmpty {
+            configuration.onPartitionsRevoked?(lost)
+            let going = stored.take(Set(lost))
+            if let group = configuration.group, !going.isEmpty {
+                // If this fails (the member was evicted), the records are delivered again to the
+                // partitions' next owners: at-least-once, as documented on LogConsumer.
+                try? await write(going, group: group, revoking: true)
+            }
+        }
+        for partition in lost {
+            positions[partition] = nil
+            unpositioned.remove(partition)
+        }
+        unpositioned.formUnion(gained)
+        owned = target
+        generation = newGeneration
+        if !gained.isEmpty { configuration.onPartitionsAssigned?(gained) }
+    }
+
+    /// Start positions of gained partitions: the committed offset, else the reset position. Read
+    /// only after the barrier, so a previous owner's commit before handing over is seen.
+    private func resolveStarts() async throws {
+        guard !unpositioned.isEmpty else { return }
+        let gained = unpositioned.sorted()
         let committed: [TopicPartition: Int64]
         if let group = configuration.group {
             committed = try await log.committedOffsets(group: group, topics: Array(Set(gained.map(\.topic))))
@@ -244,11 +316,8 @@ actor EmbeddedConsumer: LogConsumer {
             }
             return result
         }
-        for partition in lost { positions[partition] = nil }
         positions.merge(starts) { _, new in new }
-        owned = target
-        generation = newGeneration
-        if !gained.isEmpty { configuration.onPartitionsAssigned?(gained) }
+        unpositioned.subtract(starts.keys)
     }
 
     private static func bumpGeneration(_ db: Database, group: String) throws {

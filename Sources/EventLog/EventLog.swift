@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// An append-only, partitioned log with consumer groups: the bus every OneWindow process talks to.
 ///
@@ -129,7 +130,12 @@ public struct ConsumerConfiguration: Sendable {
     /// Default: `.earliest`.
     public var autoOffsetReset: SeekPosition
     /// Called with the partitions a consumer is about to lose, before they go, from inside
-    /// ``LogConsumer/poll(maxRecords:timeout:)``: commit what was processed there.
+    /// ``LogConsumer/poll(maxRecords:timeout:)`` (or ``LogConsumer/close()``).
+    ///
+    /// Call ``LogConsumer/store(_:)`` here for what was processed and not yet stored: right after
+    /// this callback returns, the consumer commits the stored offsets of these partitions itself,
+    /// still before they go, so their next owner starts after them. Do not `await` a `commit`
+    /// from here (the callback is synchronous and runs inside the consumer's own poll).
     /// Default: `nil`.
     public var onPartitionsRevoked: (@Sendable ([TopicPartition]) -> Void)?
     /// Called with the partitions just assigned. Default: `nil`.
@@ -159,6 +165,12 @@ public struct ConsumerConfiguration: Sendable {
 ///
 /// Records come in partition order. Offsets are committed only when the caller says so, after
 /// processing: a consumer that stops without committing has its records delivered again.
+///
+/// Two ways to say so: ``commit(_:)`` commits now (a round trip to the log), and ``store(_:)``
+/// only marks records processed; stored offsets are committed at the next `commit`, at
+/// ``close()``, and automatically before their partitions are revoked in a rebalance (Kafka's
+/// `offsets_store` pattern), so a member that stores as it goes hands its partitions over without
+/// redelivering what it processed.
 public protocol LogConsumer: AnyObject, Sendable {
     /// Waits up to `timeout` for records and returns at most `maxRecords` (possibly none).
     func poll(maxRecords: Int, timeout: Duration) async throws -> [LogRecord]
@@ -167,8 +179,18 @@ public protocol LogConsumer: AnyObject, Sendable {
     /// processed (the committed offset becomes `offset + 1` of the last record per partition).
     func commit(_ records: [LogRecord]) async throws
 
-    /// Commits explicit next-offsets per partition.
+    /// Commits explicit next-offsets per partition, together with every stored offset (see
+    /// ``store(offsets:)``) of a partition this consumer owns.
     func commit(offsets: [TopicPartition: Int64]) async throws
+
+    /// Marks next-offsets per partition as processed without committing them: they are committed
+    /// at the next `commit`, at ``close()``, and automatically before their partitions are
+    /// revoked in a rebalance. A stored offset never moves back (the largest one per partition
+    /// is kept), and offsets of partitions the consumer no longer owns are not committed.
+    ///
+    /// Synchronous and cheap (a lock, no I/O), so it can be called from
+    /// ``ConsumerConfiguration/onPartitionsRevoked``.
+    func store(offsets: [TopicPartition: Int64])
 
     /// The partitions this consumer currently reads.
     func assignment() async throws -> [TopicPartition]
@@ -179,12 +201,20 @@ public protocol LogConsumer: AnyObject, Sendable {
 
 extension LogConsumer {
     public func commit(_ records: [LogRecord]) async throws {
-        var next: [TopicPartition: Int64] = [:]
-        for record in records {
-            let tp = TopicPartition(record.topic, record.partition)
-            next[tp] = max(next[tp] ?? 0, record.offset + 1)
-        }
+        let next = nextOffsets(of: records)
         if !next.isEmpty { try await commit(offsets: next) }
+    }
+
+    /// Commits every stored offset (see ``store(offsets:)``) now.
+    public func commit() async throws {
+        try await commit(offsets: [:])
+    }
+
+    /// Marks every given record and all before it in its partition as processed, without
+    /// committing (the stored offset becomes `offset + 1` of the last record per partition); see
+    /// ``store(offsets:)`` for when stored offsets are committed.
+    public func store(_ records: [LogRecord]) {
+        store(offsets: nextOffsets(of: records))
     }
 
     /// The records as an asynchronous sequence that polls until the task is cancelled.
@@ -192,6 +222,48 @@ extension LogConsumer {
     public func records(batchSize: Int = 500, pollTimeout: Duration = .milliseconds(500)) -> LogRecords {
         LogRecords(consumer: self, batchSize: batchSize, pollTimeout: pollTimeout)
     }
+}
+
+/// The next offset to read per partition after the given records: the last offset + 1.
+private func nextOffsets(of records: [LogRecord]) -> [TopicPartition: Int64] {
+    var next: [TopicPartition: Int64] = [:]
+    for record in records {
+        let partition = TopicPartition(record.topic, record.partition)
+        next[partition] = max(next[partition] ?? 0, record.offset + 1)
+    }
+    return next
+}
+
+/// Offsets a consumer has been told are processed but has not committed yet (see
+/// ``LogConsumer/store(offsets:)``). Backends share it: a lock around a dictionary, safe to use
+/// from a rebalance callback.
+public final class StoredOffsets: Sendable {
+    private let offsets = Mutex<[TopicPartition: Int64]>([:])
+
+    public init() {}
+
+    /// Keeps the largest offset per partition.
+    public func store(_ new: [TopicPartition: Int64]) {
+        offsets.withLock { offsets in
+            for (partition, offset) in new { offsets[partition] = max(offsets[partition] ?? offset, offset) }
+        }
+    }
+
+    /// The stored offsets of these partitions (all when `nil`), removed from the store.
+    public func take(_ partitions: Set<TopicPartition>? = nil) -> [TopicPartition: Int64] {
+        offsets.withLock { offsets in
+            guard let partitions else {
+                defer { offsets = [:] }
+                return offsets
+            }
+            var taken: [TopicPartition: Int64] = [:]
+            for partition in partitions { if let offset = offsets.removeValue(forKey: partition) { taken[partition] = offset } }
+            return taken
+        }
+    }
+
+    /// Puts offsets back after a commit that failed, unless larger ones were stored meanwhile.
+    public func restore(_ old: [TopicPartition: Int64]) { store(old) }
 }
 
 /// An endless sequence of a consumer's records; ends when the task is cancelled.

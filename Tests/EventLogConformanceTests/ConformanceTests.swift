@@ -356,6 +356,59 @@ struct ConformanceTests {
         await second.close()
     }
 
+    /// A member that `store`s what it processed, without committing, hands its partitions over
+    /// in a rebalance without redelivery: the stored offsets are committed before they go.
+    @Test(arguments: Backend.allCases)
+    func storedOffsetsAreCommittedBeforePartitionsAreRevoked(_ backend: Backend) async throws {
+        let fixture = try LogFixture.make(backend)
+        defer { Task { await fixture.tearDown() } }
+        let topic = fixture.topic("handover")
+        let group = fixture.group("handover")
+        try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 2)])
+        let partitions = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
+        for partition in partitions {
+            _ = try await fixture.log.append(
+                (0..<10).map {
+                    OutgoingRecord(topic: topic, key: "k", value: Data("p\(partition.partition)-\($0)".utf8), partition: partition.partition)
+                })
+        }
+        let revoked = RevokedPartitions()
+        let first = try await fixture.log.makeConsumer(
+            ConsumerConfiguration(subscription: .topics([topic]), group: group, onPartitionsRevoked: { revoked.add($0) }))
+        let fromFirst = try await drain(first, count: 20)
+        // Processed: offsets 0-5 of each partition. Stored, not committed.
+        first.store(fromFirst.filter { $0.offset < 6 })
+        #expect(try await fixture.log.committedOffsets(group: group, topics: [topic]).isEmpty, "store alone commits nothing")
+
+        let second = try await fixture.log.makeConsumer(.group(group, topics: [topic]))
+        var fromSecond: [LogRecord] = []
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .seconds(60))
+        while clock.now < deadline {
+            async let a = first.poll(maxRecords: 50, timeout: .milliseconds(200))
+            async let b = second.poll(maxRecords: 50, timeout: .milliseconds(200))
+            fromSecond += try await b
+            _ = try await a
+            let ownedByFirst = try await first.assignment().count
+            let ownedBySecond = try await second.assignment().count
+            if ownedByFirst == 1 && ownedBySecond == 1 && fromSecond.count >= 4 { break }
+        }
+        // Anything redelivered would arrive now.
+        fromSecond += try await second.poll(maxRecords: 50, timeout: .milliseconds(500))
+        let taken = try await second.assignment()
+        try #require(taken.count == 1, "the second member owns one partition, got \(taken)")
+        #expect(revoked.all.contains(taken[0]), "the first member was told before the partition went")
+        let committed = try await fixture.log.committedOffsets(group: group, topics: [topic])
+        #expect(committed[taken[0]] == 6, "the stored offset was committed before the partition went (\(committed))")
+        #expect(fromSecond.map(\.offset).sorted() == [6, 7, 8, 9], "the new owner starts after what was stored")
+        #expect(fromSecond.allSatisfy { TopicPartition($0.topic, $0.partition) == taken[0] })
+
+        await first.close()
+        await second.close()
+        let afterClose = try await fixture.log.committedOffsets(group: group, topics: [topic])
+        #expect(afterClose == [partitions[0]: 6, partitions[1]: 6], "closing commits what is still stored")
+    }
+
     @Test(arguments: Backend.allCases)
     func twoWritersAppendConcurrentlyWithoutLossOrRepeat(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)

@@ -1,63 +1,159 @@
-import CRDKafka
+internal import CRDKafka
 import EventLog
 import Foundation
 import Synchronization
 
-/// What the rebalance callback needs; lives as long as the consumer (passed unretained as the
-/// client's opaque, and the consumer destroys the client before releasing it).
-final class RebalanceContext: @unchecked Sendable {
-    // @unchecked Sendable: only read on the consumer's serial queue, where librdkafka calls the
-    // rebalance callback (from inside rd_kafka_consumer_poll / rd_kafka_consumer_close).
+/// What the rebalance callback needs, and what it shares with the consumer: the stored offsets,
+/// the current assignment, and the partitions revoked since the consumer last looked. Lives as
+/// long as the consumer (passed unretained as the client's opaque; the client is destroyed before
+/// the consumer releases it).
+final class RebalanceContext: Sendable {
     let onRevoked: (@Sendable ([TopicPartition]) -> Void)?
     let onAssigned: (@Sendable ([TopicPartition]) -> Void)?
     let reset: SeekPosition
     let timeout: Int32
+    let group: String?
+    /// Offsets marked processed with `store`, committed at the next commit, at close, and here
+    /// before their partitions are revoked.
+    let stored = StoredOffsets()
+    private let state = Mutex(State())
+    /// Bumped at each revocation, so `poll` notices without taking the lock per message.
+    private let revocations = Atomic<Int>(0)
+
+    private struct State {
+        var assigned: Set<TopicPartition> = []
+        /// A failure the consumer reports at its next poll (e.g. committed offsets unreadable).
+        var failure: LogError?
+    }
 
     init(configuration: ConsumerConfiguration, timeout: Int32) {
         onRevoked = configuration.onPartitionsRevoked
         onAssigned = configuration.onPartitionsAssigned
         reset = configuration.autoOffsetReset
+        group = configuration.group
         self.timeout = timeout
     }
 
-    /// For partitions the group has no committed offset on, a reset to an offset or a time is
-    /// applied here (librdkafka's auto.offset.reset knows only earliest and latest).
-    func applyStartPositions(_ client: OpaquePointer, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
-        guard case .offset = reset else {
-            guard case .time = reset else { return }
-            return applyTimes(client, list)
-        }
-        guard case .offset(let offset) = reset else { return }
-        _ = rd_kafka_committed(client, list, timeout)
-        for index in 0..<Int(list.pointee.cnt) where list.pointee.elems[index].offset < 0 {
-            list.pointee.elems[index].offset = offset
+    var assigned: Set<TopicPartition> { state.withLock { $0.assigned } }
+    var revocationCount: Int { revocations.load(ordering: .acquiring) }
+
+    func didAssign(_ partitions: [TopicPartition]) {
+        state.withLock { $0.assigned.formUnion(partitions) }
+    }
+
+    func didRevoke(_ partitions: [TopicPartition]) {
+        state.withLock { $0.assigned.subtract(partitions) }
+        revocations.add(1, ordering: .releasing)
+    }
+
+    func report(_ failure: LogError) {
+        state.withLock { if $0.failure == nil { $0.failure = failure } }
+    }
+
+    func takeFailure() -> LogError? {
+        state.withLock { state in
+            defer { state.failure = nil }
+            return state.failure
         }
     }
 
-    private func applyTimes(_ client: OpaquePointer, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
-        guard case .time(let time) = reset else { return }
-        _ = rd_kafka_committed(client, list, timeout)
-        let lookup = rd_kafka_topic_partition_list_new(list.pointee.cnt)!
+    /// Commits, synchronously, the stored offsets of partitions about to be revoked. Called from
+    /// the rebalance callback, on the thread polling the consumer, where librdkafka allows a
+    /// synchronous commit; the partitions are still assigned, so the commit is this member's.
+    func commitStored(_ client: OpaquePointer, revoking partitions: [TopicPartition]) {
+        let going = stored.take(Set(partitions))
+        guard !going.isEmpty else { return }
+        let list = PartitionList(going)
+        let error = rd_kafka_commit(client, list.pointer, 0)
+        var failure: LogError?
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+            failure = KafkaErrors.error(error, "committing the stored offsets of partitions being revoked", subject: group)
+        } else if let (partition, _, elementError) = list.elements.first(where: { $0.2 != RD_KAFKA_RESP_ERR_NO_ERROR }) {
+            failure = KafkaErrors.error(
+                elementError, "committing the stored offset of a partition being revoked", subject: "\(group ?? "") \(partition)")
+        }
+        if var failure {
+            // The partitions are going anyway: their records are delivered again to the next
+            // owner (at-least-once). Say so at the next poll instead of losing the fact.
+            failure.remedy = "the records after the last committed offset will be delivered again to the partitions' next owner"
+            report(failure)
+        }
+    }
+
+    /// For partitions the group has no committed offset on, a reset to an offset or a time is
+    /// applied here (librdkafka's auto.offset.reset knows only earliest and latest). A partition
+    /// whose committed offset cannot be read is left to librdkafka (it reads the committed offset
+    /// itself, with retries), so a real commit is never overwritten by the reset position.
+    func applyStartPositions(_ client: OpaquePointer, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) {
+        switch reset {
+        case .earliest, .latest: return
+        case .offset, .time: break
+        }
+        let count = Int(list.pointee.cnt)
+        guard count > 0 else { return }
+        // The committed offsets, into a copy (a failed lookup must not leave half-written offsets).
+        let lookup = rd_kafka_topic_partition_list_copy(list)!
         defer { rd_kafka_topic_partition_list_destroy(lookup) }
-        for index in 0..<Int(list.pointee.cnt) where list.pointee.elems[index].offset < 0 {
+        var error = RD_KAFKA_RESP_ERR_NO_ERROR
+        for attempt in 0..<3 {
+            if attempt > 0 { usleep(200_000) }  // on the consumer's own thread, never the cooperative pool
+            error = rd_kafka_committed(client, lookup, timeout)
+            if error == RD_KAFKA_RESP_ERR_NO_ERROR { break }
+        }
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            report(
+                KafkaErrors.error(
+                    error, "reading the group's committed offsets while taking up partitions (they start at the committed offset, else at the earliest)",
+                    subject: group))
+            return
+        }
+        var needsStart: [Int] = []
+        for index in 0..<count {
+            let found = lookup.pointee.elems[index]
+            if found.err == RD_KAFKA_RESP_ERR_NO_ERROR && found.offset < 0 { needsStart.append(index) }
+        }
+        switch reset {
+        case .offset(let offset):
+            for index in needsStart { list.pointee.elems[index].offset = offset }
+        case .time(let time):
+            applyTime(time, client, list, needsStart)
+        default:
+            return
+        }
+    }
+
+    private func applyTime(
+        _ time: Date, _ client: OpaquePointer, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>, _ indices: [Int]
+    ) {
+        guard !indices.isEmpty else { return }
+        let lookup = rd_kafka_topic_partition_list_new(Int32(indices.count))!
+        defer { rd_kafka_topic_partition_list_destroy(lookup) }
+        for index in indices {
             let element = list.pointee.elems[index]
             rd_kafka_topic_partition_list_add(lookup, element.topic, element.partition)!.pointee.offset =
                 Int64(time.timeIntervalSince1970 * 1000)
         }
-        guard lookup.pointee.cnt > 0, rd_kafka_offsets_for_times(client, lookup, timeout) == RD_KAFKA_RESP_ERR_NO_ERROR
-        else { return }
-        for found in PartitionList.elements(of: lookup) {
-            for index in 0..<Int(list.pointee.cnt)
-            where String(cString: list.pointee.elems[index].topic) == found.0.topic
-                && Int(list.pointee.elems[index].partition) == found.0.partition
-            {
-                list.pointee.elems[index].offset = found.1 >= 0 ? found.1 : Int64(RD_KAFKA_OFFSET_END)
-            }
+        let error = rd_kafka_offsets_for_times(client, lookup, timeout)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            report(KafkaErrors.error(error, "looking up the start offsets by time (the partitions start at the earliest)", subject: group))
+            return
+        }
+        for (position, index) in indices.enumerated() {
+            let found = lookup.pointee.elems[position]
+            list.pointee.elems[index].offset = found.offset >= 0 ? found.offset : Int64(RD_KAFKA_OFFSET_END)
         }
     }
 }
 
-/// librdkafka's rebalance callback: tells the application before partitions go, and after they come.
+/// The retained context, carried into the closure that releases it.
+/// @unchecked Sendable: `Unmanaged` is a pointer; the context itself is Sendable.
+struct SendableContext: @unchecked Sendable {
+    let value: Unmanaged<RebalanceContext>
+    init(_ value: Unmanaged<RebalanceContext>) { self.value = value }
+}
+
+/// librdkafka's rebalance callback, on the thread that polls (or closes) the consumer: tells the
+/// application before partitions go, commits their stored offsets, and after they come.
 private func rebalance(
     _ client: OpaquePointer?, _ error: rd_kafka_resp_err_t,
     _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, _ opaque: UnsafeMutableRawPointer?
@@ -74,24 +170,38 @@ private func rebalance(
         } else {
             rd_kafka_assign(client, partitions)
         }
+        context.didAssign(list)
         context.onAssigned?(list)
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+        // First the application (it may `store` what it processed), then the commit of what is
+        // stored, and only then do the partitions go.
         context.onRevoked?(list)
+        if rd_kafka_assignment_lost(client) == 0 {
+            context.commitStored(client, revoking: list)
+        } else {
+            // Lost, not revoked (session timeout): another member may own them already, so a
+            // commit now could move its offsets. Drop what was stored.
+            _ = context.stored.take(Set(list))
+        }
         if cooperative {
             if let failure = rd_kafka_incremental_unassign(client, partitions) { rd_kafka_error_destroy(failure) }
         } else {
             rd_kafka_assign(client, nil)
         }
+        context.didRevoke(list)
     default:
         rd_kafka_assign(client, nil)
+        context.didRevoke(Array(context.assigned))
     }
 }
 
 /// A Kafka consumer: a group member (subscribe, rebalance callbacks, explicit commits) or, without
 /// a group, a reader assigned every partition of its topics. Every librdkafka call runs on its own
-/// serial queue.
+/// serial queue, including the rebalance callbacks (they run inside `rd_kafka_consumer_poll` and
+/// `rd_kafka_consumer_close`) and the final close and destroy.
 final class KafkaConsumer: LogConsumer, @unchecked Sendable {
-    // @unchecked Sendable: `client` and `buffer` are touched only on `blocking`'s serial queue.
+    // @unchecked Sendable: `client`, `buffer` and `closed` are touched only on `blocking`'s serial
+    // queue (and in `deinit`, when nothing else holds the consumer).
     private let client: OpaquePointer
     private let context: Unmanaged<RebalanceContext>
     private let blocking = BlockingQueue(label: "onewindow.kafka.consume")
@@ -178,22 +288,42 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
     }
 
     deinit {
-        if !closed { rd_kafka_consumer_close(client) }
-        rd_kafka_destroy(client)
-        context.release()
+        // Closing and destroying block (they wait for the group and the broker): on the
+        // consumer's own queue, never on whatever thread dropped the last reference.
+        let handle = SendableHandle(client)
+        let wasClosed = closed
+        let context = SendableContext(context)
+        blocking.queue.async {
+            if !wasClosed { rd_kafka_consumer_close(handle.pointer) }
+            rd_kafka_destroy(handle.pointer)
+            context.value.release()
+        }
     }
 
     func poll(maxRecords: Int, timeout: Duration) async throws -> [LogRecord] {
         let milliseconds = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let context = self.context.takeUnretainedValue()
         return try await blocking.run { [self] in
             if closed { throw LogError(.closed, "the consumer is closed") }
+            if let failure = context.takeFailure() { throw failure }
             let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(milliseconds) * 1_000_000
             var topicNames: [OpaquePointer: String] = [:]
+            var revocations = context.revocationCount
             while buffer.count < max(maxRecords, 1) {
                 let now = DispatchTime.now().uptimeNanoseconds
                 // Once something arrived, only take what is already fetched.
                 let wait = buffer.isEmpty ? Int32(max(0, Int(deadline > now ? (deadline - now) / 1_000_000 : 0))) : 0
-                guard let message = rd_kafka_consumer_poll(client, wait) else {
+                let message = rd_kafka_consumer_poll(client, wait)
+                if context.revocationCount != revocations {
+                    // A rebalance took partitions away inside that poll: what was fetched from
+                    // them belongs to their next owner now.
+                    revocations = context.revocationCount
+                    if group != nil {
+                        let assigned = context.assigned
+                        buffer.removeAll { !assigned.contains(TopicPartition($0.topic, $0.partition)) }
+                    }
+                }
+                guard let message else {
                     if !buffer.isEmpty || DispatchTime.now().uptimeNanoseconds >= deadline { break }
                     continue
                 }
@@ -213,7 +343,7 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
         }
     }
 
-    private static func record(
+    static func record(
         _ message: UnsafeMutablePointer<rd_kafka_message_t>, topicNames: inout [OpaquePointer: String]
     ) -> LogRecord {
         let pointee = message.pointee
@@ -251,14 +381,28 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
         guard let group else {
             throw LogError(.configuration, "a consumer without a group cannot commit offsets", remedy: "give the consumer a group")
         }
-        let list = PartitionList(offsets)
+        let context = self.context.takeUnretainedValue()
         try await blocking.run { [self] in
+            if closed { throw LogError(.closed, "the consumer is closed", subject: group) }
+            // On the consumer's queue, so no rebalance runs meanwhile: the assignment is stable.
+            let fromStore = context.stored.take(context.assigned)
+            let all = fromStore.merging(offsets) { max($0, $1) }
+            if all.isEmpty { return }
+            let list = PartitionList(all)
             let error = rd_kafka_commit(client, list.pointer, 0)
-            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaErrors.error(error, "committing offsets", subject: group) }
+            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                context.stored.restore(fromStore)
+                throw KafkaErrors.error(error, "committing offsets", subject: group)
+            }
             for (partition, _, elementError) in list.elements where elementError != RD_KAFKA_RESP_ERR_NO_ERROR {
+                context.stored.restore(fromStore)
                 throw KafkaErrors.error(elementError, "committing offsets", subject: "\(group) \(partition)")
             }
         }
+    }
+
+    func store(offsets: [TopicPartition: Int64]) {
+        context.takeUnretainedValue().stored.store(offsets)
     }
 
     func assignment() async throws -> [TopicPartition] {
@@ -270,6 +414,8 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
         }
     }
 
+    /// Leaves the group: librdkafka revokes the assignment through the rebalance callback, which
+    /// commits the stored offsets first (see `RebalanceContext.commitStored`).
     func close() async {
         _ = try? await blocking.run { [self] in
             guard !closed else { return }
