@@ -1,3 +1,5 @@
+import Foundation
+
 /// How the Kafka backend reaches and uses a cluster.
 ///
 /// ```swift
@@ -23,6 +25,14 @@ public struct KafkaConfiguration: Sendable {
     public var replicationFactor: Int
     /// How long admin and metadata calls wait for the cluster. Default: 10 seconds.
     public var requestTimeout: Duration
+    /// How long ``KafkaLog/close()`` waits for records in flight to be acknowledged. Records still
+    /// unacknowledged then are purged: their appends throw (`.brokerUnreachable` when they were
+    /// never sent, with "may have been written" when they were sent). Default: 10 seconds.
+    public var closeTimeout: Duration
+    /// librdkafka's own log (on standard error): `nil` keeps it quiet except critical lines; `"1"`
+    /// shows every line; a list such as `"broker,topic,msg"` (or `"all"`) also turns on those
+    /// debug contexts (librdkafka's `debug` property). Default: the `ONEWINDOW_KAFKA_DEBUG` environment variable.
+    public var debug: String?
 
     public init(bootstrapServers: [String]) {
         self.bootstrapServers = bootstrapServers
@@ -30,6 +40,9 @@ public struct KafkaConfiguration: Sendable {
         self.clientId = "onewindow"
         self.replicationFactor = -1
         self.requestTimeout = .seconds(10)
+        self.closeTimeout = .seconds(10)
+        let debug = ProcessInfo.processInfo.environment["ONEWINDOW_KAFKA_DEBUG"]
+        self.debug = debug?.isEmpty == false && debug != "0" ? debug : nil
     }
 
     /// The one conversion to librdkafka's property dictionary, for a producer.
@@ -60,11 +73,15 @@ public struct KafkaConfiguration: Sendable {
     }
 
     private var common: [String: String] {
-        [
+        var result = [
             "bootstrap.servers": bootstrapServers.joined(separator: ","),
             "client.id": clientId,
             "log.connection.close": "false",
+            // syslog levels: 2 = critical only; 7 = everything, debug included.
+            "log_level": debug == nil ? "2" : "7",
         ]
+        if let debug, debug != "1" { result["debug"] = debug }
+        return result
     }
 
     static let consumerOnly: Set<String> = [

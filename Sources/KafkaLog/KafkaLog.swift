@@ -1,4 +1,4 @@
-import CRDKafka
+internal import CRDKafka
 import EventLog
 import Foundation
 import Synchronization
@@ -16,8 +16,16 @@ import Synchronization
 public final class KafkaLog: EventLog {
     let configuration: KafkaConfiguration
     let admin: AdminClient
-    private let producer = Mutex<KafkaProducer?>(nil)
+    private let producer = Mutex<ProducerSlot>(.none)
     private let knownTopics = Mutex<[String: Int]>([:])
+    /// One group-less reader for ``read(_:from:maxRecords:)``, made on first use.
+    private let reader = Mutex<PartitionReader?>(nil)
+
+    private enum ProducerSlot {
+        case none
+        case open(KafkaProducer)
+        case closed
+    }
 
     /// Connects lazily: the first call that needs the cluster reaches it.
     /// - Throws: ``LogError`` `.configuration` when librdkafka refuses a property.
@@ -28,9 +36,22 @@ public final class KafkaLog: EventLog {
 
     private func theProducer() throws -> KafkaProducer {
         try producer.withLock { producer in
-            if let producer { return producer }
-            let made = try KafkaProducer(configuration: configuration)
-            producer = made
+            switch producer {
+            case .open(let made): return made
+            case .closed: throw LogError(.closed, "the Kafka log is closed", remedy: "open the bus again")
+            case .none:
+                let made = try KafkaProducer(configuration: configuration)
+                producer = .open(made)
+                return made
+            }
+        }
+    }
+
+    private func theReader() throws -> PartitionReader {
+        try reader.withLock { reader in
+            if let reader { return reader }
+            let made = try PartitionReader(configuration: configuration)
+            reader = made
             return made
         }
     }
@@ -183,6 +204,9 @@ public final class KafkaLog: EventLog {
 
     public func append(_ records: [OutgoingRecord]) async throws -> [RecordPosition] {
         if records.isEmpty { return [] }
+        if case .closed = producer.withLock({ $0 }) {
+            throw LogError(.closed, "the Kafka log is closed", remedy: "open the bus again", subject: records[0].topic)
+        }
         for topic in Set(records.map(\.topic)) {
             let count = try await partitions(of: topic)
             for record in records where record.topic == topic {
@@ -194,36 +218,24 @@ public final class KafkaLog: EventLog {
         return try await theProducer().produce(records)
     }
 
+    /// Reads from `offset` until `min(high-water mark, offset + maxRecords)` is reached (records
+    /// past the high-water mark that are already there are taken too, up to `maxRecords`: some
+    /// brokers report it low, see docs/KAFKA.md).
+    /// - Throws: ``LogError`` `.timedOut` when the records the watermarks promise do not all
+    ///   arrive within the request timeout, rather than returning fewer.
     public func read(_ partition: TopicPartition, from offset: Int64, maxRecords: Int) async throws -> [LogRecord] {
+        if maxRecords <= 0 { return [] }
+        if case .closed = producer.withLock({ $0 }) {
+            throw LogError(.closed, "the Kafka log is closed", remedy: "open the bus again", subject: partition.description)
+        }
+        _ = try await partitions(of: partition.topic)
         let marks = try await watermarks(partition)
         let start = max(offset, marks.low)
-        if start >= marks.high || maxRecords <= 0 {
-            // Tansu may report a low high-water mark after batched produce (KAFKA_TESTING.md):
-            // check by reading instead of trusting it when asked from inside the log.
-            if maxRecords <= 0 { return [] }
+        let reader = try theReader()
+        let timeout = configuration.timeoutMilliseconds
+        return try await reader.blocking.run {
+            try reader.read(partition, from: start, maxRecords: maxRecords, high: marks.high, timeout: timeout)
         }
-        let consumer = try await KafkaConsumer(
-            configuration: ConsumerConfiguration(subscription: .topics([partition.topic]), group: nil, autoOffsetReset: .offset(start)),
-            kafka: configuration, admin: admin, only: partition)
-        defer { Task { await consumer.close() } }
-        var records: [LogRecord] = []
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: .seconds(5))
-        var emptyPolls = 0
-        while records.count < maxRecords && clock.now < deadline {
-            let batch = try await consumer.poll(maxRecords: maxRecords - records.count, timeout: .milliseconds(300))
-            if batch.isEmpty {
-                emptyPolls += 1
-                // Nothing more after the end: stop once past the high-water mark and quiet.
-                if emptyPolls >= 2 && (records.last.map { $0.offset + 1 >= marks.high } ?? (start >= marks.high)) { break }
-                if emptyPolls >= 6 { break }
-                continue
-            }
-            emptyPolls = 0
-            records += batch.filter { $0.offset >= start }
-        }
-        await consumer.close()
-        return Array(records.prefix(maxRecords))
     }
 
     public func watermarks(_ partition: TopicPartition) async throws -> Watermarks {
@@ -333,11 +345,20 @@ public final class KafkaLog: EventLog {
         return result
     }
 
+    /// Flushes the producer (waiting up to ``KafkaConfiguration/closeTimeout``, then failing what
+    /// is left) and frees the clients. Appends in flight finish, with their positions or an error;
+    /// appends after this throw ``LogError`` `.closed`.
     public func close() async {
         let made = producer.withLock { producer -> KafkaProducer? in
-            defer { producer = nil }
-            return producer
+            defer { producer = .closed }
+            if case .open(let made) = producer { return made }
+            return nil
         }
-        if let made { await Task.detached { made.close() }.value }
+        if let made { await made.close() }
+        let partitionReader = reader.withLock { reader in
+            defer { reader = nil }
+            return reader
+        }
+        await partitionReader?.close()
     }
 }

@@ -2,6 +2,7 @@ import EventLog
 import EventModel
 import Foundation
 import KafkaLog
+import Synchronization
 import Testing
 
 /// The Kafka backend against a real Kafka-protocol broker, and against an independent client.
@@ -73,6 +74,54 @@ struct KafkaIntegrationTests {
         await log.close()
     }
 
+    /// Closing the log with appends in flight: every append finishes (with its positions, or a
+    /// `.closed` error for one that came too late), what succeeded is in the log, and an append
+    /// after the close is refused.
+    @Test func appendsInFlightWhenTheLogClosesAllFinish() async throws {
+        let bootstrap = try Self.bootstrap()
+        let log = try Self.log(bootstrap)
+        let topic = "close.in-flight.\(UUID().uuidString.prefix(8).lowercased())"
+        try await log.createTopics([TopicSpec(name: topic, partitions: 3)])
+        let closing = Flag()
+        let outcomes = try await withThrowingTaskGroup(of: (succeeded: Bool, afterCloseBegan: Bool).self) { group in
+            for writer in 0..<16 {
+                group.addTask {
+                    let records = (0..<250).map {
+                        OutgoingRecord(topic: topic, key: "w\(writer)-\($0 % 5)", value: Data(repeating: 0x61, count: 500))
+                    }
+                    do {
+                        let positions = try await log.append(records)
+                        #expect(positions.count == records.count)
+                        return (true, closing.isSet)
+                    } catch let error as LogError {
+                        #expect(error.code == .closed, "a healthy broker fails an append only for the close: \(error)")
+                        return (false, closing.isSet)
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(20))
+            closing.set()
+            await log.close()
+            var outcomes: [(succeeded: Bool, afterCloseBegan: Bool)] = []
+            for try await outcome in group { outcomes.append(outcome) }
+            return outcomes
+        }
+        #expect(outcomes.count == 16, "every append finished")
+        #expect(outcomes.contains { $0.afterCloseBegan }, "some appends were still in flight when the log closed")
+        do {
+            _ = try await log.append([OutgoingRecord(topic: topic, key: "late", value: Data("late".utf8))])
+            Issue.record("an append after close succeeded")
+        } catch let error as LogError {
+            #expect(error.code == .closed)
+        }
+        // What the appends reported as written is there, and nothing else.
+        let reader = try Self.log(bootstrap)
+        var stored = 0
+        for partition in 0..<3 { stored += try await readAll(reader, TopicPartition(topic, partition)).count }
+        #expect(stored == outcomes.filter(\.succeeded).count * 250)
+        await reader.close()
+    }
+
     @Test func anUnreachableBrokerIsReportedAsSuch() async throws {
         var configuration = KafkaConfiguration(bootstrapServers: ["127.0.0.1:1"])
         configuration.requestTimeout = .seconds(2)
@@ -99,6 +148,13 @@ struct KafkaIntegrationTests {
             "\(error)".contains("security.protocol")
         }
     }
+}
+
+/// A flag set once, read from several tasks.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
 }
 
 struct TestFailure: Error, CustomStringConvertible {

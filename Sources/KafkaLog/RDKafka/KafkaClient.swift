@@ -1,4 +1,4 @@
-import CRDKafka
+internal import CRDKafka
 import Dispatch
 import EventLog
 import Foundation
@@ -66,7 +66,9 @@ final class AdminClient: @unchecked Sendable {
     }
 
     deinit {
-        rd_kafka_destroy(client)
+        // Destroying waits for the client's threads: on its queue, off the cooperative pool.
+        let handle = SendableHandle(client)
+        blocking.queue.async { rd_kafka_destroy(handle.pointer) }
     }
 
     /// Topic name → partition count, of every topic in the cluster.
@@ -138,6 +140,101 @@ final class AdminClient: @unchecked Sendable {
             throw KafkaErrors.error(error, "an admin request")
         }
         return event
+    }
+}
+
+/// A group-less consumer client that reads one partition range at a time, for `KafkaLog.read`:
+/// made once and reassigned for each read (a new client per read costs a connection and
+/// metadata round trips). Every call runs on `blocking`.
+final class PartitionReader: @unchecked Sendable {
+    // @unchecked Sendable: `client` and `closed` are used only on `blocking`'s serial queue.
+    private let client: OpaquePointer
+    let blocking = BlockingQueue(label: "onewindow.kafka.read")
+    private var closed = false
+
+    init(configuration: KafkaConfiguration) throws {
+        var properties = configuration.consumerProperties(group: "onewindow-reader-\(UUID().uuidString)", reset: "earliest")
+        properties["client.id"] = configuration.clientId + "-reader"
+        properties["enable.partition.eof"] = "true"
+        client = try makeClient(RD_KAFKA_CONSUMER, try makeConf(properties))
+        rd_kafka_poll_set_consumer(client)
+    }
+
+    deinit {
+        let handle = SendableHandle(client)
+        let wasClosed = closed
+        blocking.queue.async {
+            if !wasClosed { rd_kafka_consumer_close(handle.pointer) }
+            rd_kafka_destroy(handle.pointer)
+        }
+    }
+
+    /// Reads `partition` from `start`: at least up to `min(high, start + maxRecords)` (the end the
+    /// watermarks promise), then whatever is already there beyond it, up to `maxRecords` (some
+    /// brokers report the high-water mark low: Tansu 0.6.0 after a batched produce, docs/KAFKA.md).
+    /// Past the promised end it stops at librdkafka's end-of-partition event at the read position
+    /// (a fetch came back empty there), after a quiet moment once records flowed, or after two
+    /// seconds when nothing at all came since the assignment (the first fetch takes a while).
+    /// On `blocking`.
+    func read(_ partition: TopicPartition, from start: Int64, maxRecords: Int, high: Int64, timeout: Int32) throws
+        -> [LogRecord]
+    {
+        if closed { throw LogError(.closed, "the Kafka log is closed", subject: partition.description) }
+        let list = PartitionList([partition: start])
+        var error = rd_kafka_assign(client, list.pointer)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+            throw KafkaErrors.error(error, "assigning the partition to read", subject: partition.description)
+        }
+        defer { _ = rd_kafka_assign(client, nil) }
+        let target = min(high, start + Int64(maxRecords))
+        var records: [LogRecord] = []
+        var next = start
+        var topicNames: [OpaquePointer: String] = [:]
+        let assigned = DispatchTime.now().uptimeNanoseconds
+        let deadline = assigned + UInt64(max(timeout, 1000)) * 1_000_000
+        var heard = false
+        while records.count < maxRecords {
+            let promised = next < target
+            let now = DispatchTime.now().uptimeNanoseconds
+            if promised && now >= deadline {
+                throw LogError(
+                    .timedOut,
+                    "read \(records.count) of the \(target - start) records from offset \(start) the watermarks promise (high-water mark \(high)) before the timeout",
+                    remedy: "check that the broker is reachable and retry", subject: partition.description,
+                    isRetriable: true)
+            }
+            // Past the promised end: only take what is already fetched or arrives soon.
+            let wait = promised ? Int32(min(500, (deadline - now) / 1_000_000)) : 300
+            guard let message = rd_kafka_consumer_poll(client, wait) else {
+                if promised { continue }
+                if heard || DispatchTime.now().uptimeNanoseconds - assigned > 2_000_000_000 { break }
+                continue
+            }
+            defer { rd_kafka_message_destroy(message) }
+            guard message.pointee.partition == Int32(partition.partition) else { continue }
+            heard = true
+            error = message.pointee.err
+            if error == RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                if !promised && message.pointee.offset >= next { break }
+                continue
+            }
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                throw KafkaErrors.error(error, "reading from offset \(next)", subject: partition.description)
+            }
+            let record = KafkaConsumer.record(message, topicNames: &topicNames)
+            guard record.topic == partition.topic, record.offset >= next else { continue }
+            records.append(record)
+            next = record.offset + 1
+        }
+        return records
+    }
+
+    func close() async {
+        _ = try? await blocking.run { [self] in
+            guard !closed else { return }
+            closed = true
+            rd_kafka_consumer_close(client)
+        }
     }
 }
 

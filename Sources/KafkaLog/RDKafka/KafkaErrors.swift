@@ -1,4 +1,4 @@
-import CRDKafka
+internal import CRDKafka
 import EventLog
 
 /// librdkafka error codes as ``LogError``s with a sentence on what to do.
@@ -20,7 +20,24 @@ enum KafkaErrors {
                 .recordTooLarge, reason,
                 remedy: "split the payload, or raise message.max.bytes on the broker and the producer",
                 subject: subject, backendName: backend)
-        case RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT,
+        case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+            // The record may have been written: the broker can have stored it and the
+            // acknowledgement been lost. Appending it again can duplicate it.
+            return LogError(
+                .timedOut, reason + " (not acknowledged within message.timeout.ms; it may have been written)",
+                remedy: "check whether the record arrived before appending it again, or rely on consumers being idempotent "
+                    + "(events carry ce_id); check that the brokers in --bus are reachable",
+                subject: subject, backendName: backend, isRetriable: false)
+        case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
+            return LogError(
+                .closed, reason + " (the log closed before the record was sent; it was not written)",
+                remedy: "append it again after opening the bus", subject: subject, backendName: backend, isRetriable: true)
+        case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+            return LogError(
+                .closed, reason + " (the log closed while the record was sent but not acknowledged; it may have been written)",
+                remedy: "check whether the record arrived before appending it again, or rely on consumers being idempotent",
+                subject: subject, backendName: backend)
+        case RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN,
             RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__RESOLVE, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
             RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
             RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS, RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
