@@ -13,9 +13,13 @@ COPY Benchmarks ./Benchmarks
 RUN swift build -c release --product onewindow --static-swift-stdlib \
     && cp "$(swift build -c release --show-bin-path)/onewindow" /usr/local/bin/onewindow
 
+# Runtime: the binary links the Swift runtime statically, but not the system libraries it uses:
+# librdkafka, SQLite, and, for FoundationNetworking (URLSession), libcurl; CA
+# certificates for TLS to brokers; tzdata for time zones.
 FROM debian:bookworm-slim
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends librdkafka1 libsqlite3-0 ca-certificates \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        librdkafka1 libsqlite3-0 ca-certificates tzdata libcurl4 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --home /app onewindow
 COPY --from=build /usr/local/bin/onewindow /usr/local/bin/onewindow
