@@ -16,9 +16,25 @@ public struct TopicCatalog: Sendable {
     /// Department id → human description (e.g. `tax` → `税务 Tax bureau`).
     public var departments: [String: String]
     /// Every topic, in catalog order.
-    public var topics: [CatalogTopic]
+    public var topics: [CatalogTopic] {
+        didSet { index = Index(topics) }
+    }
     /// Every event type's compiled schema, by type.
     public var schemas: [String: JSONSchema]
+    /// Topics by name and by the types they carry, so that validating an event does not scan them.
+    private var index: Index
+
+    private struct Index: Sendable {
+        var byName: [String: Int] = [:]
+        var carriers: [String: [Int]] = [:]
+
+        init(_ topics: [CatalogTopic]) {
+            for (position, topic) in topics.enumerated() {
+                if byName[topic.name] == nil { byName[topic.name] = position }
+                for type in Set(topic.types) { carriers[type, default: []].append(position) }
+            }
+        }
+    }
 
     public init(
         deadLetterTopic: String, departments: [String: String], topics: [CatalogTopic], schemas: [String: JSONSchema]
@@ -27,13 +43,14 @@ public struct TopicCatalog: Sendable {
         self.departments = departments
         self.topics = topics
         self.schemas = schemas
+        self.index = Index(topics)
     }
 
     /// The topic with this name.
-    public func topic(named name: String) -> CatalogTopic? { topics.first { $0.name == name } }
+    public func topic(named name: String) -> CatalogTopic? { index.byName[name].map { topics[$0] } }
 
-    /// The topics that may carry this event type.
-    public func topics(carrying type: String) -> [CatalogTopic] { topics.filter { $0.types.contains(type) } }
+    /// The topics that may carry this event type, in catalog order.
+    public func topics(carrying type: String) -> [CatalogTopic] { (index.carriers[type] ?? []).map { topics[$0] } }
 
     /// Every event type with a schema, sorted.
     public var eventTypes: [String] { schemas.keys.sorted() }
@@ -55,7 +72,11 @@ public struct CatalogTopic: Sendable, Hashable {
     public var description: String
     /// The JSON pointer of the body field that is the record key (the entity whose order
     /// matters), e.g. `/applicationId`; `nil` for topics without a key (dead letters).
-    public var keyPointer: String?
+    public var keyPointer: String? {
+        didSet { keyTokens = keyPointer.map(JSONValue.tokens(ofPointer:)) }
+    }
+    /// ``keyPointer`` split into member names once.
+    var keyTokens: [String]?
     /// The event types it carries; empty for the dead-letter topic, which carries raw records.
     public var types: [String]
     /// Partitions and cleanup.
@@ -68,6 +89,7 @@ public struct CatalogTopic: Sendable, Hashable {
         self.owner = owner
         self.description = description
         self.keyPointer = keyPointer
+        self.keyTokens = keyPointer.map(JSONValue.tokens(ofPointer:))
         self.types = types
         self.spec = spec
     }

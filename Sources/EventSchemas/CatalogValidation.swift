@@ -126,9 +126,9 @@ public struct EventValidator: Sendable {
             throw failure(.schemaViolation, "the body does not match the schema of \(event.type)", violations)
         }
         var validated = event
-        if let pointer = topic.keyPointer {
+        if let pointer = topic.keyPointer, let tokens = topic.keyTokens {
             let key: String
-            switch body[pointer: pointer] {
+            switch body[tokens: tokens] {
             case .string(let text)?: key = text
             case .integer(let number)?: key = String(number)
             default:

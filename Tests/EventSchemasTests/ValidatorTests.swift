@@ -1,4 +1,4 @@
-import EventSchemas
+@testable import EventSchemas
 import Foundation
 import Testing
 
@@ -69,6 +69,82 @@ struct ValidatorTests {
         #expect(try check(s, #"{"t":"2025-01-31T08:30:00"}"#).map(\.keyword) == ["format"], "a time zone is required")
         #expect(try check(s, #"{"m":"+8613800138000"}"#).map(\.keyword) == ["format"])
         #expect(try check(s, #"{"m":"12800138000"}"#).map(\.keyword) == ["format"])
+    }
+
+    /// A date is ten ASCII characters, digits where digits go: no sign, no space, no other script.
+    @Test(arguments: [
+        "2025-01-+1", "2025-+1-01", "+025-01-01", "2025-01- 1", " 2025-01-1", "2025-01-1 ", "２０２５-01-01",
+        "2025-01-0١", "2025-1-01", "2025-01-01\n", "2025-00-10", "2025-13-01", "2025-01-00",
+    ])
+    func datesWithSignsSpacesOrOtherDigitsAreRefused(_ text: String) throws {
+        let s = try schema(#"{"format":"date"}"#)
+        #expect(s.validate(.string(text)).map(\.keyword) == ["format"], "\(text)")
+        let t = try schema(#"{"format":"date-time"}"#)
+        #expect(t.validate(.string(text + "T08:30:00Z")).map(\.keyword) == ["format"], "\(text)")
+    }
+
+    @Test(arguments: [
+        "2025-01-31T08:30:+0Z", "2025-01-31T+8:30:00Z", "2025-01-31T08:30:00+8:00", "2025-01-31T24:00:00Z",
+        "2025-01-31T08:60:00Z", "2025-01-31T08:30:61Z", "2025-01-31T08:30:00.Z", "2025-01-31T08:30:00+08:00\n",
+        "2025-01-31t08:30:00Z", "2025-01-31T08:30:00z", "2025-01-31T08:30:00+24:00", "2025-01-31T08:30:00+0800",
+        "2025-02-30T08:30:00Z",
+    ])
+    func malformedDateTimesAreRefused(_ text: String) throws {
+        let s = try schema(#"{"format":"date-time"}"#)
+        #expect(s.validate(.string(text)).map(\.keyword) == ["format"], "\(text)")
+    }
+
+    @Test(arguments: [
+        "2025-01-31T08:30:00Z", "2025-01-31T08:30:00.5Z", "2025-01-31T08:30:00.123456+08:00", "2024-02-29T23:59:60-05:30",
+        "2025-01-31T00:00:00+00:00",
+    ])
+    func wellFormedDateTimesPass(_ text: String) throws {
+        let s = try schema(#"{"format":"date-time"}"#)
+        #expect(s.validate(.string(text)) == [], "\(text)")
+    }
+
+    /// The patterns the schemas use run on the validator's own matcher; the results are those of
+    /// the pattern's meaning (ECMA-262, the dialect JSON Schema names: `$` is the end of the text).
+    @Test func patternsMatchAsRegularExpressions() throws {
+        let cases: [(String, [String], [String])] = [
+            ("^[0-9]{4}-(0[1-9]|1[0-2])$", ["2025-03", "1999-12", "2025-10"], ["2025-13", "2025-00", "2025-3", "x2025-03", "2025-03\n", "2025-03 "]),
+            ("^[A-Z]{2,4}-[0-9]{4}-[0-9]{6}$", ["RA-2025-000123", "ABCD-2025-000001"], ["A-2025-000123", "ABCDE-2025-000001", "ra-2025-000123", "RA-2025-00012"]),
+            ("^[0-9A-Z]{8,28}$", ["344066250300098765", "ABCDEFGH"], ["ABCDEFG", "abcdefgh", String(repeating: "A", count: 29)]),
+            ("^JY[0-9]{14}$", ["JY44060420250001"], ["JY4406042025000", "jy44060420250001"]),
+            ("[0-9]{3}", ["ab123cd", "123"], ["12", "1a2b3"]),
+            ("^a(b|cd)*e?$", ["a", "abcdb", "abe", "ae"], ["ac", "abx", "ea"]),
+            ("^[^0-9]+$", ["abc", "李小明"], ["ab1", ""]),
+            ("^李.*$", ["李小明"], ["王"]),  // `.` is handed to NSRegularExpression
+            ("^[\\-a]x\\.$", ["-x.", "ax."], ["bx.", "-xy"]),
+        ]
+        for (pattern, _, _) in cases {
+            #expect(try SchemaPattern(pattern).isCompiled == !pattern.contains(".*"), "\(pattern)")
+        }
+        for (pattern, good, bad) in cases {
+            let s = try schema(#"{"pattern":"# + String(decoding: JSONValue.string(pattern).serialized(), as: UTF8.self) + "}")
+            for text in good { #expect(s.validate(.string(text)) == [], "\(pattern) should match \(text)") }
+            for text in bad { #expect(s.validate(.string(text)).map(\.keyword) == ["pattern"], "\(pattern) should not match \(text)") }
+        }
+    }
+
+    /// Every pattern in Topics/schemas runs on the validator's own matcher, not through `NSRegularExpression`.
+    @Test func theSchemasPatternsAreCompiled() throws {
+        var patterns: [String] = []
+        func walk(_ value: JSONValue) {
+            switch value {
+            case .object(let members):
+                if case .string(let pattern)? = members["pattern"] { patterns.append(pattern) }
+                members.values.forEach(walk)
+            case .array(let elements): elements.forEach(walk)
+            default: break
+            }
+        }
+        let directory = schemasDirectory.appendingPathComponent("schemas")
+        for file in try FileManager.default.contentsOfDirectory(atPath: directory.path) {
+            walk(try JSONValue.parse(Data(contentsOf: directory.appendingPathComponent(file))))
+        }
+        #expect(!patterns.isEmpty)
+        for pattern in patterns { #expect(try SchemaPattern(pattern).isCompiled, "\(pattern)") }
     }
 
     @Test func badSchemasAreRefusedAtLoad() {

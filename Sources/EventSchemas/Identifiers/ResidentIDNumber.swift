@@ -7,6 +7,7 @@ public enum ResidentIDNumber {
 
     /// What is wrong with `text` as a resident ID number, or `nil` when it is valid.
     public static func problem(in text: String) -> String? {
+        if isValidASCII(text) { return nil }
         let characters = Array(text)
         guard characters.count == 18 else { return "should be 18 characters, found \(characters.count)" }
         guard characters.prefix(17).allSatisfy({ $0.isASCII && $0.isNumber }) else {
@@ -32,6 +33,27 @@ public enum ResidentIDNumber {
         }
         return nil
     }
+
+    /// The check on the UTF-8 bytes, without building characters: `true` only for a valid number
+    /// (``problem(in:)`` then says nothing more); `false` lets ``problem(in:)`` find the reason.
+    static func isValidASCII(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            guard bytes.count == 18, (UInt8(ascii: "1")...UInt8(ascii: "8")).contains(bytes[0]) else { return false }
+            var sum = 0
+            for index in 0..<17 {
+                let digit = bytes[index] &- UInt8(ascii: "0")
+                guard digit < 10 else { return false }
+                sum += Int(digit) * weights[index]
+            }
+            guard let year = Formats.digits(bytes, 6, 4), year >= 1900, let month = Formats.digits(bytes, 10, 2),
+                let day = Formats.digits(bytes, 12, 2), Gregorian.isValid(year: year, month: month, day: day)
+            else { return false }
+            return checkBytes[sum % 11] == bytes[17]
+        }
+    }
+
+    static let checkBytes = Array("10X98765432".utf8)
 
     /// The check character for the first 17 digits, or `nil` when they are not 17 digits.
     public static func checkCharacter(for first17: String) -> Character? {
@@ -60,6 +82,7 @@ public enum UnifiedSocialCreditCode {
 
     /// What is wrong with `text` as a credit code, or `nil` when it is valid.
     public static func problem(in text: String) -> String? {
+        if isValidASCII(text) { return nil }
         let characters = Array(text)
         guard characters.count == 18 else { return "should be 18 characters, found \(characters.count)" }
         for (index, character) in characters.enumerated() where values[character] == nil {
@@ -73,6 +96,29 @@ public enum UnifiedSocialCreditCode {
             return "check character should be '\(expected)', found '\(characters[17])'"
         }
         return nil
+    }
+
+    /// Each ASCII byte's value in the alphabet, -1 for a byte outside it.
+    static let byteValues: [Int8] = {
+        var table = [Int8](repeating: -1, count: 128)
+        for (index, character) in alphabet.enumerated() { table[Int(character.asciiValue!)] = Int8(index) }
+        return table
+    }()
+
+    /// The check on the UTF-8 bytes, without building characters: `true` only for a valid code.
+    static func isValidASCII(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { bytes in
+            guard bytes.count == 18 else { return false }
+            var sum = 0
+            for index in 0..<18 {
+                let byte = bytes[index]
+                guard byte < 128, byteValues[Int(byte)] >= 0 else { return false }
+                if index >= 2, index < 8, byte &- UInt8(ascii: "0") >= 10 { return false }
+                if index < 17 { sum += Int(byteValues[Int(byte)]) * weights[index] }
+            }
+            return Int(byteValues[Int(bytes[17])]) == (31 - sum % 31) % 31
+        }
     }
 
     /// The check character for the first 17 characters, or `nil` when they are not from the alphabet.
@@ -94,6 +140,11 @@ public enum UnifiedSocialCreditCode {
 public enum MobileNumber {
     /// What is wrong with `text` as a mobile number, or `nil` when it is valid.
     public static func problem(in text: String) -> String? {
+        if text.utf8.count == 11, text.utf8.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }),
+            text.utf8.first == UInt8(ascii: "1"), text.utf8.dropFirst().first! >= UInt8(ascii: "3")
+        {
+            return nil
+        }
         let characters = Array(text)
         guard characters.count == 11, characters.allSatisfy({ $0.isASCII && $0.isNumber }) else {
             return "should be 11 digits (no +86 prefix, no spaces)"

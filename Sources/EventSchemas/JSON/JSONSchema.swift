@@ -43,7 +43,8 @@ public struct JSONSchema: Sendable {
     /// Every violation of the schema by `value`; empty when it is valid.
     public func validate(_ value: JSONValue) -> [SchemaViolation] {
         var violations: [SchemaViolation] = []
-        root.validate(value, at: "", into: &violations)
+        var path = InstancePath()
+        root.validate(value, at: &path, into: &violations)
         return violations
     }
 }
@@ -74,18 +75,95 @@ public struct SchemaLoadError: Error, Sendable, CustomStringConvertible {
     public var description: String { "\(schema) at \(pointer.isEmpty ? "/" : pointer): \(problem)" }
 }
 
+/// The JSON types a `type` keyword allows, as bits: checking a value's type is a mask test.
+struct JSONTypes: OptionSet, Sendable {
+    let rawValue: UInt8
+
+    init(rawValue: UInt8) {
+        self.rawValue = rawValue
+    }
+
+    static let null = JSONTypes(rawValue: 1 << 0)
+    static let boolean = JSONTypes(rawValue: 1 << 1)
+    static let integer = JSONTypes(rawValue: 1 << 2)
+    static let number = JSONTypes(rawValue: 1 << 3)
+    static let string = JSONTypes(rawValue: 1 << 4)
+    static let array = JSONTypes(rawValue: 1 << 5)
+    static let object = JSONTypes(rawValue: 1 << 6)
+
+    static let names: [(String, JSONTypes)] = [
+        ("array", .array), ("boolean", .boolean), ("integer", .integer), ("null", .null), ("number", .number),
+        ("object", .object), ("string", .string),
+    ]
+
+    /// The type named as JSON Schema names it, `nil` for an unknown name.
+    init?(name: String) {
+        guard let found = Self.names.first(where: { $0.0 == name }) else { return nil }
+        self = found.1
+    }
+
+    /// The type of a value (`integer` for integers).
+    init(of value: JSONValue) {
+        switch value {
+        case .null: self = .null
+        case .bool: self = .boolean
+        case .integer: self = .integer
+        case .number: self = .number
+        case .string: self = .string
+        case .array: self = .array
+        case .object: self = .object
+        }
+    }
+
+    /// The names, sorted, as a violation message lists them.
+    var sortedNames: [String] { Self.names.filter { contains($0.1) }.map(\.0) }
+}
+
+/// Where the value being validated sits in the instance. Kept as steps and turned into a JSON
+/// pointer only when a violation is reported, so a valid document costs no string building.
+struct InstancePath {
+    enum Step {
+        case member(String)
+        case index(Int)
+    }
+
+    var steps: [Step] = []
+
+    init() {
+        steps.reserveCapacity(8)
+    }
+
+    /// The RFC 6901 pointer, `""` for the whole document.
+    var pointer: String {
+        var text = ""
+        for step in steps {
+            switch step {
+            case .member(let name): text += "/" + SchemaNode.escape(name)
+            case .index(let index): text += "/" + String(index)
+            }
+        }
+        return text
+    }
+
+    /// The pointer of a member of the current value.
+    func pointer(member name: String) -> String { pointer + "/" + SchemaNode.escape(name) }
+}
+
 /// A compiled schema node. Classes so that `$ref`s can share a node.
 final class SchemaNode: @unchecked Sendable {
     // Immutable after compilation, which happens before the node is shared: @unchecked Sendable
     // holds because nothing mutates a node once `JSONSchema.init` returns.
-    var types: Set<String>?
-    var properties: [(String, SchemaNode)] = []
+    var types: JSONTypes?
+    var properties: [(String, SchemaNode)] = [] {
+        didSet { propertyNames = Set(properties.map(\.0)) }
+    }
+    var propertyNames: Set<String> = []
     var required: [String] = []
     var additionalProperties: SchemaNode?
     var forbidsAdditional = false
     var enumValues: [JSONValue]?
     var constValue: JSONValue?
-    var pattern: (source: String, regex: NSRegularExpression)?
+    var pattern: SchemaPattern?
     var minLength: Int?
     var maxLength: Int?
     var minimum: Double?
@@ -102,22 +180,22 @@ final class SchemaNode: @unchecked Sendable {
     var format: (name: String, check: @Sendable (String) -> String?)?
     var alwaysFalse = false
 
-    func validate(_ value: JSONValue, at pointer: String, into violations: inout [SchemaViolation]) {
+    func validate(_ value: JSONValue, at path: inout InstancePath, into violations: inout [SchemaViolation]) {
         func fail(_ keyword: String, _ message: String, _ at: String? = nil) {
-            violations.append(SchemaViolation(pointer: at ?? pointer, keyword: keyword, message: message))
+            violations.append(SchemaViolation(pointer: at ?? path.pointer, keyword: keyword, message: message))
         }
         if alwaysFalse {
             fail("false", "no value is allowed here")
             return
         }
-        if let reference { reference.validate(value, at: pointer, into: &violations) }
+        if let reference { reference.validate(value, at: &path, into: &violations) }
         if let types {
-            let name = value.typeName
+            let type = JSONTypes(of: value)
             let matches =
-                types.contains(name) || (name == "integer" && types.contains("number"))
-                || (types.contains("integer") && { if case .number(let n) = value { n == n.rounded() } else { false } }())
+                types.contains(type) || (type == .integer && types.contains(.number))
+                || (types.contains(.integer) && { if case .number(let n) = value { n == n.rounded() } else { false } }())
             if !matches {
-                fail("type", "should be \(types.sorted().joined(separator: " or ")), found \(name)")
+                fail("type", "should be \(types.sortedNames.joined(separator: " or ")), found \(value.typeName)")
                 return
             }
         }
@@ -130,14 +208,13 @@ final class SchemaNode: @unchecked Sendable {
         }
         switch value {
         case .string(let text):
-            let length = text.unicodeScalars.count
-            if let minLength, length < minLength { fail("minLength", "should have at least \(minLength) characters, has \(length)") }
-            if let maxLength, length > maxLength { fail("maxLength", "should have at most \(maxLength) characters, has \(length)") }
-            if let pattern {
-                let range = NSRange(text.startIndex..., in: text)
-                if pattern.regex.firstMatch(in: text, range: range) == nil {
-                    fail("pattern", "should match \(pattern.source)")
-                }
+            if minLength != nil || maxLength != nil {
+                let length = text.unicodeScalars.count
+                if let minLength, length < minLength { fail("minLength", "should have at least \(minLength) characters, has \(length)") }
+                if let maxLength, length > maxLength { fail("maxLength", "should have at most \(maxLength) characters, has \(length)") }
+            }
+            if let pattern, !pattern.matches(text) {
+                fail("pattern", "should match \(pattern.source)")
             }
             if let format, let problem = format.check(text) { fail("format", "\(format.name): \(problem)") }
         case .integer, .number:
@@ -151,34 +228,44 @@ final class SchemaNode: @unchecked Sendable {
             if let maxItems, elements.count > maxItems { fail("maxItems", "should have at most \(maxItems) items, has \(elements.count)") }
             if let items {
                 for (index, element) in elements.enumerated() {
-                    items.validate(element, at: "\(pointer)/\(index)", into: &violations)
+                    path.steps.append(.index(index))
+                    items.validate(element, at: &path, into: &violations)
+                    path.steps.removeLast()
                 }
             }
         case .object(let members):
             for name in required where members[name] == nil {
-                fail("required", "is missing", "\(pointer)/\(Self.escape(name))")
+                fail("required", "is missing", path.pointer(member: name))
             }
-            var known = Set<String>()
+            var known = 0
             for (name, node) in properties {
-                known.insert(name)
-                if let member = members[name] { node.validate(member, at: "\(pointer)/\(Self.escape(name))", into: &violations) }
+                guard let member = members[name] else { continue }
+                known += 1
+                path.steps.append(.member(name))
+                node.validate(member, at: &path, into: &violations)
+                path.steps.removeLast()
             }
-            for name in members.keys.sorted() where !known.contains(name) {
-                if forbidsAdditional {
-                    fail("additionalProperties", "is not allowed here", "\(pointer)/\(Self.escape(name))")
-                } else if let additionalProperties {
-                    additionalProperties.validate(members[name]!, at: "\(pointer)/\(Self.escape(name))", into: &violations)
+            // Members the properties do not name, in name order; none in the usual valid document.
+            if members.count > known, forbidsAdditional || additionalProperties != nil {
+                for name in members.keys.sorted() where !propertyNames.contains(name) {
+                    if forbidsAdditional {
+                        fail("additionalProperties", "is not allowed here", path.pointer(member: name))
+                    } else if let additionalProperties {
+                        path.steps.append(.member(name))
+                        additionalProperties.validate(members[name]!, at: &path, into: &violations)
+                        path.steps.removeLast()
+                    }
                 }
             }
         default:
             break
         }
-        for node in allOf { node.validate(value, at: pointer, into: &violations) }
+        for node in allOf { node.validate(value, at: &path, into: &violations) }
         if !anyOf.isEmpty {
             var best: [SchemaViolation]?
             for node in anyOf {
                 var attempt: [SchemaViolation] = []
-                node.validate(value, at: pointer, into: &attempt)
+                node.validate(value, at: &path, into: &attempt)
                 if attempt.isEmpty {
                     best = nil
                     break
@@ -194,7 +281,7 @@ final class SchemaNode: @unchecked Sendable {
             var closest: [SchemaViolation]?
             for node in oneOf {
                 var attempt: [SchemaViolation] = []
-                node.validate(value, at: pointer, into: &attempt)
+                node.validate(value, at: &path, into: &attempt)
                 if attempt.isEmpty { matched += 1 } else if closest == nil || attempt.count < closest!.count { closest = attempt }
             }
             if matched == 0 {
@@ -206,7 +293,8 @@ final class SchemaNode: @unchecked Sendable {
     }
 
     static func escape(_ name: String) -> String {
-        name.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+        guard name.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) else { return name }
+        return name.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
     }
 
     static func show(_ number: Double) -> String {
@@ -251,15 +339,20 @@ struct SchemaCompiler {
                 "readOnly", "writeOnly":
                 continue
             case "type":
+                let names: [String]
                 if let single = value.stringValue {
-                    node.types = [single]
+                    names = [single]
                 } else if let list = value.arrayValue?.compactMap(\.stringValue), !list.isEmpty {
-                    node.types = Set(list)
+                    names = list
                 } else {
                     throw fail(here, "type must be a type name or a list of them")
                 }
-                let known: Set = ["null", "boolean", "integer", "number", "string", "array", "object"]
-                if let unknown = node.types!.first(where: { !known.contains($0) }) { throw fail(here, "unknown type \(unknown)") }
+                var types: JSONTypes = []
+                for name in names {
+                    guard let type = JSONTypes(name: name) else { throw fail(here, "unknown type \(name)") }
+                    types.insert(type)
+                }
+                node.types = types
             case "properties":
                 guard case .object(let properties) = value else { throw fail(here, "properties must be an object") }
                 for property in properties.keys.sorted() {
@@ -285,7 +378,7 @@ struct SchemaCompiler {
             case "pattern":
                 guard let source = value.stringValue else { throw fail(here, "pattern must be a string") }
                 do {
-                    node.pattern = (source, try NSRegularExpression(pattern: source))
+                    node.pattern = try SchemaPattern(source)
                 } catch {
                     throw fail(here, "pattern \(source) is not a valid regular expression")
                 }
@@ -365,24 +458,60 @@ public enum Formats {
         "cn-mobile": { MobileNumber.problem(in: $0) },
     ]
 
-    /// RFC 3339 full-date: `YYYY-MM-DD`, a real calendar day.
+    /// RFC 3339 full-date: `YYYY-MM-DD` in ASCII digits (no signs or spaces), a real calendar day.
     static func fullDate(_ text: String) -> String? {
-        let characters = Array(text)
-        guard characters.count == 10, characters[4] == "-", characters[7] == "-",
-            let year = Int(String(characters[0..<4])), let month = Int(String(characters[5..<7])),
-            let day = Int(String(characters[8..<10])), characters.allSatisfy({ $0.isASCII })
-        else { return "should be a date like 2025-01-31" }
+        var text = text
+        let fields = text.withUTF8 { bytes in fullDate(bytes) }
+        guard let (year, month, day) = fields else { return "should be a date like 2025-01-31" }
         return Gregorian.isValid(year: year, month: month, day: day) ? nil : "\(text) is not a calendar day"
     }
 
-    /// RFC 3339 date-time with a time zone: `2025-01-31T08:30:00+08:00` or `…Z`.
-    static func dateTime(_ text: String) -> String? {
-        let parts = text.split(separator: "T", maxSplits: 1)
-        guard parts.count == 2, fullDate(String(parts[0])) == nil else {
-            return "should be a date and time like 2025-01-31T08:30:00+08:00"
+    /// The year, month and day of exactly `YYYY-MM-DD`, not yet checked against the calendar.
+    static func fullDate(_ bytes: UnsafeBufferPointer<UInt8>) -> (Int, Int, Int)? {
+        guard bytes.count == 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
+            let year = digits(bytes, 0, 4), let month = digits(bytes, 5, 2), let day = digits(bytes, 8, 2)
+        else { return nil }
+        return (year, month, day)
+    }
+
+    /// The number written with exactly `count` ASCII digits from `start`, `nil` if any is not one.
+    static func digits(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ count: Int) -> Int? {
+        var value = 0
+        for index in start..<start + count {
+            let digit = bytes[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            value = value * 10 + Int(digit)
         }
-        let pattern = #"^([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"#
-        return String(parts[1]).range(of: pattern, options: .regularExpression) == nil
-            ? "should be a date and time like 2025-01-31T08:30:00+08:00" : nil
+        return value
+    }
+
+    /// RFC 3339 date-time with a time zone: `2025-01-31T08:30:00+08:00` or `…Z`, optionally with a
+    /// fraction of a second; ASCII digits only, hours 00-23, minutes 00-59, seconds 00-60.
+    static func dateTime(_ text: String) -> String? {
+        var text = text
+        let valid = text.withUTF8 { bytes -> Bool in
+            guard bytes.count >= 20, bytes[10] == UInt8(ascii: "T"),
+                let (year, month, day) = fullDate(UnsafeBufferPointer(rebasing: bytes[0..<10])),
+                Gregorian.isValid(year: year, month: month, day: day)
+            else { return false }
+            guard let hour = digits(bytes, 11, 2), hour < 24, bytes[13] == UInt8(ascii: ":"),
+                let minute = digits(bytes, 14, 2), minute < 60, bytes[16] == UInt8(ascii: ":"),
+                let second = digits(bytes, 17, 2), second <= 60
+            else { return false }
+            var index = 19
+            if bytes[index] == UInt8(ascii: ".") {
+                index += 1
+                let first = index
+                while index < bytes.count, bytes[index] &- UInt8(ascii: "0") < 10 { index += 1 }
+                guard index > first, index < bytes.count else { return false }
+            }
+            if bytes[index] == UInt8(ascii: "Z") { return index + 1 == bytes.count }
+            guard bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-"), index + 6 == bytes.count,
+                let offsetHours = digits(bytes, index + 1, 2), offsetHours < 24, bytes[index + 3] == UInt8(ascii: ":"),
+                let offsetMinutes = digits(bytes, index + 4, 2), offsetMinutes < 60
+            else { return false }
+            return true
+        }
+        return valid ? nil : "should be a date and time like 2025-01-31T08:30:00+08:00"
     }
 }

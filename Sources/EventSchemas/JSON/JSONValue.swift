@@ -17,9 +17,13 @@ public enum JSONValue: Sendable, Hashable {
     public subscript(pointer pointer: String) -> JSONValue? {
         if pointer.isEmpty { return self }
         guard pointer.hasPrefix("/") else { return nil }
+        return self[tokens: Self.tokens(ofPointer: pointer)]
+    }
+
+    /// The value at a pointer already split by ``tokens(ofPointer:)``.
+    subscript(tokens tokens: [String]) -> JSONValue? {
         var current = self
-        for raw in pointer.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
-            let token = raw.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+        for token in tokens {
             switch current {
             case .object(let members):
                 guard let next = members[token] else { return nil }
@@ -39,22 +43,33 @@ public enum JSONValue: Sendable, Hashable {
     /// Sets a value at a JSON pointer made of object member names, creating objects on the way
     /// (a non-object on the way is replaced by an object).
     public mutating func set(_ value: JSONValue, at pointer: String) {
-        let tokens = pointer.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map {
-            $0.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
-        }
-        set(value, tokens: tokens[...])
+        set(value, atTokens: Self.tokens(ofPointer: pointer)[...])
     }
 
-    private mutating func set(_ value: JSONValue, tokens: ArraySlice<String>) {
+    /// The member names of a JSON pointer, unescaped (`/a~1b/c` → `["a/b", "c"]`; `""` → `[]`).
+    /// Split a pointer once with this and use ``set(_:atTokens:)`` to set many values cheaply.
+    public static func tokens(ofPointer pointer: String) -> [String] {
+        pointer.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map { token in
+            guard token.utf8.contains(UInt8(ascii: "~")) else { return String(token) }
+            return token.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+        }
+    }
+
+    /// ``set(_:at:)`` with the pointer already split by ``tokens(ofPointer:)``.
+    public mutating func set(_ value: JSONValue, atTokens tokens: ArraySlice<String>) {
         guard let first = tokens.first else {
             self = value
             return
         }
         var object: [String: JSONValue]
         if case .object(let existing) = self { object = existing } else { object = [:] }
-        var child = object[first] ?? .object([:])
-        child.set(value, tokens: tokens.dropFirst())
-        object[first] = child
+        // Let go of this value's reference to the members so they are changed in place, not copied.
+        self = .null
+        if tokens.count == 1 {
+            object[first] = value
+        } else {
+            object[first, default: .object([:])].set(value, atTokens: tokens.dropFirst())
+        }
         self = .object(object)
     }
 
@@ -108,14 +123,14 @@ public enum JSONValue: Sendable, Hashable {
 
     private func write(to bytes: inout [UInt8], sortedKeys: Bool) {
         switch self {
-        case .null: bytes += Array("null".utf8)
-        case .bool(let value): bytes += Array((value ? "true" : "false").utf8)
-        case .integer(let value): bytes += Array(String(value).utf8)
+        case .null: bytes.append(contentsOf: "null".utf8)
+        case .bool(let value): bytes.append(contentsOf: (value ? "true" : "false").utf8)
+        case .integer(let value): Self.writeInteger(value, to: &bytes)
         case .number(let value):
             if value.isFinite {
-                bytes += Array(value == value.rounded() && abs(value) < 1e15 ? "\(value)".utf8 : "\(value)".utf8)
+                bytes.append(contentsOf: "\(value)".utf8)
             } else {
-                bytes += Array("null".utf8)
+                bytes.append(contentsOf: "null".utf8)
             }
         case .string(let value): Self.writeString(value, to: &bytes)
         case .array(let elements):
@@ -127,19 +142,48 @@ public enum JSONValue: Sendable, Hashable {
             bytes.append(UInt8(ascii: "]"))
         case .object(let members):
             bytes.append(UInt8(ascii: "{"))
-            let keys = sortedKeys ? members.keys.sorted() : Array(members.keys)
-            for (index, key) in keys.enumerated() {
-                if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            var first = true
+            func member(_ key: String, _ value: JSONValue) {
+                if !first { bytes.append(UInt8(ascii: ",")) }
+                first = false
                 Self.writeString(key, to: &bytes)
                 bytes.append(UInt8(ascii: ":"))
-                members[key]!.write(to: &bytes, sortedKeys: sortedKeys)
+                value.write(to: &bytes, sortedKeys: sortedKeys)
+            }
+            if sortedKeys {
+                for (key, value) in members.sorted(by: { $0.key < $1.key }) { member(key, value) }
+            } else {
+                for (key, value) in members { member(key, value) }
             }
             bytes.append(UInt8(ascii: "}"))
         }
     }
 
+    private static func writeInteger(_ value: Int64, to bytes: inout [UInt8]) {
+        if value < 0 {
+            bytes.append(UInt8(ascii: "-"))
+            if value == .min {
+                bytes.append(contentsOf: "9223372036854775808".utf8)
+                return
+            }
+        }
+        var magnitude = value.magnitude
+        let start = bytes.count
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        bytes[start...].reverse()
+    }
+
     private static func writeString(_ value: String, to bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
+        // Most strings need no escape: copy them whole.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]

@@ -1,0 +1,367 @@
+import Foundation
+
+/// A schema's `pattern`, compiled once.
+///
+/// The patterns schemas use (`^[A-Z]{2,4}-[0-9]{4}-[0-9]{6}$`, `^[0-9]{4}-(0[1-9]|1[0-2])$`) run on
+/// a small automaton of our own, over the string's Unicode scalars, without bridging to
+/// `NSString`: literal characters, classes `[…]` (ranges, `^` negation), groups `(…)` with `|`,
+/// the quantifiers `?`, `*`, `+`, `{n}`, `{n,}`, `{n,m}`, and the anchors `^` and `$` at the ends.
+/// `$` matches at the end of the text only, as ECMA-262 (the dialect JSON Schema names) says.
+/// Any other construct (`\d`, `.`, look-arounds, back-references…) is handed to
+/// `NSRegularExpression`.
+struct SchemaPattern: Sendable {
+    /// The pattern as the schema writes it.
+    let source: String
+    private let program: Program?
+    private let fallback: NSRegularExpressionBox?
+
+    /// - Throws: when the pattern is not a regular expression.
+    init(_ source: String) throws {
+        self.source = source
+        if let program = Program.compile(source) {
+            self.program = program
+            self.fallback = nil
+        } else {
+            self.program = nil
+            self.fallback = NSRegularExpressionBox(try NSRegularExpression(pattern: source))
+        }
+    }
+
+    /// Whether the pattern matches somewhere in `text` (patterns are not implicitly anchored).
+    func matches(_ text: String) -> Bool {
+        if let program { return program.matches(text) }
+        let range = NSRange(text.startIndex..., in: text)
+        return fallback!.regex.firstMatch(in: text, range: range) != nil
+    }
+
+    /// Whether the pattern runs on the built-in automaton (for tests).
+    var isCompiled: Bool { program != nil }
+}
+
+/// `NSRegularExpression` is immutable once made and documented as safe to use from several threads.
+private final class NSRegularExpressionBox: @unchecked Sendable {
+    let regex: NSRegularExpression
+    init(_ regex: NSRegularExpression) { self.regex = regex }
+}
+
+/// A set of Unicode scalars: a bitmap for ASCII, ranges for the rest.
+private struct ScalarClass: Sendable {
+    var low: UInt64 = 0
+    var high: UInt64 = 0
+    var ranges: [ClosedRange<UInt32>] = []
+    var negated = false
+
+    mutating func insert(_ range: ClosedRange<UInt32>) {
+        if range.lowerBound <= 127 {
+            for value in range.lowerBound...min(range.upperBound, 127) {
+                if value < 64 { low |= 1 << UInt64(value) } else { high |= 1 << UInt64(value - 64) }
+            }
+        }
+        if range.upperBound > 127 { ranges.append(max(range.lowerBound, 128)...range.upperBound) }
+    }
+
+    func contains(_ value: UInt32) -> Bool {
+        let found: Bool
+        if value < 64 {
+            found = low & (1 << UInt64(value)) != 0
+        } else if value < 128 {
+            found = high & (1 << UInt64(value - 64)) != 0
+        } else {
+            found = ranges.contains { $0.contains(value) }
+        }
+        return found != negated
+    }
+}
+
+/// A Thompson automaton (Pike VM without captures): linear in the text's length whatever the pattern.
+private struct Program: Sendable {
+    enum Instruction: Sendable {
+        case scalar(ScalarClass)
+        case split(Int, Int)
+        case jump(Int)
+        case start
+        case end
+        case match
+    }
+
+    var instructions: [Instruction]
+
+    /// The parsed pattern, before it is laid out as instructions.
+    indirect enum Node {
+        case scalar(ScalarClass)
+        case sequence([Node])
+        case alternation([Node])
+        case repetition(Node, min: Int, max: Int?)
+        case start
+        case end
+    }
+
+    /// Compiles the supported subset; `nil` for anything else.
+    static func compile(_ source: String) -> Program? {
+        var parser = Parser(scalars: Array(source.unicodeScalars))
+        guard let node = parser.parseAlternation(), parser.index == parser.scalars.count else { return nil }
+        var program = Program(instructions: [])
+        guard program.emit(node, budget: 2_000) else { return nil }
+        program.instructions.append(.match)
+        return program
+    }
+
+    /// Lays out a node; `false` when the program would grow past `budget` instructions.
+    private mutating func emit(_ node: Node, budget: Int) -> Bool {
+        if instructions.count > budget { return false }
+        switch node {
+        case .scalar(let set):
+            instructions.append(.scalar(set))
+        case .start:
+            instructions.append(.start)
+        case .end:
+            instructions.append(.end)
+        case .sequence(let nodes):
+            for node in nodes where !emit(node, budget: budget) { return false }
+        case .alternation(let branches):
+            // split L1, next; L1: branch; jump end; next: split L2, … ; last branch.
+            var jumps: [Int] = []
+            for (index, branch) in branches.enumerated() {
+                if index < branches.count - 1 {
+                    let split = instructions.count
+                    instructions.append(.split(split + 1, 0))
+                    guard emit(branch, budget: budget) else { return false }
+                    jumps.append(instructions.count)
+                    instructions.append(.jump(0))
+                    instructions[split] = .split(split + 1, instructions.count)
+                } else {
+                    guard emit(branch, budget: budget) else { return false }
+                }
+            }
+            for jump in jumps { instructions[jump] = .jump(instructions.count) }
+        case .repetition(let inner, let minimum, let maximum):
+            for _ in 0..<minimum where !emit(inner, budget: budget) { return false }
+            if let maximum {
+                // Each optional copy: split body, end-of-optionals (greedy).
+                var splits: [Int] = []
+                for _ in minimum..<maximum {
+                    splits.append(instructions.count)
+                    instructions.append(.split(instructions.count + 1, 0))
+                    guard emit(inner, budget: budget) else { return false }
+                }
+                for split in splits { instructions[split] = .split(split + 1, instructions.count) }
+            } else {
+                // loop: split body, out; body; jump loop.
+                let loop = instructions.count
+                instructions.append(.split(loop + 1, 0))
+                guard emit(inner, budget: budget) else { return false }
+                instructions.append(.jump(loop))
+                instructions[loop] = .split(loop + 1, instructions.count)
+            }
+        }
+        return true
+    }
+
+    /// Whether the program matches anywhere in `text`.
+    func matches(_ text: String) -> Bool {
+        let scalars = text.unicodeScalars
+        let count = instructions.count
+        return withUnsafeTemporaryAllocation(of: Int.self, capacity: count * 3) { buffer in
+            // Two thread lists and, per instruction, the step at which it was last added.
+            let current = UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
+            let next = UnsafeMutableBufferPointer(rebasing: buffer[count..<2 * count])
+            let marks = UnsafeMutableBufferPointer(rebasing: buffer[2 * count..<3 * count])
+            marks.initialize(repeating: -1)
+            var currentCount = 0
+            var nextCount = 0
+            var step = 0
+            var position = 0
+            var index = scalars.startIndex
+            var atEnd = index == scalars.endIndex
+            var matched = false
+
+            // Adds a thread at `pc` and everything reachable from it without reading a scalar.
+            func add(_ pc: Int, to list: UnsafeMutableBufferPointer<Int>, _ listCount: inout Int) {
+                if marks[pc] == step { return }
+                marks[pc] = step
+                switch instructions[pc] {
+                case .jump(let target): add(target, to: list, &listCount)
+                case .split(let first, let second):
+                    add(first, to: list, &listCount)
+                    add(second, to: list, &listCount)
+                case .start: if position == 0 { add(pc + 1, to: list, &listCount) }
+                case .end: if atEnd { add(pc + 1, to: list, &listCount) }
+                case .match: matched = true
+                case .scalar:
+                    list[listCount] = pc
+                    listCount += 1
+                }
+            }
+
+            add(0, to: current, &currentCount)
+            while !matched {
+                if atEnd { return false }
+                let scalar = scalars[index].value
+                index = scalars.index(after: index)
+                position += 1
+                atEnd = index == scalars.endIndex
+                step += 1
+                nextCount = 0
+                for slot in 0..<currentCount {
+                    let pc = current[slot]
+                    if case .scalar(let set) = instructions[pc], set.contains(scalar) {
+                        add(pc + 1, to: next, &nextCount)
+                    }
+                }
+                // Unanchored: a match may also start here.
+                add(0, to: next, &nextCount)
+                for slot in 0..<nextCount { current[slot] = next[slot] }
+                currentCount = nextCount
+            }
+            return true
+        }
+    }
+
+    /// A recursive-descent parser for the supported subset.
+    struct Parser {
+        let scalars: [Unicode.Scalar]
+        var index = 0
+
+        init(scalars: [Unicode.Scalar]) {
+            self.scalars = scalars
+        }
+
+        var peek: Unicode.Scalar? { index < scalars.count ? scalars[index] : nil }
+
+        mutating func parseAlternation() -> Node? {
+            var branches: [Node] = []
+            guard let first = parseSequence() else { return nil }
+            branches.append(first)
+            while peek == "|" {
+                index += 1
+                guard let branch = parseSequence() else { return nil }
+                branches.append(branch)
+            }
+            return branches.count == 1 ? branches[0] : .alternation(branches)
+        }
+
+        mutating func parseSequence() -> Node? {
+            var nodes: [Node] = []
+            while let scalar = peek, scalar != "|", scalar != ")" {
+                guard var atom = parseAtom() else { return nil }
+                if case .start = atom, !(nodes.isEmpty && index == 1) { return nil }  // `^` only first
+                if case .end = atom, index != scalars.count { return nil }  // `$` only last
+                if let (minimum, maximum) = parseQuantifier() {
+                    switch atom {
+                    case .start, .end: return nil
+                    default: atom = .repetition(atom, min: minimum, max: maximum)
+                    }
+                } else if index < scalars.count, "?*+{".unicodeScalars.contains(scalars[index]) {
+                    return nil  // a quantifier we do not take (lazy, possessive, malformed)
+                }
+                nodes.append(atom)
+            }
+            return .sequence(nodes)
+        }
+
+        mutating func parseAtom() -> Node? {
+            guard let scalar = peek else { return nil }
+            index += 1
+            switch scalar {
+            case "^": return .start
+            case "$": return .end
+            case "(":
+                if peek == "?" { return nil }  // non-capturing and look-around groups: not ours
+                guard let inner = parseAlternation(), peek == ")" else { return nil }
+                index += 1
+                return inner
+            case "[": return parseClass()
+            case "\\":
+                guard let escaped = peek, Self.isPunctuation(escaped) else { return nil }
+                index += 1
+                return .scalar(Self.single(escaped))
+            case ".", "?", "*", "+", "{", "}", ")", "]", "|": return nil
+            default: return .scalar(Self.single(scalar))
+            }
+        }
+
+        mutating func parseClass() -> Node? {
+            var set = ScalarClass()
+            if peek == "^" {
+                set.negated = true
+                index += 1
+            }
+            var members = 0
+            while let scalar = peek, scalar != "]" {
+                index += 1
+                members += 1
+                var lower = scalar
+                if scalar == "\\" {
+                    guard let escaped = peek, Self.isPunctuation(escaped) else { return nil }
+                    index += 1
+                    lower = escaped
+                } else if scalar == "[" || scalar == "&" || scalar == ":" {
+                    return nil  // nested classes, POSIX names and set operations (ICU): not ours
+                } else if scalar == "-", members > 1, peek != "]" {
+                    return nil  // a dash that is neither first nor last nor in a range: not ours
+                }
+                if peek == "-", index + 1 < scalars.count, scalars[index + 1] != "]" {
+                    index += 1
+                    guard let upper = peek, upper != "\\", upper != "[", upper.value >= lower.value else { return nil }
+                    index += 1
+                    set.insert(lower.value...upper.value)
+                } else {
+                    set.insert(lower.value...lower.value)
+                }
+            }
+            guard peek == "]", members > 0 else { return nil }
+            index += 1
+            return .scalar(set)
+        }
+
+        /// `?`, `*`, `+`, `{n}`, `{n,}`, `{n,m}` (greedy only), or `nil` when none follows.
+        mutating func parseQuantifier() -> (Int, Int?)? {
+            guard let scalar = peek else { return nil }
+            let result: (Int, Int?)
+            switch scalar {
+            case "?": result = (0, 1)
+            case "*": result = (0, nil)
+            case "+": result = (1, nil)
+            case "{":
+                var cursor = index + 1
+                func number() -> Int? {
+                    var value: Int?
+                    while cursor < scalars.count, let digit = Int(String(scalars[cursor])), scalars[cursor].isASCII {
+                        value = (value ?? 0) * 10 + digit
+                        if value! > 1000 { return nil }
+                        cursor += 1
+                    }
+                    return value
+                }
+                guard let minimum = number() else { return nil }
+                var maximum: Int? = minimum
+                if cursor < scalars.count, scalars[cursor] == "," {
+                    cursor += 1
+                    maximum = number()
+                }
+                guard cursor < scalars.count, scalars[cursor] == "}", maximum.map({ $0 >= minimum }) ?? true else {
+                    return nil
+                }
+                index = cursor + 1
+                if let next = peek, "?+".unicodeScalars.contains(next) { return nil }
+                return (minimum, maximum)
+            default: return nil
+            }
+            index += 1
+            if let next = peek, "?+".unicodeScalars.contains(next) { return nil }  // lazy or possessive
+            return result
+        }
+
+        static func single(_ scalar: Unicode.Scalar) -> ScalarClass {
+            var set = ScalarClass()
+            set.insert(scalar.value...scalar.value)
+            return set
+        }
+
+        /// An escaped ASCII punctuation character stands for itself; letters and digits after `\`
+        /// are classes or references this parser leaves to `NSRegularExpression`.
+        static func isPunctuation(_ scalar: Unicode.Scalar) -> Bool {
+            scalar.isASCII && !(scalar.properties.isAlphabetic || ("0"..."9").contains(scalar)) && scalar.value > 32
+        }
+    }
+}
