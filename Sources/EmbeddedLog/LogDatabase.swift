@@ -135,7 +135,16 @@ struct TopicRow: Sendable, Hashable {
 }
 
 extension Date {
-    var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    /// Milliseconds since 1970, truncated as Kafka clients do (10:30:00.9997 is 10:30:00.999), the
+    /// same rule as EventModel's `Timestamp.milliseconds` so a record's timestamp and its `ce_time`
+    /// agree. Within a microsecond below a whole millisecond counts as that millisecond: a `Date`
+    /// is a `Double`, and a time written in whole milliseconds can come back a hair below them.
+    var milliseconds: Int64 {
+        let scaled = timeIntervalSince1970 * 1000
+        let nearest = scaled.rounded()
+        if nearest - scaled >= 0, nearest - scaled < 0.001 { return Int64(nearest) }
+        return Int64(scaled.rounded(.down))
+    }
     init(milliseconds: Int64) { self.init(timeIntervalSince1970: Double(milliseconds) / 1000) }
 }
 

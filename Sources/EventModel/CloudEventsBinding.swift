@@ -32,19 +32,30 @@ public enum CloudEventsBinding {
     ///   - topic: where it goes.
     ///   - key: the record key; default: the event's subject.
     public static func record(for event: Event, topic: String, key: String? = nil) -> OutgoingRecord {
-        var headers: [LogHeader] = [
-            LogHeader(name: specVersion, text: event.specVersion),
-            LogHeader(name: id, text: event.id),
-            LogHeader(name: source, text: event.source),
-            LogHeader(name: type, text: event.type),
-        ]
-        if let subject = event.subject { headers.append(LogHeader(name: Self.subject, text: subject)) }
-        headers.append(LogHeader(name: time, text: Timestamp.format(event.time)))
-        headers.append(LogHeader(name: contentType, text: event.dataContentType))
-        if let value = event.correlationId { headers.append(LogHeader(name: correlationId, text: value)) }
-        if let value = event.causationId { headers.append(LogHeader(name: causationId, text: value)) }
+        var headers: [LogHeader] = []
+        headers.reserveCapacity(9)
+        headers.append(header(specVersion, event.specVersion))
+        headers.append(header(id, event.id))
+        headers.append(header(source, event.source))
+        headers.append(header(type, event.type))
+        if let subject = event.subject { headers.append(header(Self.subject, subject)) }
+        headers.append(header(time, Timestamp.format(event.time)))
+        headers.append(header(contentType, event.dataContentType))
+        if let value = event.correlationId { headers.append(header(correlationId, value)) }
+        if let value = event.causationId { headers.append(header(causationId, value)) }
         return OutgoingRecord(
-            topic: topic, key: key ?? event.subject, value: event.data, headers: headers, timestamp: event.time)
+            topic: topic, key: (key ?? event.subject).map(utf8), value: event.data, headers: headers,
+            timestamp: event.time)
+    }
+
+    /// A text header, its bytes copied in one go (`Data(text.utf8)` copies byte by byte).
+    private static func header(_ name: String, _ text: String) -> LogHeader {
+        LogHeader(name: name, value: utf8(text))
+    }
+
+    private static func utf8(_ text: String) -> Data {
+        var text = text
+        return text.withUTF8 { bytes in bytes.isEmpty ? Data() : Data(bytes: bytes.baseAddress!, count: bytes.count) }
     }
 
     /// The event a record carries.
@@ -88,14 +99,103 @@ public struct BindingError: Error, Sendable, CustomStringConvertible {
 
 /// RFC 3339 timestamps as CloudEvents writes them: UTC, millisecond precision.
 public enum Timestamp {
+    /// Milliseconds since 1970, truncated (rounded down, as Kafka clients and Java's
+    /// `Instant.toEpochMilli` do): 10:30:00.9997 is 10:30:00.999. A `Date` holds a `Double`, so a
+    /// time written with whole milliseconds can come back a hair below them (…122.99999 ms): within
+    /// a microsecond below a whole millisecond counts as that millisecond. The embedded log stamps
+    /// its records the same way, so a record's timestamp and its `ce_time` always agree.
+    public static func milliseconds(_ date: Date) -> Int64 {
+        let scaled = date.timeIntervalSince1970 * 1000
+        let nearest = scaled.rounded()
+        if nearest - scaled >= 0, nearest - scaled < 0.001 { return Int64(nearest) }
+        return Int64(scaled.rounded(.down))
+    }
+
     /// `2024-01-15T08:30:00.000Z`. Computed directly (civil-from-days), because it runs for every
     /// record published and Foundation's formatters cost tens of microseconds a call.
     public static func format(_ date: Date) -> String {
-        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        var days = milliseconds >= 0 ? milliseconds / 86_400_000 : (milliseconds - 86_399_999) / 86_400_000
+        let milliseconds = milliseconds(date)
+        let days = milliseconds >= 0 ? milliseconds / 86_400_000 : (milliseconds - 86_399_999) / 86_400_000
         let dayMilliseconds = milliseconds - days * 86_400_000
-        // Howard Hinnant's civil_from_days.
-        days += 719_468
+        let (year, month, day) = civil(days)
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            var index = 0
+            write(year, month, day, seconds: dayMilliseconds / 1000, into: buffer, at: &index)
+            buffer[index] = UInt8(ascii: ".")
+            index += 1
+            put(dayMilliseconds % 1000, 3, buffer, &index)
+            buffer[index] = UInt8(ascii: "Z")
+            return index + 1
+        }
+    }
+
+    /// `2024-01-15T08:30:00+08:00`: whole seconds (truncated) at a fixed offset from UTC, always
+    /// written as a number (`+00:00` for UTC).
+    /// - Parameter offsetMinutes: minutes east of UTC (480 for China Standard Time).
+    public static func format(_ date: Date, offsetMinutes: Int) -> String {
+        let local = milliseconds(date) + Int64(offsetMinutes) * 60_000
+        let days = local >= 0 ? local / 86_400_000 : (local - 86_399_999) / 86_400_000
+        let dayMilliseconds = local - days * 86_400_000
+        let (year, month, day) = civil(days)
+        return String(unsafeUninitializedCapacity: 32) { buffer in
+            var index = 0
+            write(year, month, day, seconds: dayMilliseconds / 1000, into: buffer, at: &index)
+            buffer[index] = offsetMinutes < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+")
+            index += 1
+            put(Int64(abs(offsetMinutes) / 60), 2, buffer, &index)
+            buffer[index] = UInt8(ascii: ":")
+            index += 1
+            put(Int64(abs(offsetMinutes) % 60), 2, buffer, &index)
+            return index
+        }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS` into `buffer` from `index` (years outside 0…9999 take more digits).
+    private static func write(
+        _ year: Int64, _ month: Int64, _ day: Int64, seconds: Int64, into buffer: UnsafeMutableBufferPointer<UInt8>,
+        at index: inout Int
+    ) {
+        var year = year
+        if year < 0 {
+            buffer[index] = UInt8(ascii: "-")
+            index += 1
+            year = -year
+        }
+        let width = year >= 10_000 ? String(year).utf8.count : 4
+        put(year, width, buffer, &index)
+        buffer[index] = UInt8(ascii: "-")
+        index += 1
+        put(month, 2, buffer, &index)
+        buffer[index] = UInt8(ascii: "-")
+        index += 1
+        put(day, 2, buffer, &index)
+        buffer[index] = UInt8(ascii: "T")
+        index += 1
+        put(seconds / 3600, 2, buffer, &index)
+        buffer[index] = UInt8(ascii: ":")
+        index += 1
+        put(seconds / 60 % 60, 2, buffer, &index)
+        buffer[index] = UInt8(ascii: ":")
+        index += 1
+        put(seconds % 60, 2, buffer, &index)
+    }
+
+    /// Writes `value` (not negative) in exactly `width` digits at `index`, and moves `index` past them.
+    private static func put(_ value: Int64, _ width: Int, _ buffer: UnsafeMutableBufferPointer<UInt8>, _ index: inout Int) {
+        var value = value
+        var position = index + width - 1
+        while position >= index {
+            buffer[position] = UInt8(ascii: "0") + UInt8(value % 10)
+            value /= 10
+            position -= 1
+        }
+        index += width
+    }
+
+    /// Howard Hinnant's civil_from_days: the proleptic Gregorian year, month and day of a day count
+    /// from 1970-01-01.
+    static func civil(_ daysSince1970: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let days = daysSince1970 + 719_468
         let era = (days >= 0 ? days : days - 146_096) / 146_097
         let dayOfEra = days - era * 146_097
         let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
@@ -103,34 +203,84 @@ public enum Timestamp {
         let monthIndex = (5 * dayOfYear + 2) / 153
         let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
         let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        var text = ""
-        text.reserveCapacity(24)
-        func pad(_ value: Int64, _ width: Int) {
-            let digits = String(value)
-            if digits.count < width { text += String(repeating: "0", count: width - digits.count) }
-            text += digits
-        }
-        pad(year, 4)
-        text += "-"
-        pad(month, 2)
-        text += "-"
-        pad(day, 2)
-        text += "T"
-        pad(dayMilliseconds / 3_600_000, 2)
-        text += ":"
-        pad(dayMilliseconds / 60_000 % 60, 2)
-        text += ":"
-        pad(dayMilliseconds / 1000 % 60, 2)
-        text += "."
-        pad(dayMilliseconds % 1000, 3)
-        text += "Z"
-        return text
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    /// Howard Hinnant's days_from_civil: the inverse of ``civil(_:)``.
+    static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let year = month <= 2 ? year - 1 : year
+        let era = (year >= 0 ? year : year - 399) / 400
+        let yearOfEra = year - era * 400
+        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
     }
 
     /// Parses RFC 3339 with or without fractional seconds, with `Z` or a numeric offset.
+    ///
+    /// The forms OneWindow writes (`2024-01-15T08:30:00Z`, `…00.123Z`, `…00+08:00`) are read
+    /// directly; anything else goes to Foundation's ISO 8601 parser, which decides.
     public static func parse(_ text: String) -> Date? {
+        if let date = parseCommon(text) { return date }
         if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
         return try? Date.ISO8601FormatStyle().parse(text)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS[.f…](Z|±HH:MM)` with a real calendar day, hours below 24, minutes and
+    /// seconds below 60, an offset below 24 hours; `nil` for anything else.
+    static func parseCommon(_ text: String) -> Date? {
+        var text = text
+        return text.withUTF8 { bytes -> Date? in
+            func number(_ start: Int, _ count: Int) -> Int64? {
+                var value: Int64 = 0
+                for index in start..<start + count {
+                    let digit = bytes[index] &- UInt8(ascii: "0")
+                    guard digit < 10 else { return nil }
+                    value = value * 10 + Int64(digit)
+                }
+                return value
+            }
+            guard bytes.count >= 20, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
+                bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
+                let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
+                let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2),
+                year >= 1, (1...12).contains(month), day >= 1, hour < 24, minute < 60, second < 60
+            else { return nil }
+            let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+            let lengths: [Int64] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+            guard day <= lengths[Int(month) - 1] else { return nil }
+            var index = 19
+            var fraction: Int64 = 0
+            var scale: Int64 = 1
+            if bytes[index] == UInt8(ascii: ".") {
+                index += 1
+                let first = index
+                while index < bytes.count, bytes[index] &- UInt8(ascii: "0") < 10, index - first < 9 {
+                    fraction = fraction * 10 + Int64(bytes[index] &- UInt8(ascii: "0"))
+                    scale *= 10
+                    index += 1
+                }
+                guard index > first, index < bytes.count else { return nil }
+                guard bytes[index] &- UInt8(ascii: "0") >= 10 else { return nil }  // more than 9 digits: Foundation's
+            }
+            var offsetSeconds: Int64 = 0
+            if bytes[index] == UInt8(ascii: "Z") {
+                guard index + 1 == bytes.count else { return nil }
+            } else {
+                guard bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-"), index + 6 == bytes.count,
+                    bytes[index + 3] == UInt8(ascii: ":"), let hours = number(index + 1, 2), hours < 24,
+                    let minutes = number(index + 4, 2), minutes < 60
+                else { return nil }
+                offsetSeconds = (hours * 60 + minutes) * 60 * (bytes[index] == UInt8(ascii: "-") ? -1 : 1)
+            }
+            let seconds =
+                days(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
+            // Up to microseconds, one exact integer divided once: `…40.999Z` is the same `Date` as
+            // 1705300000999 milliseconds, so the log's timestamp and `ce_time` compare equal.
+            if scale <= 1_000_000, abs(seconds) < 4_000_000_000 {
+                return Date(timeIntervalSince1970: Double(seconds * scale + fraction) / Double(scale))
+            }
+            return Date(timeIntervalSince1970: Double(seconds) + Double(fraction) / Double(scale))
+        }
     }
 }

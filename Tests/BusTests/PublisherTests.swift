@@ -104,6 +104,25 @@ struct PublisherTests {
         #expect(try await readAll(bus.log, topic: "deadletter.record.refused").isEmpty)
     }
 
+    /// The embedded log's record timestamp and the `ce_time` header say the same millisecond,
+    /// truncated as Kafka clients truncate (not rounded up to the next one).
+    @Test func recordTimestampAndCloudEventsTimeAgree() async throws {
+        let bus = try TemporaryBus()
+        defer { Task { await bus.tearDown() } }
+        try await bus.log.createTopics(repositoryCatalog.topicSpecs)
+        let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "test")
+        let birth = try birthExample()
+        for (seconds, expected) in [(1_735_689_600.9997, "2025-01-01T00:00:00.999Z"), (0.002, "1970-01-01T00:00:00.002Z")] {
+            var published = event("household.birth.registered", birth.serialized())
+            published.time = Date(timeIntervalSince1970: seconds)
+            let (position, _) = try await publisher.publish(published)
+            let stored = try #require(try await bus.log.read(position.topicPartition, from: position.offset, maxRecords: 1).first)
+            #expect(stored.header("ce_time") == expected)
+            #expect(Timestamp.format(stored.timestamp) == expected)
+            #expect(try CloudEventsBinding.event(from: stored).time == stored.timestamp)
+        }
+    }
+
     @Test func typeCarriedBySeveralTopicsNeedsATopic() async throws {
         let example = try #require(repositoryCatalog.schemas["approval.requested"]?.examples.first)
         let validator = EventValidator(catalog: repositoryCatalog)

@@ -82,4 +82,46 @@ struct TimestampTests {
         #expect(Timestamp.format(date) == expected)
         #expect(Timestamp.parse(Timestamp.format(date)).map { abs($0.timeIntervalSince(date)) < 0.001 } == true)
     }
+
+    /// Milliseconds are truncated, as Kafka clients do, never rounded up to the next one; and a
+    /// time given in whole milliseconds keeps them although a `Date` cannot hold 0.002 s exactly.
+    @Test func millisecondsAreTruncated() {
+        #expect(Timestamp.milliseconds(Date(timeIntervalSince1970: 1.9997)) == 1_999)
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 1.9997)) == "1970-01-01T00:00:01.999Z")
+        #expect(Timestamp.milliseconds(Date(timeIntervalSince1970: 1_735_689_600.9996)) == 1_735_689_600_999)
+        #expect(Timestamp.milliseconds(Date(timeIntervalSince1970: -0.0004)) == -1)
+        for milliseconds in [Int64(2), 4, 6, 1_705_300_000_123, -86_400_250] {
+            let date = Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+            #expect(Timestamp.milliseconds(date) == milliseconds, "\(milliseconds)")
+        }
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 0.002)) == "1970-01-01T00:00:00.002Z")
+    }
+
+    @Test func formatsAtAnOffsetInWholeSeconds() {
+        let date = Date(timeIntervalSince1970: 1_705_300_000.75)  // 2024-01-15T06:26:40.75Z
+        #expect(Timestamp.format(date, offsetMinutes: 480) == "2024-01-15T14:26:40+08:00")
+        #expect(Timestamp.format(date, offsetMinutes: -330) == "2024-01-15T00:56:40-05:30")
+        #expect(Timestamp.format(date, offsetMinutes: 0) == "2024-01-15T06:26:40+00:00")
+        #expect(Timestamp.format(Date(timeIntervalSince1970: 1_704_038_400), offsetMinutes: 480) == "2024-01-01T00:00:00+08:00")
+    }
+
+    /// The direct parser agrees with Foundation's ISO 8601 parser on the forms it reads, and
+    /// leaves every other form to it.
+    @Test(arguments: [
+        "2024-01-15T06:26:40Z", "2024-01-15T14:26:40.250+08:00", "2024-02-29T23:59:59.999-05:30", "1970-01-01T00:00:00.002Z",
+        "2000-03-01T00:00:00+14:00", "2025-12-31T23:59:59.123456789Z", "1969-12-31T23:59:59.5Z", "2024-01-15T06:26:40.1Z",
+        "2023-02-29T00:00:00Z", "2024-01-15 06:26:40Z", "2024-01-15T06:26:40", "2024-01-15T06:26:40+0800", "yesterday",
+        "2024-01-15T24:00:00Z", "2024-01-15T06:26:40.Z",
+    ])
+    func parseAgreesWithFoundation(_ text: String) {
+        let foundation =
+            (try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text))
+            ?? (try? Date.ISO8601FormatStyle().parse(text))
+        let ours = Timestamp.parse(text)
+        #expect((ours == nil) == (foundation == nil), "\(text): \(String(describing: ours)) \(String(describing: foundation))")
+        if let ours, let foundation {
+            #expect(abs(ours.timeIntervalSince(foundation)) < 0.000_001, "\(text)")
+            #expect(Timestamp.format(ours) == Timestamp.format(foundation), "\(text)")
+        }
+    }
 }
