@@ -1,3 +1,4 @@
+import EventModel
 import EventSchemas
 import Foundation
 
@@ -71,9 +72,16 @@ public enum Conversion: String, Sendable, CaseIterable {
     case json
 
     func apply(_ value: MappedValue) throws(MappingProblem) -> JSONValue {
-        guard let text = value.text?.trimmingCharacters(in: .whitespaces) else { return .null }
+        // Shortcuts giving what the general path below gives, without building text first.
+        switch (self, value) {
+        case (_, .null): return .null
+        case (.integer, .integer(let number)), (.number, .integer(let number)): return .integer(number)
+        default: break
+        }
+        guard let text = value.text.map(Self.trimmed) else { return .null }
         switch self {
         case .date:
+            if let date = Self.asciiDate(text) { return .string(date) }
             let digits = text.filter(\.isNumber)
             guard digits.count == 8, text.count == 8 || text.count == 10,
                 let year = Int(digits.prefix(4)), let month = Int(digits.dropFirst(4).prefix(2)),
@@ -81,6 +89,11 @@ public enum Conversion: String, Sendable, CaseIterable {
             else { throw MappingProblem("'\(text)' is not a date") }
             return .string(String(format: "%04d-%02d-%02d", year, month, day))
         case .dateTime:
+            // What department databases hold, `2024-01-15 08:30:00`, read without first asking
+            // the RFC 3339 parser (which refuses it: no `T`, no offset).
+            if let local = Self.chinaLocalTime(text), let date = RFC3339.parse(local) {
+                return .string(RFC3339.format(date, offsetHours: 8))
+            }
             if let date = RFC3339.parse(text) { return .string(RFC3339.format(date, offsetHours: 8)) }
             let normalized = text.replacingOccurrences(of: "/", with: "-")
             if let date = RFC3339.parse(normalized.replacingOccurrences(of: " ", with: "T") + "+08:00") {
@@ -115,6 +128,65 @@ public enum Conversion: String, Sendable, CaseIterable {
     }
 }
 
+extension Conversion {
+    /// The text without leading and trailing white space (`CharacterSet.whitespaces`); the
+    /// usual text, which starts and ends with a visible ASCII character, is returned as it is.
+    static func trimmed(_ text: String) -> String {
+        guard let first = text.utf8.first, let last = text.utf8.last else { return text }
+        if first > 0x20, first < 0x7F, last > 0x20, last < 0x7F { return text }
+        return text.trimmingCharacters(in: .whitespaces)
+    }
+
+    /// `.date` on ASCII text: eight digits, alone or with two separators, as `YYYY-MM-DD`; `nil`
+    /// when the text is not ASCII or not a date (the general path then decides and explains).
+    static func asciiDate(_ text: String) -> String? {
+        var digits: [Int] = []
+        digits.reserveCapacity(8)
+        for byte in text.utf8 {
+            // Non-ASCII, or CR (a CR LF pair is one character): leave to the general path.
+            guard byte < 0x80, byte != 0x0D else { return nil }
+            if byte &- UInt8(ascii: "0") < 10 { digits.append(Int(byte &- UInt8(ascii: "0"))) }
+        }
+        let count = text.utf8.count
+        guard digits.count == 8, count == 8 || count == 10 else { return nil }
+        let year = digits[0] * 1000 + digits[1] * 100 + digits[2] * 10 + digits[3]
+        let month = digits[4] * 10 + digits[5]
+        let day = digits[6] * 10 + digits[7]
+        guard CalendarDay.isValid(year: year, month: month, day: day) else { return nil }
+        var bytes: [UInt8] = []
+        for (index, digit) in digits.enumerated() {
+            if index == 4 || index == 6 { bytes.append(UInt8(ascii: "-")) }
+            bytes.append(UInt8(ascii: "0") + UInt8(digit))
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `2024-01-15 08:30:00` or `2024/01/15 08:30:00` (ASCII, no offset) as the RFC 3339 text of
+    /// that China time, `2024-01-15T08:30:00+08:00`; `nil` for any other shape.
+    static func chinaLocalTime(_ text: String) -> String? {
+        var text = text
+        return text.withUTF8 { source -> String? in
+            guard source.count == 19 else { return nil }
+            for (index, byte) in source.enumerated() {
+                switch index {
+                case 4, 7: guard byte == UInt8(ascii: "-") || byte == UInt8(ascii: "/") else { return nil }
+                case 10: guard byte == UInt8(ascii: " ") else { return nil }
+                case 13, 16: guard byte == UInt8(ascii: ":") else { return nil }
+                default: guard byte &- UInt8(ascii: "0") < 10 else { return nil }
+                }
+            }
+            return String(unsafeUninitializedCapacity: 25) { target in
+                _ = target.initialize(from: source)
+                target[4] = UInt8(ascii: "-")
+                target[7] = UInt8(ascii: "-")
+                target[10] = UInt8(ascii: "T")
+                for (offset, byte) in "+08:00".utf8.enumerated() { target[19 + offset] = byte }
+                return 25
+            }
+        }
+    }
+}
+
 /// Why a value could not be mapped.
 public struct MappingProblem: Error, Sendable, CustomStringConvertible {
     public var description: String
@@ -132,9 +204,12 @@ public struct MappingError: Error, Sendable, CustomStringConvertible {
 /// Builds event bodies from the mapping rules of a connector file.
 public struct BodyMapper: Sendable {
     public let rules: [FieldRule]
+    /// Each rule's field as pointer tokens, split once here rather than for every record.
+    private let fields: [[String]]
 
     public init(rules: [FieldRule]) {
         self.rules = rules
+        self.fields = rules.map { JSONValue.tokens(ofPointer: $0.field) }
     }
 
     /// The body for one input.
@@ -143,22 +218,15 @@ public struct BodyMapper: Sendable {
     ///   - path: the value at a JSON pointer of the input document.
     /// - Throws: ``MappingError`` for the first field whose value cannot be converted.
     public func body(column: (String) -> MappedValue, path: (String) -> MappedValue) throws -> JSONValue {
-        var body: JSONValue = .object([:])
-        for rule in rules {
+        var body: JSONValue = .object(Dictionary(minimumCapacity: rules.count))
+        for (rule, field) in zip(rules, fields) {
             let raw: MappedValue
-            let origin: String
             switch rule.value {
-            case .column(let name):
-                raw = column(name)
-                origin = "column \(name)"
-            case .path(let pointer):
-                raw = path(pointer)
-                origin = "path \(pointer)"
-            case .constant(let value):
-                raw = value
-                origin = "constant"
+            case .column(let name): raw = column(name)
+            case .path(let pointer): raw = path(pointer)
+            case .constant(let value): raw = value
             }
-            if raw == .null { continue }
+            if case .null = raw { continue }
             var value: JSONValue
             do {
                 if let codes = rule.codes {
@@ -174,11 +242,20 @@ public struct BodyMapper: Sendable {
                     value = raw.json
                 }
             } catch let problem as MappingProblem {
-                throw MappingError(field: rule.field, origin: origin, problem: problem.description)
+                throw MappingError(field: rule.field, origin: Self.origin(of: rule), problem: problem.description)
             }
-            body.set(value, at: rule.field)
+            body.set(value, atTokens: field[...])
         }
         return body
+    }
+
+    /// Where a rule's value comes from, as an error names it.
+    static func origin(of rule: FieldRule) -> String {
+        switch rule.value {
+        case .column(let name): "column \(name)"
+        case .path(let pointer): "path \(pointer)"
+        case .constant: "constant"
+        }
     }
 }
 
@@ -192,19 +269,11 @@ enum CalendarDay {
 }
 
 enum RFC3339 {
-    static func parse(_ text: String) -> Date? {
-        if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
-        return try? Date.ISO8601FormatStyle().parse(text)
-    }
+    /// RFC 3339 with or without a fraction of a second (``Timestamp/parse(_:)``).
+    static func parse(_ text: String) -> Date? { Timestamp.parse(text) }
 
-    /// `2024-01-15T08:30:00+08:00`.
+    /// `2024-01-15T08:30:00+08:00`: whole seconds at a fixed offset.
     static func format(_ date: Date, offsetHours: Int) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(secondsFromGMT: offsetHours * 3600)!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        let sign = offsetHours < 0 ? "-" : "+"
-        return String(
-            format: "%04d-%02d-%02dT%02d:%02d:%02d%@%02d:00", c.year!, c.month!, c.day!, c.hour!, c.minute!, c.second!,
-            sign, abs(offsetHours))
+        Timestamp.format(date, offsetMinutes: offsetHours * 60)
     }
 }

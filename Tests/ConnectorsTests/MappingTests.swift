@@ -96,5 +96,54 @@ struct MappingTests {
             }
         }
     }
-}
 
+    /// The forms department systems write dates and times in, each converted to the event's form,
+    /// and what is not a date refused.
+    @Test func datesAndTimesInTheDepartmentsForms() throws {
+        let yaml = """
+            name: x
+            department: household-registry
+            database: d
+            sources:
+              - kind: table
+                table: births
+                cursor: change_seq
+                type: household.birth.registered
+                mapping:
+                  /day: {column: day, convert: date}
+                  /at: {column: at, convert: date-time}
+            """
+        let configuration = try ConnectorConfiguration.parse(yaml, file: "t")
+        guard case .table(let table) = configuration.sources[0] else { return }
+        let mapper = BodyMapper(rules: table.mapping)
+        func convert(_ column: String, _ value: MappedValue) throws -> JSONValue? {
+            try mapper.body(column: { $0 == column ? value : .null }, path: { _ in .null })[pointer: "/\(column)"]
+        }
+        for (value, expected) in [
+            (MappedValue.text("2024-01-16 09:30:00"), "2024-01-16T09:30:00+08:00"),
+            (.text("2024/01/16 09:30:00"), "2024-01-16T09:30:00+08:00"),
+            (.text(" 2024-01-16 09:30:00\t"), "2024-01-16T09:30:00+08:00"),
+            (.text("2024-01-16T01:30:00Z"), "2024-01-16T09:30:00+08:00"),
+            (.text("2024-01-16T09:30:00.750+08:00"), "2024-01-16T09:30:00+08:00"),
+            (.text("2024-01-15T20:30:00-05:00"), "2024-01-16T09:30:00+08:00"),
+            (.text("2024-12-31 23:59:59"), "2024-12-31T23:59:59+08:00"),
+        ] {
+            #expect(try convert("at", value) == .string(expected), "\(value)")
+        }
+        // The shortcut for the local form relies on the RFC 3339 parser refusing it.
+        #expect((try? Date.ISO8601FormatStyle().parse("2024-01-16 09:30:00")) == nil)
+        for (value, expected) in [
+            (MappedValue.text("2024-01-15"), "2024-01-15"), (.text("2024/01/15"), "2024-01-15"),
+            (.text("2024.01.15"), "2024-01-15"), (.text("20240115"), "2024-01-15"), (.integer(20_240_115), "2024-01-15"),
+            (.text(" 20240229 "), "2024-02-29"),
+        ] {
+            #expect(try convert("day", value) == .string(expected), "\(value)")
+        }
+        for (column, value) in [
+            ("at", MappedValue.text("yesterday")), ("at", .text("2024-01-16")), ("day", .text("2023-02-29")),
+            ("day", .text("２０２４０１１５")), ("day", .text("2024-1-15")), ("day", .text("1899-12-31")),
+        ] {
+            #expect(throws: MappingError.self, "\(value)") { try convert(column, value) }
+        }
+    }
+}
