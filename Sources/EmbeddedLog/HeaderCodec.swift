@@ -39,6 +39,7 @@ enum HeaderCodec {
         if data.isEmpty { return [] }
         return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> [LogHeader] in
             var headers: [LogHeader] = []
+            headers.reserveCapacity(8)  // a CloudEvent's headers
             var index = 0
             func readLength() throws -> Int {
                 guard index + 4 <= raw.count else { throw corrupt() }
@@ -53,7 +54,8 @@ enum HeaderCodec {
                 let name = knownName(nameBytes) ?? String(decoding: nameBytes, as: UTF8.self)
                 index += nameLength
                 let valueLength = try readLength()
-                let value = Data(raw[index..<index + valueLength])
+                // From the base pointer: a `Data` made from a slice goes through a generic copy.
+                let value = valueLength == 0 ? Data() : Data(bytes: raw.baseAddress! + index, count: valueLength)
                 index += valueLength
                 headers.append(LogHeader(name: name, value: value))
             }
