@@ -146,28 +146,45 @@ func report(_ line: String) {
     lines.append(line)
 }
 
-if ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil {
-    report("### Embedded log (SQLite, WAL) against raw GRDB inserts")
-    report("")
-    report("| what | events | events/s | ratio to raw insert |")
-    report("|---|---:|---:|---:|")
-    for (batch, total) in [(1, 5_000 * scale), (100, 200_000 * scale), (1000, 200_000 * scale)] {
-        let raw = try await benchRawInsert(directory: directory, batch: batch, total: total)
-        let embedded = try await benchEmbeddedAppend(directory: directory, batch: batch, total: total)
-        report("| \(raw.name) | \(format(Double(raw.events))) | \(format(raw.eventsPerSecond)) | 1.00 |")
-        report(
-            "| \(embedded.name) | \(format(Double(embedded.events))) | \(format(embedded.eventsPerSecond)) | \(String(format: "%.2f", embedded.eventsPerSecond / raw.eventsPerSecond)) |"
-        )
+// ONEWINDOW_BENCH_PARTS picks parts of the embedded run for profiling (a comma-separated list of
+// `append`, `consume`, `connector`; default: all three). ONEWINDOW_BENCH_EVENTS overrides the event
+// count of the batched appends and of consume, ONEWINDOW_BENCH_ROWS the connector's row count, so
+// a run under callgrind stays short.
+let environment = ProcessInfo.processInfo.environment
+let parts = Set((environment["ONEWINDOW_BENCH_PARTS"] ?? "append,consume,connector").split(separator: ",").map(String.init))
+let events = Int(environment["ONEWINDOW_BENCH_EVENTS"] ?? "") ?? 200_000 * scale
+let connectorRows = Int(environment["ONEWINDOW_BENCH_ROWS"] ?? "") ?? 100_000 * scale
+
+if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil {
+    if parts.contains("append") || parts.contains("consume") {
+        report("### Embedded log (SQLite, WAL) against raw GRDB inserts")
+        report("")
+        report("| what | events | events/s | ratio to raw insert |")
+        report("|---|---:|---:|---:|")
     }
-    let consume = try await benchEmbeddedConsume(directory: directory, total: 200_000 * scale)
-    report("| \(consume.name) | \(format(Double(consume.events))) | \(format(consume.eventsPerSecond)) | |")
-    report("")
-    report("### Connector")
-    report("")
-    report("| what | rows | rows/s |")
-    report("|---|---:|---:|")
-    let connector = try await benchConnector(directory: directory, rows: 100_000 * scale)
-    report("| \(connector.name) | \(format(Double(connector.events))) | \(format(connector.eventsPerSecond)) |")
+    if parts.contains("append") {
+        for (batch, total) in [(1, 5_000 * scale), (100, events), (1000, events)] {
+            let raw = try await benchRawInsert(directory: directory, batch: batch, total: total)
+            let embedded = try await benchEmbeddedAppend(directory: directory, batch: batch, total: total)
+            report("| \(raw.name) | \(format(Double(raw.events))) | \(format(raw.eventsPerSecond)) | 1.00 |")
+            report(
+                "| \(embedded.name) | \(format(Double(embedded.events))) | \(format(embedded.eventsPerSecond)) | \(String(format: "%.2f", embedded.eventsPerSecond / raw.eventsPerSecond)) |"
+            )
+        }
+    }
+    if parts.contains("consume") {
+        let consume = try await benchEmbeddedConsume(directory: directory, total: events)
+        report("| \(consume.name) | \(format(Double(consume.events))) | \(format(consume.eventsPerSecond)) | |")
+    }
+    if parts.contains("connector") {
+        report("")
+        report("### Connector")
+        report("")
+        report("| what | rows | rows/s |")
+        report("|---|---:|---:|")
+        let connector = try await benchConnector(directory: directory, rows: connectorRows)
+        report("| \(connector.name) | \(format(Double(connector.events))) | \(format(connector.eventsPerSecond)) |")
+    }
 }
 
 if let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA"] {
