@@ -2,6 +2,8 @@ import ArgumentParser
 import Bus
 import EventLog
 import Foundation
+import Logging
+import ServiceLifecycle
 
 /// `onewindow subscribe`: print records of topics as JSON lines.
 struct SubscribeCommand: AsyncParsableCommand {
@@ -39,48 +41,108 @@ struct SubscribeCommand: AsyncParsableCommand {
         try await withLog(options) { log in
             let consumer = try await log.makeConsumer(
                 ConsumerConfiguration(subscription: subscription, group: group, autoOffsetReset: start))
-            defer { Task { await consumer.close() } }
-            var ends: [TopicPartition: Int64]? = nil
-            var positions: [TopicPartition: Int64] = [:]
-            var printed = 0
-            while !Task.isCancelled {
-                let records = try await consumer.poll(maxRecords: 500, timeout: .milliseconds(500))
-                for record in records {
-                    if let max, printed >= max { break }
-                    print(OutputLine.record(record))
-                    printed += 1
-                    positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
+            // SIGTERM or SIGINT stops reading between batches; the consumer then leaves its group.
+            let reader = ClosureService { [group, max, untilEnd] in
+                do {
+                    try await Self.follow(consumer, log, start: start, group: group, max: max, untilEnd: untilEnd)
+                } catch is CancellationError {
+                    // Stopped by a signal: what was printed and committed stands; the rest is read again.
                 }
-                if group != nil, !records.isEmpty { try await consumer.commit(records) }
-                if let max, printed >= max { break }
-                if untilEnd {
-                    let assigned = try await consumer.assignment()
-                    if assigned.isEmpty { continue }
-                    if ends == nil {
-                        var marks: [TopicPartition: Int64] = [:]
-                        for partition in assigned { marks[partition] = try await log.watermarks(partition).high }
-                        ends = marks
-                    }
-                    if records.isEmpty, try await caughtUp(ends!, positions, consumer, log) { break }
-                }
+            }
+            var configuration = ServiceGroupConfiguration(
+                services: [.init(service: reader, successTerminationBehavior: .gracefullyShutdownGroup)],
+                logger: Logger(label: "onewindow.subscribe", factory: { _ in SwiftLogNoOpLogHandler() }))
+            configuration.gracefulShutdownSignals = [.sigterm, .sigint]
+            do {
+                try await ServiceGroup(configuration: configuration).run()
+            } catch {
+                await consumer.close()
+                throw error
             }
             await consumer.close()
         }
     }
 
-    /// Every partition is read up to its end as it was when reading began (or has nothing left).
-    private func caughtUp(
-        _ ends: [TopicPartition: Int64], _ positions: [TopicPartition: Int64], _ consumer: any LogConsumer,
-        _ log: any EventLog
+    /// Prints records until interrupted, `--max` is reached, or (with `--until-end`) every assigned
+    /// partition is read up to where it ended when reading began. With a group, only what was
+    /// printed is committed: a record polled but cut off by `--max` is read again by the next run.
+    private static func follow(
+        _ consumer: any LogConsumer, _ log: any EventLog, start: SeekPosition, group: String?, max: Int?,
+        untilEnd: Bool
+    ) async throws {
+        var progress = ReadProgress()
+        var printed = 0
+        while !Task.isCancelled {
+            var records: [LogRecord]
+            do {
+                records = try await consumer.poll(maxRecords: 500, timeout: .milliseconds(500))
+            } catch is CancellationError {
+                return
+            }
+            if let max { records = Array(records.prefix(Swift.max(0, max - printed))) }
+            for record in records {
+                print(OutputLine.record(record))
+                progress.read(record)
+            }
+            // What is committed must have reached the output first (stdout is buffered in a pipe).
+            fflush(nil)
+            printed += records.count
+            if group != nil, !records.isEmpty { try await consumer.commit(records) }
+            if let max, printed >= max { return }
+            guard untilEnd, records.isEmpty else { continue }
+            let assigned = try await consumer.assignment()
+            if assigned.isEmpty { continue }
+            if try await progress.caughtUp(assigned, log: log, group: group, start: start) { return }
+        }
+    }
+}
+
+/// A service that runs a closure, stopped by cancellation on graceful shutdown.
+struct ClosureService: Service {
+    let body: @Sendable () async throws -> Void
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown { try await body() }
+    }
+}
+
+/// Where `subscribe --until-end` stands on each partition: the end it must reach (the high-water
+/// mark when the partition was first seen assigned) and where reading got to.
+struct ReadProgress {
+    private(set) var ends: [TopicPartition: Int64] = [:]
+    private(set) var next: [TopicPartition: Int64] = [:]
+
+    mutating func read(_ record: LogRecord) {
+        next[TopicPartition(record.topic, record.partition)] = record.offset + 1
+    }
+
+    /// Whether every assigned partition has nothing left before its end. A partition not read
+    /// from yet is caught up when the consumer's start on it — the group's committed offset, or
+    /// the reset position (earliest, latest, an offset, a time) — is already at or past its end.
+    mutating func caughtUp(
+        _ assigned: [TopicPartition], log: any EventLog, group: String?, start: SeekPosition
     ) async throws -> Bool {
-        for (partition, end) in ends {
+        for partition in assigned where ends[partition] == nil {
+            ends[partition] = try await log.watermarks(partition).high
+        }
+        var committed: [TopicPartition: Int64] = [:]
+        if let group {
+            committed = try await log.committedOffsets(group: group, topics: Array(Set(assigned.map(\.topic))))
+        }
+        for partition in assigned {
+            let end = ends[partition]!
+            if let position = next[partition], position >= end { continue }
+            if next[partition] != nil { return false }
             let position: Int64
-            if let read = positions[partition] {
-                position = read
-            } else if let group, let committed = try await log.committedOffsets(group: group, topics: [partition.topic])[partition] {
-                position = committed
+            if let offset = committed[partition] {
+                position = offset
             } else {
-                position = try await log.watermarks(partition).low
+                switch start {
+                case .earliest: position = try await log.watermarks(partition).low
+                case .latest: position = end
+                case .offset(let offset): position = offset
+                case .time(let time): position = try await log.offset(partition, atOrAfter: time)
+                }
             }
             if position < end { return false }
         }

@@ -65,20 +65,38 @@ func startOnewindow(_ arguments: [String], input: Data? = nil) throws -> (Proces
 }
 
 /// Runs `onewindow` to the end and returns what it printed.
-func runOnewindow(_ arguments: [String], input: Data? = nil) async throws -> ProcessResult {
+func runOnewindow(_ arguments: [String], input: Data? = nil, timeout: Duration = .seconds(60)) async throws
+    -> ProcessResult
+{
     let (process, output, error) = try startOnewindow(arguments, input: input)
-    return await finish(process, output, error)
+    return await finish(process, output, error, timeout: timeout)
 }
 
-func finish(_ process: Process, _ output: Pipe, _ error: Pipe) async -> ProcessResult {
-    // Read both pipes to the end before waiting, so a chatty child never blocks on a full pipe.
-    async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-    async let err = Task.detached { error.fileHandleForReading.readDataToEndOfFile() }.value
+/// Waits for the process (killing it after `timeout`) and returns what it printed. A process that
+/// had to be killed reports status -9, so a test expecting 0 fails instead of hanging.
+func finish(_ process: Process, _ output: Pipe, _ error: Pipe, timeout: Duration = .seconds(60)) async -> ProcessResult {
+    // Read both pipes to the end while waiting, so a chatty child never blocks on a full pipe.
+    async let out = readToEnd(output.fileHandleForReading)
+    async let err = readToEnd(error.fileHandleForReading)
+    var killed = false
+    if (try? await waitForExit(process, timeout: timeout)) == nil {
+        killed = true
+        kill(process.processIdentifier, SIGKILL)
+        try? await waitForExit(process, timeout: .seconds(10))
+    }
     let (outData, errData) = await (out, err)
-    try? await waitForExit(process)
     return ProcessResult(
-        status: process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
+        status: killed ? -9 : process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
         error: String(decoding: errData, as: UTF8.self))
+}
+
+/// Reads a pipe to its end on a thread of its own: a blocking read on one of the cooperative
+/// pool's few threads (two on this machine) would stall every other task of the test.
+func readToEnd(_ handle: FileHandle) async -> Data {
+    await withCheckedContinuation { continuation in
+        let thread = Thread { continuation.resume(returning: handle.readDataToEndOfFile()) }
+        thread.start()
+    }
 }
 
 func readAll(_ log: any EventLog, topic: String) async throws -> [LogRecord] {
