@@ -14,9 +14,13 @@ struct DemoCommand: AsyncParsableCommand {
     @OptionGroup var options: BusOptions
     @Flag(help: "Keep an existing demo log instead of starting from an empty one.") var keep = false
 
+    /// The demo's own log. It starts empty on every run unless --keep; a log named with --bus (or
+    /// ONEWINDOW_BUS) is never emptied, since it may be a real one.
+    static let demoLog = "var/demo.sqlite"
+
     func run() async throws {
-        let address = try options.bus.map(BusAddress.init(parsing:)) ?? .embedded(path: "var/demo.sqlite")
-        if case .embedded(let path) = address, !keep {
+        let address = try options.bus.map(BusAddress.init(parsing:)) ?? .embedded(path: Self.demoLog)
+        if case .embedded(let path) = address, path == Self.demoLog, !keep {
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
         }
         var busOptions = options
