@@ -440,11 +440,12 @@ enum RecordReader {
         var records: [LogRecord] = []
         records.reserveCapacity(min(limit, 4096))
         let rows = try Row.fetchCursor(statement)
+        var cache = HeaderCodec.ValueCache()
         while let row = try rows.next() {
             records.append(
                 LogRecord(
                     topic: topic.name, partition: partition, offset: row[0], timestamp: Date(milliseconds: row[1]),
-                    key: row[2], value: row[3] ?? Data(), headers: try HeaderCodec.decode(row[4])))
+                    key: row[2], value: row[3] ?? Data(), headers: try HeaderCodec.decode(row[4], cache: &cache)))
         }
         return records
     }

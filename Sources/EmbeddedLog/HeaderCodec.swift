@@ -35,7 +35,22 @@ enum HeaderCodec {
         return data
     }
 
+    /// The last value decoded for each header whose value repeats from record to record
+    /// (`ce_source`, `ce_type`, `content-type`…): a consumer reading a batch shares one copy of
+    /// such a value instead of allocating one per record.
+    struct ValueCache {
+        fileprivate var values = [Data?](repeating: nil, count: HeaderCodec.knownNames.count)
+
+        init() {}
+    }
+
     static func decode(_ data: Data) throws -> [LogHeader] {
+        var cache = ValueCache()
+        return try decode(data, cache: &cache)
+    }
+
+    /// Decodes a header blob, sharing repeated values through `cache` (one per batch read).
+    static func decode(_ data: Data, cache: inout ValueCache) throws -> [LogHeader] {
         if data.isEmpty { return [] }
         return try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> [LogHeader] in
             var headers: [LogHeader] = []
@@ -51,29 +66,51 @@ enum HeaderCodec {
             while index < raw.count {
                 let nameLength = try readLength()
                 let nameBytes = UnsafeRawBufferPointer(rebasing: raw[index..<index + nameLength])
-                let name = knownName(nameBytes) ?? String(decoding: nameBytes, as: UTF8.self)
+                let known = knownName(nameBytes)
+                let name = known.map { knownNames[$0].name } ?? String(decoding: nameBytes, as: UTF8.self)
                 index += nameLength
                 let valueLength = try readLength()
-                // From the base pointer: a `Data` made from a slice goes through a generic copy.
-                let value = valueLength == 0 ? Data() : Data(bytes: raw.baseAddress! + index, count: valueLength)
+                let bytes = UnsafeRawBufferPointer(rebasing: raw[index..<index + valueLength])
                 index += valueLength
-                headers.append(LogHeader(name: name, value: value))
+                // Values of up to 14 bytes live inside the `Data` itself: nothing to share.
+                guard valueLength > 14, let known, knownNames[known].repeats else {
+                    headers.append(LogHeader(name: name, value: copy(bytes)))
+                    continue
+                }
+                if let cached = cache.values[known], cached.count == valueLength,
+                    cached.withUnsafeBytes({ memcmp($0.baseAddress!, bytes.baseAddress!, valueLength) == 0 })
+                {
+                    headers.append(LogHeader(name: name, value: cached))
+                } else {
+                    let value = copy(bytes)
+                    cache.values[known] = value
+                    headers.append(LogHeader(name: name, value: value))
+                }
             }
             return headers
         }
     }
 
+    /// A copy from the base pointer: a `Data` made from a slice goes through a generic copy.
+    private static func copy(_ bytes: UnsafeRawBufferPointer) -> Data {
+        bytes.isEmpty ? Data() : Data(bytes: bytes.baseAddress!, count: bytes.count)
+    }
+
     /// The header names every OneWindow record carries, shared instead of decoded per record
     /// (a consumer decodes millions of them): a length check, then one byte comparison.
-    private static let knownNames: [(bytes: [UInt8], name: String)] = [
-        "ce_id", "ce_source", "ce_type", "ce_subject", "ce_time", "ce_specversion", "content-type",
-        "ce_correlationid", "ce_causationid", "dl_code", "dl_reason", "dl_original_topic", "dl_time", "dl_refused_by",
-    ].map { (Array($0.utf8), $0) }
+    /// `repeats` marks those whose value is usually the same from one record to the next.
+    fileprivate static let knownNames: [(bytes: [UInt8], name: String, repeats: Bool)] = [
+        ("ce_id", false), ("ce_source", true), ("ce_type", true), ("ce_subject", false), ("ce_time", false),
+        ("ce_specversion", true), ("content-type", true), ("ce_correlationid", false), ("ce_causationid", false),
+        ("dl_code", true), ("dl_reason", false), ("dl_original_topic", true), ("dl_time", false),
+        ("dl_refused_by", true),
+    ].map { (Array($0.0.utf8), $0.0, $0.1) }
 
-    private static func knownName(_ bytes: UnsafeRawBufferPointer) -> String? {
-        for known in knownNames where known.bytes.count == bytes.count {
+    /// The index of a known name in ``knownNames``.
+    private static func knownName(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        for (position, known) in knownNames.enumerated() where known.bytes.count == bytes.count {
             let equal = known.bytes.withUnsafeBytes { memcmp($0.baseAddress!, bytes.baseAddress!, bytes.count) == 0 }
-            if equal { return known.name }
+            if equal { return position }
         }
         return nil
     }

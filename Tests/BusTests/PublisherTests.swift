@@ -123,6 +123,33 @@ struct PublisherTests {
         }
     }
 
+    /// A batch read shares repeated header values between records; values that differ, even
+    /// with the same length, or that come under another name, are each read back as written.
+    @Test func headersReadBackAsWrittenWhenValuesRepeatOrAlternate() async throws {
+        let bus = try TemporaryBus()
+        defer { Task { await bus.tearDown() } }
+        try await bus.log.createTopics([TopicSpec(name: "test.header.values", partitions: 1)])
+        let sources = ["/departments/tax-bureau-a", "/departments/tax-bureau-b", "/departments/tax-bureau-b"]
+        var written: [OutgoingRecord] = []
+        for index in 0..<30 {
+            let source = sources[index % sources.count]
+            written.append(
+                OutgoingRecord(
+                    topic: "test.header.values", key: "k", value: Data("{}".utf8),
+                    headers: [
+                        LogHeader(name: "ce_source", text: source), LogHeader(name: "ce_type", text: "tax.payment.received"),
+                        LogHeader(name: "ce_subject", text: source), LogHeader(name: "x-custom", text: source),
+                        LogHeader(name: "content-type", text: index == 7 ? "" : "application/json; charset=utf-8"),
+                    ]))
+        }
+        _ = try await bus.log.append(written)
+        let read = try await bus.log.read(TopicPartition("test.header.values", 0), from: 0, maxRecords: 100)
+        #expect(read.count == written.count)
+        for (record, original) in zip(read, written) {
+            #expect(record.headers == original.headers, "offset \(record.offset)")
+        }
+    }
+
     @Test func typeCarriedBySeveralTopicsNeedsATopic() async throws {
         let example = try #require(repositoryCatalog.schemas["approval.requested"]?.examples.first)
         let validator = EventValidator(catalog: repositoryCatalog)
