@@ -6,20 +6,21 @@ import Synchronization
 /// The delivery reports of one `append`: resumes the caller when the last record is reported.
 ///
 /// librdkafka gets one opaque per record, a pointer to that record's ``Slot`` in this batch's one
-/// slot array; the batch keeps itself alive (one retain for the whole batch) until its last report,
-/// or until the producer fails what is left after destroying its client.
+/// slot array; a report writes its slot and counts down, and the last one builds the result. The
+/// batch keeps itself alive (one retain for the whole batch) until then, or until the producer
+/// fails what is left after destroying its client.
 final class DeliveryBatch: @unchecked Sendable {
-    // @unchecked Sendable: `slots` is written once, in `init`, and only read afterwards; `state`
-    // is a Mutex.
+    // @unchecked Sendable: each slot's result is written by exactly one report before the atomic
+    // countdown (release) and read only by whoever brings it to zero (acquire); the rest of a
+    // slot is written once, in `init`; `finish` is a Mutex.
     struct Slot {
         let batch: Unmanaged<DeliveryBatch>
-        let index: Int
+        var partition: Int32 = -1
+        var error: Int32 = 0
+        var offset: Int64 = -1
     }
 
-    struct State {
-        var remaining: Int
-        var positions: [RecordPosition?]
-        var error: LogError?
+    private struct Finish {
         var continuation: CheckedContinuation<[RecordPosition], any Error>?
         var retained: Unmanaged<DeliveryBatch>?
     }
@@ -28,17 +29,21 @@ final class DeliveryBatch: @unchecked Sendable {
     let count: Int
     /// Each record's topic (an append may span topics).
     let topics: [String]
-    let state: Mutex<State>
+    let producer: ProducerState
+    private let remaining: Atomic<Int>
+    private let finish: Mutex<Finish>
 
-    init(topics: [String], continuation: CheckedContinuation<[RecordPosition], any Error>) {
+    init(topics: [String], producer: ProducerState, continuation: CheckedContinuation<[RecordPosition], any Error>) {
         let count = topics.count
         self.count = count
         self.topics = topics
-        state = Mutex(State(remaining: count, positions: Array(repeating: nil, count: count), continuation: continuation))
+        self.producer = producer
+        remaining = Atomic(count)
+        finish = Mutex(Finish(continuation: continuation))
         slots = UnsafeMutablePointer<Slot>.allocate(capacity: count)
         let retained = Unmanaged.passRetained(self)
-        for index in 0..<count { (slots + index).initialize(to: Slot(batch: retained, index: index)) }
-        state.withLock { $0.retained = retained }
+        for index in 0..<count { (slots + index).initialize(to: Slot(batch: retained)) }
+        finish.withLock { $0.retained = retained }
     }
 
     deinit {
@@ -46,47 +51,53 @@ final class DeliveryBatch: @unchecked Sendable {
         slots.deallocate()
     }
 
-    /// The opaque librdkafka carries for record `index`.
-    func opaque(_ index: Int) -> UnsafeMutableRawPointer { UnsafeMutableRawPointer(slots + index) }
+    static var slotStride: Int { MemoryLayout<Slot>.stride }
 
-    /// Reports one record. Returns true when it was the batch's last.
-    @discardableResult
-    func complete(_ index: Int, _ result: Result<RecordPosition, LogError>) -> Bool {
-        let finished = state.withLock {
-            state -> (CheckedContinuation<[RecordPosition], any Error>, Result<[RecordPosition], any Error>, Unmanaged<DeliveryBatch>?)? in
-            guard state.remaining > 0 else { return nil }
-            switch result {
-            case .success(let position): state.positions[index] = position
-            case .failure(let error): if state.error == nil { state.error = error }
-            }
-            state.remaining -= 1
-            guard state.remaining == 0, let continuation = state.continuation else { return nil }
-            state.continuation = nil
-            let retained = state.retained
-            state.retained = nil
-            if let error = state.error { return (continuation, .failure(error), retained) }
-            return (continuation, .success(state.positions.map { $0! }), retained)
-        }
-        guard let (continuation, outcome, retained) = finished else { return false }
-        continuation.resume(with: outcome)
-        retained?.release()
-        return true
+    /// Reports record `index`: where it landed, or librdkafka's error code.
+    func report(_ index: Int, partition: Int32, offset: Int64, error: rd_kafka_resp_err_t) {
+        slots[index].partition = partition
+        slots[index].offset = offset
+        slots[index].error = error.rawValue
+        if remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 { complete() }
     }
 
-    /// Fails every record not reported yet; only once librdkafka can no longer report them.
-    func failRemaining(_ error: LogError) {
-        let finished = state.withLock {
-            state -> (CheckedContinuation<[RecordPosition], any Error>, Unmanaged<DeliveryBatch>?)? in
-            guard state.remaining > 0, let continuation = state.continuation else { return nil }
-            state.remaining = 0
-            state.continuation = nil
-            let retained = state.retained
-            state.retained = nil
-            return (continuation, retained)
+    /// The last report: the positions, or the first record's failure.
+    private func complete() {
+        var result: Result<[RecordPosition], any Error>
+        if let failed = (0..<count).first(where: { slots[$0].error != 0 }) {
+            let slot = slots[failed]
+            let code = rd_kafka_resp_err_t(rawValue: slot.error)
+            if code == RD_KAFKA_RESP_ERR__FATAL, let fatal = producer.fatal {
+                result = .failure(fatal)
+            } else {
+                var failure = KafkaErrors.error(code, "delivering record \(failed) of the append", subject: topics[failed])
+                if slot.partition >= 0 { failure.subject = "\(topics[failed])[\(slot.partition)]" }
+                result = .failure(failure)
+            }
+        } else {
+            result = .success(
+                (0..<count).map { RecordPosition(topic: topics[$0], partition: Int(slots[$0].partition), offset: slots[$0].offset) })
         }
-        guard let (continuation, retained) = finished else { return }
-        continuation.resume(throwing: error)
+        resume(result)
+    }
+
+    private func resume(_ result: Result<[RecordPosition], any Error>) {
+        let taken = finish.withLock { finish -> (CheckedContinuation<[RecordPosition], any Error>, Unmanaged<DeliveryBatch>?)? in
+            guard let continuation = finish.continuation else { return nil }
+            finish.continuation = nil
+            defer { finish.retained = nil }
+            return (continuation, finish.retained)
+        }
+        guard let (continuation, retained) = taken else { return }
+        producer.unregister(self)
+        continuation.resume(with: result)
         retained?.release()
+    }
+
+    /// Fails the append if it is not finished; only once librdkafka can no longer report its
+    /// records (or before any was handed to it).
+    func failRemaining(_ error: LogError) {
+        resume(.failure(error))
     }
 }
 
@@ -143,27 +154,14 @@ private func deliveryReport(
     _ client: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?
 ) {
     guard let message, let context = message.pointee._private else { return }
-    let slot = context.assumingMemoryBound(to: DeliveryBatch.Slot.self).pointee
-    let batch = slot.batch.takeUnretainedValue()
+    let slots = context.assumingMemoryBound(to: DeliveryBatch.Slot.self)
     let error = message.pointee.err
-    let result: Result<RecordPosition, LogError>
-    if error == RD_KAFKA_RESP_ERR_NO_ERROR {
-        result = .success(
-            RecordPosition(topic: batch.topics[slot.index], partition: Int(message.pointee.partition), offset: message.pointee.offset))
-    } else if error == RD_KAFKA_RESP_ERR__FATAL, let client, let opaque {
-        let state = Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue()
-        let fatal = ProducerState.fatalError(client)
-        state.raiseFatal(fatal)
-        result = .failure(fatal)
-    } else {
-        let topic = batch.topics[slot.index]
-        var failure = KafkaErrors.error(error, "delivering record \(slot.index) of the append", subject: topic)
-        if message.pointee.partition >= 0 { failure.subject = "\(topic)[\(message.pointee.partition)]" }
-        result = .failure(failure)
+    if error == RD_KAFKA_RESP_ERR__FATAL, let client, let opaque {
+        Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue().raiseFatal(ProducerState.fatalError(client))
     }
-    if batch.complete(slot.index, result), let opaque {
-        Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue().unregister(batch)
-    }
+    let batch = slots.pointee.batch.takeUnretainedValue()
+    let index = (Int(bitPattern: context) - Int(bitPattern: batch.slots)) / DeliveryBatch.slotStride
+    batch.report(index, partition: message.pointee.partition, offset: message.pointee.offset, error: error)
 }
 
 /// librdkafka's error callback: only a fatal error matters here (the others are transient and
@@ -179,7 +177,7 @@ private func producerError(
 /// that frees them. Every call on it runs on the producer's serial queue.
 final class ProducerCore: @unchecked Sendable {
     // @unchecked Sendable: `client` is thread-safe for produce/poll/flush (librdkafka's contract);
-    // `destroyed` is read and written only on the producer's serial queue; the report thread ends
+    // `destroyed` and `topicHandles` are read and written only on the producer's serial queue; the report thread ends
     // before `client` is destroyed.
     let client: OpaquePointer
     let state: ProducerState
@@ -187,6 +185,7 @@ final class ProducerCore: @unchecked Sendable {
     private let running = RunFlag()
     private let stopped = DispatchSemaphore(value: 0)
     private var destroyed = false
+    private var topicHandles: [String: OpaquePointer] = [:]
 
     init(configuration: KafkaConfiguration) throws {
         let conf = try makeConf(configuration.producerProperties)
@@ -209,68 +208,93 @@ final class ProducerCore: @unchecked Sendable {
         thread.start()
     }
 
-    /// Enqueues the records of one batch. On the producer's serial queue.
+    /// Enqueues the records of one batch: laid out in one byte buffer and handed to librdkafka in
+    /// one C call (no per-record Swift closures or C-string conversions). On the producer's queue.
     func produce(_ records: [OutgoingRecord], batch: DeliveryBatch) {
         if destroyed {
             batch.failRemaining(LogError(.closed, "the Kafka log is closed", remedy: "open the bus again", subject: batch.topics[0]))
             return
         }
-        state.register(batch)
-        for (index, record) in records.enumerated() {
-            if let fatal = state.fatal {
-                fail(batch, index, fatal)
-                continue
-            }
-            produce(record, index: index, batch: batch)
-        }
-    }
-
-    private func fail(_ batch: DeliveryBatch, _ index: Int, _ error: LogError) {
-        if batch.complete(index, .failure(error)) { state.unregister(batch) }
-    }
-
-    /// Hands one record to librdkafka, which reports it later; a record it refuses is failed here.
-    private func produce(_ record: OutgoingRecord, index: Int, batch: DeliveryBatch) {
-        let headers = rd_kafka_headers_new(record.headers.count)!
-        for header in record.headers {
-            header.value.withUnsafeBytes { value in
-                _ = rd_kafka_header_add(headers, header.name, -1, value.baseAddress, value.count)
-            }
-        }
-        let timestamp = record.timestamp.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0
-        let partition = record.partition.map(Int32.init) ?? RD_KAFKA_PARTITION_UA
-        let opaque = batch.opaque(index)
-        while true {
-            let error = record.value.withUnsafeBytes { value in
-                withKey(record.key) { key, keyLength in
-                    onewindow_produce(
-                        client, record.topic, partition, key, keyLength, value.baseAddress, value.count, timestamp,
-                        headers, opaque)
-                }
-            }
-            if error == RD_KAFKA_RESP_ERR__QUEUE_FULL {
-                // Wait for room: delivery reports free the queue.
-                rd_kafka_poll(client, 50)
-                continue
-            }
-            if error == RD_KAFKA_RESP_ERR_NO_ERROR { return }
-            // Not enqueued: the headers are still ours, and no report will come for this record.
-            rd_kafka_headers_destroy(headers)
-            let failure: LogError
-            if error == RD_KAFKA_RESP_ERR__FATAL {
-                failure = ProducerState.fatalError(client)
-                state.raiseFatal(failure)
-            } else {
-                failure = KafkaErrors.error(error, "producing record \(index) of the append", subject: record.topic)
-            }
-            fail(batch, index, failure)
+        if let fatal = state.fatal {
+            batch.failRemaining(fatal)
             return
         }
+        state.register(batch)
+        var bytes: [UInt8] = [0]  // never empty, so every offset is inside the buffer
+        bytes.reserveCapacity(records.reduce(64) { $0 + $1.value.count + ($1.key?.count ?? 0) + $1.headers.count * 48 })
+        var layout: [onewindow_record_t] = []
+        layout.reserveCapacity(records.count)
+        var headers: [onewindow_header_t] = []
+        headers.reserveCapacity(records.count * (records.first?.headers.count ?? 0))
+        var topicIndex: [String: Int64] = [:]
+        var handles: [OpaquePointer?] = []
+        for record in records {
+            let topic: Int64
+            if let known = topicIndex[record.topic] {
+                topic = known
+            } else {
+                topic = Int64(handles.count)
+                topicIndex[record.topic] = topic
+                handles.append(self.topic(record.topic))
+            }
+            let firstHeader = Int64(headers.count)
+            for header in record.headers {
+                let nameOffset = Int64(bytes.count)
+                bytes.append(contentsOf: header.name.utf8)
+                let valueOffset = Int64(bytes.count)
+                bytes.append(contentsOf: header.value)
+                headers.append(
+                    onewindow_header_t(
+                        name_offset: nameOffset, name_length: valueOffset - nameOffset, value_offset: valueOffset,
+                        value_length: Int64(bytes.count) - valueOffset))
+            }
+            var keyOffset: Int64 = -1
+            var keyLength: Int64 = 0
+            if let key = record.key {
+                keyOffset = Int64(bytes.count)
+                bytes.append(contentsOf: key)
+                keyLength = Int64(key.count)
+            }
+            let valueOffset = Int64(bytes.count)
+            bytes.append(contentsOf: record.value)
+            layout.append(
+                onewindow_record_t(
+                    topic: topic, partition: Int64(record.partition ?? Int(RD_KAFKA_PARTITION_UA)),
+                    timestamp_ms: record.timestamp.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0,
+                    key_offset: keyOffset, key_length: keyLength, value_offset: valueOffset,
+                    value_length: Int64(record.value.count), first_header: firstHeader,
+                    header_count: Int64(record.headers.count)))
+        }
+        var next = 0
+        while next < records.count {
+            var error = RD_KAFKA_RESP_ERR_NO_ERROR
+            let stopped = bytes.withUnsafeBufferPointer { bytes in
+                layout.withUnsafeBufferPointer { layout in
+                    headers.withUnsafeBufferPointer { headers in
+                        handles.withUnsafeBufferPointer { handles in
+                            onewindow_produce_batch(
+                                client, handles.baseAddress, layout.baseAddress, next, records.count, headers.baseAddress,
+                                bytes.baseAddress, UnsafeMutableRawPointer(batch.slots).assumingMemoryBound(to: CChar.self),
+                                DeliveryBatch.slotStride, &error)
+                        }
+                    }
+                }
+            }
+            if stopped >= records.count { break }
+            // Refused: no report will come for this record; fail it here and go on after it.
+            if error == RD_KAFKA_RESP_ERR__FATAL { state.raiseFatal(ProducerState.fatalError(client)) }
+            batch.report(stopped, partition: -1, offset: -1, error: error)
+            next = stopped + 1
+        }
     }
 
-    private func withKey<T>(_ key: Data?, _ body: (UnsafeRawPointer?, Int) -> T) -> T {
-        guard let key else { return body(nil, 0) }
-        return key.withUnsafeBytes { body($0.baseAddress, $0.count) }
+    /// librdkafka's handle of a topic, made once per topic (producing through it saves the lookup
+    /// by name per record); destroyed in `shutdown`.
+    private func topic(_ name: String) -> OpaquePointer? {
+        if let known = topicHandles[name] { return known }
+        let made = rd_kafka_topic_new(client, name, nil)
+        topicHandles[name] = made
+        return made
     }
 
     /// Waits up to the close timeout for in-flight records; then purges what is left, so every
@@ -287,6 +311,8 @@ final class ProducerCore: @unchecked Sendable {
         }
         running.turnOff()
         stopped.wait()
+        for handle in topicHandles.values { rd_kafka_topic_destroy(handle) }
+        topicHandles = [:]
         rd_kafka_destroy(client)
         for batch in state.takeBatches() {
             batch.failRemaining(
@@ -327,7 +353,7 @@ final class KafkaProducer: Sendable {
         let core = self.core
         let queue = blocking.queue
         return try await withCheckedThrowingContinuation { continuation in
-            let batch = DeliveryBatch(topics: records.map(\.topic), continuation: continuation)
+            let batch = DeliveryBatch(topics: records.map(\.topic), producer: core.state, continuation: continuation)
             // Check and enqueue under the lock: a close that comes after is queued after this.
             let accepted = closed.withLock { closed -> Bool in
                 if closed { return false }
