@@ -6,11 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$1
 records=${ONEWINDOW_BENCH_KAFKA_RECORDS:-100000}
-bin=$(swift build -c release --show-bin-path)/onewindow-bench
-cc -O2 -o .build/raw_bench Benchmarks/kafka-raw/raw_bench.c $(pkg-config --cflags --libs rdkafka)
+# ONEWINDOW_BENCH_BIN: the onewindow-bench binary to run (default: the release build in .build).
+bin=${ONEWINDOW_BENCH_BIN:-$(swift build -c release --show-bin-path)/onewindow-bench}
+raw_bench=$(dirname "$bin")/raw_bench
+# Both topics get the same partitions (the hub's benchmark creates its topic with 6).
+partitions=6
+cc -O2 -o "$raw_bench" Benchmarks/kafka-raw/raw_bench.c $(pkg-config --cflags --libs rdkafka)
 scripts/with-test-broker.sh bash -c '
   set -euo pipefail
-  raw=$(.build/raw_bench "$ONEWINDOW_TEST_KAFKA" "bench.raw.$RANDOM" '"$records"')
+  raw=$('"$raw_bench"' "$ONEWINDOW_TEST_KAFKA" "bench.raw.$RANDOM" '"$records"' '"$partitions"')
   hub=$(ONEWINDOW_BENCH_KAFKA="$ONEWINDOW_TEST_KAFKA" ONEWINDOW_BENCH_KAFKA_RECORDS='"$records"' \
         ONEWINDOW_BENCH_ONLY_KAFKA=1 '"$bin"' | grep KAFKA_HUB)
   rp=$(echo "$raw" | awk "/produce/ {print \$2}"); rc=$(echo "$raw" | awk "/consume/ {print \$2}")

@@ -1,7 +1,10 @@
 // librdkafka alone, the yardstick for the hub's Kafka backend: produce N ~500-byte records with
 // the hub's producer settings (idempotent, acks=all, murmur2_random, linger.ms=5), wait for every
-// delivery report, then consume them with a new group. Prints "produce <events/s>" and
-// "consume <events/s>". Usage: raw_bench BOOTSTRAP TOPIC N
+// delivery report, then consume them with a new group. The topic is created first through the
+// admin API with PARTITIONS partitions, as the hub's benchmark creates its own, so both write to
+// the same shape of topic. Prints "produce <events/s>" and "consume <events/s>"; gives up (exit
+// 1) when the records do not all arrive within a minute.
+// Usage: raw_bench BOOTSTRAP TOPIC N PARTITIONS
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +31,34 @@ static void set(rd_kafka_conf_t *conf, const char *name, const char *value) {
     }
 }
 
+/* Creates the topic with the given partitions (replication: the broker's default) and waits for
+ * the answer. Exits on failure. */
+static void create_topic(rd_kafka_t *rk, const char *topic, int partitions) {
+    char error[512];
+    rd_kafka_NewTopic_t *new_topic = rd_kafka_NewTopic_new(topic, partitions, -1, error, sizeof error);
+    if (!new_topic) { fprintf(stderr, "topic %s: %s\n", topic, error); exit(1); }
+    rd_kafka_queue_t *queue = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &new_topic, 1, NULL, queue);
+    rd_kafka_event_t *event = rd_kafka_queue_poll(queue, 30000);
+    if (!event) { fprintf(stderr, "creating %s: no answer within 30 s\n", topic); exit(1); }
+    size_t count = 0;
+    const rd_kafka_topic_result_t **results =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+    if (rd_kafka_event_error(event) || count != 1 || rd_kafka_topic_result_error(results[0])) {
+        fprintf(stderr, "creating %s failed: %s\n", topic,
+                count == 1 ? rd_kafka_err2str(rd_kafka_topic_result_error(results[0])) : rd_kafka_event_error_string(event));
+        exit(1);
+    }
+    rd_kafka_event_destroy(event);
+    rd_kafka_queue_destroy(queue);
+    rd_kafka_NewTopic_destroy(new_topic);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 4) { fprintf(stderr, "usage: raw_bench BOOTSTRAP TOPIC N\n"); return 2; }
+    if (argc != 5) { fprintf(stderr, "usage: raw_bench BOOTSTRAP TOPIC N PARTITIONS\n"); return 2; }
     const char *bootstrap = argv[1], *topic = argv[2];
     long n = atol(argv[3]);
+    int partitions = atoi(argv[4]);
     char error[512], value[420], key[32];
     memset(value, 'x', sizeof value);
 
@@ -44,6 +71,20 @@ int main(int argc, char **argv) {
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
     if (!producer) { fprintf(stderr, "%s\n", error); return 1; }
+    create_topic(producer, topic, partitions);
+    /* Wait until the producer sees the topic with all its partitions (metadata propagates). */
+    for (int attempt = 0;; attempt++) {
+        const rd_kafka_metadata_t *metadata = NULL;
+        rd_kafka_topic_t *handle = rd_kafka_topic_new(producer, topic, NULL);
+        int ready = rd_kafka_metadata(producer, 0, handle, &metadata, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                    metadata->topic_cnt == 1 && metadata->topics[0].partition_cnt == partitions;
+        if (metadata) rd_kafka_metadata_destroy(metadata);
+        rd_kafka_topic_destroy(handle);
+        if (ready) break;
+        if (attempt == 50) { fprintf(stderr, "topic %s never showed %d partitions\n", topic, partitions); return 1; }
+        struct timespec pause = {0, 100000000};
+        nanosleep(&pause, NULL);
+    }
 
     double start = now();
     for (long i = 0; i < n; i++) {
@@ -83,8 +124,12 @@ int main(int argc, char **argv) {
     rd_kafka_subscribe(consumer, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     long seen = 0;
-    double first = 0;
+    double first = 0, deadline = now() + 60;
     while (seen < n) {
+        if (now() > deadline) {
+            fprintf(stderr, "consumed %ld of %ld records within a minute\n", seen, n);
+            return 1;
+        }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(consumer, 1000);
         if (!m) continue;
         if (!m->err) {
