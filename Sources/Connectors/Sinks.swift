@@ -258,7 +258,11 @@ struct WebhookSink: Sendable {
         request.setValue(Timestamp.format(event.time), forHTTPHeaderField: "ce-time")
         if let subject = event.subject { request.setValue(subject, forHTTPHeaderField: "ce-subject") }
         do {
-            let (data, response) = try await session.data(for: request)
+            // Not cancelled with the sink: FoundationNetworking on Linux can crash the process
+            // ("a task that is not in the registry") when a request in flight is cancelled. On
+            // shutdown the request ends by itself, within its timeout.
+            let finalRequest = request
+            let (data, response) = try await Task.detached { try await session.data(for: finalRequest) }.value
             let status = (response as? HTTPURLResponse)?.statusCode ?? 0
             let text = String(decoding: data.prefix(300), as: UTF8.self)
             switch status {
