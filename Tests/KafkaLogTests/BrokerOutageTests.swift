@@ -63,14 +63,14 @@ struct BrokerOutageTests {
             }
         }
         while inFlight.finished < 10 { try await Task.sleep(for: .milliseconds(20)) }
-        proxy.cut()
+        try await proxy.cut()
         let pendingAtCut = inFlight.pending
         try #require(!proxy.accepts(), "the cut refuses connections")
         try await Task.sleep(for: .seconds(1))
         let stillPending = pendingAtCut.intersection(inFlight.pending)
         #expect(!stillPending.isEmpty, "appends started before the cut were still unresolved a second into it")
         try await Task.sleep(for: .seconds(4))
-        proxy.restore()
+        try await proxy.restore()
         #expect(proxy.accepts(), "the proxy accepts connections again")
         let positions = try await producing.value
         #expect(positions.count == Self.total)
@@ -93,9 +93,9 @@ struct BrokerOutageTests {
         try #require(seen.count == Self.total / 2, "the member read \(seen.count) of \(Self.total / 2)")
         try await member.commit(seen)
         let committed = try await log.committedOffsets(group: group, topics: [topic])
-        proxy.cut()
+        try await proxy.cut()
         try await Task.sleep(for: .seconds(8))
-        proxy.restore()
+        try await proxy.restore()
         let rest = try await pollUntil(member, count: Self.total - seen.count, quietAfter: Self.total - seen.count)
         await member.close()
         let seenIDs = Set(seen.map(ceID))
@@ -113,7 +113,7 @@ struct BrokerOutageTests {
         closing.closeTimeout = .seconds(2)
         let doomed = try KafkaLog(configuration: closing)
         #expect(try await doomed.listTopics().contains(topic))  // learns the topic before the cut
-        proxy.cut()
+        try await proxy.cut()
         let started = Task.detached { () -> [Result<[RecordPosition], any Error>] in
             await withTaskGroup(of: Result<[RecordPosition], any Error>.self) { group in
                 for index in 0..<4 {
@@ -143,7 +143,7 @@ struct BrokerOutageTests {
             #expect(logError.code == .closed, "\(logError)")
             #expect(logError.description.contains("written"), "says whether it may have been written: \(logError)")
         }
-        proxy.restore()
+        try await proxy.restore()
         await log.close()
     }
 
@@ -276,7 +276,7 @@ final class TestProxy: Sendable {
     let port: Int
 
     static let program = #"""
-        import os, signal, socket, sys, threading
+        import os, signal, socket, sys, threading, time
         port, target = int(sys.argv[1]), int(sys.argv[2])
         lock = threading.Lock()
         state = {"listener": None, "connections": set()}
@@ -355,8 +355,11 @@ final class TestProxy: Sendable {
         signal.signal(signal.SIGUSR2, restore)
         signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
         listen()
+        # Not signal.pause(): a signal the kernel hands to a pump thread would leave the main
+        # thread paused, and Python runs handlers only on the main thread. A short sleep loop
+        # lets the main thread run a pending handler within 20 ms whichever thread got it.
         while True:
-            signal.pause()
+            time.sleep(0.02)
         """#
 
     init(port: Int, target: Int) throws {
@@ -375,15 +378,15 @@ final class TestProxy: Sendable {
 
     /// Closes every connection and stops listening; returns once new connections are refused
     /// (at most five seconds: on a loaded machine the proxy can take a moment to run its handler).
-    func cut() {
+    func cut() async throws {
         kill(process.processIdentifier, SIGUSR1)
-        for _ in 0..<250 where accepts() { usleep(20_000) }
+        for _ in 0..<250 where accepts() { try await Task.sleep(for: .milliseconds(20)) }
     }
 
     /// Listens again; returns once a connection is accepted (at most five seconds).
-    func restore() {
+    func restore() async throws {
         kill(process.processIdentifier, SIGUSR2)
-        for _ in 0..<250 where !accepts() { usleep(20_000) }
+        for _ in 0..<250 where !accepts() { try await Task.sleep(for: .milliseconds(20)) }
     }
 
     /// Whether a connection to the proxy is accepted now.
