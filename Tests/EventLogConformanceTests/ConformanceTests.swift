@@ -123,6 +123,33 @@ struct ConformanceTests {
         #expect(abs(records[0].timestamp.timeIntervalSince(time)) < 0.001)
     }
 
+    /// Backends may share header values between the records of a batch they read; whatever they
+    /// share, each record reads back with exactly its own headers.
+    @Test(arguments: Backend.allCases)
+    func headersThatRepeatOrChangeBetweenRecordsReadBackAsWritten(_ backend: Backend) async throws {
+        let fixture = try LogFixture.make(backend)
+        defer { Task { await fixture.tearDown() } }
+        let topic = fixture.topic("headers")
+        try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
+        let written: [[LogHeader]] = [
+            [LogHeader(name: "a", text: "1"), LogHeader(name: "b", text: "x")],
+            [LogHeader(name: "a", text: "1"), LogHeader(name: "b", text: "y")],
+            [LogHeader(name: "a", text: "1"), LogHeader(name: "c", text: "y"), LogHeader(name: "d", text: "z")],
+            [LogHeader(name: "a", text: "12")],
+            [],
+            [LogHeader(name: "a", text: "1"), LogHeader(name: "b", value: Data())],
+            [LogHeader(name: "a", text: "1"), LogHeader(name: "b", value: Data())],
+        ]
+        _ = try await fixture.log.append(
+            written.enumerated().map { OutgoingRecord(topic: topic, key: "k-\($0.offset)", value: Data(), headers: $0.element) })
+        let read = try await fixture.log.read(TopicPartition(topic, 0), from: 0, maxRecords: 100)
+        #expect(read.map(\.headers) == written)
+        let consumer = try await fixture.log.makeConsumer(.group(fixture.topic("headers-group"), topics: [topic]))
+        let consumed = try await drain(consumer, count: written.count)
+        await consumer.close()
+        #expect(consumed.sorted { $0.offset < $1.offset }.map(\.headers) == written)
+    }
+
     @Test(arguments: Backend.allCases)
     func watermarksAndOffsetForTime(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)

@@ -190,6 +190,7 @@ final class PartitionReader: @unchecked Sendable {
         var records: [LogRecord] = []
         var next = start
         var topicNames: [OpaquePointer: String] = [:]
+        var previousHeaders: [LogHeader] = []
         let assigned = DispatchTime.now().uptimeNanoseconds
         let deadline = assigned + UInt64(max(timeout, 1000)) * 1_000_000
         var heard = false
@@ -221,7 +222,7 @@ final class PartitionReader: @unchecked Sendable {
             if error != RD_KAFKA_RESP_ERR_NO_ERROR {
                 throw KafkaErrors.error(error, "reading from offset \(next)", subject: partition.description)
             }
-            let record = KafkaConsumer.record(message, topicNames: &topicNames)
+            let record = KafkaConsumer.record(message, topicNames: &topicNames, previousHeaders: &previousHeaders)
             guard record.topic == partition.topic, record.offset >= next else { continue }
             records.append(record)
             next = record.offset + 1

@@ -308,6 +308,7 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
             if let failure = context.takeFailure() { throw failure }
             let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(milliseconds) * 1_000_000
             var topicNames: [OpaquePointer: String] = [:]
+            var previousHeaders: [LogHeader] = []
             var revocations = context.revocationCount
             while buffer.count < max(maxRecords, 1) {
                 let now = DispatchTime.now().uptimeNanoseconds
@@ -334,7 +335,7 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
                     if buffer.isEmpty { throw KafkaErrors.error(error, "consuming") }
                     break
                 }
-                buffer.append(Self.record(message, topicNames: &topicNames))
+                buffer.append(Self.record(message, topicNames: &topicNames, previousHeaders: &previousHeaders))
             }
             let count = min(maxRecords, buffer.count)
             let result = Array(buffer.prefix(count))
@@ -344,7 +345,8 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
     }
 
     static func record(
-        _ message: UnsafeMutablePointer<rd_kafka_message_t>, topicNames: inout [OpaquePointer: String]
+        _ message: UnsafeMutablePointer<rd_kafka_message_t>, topicNames: inout [OpaquePointer: String],
+        previousHeaders: inout [LogHeader]
     ) -> LogRecord {
         let pointee = message.pointee
         let topic: String
@@ -365,16 +367,40 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
             var name: UnsafePointer<CChar>?
             var bytes: UnsafeRawPointer?
             var size = 0
+            headers.reserveCapacity(previousHeaders.count)
             while rd_kafka_header_get_all(list, index, &name, &bytes, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-                headers.append(
-                    LogHeader(name: String(cString: name!), value: bytes.map { Data(bytes: $0, count: size) } ?? Data()))
+                // Records of one batch mostly repeat their headers (spec version, source, type,
+                // content type): reuse the previous record's header at this place when its name
+                // and bytes are the same, instead of making a new String and Data for it.
+                if index < previousHeaders.count, Self.same(previousHeaders[index], name!, bytes, size) {
+                    headers.append(previousHeaders[index])
+                } else {
+                    headers.append(
+                        LogHeader(name: String(cString: name!), value: bytes.map { Data(bytes: $0, count: size) } ?? Data()))
+                }
                 index += 1
             }
+            previousHeaders = headers
         }
         return LogRecord(
             topic: topic, partition: Int(pointee.partition), offset: pointee.offset,
             timestamp: Date(timeIntervalSince1970: Double(max(timestamp, 0)) / 1000), key: key, value: value,
             headers: headers)
+    }
+
+    /// Whether a header has this C name and these value bytes.
+    private static func same(_ header: LogHeader, _ name: UnsafePointer<CChar>, _ bytes: UnsafeRawPointer?, _ size: Int)
+        -> Bool
+    {
+        guard header.value.count == size else { return false }
+        let valueMatches = header.value.withUnsafeBytes { stored in
+            size == 0 || (bytes != nil && memcmp(stored.baseAddress!, bytes!, size) == 0)
+        }
+        guard valueMatches else { return false }
+        var nameCopy = header.name
+        return nameCopy.withUTF8 { utf8 in
+            strlen(name) == utf8.count && memcmp(utf8.baseAddress!, name, utf8.count) == 0
+        }
     }
 
     func commit(offsets: [TopicPartition: Int64]) async throws {
