@@ -114,10 +114,7 @@ public enum Timestamp {
     /// `2024-01-15T08:30:00.000Z`. Computed directly (civil-from-days), because it runs for every
     /// record published and Foundation's formatters cost tens of microseconds a call.
     public static func format(_ date: Date) -> String {
-        let milliseconds = milliseconds(date)
-        let days = milliseconds >= 0 ? milliseconds / 86_400_000 : (milliseconds - 86_399_999) / 86_400_000
-        let dayMilliseconds = milliseconds - days * 86_400_000
-        let (year, month, day) = civil(days)
+        let (year, month, day, dayMilliseconds) = split(milliseconds(date))
         return String(unsafeUninitializedCapacity: 32) { buffer in
             var index = 0
             write(year, month, day, seconds: dayMilliseconds / 1000, into: buffer, at: &index)
@@ -133,10 +130,7 @@ public enum Timestamp {
     /// written as a number (`+00:00` for UTC).
     /// - Parameter offsetMinutes: minutes east of UTC (480 for China Standard Time).
     public static func format(_ date: Date, offsetMinutes: Int) -> String {
-        let local = milliseconds(date) + Int64(offsetMinutes) * 60_000
-        let days = local >= 0 ? local / 86_400_000 : (local - 86_399_999) / 86_400_000
-        let dayMilliseconds = local - days * 86_400_000
-        let (year, month, day) = civil(days)
+        let (year, month, day, dayMilliseconds) = split(milliseconds(date) + Int64(offsetMinutes) * 60_000)
         return String(unsafeUninitializedCapacity: 32) { buffer in
             var index = 0
             write(year, month, day, seconds: dayMilliseconds / 1000, into: buffer, at: &index)
@@ -148,6 +142,13 @@ public enum Timestamp {
             put(Int64(abs(offsetMinutes) % 60), 2, buffer, &index)
             return index
         }
+    }
+
+    /// The calendar day of a count of milliseconds since 1970 and the milliseconds into that day.
+    private static func split(_ milliseconds: Int64) -> (year: Int64, month: Int64, day: Int64, dayMilliseconds: Int64) {
+        let days = milliseconds >= 0 ? milliseconds / 86_400_000 : (milliseconds - 86_399_999) / 86_400_000
+        let (year, month, day) = civil(days)
+        return (year, month, day, milliseconds - days * 86_400_000)
     }
 
     /// `YYYY-MM-DDTHH:MM:SS` into `buffer` from `index` (years outside 0…9999 take more digits).
