@@ -118,7 +118,7 @@ let package = Package(
                 "DepartmentSystems", "EventSchemas", "Connectors", .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
-        .testTarget(name: "KafkaLogTests", dependencies: ["KafkaLog", "EventLog", "EventModel"]),
+        .testTarget(name: "KafkaLogTests", dependencies: ["KafkaLog", "EventLog", "EventModel", "TestSupport"]),
         .testTarget(
             name: "BusTests",
             dependencies: ["Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "OneWindowCLI", "TestSupport"]

@@ -72,31 +72,12 @@ func runOnewindow(_ arguments: [String], input: Data? = nil, timeout: Duration =
     return await finish(process, output, error, timeout: timeout)
 }
 
-/// Waits for the process (killing it after `timeout`) and returns what it printed. A process that
-/// had to be killed reports status -9, so a test expecting 0 fails instead of hanging.
+/// Waits for the process (killing it after `timeout`) and returns what it printed as text.
 func finish(_ process: Process, _ output: Pipe, _ error: Pipe, timeout: Duration = .seconds(60)) async -> ProcessResult {
-    // Read both pipes to the end while waiting, so a chatty child never blocks on a full pipe.
-    async let out = readToEnd(output.fileHandleForReading)
-    async let err = readToEnd(error.fileHandleForReading)
-    var killed = false
-    if (try? await waitForExit(process, timeout: timeout)) == nil {
-        killed = true
-        kill(process.processIdentifier, SIGKILL)
-        try? await waitForExit(process, timeout: .seconds(10))
-    }
-    let (outData, errData) = await (out, err)
+    let result = await collect(process, output: output, error: error, timeout: timeout)
     return ProcessResult(
-        status: killed ? -9 : process.terminationStatus, output: String(decoding: outData, as: UTF8.self),
-        error: String(decoding: errData, as: UTF8.self))
-}
-
-/// Reads a pipe to its end on a thread of its own: a blocking read on one of the cooperative
-/// pool's few threads (two on this machine) would stall every other task of the test.
-func readToEnd(_ handle: FileHandle) async -> Data {
-    await withCheckedContinuation { continuation in
-        let thread = Thread { continuation.resume(returning: handle.readDataToEndOfFile()) }
-        thread.start()
-    }
+        status: result.status, output: String(decoding: result.output, as: UTF8.self),
+        error: String(decoding: result.error, as: UTF8.self))
 }
 
 func readAll(_ log: any EventLog, topic: String) async throws -> [LogRecord] {

@@ -240,8 +240,19 @@ struct ConformanceTests {
         #expect(Set(seenB.map(\.value)) == Set(seenA.map(\.value)))
         await b.close()
 
-        let lagA = try await fixture.log.lag(group: fixture.group("a"), topics: [topic])
-        #expect(lagA.map(\.lag).reduce(0, +) == 0)
+        // Group a committed just past what it read on each partition; b's reading moved none of it.
+        var expected: [TopicPartition: Int64] = [:]
+        for record in seenA {
+            let partition = TopicPartition(topic, record.partition)
+            expected[partition] = max(expected[partition] ?? 0, record.offset + 1)
+        }
+        #expect(try await fixture.log.committedOffsets(group: fixture.group("a"), topics: [topic]) == expected)
+        if backend == .embedded {
+            // Lag needs a true high-water mark, which the Kafka test broker does not report after
+            // a multi-record produce request (../shared/KAFKA_TESTING.md).
+            let lagA = try await fixture.log.lag(group: fixture.group("a"), topics: [topic])
+            #expect(lagA.map(\.lag).reduce(0, +) == 0)
+        }
         let lagB = try await fixture.log.lag(group: fixture.group("b"), topics: [topic])
         #expect(lagB.allSatisfy { $0.committed == nil })
         let groups = try await fixture.log.listGroups()

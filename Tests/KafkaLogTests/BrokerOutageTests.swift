@@ -4,6 +4,7 @@ import Foundation
 import KafkaLog
 import Synchronization
 import Testing
+import TestSupport
 
 /// A broker that becomes unreachable mid-stream and comes back: the idempotent producer neither
 /// loses nor duplicates, a consumer group resumes from its committed offsets, and a log closed
@@ -23,7 +24,7 @@ struct BrokerOutageTests {
 
     @Test(.timeLimit(.minutes(5)))
     func producerAndConsumerRideOutAnUnreachableBroker() async throws {
-        let proxyPort = try freePort()
+        let proxyPort = freePort()
         let broker = try await Task.detached { try TestBroker(advertisedPort: proxyPort) }.value
         defer { broker.stop() }
         let proxy = try await Task.detached { try TestProxy(port: proxyPort, target: broker.port) }.value
@@ -204,33 +205,11 @@ final class InFlightAppends: Sendable {
     var finished: Int { state.withLock { $0.finished } }
 }
 
-func readAll(_ log: any EventLog, _ partition: TopicPartition) async throws -> [LogRecord] {
-    var records: [LogRecord] = []
-    var offset: Int64 = 0
-    while true {
-        let batch = try await log.read(partition, from: offset, maxRecords: 1000)
-        guard let last = batch.last else { return records }
-        records += batch
-        offset = last.offset + 1
-    }
-}
-
-/// A free loopback port (bound and released; the caller binds it right after).
-func freePort() throws -> Int {
-    let text = try run("python3", ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])"])
-    guard let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-        throw TestFailure("no free port: \(text)")
-    }
-    return port
-}
-
 /// Waits (at most ten seconds) until something accepts connections on a loopback port.
 func waitForListener(_ port: Int) -> Bool {
     for _ in 0..<100 {
-        if (try? run("python3", ["-c", "import socket; socket.create_connection(('127.0.0.1', \(port)), 0.2).close()"])) != nil {
-            return true
-        }
-        Thread.sleep(forTimeInterval: 0.1)
+        if acceptsConnections(port: port) { return true }
+        usleep(100_000)
     }
     return false
 }
@@ -245,7 +224,7 @@ final class TestBroker: Sendable {
         guard let tansu = ProcessInfo.processInfo.environment["ONEWINDOW_TEST_TANSU"] else {
             throw TestFailure("ONEWINDOW_TEST_TANSU is not set: run the tests with `make test`")
         }
-        port = try freePort()
+        port = freePort()
         process = Process()
         process.executableURL = URL(fileURLWithPath: tansu)
         process.arguments = [
@@ -390,20 +369,7 @@ final class TestProxy: Sendable {
     }
 
     /// Whether a connection to the proxy is accepted now.
-    func accepts() -> Bool {
-        let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard probe >= 0 else { return false }
-        defer { close(probe) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(probe, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
-    }
+    func accepts() -> Bool { acceptsConnections(port: port) }
 
     func stop() {
         kill(process.processIdentifier, SIGKILL)

@@ -4,6 +4,7 @@ import Foundation
 import KafkaLog
 import Synchronization
 import Testing
+import TestSupport
 
 /// The Kafka backend against a real Kafka-protocol broker, and against an independent client.
 @Suite("Kafka backend integration", .timeLimit(.minutes(3)))
@@ -35,7 +36,7 @@ struct KafkaIntegrationTests {
         _ = try await log.append([CloudEventsBinding.record(for: event, topic: topic)])
         await log.close()
 
-        let output = try run("kcat", ["-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q"])
+        let output = try await run("kcat", ["-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-J", "-q"])
         let line = try #require(output.split(separator: "\n").first, "kcat printed nothing")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         #expect(json["key"] as? String == "440604202501150134")
@@ -67,7 +68,7 @@ struct KafkaIntegrationTests {
         ] {
             arguments += ["-H", "\(name)=\(value)"]
         }
-        _ = try run("kcat", arguments, input: event.data)
+        _ = try await run("kcat", arguments, input: event.data)
         let records = try await log.read(TopicPartition(topic, 0), from: 0, maxRecords: 10)
         try #require(records.count == 1)
         #expect(try CloudEventsBinding.event(from: records[0]) == event)
@@ -116,8 +117,7 @@ struct KafkaIntegrationTests {
         }
         // What the appends reported as written is there, and nothing else.
         let reader = try Self.log(bootstrap)
-        var stored = 0
-        for partition in 0..<3 { stored += try await readAll(reader, TopicPartition(topic, partition)).count }
+        let stored = try await readTopic(reader, topic).count
         #expect(stored == outcomes.filter(\.succeeded).count * 250)
         await reader.close()
     }
@@ -163,25 +163,10 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// Runs a program found on PATH and returns its standard output; fails on a non-zero exit.
-func run(_ program: String, _ arguments: [String], input: Data? = nil) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [program] + arguments
-    let output = Pipe()
-    let error = Pipe()
-    process.standardOutput = output
-    process.standardError = error
-    let stdin = Pipe()
-    process.standardInput = stdin
-    try process.run()
-    if let input { stdin.fileHandleForWriting.write(input) }
-    try stdin.fileHandleForWriting.close()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    let errors = error.fileHandleForReading.readDataToEndOfFile()
-    // Not waitUntilExit: it spins a run loop off the main thread and has been seen to hang.
-    for _ in 0..<3000 where process.isRunning { usleep(10_000) }
-    guard process.terminationStatus == 0 else {
-        throw TestFailure("\(program) exited with \(process.terminationStatus): \(String(decoding: errors, as: UTF8.self))")
+func run(_ program: String, _ arguments: [String], input: Data? = nil) async throws -> String {
+    let result = try await runProgram(program, arguments, input: input)
+    guard result.status == 0 else {
+        throw TestFailure("\(program) exited with \(result.status): \(String(decoding: result.error, as: UTF8.self))")
     }
-    return String(decoding: data, as: UTF8.self)
+    return String(decoding: result.output, as: UTF8.self)
 }

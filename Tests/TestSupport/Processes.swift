@@ -1,0 +1,71 @@
+import Foundation
+
+/// Child processes for tests, without blocking Swift's cooperative pool (two threads on these
+/// machines): pipes are read on threads of their own, exits are awaited with `Task.sleep`.
+
+/// What a finished child process printed, and how it ended.
+public struct ProcessOutput: Sendable {
+    /// The exit status; -9 when the child had to be killed after its time-out.
+    public let status: Int32
+    public let output: Data
+    public let error: Data
+}
+
+/// Reads a pipe to its end on a thread of its own.
+public func readToEnd(_ handle: FileHandle) async -> Data {
+    await withCheckedContinuation { continuation in
+        Thread { continuation.resume(returning: handle.readDataToEndOfFile()) }.start()
+    }
+}
+
+/// Reads both pipes of a started process while waiting for it to exit, and kills it after
+/// `timeout`, so a test expecting it to stop fails instead of hanging.
+public func collect(_ process: Process, output: Pipe, error: Pipe, timeout: Duration = .seconds(60)) async
+    -> ProcessOutput
+{
+    async let out = readToEnd(output.fileHandleForReading)
+    async let err = readToEnd(error.fileHandleForReading)
+    var killed = false
+    if (try? await waitForExit(process, timeout: timeout)) == nil {
+        killed = true
+        kill(process.processIdentifier, SIGKILL)
+        try? await waitForExit(process, timeout: .seconds(10))
+    }
+    let (outData, errData) = await (out, err)
+    return ProcessOutput(status: killed ? -9 : process.terminationStatus, output: outData, error: errData)
+}
+
+/// Runs a program found on PATH to its end, with `input` on its standard input.
+public func runProgram(_ program: String, _ arguments: [String], input: Data? = nil, timeout: Duration = .seconds(60))
+    async throws -> ProcessOutput
+{
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [program] + arguments
+    let output = Pipe()
+    let error = Pipe()
+    let stdin = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    process.standardInput = stdin
+    try process.run()
+    if let input { stdin.fileHandleForWriting.write(input) }
+    try stdin.fileHandleForWriting.close()
+    return await collect(process, output: output, error: error, timeout: timeout)
+}
+
+/// Whether something accepts TCP connections on a loopback port now.
+public func acceptsConnections(port: Int) -> Bool {
+    let probe = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard probe >= 0 else { return false }
+    defer { close(probe) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(probe, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+}
