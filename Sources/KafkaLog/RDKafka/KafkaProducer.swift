@@ -148,8 +148,8 @@ final class ProducerState: Sendable {
     }
 }
 
-/// librdkafka's delivery report callback: runs on a thread serving `rd_kafka_poll` (the report
-/// thread, or the closing thread inside `rd_kafka_flush`), once per message.
+/// librdkafka's delivery report callback: runs on the producer thread, inside `rd_kafka_poll` or
+/// `rd_kafka_flush`, once per message.
 private func deliveryReport(
     _ client: OpaquePointer?, _ message: UnsafePointer<rd_kafka_message_t>?, _ opaque: UnsafeMutableRawPointer?
 ) {
@@ -173,19 +173,39 @@ private func producerError(
     Unmanaged<ProducerState>.fromOpaque(opaque).takeUnretainedValue().raiseFatal(ProducerState.fatalError(client))
 }
 
-/// The librdkafka side of a producer: the client, its delivery-report thread, and the shutdown
-/// that frees them. Every call on it runs on the producer's serial queue.
+/// The librdkafka side of a producer: the client and the one thread that drives it.
+///
+/// The thread produces every submitted append and serves the client's delivery reports
+/// (`rd_kafka_poll`) in one loop, as a plain librdkafka producer program does: a busy producer
+/// frees each message on the thread that allocated it, which keeps malloc's per-thread caches
+/// warm (with a separate report thread freeing them, `perf` showed malloc consolidating its
+/// arenas as librdkafka alone never does; BENCHMARKS.md). When there is nothing to produce it waits in
+/// `rd_kafka_poll`; a submit wakes it with `rd_kafka_queue_yield` on the queue that poll serves.
+/// Closing flushes, purges what is left after the close timeout, and frees the client, on the
+/// same thread. Blocking C calls thus never run on the cooperative pool.
 final class ProducerCore: @unchecked Sendable {
-    // @unchecked Sendable: `client` is thread-safe for produce/poll/flush (librdkafka's contract);
-    // `destroyed` and `topicHandles` are read and written only on the producer's serial queue; the report thread ends
-    // before `client` is destroyed.
+    // @unchecked Sendable: `client` is thread-safe for produce/poll/flush/yield (librdkafka's
+    // contract); `topicHandles` is used only on the producer thread; `inbox` is a Mutex; `client`
+    // and `mainQueue` are destroyed on the producer thread after the last append was taken.
     let client: OpaquePointer
     let state: ProducerState
     let closeTimeoutMilliseconds: Int32
-    private let running = RunFlag()
-    private let stopped = DispatchSemaphore(value: 0)
-    private var destroyed = false
+    /// The queue `rd_kafka_poll` serves, held to wake the thread with `rd_kafka_queue_yield`.
+    private let mainQueue: OpaquePointer
+    private let inbox = Mutex(Inbox())
     private var topicHandles: [String: OpaquePointer] = [:]
+
+    /// What other threads hand the producer thread.
+    private struct Inbox {
+        var appends: [(records: [OutgoingRecord], batch: DeliveryBatch)] = []
+        /// Set by `close`: no append is taken after it.
+        var closing = false
+        /// Set by the thread when it leaves its loop, before it destroys the queue: no more wakes.
+        var stopped = false
+        /// Set by the thread once the client is destroyed.
+        var finished = false
+        var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    }
 
     init(configuration: KafkaConfiguration) throws {
         let conf = try makeConf(configuration.producerProperties)
@@ -196,100 +216,138 @@ final class ProducerCore: @unchecked Sendable {
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())
         self.state = state
         client = try makeClient(RD_KAFKA_PRODUCER, conf)
+        mainQueue = rd_kafka_queue_get_main(client)
         closeTimeoutMilliseconds = Int32(clamping: configuration.closeTimeout.milliseconds)
-        let handle = SendableHandle(client)
-        let running = self.running
-        let stopped = self.stopped
-        let thread = Thread {
-            while running.isOn { rd_kafka_poll(handle.pointer, 100) }
-            stopped.signal()
-        }
-        thread.name = "onewindow.kafka.delivery-reports"
+        // The thread keeps the core alive until the client is destroyed.
+        let thread = Thread { [self] in run() }
+        thread.name = "onewindow.kafka.producer"
         thread.start()
     }
 
-    /// Enqueues the records of one batch: laid out in one byte buffer and handed to librdkafka in
-    /// one C call (no per-record Swift closures or C-string conversions). On the producer's queue.
-    func produce(_ records: [OutgoingRecord], batch: DeliveryBatch) {
-        if destroyed {
-            batch.failRemaining(LogError(.closed, "the Kafka log is closed", remedy: "open the bus again", subject: batch.topics[0]))
-            return
+    /// Hands an append to the producer thread.
+    /// - Returns: `false` when the producer is closing or closed (the append was not taken).
+    func submit(_ records: [OutgoingRecord], batch: DeliveryBatch) -> Bool {
+        inbox.withLock { inbox -> Bool in
+            if inbox.closing { return false }
+            inbox.appends.append((records, batch))
+            wake(inbox)
+            return true
         }
+    }
+
+    /// Wakes the thread from `rd_kafka_poll`. Called with the inbox locked, so the queue cannot be
+    /// destroyed meanwhile (the thread marks `stopped` under the lock before destroying it).
+    private func wake(_ inbox: borrowing Inbox) {
+        if !inbox.stopped { rd_kafka_queue_yield(mainQueue) }
+    }
+
+    /// Refuses further appends, lets the thread produce the ones already taken, flush, purge and
+    /// free the client, and returns when it has. Idempotent; safe from any thread or task.
+    func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let finished = inbox.withLock { inbox -> Bool in
+                inbox.closing = true
+                if inbox.finished { return true }
+                inbox.closeWaiters.append(continuation)
+                wake(inbox)
+                return false
+            }
+            if finished { continuation.resume() }
+        }
+    }
+
+    /// Starts closing without waiting (the safety net for a producer dropped without `close`).
+    func beginClose() {
+        inbox.withLock { inbox in
+            inbox.closing = true
+            wake(inbox)
+        }
+    }
+
+    /// The producer thread: produce what was submitted, serve delivery reports, and shut down
+    /// once closing with nothing left to take.
+    private func run() {
+        while true {
+            let (appends, closing) = inbox.withLock { inbox in
+                defer { inbox.appends = [] }
+                return (inbox.appends, inbox.closing)
+            }
+            if appends.isEmpty {
+                if closing { break }
+                // Returns on a delivery report, an error event, or a submit's yield.
+                rd_kafka_poll(client, 1000)
+                continue
+            }
+            for append in appends { produce(append.records, batch: append.batch) }
+        }
+        inbox.withLock { $0.stopped = true }
+        shutdown()
+        let waiters = inbox.withLock { inbox in
+            inbox.finished = true
+            defer { inbox.closeWaiters = [] }
+            return inbox.closeWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Enqueues the records of one append, each handed to librdkafka straight from its own bytes
+    /// (librdkafka copies them). Every `reportInterval` records, and after the append, it serves
+    /// the delivery reports that are ready. On the producer thread.
+    private func produce(_ records: [OutgoingRecord], batch: DeliveryBatch) {
         if let fatal = state.fatal {
             batch.failRemaining(fatal)
             return
         }
         state.register(batch)
-        var bytes: [UInt8] = [0]  // never empty, so every offset is inside the buffer
-        bytes.reserveCapacity(records.reduce(64) { $0 + $1.value.count + ($1.key?.count ?? 0) + $1.headers.count * 48 })
-        var layout: [onewindow_record_t] = []
-        layout.reserveCapacity(records.count)
-        var headers: [onewindow_header_t] = []
-        headers.reserveCapacity(records.count * (records.first?.headers.count ?? 0))
-        var topicIndex: [String: Int64] = [:]
-        var handles: [OpaquePointer?] = []
-        for record in records {
-            let topic: Int64
-            if let known = topicIndex[record.topic] {
-                topic = known
+        var lastTopic: (name: String, handle: OpaquePointer?)?
+        for (index, record) in records.enumerated() {
+            let handle: OpaquePointer?
+            if let lastTopic, lastTopic.name == record.topic {
+                handle = lastTopic.handle
             } else {
-                topic = Int64(handles.count)
-                topicIndex[record.topic] = topic
-                handles.append(self.topic(record.topic))
+                handle = topic(record.topic)
+                lastTopic = (record.topic, handle)
             }
-            let firstHeader = Int64(headers.count)
-            for header in record.headers {
-                let nameOffset = Int64(bytes.count)
-                bytes.append(contentsOf: header.name.utf8)
-                let valueOffset = Int64(bytes.count)
-                bytes.append(contentsOf: header.value)
-                headers.append(
-                    onewindow_header_t(
-                        name_offset: nameOffset, name_length: valueOffset - nameOffset, value_offset: valueOffset,
-                        value_length: Int64(bytes.count) - valueOffset))
+            let error = produce(record, topic: handle, opaque: UnsafeMutableRawPointer(batch.slots + index))
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR {
+                // Refused: no report will come for this record; fail it here and go on.
+                if error == RD_KAFKA_RESP_ERR__FATAL { state.raiseFatal(ProducerState.fatalError(client)) }
+                batch.report(index, partition: -1, offset: -1, error: error)
             }
-            var keyOffset: Int64 = -1
-            var keyLength: Int64 = 0
-            if let key = record.key {
-                keyOffset = Int64(bytes.count)
-                bytes.append(contentsOf: key)
-                keyLength = Int64(key.count)
-            }
-            let valueOffset = Int64(bytes.count)
-            bytes.append(contentsOf: record.value)
-            layout.append(
-                onewindow_record_t(
-                    topic: topic, partition: Int64(record.partition ?? Int(RD_KAFKA_PARTITION_UA)),
-                    timestamp_ms: record.timestamp.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0,
-                    key_offset: keyOffset, key_length: keyLength, value_offset: valueOffset,
-                    value_length: Int64(record.value.count), first_header: firstHeader,
-                    header_count: Int64(record.headers.count)))
+            if index % Self.reportInterval == Self.reportInterval - 1 { rd_kafka_poll(client, 0) }
         }
-        var next = 0
-        while next < records.count {
-            var error = RD_KAFKA_RESP_ERR_NO_ERROR
-            let stopped = bytes.withUnsafeBufferPointer { bytes in
-                layout.withUnsafeBufferPointer { layout in
-                    headers.withUnsafeBufferPointer { headers in
-                        handles.withUnsafeBufferPointer { handles in
-                            onewindow_produce_batch(
-                                client, handles.baseAddress, layout.baseAddress, next, records.count, headers.baseAddress,
-                                bytes.baseAddress, UnsafeMutableRawPointer(batch.slots).assumingMemoryBound(to: CChar.self),
-                                DeliveryBatch.slotStride, &error)
-                        }
-                    }
+        rd_kafka_poll(client, 0)
+    }
+
+    /// How many records `produce` enqueues between two servings of ready delivery reports.
+    static let reportInterval = 64
+
+    /// One record: its headers into a librdkafka header list, then key and value by pointer.
+    private func produce(_ record: OutgoingRecord, topic: OpaquePointer?, opaque: UnsafeMutableRawPointer) -> rd_kafka_resp_err_t {
+        let headers = rd_kafka_headers_new(record.headers.count)
+        for header in record.headers {
+            var name = header.name
+            name.withUTF8 { name in
+                header.value.withUnsafeBytes { value in
+                    onewindow_header_add(headers, name.baseAddress, name.count, value.baseAddress, value.count)
                 }
             }
-            if stopped >= records.count { break }
-            // Refused: no report will come for this record; fail it here and go on after it.
-            if error == RD_KAFKA_RESP_ERR__FATAL { state.raiseFatal(ProducerState.fatalError(client)) }
-            batch.report(stopped, partition: -1, offset: -1, error: error)
-            next = stopped + 1
+        }
+        let partition = Int32(record.partition ?? Int(RD_KAFKA_PARTITION_UA))
+        let timestamp = record.timestamp.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0
+        let key = record.key ?? Data()
+        let hasKey: Int32 = record.key == nil ? 0 : 1
+        return key.withUnsafeBytes { key in
+            record.value.withUnsafeBytes { value in
+                onewindow_produce(
+                    client, topic, partition, timestamp, hasKey, key.baseAddress, key.count, value.baseAddress, value.count,
+                    headers, opaque)
+            }
         }
     }
 
     /// librdkafka's handle of a topic, made once per topic (producing through it saves the lookup
-    /// by name per record); destroyed in `shutdown`.
+    /// by name per record); destroyed in `shutdown`. On the producer thread.
     private func topic(_ name: String) -> OpaquePointer? {
         if let known = topicHandles[name] { return known }
         let made = rd_kafka_topic_new(client, name, nil)
@@ -299,20 +357,17 @@ final class ProducerCore: @unchecked Sendable {
 
     /// Waits up to the close timeout for in-flight records; then purges what is left, so every
     /// record still gets its report (`_PURGE_QUEUE`: never sent; `_PURGE_INFLIGHT`: sent, outcome
-    /// unknown); stops the report thread and frees the client. Any batch librdkafka did not report
-    /// is failed afterwards. On the producer's serial queue; idempotent.
-    func shutdown() {
-        guard !destroyed else { return }
-        destroyed = true
+    /// unknown); frees the client. Any batch librdkafka did not report is failed afterwards. On
+    /// the producer thread, once.
+    private func shutdown() {
         if rd_kafka_flush(client, closeTimeoutMilliseconds) != RD_KAFKA_RESP_ERR_NO_ERROR {
             _ = rd_kafka_purge(client, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
             // Purged messages are reported locally, without the broker: this is quick.
             _ = rd_kafka_flush(client, 5000)
         }
-        running.turnOff()
-        stopped.wait()
         for handle in topicHandles.values { rd_kafka_topic_destroy(handle) }
         topicHandles = [:]
+        rd_kafka_queue_destroy(mainQueue)
         rd_kafka_destroy(client)
         for batch in state.takeBatches() {
             batch.failRemaining(
@@ -324,25 +379,22 @@ final class ProducerCore: @unchecked Sendable {
     }
 }
 
-/// An idempotent producer: every append is resolved by its delivery reports. A dedicated thread
-/// serves the reports (`rd_kafka_poll`); produce calls, the flush and the destroy run on one serial
-/// queue, off the cooperative pool (producing blocks when librdkafka's queue is full).
+/// An idempotent producer: every append is resolved by its delivery reports. One thread produces
+/// and serves the reports (``ProducerCore``), off the cooperative pool (producing blocks when
+/// librdkafka's queue is full).
 ///
-/// Closing is safe with appends in flight: an append either was enqueued on the queue before the
-/// close (its records are flushed or purged, and reported) or is refused with `.closed`.
+/// Closing is safe with appends in flight: an append either was taken before the close (its
+/// records are flushed or purged, and reported) or is refused with `.closed`.
 final class KafkaProducer: Sendable {
     private let core: ProducerCore
-    private let blocking = BlockingQueue(label: "onewindow.kafka.produce")
-    private let closed = Mutex(false)
 
     init(configuration: KafkaConfiguration) throws {
         core = try ProducerCore(configuration: configuration)
     }
 
     deinit {
-        // The safety net for a producer dropped without `close`: free the client on its queue.
-        let core = self.core
-        blocking.queue.async { core.shutdown() }
+        // The safety net for a producer dropped without `close`: the thread frees the client.
+        core.beginClose()
     }
 
     /// Produces records and waits for every delivery report.
@@ -351,43 +403,20 @@ final class KafkaProducer: Sendable {
     func produce(_ records: [OutgoingRecord]) async throws -> [RecordPosition] {
         if let fatal = core.state.fatal { throw fatal }
         let core = self.core
-        let queue = blocking.queue
         return try await withCheckedThrowingContinuation { continuation in
             let batch = DeliveryBatch(topics: records.map(\.topic), producer: core.state, continuation: continuation)
-            // Check and enqueue under the lock: a close that comes after is queued after this.
-            let accepted = closed.withLock { closed -> Bool in
-                if closed { return false }
-                queue.async { core.produce(records, batch: batch) }
-                return true
-            }
-            if !accepted {
+            if !core.submit(records, batch: batch) {
                 batch.failRemaining(
                     LogError(.closed, "the Kafka log is closed", remedy: "open the bus again", subject: records[0].topic))
             }
         }
     }
 
-    /// Refuses new appends, then, after every append already queued, flushes (purging after the
-    /// close timeout), stops the report thread and frees the client. Never blocks the caller's
-    /// thread: the work runs on the producer's queue.
+    /// Refuses new appends, then, after every append already taken, flushes (purging after the
+    /// close timeout) and frees the client. Never blocks the caller's thread.
     func close() async {
-        closed.withLock { $0 = true }
-        let core = self.core
-        let queue = blocking.queue
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            queue.async {
-                core.shutdown()
-                continuation.resume()
-            }
-        }
+        await core.close()
     }
-}
-
-/// A flag a background thread polls to know when to stop.
-final class RunFlag: Sendable {
-    private let value = Atomic<Bool>(true)
-    var isOn: Bool { value.load(ordering: .acquiring) }
-    func turnOff() { value.store(false, ordering: .releasing) }
 }
 
 extension Duration {
