@@ -113,14 +113,21 @@ struct ConformanceTests {
         ]
         let body = Data(#"{"name":"李小明","n":1}"#.utf8)
         _ = try await fixture.log.append([
-            OutgoingRecord(topic: topic, key: "k-1", value: body, headers: headers, timestamp: time)
+            OutgoingRecord(topic: topic, key: "k-1", value: body, headers: headers, timestamp: time),
+            // An empty key and an empty value are present, zero bytes long; no key is absent.
+            OutgoingRecord(topic: topic, key: Data(), value: Data()),
+            OutgoingRecord(topic: topic, key: nil as Data?, value: Data("x".utf8)),
         ])
         let records = try await fixture.log.read(TopicPartition(topic, 0), from: 0, maxRecords: 10)
-        try #require(records.count == 1)
+        try #require(records.count == 3)
         #expect(records[0].keyString == "k-1")
         #expect(records[0].value == body)
         #expect(records[0].headers == headers)
         #expect(abs(records[0].timestamp.timeIntervalSince(time)) < 0.001)
+        #expect(records[1].key == Data())
+        #expect(records[1].value == Data())
+        #expect(records[2].key == nil)
+        #expect(records[2].value == Data("x".utf8))
     }
 
     /// Backends may share header values between the records of a batch they read; whatever they
