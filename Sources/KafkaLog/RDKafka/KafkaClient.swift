@@ -189,7 +189,7 @@ final class PartitionReader: @unchecked Sendable {
         let target = min(high, start + Int64(maxRecords))
         var records: [LogRecord] = []
         var next = start
-        var topicNames: [OpaquePointer: String] = [:]
+        var topicNames = KafkaConsumer.TopicNames()
         var previousHeaders: [LogHeader] = []
         let assigned = DispatchTime.now().uptimeNanoseconds
         let deadline = assigned + UInt64(max(timeout, 1000)) * 1_000_000

@@ -307,13 +307,16 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
             if closed { throw LogError(.closed, "the consumer is closed") }
             if let failure = context.takeFailure() { throw failure }
             let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(milliseconds) * 1_000_000
-            var topicNames: [OpaquePointer: String] = [:]
+            var topicNames = TopicNames()
             var previousHeaders: [LogHeader] = []
             var revocations = context.revocationCount
             while buffer.count < max(maxRecords, 1) {
-                let now = DispatchTime.now().uptimeNanoseconds
-                // Once something arrived, only take what is already fetched.
-                let wait = buffer.isEmpty ? Int32(max(0, Int(deadline > now ? (deadline - now) / 1_000_000 : 0))) : 0
+                // Once something arrived, only take what is already fetched (no clock read then).
+                var wait: Int32 = 0
+                if buffer.isEmpty {
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    wait = Int32(clamping: deadline > now ? (deadline - now) / 1_000_000 : 0)
+                }
                 let message = rd_kafka_consumer_poll(client, wait)
                 if context.revocationCount != revocations {
                     // A rebalance took partitions away inside that poll: what was fetched from
@@ -337,24 +340,37 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
                 }
                 buffer.append(Self.record(message, topicNames: &topicNames, previousHeaders: &previousHeaders))
             }
-            let count = min(maxRecords, buffer.count)
-            let result = Array(buffer.prefix(count))
-            buffer.removeFirst(count)
+            if buffer.count <= maxRecords {
+                defer { buffer = [] }
+                return buffer
+            }
+            let result = Array(buffer.prefix(maxRecords))
+            buffer.removeFirst(maxRecords)
             return result
         }
     }
 
+    /// The topic names seen in one poll, by librdkafka topic handle; the last one first.
+    struct TopicNames {
+        var last: (handle: OpaquePointer, name: String)?
+        var names: [OpaquePointer: String] = [:]
+    }
+
     static func record(
-        _ message: UnsafeMutablePointer<rd_kafka_message_t>, topicNames: inout [OpaquePointer: String],
+        _ message: UnsafeMutablePointer<rd_kafka_message_t>, topicNames: inout TopicNames,
         previousHeaders: inout [LogHeader]
     ) -> LogRecord {
         let pointee = message.pointee
         let topic: String
-        if let known = topicNames[pointee.rkt] {
+        if let last = topicNames.last, last.handle == pointee.rkt {
+            topic = last.name
+        } else if let known = topicNames.names[pointee.rkt] {
             topic = known
+            topicNames.last = (pointee.rkt, known)
         } else {
             topic = String(cString: rd_kafka_topic_name(pointee.rkt))
-            topicNames[pointee.rkt] = topic
+            topicNames.names[pointee.rkt] = topic
+            topicNames.last = (pointee.rkt, topic)
         }
         var type = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let timestamp = rd_kafka_message_timestamp(message, &type)
@@ -370,14 +386,19 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
             headers.reserveCapacity(previousHeaders.count)
             while rd_kafka_header_get_all(list, index, &name, &bytes, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
                 // Records of one batch mostly repeat their headers (spec version, source, type,
-                // content type): reuse the previous record's header at this place when its name
-                // and bytes are the same, instead of making a new String and Data for it.
-                if index < previousHeaders.count, Self.same(previousHeaders[index], name!, bytes, size) {
-                    headers.append(previousHeaders[index])
+                // content type) and always their header names: reuse the previous record's name,
+                // and value, at this place when the bytes are the same, instead of making a new
+                // String and Data.
+                let previous = index < previousHeaders.count ? previousHeaders[index] : nil
+                let header: LogHeader
+                if let previous, Self.sameName(previous, name!) {
+                    header =
+                        Self.sameValue(previous, bytes, size)
+                        ? previous : LogHeader(name: previous.name, value: Self.data(bytes, size))
                 } else {
-                    headers.append(
-                        LogHeader(name: String(cString: name!), value: bytes.map { Data(bytes: $0, count: size) } ?? Data()))
+                    header = LogHeader(name: String(cString: name!), value: Self.data(bytes, size))
                 }
+                headers.append(header)
                 index += 1
             }
             previousHeaders = headers
@@ -388,19 +409,24 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
             headers: headers)
     }
 
-    /// Whether a header has this C name and these value bytes.
-    private static func same(_ header: LogHeader, _ name: UnsafePointer<CChar>, _ bytes: UnsafeRawPointer?, _ size: Int)
-        -> Bool
-    {
-        guard header.value.count == size else { return false }
-        let valueMatches = header.value.withUnsafeBytes { stored in
-            size == 0 || (bytes != nil && memcmp(stored.baseAddress!, bytes!, size) == 0)
-        }
-        guard valueMatches else { return false }
-        var nameCopy = header.name
-        return nameCopy.withUTF8 { utf8 in
+    /// Whether a header has this C name.
+    private static func sameName(_ header: LogHeader, _ name: UnsafePointer<CChar>) -> Bool {
+        var stored = header.name
+        return stored.withUTF8 { utf8 in
             strlen(name) == utf8.count && memcmp(utf8.baseAddress!, name, utf8.count) == 0
         }
+    }
+
+    /// Whether a header has these value bytes.
+    private static func sameValue(_ header: LogHeader, _ bytes: UnsafeRawPointer?, _ size: Int) -> Bool {
+        guard header.value.count == size else { return false }
+        return header.value.withUnsafeBytes { stored in
+            size == 0 || (bytes != nil && memcmp(stored.baseAddress!, bytes!, size) == 0)
+        }
+    }
+
+    private static func data(_ bytes: UnsafeRawPointer?, _ size: Int) -> Data {
+        bytes.map { Data(bytes: $0, count: size) } ?? Data()
     }
 
     func commit(offsets: [TopicPartition: Int64]) async throws {
