@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kafka part of `make bench`: the hub's Kafka backend and librdkafka alone
 # (Benchmarks/kafka-raw/raw_bench.c) produce and consume the same number of ~500-byte records.
-# Writes a Markdown section to the file given as $1.
+# Writes a Markdown section to the file given as $1 and, when $2 is given, appends the ratios of
+# the medians ("kafka_produce_ratio 0.93") to that file for scripts/bench.sh's target check.
 #
 # One run of 100,000 records lasts about a third of a second and the test broker (Tansu) keeps
 # everything in memory, so a single pair of runs is noisy and favours whichever side runs first on
@@ -11,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$1
+figures=${2:-/dev/null}
 records=${ONEWINDOW_BENCH_KAFKA_RECORDS:-100000}
 rounds=${ONEWINDOW_BENCH_KAFKA_ROUNDS:-5}
 # ONEWINDOW_BENCH_BIN: the onewindow-bench binary to run (default: the release build in .build).
@@ -39,10 +41,11 @@ for round in $(seq 1 "$rounds"); do
   ' > /dev/null
   echo "   round $round ($order): $(tail -1 "$results")"
 done
-python3 - "$results" "$records" "$rounds" > "$out" <<'PY'
+python3 - "$results" "$records" "$rounds" "$figures" > "$out" <<'PY'
 import statistics, sys
 rows = [list(map(float, line.split())) for line in open(sys.argv[1]) if line.strip()]
 records, rounds = int(sys.argv[2]), int(sys.argv[3])
+figures = open(sys.argv[4], "a")
 def column(i): return [row[i] for row in rows]
 print(f"### Kafka backend against librdkafka alone ({records:,} records of ~500 bytes, {rounds} rounds, "
       "Tansu 0.6.0 on loopback, librdkafka 2.16)")
@@ -51,9 +54,13 @@ print("Medians over the rounds, each round on a fresh broker, raw and hub taking
 print()
 print("| what | raw librdkafka events/s | hub events/s | ratio of medians | ratio in each round |")
 print("|---|---:|---:|---:|---|")
-for name, raw, hub in (("produce (idempotent, acks=all, delivery reports awaited)", 0, 2),
-                       ("consume (new group, from its first record)", 1, 3)):
+for key, name, raw, hub in (("produce", "produce (idempotent, acks=all, delivery reports awaited)", 0, 2),
+                            ("consume", "consume (new group, from its first record, key, value and headers read)", 1, 3)):
     r, h = statistics.median(column(raw)), statistics.median(column(hub))
-    each = ", ".join(f"{row[hub] / row[raw]:.2f}" for row in rows)
+    ratios = [row[hub] / row[raw] for row in rows]
+    each = ", ".join(f"{ratio:.2f}" for ratio in ratios)
     print(f"| {name} | {r:,.0f} | {h:,.0f} | {h / r:.2f} | {each} |")
+    print(f"kafka_{key}_ratio {h / r}", file=figures)
+    print(f"kafka_{key}_ratio_lowest_round {min(ratios)}", file=figures)
+    print(f"kafka_{key}_ratio_highest_round {max(ratios)}", file=figures)
 PY

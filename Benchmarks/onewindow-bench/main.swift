@@ -146,6 +146,13 @@ func report(_ line: String) {
     lines.append(line)
 }
 
+/// Figures `make bench` checks against the targets: "name value" lines, written to the second
+/// argument's file (scripts/bench.sh reads them).
+nonisolated(unsafe) var figures: [String] = []  // written only from the top-level code
+func figure(_ name: String, _ value: Double) {
+    figures.append("\(name) \(value)")
+}
+
 // ONEWINDOW_BENCH_PARTS picks parts of the embedded run for profiling (a comma-separated list of
 // `append`, `consume`, `connector`; default: all three). ONEWINDOW_BENCH_EVENTS overrides the event
 // count of the batched appends and of consume, ONEWINDOW_BENCH_ROWS the connector's row count, so
@@ -170,11 +177,16 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil {
             report(
                 "| \(embedded.name) | \(format(Double(embedded.events))) | \(format(embedded.eventsPerSecond)) | \(String(format: "%.2f", embedded.eventsPerSecond / raw.eventsPerSecond)) |"
             )
+            if batch == 1000 {
+                figure("embedded_append_events_per_second", embedded.eventsPerSecond)
+                figure("embedded_append_ratio", embedded.eventsPerSecond / raw.eventsPerSecond)
+            }
         }
     }
     if parts.contains("consume") {
         let consume = try await benchEmbeddedConsume(directory: directory, total: events)
         report("| \(consume.name) | \(format(Double(consume.events))) | \(format(consume.eventsPerSecond)) | |")
+        figure("embedded_consume_events_per_second", consume.eventsPerSecond)
     }
     if parts.contains("connector") {
         report("")
@@ -184,6 +196,7 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil {
         report("|---|---:|---:|")
         let connector = try await benchConnector(directory: directory, rows: connectorRows)
         report("| \(connector.name) | \(format(Double(connector.events))) | \(format(connector.eventsPerSecond)) |")
+        figure("connector_rows_per_second", connector.eventsPerSecond)
     }
 }
 
@@ -196,4 +209,7 @@ if let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA"] 
 
 if let output = arguments.dropFirst().first {
     try (lines.joined(separator: "\n") + "\n").write(toFile: output, atomically: true, encoding: .utf8)
+}
+if arguments.count > 2 {
+    try (figures.joined(separator: "\n") + "\n").write(toFile: arguments[2], atomically: true, encoding: .utf8)
 }

@@ -207,7 +207,9 @@ public final class KafkaLog: EventLog {
         if case .closed = producer.withLock({ $0 }) {
             throw LogError(.closed, "the Kafka log is closed", remedy: "open the bus again", subject: records[0].topic)
         }
-        for topic in Set(records.map(\.topic)) {
+        let first = records[0].topic
+        let topics = records.allSatisfy { $0.topic == first } ? [first] : Array(Set(records.map(\.topic)))
+        for topic in topics {
             let count = try await partitions(of: topic)
             for record in records where record.topic == topic {
                 if let partition = record.partition, !(0..<count).contains(partition) {

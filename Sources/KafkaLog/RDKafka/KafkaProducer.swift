@@ -27,16 +27,17 @@ final class DeliveryBatch: @unchecked Sendable {
 
     let slots: UnsafeMutablePointer<Slot>
     let count: Int
-    /// Each record's topic (an append may span topics).
-    let topics: [String]
+    /// The append's records (shared with the caller's array, not copied): each one's topic, as
+    /// an append may span topics.
+    let records: [OutgoingRecord]
     let producer: ProducerState
     private let remaining: Atomic<Int>
     private let finish: Mutex<Finish>
 
-    init(topics: [String], producer: ProducerState, continuation: CheckedContinuation<[RecordPosition], any Error>) {
-        let count = topics.count
+    init(records: [OutgoingRecord], producer: ProducerState, continuation: CheckedContinuation<[RecordPosition], any Error>) {
+        let count = records.count
         self.count = count
-        self.topics = topics
+        self.records = records
         self.producer = producer
         remaining = Atomic(count)
         finish = Mutex(Finish(continuation: continuation))
@@ -70,13 +71,13 @@ final class DeliveryBatch: @unchecked Sendable {
             if code == RD_KAFKA_RESP_ERR__FATAL, let fatal = producer.fatal {
                 result = .failure(fatal)
             } else {
-                var failure = KafkaErrors.error(code, "delivering record \(failed) of the append", subject: topics[failed])
-                if slot.partition >= 0 { failure.subject = "\(topics[failed])[\(slot.partition)]" }
+                var failure = KafkaErrors.error(code, "delivering record \(failed) of the append", subject: records[failed].topic)
+                if slot.partition >= 0 { failure.subject = "\(records[failed].topic)[\(slot.partition)]" }
                 result = .failure(failure)
             }
         } else {
             result = .success(
-                (0..<count).map { RecordPosition(topic: topics[$0], partition: Int(slots[$0].partition), offset: slots[$0].offset) })
+                (0..<count).map { RecordPosition(topic: records[$0].topic, partition: Int(slots[$0].partition), offset: slots[$0].offset) })
         }
         resume(result)
     }
@@ -374,7 +375,7 @@ final class ProducerCore: @unchecked Sendable {
                 LogError(
                     .closed, "the Kafka log was closed before the broker acknowledged these records",
                     remedy: "they may or may not have been written; append them again (consumers are idempotent)",
-                    subject: batch.topics[0]))
+                    subject: batch.records[0].topic))
         }
     }
 }
@@ -404,7 +405,7 @@ final class KafkaProducer: Sendable {
         if let fatal = core.state.fatal { throw fatal }
         let core = self.core
         return try await withCheckedThrowingContinuation { continuation in
-            let batch = DeliveryBatch(topics: records.map(\.topic), producer: core.state, continuation: continuation)
+            let batch = DeliveryBatch(records: records, producer: core.state, continuation: continuation)
             if !core.submit(records, batch: batch) {
                 batch.failRemaining(
                     LogError(.closed, "the Kafka log is closed", remedy: "open the bus again", subject: records[0].topic))
