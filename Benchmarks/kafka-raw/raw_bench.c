@@ -1,5 +1,5 @@
 // librdkafka alone, the yardstick for the hub's Kafka backend: produce N ~500-byte records with
-// the hub's producer settings (idempotent, acks=all, murmur2_random, linger.ms=5), wait for every
+// the hub's producer settings (idempotent, acks=all, murmur2_random, linger.ms=1), wait for every
 // delivery report, then consume them with a new group, reading each record's key, value and
 // headers. The topic is created first through the admin API with PARTITIONS partitions, as the
 // hub's benchmark creates its own, so both write to the same shape of topic. Prints
@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
     set(conf, "enable.idempotence", "true");
     set(conf, "acks", "all");
     set(conf, "partitioner", "murmur2_random");
-    set(conf, "linger.ms", "5");
+    set(conf, "linger.ms", "1");
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_t *producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
     if (!producer) { fprintf(stderr, "%s\n", error); return 1; }

@@ -55,7 +55,7 @@ public struct KafkaConfiguration: Sendable {
         result["enable.idempotence"] = "true"
         result["acks"] = "all"
         result["partitioner"] = "murmur2_random"
-        result["linger.ms"] = "5"
+        result["linger.ms"] = "1"
         result["message.timeout.ms"] = "120000"
         return result.merging(properties.filter { !Self.consumerOnly.contains($0.key) }) { _, user in user }
     }

@@ -180,7 +180,7 @@ private func producerError(
 /// (`rd_kafka_poll`) in one loop, as a plain librdkafka producer program does: a busy producer
 /// frees each message on the thread that allocated it, which keeps malloc's per-thread caches
 /// warm (with a separate report thread freeing them, `perf` showed malloc consolidating its
-/// arenas as librdkafka alone never does; BENCHMARKS.md). When there is nothing to produce it waits in
+/// arenas as librdkafka alone never does; docs/KAFKA.md). When there is nothing to produce it waits in
 /// `rd_kafka_poll`; a submit wakes it with `rd_kafka_queue_yield` on the queue that poll serves.
 /// Closing flushes, purges what is left after the close timeout, and frees the client, on the
 /// same thread. Blocking C calls thus never run on the cooperative pool.
