@@ -26,7 +26,7 @@ final class DeliveryBatch: @unchecked Sendable {
     }
 
     let slots: UnsafeMutablePointer<Slot>
-    let count: Int
+    var count: Int { records.count }
     /// The append's records (shared with the caller's array, not copied): each one's topic, as
     /// an append may span topics.
     let records: [OutgoingRecord]
@@ -36,7 +36,6 @@ final class DeliveryBatch: @unchecked Sendable {
 
     init(records: [OutgoingRecord], producer: ProducerState, continuation: CheckedContinuation<[RecordPosition], any Error>) {
         let count = records.count
-        self.count = count
         self.records = records
         self.producer = producer
         remaining = Atomic(count)
@@ -179,8 +178,8 @@ private func producerError(
 /// The thread produces every submitted append and serves the client's delivery reports
 /// (`rd_kafka_poll`) in one loop, as a plain librdkafka producer program does: a busy producer
 /// frees each message on the thread that allocated it, which keeps malloc's per-thread caches
-/// warm (with a separate report thread freeing them, `perf` showed malloc consolidating its
-/// arenas as librdkafka alone never does; docs/KAFKA.md). When there is nothing to produce it waits in
+/// warm (with a separate report thread freeing them, `perf` showed the hub spending more in
+/// malloc's arena work, `malloc_consolidate` and `unlink_chunk`, than librdkafka alone; docs/KAFKA.md). When there is nothing to produce it waits in
 /// `rd_kafka_poll`; a submit wakes it with `rd_kafka_queue_yield` on the queue that poll serves.
 /// Closing flushes, purges what is left after the close timeout, and frees the client, on the
 /// same thread. Blocking C calls thus never run on the cooperative pool.
@@ -198,7 +197,7 @@ final class ProducerCore: @unchecked Sendable {
 
     /// What other threads hand the producer thread.
     private struct Inbox {
-        var appends: [(records: [OutgoingRecord], batch: DeliveryBatch)] = []
+        var appends: [DeliveryBatch] = []
         /// Set by `close`: no append is taken after it.
         var closing = false
         /// Set by the thread when it leaves its loop, before it destroys the queue: no more wakes.
@@ -227,10 +226,10 @@ final class ProducerCore: @unchecked Sendable {
 
     /// Hands an append to the producer thread.
     /// - Returns: `false` when the producer is closing or closed (the append was not taken).
-    func submit(_ records: [OutgoingRecord], batch: DeliveryBatch) -> Bool {
+    func submit(_ batch: DeliveryBatch) -> Bool {
         inbox.withLock { inbox -> Bool in
             if inbox.closing { return false }
-            inbox.appends.append((records, batch))
+            inbox.appends.append(batch)
             wake(inbox)
             return true
         }
@@ -279,7 +278,7 @@ final class ProducerCore: @unchecked Sendable {
                 rd_kafka_poll(client, 1000)
                 continue
             }
-            for append in appends { produce(append.records, batch: append.batch) }
+            for batch in appends { produce(batch) }
         }
         inbox.withLock { $0.stopped = true }
         shutdown()
@@ -294,14 +293,14 @@ final class ProducerCore: @unchecked Sendable {
     /// Enqueues the records of one append, each handed to librdkafka straight from its own bytes
     /// (librdkafka copies them). Every `reportInterval` records, and after the append, it serves
     /// the delivery reports that are ready. On the producer thread.
-    private func produce(_ records: [OutgoingRecord], batch: DeliveryBatch) {
+    private func produce(_ batch: DeliveryBatch) {
         if let fatal = state.fatal {
             batch.failRemaining(fatal)
             return
         }
         state.register(batch)
         var lastTopic: (name: String, handle: OpaquePointer?)?
-        for (index, record) in records.enumerated() {
+        for (index, record) in batch.records.enumerated() {
             let handle: OpaquePointer?
             if let lastTopic, lastTopic.name == record.topic {
                 handle = lastTopic.handle
@@ -406,7 +405,7 @@ final class KafkaProducer: Sendable {
         let core = self.core
         return try await withCheckedThrowingContinuation { continuation in
             let batch = DeliveryBatch(records: records, producer: core.state, continuation: continuation)
-            if !core.submit(records, batch: batch) {
+            if !core.submit(batch) {
                 batch.failRemaining(
                     LogError(.closed, "the Kafka log is closed", remedy: "open the bus again", subject: records[0].topic))
             }
