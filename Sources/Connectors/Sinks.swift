@@ -306,7 +306,8 @@ struct FileSink: Sendable {
             line["data"] = (try? JSONValue.parse(event.data)) ?? .string(String(decoding: event.data, as: UTF8.self))
             var bytes = JSONValue.object(line).serialized()
             bytes.append(0x0A)
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            // A file that cannot be created makes the FileHandle below throw, naming the path.
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
             try handle.seekToEnd()
             try handle.write(contentsOf: bytes)

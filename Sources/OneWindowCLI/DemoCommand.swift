@@ -26,7 +26,7 @@ struct DemoCommand: AsyncParsableCommand {
         var busOptions = options
         busOptions.bus = address.description
         let catalog = try options.loadCatalog()
-        try await withLog(busOptions) { log in
+        _ = try await withLog(busOptions) { log in
             try await DemoScenario(log: log, catalog: catalog, write: { print($0) }).run()
         }
     }
