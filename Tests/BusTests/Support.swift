@@ -43,9 +43,7 @@ struct ProcessResult: Sendable {
 
 /// Starts `onewindow` with arguments, in the repository root (so ./Topics is found).
 func startOnewindow(_ arguments: [String], input: Data? = nil) throws -> (Process, Pipe, Pipe) {
-    let process = Process()
-    process.executableURL = try onewindowExecutable()
-    process.arguments = arguments
+    let process = childProcess(try onewindowExecutable(), arguments)
     process.currentDirectoryURL = repositoryRoot
     let output = Pipe()
     let error = Pipe()

@@ -132,9 +132,8 @@ struct CrashTests {
     }
 
     func startConnector(_ file: String, bus: String) throws -> Process {
-        let process = Process()
-        process.executableURL = try onewindowExecutable()
-        process.arguments = ["connector", "run", file, "--bus", bus, "--log-level", "warning"]
+        let process = childProcess(
+            try onewindowExecutable(), ["connector", "run", file, "--bus", bus, "--log-level", "warning"])
         process.currentDirectoryURL = repositoryRoot
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice

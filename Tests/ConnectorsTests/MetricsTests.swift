@@ -45,11 +45,9 @@ struct MetricsTests {
             directory: \(bench.path("out"))
         """.write(toFile: file, atomically: true, encoding: .utf8)
         let port = freePort()
-        let process = Process()
-        process.executableURL = try onewindowExecutable()
-        process.arguments = [
-            "connector", "run", file, "--bus", bench.busAddress, "--log-level", "warning", "--metrics-port", "\(port)",
-        ]
+        let process = childProcess(
+            try onewindowExecutable(),
+            ["connector", "run", file, "--bus", bench.busAddress, "--log-level", "warning", "--metrics-port", "\(port)"])
         process.currentDirectoryURL = repositoryRoot
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice

@@ -225,12 +225,12 @@ final class TestBroker: Sendable {
             throw TestFailure("ONEWINDOW_TEST_TANSU is not set: run the tests with `make test`")
         }
         port = freePort()
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: tansu)
-        process.arguments = [
-            "broker", "--listener-url", "tcp://127.0.0.1:\(port)",
-            "--advertised-listener-url", "tcp://127.0.0.1:\(advertisedPort)", "--storage-engine", "memory://tansu/",
-        ]
+        process = childProcess(
+            URL(fileURLWithPath: tansu),
+            [
+                "broker", "--listener-url", "tcp://127.0.0.1:\(port)",
+                "--advertised-listener-url", "tcp://127.0.0.1:\(advertisedPort)", "--storage-engine", "memory://tansu/",
+            ])
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -345,9 +345,7 @@ final class TestProxy: Sendable {
         self.port = port
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("onewindow-proxy-\(UUID().uuidString).py")
         try Self.program.write(to: script, atomically: true, encoding: .utf8)
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script.path, String(port), String(target)]
+        process = childProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script.path, String(port), String(target)])
         process.standardOutput = FileHandle.nullDevice
         try process.run()
         if waitForListener(port) { return }

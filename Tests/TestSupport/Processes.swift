@@ -39,9 +39,7 @@ public func collect(_ process: Process, output: Pipe, error: Pipe, timeout: Dura
 public func runProgram(_ program: String, _ arguments: [String], input: Data? = nil, timeout: Duration = .seconds(60))
     async throws -> ProcessOutput
 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [program] + arguments
+    let process = childProcess(URL(fileURLWithPath: "/usr/bin/env"), [program] + arguments)
     let output = Pipe()
     let error = Pipe()
     let stdin = Pipe()
@@ -68,4 +66,17 @@ public func acceptsConnections(port: Int) -> Bool {
             connect(probe, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
         }
     }
+}
+
+/// A process that ends with the test process that starts it, however that one ends (a crash, a
+/// SIGKILL, a `make test` stopped midway): it is started through `setpriv --pdeathsig KILL`, so
+/// the kernel kills it when its parent goes. Not run yet: set its pipes and directory, then `run()`.
+///
+/// The parent is, to the kernel, the thread that started it; tasks start processes from the
+/// cooperative pool's threads, which live as long as the test process.
+public func childProcess(_ executable: URL, _ arguments: [String]) -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+    process.arguments = ["--pdeathsig", "KILL", "--", executable.path] + arguments
+    return process
 }
