@@ -78,6 +78,11 @@ enum KafkaErrors {
         }
     }
 
+    /// The same, from librdkafka's numeric code (for tests, which do not import librdkafka).
+    static func error(rawCode: Int32, _ action: String, subject: String? = nil) -> LogError {
+        error(rd_kafka_resp_err_t(rawValue: rawCode), action, subject: subject)
+    }
+
     static func rd_kafka_err_is_retriable(_ code: rd_kafka_resp_err_t) -> Bool {
         switch code {
         case RD_KAFKA_RESP_ERR__QUEUE_FULL, RD_KAFKA_RESP_ERR_NOT_COORDINATOR, RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
