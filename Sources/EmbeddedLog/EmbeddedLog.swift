@@ -75,9 +75,7 @@ public final class EmbeddedLog: EventLog {
         var lastMaintenance: Date?
         /// The background maintenance pass in progress, awaited by `close`.
         var maintenance: Task<Void, Never>?
-        /// Set when `close` starts (a second `close` returns at once).
-        var closing = false
-        /// Set once the consumers are closed: every call throws `.closed` from then on.
+        /// Set when `close` starts: every call throws `.closed` from then on.
         var closed = false
     }
 
@@ -451,18 +449,14 @@ public final class EmbeddedLog: EventLog {
     /// stops between partitions), and checkpoints the WAL. Afterwards every call throws
     /// ``LogError`` `.closed`; closing twice does nothing.
     public func close() async {
-        let first = state.withLock { state in
-            defer { state.closing = true }
-            return !state.closing
+        let (wasClosed, maintenance) = state.withLock { state in
+            defer { state.closed = true }
+            return (state.closed, state.maintenance)
         }
-        guard first else { return }
-        // First the consumers, while the log still works: they commit what they stored and
-        // leave their groups.
+        if wasClosed { return }
+        // The consumers commit what they stored and leave their groups (their closing goes
+        // straight to the database, past the closed log's checks).
         await consumers.closeAll()
-        let maintenance = state.withLock { state in
-            state.closed = true
-            return state.maintenance
-        }
         maintenance?.cancel()
         await maintenance?.value
         // Checkpoint the WAL now so the file is compact; the pool closes its connections when freed.
@@ -498,6 +492,8 @@ public final class EmbeddedLog: EventLog {
             }
         } catch is CancellationError {
             // The log is closing.
+        } catch let error as LogError where error.code == .closed {
+            // The log closed during the pass: what was cleaned stays, the rest waits.
         } catch {
             logger.error(
                 "background log maintenance (retention and compaction) failed; it is tried again at the next interval: \(error)",

@@ -31,8 +31,8 @@ extension EmbeddedLog {
         return try await maintain()
     }
 
-    /// One pass, a transaction per partition. Stops between partitions when the task is
-    /// cancelled or the log closes (throwing `CancellationError`).
+    /// One pass, a transaction per partition. Stops between partitions when the log closes
+    /// (throwing `.closed`) or the task is cancelled (throwing `CancellationError`).
     func maintain() async throws -> MaintenanceReport {
         let now = configuration.now().milliseconds
         let topics: [TopicRow]
@@ -48,7 +48,8 @@ extension EmbeddedLog {
             let retention = topic.retentionMs
             guard topic.cleanup == "compact" || retention != nil else { continue }
             for partition in 0..<topic.partitions {
-                if Task.isCancelled || isClosed { throw CancellationError() }
+                try checkOpen()
+                try Task.checkCancellation()
                 do {
                     if topic.cleanup == "compact" {
                         report.compacted += try await writer.write { db in
