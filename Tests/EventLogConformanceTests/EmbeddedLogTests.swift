@@ -1,4 +1,4 @@
-import EmbeddedLog
+@testable import EmbeddedLog
 import EventLog
 import Foundation
 import GRDB
@@ -163,6 +163,47 @@ struct EmbeddedLogTests {
         } catch let error as LogError {
             #expect(error.code == .groupBusy && error.isRetriable, "\(error)")
         }
+        await log.close()
+    }
+
+    /// SQLite's busy and full are worth retrying (another process lets go of the lock; space is
+    /// freed), a read-only or damaged file is not.
+    @Test(arguments: [
+        (ResultCode.SQLITE_BUSY, true, "retry"), (.SQLITE_LOCKED, true, "retry"), (.SQLITE_FULL, true, "free space"),
+        (.SQLITE_READONLY, false, "read-only"), (.SQLITE_CORRUPT, false, "backup"),
+    ])
+    func storageErrorsSayWhetherToRetry(_ code: ResultCode, _ retriable: Bool, _ remedy: String) throws {
+        let error = try #require(storageError(DatabaseError(resultCode: code), while: "appending") as? LogError)
+        #expect(error.code == .storage)
+        #expect(error.isRetriable == retriable, "\(error)")
+        #expect(!error.isFatal)
+        #expect(error.remedy.contains(remedy), "\(error)")
+    }
+
+    /// A consumer's position below the log start (retention removed what the group had not
+    /// read) is the log start, where reading goes on.
+    @Test func aPositionRetentionPassedIsTheLogStart() async throws {
+        let folder = try Folder()
+        defer { folder.remove() }
+        let clock = EmbeddedRetentionTests.TestClock(Date(timeIntervalSince1970: 1_750_000_000))
+        let log = try EmbeddedLog(
+            path: folder.log, configuration: EmbeddedLogConfiguration(now: { clock.now }, maintenanceInterval: nil))
+        let topic = "sms.message.sent"
+        let tp = TopicPartition(topic, 0)
+        try await log.createTopics([TopicSpec(name: topic, partitions: 1, cleanup: .delete(retention: .seconds(86_400)))])
+        for _ in 0..<3 {
+            _ = try await log.append([OutgoingRecord(topic: topic, key: "k", value: Data())])
+            clock.advance(days: 1)
+        }
+        try await log.seekGroup("archivist", topics: [topic], to: .offset(1))
+        let consumer = try await log.makeConsumer(.group("archivist", topics: [topic]))
+        try await waitForAssignment(consumer)
+        #expect(try await consumer.position() == [tp: 1])
+        // Day 3: the records of days 0 and 1 are more than a day old.
+        #expect(try await log.runMaintenance().expired == 2)
+        #expect(try await consumer.position() == [tp: 2])
+        #expect(try await consumer.poll(maxRecords: 10, timeout: .seconds(1)).map(\.offset) == [2])
+        #expect(try await consumer.position() == [tp: 3])
         await log.close()
     }
 
