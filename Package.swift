@@ -29,7 +29,9 @@ let package = Package(
         // The embedded backend: the log in one SQLite file (GRDB, WAL).
         .target(
             name: "EmbeddedLog",
-            dependencies: ["EventLog", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "EventLog", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // librdkafka, through pkg-config. Only KafkaLog imports it.
         .systemLibrary(
@@ -38,7 +40,9 @@ let package = Package(
             providers: [.apt(["librdkafka-dev"])]
         ),
         // The Kafka backend over librdkafka.
-        .target(name: "KafkaLog", dependencies: ["EventLog", "CRDKafka"]),
+        .target(
+            name: "KafkaLog", dependencies: ["EventLog", "CRDKafka", .product(name: "Logging", package: "swift-log")]
+        ),
         // Events: CloudEvents attributes and their Kafka binding (binary mode).
         .target(name: "EventModel", dependencies: ["EventLog"]),
         // JSON, JSON Schema (draft 2020-12 subset), identifier formats, the topic catalog.
@@ -101,7 +105,10 @@ let package = Package(
         .testTarget(name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel"]),
         .testTarget(
             name: "EventLogConformanceTests",
-            dependencies: ["EventLog", "EmbeddedLog", "KafkaLog", "Bus"]
+            dependencies: [
+                "EventLog", "EmbeddedLog", "KafkaLog", "Bus", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "ConnectorsTests",
@@ -118,7 +125,12 @@ let package = Package(
                 "DepartmentSystems", "EventSchemas", "Connectors", .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
-        .testTarget(name: "KafkaLogTests", dependencies: ["KafkaLog", "EventLog", "EventModel", "TestSupport"]),
+        .testTarget(
+            name: "KafkaLogTests",
+            dependencies: [
+                "KafkaLog", "EventLog", "EventModel", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "BusTests",
             dependencies: ["Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "OneWindowCLI", "TestSupport"]

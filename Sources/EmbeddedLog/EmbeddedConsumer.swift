@@ -47,8 +47,14 @@ actor EmbeddedConsumer: LogConsumer {
 
     // MARK: LogConsumer
 
+    /// Throws ``LogError`` `.closed` once this consumer or its log is closed.
+    private func checkOpen() throws {
+        if closed { throw LogError.closed("the consumer", subject: configuration.group) }
+        if log.isClosed { throw LogError.closed("the embedded log of this consumer", subject: log.path) }
+    }
+
     func poll(maxRecords: Int, timeout: Duration) async throws -> [LogRecord] {
-        guard !closed else { throw LogError(.closed, "the consumer is closed") }
+        try checkOpen()
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         while true {
@@ -64,6 +70,7 @@ actor EmbeddedConsumer: LogConsumer {
             let remaining = deadline - clock.now
             if remaining <= .zero { return [] }
             try await Task.sleep(for: min(remaining, log.configuration.pollInterval))
+            try checkOpen()
         }
     }
 
@@ -73,7 +80,7 @@ actor EmbeddedConsumer: LogConsumer {
                 .configuration, "a consumer without a group cannot commit offsets",
                 remedy: "give the consumer a group")
         }
-        if closed { throw LogError(.closed, "the consumer is closed", subject: group) }
+        try checkOpen()
         let ownedSet = Set(owned)
         for partition in offsets.keys where !ownedSet.contains(partition) {
             throw LogError(
@@ -138,8 +145,33 @@ actor EmbeddedConsumer: LogConsumer {
     }
 
     func assignment() async throws -> [TopicPartition] {
+        try checkOpen()
         if lastHeartbeat == nil { try await heartbeat() }
         return owned
+    }
+
+    func position() async throws -> [TopicPartition: Int64] {
+        try checkOpen()
+        if lastHeartbeat == nil { try await heartbeat() }
+        if owned.isEmpty { return [:] }
+        // Partitions whose start is not fixed yet (the group's barrier has not passed): where
+        // they would start now.
+        let pending = owned.filter { positions[$0] == nil }
+        var result = try await startPositions(pending)
+        for partition in owned where result[partition] == nil { result[partition] = positions[partition] ?? 0 }
+        // Below the log start (retention removed records): reading goes on at the start.
+        var rows: [(TopicPartition, TopicRow)] = []
+        for partition in owned { rows.append((partition, try await topic(partition.topic))) }
+        let lookups = rows
+        let lows = try await log.writer.read { db -> [TopicPartition: Int64] in
+            var lows: [TopicPartition: Int64] = [:]
+            for (partition, topic) in lookups {
+                lows[partition] = try EmbeddedLog.watermarks(db, topicId: topic.id, partition: partition.partition).low
+            }
+            return lows
+        }
+        for (partition, low) in lows { result[partition] = max(result[partition] ?? low, low) }
+        return result
     }
 
     func close() async {
@@ -177,6 +209,7 @@ actor EmbeddedConsumer: LogConsumer {
             } catch {
                 throw LogError(.configuration, "the subscription pattern is not a valid regular expression: \(error)", subject: pattern)
             }
+            try checkOpen()
             return try await log.listTopics().filter { (try? regex.wholeMatch(in: $0)) != nil }
         }
     }
@@ -293,7 +326,14 @@ actor EmbeddedConsumer: LogConsumer {
     /// only after the barrier, so a previous owner's commit before handing over is seen.
     private func resolveStarts() async throws {
         guard !unpositioned.isEmpty else { return }
-        let gained = unpositioned.sorted()
+        let starts = try await startPositions(unpositioned.sorted())
+        positions.merge(starts) { _, new in new }
+        unpositioned.subtract(starts.keys)
+    }
+
+    /// Where reading these partitions starts: the committed offset, else the reset position.
+    private func startPositions(_ gained: [TopicPartition]) async throws -> [TopicPartition: Int64] {
+        guard !gained.isEmpty else { return [:] }
         let committed: [TopicPartition: Int64]
         if let group = configuration.group {
             committed = try await log.committedOffsets(group: group, topics: Array(Set(gained.map(\.topic))))
@@ -304,7 +344,7 @@ actor EmbeddedConsumer: LogConsumer {
         for partition in gained { gainedRows.append((partition, try await topic(partition.topic))) }
         let rows = gainedRows
         let reset = configuration.autoOffsetReset
-        let starts = try await log.writer.read { db -> [TopicPartition: Int64] in
+        return try await log.writer.read { db -> [TopicPartition: Int64] in
             var result: [TopicPartition: Int64] = [:]
             for (partition, topic) in rows {
                 let marks = try EmbeddedLog.watermarks(db, topicId: topic.id, partition: partition.partition)
@@ -316,8 +356,6 @@ actor EmbeddedConsumer: LogConsumer {
             }
             return result
         }
-        positions.merge(starts) { _, new in new }
-        unpositioned.subtract(starts.keys)
     }
 
     private static func bumpGeneration(_ db: Database, group: String) throws {

@@ -1,6 +1,7 @@
 import EventLog
 import Foundation
 import GRDB
+import Logging
 import Synchronization
 
 /// Settings of an ``EmbeddedLog``.
@@ -14,11 +15,20 @@ public struct EmbeddedLogConfiguration: Sendable {
     /// How often a polling consumer looks for new records written by other processes.
     /// Default: 20 milliseconds.
     public var pollInterval: Duration
-    /// How often an appending process runs retention and compaction. `nil` never does (run
-    /// ``EmbeddedLog/runMaintenance()`` yourself). Default: 60 seconds.
+    /// How often an appending process runs retention and compaction, in the background (an
+    /// append that finds it due starts it and returns without waiting; see
+    /// ``EmbeddedLog/runMaintenance()``). `nil` never does (run ``EmbeddedLog/runMaintenance()``
+    /// yourself). Default: 60 seconds.
     public var maintenanceInterval: Duration?
     /// The largest record value accepted, in bytes. Default: 1 MiB (Kafka's `message.max.bytes`).
     public var maxRecordBytes: Int
+    /// Whether opening a path where no log exists creates it (and its folder). `false` makes the
+    /// open throw ``LogError`` `.logNotFound` naming the path, for commands that only read or
+    /// write an existing log. Default: `true`.
+    public var createIfMissing: Bool = true
+    /// Where the log reports what goes wrong outside any caller's call (a failed background
+    /// maintenance pass). `nil`: a logger labelled `onewindow.embedded-log`. Default: `nil`.
+    public var logger: Logger? = nil
 
     public init(
         now: @escaping @Sendable () -> Date = { Date() }, sessionTimeout: Duration = .seconds(10),
@@ -31,42 +41,70 @@ public struct EmbeddedLogConfiguration: Sendable {
         self.maintenanceInterval = maintenanceInterval
         self.maxRecordBytes = maxRecordBytes
     }
+
+    /// The default configuration with `createIfMissing` and `logger` set.
+    public init(createIfMissing: Bool, logger: Logger? = nil) {
+        self.init()
+        self.createIfMissing = createIfMissing
+        self.logger = logger
+    }
 }
 
 /// The embedded backend: the whole log in one SQLite file, with Kafka's semantics.
 ///
-/// Zero set-up: `EmbeddedLog(path: "var/onewindow.sqlite")` creates the file. Several processes can
-/// append to and consume from the same file at once; SQLite's write lock orders the appends, so no
-/// record is lost or repeated. Compaction and time retention run in ``runMaintenance()``, which
-/// appending processes call every ``EmbeddedLogConfiguration/maintenanceInterval``.
+/// Zero set-up: `EmbeddedLog(path: "var/onewindow.sqlite")` creates the file (unless
+/// ``EmbeddedLogConfiguration/createIfMissing`` is false). Several processes can append to and
+/// consume from the same file at once; SQLite's write lock orders the appends, so no record is
+/// lost or repeated. Compaction and time retention run in ``runMaintenance()``, which appending
+/// processes start in the background every ``EmbeddedLogConfiguration/maintenanceInterval``.
+///
+/// After ``close()`` every call on the log and on its consumers throws ``LogError`` `.closed`.
 public final class EmbeddedLog: EventLog {
     let database: LogDatabase
     let configuration: EmbeddedLogConfiguration
-    /// Per-process state: the topic cache, the round-robin counter for keyless records, and when
-    /// maintenance last ran.
+    /// The file, for messages.
+    let path: String
+    /// Per-process state: the topic cache, the round-robin counter for keyless records, when
+    /// maintenance last ran and the pass running now.
     private let state = Mutex(State())
+    private let consumers = OpenConsumers()
 
     private struct State {
         var topics: [String: TopicRow] = [:]
         var roundRobin = 0
         var lastMaintenance: Date?
+        /// The background maintenance pass in progress, awaited by `close`.
+        var maintenance: Task<Void, Never>?
+        /// Set when `close` starts: every call throws `.closed` from then on.
         var closed = false
     }
 
-    /// Opens (creating if needed) the log at `path`.
-    /// - Throws: ``LogError`` `.storage` when the file cannot be opened or is not a log.
+    /// Opens the log at `path`, creating it (and its folder) when it does not exist, unless
+    /// ``EmbeddedLogConfiguration/createIfMissing`` is false.
+    /// - Throws: ``LogError`` `.logNotFound` when there is no log at `path` and it is not to be
+    ///   created; `.storage` when the file cannot be opened or is not a log.
     public init(path: String, configuration: EmbeddedLogConfiguration = EmbeddedLogConfiguration()) throws {
-        self.database = try LogDatabase(path: path)
+        self.database = try LogDatabase(path: path, createIfMissing: configuration.createIfMissing)
         self.configuration = configuration
+        self.path = path
         state.withLock { $0.lastMaintenance = configuration.now() }
     }
 
     var writer: DatabasePool { database.writer }
 
+    /// Whether ``close()`` was called.
+    var isClosed: Bool { state.withLock { $0.closed } }
+
+    /// Throws ``LogError`` `.closed` once the log is closed.
+    func checkOpen() throws {
+        if isClosed { throw LogError.closed("the embedded log", subject: path) }
+    }
+
     // MARK: Topics
 
     @discardableResult
     public func createTopics(_ specs: [TopicSpec]) async throws -> [String] {
+        try checkOpen()
         for spec in specs {
             try TopicName.validate(spec.name)
             guard spec.partitions > 0 else {
@@ -102,6 +140,7 @@ public final class EmbeddedLog: EventLog {
     }
 
     public func describeTopics(_ names: [String]) async throws -> [TopicDescription] {
+        try checkOpen()
         do {
             return try await writer.read { db in
                 var result: [TopicDescription] = []
@@ -124,6 +163,7 @@ public final class EmbeddedLog: EventLog {
     }
 
     public func listTopics() async throws -> [String] {
+        try checkOpen()
         do {
             return try await writer.read { db in try String.fetchAll(db, sql: "SELECT name FROM topic ORDER BY name") }
         } catch {
@@ -150,6 +190,7 @@ public final class EmbeddedLog: EventLog {
     // MARK: Appending
 
     public func append(_ records: [OutgoingRecord]) async throws -> [RecordPosition] {
+        try checkOpen()
         if records.isEmpty { return [] }
         for record in records where record.value.count > configuration.maxRecordBytes {
             throw LogError(
@@ -164,7 +205,9 @@ public final class EmbeddedLog: EventLog {
         } catch {
             throw storageError(error, while: "appending \(records.count) record(s)", subject: records.first?.topic)
         }
-        try await maintainIfDue()
+        // The records are stored: whatever maintenance does now cannot change that (it runs in
+        // the background, and its failures are logged, not thrown).
+        startMaintenanceIfDue()
         return positions
     }
 
@@ -239,6 +282,7 @@ public final class EmbeddedLog: EventLog {
     // MARK: Reading
 
     public func read(_ partition: TopicPartition, from offset: Int64, maxRecords: Int) async throws -> [LogRecord] {
+        try checkOpen()
         let topic = try await topic(partition.topic)
         try checkPartition(partition, of: topic)
         do {
@@ -251,6 +295,7 @@ public final class EmbeddedLog: EventLog {
     }
 
     public func watermarks(_ partition: TopicPartition) async throws -> Watermarks {
+        try checkOpen()
         let topic = try await topic(partition.topic)
         try checkPartition(partition, of: topic)
         return try await writer.read { db in try Self.watermarks(db, topicId: topic.id, partition: partition.partition) }
@@ -264,6 +309,7 @@ public final class EmbeddedLog: EventLog {
     }
 
     public func offset(_ partition: TopicPartition, atOrAfter time: Date) async throws -> Int64 {
+        try checkOpen()
         let topic = try await topic(partition.topic)
         try checkPartition(partition, of: topic)
         return try await writer.read { db in
@@ -294,10 +340,14 @@ public final class EmbeddedLog: EventLog {
     // MARK: Consumer groups
 
     public func makeConsumer(_ configuration: ConsumerConfiguration) async throws -> any LogConsumer {
-        try await EmbeddedConsumer(log: self, configuration: configuration)
+        try checkOpen()
+        let consumer = try await EmbeddedConsumer(log: self, configuration: configuration)
+        consumers.add(consumer)
+        return consumer
     }
 
     public func committedOffsets(group: String, topics: [String]) async throws -> [TopicPartition: Int64] {
+        try checkOpen()
         var rows: [String: TopicRow] = [:]
         for name in topics { rows[name] = try await topic(name) }
         let resolved = rows
@@ -317,6 +367,7 @@ public final class EmbeddedLog: EventLog {
     public func seekGroup(_ group: String, topics: [String], to position: SeekPosition) async throws
         -> [TopicPartition: Int64]
     {
+        try checkOpen()
         var rows: [TopicRow] = []
         for name in topics { rows.append(try await topic(name)) }
         let resolved = rows
@@ -373,7 +424,8 @@ public final class EmbeddedLog: EventLog {
     }
 
     public func listGroups() async throws -> [String] {
-        try await writer.read { db in
+        try checkOpen()
+        return try await writer.read { db in
             try String.fetchAll(
                 db,
                 sql: "SELECT group_id FROM group_offset UNION SELECT group_id FROM group_member ORDER BY group_id")
@@ -381,6 +433,7 @@ public final class EmbeddedLog: EventLog {
     }
 
     public func lag(group: String, topics: [String]) async throws -> [PartitionLag] {
+        try checkOpen()
         let committed = try await committedOffsets(group: group, topics: topics)
         var result: [PartitionLag] = []
         for description in try await describeTopics(topics) {
@@ -392,27 +445,63 @@ public final class EmbeddedLog: EventLog {
         return result
     }
 
+    /// Closes the consumers made from this log, lets a background maintenance pass stop (it
+    /// stops between partitions), and checkpoints the WAL. Afterwards every call throws
+    /// ``LogError`` `.closed`; closing twice does nothing.
     public func close() async {
-        state.withLock { $0.closed = true }
+        let (wasClosed, maintenance) = state.withLock { state in
+            defer { state.closed = true }
+            return (state.closed, state.maintenance)
+        }
+        if wasClosed { return }
+        // The consumers commit what they stored and leave their groups (their closing goes
+        // straight to the database, past the closed log's checks).
+        await consumers.closeAll()
+        maintenance?.cancel()
+        await maintenance?.value
         // Checkpoint the WAL now so the file is compact; the pool closes its connections when freed.
         _ = try? await writer.write { db in try db.checkpoint(.passive) }
     }
 
     // MARK: Maintenance
 
-    private func maintainIfDue() async throws {
+    /// Starts a maintenance pass in the background when one is due and none is running. Never
+    /// throws and never waits: the caller's append is done whatever the pass does.
+    private func startMaintenanceIfDue() {
         guard let interval = configuration.maintenanceInterval else { return }
         let now = configuration.now()
-        let due = state.withLock { state -> Bool in
-            guard let last = state.lastMaintenance else { return true }
-            if now.timeIntervalSince(last) >= interval.seconds {
-                state.lastMaintenance = now
-                return true
+        state.withLock { state in
+            guard !state.closed, state.maintenance == nil else { return }
+            if let last = state.lastMaintenance, now.timeIntervalSince(last) < interval.seconds { return }
+            state.lastMaintenance = now
+            state.maintenance = Task { [self] in
+                await maintainInBackground()
+                self.state.withLock { $0.maintenance = nil }
             }
-            return false
         }
-        if due { _ = try await runMaintenance() }
     }
+
+    /// One background pass; a failure is logged (the next due pass tries again).
+    private func maintainInBackground() async {
+        do {
+            let report = try await maintain()
+            if report.expired + report.compacted > 0 {
+                logger.debug(
+                    "log maintenance removed records",
+                    metadata: ["expired": "\(report.expired)", "compacted": "\(report.compacted)", "path": "\(path)"])
+            }
+        } catch is CancellationError {
+            // The log is closing.
+        } catch let error as LogError where error.code == .closed {
+            // The log closed during the pass: what was cleaned stays, the rest waits.
+        } catch {
+            logger.error(
+                "background log maintenance (retention and compaction) failed; it is tried again at the next interval: \(error)",
+                metadata: ["path": "\(path)"])
+        }
+    }
+
+    var logger: Logger { configuration.logger ?? Logger(label: "onewindow.embedded-log") }
 }
 
 /// A partition identified by its topic's row id.

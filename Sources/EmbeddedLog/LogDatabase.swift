@@ -19,7 +19,9 @@ import GRDB
 struct LogDatabase: Sendable {
     let writer: DatabasePool
 
-    init(path: String) throws {
+    /// Opens the file at `path`; when there is none, creates it (and its folder) if
+    /// `createIfMissing`, else throws ``LogError`` `.logNotFound`.
+    init(path: String, createIfMissing: Bool = true) throws {
         var configuration = Configuration()
         // Another process may hold the write lock for a batch: wait for it instead of failing.
         configuration.busyMode = .timeout(30)
@@ -31,8 +33,18 @@ struct LogDatabase: Sendable {
             // loss the last transactions may be lost, as with Kafka's default of not fsyncing.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        if !createIfMissing {
+            try Self.checkExisting(path)
+        } else {
+            let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+            do {
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            } catch {
+                throw LogError(
+                    .storage, "cannot create the folder of the embedded log: \(error.localizedDescription)",
+                    remedy: "check the path and the permissions of its folders", subject: path)
+            }
+        }
         do {
             if !FileManager.default.fileExists(atPath: path) {
                 // A new file gets 16 KiB pages (about 20 records of 700 bytes a page instead of 5).
@@ -52,6 +64,37 @@ struct LogDatabase: Sendable {
                 .storage, "cannot open the embedded log: \(error.message ?? error.description)",
                 remedy: "check that the path is writable and is a OneWindow log file", subject: path,
                 backendName: "SQLITE_\(error.resultCode)")
+        }
+    }
+
+    /// Refuses a path where there is no OneWindow log, without creating or changing anything
+    /// there (a department's database at a mistyped path is left as it is).
+    private static func checkExisting(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw LogError(
+                .logNotFound, "there is no embedded log at this path",
+                remedy: "check the path (--bus embedded:PATH or ONEWINDOW_BUS), or create the log and its topics "
+                    + "with `onewindow topics apply --bus embedded:\(path)`",
+                subject: path)
+        }
+        // Opened read-write (a read-only connection cannot open a WAL file whose -shm is missing)
+        // but only read: nothing in the file changes.
+        let isLog: Bool
+        do {
+            let probe = try DatabaseQueue(path: path)
+            defer { try? probe.close() }
+            isLog = try probe.read { db in try db.tableExists("topic") && db.tableExists("record") }
+        } catch let error as DatabaseError {
+            throw LogError(
+                .storage, "cannot open the embedded log: \(error.message ?? error.description)",
+                remedy: "check that the path is readable and is a OneWindow log file", subject: path,
+                backendName: "SQLITE_\(error.resultCode)")
+        }
+        guard isLog else {
+            throw LogError(
+                .storage, "the file is not a OneWindow log (it has no topic and record tables)",
+                remedy: "check the path; a new log is created with `onewindow topics apply`", subject: path)
         }
     }
 

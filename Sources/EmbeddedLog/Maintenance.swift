@@ -18,29 +18,56 @@ extension EmbeddedLog {
     ///   offsets stay contiguous from the start offset on.
     /// - Compaction (`cleanup: compact`): in each partition only the latest record of each key stays;
     ///   offsets keep their gaps, as on Kafka.
-    /// Appending processes call it every ``EmbeddedLogConfiguration/maintenanceInterval``.
+    ///
+    /// Each partition is cleaned in its own short write transaction, so appends (which wait for
+    /// SQLite's write lock) wait for one partition's clean-up at most, never for the whole pass.
+    /// A pass that fails part-way keeps what the partitions before the failure had removed.
+    /// Appending processes start a pass in the background every
+    /// ``EmbeddedLogConfiguration/maintenanceInterval``; calling it yourself runs one now.
+    /// - Throws: ``LogError`` `.storage` naming the topic and partition that failed, or `.closed`.
     @discardableResult
     public func runMaintenance() async throws -> MaintenanceReport {
+        try checkOpen()
+        return try await maintain()
+    }
+
+    /// One pass, a transaction per partition. Stops between partitions when the log closes
+    /// (throwing `.closed`) or the task is cancelled (throwing `CancellationError`).
+    func maintain() async throws -> MaintenanceReport {
         let now = configuration.now().milliseconds
+        let topics: [TopicRow]
         do {
-            return try await writer.write { db in
-                var report = MaintenanceReport(expired: 0, compacted: 0)
-                let topics = try Row.fetchAll(db, sql: "SELECT * FROM topic").map(TopicRow.init(row:))
-                for topic in topics {
-                    for partition in 0..<topic.partitions {
-                        if topic.cleanup == "compact" {
-                            report.compacted += try Self.compact(db, topicId: topic.id, partition: partition)
-                        } else if let retention = topic.retentionMs {
-                            report.expired += try Self.expire(
-                                db, topicId: topic.id, partition: partition, before: now - retention)
-                        }
-                    }
-                }
-                return report
+            topics = try await writer.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM topic ORDER BY id").map(TopicRow.init(row:))
             }
         } catch {
-            throw storageError(error, while: "log maintenance")
+            throw storageError(error, while: "log maintenance: listing topics")
         }
+        var report = MaintenanceReport(expired: 0, compacted: 0)
+        for topic in topics {
+            let retention = topic.retentionMs
+            guard topic.cleanup == "compact" || retention != nil else { continue }
+            for partition in 0..<topic.partitions {
+                try checkOpen()
+                try Task.checkCancellation()
+                do {
+                    if topic.cleanup == "compact" {
+                        report.compacted += try await writer.write { db in
+                            try Self.compact(db, topicId: topic.id, partition: partition)
+                        }
+                    } else if let retention {
+                        report.expired += try await writer.write { db in
+                            try Self.expire(db, topicId: topic.id, partition: partition, before: now - retention)
+                        }
+                    }
+                } catch {
+                    throw storageError(
+                        error, while: "log maintenance (\(topic.cleanup == "compact" ? "compaction" : "retention"))",
+                        subject: TopicPartition(topic.name, partition).description)
+                }
+            }
+        }
+        return report
     }
 
     private static func expire(_ db: Database, topicId: Int64, partition: Int, before cutoff: Int64) throws -> Int {

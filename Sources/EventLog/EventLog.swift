@@ -21,6 +21,10 @@ import Synchronization
 /// ## Consumer groups
 /// - ``makeConsumer(_:)``, ``committedOffsets(group:topics:)``, ``seekGroup(_:topics:to:)``,
 ///   ``listGroups()``, ``lag(group:topics:)``
+///
+/// ## Closing
+/// After ``close()`` every call on the log, and on every consumer made from it, throws
+/// ``LogError`` `.closed` (``LogError/isFatal``); closing twice does nothing.
 public protocol EventLog: Sendable {
     /// Creates the topics that do not exist yet; topics that exist are left as they are.
     ///
@@ -41,6 +45,8 @@ public protocol EventLog: Sendable {
     /// The call returns only when every record is durably stored (embedded: committed to SQLite;
     /// Kafka: acknowledged by all in-sync replicas). Either every record is appended or the call
     /// throws; on Kafka a throw can follow a partial append, which idempotent consumers absorb.
+    /// Work the log does for itself (the embedded log's retention and compaction) never makes an
+    /// append that stored its records throw: it runs apart from the caller's call.
     /// - Throws: ``LogError`` `.unknownTopic` when a topic does not exist, `.invalidPartition`
     ///   for a partition out of range, `.recordTooLarge`, or a backend error.
     func append(_ records: [OutgoingRecord]) async throws -> [RecordPosition]
@@ -77,7 +83,9 @@ public protocol EventLog: Sendable {
     /// offset (minus the log start offset when nothing is committed).
     func lag(group: String, topics: [String]) async throws -> [PartitionLag]
 
-    /// Releases the log's resources. The log must not be used afterwards.
+    /// Releases the log's resources and closes the consumers made from it that are still open.
+    /// Appends in flight finish (with their positions or an error). Afterwards every call on the
+    /// log or its consumers throws ``LogError`` `.closed`. Closing twice does nothing.
     func close() async
 }
 
@@ -195,7 +203,20 @@ public protocol LogConsumer: AnyObject, Sendable {
     /// The partitions this consumer currently reads.
     func assignment() async throws -> [TopicPartition]
 
+    /// For each partition assigned now, the offset of the next record this consumer will return
+    /// from it: after the records already returned, else where it starts (the group's committed
+    /// offset, else ``ConsumerConfiguration/autoOffsetReset`` resolved against the partition
+    /// now: earliest is the log start offset, latest the high-water mark, a time the first
+    /// offset at or after it). A position below the log start offset (retention removed
+    /// records) is reported as the log start offset, where reading goes on. A consumer is caught
+    /// up on a partition when its position is at or past the high-water mark.
+    ///
+    /// Partitions not assigned yet (a group still joining) are left out.
+    func position() async throws -> [TopicPartition: Int64]
+
     /// Leaves the group (letting its partitions move to other members) and frees resources.
+    /// Afterwards `poll`, `commit`, `assignment` and `position` throw ``LogError`` `.closed`
+    /// (`store` does nothing). Closing twice does nothing.
     func close() async
 }
 
@@ -264,6 +285,36 @@ public final class StoredOffsets: Sendable {
 
     /// Puts offsets back after a commit that failed, unless larger ones were stored meanwhile.
     public func restore(_ old: [TopicPartition: Int64]) { store(old) }
+}
+
+/// The consumers a log made and has not seen closed, so that closing the log closes them too.
+/// Backends share it; it holds them weakly (a consumer dropped without closing is not kept).
+public final class OpenConsumers: Sendable {
+    private final class WeakConsumer: @unchecked Sendable {
+        // @unchecked Sendable: `consumer` is written once, in `init`; weak loads are thread-safe.
+        weak var consumer: (any LogConsumer)?
+        init(_ consumer: any LogConsumer) { self.consumer = consumer }
+    }
+    private let consumers = Mutex<[ObjectIdentifier: WeakConsumer]>([:])
+
+    public init() {}
+
+    /// Remembers a consumer the log made.
+    public func add(_ consumer: any LogConsumer) {
+        consumers.withLock { consumers in
+            consumers = consumers.filter { $0.value.consumer != nil }
+            consumers[ObjectIdentifier(consumer)] = WeakConsumer(consumer)
+        }
+    }
+
+    /// Closes every consumer still alive (a consumer closed already ignores it) and forgets them.
+    public func closeAll() async {
+        let all = consumers.withLock { consumers in
+            defer { consumers = [:] }
+            return consumers.values.compactMap(\.consumer)
+        }
+        for consumer in all { await consumer.close() }
+    }
 }
 
 /// An endless sequence of a consumer's records; ends when the task is cancelled.

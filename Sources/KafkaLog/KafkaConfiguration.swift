@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 /// How the Kafka backend reaches and uses a cluster.
 ///
@@ -29,10 +30,17 @@ public struct KafkaConfiguration: Sendable {
     /// unacknowledged then are purged: their appends throw (`.brokerUnreachable` when they were
     /// never sent, with "may have been written" when they were sent). Default: 10 seconds.
     public var closeTimeout: Duration
-    /// librdkafka's own log (on standard error): `nil` keeps it quiet except critical lines; `"1"`
-    /// shows every line; a list such as `"broker,topic,msg"` (or `"all"`) also turns on those
-    /// debug contexts (librdkafka's `debug` property). Default: the `ONEWINDOW_KAFKA_DEBUG` environment variable.
+    /// librdkafka's own log lines: `nil` has librdkafka log up to info level (syslog 6: errors
+    /// such as a refused connection, warnings, notices); `"1"` also its debug lines; a list such
+    /// as `"broker,topic,msg"` (or `"all"`) also turns on those debug contexts (librdkafka's
+    /// `debug` property). The lines go to ``logger``. Default: the `ONEWINDOW_KAFKA_DEBUG`
+    /// environment variable.
     public var debug: String?
+    /// Where librdkafka's own log lines go, through swift-log (levels mapped from syslog's:
+    /// 3 error, 4 warning, 5 notice, 6 info, 7 debug); the logger's level filters them. `nil`: a
+    /// logger labelled `onewindow.kafka.librdkafka`, made from the bootstrapped logging system
+    /// when each client is made. Default: `nil`.
+    public var logger: Logger?
 
     public init(bootstrapServers: [String]) {
         self.bootstrapServers = bootstrapServers
@@ -43,7 +51,11 @@ public struct KafkaConfiguration: Sendable {
         self.closeTimeout = .seconds(10)
         let debug = ProcessInfo.processInfo.environment["ONEWINDOW_KAFKA_DEBUG"]
         self.debug = debug?.isEmpty == false && debug != "0" ? debug : nil
+        self.logger = nil
     }
+
+    /// The logger of librdkafka's own lines.
+    var librdkafkaLogger: Logger { logger ?? Logger(label: "onewindow.kafka.librdkafka") }
 
     /// The one conversion to librdkafka's property dictionary, for a producer.
     ///
@@ -77,8 +89,9 @@ public struct KafkaConfiguration: Sendable {
             "bootstrap.servers": bootstrapServers.joined(separator: ","),
             "client.id": clientId,
             "log.connection.close": "false",
-            // syslog levels: 2 = critical only; 7 = everything, debug included.
-            "log_level": debug == nil ? "2" : "7",
+            // syslog levels: 6 = up to info (librdkafka's default); 7 = debug too. The lines go
+            // through swift-log (LibrdkafkaLogging), whose level filters them further.
+            "log_level": debug == nil ? "6" : "7",
         ]
         if let debug, debug != "1" { result["debug"] = debug }
         return result

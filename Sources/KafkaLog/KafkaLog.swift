@@ -20,6 +20,9 @@ public final class KafkaLog: EventLog {
     private let knownTopics = Mutex<[String: Int]>([:])
     /// One group-less reader for ``read(_:from:maxRecords:)``, made on first use.
     private let reader = Mutex<PartitionReader?>(nil)
+    /// Set by ``close()``: every call throws `.closed` from then on.
+    private let closed = Atomic<Bool>(false)
+    private let consumers = OpenConsumers()
 
     private enum ProducerSlot {
         case none
@@ -32,6 +35,11 @@ public final class KafkaLog: EventLog {
     public init(configuration: KafkaConfiguration) throws {
         self.configuration = configuration
         self.admin = try AdminClient(configuration: configuration)
+    }
+
+    /// Throws ``LogError`` `.closed` once the log is closed.
+    private func checkOpen(_ subject: String? = nil) throws {
+        if closed.load(ordering: .acquiring) { throw LogError.closed("the Kafka log", subject: subject) }
     }
 
     private func theProducer() throws -> KafkaProducer {
@@ -74,6 +82,7 @@ public final class KafkaLog: EventLog {
 
     @discardableResult
     public func createTopics(_ specs: [TopicSpec]) async throws -> [String] {
+        try checkOpen()
         for spec in specs {
             try TopicName.validate(spec.name)
             guard spec.partitions > 0 else { throw LogError(.invalidTopic, "a topic needs at least one partition", subject: spec.name) }
@@ -138,6 +147,7 @@ public final class KafkaLog: EventLog {
     }
 
     public func describeTopics(_ names: [String]) async throws -> [TopicDescription] {
+        try checkOpen()
         let topics = try await refreshTopics()
         let present = names.filter { topics[$0] != nil }
         if present.isEmpty { return [] }
@@ -197,16 +207,15 @@ public final class KafkaLog: EventLog {
     }
 
     public func listTopics() async throws -> [String] {
-        try await refreshTopics().keys.filter { !$0.hasPrefix("__") && !$0.hasPrefix("_schemas") }.sorted()
+        try checkOpen()
+        return try await refreshTopics().keys.filter { !$0.hasPrefix("__") && !$0.hasPrefix("_schemas") }.sorted()
     }
 
     // MARK: Writing and reading
 
     public func append(_ records: [OutgoingRecord]) async throws -> [RecordPosition] {
+        try checkOpen(records.first?.topic)
         if records.isEmpty { return [] }
-        if case .closed = producer.withLock({ $0 }) {
-            throw LogError(.closed, "the Kafka log is closed", remedy: "open the bus again", subject: records[0].topic)
-        }
         let first = records[0].topic
         let topics = records.allSatisfy { $0.topic == first } ? [first] : Array(Set(records.map(\.topic)))
         for topic in topics {
@@ -226,10 +235,8 @@ public final class KafkaLog: EventLog {
     /// - Throws: ``LogError`` `.timedOut` when the records the watermarks promise do not all
     ///   arrive within the request timeout, rather than returning fewer.
     public func read(_ partition: TopicPartition, from offset: Int64, maxRecords: Int) async throws -> [LogRecord] {
+        try checkOpen(partition.description)
         if maxRecords <= 0 { return [] }
-        if case .closed = producer.withLock({ $0 }) {
-            throw LogError(.closed, "the Kafka log is closed", remedy: "open the bus again", subject: partition.description)
-        }
         _ = try await partitions(of: partition.topic)
         let marks = try await watermarks(partition)
         let start = max(offset, marks.low)
@@ -241,11 +248,13 @@ public final class KafkaLog: EventLog {
     }
 
     public func watermarks(_ partition: TopicPartition) async throws -> Watermarks {
+        try checkOpen()
         let admin = self.admin
         return try await admin.blocking.run { try admin.watermarks(partition) }
     }
 
     public func offset(_ partition: TopicPartition, atOrAfter time: Date) async throws -> Int64 {
+        try checkOpen()
         let admin = self.admin
         let found = try await admin.blocking.run {
             try admin.offsets(atOrAfter: [partition: Int64((time.timeIntervalSince1970 * 1000).rounded(.up))])
@@ -267,10 +276,13 @@ public final class KafkaLog: EventLog {
     // MARK: Consumer groups
 
     public func makeConsumer(_ configuration: ConsumerConfiguration) async throws -> any LogConsumer {
+        try checkOpen(configuration.group)
         if case .topics(let topics) = configuration.subscription {
             for topic in topics { _ = try await partitions(of: topic) }
         }
-        return try await KafkaConsumer(configuration: configuration, kafka: self.configuration, admin: admin)
+        let consumer = try await KafkaConsumer(configuration: configuration, kafka: self.configuration, admin: admin)
+        consumers.add(consumer)
+        return consumer
     }
 
     /// A client with the group's id that never joins it: reads and writes the group's offsets.
@@ -278,14 +290,16 @@ public final class KafkaLog: EventLog {
         async throws -> T
     {
         let properties = configuration.consumerProperties(group: group, reset: "earliest")
+        let logger = configuration.librdkafkaLogger
         return try await admin.blocking.run {
-            let client = try makeClient(RD_KAFKA_CONSUMER, try makeConf(properties))
-            defer { rd_kafka_destroy(client) }
+            let client = try makeClient(RD_KAFKA_CONSUMER, try makeConf(properties), logger: logger)
+            defer { destroyClient(client) }
             return try body(client)
         }
     }
 
     public func committedOffsets(group: String, topics: [String]) async throws -> [TopicPartition: Int64] {
+        try checkOpen()
         var all: [TopicPartition: Int64] = [:]
         for topic in topics {
             for partition in 0..<(try await partitions(of: topic)) { all[TopicPartition(topic, partition)] = -1001 }
@@ -305,6 +319,7 @@ public final class KafkaLog: EventLog {
 
     @discardableResult
     public func seekGroup(_ group: String, topics: [String], to position: SeekPosition) async throws -> [TopicPartition: Int64] {
+        try checkOpen()
         var targets: [TopicPartition: Int64] = [:]
         for topic in topics {
             for index in 0..<(try await partitions(of: topic)) {
@@ -331,11 +346,13 @@ public final class KafkaLog: EventLog {
     }
 
     public func listGroups() async throws -> [String] {
+        try checkOpen()
         let admin = self.admin
         return try await admin.blocking.run { try admin.groups() }.sorted()
     }
 
     public func lag(group: String, topics: [String]) async throws -> [PartitionLag] {
+        try checkOpen()
         let committed = try await committedOffsets(group: group, topics: topics)
         var result: [PartitionLag] = []
         for topic in topics {
@@ -347,10 +364,13 @@ public final class KafkaLog: EventLog {
         return result
     }
 
-    /// Flushes the producer (waiting up to ``KafkaConfiguration/closeTimeout``, then failing what
-    /// is left) and frees the clients. Appends in flight finish, with their positions or an error;
-    /// appends after this throw ``LogError`` `.closed`.
+    /// Closes the consumers made from this log, flushes the producer (waiting up to
+    /// ``KafkaConfiguration/closeTimeout``, then failing what is left) and frees the clients.
+    /// Appends in flight finish, with their positions or an error; every call after this throws
+    /// ``LogError`` `.closed`. Closing twice does nothing.
     public func close() async {
+        if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
+        await consumers.closeAll()
         let made = producer.withLock { producer -> KafkaProducer? in
             defer { producer = .closed }
             if case .open(let made) = producer { return made }

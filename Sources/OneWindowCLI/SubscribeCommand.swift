@@ -44,7 +44,7 @@ struct SubscribeCommand: AsyncParsableCommand {
             // SIGTERM or SIGINT stops reading between batches; the consumer then leaves its group.
             let reader = ClosureService { [group, max, untilEnd] in
                 do {
-                    try await Self.follow(consumer, log, start: start, group: group, max: max, untilEnd: untilEnd)
+                    try await Self.follow(consumer, log, group: group, max: max, untilEnd: untilEnd)
                 } catch is CancellationError {
                     // Stopped by a signal: what was printed and committed stands; the rest is read again.
                 }
@@ -67,7 +67,7 @@ struct SubscribeCommand: AsyncParsableCommand {
     /// partition is read up to where it ended when reading began. With a group, only what was
     /// printed is committed: a record polled but cut off by `--max` is read again by the next run.
     private static func follow(
-        _ consumer: any LogConsumer, _ log: any EventLog, start: SeekPosition, group: String?, max: Int?,
+        _ consumer: any LogConsumer, _ log: any EventLog, group: String?, max: Int?,
         untilEnd: Bool
     ) async throws {
         var progress = ReadProgress()
@@ -82,7 +82,6 @@ struct SubscribeCommand: AsyncParsableCommand {
             if let max { records = Array(records.prefix(Swift.max(0, max - printed))) }
             for record in records {
                 print(OutputLine.record(record))
-                progress.read(record)
             }
             // What is committed must have reached the output first (stdout is buffered in a pipe).
             fflush(nil)
@@ -92,7 +91,7 @@ struct SubscribeCommand: AsyncParsableCommand {
             guard untilEnd, records.isEmpty else { continue }
             let assigned = try await consumer.assignment()
             if assigned.isEmpty { continue }
-            if try await progress.caughtUp(assigned, log: log, group: group, start: start) { return }
+            if try await progress.caughtUp(assigned, consumer: consumer, log: log) { return }
         }
     }
 }
@@ -107,43 +106,20 @@ struct ClosureService: Service {
 }
 
 /// Where `subscribe --until-end` stands on each partition: the end it must reach (the high-water
-/// mark when the partition was first seen assigned) and where reading got to.
+/// mark when the partition was first seen assigned).
 struct ReadProgress {
     private(set) var ends: [TopicPartition: Int64] = [:]
-    private(set) var next: [TopicPartition: Int64] = [:]
 
-    mutating func read(_ record: LogRecord) {
-        next[TopicPartition(record.topic, record.partition)] = record.offset + 1
-    }
-
-    /// Whether every assigned partition has nothing left before its end. A partition not read
-    /// from yet is caught up when the consumer's start on it — the group's committed offset, or
-    /// the reset position (earliest, latest, an offset, a time) — is already at or past its end.
-    mutating func caughtUp(
-        _ assigned: [TopicPartition], log: any EventLog, group: String?, start: SeekPosition
-    ) async throws -> Bool {
+    /// Whether every assigned partition has nothing left before its end: the consumer's
+    /// position there (the next record it returns, after what it returned, else where it starts:
+    /// committed offset or reset position, as each backend resolves it) is at or past the end.
+    mutating func caughtUp(_ assigned: [TopicPartition], consumer: any LogConsumer, log: any EventLog) async throws -> Bool {
         for partition in assigned where ends[partition] == nil {
             ends[partition] = try await log.watermarks(partition).high
         }
-        var committed: [TopicPartition: Int64] = [:]
-        if let group {
-            committed = try await log.committedOffsets(group: group, topics: Array(Set(assigned.map(\.topic))))
-        }
+        let positions = try await consumer.position()
         for partition in assigned {
-            let end = ends[partition]!
-            if let position = next[partition], position >= end { continue }
-            if next[partition] != nil { return false }
-            let position: Int64
-            if let offset = committed[partition] {
-                position = offset
-            } else {
-                switch start {
-                case .earliest: position = try await log.watermarks(partition).low
-                case .latest: position = end
-                case .offset(let offset): position = offset
-                case .time(let time): position = try await log.offset(partition, atOrAfter: time)
-                }
-            }
+            guard let position = positions[partition], let end = ends[partition] else { return false }
             if position < end { return false }
         }
         return true

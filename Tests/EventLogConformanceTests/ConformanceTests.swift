@@ -504,6 +504,114 @@ struct ConformanceTests {
         #expect(left.map { String(decoding: $0.value, as: UTF8.self) } == ["A-1 v3", "A-2 v3"])
         #expect(left.map(\.offset) == [4, 5], "offsets keep their gaps")
     }
+
+    // MARK: Closing
+
+    /// After `close()` every call on a consumer, and on the log and the consumers made from it,
+    /// throws `.closed` (fatal, not retriable); closing twice does nothing.
+    @Test(arguments: Backend.allCases)
+    func everyCallAfterCloseThrowsClosed(_ backend: Backend) async throws {
+        let fixture = try LogFixture.make(backend)
+        defer { Task { await fixture.tearDown() } }
+        let topic = fixture.topic("closing")
+        let tp = TopicPartition(topic, 0)
+        try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
+        _ = try await fixture.log.append([OutgoingRecord(topic: topic, key: "k", value: Data("x".utf8))])
+
+        let consumer = try await fixture.log.makeConsumer(.group(fixture.group("closing"), topics: [topic]))
+        await consumer.close()
+        await consumer.close()
+        try await expectClosed("consumer poll") { _ = try await consumer.poll(maxRecords: 1, timeout: .milliseconds(10)) }
+        try await expectClosed("consumer commit") { try await consumer.commit(offsets: [tp: 1]) }
+        try await expectClosed("consumer assignment") { _ = try await consumer.assignment() }
+        try await expectClosed("consumer position") { _ = try await consumer.position() }
+
+        // A consumer still open when its log closes is closed with it.
+        let open = try await fixture.log.makeConsumer(ConsumerConfiguration(subscription: .topics([topic]), group: nil))
+        await fixture.log.close()
+        await fixture.log.close()
+        let log = fixture.log
+        try await expectClosed("append") { _ = try await log.append([OutgoingRecord(topic: topic, key: "k", value: Data())]) }
+        try await expectClosed("read") { _ = try await log.read(tp, from: 0, maxRecords: 1) }
+        try await expectClosed("watermarks") { _ = try await log.watermarks(tp) }
+        try await expectClosed("offset for time") { _ = try await log.offset(tp, atOrAfter: Date()) }
+        try await expectClosed("createTopics") { try await log.createTopics([TopicSpec(name: fixture.topic("late"), partitions: 1)]) }
+        try await expectClosed("describeTopics") { _ = try await log.describeTopics([topic]) }
+        try await expectClosed("listTopics") { _ = try await log.listTopics() }
+        try await expectClosed("makeConsumer") { _ = try await log.makeConsumer(.group(fixture.group("late"), topics: [topic])) }
+        try await expectClosed("committedOffsets") { _ = try await log.committedOffsets(group: fixture.group("closing"), topics: [topic]) }
+        try await expectClosed("seekGroup") { try await log.seekGroup(fixture.group("closing"), topics: [topic], to: .earliest) }
+        try await expectClosed("listGroups") { _ = try await log.listGroups() }
+        try await expectClosed("lag") { _ = try await log.lag(group: fixture.group("closing"), topics: [topic]) }
+        try await expectClosed("poll of a consumer of the closed log") { _ = try await open.poll(maxRecords: 1, timeout: .milliseconds(10)) }
+        try await expectClosed("position of a consumer of the closed log") { _ = try await open.position() }
+    }
+
+    // MARK: Errors callers branch on
+
+    @Test(arguments: Backend.allCases)
+    func aRecordTooLargeIsNotRetriable(_ backend: Backend) async throws {
+        let fixture = try LogFixture.make(backend)
+        defer { Task { await fixture.tearDown() } }
+        let topic = fixture.topic("large")
+        try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
+        do {
+            _ = try await fixture.log.append([OutgoingRecord(topic: topic, key: "k", value: Data(count: 3_000_000))])
+            Issue.record("a 3 MB record was appended")
+        } catch let error as LogError {
+            #expect(error.code == .recordTooLarge, "\(error)")
+            #expect(!error.isRetriable)
+            #expect(!error.isFatal)
+        }
+        // The log goes on working for records that fit.
+        let positions = try await fixture.log.append([OutgoingRecord(topic: topic, key: "k", value: Data("small".utf8))])
+        #expect(positions.count == 1)
+    }
+
+    // MARK: Position
+
+    /// `position()` is where the next record comes from: the committed offset or the reset
+    /// position before anything is read, then just after what was returned.
+    @Test(arguments: Backend.allCases)
+    func positionIsWhereTheNextRecordComesFrom(_ backend: Backend) async throws {
+        let fixture = try LogFixture.make(backend)
+        defer { Task { await fixture.tearDown() } }
+        let topic = fixture.topic("position")
+        let tp = TopicPartition(topic, 0)
+        try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
+        // One append per record: Tansu reports a wrong high-water mark after a batch (KAFKA_TESTING.md).
+        for index in 0..<5 {
+            _ = try await fixture.log.append([OutgoingRecord(topic: topic, key: "k", value: Data("\(index)".utf8))])
+        }
+        let group = fixture.group("position")
+        let first = try await fixture.log.makeConsumer(.group(group, topics: [topic]))
+        try await waitForAssignment(first)
+        #expect(try await first.position() == [tp: 0], "nothing committed, reset earliest: the log start")
+        let three = try await drain(first, count: 3)
+        #expect(three.map(\.offset) == [0, 1, 2])
+        #expect(try await first.position() == [tp: 3], "after the records returned")
+        try await first.commit(three)
+        await first.close()
+
+        let second = try await fixture.log.makeConsumer(.group(group, topics: [topic], from: .latest))
+        try await waitForAssignment(second)
+        #expect(try await second.position() == [tp: 3], "the committed offset wins over the reset position")
+        let rest = try await drain(second, count: 2)
+        #expect(rest.map(\.offset) == [3, 4])
+        #expect(try await second.position() == [tp: 5], "caught up: at the high-water mark")
+        await second.close()
+
+        let latest = try await fixture.log.makeConsumer(.group(fixture.group("latest"), topics: [topic], from: .latest))
+        try await waitForAssignment(latest)
+        #expect(try await latest.position() == [tp: 5], "nothing committed, reset latest: the high-water mark")
+        await latest.close()
+
+        let reader = try await fixture.log.makeConsumer(
+            ConsumerConfiguration(subscription: .topics([topic]), group: nil, autoOffsetReset: .offset(2)))
+        try await waitForAssignment(reader)
+        #expect(try await reader.position() == [tp: 2], "a reader from an offset")
+        await reader.close()
+    }
 }
 
 // MARK: Helpers
@@ -537,6 +645,19 @@ func drain(_ consumer: any LogConsumer, count: Int) async throws -> [LogRecord] 
     }
     try #require(records.count == count, "expected \(count) records, got \(records.count)")
     return records
+}
+
+/// Expects `body` to throw `LogError` `.closed`, fatal and not retriable.
+func expectClosed(_ what: String, _ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+        Issue.record("\(what) after close succeeded")
+    } catch let error as LogError {
+        #expect(error.code == .closed, "\(what): \(error)")
+        #expect(error.isFatal && !error.isRetriable, "\(what): \(error)")
+    } catch {
+        Issue.record("\(what) after close threw \(error), not LogError .closed")
+    }
 }
 
 func waitForAssignment(_ consumer: any LogConsumer, count: Int = 1) async throws {

@@ -2,12 +2,15 @@ internal import CRDKafka
 import Dispatch
 import EventLog
 import Foundation
+import Logging
 import Synchronization
 
 /// Builds an `rd_kafka_conf_t` from properties. The caller owns the result until it hands it to
 /// `rd_kafka_new`, which takes it over only on success.
+/// Every client's own log lines go through swift-log (``LibrdkafkaLogging``).
 func makeConf(_ properties: [String: String]) throws -> OpaquePointer {
     let conf = rd_kafka_conf_new()!
+    rd_kafka_conf_set_log_cb(conf, librdkafkaLogLine)
     var buffer = [CChar](repeating: 0, count: 512)
     for (name, value) in properties.sorted(by: { $0.key < $1.key }) {
         if rd_kafka_conf_set(conf, name, value, &buffer, buffer.count) != RD_KAFKA_CONF_OK {
@@ -21,15 +24,16 @@ func makeConf(_ properties: [String: String]) throws -> OpaquePointer {
     return conf
 }
 
-/// Creates a client from a conf. On failure the conf is destroyed here (rd_kafka_new frees it
-/// only on success).
-func makeClient(_ type: rd_kafka_type_t, _ conf: OpaquePointer) throws -> OpaquePointer {
+/// Creates a client from a conf whose own log lines go to `logger`. On failure the conf is
+/// destroyed here (rd_kafka_new frees it only on success). Free the client with `destroyClient`.
+func makeClient(_ type: rd_kafka_type_t, _ conf: OpaquePointer, logger: Logger) throws -> OpaquePointer {
     var buffer = [CChar](repeating: 0, count: 512)
     guard let client = rd_kafka_new(type, conf, &buffer, buffer.count) else {
         rd_kafka_conf_destroy(conf)
         let message = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         throw LogError(.configuration, "cannot create the Kafka client: \(message)")
     }
+    LibrdkafkaLogging.register(client, logger)
     return client
 }
 
@@ -61,14 +65,14 @@ final class AdminClient: @unchecked Sendable {
     init(configuration: KafkaConfiguration) throws {
         var properties = configuration.consumerProperties(group: "onewindow-admin-\(UUID().uuidString)", reset: "earliest")
         properties["client.id"] = configuration.clientId + "-admin"
-        client = try makeClient(RD_KAFKA_CONSUMER, try makeConf(properties))
+        client = try makeClient(RD_KAFKA_CONSUMER, try makeConf(properties), logger: configuration.librdkafkaLogger)
         timeout = configuration.timeoutMilliseconds
     }
 
     deinit {
         // Destroying waits for the client's threads: on its queue, off the cooperative pool.
         let handle = SendableHandle(client)
-        blocking.queue.async { rd_kafka_destroy(handle.pointer) }
+        blocking.queue.async { destroyClient(handle.pointer) }
     }
 
     /// Topic name → partition count, of every topic in the cluster.
@@ -156,7 +160,7 @@ final class PartitionReader: @unchecked Sendable {
         var properties = configuration.consumerProperties(group: "onewindow-reader-\(UUID().uuidString)", reset: "earliest")
         properties["client.id"] = configuration.clientId + "-reader"
         properties["enable.partition.eof"] = "true"
-        client = try makeClient(RD_KAFKA_CONSUMER, try makeConf(properties))
+        client = try makeClient(RD_KAFKA_CONSUMER, try makeConf(properties), logger: configuration.librdkafkaLogger)
         rd_kafka_poll_set_consumer(client)
     }
 
@@ -165,7 +169,7 @@ final class PartitionReader: @unchecked Sendable {
         let wasClosed = closed
         blocking.queue.async {
             if !wasClosed { rd_kafka_consumer_close(handle.pointer) }
-            rd_kafka_destroy(handle.pointer)
+            destroyClient(handle.pointer)
         }
     }
 

@@ -226,7 +226,7 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
         }
         rd_kafka_conf_set_opaque(conf, context.toOpaque())
         do {
-            client = try makeClient(RD_KAFKA_CONSUMER, conf)
+            client = try makeClient(RD_KAFKA_CONSUMER, conf, logger: kafka.librdkafkaLogger)
         } catch {
             context.release()
             throw error
@@ -295,7 +295,7 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
         let context = SendableContext(context)
         blocking.queue.async {
             if !wasClosed { rd_kafka_consumer_close(handle.pointer) }
-            rd_kafka_destroy(handle.pointer)
+            destroyClient(handle.pointer)
             context.value.release()
         }
     }
@@ -459,10 +459,79 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
 
     func assignment() async throws -> [TopicPartition] {
         try await blocking.run { [self] in
-            var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
-            let error = rd_kafka_assignment(client, &list)
-            guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { throw KafkaErrors.error(error, "reading the assignment") }
-            return PartitionList(owning: list).elements.map(\.0).sorted()
+            if closed { throw LogError.closed("the consumer", subject: group) }
+            return try currentAssignment().elements.map(\.0).sorted()
+        }
+    }
+
+    /// librdkafka's current assignment. On `blocking`.
+    private func currentAssignment() throws -> PartitionList {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
+        let error = rd_kafka_assignment(client, &list)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { throw KafkaErrors.error(error, "reading the assignment") }
+        return PartitionList(owning: list)
+    }
+
+    /// Per assigned partition: the first record fetched but not returned yet, else librdkafka's
+    /// position (after the last record returned), else, for a partition nothing was read from
+    /// yet, where it starts: the group's committed offset when it lies within the watermarks,
+    /// else the reset position resolved now. librdkafka itself only knows a position once a
+    /// record was consumed. Blocking lookups run on the consumer's own queue.
+    func position() async throws -> [TopicPartition: Int64] {
+        let context = self.context.takeUnretainedValue()
+        return try await blocking.run { [self] in
+            if closed { throw LogError.closed("the consumer", subject: group) }
+            let assigned = try currentAssignment()
+            let partitions = assigned.elements.map(\.0)
+            if partitions.isEmpty { return [:] }
+            var result: [TopicPartition: Int64] = [:]
+            for record in buffer {
+                let partition = TopicPartition(record.topic, record.partition)
+                result[partition] = min(result[partition] ?? record.offset, record.offset)
+            }
+            var error = rd_kafka_position(client, assigned.pointer)
+            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaErrors.error(error, "reading the consumer's position") }
+            for (partition, offset, _) in assigned.elements where result[partition] == nil && offset >= 0 {
+                result[partition] = offset
+            }
+            let unread = partitions.filter { result[$0] == nil }
+            if unread.isEmpty { return result }
+            var committed: [TopicPartition: Int64] = [:]
+            if let group {
+                let lookup = PartitionList(Dictionary(uniqueKeysWithValues: unread.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) }))
+                error = rd_kafka_committed(client, lookup.pointer, context.timeout)
+                guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    throw KafkaErrors.error(error, "reading the committed offsets for the consumer's position", subject: group)
+                }
+                for (partition, offset, _) in lookup.elements where offset >= 0 { committed[partition] = offset }
+            }
+            for partition in unread {
+                var low: Int64 = 0
+                var high: Int64 = 0
+                error = rd_kafka_query_watermark_offsets(
+                    client, partition.topic, Int32(partition.partition), &low, &high, context.timeout)
+                guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    throw KafkaErrors.error(error, "reading the watermarks for the consumer's position", subject: partition.description)
+                }
+                if let offset = committed[partition], offset >= low, offset <= high {
+                    result[partition] = offset
+                    continue
+                }
+                switch context.reset {
+                case .earliest: result[partition] = low
+                case .latest: result[partition] = high
+                case .offset(let offset): result[partition] = min(max(offset, low), high)
+                case .time(let time):
+                    let lookup = PartitionList([partition: Int64(time.timeIntervalSince1970 * 1000)])
+                    error = rd_kafka_offsets_for_times(client, lookup.pointer, context.timeout)
+                    guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                        throw KafkaErrors.error(error, "looking up the consumer's start by time", subject: partition.description)
+                    }
+                    let found = lookup.elements.first?.1 ?? -1
+                    result[partition] = found >= 0 ? found : high
+                }
+            }
+            return result
         }
     }
 

@@ -22,16 +22,17 @@ enum KafkaErrors {
                 subject: subject, backendName: backend)
         case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
             // The record may have been written: the broker can have stored it and the
-            // acknowledgement been lost. Appending it again can duplicate it.
+            // acknowledgement been lost. Appending it again can duplicate it, which consumers
+            // absorb (events carry ce_id), so it is retriable: the alternative is losing it.
             return LogError(
                 .timedOut, reason + " (not acknowledged within message.timeout.ms; it may have been written)",
-                remedy: "check whether the record arrived before appending it again, or rely on consumers being idempotent "
-                    + "(events carry ce_id); check that the brokers in --bus are reachable",
-                subject: subject, backendName: backend, isRetriable: false)
+                remedy: "append it again once the brokers in --bus are reachable (it may then be stored twice; "
+                    + "consumers are idempotent on ce_id)",
+                subject: subject, backendName: backend, isRetriable: true)
         case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
             return LogError(
                 .closed, reason + " (the log closed before the record was sent; it was not written)",
-                remedy: "append it again after opening the bus", subject: subject, backendName: backend, isRetriable: true)
+                remedy: "append it again after opening the bus", subject: subject, backendName: backend)
         case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
             return LogError(
                 .closed, reason + " (the log closed while the record was sent but not acknowledged; it may have been written)",
@@ -53,17 +54,33 @@ enum KafkaErrors {
                 remedy: "check the SASL credentials and the ACLs of this principal (see docs/KAFKA.md)",
                 subject: subject, backendName: backend)
         case RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID, RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION,
-            RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS, RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP:
+            RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS, RD_KAFKA_RESP_ERR__ASSIGNMENT_LOST:
+            // A commit during a rebalance, or after this member lost its partitions.
+            return LogError(
+                .groupBusy, reason,
+                remedy: "poll again (the rebalance completes inside poll), then retry; records not committed are "
+                    + "delivered again to their partition's owner",
+                subject: subject, backendName: backend, isRetriable: true)
+        case RD_KAFKA_RESP_ERR_NON_EMPTY_GROUP:
             return LogError(
                 .groupBusy, reason, remedy: "stop the group's consumers first, then retry", subject: subject,
                 backendName: backend, isRetriable: true)
         case RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE:
             return LogError(.invalidOffset, reason, subject: subject, backendName: backend)
-        case RD_KAFKA_RESP_ERR__DESTROY, RD_KAFKA_RESP_ERR__FATAL:
+        case RD_KAFKA_RESP_ERR__DESTROY:
             return LogError(.closed, reason, remedy: "open the bus again", subject: subject, backendName: backend)
+        case RD_KAFKA_RESP_ERR__FATAL:
+            return LogError(
+                .fatal, reason, remedy: "close the bus and open it again (restart the process)", subject: subject,
+                backendName: backend)
         default:
             return LogError(.backend, reason, subject: subject, backendName: backend, isRetriable: rd_kafka_err_is_retriable(code))
         }
+    }
+
+    /// The same, from librdkafka's numeric code (for tests, which do not import librdkafka).
+    static func error(rawCode: Int32, _ action: String, subject: String? = nil) -> LogError {
+        error(rd_kafka_resp_err_t(rawValue: rawCode), action, subject: subject)
     }
 
     static func rd_kafka_err_is_retriable(_ code: rd_kafka_resp_err_t) -> Bool {

@@ -138,7 +138,7 @@ final class ProducerState: Sendable {
         let code = rd_kafka_fatal_error(client, &buffer, buffer.count)
         let reason = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var error = KafkaErrors.error(code == RD_KAFKA_RESP_ERR_NO_ERROR ? RD_KAFKA_RESP_ERR__FATAL : code, "producing")
-        error.code = .closed
+        error.code = .fatal
         error.reason = "the producer hit a fatal error and refuses further records: \(reason.isEmpty ? error.reason : reason)"
         error.remedy =
             "close the bus and open it again (a new producer); records not acknowledged before may or may not be written"
@@ -215,7 +215,7 @@ final class ProducerCore: @unchecked Sendable {
         // Unretained: this core keeps the state alive until after `rd_kafka_destroy`.
         rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(state).toOpaque())
         self.state = state
-        client = try makeClient(RD_KAFKA_PRODUCER, conf)
+        client = try makeClient(RD_KAFKA_PRODUCER, conf, logger: configuration.librdkafkaLogger)
         mainQueue = rd_kafka_queue_get_main(client)
         closeTimeoutMilliseconds = Int32(clamping: configuration.closeTimeout.milliseconds)
         // The thread keeps the core alive until the client is destroyed.
@@ -368,7 +368,7 @@ final class ProducerCore: @unchecked Sendable {
         for handle in topicHandles.values { rd_kafka_topic_destroy(handle) }
         topicHandles = [:]
         rd_kafka_queue_destroy(mainQueue)
-        rd_kafka_destroy(client)
+        destroyClient(client)
         for batch in state.takeBatches() {
             batch.failRemaining(
                 LogError(
@@ -398,8 +398,8 @@ final class KafkaProducer: Sendable {
     }
 
     /// Produces records and waits for every delivery report.
-    /// - Throws: ``LogError`` `.closed` after ``close()`` or after a fatal producer error, or the
-    ///   first record's failure.
+    /// - Throws: ``LogError`` `.closed` after ``close()``, `.fatal` after a fatal producer error,
+    ///   or the first record's failure.
     func produce(_ records: [OutgoingRecord]) async throws -> [RecordPosition] {
         if let fatal = core.state.fatal { throw fatal }
         let core = self.core

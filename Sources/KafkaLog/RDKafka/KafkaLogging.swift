@@ -1,0 +1,64 @@
+internal import CRDKafka
+import Logging
+import Synchronization
+
+/// librdkafka's own log lines, through swift-log.
+///
+/// Every client OneWindow makes gets ``librdkafkaLogLine`` as its log callback (so librdkafka
+/// writes nothing to standard error itself). The callback runs on librdkafka's internal threads;
+/// it finds the ``Logger`` of the client's ``KafkaConfiguration`` by the client's handle, in a
+/// table filled right after `rd_kafka_new` and emptied right after `rd_kafka_destroy`. A line of
+/// a client not in the table (one logged while `rd_kafka_new` runs; clients connect lazily, so
+/// connection failures come later) goes to a logger labelled ``defaultLabel``.
+///
+/// syslog levels map to swift-log's: 0–2 → critical, 3 → error, 4 → warning, 5 → notice,
+/// 6 → info, 7 → debug. Each line carries `facility` (librdkafka's, e.g. `FAIL`, `REQTMOUT`) and
+/// `client` (the client's name, e.g. `onewindow#producer-1`) as metadata.
+enum LibrdkafkaLogging {
+    /// The label of the default logger of librdkafka's lines.
+    static let defaultLabel = "onewindow.kafka.librdkafka"
+
+    private static let loggers = Mutex<[Int: Logger]>([:])
+
+    /// Sends `client`'s lines to `logger` from now on.
+    static func register(_ client: OpaquePointer, _ logger: Logger) {
+        loggers.withLock { $0[Int(bitPattern: client)] = logger }
+    }
+
+    /// Forgets a destroyed client (call after `rd_kafka_destroy`).
+    static func unregister(_ client: OpaquePointer) {
+        _ = loggers.withLock { $0.removeValue(forKey: Int(bitPattern: client)) }
+    }
+
+    static func logger(for client: OpaquePointer?) -> Logger {
+        if let client, let logger = loggers.withLock({ $0[Int(bitPattern: client)] }) { return logger }
+        return Logger(label: defaultLabel)
+    }
+
+    static func level(syslog: Int32) -> Logger.Level {
+        switch syslog {
+        case ...2: .critical
+        case 3: .error
+        case 4: .warning
+        case 5: .notice
+        case 6: .info
+        default: .debug
+        }
+    }
+}
+
+/// librdkafka's log callback (`rd_kafka_conf_set_log_cb`), on librdkafka's threads.
+func librdkafkaLogLine(_ client: OpaquePointer?, _ level: Int32, _ facility: UnsafePointer<CChar>?, _ line: UnsafePointer<CChar>?) {
+    let logger = LibrdkafkaLogging.logger(for: client)
+    let swiftLevel = LibrdkafkaLogging.level(syslog: level)
+    guard logger.logLevel <= swiftLevel else { return }
+    var metadata: Logger.Metadata = ["facility": .string(facility.map { String(cString: $0) } ?? "")]
+    if let client, let name = rd_kafka_name(client) { metadata["client"] = .string(String(cString: name)) }
+    logger.log(level: swiftLevel, "\(line.map { String(cString: $0) } ?? "")", metadata: metadata)
+}
+
+/// Destroys a client and forgets its logger. Blocks (it waits for the client's threads).
+func destroyClient(_ client: OpaquePointer) {
+    rd_kafka_destroy(client)
+    LibrdkafkaLogging.unregister(client)
+}
