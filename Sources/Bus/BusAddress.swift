@@ -99,8 +99,16 @@ public enum BusAddress: Sendable, Hashable, CustomStringConvertible {
 
 /// A bus address that cannot be understood.
 public struct BusAddressError: Error, Sendable, CustomStringConvertible {
+    /// The address (or file and line) concerned.
     public var text: String
+    /// What is wrong and what would be right.
     public var problem: String
+
+    public init(text: String, problem: String) {
+        self.text = text
+        self.problem = problem
+    }
+
     public var description: String { "bus address '\(text)': \(problem)" }
 }
 

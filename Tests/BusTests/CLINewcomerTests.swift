@@ -162,6 +162,38 @@ struct CLINewcomerTests {
         #expect(parse.error.contains("Usage: onewindow groups seek"), "\(parse.error)")
     }
 
+    /// One function gives the status of every error, the same for the same cause.
+    @Test func oneStatusPerCause() {
+        #expect(ExitStatus.of(ValidationError("x")) == .usage)
+        #expect(ExitStatus.of(BusAddressError(text: "bogus", problem: "no scheme")) == .usage)
+        #expect(ExitStatus.of(ValidationFailure(.schemaViolation, "x")) == .refused)
+        #expect(ExitStatus.of(MissingLogError(path: "x.sqlite")) == .notFound)
+        #expect(ExitStatus.of(LogError.unknownTopic("t")) == .notFound)
+        #expect(ExitStatus.of(LogError(.brokerUnreachable, "down", isRetriable: true)) == .unavailable)
+        #expect(ExitStatus.of(LogError(.timedOut, "slow", isRetriable: true)) == .temporary)
+        #expect(ExitStatus.of(LogError(.groupBusy, "busy", isRetriable: true)) == .temporary)
+        #expect(ExitStatus.of(LogError(.authorizationFailed, "no")) == .permission)
+        #expect(ExitStatus.of(LogError(.recordTooLarge, "big")) == .refused)
+        #expect(ExitStatus.of(LogError(.storage, "disk full")) == .ioError)
+        #expect(ExitStatus.of(CatalogError(file: "catalog.yaml", location: "", problem: "x")) == .configuration)
+        #expect(ExitStatus.of(CocoaError(.fileReadUnknown)) == .failure)
+    }
+
+    /// The bus's own refusals keep their status through the CLI: an unknown topic is 66, a
+    /// Kafka bus nobody answers 69.
+    @Test func busErrorsEndWithTheirStatus() async throws {
+        let bus = try TemporaryBus()
+        defer { Task { await bus.tearDown() } }
+        let address = "embedded:\(bus.path)"
+        _ = try await runOnewindow(["topics", "apply", "--bus", address])
+        let topic = try await runOnewindow(["subscribe", "--bus", address, "--topic", "no.such.topic", "--until-end"])
+        #expect(topic.status == 66, "\(topic.error)")
+        #expect(topic.error.contains("no.such.topic"))
+
+        let kafka = try await runOnewindow(["topics", "list", "--bus", "kafka:127.0.0.1:1"], timeout: .seconds(60))
+        #expect(kafka.status == 69, "\(kafka.error)")
+    }
+
     /// A missing file is named with the system's reason, status 66, without a usage block.
     @Test(arguments: [["validate", "--type", "household.death.registered"], ["publish", "--type", "household.death.registered"]])
     func aMissingBodyFileSaysWhy(_ command: [String]) async throws {
