@@ -96,7 +96,14 @@ public struct BusOptions: ParsableArguments {
     public func openLog(create: Bool) throws -> any EventLog {
         var properties: [String: String] = [:]
         if let path = kafkaConfig ?? ProcessInfo.processInfo.environment["ONEWINDOW_KAFKA_CONFIG"], !path.isEmpty {
-            properties = try PropertiesFile.load(path)
+            // A missing file is "not found" (66) with the system's reason; a malformed one is a
+            // configuration error (78), not a usage error.
+            _ = try InputFile.read(path, what: "the Kafka properties file")
+            do {
+                properties = try PropertiesFile.load(path)
+            } catch let error as BusAddressError {
+                throw CommandFailure(.configuration, "\(error)")
+            }
         }
         return try address().open(create: create, kafkaProperties: properties)
     }

@@ -192,6 +192,17 @@ struct CLINewcomerTests {
 
         let kafka = try await runOnewindow(["topics", "list", "--bus", "kafka:127.0.0.1:1"], timeout: .seconds(60))
         #expect(kafka.status == 69, "\(kafka.error)")
+
+        let scratch = try Scratch()
+        defer { scratch.remove() }
+        let kafkaBus = ["topics", "list", "--bus", "kafka:127.0.0.1:1", "--kafka-config"]
+        let missing = try await runOnewindow(kafkaBus + [scratch.path("client.properties")])
+        #expect(missing.status == 66, "\(missing.error)")
+        #expect(missing.error.contains("client.properties: No such file or directory"), "\(missing.error)")
+        try "security.protocol SASL_SSL\n".write(toFile: scratch.path("bad.properties"), atomically: true, encoding: .utf8)
+        let malformed = try await runOnewindow(kafkaBus + [scratch.path("bad.properties")])
+        #expect(malformed.status == 78, "\(malformed.error)")
+        #expect(malformed.error.contains("bad.properties:1"), "\(malformed.error)")
     }
 
     /// A missing file is named with the system's reason, status 66, without a usage block.
