@@ -224,6 +224,11 @@ struct CLITests {
         #expect(groups.output.contains(group), "\(groups.output) \(groups.error)")
         let lag = try await runOnewindow(["groups", "lag", group, "--topic", type] + bus)
         #expect(lag.output.contains("total lag: 0"), "\(lag.output) \(lag.error)")
+        let unknown = try await runOnewindow(["groups", "lag", "no-such-\(run)", "--topic", type] + bus)
+        #expect(unknown.status == 66, "an unknown group is an error on Kafka too: \(unknown.output) \(unknown.error)")
+        let nothing = try await runOnewindow(
+            ["subscribe", "--pattern", "no\\.such\\.\(run)\\..*", "--until-end"] + bus, timeout: .seconds(60))
+        #expect(nothing.status == 66, "\(nothing.error)")
     }
 
     @Test func demoPublishesRefusesAndReadsBack() async throws {
