@@ -6,7 +6,8 @@ import Foundation
 struct EventTypeText {
     /// One field of a body.
     struct Field: Equatable {
-        /// Its JSON pointer, e.g. `/child/residentId` (`/items/0/code` for array elements).
+        /// Its JSON pointer, e.g. `/child/residentId`; `*` stands for every element of an array
+        /// (`/materials/*/name`).
         var pointer: String
         /// `yes`, `no`, or `with /parent` when it is required inside an optional object.
         var required: String
@@ -59,6 +60,9 @@ struct EventTypeText {
             Table.render(
                 header: ["FIELD", "REQUIRED", "TYPE", "RULE"],
                 rows: fields.map { [$0.pointer, $0.required, $0.type, $0.rule] }))
+        if fields.contains(where: { $0.pointer.contains("/*") }) {
+            lines.append("(* stands for every element of an array)")
+        }
         if let example {
             lines.append("")
             lines.append("An example body (--body prints it alone; publish --example publishes it):")
@@ -101,7 +105,7 @@ struct EventTypeText {
             }
         }
         if let items = schema[pointer: "/items"] {
-            walk(items, pointer: pointer + "/0", requiredWhen: requiredWhen, into: &result)
+            walk(items, pointer: pointer + "/*", requiredWhen: requiredWhen, into: &result)
         }
     }
 
@@ -132,8 +136,8 @@ struct EventTypeText {
         for (minimum, maximum, unit) in [("minLength", "maxLength", "characters"), ("minItems", "maxItems", "items")] {
             switch (schema[pointer: "/" + minimum].map(Self.scalar), schema[pointer: "/" + maximum].map(Self.scalar)) {
             case (let low?, let high?): rules.append("\(low) to \(high) \(unit)")
-            case (let low?, nil): rules.append("at least \(low) \(unit)")
-            case (nil, let high?): rules.append("at most \(high) \(unit)")
+            case (let low?, nil): rules.append("at least \(low) \(low == "1" ? String(unit.dropLast()) : unit)")
+            case (nil, let high?): rules.append("at most \(high) \(high == "1" ? String(unit.dropLast()) : unit)")
             case (nil, nil): break
             }
         }

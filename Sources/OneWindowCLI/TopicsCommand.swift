@@ -175,7 +175,7 @@ enum Table {
         return all.map { row in
             row.enumerated().map { index, cell in
                 index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ")
+            }.joined(separator: "  ").replacing(#/ +$/#, with: "")
         }.joined(separator: "\n")
     }
 }

@@ -336,6 +336,12 @@ struct CLINewcomerTests {
         #expect(row("/registeredAt")?.joined(separator: " ") == "/registeredAt yes string format date-time")
         #expect(result.output.contains("\"residentId\": \"440604202501150134\""), "the example body")
 
+        let restaurant = try await runOnewindow(["topics", "example", "application.restaurant.submitted"])
+        #expect(
+            restaurant.output.split(separator: "\n").contains {
+                $0.split(separator: " ").joined(separator: " ") == "/materials/*/source yes string one of submitted, shared-data"
+            }, "\(restaurant.output)")
+
         // A type that is not a topic's name: `topics describe` shows the same.
         let describe = try await runOnewindow(["topics", "describe", "approval.decided"])
         #expect(describe.status == 0, "\(describe.error)")
