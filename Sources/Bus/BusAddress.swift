@@ -17,7 +17,11 @@ public enum BusAddress: Sendable, Hashable, CustomStringConvertible {
     /// The default when neither `--bus` nor `ONEWINDOW_BUS` says otherwise.
     public static let defaultAddress = BusAddress.embedded(path: "var/onewindow.sqlite")
 
-    /// Parses `embedded:PATH`, `kafka:HOST:PORT,…`, or a bare path (taken as embedded).
+    /// Parses `embedded:PATH` or `kafka:HOST:PORT,…`.
+    ///
+    /// The scheme is required: a bare word such as `bogus` or `var/x.sqlite` is refused rather than
+    /// taken as a file path, so that a typo in `--bus` or `ONEWINDOW_BUS` is reported instead of
+    /// naming a new, empty log.
     /// - Throws: ``BusAddressError`` naming what is wrong.
     public init(parsing text: String) throws {
         if text.hasPrefix("kafka:") {
@@ -33,7 +37,9 @@ public enum BusAddress: Sendable, Hashable, CustomStringConvertible {
             guard !path.isEmpty else { throw BusAddressError(text: text, problem: "expected embedded:PATH") }
             self = .embedded(path: path)
         } else if !text.isEmpty, !text.contains(":") || text.hasPrefix("/") {
-            self = .embedded(path: text)
+            throw BusAddressError(
+                text: text,
+                problem: "a bus address needs its scheme: embedded:\(text) for a log file, or kafka:HOST:PORT[,HOST:PORT…]")
         } else {
             throw BusAddressError(text: text, problem: "expected embedded:PATH or kafka:HOST:PORT[,HOST:PORT…]")
         }
@@ -56,15 +62,32 @@ public enum BusAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Opens the log this address names.
+    ///
+    /// Only the commands that set a bus up (`topics apply`) and the long-running processes
+    /// (connectors, department simulators, the demo) pass `create: true`; everything that reads or
+    /// publishes passes `false`, so a mistyped path is reported instead of becoming a new, empty
+    /// log (and its folder). A Kafka cluster is never created: `create` only matters for embedded.
     /// - Parameters:
+    ///   - create: whether an embedded log that does not exist yet is created (with its folder).
     ///   - kafkaProperties: extra librdkafka properties (security, tuning) for a Kafka bus.
     ///   - embeddedConfiguration: settings for an embedded bus (clock, intervals).
+    /// - Throws: ``MissingLogError`` when `create` is false and there is no file at the path.
     public func open(
+        create: Bool,
         kafkaProperties: [String: String] = [:],
         embeddedConfiguration: EmbeddedLogConfiguration = EmbeddedLogConfiguration()
     ) throws -> any EventLog {
         switch self {
         case .embedded(let path):
+            if !create {
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                    throw MissingLogError(path: path)
+                }
+                if isDirectory.boolValue {
+                    throw BusAddressError(text: description, problem: "\(path) is a directory, not a log file")
+                }
+            }
             return try EmbeddedLog(path: path, configuration: embeddedConfiguration)
         case .kafka(let servers):
             var configuration = KafkaConfiguration(bootstrapServers: servers)
@@ -76,17 +99,45 @@ public enum BusAddress: Sendable, Hashable, CustomStringConvertible {
 
 /// A bus address that cannot be understood.
 public struct BusAddressError: Error, Sendable, CustomStringConvertible {
+    /// The address (or file and line) concerned.
     public var text: String
+    /// What is wrong and what would be right.
     public var problem: String
+
+    public init(text: String, problem: String) {
+        self.text = text
+        self.problem = problem
+    }
+
     public var description: String { "bus address '\(text)': \(problem)" }
+}
+
+/// An embedded log that does not exist, opened by a command that does not create one.
+public struct MissingLogError: Error, Sendable, CustomStringConvertible {
+    /// The path as given.
+    public var path: String
+
+    public init(path: String) {
+        self.path = path
+    }
+
+    public var description: String {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        let shown = absolute == path ? path : "\(path) (\(absolute))"
+        return "there is no embedded log at \(shown); create it with `onewindow topics apply --bus embedded:\(path)`"
+    }
 }
 
 /// Reads a Java-style properties file: `name=value` lines, `#` and `!` comments, blank lines.
 public enum PropertiesFile {
     /// - Throws: an error naming the file and line of a malformed entry.
     public static func load(_ path: String) throws -> [String: String] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw BusAddressError(text: path, problem: "cannot read the Kafka properties file")
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            let reason = (error as NSError).localizedFailureReason ?? "\(error)"
+            throw BusAddressError(text: path, problem: "cannot read the Kafka properties file: \(reason)")
         }
         var result: [String: String] = [:]
         for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

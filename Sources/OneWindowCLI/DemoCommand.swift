@@ -9,7 +9,11 @@ import Foundation
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Publish department events, show a refused one going to the dead letters, read them back.")
+        abstract: "Publish department events, show a refused one going to the dead letters, read them back.",
+        discussion: """
+            The demo's own log is var/demo.sqlite, emptied on every run unless --keep; it \
+            ignores ONEWINDOW_BUS. A log named with --bus is used instead and never emptied.
+            """)
 
     @OptionGroup var options: BusOptions
     @Flag(help: "Keep an existing demo log instead of starting from an empty one.") var keep = false
@@ -26,7 +30,7 @@ struct DemoCommand: AsyncParsableCommand {
         var busOptions = options
         busOptions.bus = address.description
         let catalog = try options.loadCatalog()
-        _ = try await withLog(busOptions) { log in
+        _ = try await withLog(busOptions, create: true) { log in
             try await DemoScenario(log: log, catalog: catalog, write: { print($0) }).run()
         }
     }

@@ -27,6 +27,7 @@ struct GroupsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let lags = try await withLog(options) { log in
+                try await GroupCheck.requireExisting(group, on: log)
                 let names = try topics.isEmpty ? await log.listTopics() : topics
                 return try await log.lag(group: group, topics: names).filter { $0.committed != nil }
             }
@@ -46,6 +47,8 @@ struct GroupsCommand: AsyncParsableCommand {
         @Argument(help: "The group.") var group: String
         @Option(name: .customLong("topic"), help: "A topic (repeatable).") var topics: [String]
         @Option(help: "Where to: earliest, latest, offset:N, or time:RFC3339.") var to: String
+        @Flag(help: "Create the group if it does not exist yet (a group to be started at the position given).")
+        var create = false
 
         func validate() throws {
             if topics.isEmpty { throw ValidationError("give at least one --topic") }
@@ -54,8 +57,26 @@ struct GroupsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let position = try SeekPositionParser.parse(to)
-            let moved = try await withLog(options) { try await $0.seekGroup(group, topics: topics, to: position) }
+            let moved = try await withLog(options) { log in
+                if !create { try await GroupCheck.requireExisting(group, on: log, creatable: true) }
+                return try await log.seekGroup(group, topics: topics, to: position)
+            }
             for (partition, offset) in moved.sorted(by: { $0.key < $1.key }) { print("\(partition) → \(offset)") }
         }
+    }
+}
+
+/// Refuses a consumer group the bus does not know (a typo would otherwise show an empty table, or
+/// `seek` would create a group nobody uses).
+enum GroupCheck {
+    /// - Parameter creatable: whether to suggest `--create` (for `seek`).
+    /// - Throws: ``CommandFailure`` (``ExitStatus/notFound``) naming the group and the known ones.
+    static func requireExisting(_ group: String, on log: any EventLog, creatable: Bool = false) async throws {
+        let groups = try await log.listGroups()
+        guard !groups.contains(group) else { return }
+        var message = "there is no consumer group \(group) on the bus"
+        message += groups.isEmpty ? " (it has none yet)" : "; the groups are: \(groups.joined(separator: ", "))"
+        if creatable { message += "; add --create to create it at the position given" }
+        throw CommandFailure(.notFound, message)
     }
 }

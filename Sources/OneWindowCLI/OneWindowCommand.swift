@@ -4,6 +4,10 @@ import EventLog
 import EventSchemas
 import Foundation
 
+/// The version `onewindow --version` prints (semantic versioning; raised by hand with each release,
+/// since the build cannot be assumed to run in a git checkout).
+public let oneWindowVersion = "0.1.0"
+
 /// The `onewindow` command: the root of every subcommand.
 public struct OneWindowCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -11,8 +15,14 @@ public struct OneWindowCommand: AsyncParsableCommand {
         abstract: "OneWindow: an event hub for one-window government services.",
         discussion: """
             The bus is chosen by --bus embedded:PATH | kafka:HOST:PORT[,…] or ONEWINDOW_BUS; \
-            the embedded log at var/onewindow.sqlite is the default.
+            the embedded log at var/onewindow.sqlite is the default. Only `topics apply` and \
+            the long-running commands (connector run, dept-sim, demo) create an embedded log; \
+            the others refuse a log that does not exist.
+            Exit status: 0 ok, 1 other failure, 64 usage, 65 input refused, 66 not found \
+            (file, log, group, topic, type), 69 bus unreachable, 70 internal error, 74 I/O \
+            error, 75 temporary (try again), 77 not permitted, 78 configuration file wrong.
             """,
+        version: oneWindowVersion,
         subcommands: [
             TopicsCommand.self, PublishCommand.self, SubscribeCommand.self, ValidateCommand.self,
             GroupsCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self,
@@ -22,26 +32,45 @@ public struct OneWindowCommand: AsyncParsableCommand {
     public init() {}
 
     /// Parses the process's arguments and runs the chosen command (what `onewindow` does).
-    public static func runFromCommandLine() async {
+    ///
+    /// A command line that does not parse is reported by swift-argument-parser (with the usage of
+    /// the subcommand concerned, status 64). An error thrown while a command runs is reported by
+    /// ``fail(_:with:)``: its message, the usage of that subcommand for a usage error, and the
+    /// status ``ExitStatus/of(_:)`` gives it.
+    public static func runFromCommandLine(_ arguments: [String]? = nil) async {
+        var command: any ParsableCommand
         do {
-            var command = try parseAsRoot()
+            command = try parseAsRoot(arguments)
+        } catch {
+            exit(withError: error)
+        }
+        do {
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
         } catch {
-            exit(withError: error)
+            let commandType = type(of: command)
+            guard !(error is CleanExit), commandPath(of: commandType) != nil else {
+                // ArgumentParser's own commands (`help`) and its clean exits report themselves.
+                exit(withError: error)
+            }
+            fail(commandType, with: error)
         }
     }
 }
 
 /// The options every command that touches the bus shares.
 public struct BusOptions: ParsableArguments {
-    @Option(name: .long, help: "The bus: embedded:PATH or kafka:HOST:PORT[,HOST:PORT…]. Default: $ONEWINDOW_BUS, else embedded:var/onewindow.sqlite.")
+    @Option(
+        name: .long,
+        help: "The bus: embedded:PATH or kafka:HOST:PORT[,HOST:PORT…]. Default: $ONEWINDOW_BUS, else embedded:var/onewindow.sqlite.")
     public var bus: String?
 
-    @Option(name: .long, help: "A properties file of librdkafka settings (security, tuning) for a Kafka bus. Default: $ONEWINDOW_KAFKA_CONFIG.")
+    @Option(
+        name: .long,
+        help: "A properties file of librdkafka settings (security, tuning) for a Kafka bus. Default: $ONEWINDOW_KAFKA_CONFIG.")
     public var kafkaConfig: String?
 
     @Option(name: .long, help: "The topic catalog directory. Default: $ONEWINDOW_TOPICS, else ./Topics.")
@@ -61,23 +90,50 @@ public struct BusOptions: ParsableArguments {
     public func address() throws -> BusAddress { try BusAddress.resolve(bus) }
 
     /// Opens the bus.
-    public func openLog() throws -> any EventLog {
+    /// - Parameter create: whether a missing embedded log is created (only `topics apply` and the
+    ///   long-running processes do); otherwise a missing one is refused with its path and how to
+    ///   create it (``MissingLogError``).
+    public func openLog(create: Bool) throws -> any EventLog {
         var properties: [String: String] = [:]
         if let path = kafkaConfig ?? ProcessInfo.processInfo.environment["ONEWINDOW_KAFKA_CONFIG"], !path.isEmpty {
-            properties = try PropertiesFile.load(path)
+            // A missing file is "not found" (66) with the system's reason; a malformed one is a
+            // configuration error (78), not a usage error.
+            _ = try InputFile.read(path, what: "the Kafka properties file")
+            do {
+                properties = try PropertiesFile.load(path)
+            } catch let error as BusAddressError {
+                throw CommandFailure(.configuration, "\(error)")
+            }
         }
-        return try address().open(kafkaProperties: properties)
+        return try address().open(create: create, kafkaProperties: properties)
+    }
+
+    /// The catalog directory: `--catalog`, else `$ONEWINDOW_TOPICS`, else `./Topics`.
+    public var catalogDirectory: URL {
+        catalog.map { URL(fileURLWithPath: $0) } ?? TopicCatalog.defaultDirectory
     }
 
     /// Loads the topic catalog.
+    /// - Throws: ``CommandFailure`` (not found) when the directory has no `catalog.yaml`, else
+    ///   what ``TopicCatalog/load(from:)`` throws.
     public func loadCatalog() throws -> TopicCatalog {
-        try TopicCatalog.load(from: catalog.map { URL(fileURLWithPath: $0) } ?? TopicCatalog.defaultDirectory)
+        let directory = catalogDirectory
+        let file = directory.appendingPathComponent("catalog.yaml").path
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw CommandFailure(
+                .notFound,
+                "there is no topic catalog at \(file): run onewindow from the repository root, or point --catalog or ONEWINDOW_TOPICS at the Topics folder")
+        }
+        return try TopicCatalog.load(from: directory)
     }
 }
 
 /// Runs `body` with an open log and closes it afterwards, whatever happens.
-func withLog<T>(_ options: BusOptions, _ body: (any EventLog) async throws -> T) async throws -> T {
-    let log = try options.openLog()
+/// - Parameter create: whether a missing embedded log is created (see ``BusOptions/openLog(create:)``).
+func withLog<T>(_ options: BusOptions, create: Bool = false, _ body: (any EventLog) async throws -> T) async throws
+    -> T
+{
+    let log = try options.openLog(create: create)
     do {
         let result = try await body(log)
         await log.close()

@@ -11,13 +11,18 @@ struct PublishCommand: AsyncParsableCommand {
         commandName: "publish",
         abstract: "Publish an event: a type, a subject, and a JSON body from a file or standard input.",
         discussion: """
-            The body is validated against the type's JSON Schema; a refused event is reported on \
-            standard error with the failing field and rule, and the command exits with status 1. \
-            With --dead-letter the refused bytes also go to the dead-letter topic with the reason.
+            The body is read as `validate` reads it: from FILE, or from standard input when FILE \
+            is '-' or not given. It is validated against the type's JSON Schema; a refused event \
+            is reported on standard error with the failing field and rule, and the command exits \
+            with status 65. With --dead-letter the refused bytes also go to the dead-letter topic \
+            with the reason.
             Examples:
               onewindow publish --example household.birth.registered
-              onewindow publish --type tax.payment.received --file payment.json
-              echo '{…}' | onewindow publish --type approval.decided --topic approval.tax.decided
+              onewindow publish --type tax.payment.received payment.json
+              onewindow topics example tax.payment.received --body |
+                onewindow publish --type tax.payment.received -
+              echo '{…}' | onewindow publish --type approval.decided \\
+                --topic approval.tax.decided
             """
     )
 
@@ -25,11 +30,12 @@ struct PublishCommand: AsyncParsableCommand {
 
     @Option(help: "The event type, e.g. household.birth.registered.") var type: String?
     @Option(help: "Publish the type's schema example instead of a body (the type is this value).") var example: String?
-    @Option(help: "The subject (record key); default: the body's key field named in the catalog.") var subject: String?
-    @Option(help: "The topic; default: the one topic that carries the type.") var topic: String?
-    @Option(help: "The CloudEvents source. Default: /onewindow/cli.") var source: String = "/onewindow/cli"
-    @Option(help: "The event id. Default: a new UUID (with --count, one per event).") var id: String?
-    @Option(help: "A JSON body file; '-' or no file reads standard input.") var file: String?
+    @Option(help: "The subject (record key); by default the body's key field named in the catalog.") var subject: String?
+    @Option(help: "The topic; by default the one topic that carries the type.") var topic: String?
+    @Option(help: "The CloudEvents source.") var source: String = "/onewindow/cli"
+    @Option(help: "The event id; by default a new UUID (with --count, one per event).") var id: String?
+    @Argument(help: "The JSON body file; '-' or none reads standard input.") var file: String?
+    @Option(name: .customLong("file"), help: .hidden) var fileOption: String?
     @Option(help: "Publish this many copies (each with its own id), in batches of up to 500.") var count: Int = 1
     @Flag(help: "Send a refused event to the dead-letter topic, with the reason, instead of only refusing it.")
     var deadLetter = false
@@ -37,6 +43,10 @@ struct PublishCommand: AsyncParsableCommand {
     func validate() throws {
         if type == nil && example == nil { throw ValidationError("give --type TYPE (with a body) or --example TYPE") }
         if type != nil && example != nil { throw ValidationError("give either --type or --example, not both") }
+        if file != nil && fileOption != nil { throw ValidationError("give the body file once: FILE or --file FILE") }
+        if example != nil && (file ?? fileOption) != nil {
+            throw ValidationError("--example publishes the schema's example; it takes no body file")
+        }
         if count < 1 { throw ValidationError("--count must be at least 1") }
         if count > 1 && id != nil { throw ValidationError("--id names one event; it cannot go with --count") }
     }
@@ -46,34 +56,34 @@ struct PublishCommand: AsyncParsableCommand {
         let eventType = (type ?? example)!
         let body: Data
         if let example {
-            guard let schema = catalog.schemas[example] else {
-                throw ValidationError("the catalog has no event type \(example); types: \(catalog.eventTypes.joined(separator: ", "))")
+            guard catalog.schemas[example] != nil else {
+                throw CommandFailure(
+                    .notFound,
+                    "the catalog has no event type \(example); the types are: \(catalog.eventTypes.joined(separator: ", "))")
             }
-            guard let first = schema.examples.first else { throw ValidationError("the schema of \(example) has no example") }
+            guard let first = catalog.schemas[example]?.examples.first else {
+                throw CommandFailure(.notFound, "the schema of \(example) has no example")
+            }
             body = first.serialized()
-        } else if let file, file != "-" {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("cannot read \(file)")
-            }
-            body = data
         } else {
-            body = FileHandle.standardInput.readDataToEndOfFile()
+            body = try InputFile.read(file ?? fileOption)
         }
         let events = (0..<count).map { _ in
             Event(
                 id: id ?? UUID().uuidString.lowercased(), type: eventType, source: source, subject: subject, data: body)
         }
-        let failed = try await withLog(options) { log -> Bool in
+        let refused = try await withLog(options) { log -> Int in
             let publisher = Publisher(log: log, catalog: catalog, name: "onewindow publish")
-            var failed = false
+            var refused = 0
             for start in stride(from: 0, to: events.count, by: 500) {
                 let batch = events[start..<min(start + 500, events.count)].map { Publication(event: $0, topic: topic) }
                 let outcomes: [PublishOutcome]
                 do {
                     outcomes = try await publisher.publish(batch, deadLetter: deadLetter)
-                } catch let failure as ValidationFailure {
-                    printError(failure.description)
-                    return true
+                } catch var failure as ValidationFailure {
+                    // An id the user did not give names nothing: the event was never published.
+                    if id == nil { failure.eventId = nil }
+                    throw CommandFailure(.refused, RefusalText.describe(failure))
                 }
                 for outcome in outcomes {
                     switch outcome {
@@ -82,13 +92,26 @@ struct PublishCommand: AsyncParsableCommand {
                     case .deadLettered(let position, let failure):
                         printError(failure.description)
                         printError("sent to the dead-letter topic at \(position)")
-                        failed = true
+                        refused += 1
                     }
                 }
             }
-            return failed
+            return refused
         }
-        if failed { throw ExitCode(1) }
+        if refused > 0 {
+            throw CommandFailure(.refused, "\(refused) of \(events.count) event(s) refused and sent to the dead-letter topic")
+        }
+    }
+}
+
+/// The text of a refused event, with where to look up the type's fields.
+enum RefusalText {
+    static func describe(_ failure: ValidationFailure) -> String {
+        var text = failure.description
+        if let type = failure.eventType, failure.code == .schemaViolation || failure.code == .missingKey {
+            text += "\nthe fields of \(type) and an example body: onewindow topics example \(type)"
+        }
+        return text
     }
 }
 

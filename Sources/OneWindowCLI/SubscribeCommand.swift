@@ -14,9 +14,13 @@ struct SubscribeCommand: AsyncParsableCommand {
             With --group the group's committed offsets decide where to start and are committed after \
             each printed batch, so a second run goes on where the first stopped. Follows new records \
             until interrupted, or stops once caught up with --until-end.
+            With --until-end and a --pattern that matches no topic on the bus, it says so and \
+            exits with status 66 instead of waiting for one.
             Examples:
-              onewindow subscribe --topic household.birth.registered --from earliest --until-end
+              onewindow subscribe --topic household.birth.registered --until-end
               onewindow subscribe --pattern 'approval\\..*\\.decided' --group dashboard
+              onewindow subscribe --topic tax.payment.received \\
+                --from time:2025-01-01T00:00:00Z --max 10
             """
     )
 
@@ -24,7 +28,7 @@ struct SubscribeCommand: AsyncParsableCommand {
     @Option(name: .customLong("topic"), help: "A topic to read (repeatable).") var topics: [String] = []
     @Option(help: "A regular expression matched against whole topic names, instead of --topic.") var pattern: String?
     @Option(help: "The consumer group; its offsets are committed after each printed batch.") var group: String?
-    @Option(help: "Where to start without a committed offset: earliest, latest, offset:N, or time:RFC3339. Default: earliest.")
+    @Option(help: "Where to start without a committed offset: earliest, latest, offset:N, or time:RFC3339.")
     var from: String = "earliest"
     @Flag(help: "Stop once every partition is read up to where it ended when the command started.")
     var untilEnd = false
@@ -33,12 +37,22 @@ struct SubscribeCommand: AsyncParsableCommand {
     func validate() throws {
         if topics.isEmpty == (pattern == nil) { throw ValidationError("give --topic (one or more) or --pattern") }
         _ = try SeekPositionParser.parse(from)
+        if let pattern {
+            do {
+                _ = try Regex(pattern)
+            } catch {
+                throw ValidationError("--pattern '\(pattern)' is not a regular expression: \(error)")
+            }
+        }
     }
 
     func run() async throws {
         let start = try SeekPositionParser.parse(from)
         let subscription: ConsumerConfiguration.Subscription = pattern.map { .pattern($0) } ?? .topics(topics)
         try await withLog(options) { log in
+            if untilEnd, let pattern {
+                try await Self.requireMatchingTopic(pattern, on: log)
+            }
             let consumer = try await log.makeConsumer(
                 ConsumerConfiguration(subscription: subscription, group: group, autoOffsetReset: start))
             // SIGTERM or SIGINT stops reading between batches; the consumer then leaves its group.
@@ -61,6 +75,17 @@ struct SubscribeCommand: AsyncParsableCommand {
             }
             await consumer.close()
         }
+    }
+
+    /// Refuses `--until-end` with a pattern that matches no topic on the bus: there is no end to
+    /// read up to, and waiting for a topic to appear is not what `--until-end` asks for.
+    private static func requireMatchingTopic(_ pattern: String, on log: any EventLog) async throws {
+        let regex = try Regex(pattern)
+        let topics = try await log.listTopics()
+        guard !topics.contains(where: { (try? regex.wholeMatch(in: $0)) != nil }) else { return }
+        throw CommandFailure(
+            .notFound,
+            "no topic on the bus matches --pattern '\(pattern)' (it must match a whole topic name), so --until-end has nothing to read; `onewindow topics list` lists the topics")
     }
 
     /// Prints records until interrupted, `--max` is reached, or (with `--until-end`) every assigned

@@ -1,15 +1,16 @@
 import ArgumentParser
 import Bus
+import EmbeddedLog
 import EventLog
 import EventSchemas
 import Foundation
 
-/// `onewindow topics list|describe|apply|maintain`.
+/// `onewindow topics list|describe|example|apply|maintain`.
 struct TopicsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "topics",
         abstract: "The topic catalog and the topics on the bus.",
-        subcommands: [List.self, Describe.self, Apply.self, Maintain.self]
+        subcommands: [List.self, Describe.self, Example.self, Apply.self, Maintain.self]
     )
 
     struct List: AsyncParsableCommand {
@@ -34,16 +35,27 @@ struct TopicsCommand: AsyncParsableCommand {
 
     struct Describe: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show a topic: catalog entry, partitions, watermarks.")
+            abstract: "Show a topic (catalog entry, partitions, watermarks), or an event type's fields and example.",
+            discussion: """
+                A name that is an event type but no topic shows what `topics example` shows. Most \
+                topics are named after the one type they carry: `topics example NAME` shows that \
+                type's fields.
+                """)
         @OptionGroup var options: BusOptions
-        @Argument(help: "The topic name.") var topic: String
+        @Argument(help: "A topic name or an event type.") var topic: String
 
         func run() async throws {
             let catalog = try options.loadCatalog()
             let entry = catalog.topic(named: topic)
+            if entry == nil, catalog.schemas[topic] != nil {
+                print(try EventTypeText(type: topic, catalog: catalog, directory: options.catalogDirectory).render(catalog: catalog))
+                return
+            }
             let described = try await withLog(options) { try await $0.describeTopics([topic]) }.first
             guard entry != nil || described != nil else {
-                throw ValidationError("no topic \(topic) in the catalog or on the bus")
+                throw CommandFailure(
+                    .notFound,
+                    "\(topic) is no topic or event type of the catalog, and no topic on the bus; `onewindow topics list` lists them")
             }
             print("topic:       \(topic)")
             if let entry {
@@ -64,6 +76,36 @@ struct TopicsCommand: AsyncParsableCommand {
                 ["\(index)", "\(marks.low)", "\(marks.high)", "\(marks.high - marks.low)"]
             }
             print(Table.render(header: ["PARTITION", "LOW", "HIGH", "RECORDS"], rows: rows))
+            for type in entry?.types ?? [] {
+                print("\nfields of \(type) and an example body: onewindow topics example \(type)")
+            }
+        }
+    }
+
+    struct Example: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show an event type's fields (required or not, type, format, allowed values) and an example body.",
+            discussion: """
+                Reads only the catalog, not the bus. Examples:
+                  onewindow topics example household.birth.registered
+                  onewindow topics example tax.payment.received --body > payment.json
+                  onewindow validate --type tax.payment.received payment.json
+                """)
+        @OptionGroup var options: BusOptions
+        @Argument(help: "The event type, e.g. household.birth.registered.") var type: String
+        @Flag(help: "Print only the example body (JSON), e.g. to start a file from it.") var body = false
+
+        func run() async throws {
+            let catalog = try options.loadCatalog()
+            let text = try EventTypeText(type: type, catalog: catalog, directory: options.catalogDirectory)
+            if body {
+                guard let example = text.example else {
+                    throw CommandFailure(.notFound, "the schema of \(type) has no example")
+                }
+                print(EventTypeText.pretty(example))
+            } else {
+                print(text.render(catalog: catalog))
+            }
         }
     }
 
@@ -74,7 +116,7 @@ struct TopicsCommand: AsyncParsableCommand {
 
         func run() async throws {
             let catalog = try options.loadCatalog()
-            let (created, described) = try await withLog(options) { log in
+            let (created, described) = try await withLog(options, create: true) { log in
                 let created = try await log.createTopics(catalog.topicSpecs)
                 return (created, try await log.describeTopics(catalog.topics.map(\.name)))
             }
@@ -97,20 +139,17 @@ struct TopicsCommand: AsyncParsableCommand {
 
         func run() async throws {
             guard case .embedded(let path) = try options.address() else {
-                throw ValidationError("a Kafka broker runs retention and compaction itself")
+                throw CommandFailure(.usage, "a Kafka broker runs retention and compaction itself; `topics maintain` is for an embedded bus")
             }
-            let log = try EmbeddedLogOpener.open(path)
-            let report = try await log.runMaintenance()
-            await log.close()
+            let report = try await withLog(options) { log in
+                guard let embedded = log as? EmbeddedLog else {
+                    throw CommandFailure(.internal, "the bus at \(path) did not open as an embedded log")
+                }
+                return try await embedded.runMaintenance()
+            }
             print("expired \(report.expired) record(s), compacted away \(report.compacted)")
         }
     }
-}
-
-import EmbeddedLog
-
-enum EmbeddedLogOpener {
-    static func open(_ path: String) throws -> EmbeddedLog { try EmbeddedLog(path: path) }
 }
 
 enum CleanupText {
@@ -136,7 +175,7 @@ enum Table {
         return all.map { row in
             row.enumerated().map { index, cell in
                 index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ")
+            }.joined(separator: "  ").replacing(#/ +$/#, with: "")
         }.joined(separator: "\n")
     }
 }

@@ -45,7 +45,7 @@ struct CLITests {
         let body = Data(#"{"residentId":"110101199003071234"}"#.utf8)
         let refused = try await runOnewindow(
             ["publish", "--bus", address, "--type", "household.death.registered", "--dead-letter"], input: body)
-        #expect(refused.status == 1)
+        #expect(refused.status == 65)
         #expect(refused.error.contains("/residentId"), "\(refused.error)")
         #expect(refused.error.contains("dead-letter"))
         let dead = try await readAll(bus.log, topic: "deadletter.record.refused")
@@ -53,7 +53,7 @@ struct CLITests {
         #expect(dead.first?.value == body)
 
         let validate = try await runOnewindow(["validate", "--type", "household.death.registered"], input: body)
-        #expect(validate.status == 1)
+        #expect(validate.status == 65)
         #expect(validate.error.contains("required") || validate.error.contains("format"))
     }
 
@@ -224,6 +224,11 @@ struct CLITests {
         #expect(groups.output.contains(group), "\(groups.output) \(groups.error)")
         let lag = try await runOnewindow(["groups", "lag", group, "--topic", type] + bus)
         #expect(lag.output.contains("total lag: 0"), "\(lag.output) \(lag.error)")
+        let unknown = try await runOnewindow(["groups", "lag", "no-such-\(run)", "--topic", type] + bus)
+        #expect(unknown.status == 66, "an unknown group is an error on Kafka too: \(unknown.output) \(unknown.error)")
+        let nothing = try await runOnewindow(
+            ["subscribe", "--pattern", "no\\.such\\.\(run)\\..*", "--until-end"] + bus, timeout: .seconds(60))
+        #expect(nothing.status == 66, "\(nothing.error)")
     }
 
     @Test func demoPublishesRefusesAndReadsBack() async throws {

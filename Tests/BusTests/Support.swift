@@ -41,10 +41,19 @@ struct ProcessResult: Sendable {
     let error: String
 }
 
-/// Starts `onewindow` with arguments, in the repository root (so ./Topics is found).
-func startOnewindow(_ arguments: [String], input: Data? = nil) throws -> (Process, Pipe, Pipe) {
+/// Starts `onewindow` with arguments, in the repository root (so ./Topics is found) unless
+/// `directory` says otherwise, with `environment` added to (or, for an empty value, removed from)
+/// the test's own.
+func startOnewindow(
+    _ arguments: [String], input: Data? = nil, environment: [String: String] = [:], directory: URL? = nil
+) throws -> (Process, Pipe, Pipe) {
     let process = childProcess(try onewindowExecutable(), arguments)
-    process.currentDirectoryURL = repositoryRoot
+    process.currentDirectoryURL = directory ?? repositoryRoot
+    if !environment.isEmpty {
+        var merged = ProcessInfo.processInfo.environment
+        for (name, value) in environment { merged[name] = value.isEmpty ? nil : value }
+        process.environment = merged
+    }
     let output = Pipe()
     let error = Pipe()
     process.standardOutput = output
@@ -63,10 +72,12 @@ func startOnewindow(_ arguments: [String], input: Data? = nil) throws -> (Proces
 }
 
 /// Runs `onewindow` to the end and returns what it printed.
-func runOnewindow(_ arguments: [String], input: Data? = nil, timeout: Duration = .seconds(60)) async throws
-    -> ProcessResult
-{
-    let (process, output, error) = try startOnewindow(arguments, input: input)
+func runOnewindow(
+    _ arguments: [String], input: Data? = nil, environment: [String: String] = [:], directory: URL? = nil,
+    timeout: Duration = .seconds(60)
+) async throws -> ProcessResult {
+    let (process, output, error) = try startOnewindow(
+        arguments, input: input, environment: environment, directory: directory)
     return await finish(process, output, error, timeout: timeout)
 }
 
