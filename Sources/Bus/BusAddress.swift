@@ -71,7 +71,7 @@ public enum BusAddress: Sendable, Hashable, CustomStringConvertible {
     ///   - create: whether an embedded log that does not exist yet is created (with its folder).
     ///   - kafkaProperties: extra librdkafka properties (security, tuning) for a Kafka bus.
     ///   - embeddedConfiguration: settings for an embedded bus (clock, intervals).
-    /// - Throws: ``MissingLogError`` when `create` is false and there is no file at the path.
+    /// - Throws: ``LogError`` `.logNotFound` when `create` is false and there is no log at the path.
     public func open(
         create: Bool,
         kafkaProperties: [String: String] = [:],
@@ -79,16 +79,9 @@ public enum BusAddress: Sendable, Hashable, CustomStringConvertible {
     ) throws -> any EventLog {
         switch self {
         case .embedded(let path):
-            if !create {
-                var isDirectory: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-                    throw MissingLogError(path: path)
-                }
-                if isDirectory.boolValue {
-                    throw BusAddressError(text: description, problem: "\(path) is a directory, not a log file")
-                }
-            }
-            return try EmbeddedLog(path: path, configuration: embeddedConfiguration)
+            var configuration = embeddedConfiguration
+            configuration.createIfMissing = create
+            return try EmbeddedLog(path: path, configuration: configuration)
         case .kafka(let servers):
             var configuration = KafkaConfiguration(bootstrapServers: servers)
             configuration.properties.merge(kafkaProperties) { _, new in new }
@@ -110,22 +103,6 @@ public struct BusAddressError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "bus address '\(text)': \(problem)" }
-}
-
-/// An embedded log that does not exist, opened by a command that does not create one.
-public struct MissingLogError: Error, Sendable, CustomStringConvertible {
-    /// The path as given.
-    public var path: String
-
-    public init(path: String) {
-        self.path = path
-    }
-
-    public var description: String {
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
-        let shown = absolute == path ? path : "\(path) (\(absolute))"
-        return "there is no embedded log at \(shown); create it with `onewindow topics apply --bus embedded:\(path)`"
-    }
 }
 
 /// Reads a Java-style properties file: `name=value` lines, `#` and `!` comments, blank lines.

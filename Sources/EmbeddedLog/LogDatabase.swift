@@ -72,11 +72,12 @@ struct LogDatabase: Sendable {
     private static func checkExisting(_ path: String) throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
             throw LogError(
-                .logNotFound, "there is no embedded log at this path",
+                .logNotFound, "there is no embedded log at \(absolute)",
                 remedy: "check the path (--bus embedded:PATH or ONEWINDOW_BUS), or create the log and its topics "
                     + "with `onewindow topics apply --bus embedded:\(path)`",
-                subject: path)
+                subject: nil)
         }
         // Opened read-write (a read-only connection cannot open a WAL file whose -shm is missing)
         // but only read: nothing in the file changes.

@@ -41,7 +41,6 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
         case let failure as CommandFailure: return failure.status
         case is ValidationError, is BusAddressError: return .usage
         case is ValidationFailure: return .refused
-        case is MissingLogError: return .notFound
         case is CatalogError, is SchemaLoadError: return .configuration
         case let error as LogError: return of(error)
         case is CancellationError: return .ok
@@ -52,7 +51,7 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     /// The status for an error of the log (either backend).
     static func of(_ error: LogError) -> ExitStatus {
         switch error.code {
-        case .unknownTopic: return .notFound
+        case .unknownTopic, .logNotFound: return .notFound
         case .brokerUnreachable: return .unavailable
         case .authorizationFailed: return .permission
         case .configuration: return .configuration

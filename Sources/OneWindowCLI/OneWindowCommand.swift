@@ -92,7 +92,7 @@ public struct BusOptions: ParsableArguments {
     /// Opens the bus.
     /// - Parameter create: whether a missing embedded log is created (only `topics apply` and the
     ///   long-running processes do); otherwise a missing one is refused with its path and how to
-    ///   create it (``MissingLogError``).
+    ///   create it (``LogError`` `.logNotFound`).
     public func openLog(create: Bool) throws -> any EventLog {
         var properties: [String: String] = [:]
         if let path = kafkaConfig ?? ProcessInfo.processInfo.environment["ONEWINDOW_KAFKA_CONFIG"], !path.isEmpty {

@@ -95,9 +95,10 @@ struct CLINewcomerTests {
         #expect(throws: BusAddressError.self) { try BusAddress(parsing: "bogus") }
         #expect(throws: BusAddressError.self) { try BusAddress(parsing: "/tmp/x.sqlite") }
         #expect(try BusAddress(parsing: "embedded:/tmp/x.sqlite") == .embedded(path: "/tmp/x.sqlite"))
-        #expect(throws: MissingLogError.self) {
+        let missing = #expect(throws: LogError.self) {
             try BusAddress.embedded(path: "/nonexistent-\(UUID().uuidString)/x.sqlite").open(create: false)
         }
+        #expect(missing?.code == .logNotFound)
     }
 
     // MARK: subscribe --until-end with a pattern that matches nothing
@@ -167,7 +168,7 @@ struct CLINewcomerTests {
         #expect(ExitStatus.of(ValidationError("x")) == .usage)
         #expect(ExitStatus.of(BusAddressError(text: "bogus", problem: "no scheme")) == .usage)
         #expect(ExitStatus.of(ValidationFailure(.schemaViolation, "x")) == .refused)
-        #expect(ExitStatus.of(MissingLogError(path: "x.sqlite")) == .notFound)
+        #expect(ExitStatus.of(LogError(.logNotFound, "no log")) == .notFound)
         #expect(ExitStatus.of(LogError.unknownTopic("t")) == .notFound)
         #expect(ExitStatus.of(LogError(.brokerUnreachable, "down", isRetriable: true)) == .unavailable)
         #expect(ExitStatus.of(LogError(.timedOut, "slow", isRetriable: true)) == .temporary)
