@@ -109,7 +109,7 @@ public struct ConfigNode {
         case .duplicatedKeysInMapping(let duplicates, let context):
             return ConfigFileError(
                 file: file, line: context.mark.line, column: context.mark.column, location: "",
-                problem: "key \(duplicates.joined(separator: ", ")) given twice in one mapping; keep one")
+                problem: "key \(duplicates.joined(separator: ", ")) is given more than once in this mapping (first here); keep one")
         default:
             return ConfigFileError(file: file, location: "", problem: "not valid YAML: \(firstLine("\(error)"))")
         }
