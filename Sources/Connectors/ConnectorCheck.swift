@@ -42,7 +42,7 @@ extension Connector {
             for rule in mapping ?? [] {
                 let location = "\(here).mapping.\(rule.field)"
                 if let problem = schema.fieldProblem(at: rule.field) {
-                    fail(location, "\(type) has no field \(rule.field): \(problem.message)")
+                    fail(location, "\(type) has \(problem.message)")
                     continue
                 }
                 for (what, value) in fixedValues(of: rule) {

@@ -171,7 +171,7 @@ extension TopicCatalog {
                 if let violation = schemas[type]?.fieldProblem(at: field) {
                     throw CatalogError(
                         file: file.path, location: "topic \(topic.name).ownerField",
-                        problem: "schemas/\(type).json has no field \(field): \(violation.message)")
+                        problem: "schemas/\(type).json has \(violation.message)")
                 }
             }
         }

@@ -1,3 +1,4 @@
+import ConfigFiles
 import Foundation
 
 /// A JSON Schema (draft 2020-12, the subset OneWindow's schemas use), compiled once at load so that
@@ -600,7 +601,9 @@ extension JSONSchema {
                 return .forbidden(
                     SchemaViolation(
                         pointer: here, keyword: "additionalProperties",
-                        message: "the schema has no field \(token) in \(place); its fields there are \(known.joined(separator: ", "))"))
+                        message: "no field \(token) in \(place)"
+                            + (KeySuggestion.nearest(to: token, in: known).map { "; did you mean \($0)?" } ?? "")
+                            + " (its fields there: \(known.joined(separator: ", ")))"))
             }
             if next.isEmpty { return .nodes([]) }
             current = next
