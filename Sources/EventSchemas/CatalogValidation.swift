@@ -125,7 +125,7 @@ public struct EventValidator: Sendable {
             body = try parsed ?? JSONValue.parse(event.data)
         } catch let error as JSONParseError {
             throw failure(
-                .invalidJSON, "the body is not JSON: \(error)",
+                .invalidJSON, "the body is not JSON as every reader reads it (RFC 8259: UTF-8, each member name once)",
                 [SchemaViolation(pointer: error.pointer, keyword: error.rule.rawValue, message: "\(error.problem) (line \(error.line), column \(error.column))")])
         } catch {
             throw failure(.invalidJSON, "the body is not JSON: \(error)")
