@@ -144,6 +144,7 @@ extension TopicCatalog {
         let deadLetter = try document.require("deadLetterTopic", "name the dead-letter topic")
         let deadLetterTopic = try deadLetter.string()
         var topics: [CatalogTopic] = []
+        var entries: [ConfigNode] = []
         var seen = Set<String>()
         for entry in try document.require("topics", "list the topics").list() {
             let topic = try parseTopic(entry, defaultPartitions: defaultPartitions, departments: departments)
@@ -151,6 +152,7 @@ extension TopicCatalog {
                 throw try entry.mapping().require("name").fail("\(topic.name) is listed twice")
             }
             topics.append(topic)
+            entries.append(entry)
         }
         guard seen.contains(deadLetterTopic) else {
             throw deadLetter.fail("\(deadLetterTopic) is not one of the topics")
@@ -165,13 +167,11 @@ extension TopicCatalog {
             }
             schemas[type] = try JSONSchema(data: data, name: "schemas/\(type).json")
         }
-        for topic in topics {
+        for (topic, entry) in zip(topics, entries) {
             guard let field = topic.ownerField else { continue }
             for type in topic.types {
                 if let violation = schemas[type]?.fieldProblem(at: field) {
-                    throw CatalogError(
-                        file: file.path, location: "topic \(topic.name).ownerField",
-                        problem: "schemas/\(type).json has \(violation.message)")
+                    throw try entry.mapping().require("ownerField").fail("schemas/\(type).json has \(violation.message)")
                 }
             }
         }
