@@ -92,13 +92,24 @@ extension Connector {
 
     /// The problem of a file whose department database does not exist, or `nil`: its path and
     /// how to make one (`onewindow dept-sim DEPARTMENT --seed`).
+    ///
+    /// The simulator is the one whose default file the path is (`…/departments/<simulator>.sqlite`),
+    /// else the department's (`sms-gateway` for the hub itself, `onewindow`, whose simulated system
+    /// is the SMS gateway); `--db` is added when the path is not `var/departments/<simulator>.sqlite`.
     public static func missingDatabase(of configuration: ConnectorConfiguration) -> ConnectorConfigurationError? {
         guard let path = configuration.database, !FileManager.default.fileExists(atPath: path) else { return nil }
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        let url = URL(fileURLWithPath: path).standardizedFileURL
+        let absolute = url.path
+        var simulator = configuration.department == "onewindow" ? "sms-gateway" : configuration.department
+        if url.deletingLastPathComponent().lastPathComponent == "departments", url.pathExtension == "sqlite" {
+            simulator = url.deletingPathExtension().lastPathComponent
+        }
+        var command = "onewindow dept-sim \(simulator) --seed"
+        if path != "var/departments/\(simulator).sqlite" { command += " --db \(path)" }
         return configuration.problem(
             at: "database",
-            "the department's database \(path) does not exist (\(absolute)); create the simulated one with "
-                + "`onewindow dept-sim \(configuration.department) --seed`, or point `database:` at the department's file")
+            "the department's database \(path) does not exist\(path == absolute ? "" : " (\(absolute))"); create the simulated one with "
+                + "`\(command)`, or point `database:` at the department's file")
     }
 
     /// Every table and column the file names that the department's database lacks: each table

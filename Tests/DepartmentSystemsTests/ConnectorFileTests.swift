@@ -61,6 +61,34 @@ enum ConnectorFiles {
         #expect(configuration.sinks.contains { $0.kind == "inbox" } == system.approves)
     }
 
+    /// What `connector check` asks of the database: every table and column the file names is in
+    /// the simulated department's database, and a missing database is named with how to make it.
+    @Test(arguments: DepartmentID.allCases)
+    func theDatabaseHasEveryTableAndColumnTheFileNames(_ department: DepartmentID) throws {
+        var configuration = try ConnectorFiles.configuration(for: department)
+        let database = try temporaryDatabase(department)
+        let path = try #require(database.writer.path)
+        configuration.database = path
+        #expect(try Connector.databaseProblems(in: configuration).map(\.description) == [])
+
+        try database.writer.write { db in
+            if let source = ConnectorFiles.tableSources(configuration).first {
+                try db.execute(sql: "ALTER TABLE \(source.table) RENAME TO \(source.table)_old")
+            } else {
+                try db.execute(sql: "ALTER TABLE sms_outbox RENAME COLUMN mobile TO phone")
+            }
+        }
+        let problems = try Connector.databaseProblems(in: configuration).map(\.description)
+        #expect(problems.count == 1, "\(problems)")
+        #expect(problems.first?.contains(configuration.file) == true)
+
+        configuration.database = path + ".missing"
+        let missing = try Connector.databaseProblems(in: configuration).map(\.description)
+        #expect(missing.count == 1)
+        #expect(missing.first?.contains("onewindow dept-sim \(department.rawValue) --seed") == true, "\(missing)")
+        #expect(!FileManager.default.fileExists(atPath: path + ".missing"))
+    }
+
     /// Every source table of every connector file: generated rows map to bodies that validate
     /// against their schemas, and exactly the rows spoiled on purpose are refused.
     @Test(arguments: DepartmentID.allCases.filter { $0 != .smsGateway })
