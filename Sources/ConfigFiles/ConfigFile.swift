@@ -206,7 +206,8 @@ public struct ConfigNode {
         var entries: [(key: String, keyNode: ConfigNode, value: ConfigNode)] = []
         for (key, value) in mapping {
             guard case .scalar(let scalar) = key else {
-                throw ConfigNode(file: file, location: location, node: key).fail("a key must be text, found \(shown)")
+                let keyNode = ConfigNode(file: file, location: location, node: key)
+                throw keyNode.fail("a key must be text, found \(keyNode.shown)")
             }
             entries.append((scalar.string, child(scalar.string, key), child(scalar.string, value)))
         }
