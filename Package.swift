@@ -45,8 +45,14 @@ let package = Package(
         ),
         // Events: CloudEvents attributes and their Kafka binding (binary mode).
         .target(name: "EventModel", dependencies: ["EventLog"]),
+        // The strict reader of configuration files (YAML through Yams' nodes: every value with its
+        // line; unknown keys refused with the nearest known one). A target of its own, depending on
+        // Yams alone, so that the catalog (EventSchemas), connector files (Connectors), the
+        // calendar data and the orchestrator's rules read files the same way without one of them
+        // having to depend on another's code.
+        .target(name: "ConfigFiles", dependencies: ["Yams"]),
         // JSON, JSON Schema (draft 2020-12 subset), identifier formats, the topic catalog.
-        .target(name: "EventSchemas", dependencies: ["EventModel", "EventLog", "Yams"]),
+        .target(name: "EventSchemas", dependencies: ["EventModel", "EventLog", "ConfigFiles"]),
         // Validated publishing with dead letters; choosing a backend from a bus address.
         .target(
             name: "Bus",
@@ -60,7 +66,7 @@ let package = Package(
         .target(
             name: "Connectors",
             dependencies: [
-                "Bus", "EventModel", "EventSchemas", "EventLog", "Yams",
+                "Bus", "EventModel", "EventSchemas", "EventLog", "ConfigFiles",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -102,7 +108,7 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),
-        .testTarget(name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel"]),
+        .testTarget(name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel", "ConfigFiles"]),
         .testTarget(
             name: "EventLogConformanceTests",
             dependencies: [

@@ -51,12 +51,13 @@ public struct Publisher: Sendable {
     public let validator: EventValidator
     /// Who is publishing, written into dead letters' `dl_refused_by`.
     public let name: String
-    /// The clock for dead letters' `dl_time`. Default: the system clock.
+    /// The clock for dead letters' `dl_time` and for validation rules that depend on today (a
+    /// resident ID's birth date in the future). Default: the system clock.
     public let now: @Sendable () -> Date
 
     public init(log: any EventLog, catalog: TopicCatalog, name: String, now: @escaping @Sendable () -> Date = { Date() }) {
         self.log = log
-        self.validator = EventValidator(catalog: catalog)
+        self.validator = EventValidator(catalog: catalog, now: now)
         self.name = name
         self.now = now
     }

@@ -1,5 +1,5 @@
 import Foundation
-import Yams
+import ConfigFiles
 
 /// A connector file of `Connectors/` (the format is described in `Connectors/README.md`).
 public struct ConnectorConfiguration: Sendable {
@@ -18,6 +18,16 @@ public struct ConnectorConfiguration: Sendable {
     /// `HOST:PORT` to serve Prometheus text at `/metrics` on; `nil`: no endpoint
     /// (`onewindow connector run --metrics-port` sets it too).
     public var metrics: String?
+    /// Where each value is in the file, by location (`sources[0].mapping./child/name`), for
+    /// messages of checks made after reading; empty for a configuration not read from a file.
+    public var places: [String: Place] = [:]
+
+    /// A problem at a location of the file, with its line when known.
+    public func problem(at location: String, _ problem: String) -> ConnectorConfigurationError {
+        let place = places[location]
+        return ConnectorConfigurationError(
+            file: file, line: place?.line, column: place?.column, location: location, problem: problem)
+    }
 
     /// The CloudEvents source of the events this connector publishes.
     public var eventSource: String { "/departments/\(department)" }
@@ -181,52 +191,58 @@ public enum FieldSource: Sendable {
     case constant(MappedValue)
 }
 
-/// A connector file that cannot be used.
-public struct ConnectorConfigurationError: Error, Sendable, CustomStringConvertible {
-    public var file: String
-    public var location: String
-    public var problem: String
-    public var description: String { location.isEmpty ? "\(file): \(problem)" : "\(file): \(location): \(problem)" }
-}
+/// A connector file that cannot be used: the file, the line, the place (`sources[0].interval`) and
+/// what is wrong. The one error of configuration files (``ConfigFileError``).
+public typealias ConnectorConfigurationError = ConfigFileError
 
 extension ConnectorConfiguration {
     /// Loads and checks a connector file.
-    /// - Throws: ``ConnectorConfigurationError`` naming the place in the file and what is wrong.
+    /// - Throws: ``ConnectorConfigurationError`` naming the file, line, place and what is wrong:
+    ///   an unknown or misspelt key (with the nearest known key), a value of the wrong type, a
+    ///   missing key.
     public static func load(path: String) throws -> ConnectorConfiguration {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw ConnectorConfigurationError(file: path, location: "", problem: "cannot read the file")
-        }
-        return try parse(text, file: path)
+        try read(ConfigNode.load(path: path))
     }
 
     /// Parses the text of a connector file.
     public static func parse(_ text: String, file: String) throws -> ConnectorConfiguration {
-        let root: Any?
-        do {
-            root = try Yams.load(yaml: text)
-        } catch {
-            throw ConnectorConfigurationError(file: file, location: "", problem: "not valid YAML: \(error)")
-        }
-        let reader = YAMLReader(file: file)
-        let document = try reader.map(root, at: "")
-        let name = try reader.string(document, "name", at: "")
-        let department = try reader.string(document, "department", at: "")
-        let database = try reader.optionalString(document, "database", at: "")
-        let state = try reader.optionalString(document, "state", at: "") ?? "var/connectors/\(name).sqlite"
-        let metrics = try reader.optionalString(document, "metrics", at: "")
+        try read(ConfigNode.parse(text, file: file))
+    }
+
+    /// The keys of a connector file, of each source kind, sink kind and mapping rule
+    /// (`Connectors/README.md`).
+    static let documentKeys = ["name", "department", "database", "state", "metrics", "sources", "sinks"]
+    static let sourceKeys: [String: [String]] = [
+        "table": [
+            "kind", "table", "cursor", "id", "version", "type", "topic", "subject", "time", "interval", "batch", "mapping",
+        ],
+        "webhook": ["kind", "listen", "path", "type", "topic", "mapping"],
+        "file-drop": ["kind", "directory", "format", "type", "topic", "interval", "settle", "mapping"],
+    ]
+    static let sinkKeys: [String: [String]] = [
+        "inbox": ["kind", "requests", "decisions", "inboxTable", "decisionsTable", "interval"],
+        "webhook": ["kind", "topics", "url", "retries", "backoff"],
+        "file": ["kind", "topics", "directory"],
+        "table": ["kind", "topics", "table", "columns", "idColumn"],
+    ]
+    static let ruleKeys = ["column", "path", "const", "convert", "codes"]
+
+    static func read(_ root: ConfigNode) throws -> ConnectorConfiguration {
+        let file = root.file
+        let document = try root.mapping(keys: documentKeys)
+        let name = try document.string("name")
+        let department = try document.string("department")
+        let database = try document.optionalString("database")
+        let state = try document.optionalString("state") ?? "var/connectors/\(name).sqlite"
+        let metrics = try document.optionalString("metrics")
         if let metrics, metrics.split(separator: ":").count != 2 || Int(metrics.split(separator: ":")[1]) == nil {
-            throw ConnectorConfigurationError(file: file, location: "metrics", problem: "expected HOST:PORT, e.g. 127.0.0.1:9464")
+            throw document["metrics"]!.fail("expected HOST:PORT, e.g. 127.0.0.1:9464")
         }
-        var sources: [SourceConfiguration] = []
-        for (index, entry) in try reader.list(document["sources"], at: "sources").enumerated() {
-            sources.append(try reader.source(entry, at: "sources[\(index)]"))
-        }
-        var sinks: [SinkConfiguration] = []
-        for (index, entry) in try reader.list(document["sinks"], at: "sinks").enumerated() {
-            sinks.append(try reader.sink(entry, at: "sinks[\(index)]"))
-        }
+        let reader = YAMLReader()
+        let sources = try (document["sources"]?.list() ?? []).map { try reader.source($0) }
+        let sinks = try (document["sinks"]?.list() ?? []).map { try reader.sink($0) }
         if sources.isEmpty && sinks.isEmpty {
-            throw ConnectorConfigurationError(file: file, location: "", problem: "no sources and no sinks: nothing to do")
+            throw root.fail("no sources and no sinks: nothing to do")
         }
         let needsDatabase = sources.contains { if case .table = $0 { true } else { false } }
             || sinks.contains {
@@ -237,184 +253,179 @@ extension ConnectorConfiguration {
             }
         if needsDatabase && database == nil {
             throw ConnectorConfigurationError(
-                file: file, location: "database", problem: "table sources and inbox/table sinks need the department's database")
+                file: file, line: root.line, location: "database",
+                problem: "table sources and inbox/table sinks need the department's database")
         }
         return ConnectorConfiguration(
             file: file, name: name, department: department, database: database, state: state, sources: sources, sinks: sinks,
-            metrics: metrics)
+            metrics: metrics, places: root.places())
     }
 }
 
-/// Reads the untyped YAML tree with errors that name the place.
+/// Reads the parts of a connector file, each refused with its file, line and place.
 struct YAMLReader {
-    let file: String
-
-    func fail(_ location: String, _ problem: String) -> ConnectorConfigurationError {
-        ConnectorConfigurationError(file: file, location: location, problem: problem)
-    }
-
-    func map(_ value: Any?, at location: String) throws -> [String: Any] {
-        guard let map = value as? [String: Any] else { throw fail(location, "expected a mapping") }
-        return map
-    }
-
-    func list(_ value: Any?, at location: String) throws -> [Any] {
-        guard let value else { return [] }
-        guard let list = value as? [Any] else { throw fail(location, "expected a list") }
-        return list
-    }
-
-    func string(_ map: [String: Any], _ key: String, at location: String) throws -> String {
-        guard let value = map[key] else { throw fail(join(location, key), "missing") }
-        guard let text = value as? String, !text.isEmpty else { throw fail(join(location, key), "expected text") }
-        return text
-    }
-
-    func optionalString(_ map: [String: Any], _ key: String, at location: String) throws -> String? {
-        guard map[key] != nil else { return nil }
-        return try string(map, key, at: location)
-    }
-
-    func int(_ map: [String: Any], _ key: String, default value: Int, at location: String) throws -> Int {
-        guard let raw = map[key] else { return value }
-        guard let number = raw as? Int, number > 0 else { throw fail(join(location, key), "expected a positive whole number") }
+    func int(_ map: ConfigMapping, _ key: String, default value: Int) throws -> Int {
+        guard let node = map[key] else { return value }
+        let number = try node.int()
+        guard number > 0 else { throw node.fail("expected a positive whole number, found \(number)") }
         return number
     }
 
-    func duration(_ map: [String: Any], _ key: String, default value: Duration, at location: String) throws -> Duration {
-        guard let raw = map[key] else { return value }
-        guard let parsed = DurationText.parse("\(raw)") else {
-            throw fail(join(location, key), "'\(raw)' is not a duration such as 500ms, 2s or 5m")
+    func duration(_ map: ConfigMapping, _ key: String, default value: Duration) throws -> Duration {
+        guard let node = map[key] else { return value }
+        let text = try node.string()
+        guard let parsed = DurationText.parse(text) else {
+            throw node.fail("'\(text)' is not a duration such as 500ms, 2s or 5m")
         }
         return parsed
     }
 
-    func strings(_ map: [String: Any], _ key: String, at location: String) throws -> [String] {
-        guard let list = map[key] as? [Any], !list.isEmpty else { throw fail(join(location, key), "expected a list of topics") }
-        return list.map { "\($0)" }
+    func topics(_ map: ConfigMapping) throws -> [String] {
+        let list = try map.require("topics", "list the topics").list()
+        guard !list.isEmpty else { throw map["topics"]!.fail("expected a list of topics, found an empty list") }
+        return try list.map { try $0.string() }
     }
 
-    func join(_ location: String, _ key: String) -> String { location.isEmpty ? key : "\(location).\(key)" }
+    /// The mapping's keys checked against those of its `kind`.
+    func kinded(_ node: ConfigNode, _ keys: [String: [String]], _ what: String) throws -> (String, ConfigMapping) {
+        let map = try node.mapping()
+        let kindNode = try map.require("kind", "say which \(what) kind: \(keys.keys.sorted().joined(separator: ", "))")
+        let kind = try kindNode.string()
+        guard let known = keys[kind] else {
+            let nearest = KeySuggestion.nearest(to: kind, in: Array(keys.keys)).map { "; did you mean \($0)?" } ?? ""
+            throw kindNode.fail("'\(kind)' is not a \(what) kind (\(keys.keys.sorted().joined(separator: ", ")))\(nearest)")
+        }
+        try map.allowOnly(known)
+        return (kind, map)
+    }
 
-    func source(_ value: Any, at location: String) throws -> SourceConfiguration {
-        let map = try self.map(value, at: location)
-        let kind = try string(map, "kind", at: location)
+    func source(_ node: ConfigNode) throws -> SourceConfiguration {
+        let (kind, map) = try kinded(node, ConnectorConfiguration.sourceKeys, "source")
         switch kind {
         case "table":
             return .table(
                 TableSourceConfiguration(
-                    table: try string(map, "table", at: location), cursor: try string(map, "cursor", at: location),
-                    id: try optionalString(map, "id", at: location) ?? "id",
-                    version: try optionalString(map, "version", at: location),
-                    type: try string(map, "type", at: location), topic: try optionalString(map, "topic", at: location),
-                    subject: try optionalString(map, "subject", at: location),
-                    time: try optionalString(map, "time", at: location),
-                    interval: try duration(map, "interval", default: .milliseconds(500), at: location),
-                    batch: try int(map, "batch", default: 500, at: location),
-                    mapping: try rules(map["mapping"], at: join(location, "mapping"), required: true)!))
+                    table: try map.string("table"), cursor: try map.string("cursor"),
+                    id: try map.optionalString("id") ?? "id",
+                    version: try map.optionalString("version"),
+                    type: try map.string("type"), topic: try map.optionalString("topic"),
+                    subject: try map.optionalString("subject"),
+                    time: try map.optionalString("time"),
+                    interval: try duration(map, "interval", default: .milliseconds(500)),
+                    batch: try int(map, "batch", default: 500),
+                    mapping: try rules(map, required: true)!))
         case "webhook":
-            let listen = try string(map, "listen", at: location)
+            let listenNode = try map.require("listen")
+            let listen = try listenNode.string()
             guard listen.split(separator: ":").count == 2, Int(listen.split(separator: ":")[1]) != nil else {
-                throw fail(join(location, "listen"), "expected HOST:PORT")
+                throw listenNode.fail("expected HOST:PORT")
             }
-            let path = try string(map, "path", at: location)
-            guard path.hasPrefix("/") else { throw fail(join(location, "path"), "must start with /") }
+            let pathNode = try map.require("path")
+            let path = try pathNode.string()
+            guard path.hasPrefix("/") else { throw pathNode.fail("must start with /") }
             return .webhook(
                 WebhookSourceConfiguration(
-                    listen: listen, path: path, type: try string(map, "type", at: location),
-                    topic: try optionalString(map, "topic", at: location),
-                    mapping: try rules(map["mapping"], at: join(location, "mapping"), required: false)))
-        case "file-drop":
-            let formatText = try string(map, "format", at: location)
+                    listen: listen, path: path, type: try map.string("type"), topic: try map.optionalString("topic"),
+                    mapping: try rules(map, required: false)))
+        default:
+            let formatNode = try map.require("format", "csv or jsonl")
+            let formatText = try formatNode.string()
             guard let format = FileDropSourceConfiguration.Format(rawValue: formatText) else {
-                throw fail(join(location, "format"), "'\(formatText)' is not csv or jsonl")
+                throw formatNode.fail("'\(formatText)' is not csv or jsonl")
             }
             return .fileDrop(
                 FileDropSourceConfiguration(
-                    directory: try string(map, "directory", at: location), format: format,
-                    type: try string(map, "type", at: location), topic: try optionalString(map, "topic", at: location),
-                    interval: try duration(map, "interval", default: .seconds(1), at: location),
-                    settle: try duration(map, "settle", default: .seconds(1), at: location),
-                    mapping: try rules(map["mapping"], at: join(location, "mapping"), required: false)))
-        default:
-            throw fail(join(location, "kind"), "'\(kind)' is not a source kind (table, webhook, file-drop)")
+                    directory: try map.string("directory"), format: format,
+                    type: try map.string("type"), topic: try map.optionalString("topic"),
+                    interval: try duration(map, "interval", default: .seconds(1)),
+                    settle: try duration(map, "settle", default: .seconds(1)),
+                    mapping: try rules(map, required: false)))
         }
     }
 
-    func sink(_ value: Any, at location: String) throws -> SinkConfiguration {
-        let map = try self.map(value, at: location)
-        let kind = try string(map, "kind", at: location)
+    func sink(_ node: ConfigNode) throws -> SinkConfiguration {
+        let (kind, map) = try kinded(node, ConnectorConfiguration.sinkKeys, "sink")
         switch kind {
         case "inbox":
             return .inbox(
                 InboxSinkConfiguration(
-                    requests: try string(map, "requests", at: location),
-                    decisions: try string(map, "decisions", at: location),
-                    inboxTable: try optionalString(map, "inboxTable", at: location) ?? "approval_inbox",
-                    decisionsTable: try optionalString(map, "decisionsTable", at: location) ?? "approval_decisions",
-                    interval: try duration(map, "interval", default: .milliseconds(500), at: location)))
+                    requests: try map.string("requests"),
+                    decisions: try map.string("decisions"),
+                    inboxTable: try map.optionalString("inboxTable") ?? "approval_inbox",
+                    decisionsTable: try map.optionalString("decisionsTable") ?? "approval_decisions",
+                    interval: try duration(map, "interval", default: .milliseconds(500))))
         case "webhook":
-            let url = try string(map, "url", at: location)
+            let urlNode = try map.require("url")
+            let url = try urlNode.string()
             guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https" else {
-                throw fail(join(location, "url"), "'\(url)' is not an http(s) URL")
+                throw urlNode.fail("'\(url)' is not an http(s) URL")
             }
             return .webhook(
                 WebhookSinkConfiguration(
-                    topics: try strings(map, "topics", at: location), url: url,
-                    retries: try int(map, "retries", default: 5, at: location),
-                    backoff: try duration(map, "backoff", default: .milliseconds(200), at: location)))
+                    topics: try topics(map), url: url,
+                    retries: try int(map, "retries", default: 5),
+                    backoff: try duration(map, "backoff", default: .milliseconds(200))))
         case "file":
-            return .file(
-                FileSinkConfiguration(
-                    topics: try strings(map, "topics", at: location), directory: try string(map, "directory", at: location)))
-        case "table":
-            let columnsMap = try self.map(map["columns"], at: join(location, "columns"))
-            let columns = columnsMap.keys.sorted().map { ($0, "\(columnsMap[$0]!)") }
-            for (column, source) in columns where !source.hasPrefix("/") && !source.hasPrefix("$") {
-                throw fail(join(location, "columns.\(column)"), "'\(source)' is not a JSON pointer (/field) or $id, $time, $type, $subject")
+            return .file(FileSinkConfiguration(topics: try topics(map), directory: try map.string("directory")))
+        default:
+            var columns: [(String, String)] = []
+            for entry in try map.require("columns", "map table columns to body fields").mapping().entries {
+                let source = try entry.value.string()
+                guard source.hasPrefix("/") || source.hasPrefix("$") else {
+                    throw entry.value.fail("'\(source)' is not a JSON pointer (/field) or $id, $time, $type, $subject")
+                }
+                columns.append((entry.key, source))
             }
             return .table(
                 TableSinkConfiguration(
-                    topics: try strings(map, "topics", at: location), table: try string(map, "table", at: location),
-                    columns: columns, idColumn: try optionalString(map, "idColumn", at: location) ?? "event_id"))
-        default:
-            throw fail(join(location, "kind"), "'\(kind)' is not a sink kind (inbox, webhook, file, table)")
+                    topics: try topics(map), table: try map.string("table"),
+                    columns: columns.sorted { $0.0 < $1.0 }, idColumn: try map.optionalString("idColumn") ?? "event_id"))
         }
     }
 
-    func rules(_ value: Any?, at location: String, required: Bool) throws -> [FieldRule]? {
-        guard let value else {
-            if required { throw fail(location, "missing: map columns to event fields") }
+    func rules(_ owner: ConfigMapping, required: Bool) throws -> [FieldRule]? {
+        guard let node = owner["mapping"] else {
+            if required { _ = try owner.require("mapping", "map columns to event fields") }
             return nil
         }
-        let map = try self.map(value, at: location)
         var rules: [FieldRule] = []
-        for field in map.keys.sorted() {
-            let here = "\(location).\(field)"
-            guard field.hasPrefix("/") else { throw fail(here, "an event field is a JSON pointer such as /child/name") }
-            let spec = try self.map(map[field], at: here)
+        for entry in try node.mapping().entries.sorted(by: { $0.key < $1.key }) {
+            let field = entry.key
+            guard field.hasPrefix("/") else {
+                throw entry.keyNode.fail("an event field is a JSON pointer such as /child/name")
+            }
+            let spec = try entry.value.mapping(keys: ConnectorConfiguration.ruleKeys)
+            let origins = ["column", "path", "const"].filter { spec[$0] != nil }
+            guard origins.count <= 1 else {
+                throw entry.value.fail("give one of column, path or const, not \(origins.joined(separator: " and "))")
+            }
             let source: FieldSource
             if let column = spec["column"] {
-                source = .column("\(column)")
-            } else if let path = spec["path"] {
-                guard "\(path)".hasPrefix("/") else { throw fail(here, "path '\(path)' is not a JSON pointer") }
-                source = .path("\(path)")
-            } else if spec.keys.contains("const") {
-                source = .constant(MappedValue(yaml: spec["const"] as Any))
+                source = .column(try column.string())
+            } else if let pathNode = spec["path"] {
+                let path = try pathNode.string()
+                guard path.hasPrefix("/") else { throw pathNode.fail("path '\(path)' is not a JSON pointer") }
+                source = .path(path)
+            } else if let constant = spec["const"] {
+                source = .constant(MappedValue(yaml: constant.any))
             } else {
-                throw fail(here, "say where the value comes from: column, path or const")
+                throw entry.value.fail("say where the value comes from: column, path or const")
             }
             var convert: Conversion?
-            if let text = spec["convert"] {
-                guard let conversion = Conversion(rawValue: "\(text)") else {
-                    throw fail(here, "'\(text)' is not a conversion (\(Conversion.allCases.map(\.rawValue).joined(separator: ", ")))")
+            if let convertNode = spec["convert"] {
+                let text = try convertNode.string()
+                guard let conversion = Conversion(rawValue: text) else {
+                    let names = Conversion.allCases.map(\.rawValue)
+                    let nearest = KeySuggestion.nearest(to: text, in: names).map { "; did you mean \($0)?" } ?? ""
+                    throw convertNode.fail("'\(text)' is not a conversion (\(names.joined(separator: ", ")))\(nearest)")
                 }
                 convert = conversion
             }
             var codes: [String: String]?
             if let table = spec["codes"] {
-                let entries = try self.map(table, at: "\(here).codes")
-                codes = Dictionary(uniqueKeysWithValues: entries.map { ("\($0.key)", "\($0.value)") })
+                var entries: [String: String] = [:]
+                for code in try table.mapping().entries { entries[code.key] = try code.value.string() }
+                codes = entries
             }
             rules.append(FieldRule(field: field, value: source, convert: convert, codes: codes))
         }

@@ -144,10 +144,15 @@ public struct Connector: Sendable {
     let context: ConnectorContext
 
     /// Prepares a connector: opens its cursor store and the department's database.
-    /// - Throws: when a type or topic named in the file is not in the catalog, or a file cannot be opened.
+    /// - Parameter bus: the bus's identity (`BusAddress.cursorIdentity`): cursors are kept per bus,
+    ///   so on a bus it has not published to the connector starts from the beginning (and logs a
+    ///   notice); `""`: unknown, cursors shared by every bus as before.
+    /// - Throws: when a type or topic named in the file is not in the catalog, the department's
+    ///   database does not exist (naming it and how to create one), or a file cannot be opened.
     public init(
         configuration: ConnectorConfiguration, log: any EventLog, catalog: TopicCatalog,
-        logger: Logger = Logger(label: "onewindow.connector"), now: @escaping @Sendable () -> Date = { Date() }
+        logger: Logger = Logger(label: "onewindow.connector"), now: @escaping @Sendable () -> Date = { Date() },
+        bus: String = ""
     ) throws {
         try Self.check(configuration, against: catalog)
         // Before the counters are made, so that they reach the registry the endpoint serves.
@@ -156,18 +161,23 @@ public struct Connector: Sendable {
         logger[metadataKey: "connector"] = "\(configuration.name)"
         let stats = ConnectorStats(connector: configuration.name)
         var department: DatabasePool?
+        if let missing = Self.missingDatabase(of: configuration) { throw missing }
         if let path = configuration.database {
             var options = Configuration()
             options.busyMode = .timeout(10)
             department = try DatabasePool(path: path, configuration: options)
+        }
+        let cursors = try CursorStore(path: configuration.state, bus: bus)
+        if case .startingOver(let others) = try cursors.claim() {
+            logger.notice(
+                "connector \(configuration.name): no cursor saved for bus \(bus) in \(configuration.state) (only for \(others.joined(separator: ", "))); starting from the beginning on this bus")
         }
         self.configuration = configuration
         self.stats = stats
         self.context = ConnectorContext(
             configuration: configuration, catalog: catalog, log: log,
             publisher: Publisher(log: log, catalog: catalog, name: "connector \(configuration.name)", now: now),
-            cursors: try CursorStore(path: configuration.state), department: department, logger: logger, stats: stats,
-            now: now)
+            cursors: cursors, department: department, logger: logger, stats: stats, now: now)
     }
 
     /// Runs every source and sink until the task is cancelled or one fails for good.
@@ -232,51 +242,11 @@ public struct Connector: Sendable {
         }
     }
 
-    /// Refuses a file that names types or topics the catalog does not have.
-    /// - Throws: ``ConnectorConfigurationError`` saying which.
+    /// Refuses a file that names departments, types, topics or fields the catalog does not have
+    /// (the first of ``problems(in:against:)``).
+    /// - Throws: ``ConnectorConfigurationError`` saying which, with the line.
     public static func check(_ configuration: ConnectorConfiguration, against catalog: TopicCatalog) throws {
-        func fail(_ problem: String) -> ConnectorConfigurationError {
-            ConnectorConfigurationError(file: configuration.file, location: "", problem: problem)
-        }
-        guard catalog.departments[configuration.department] != nil else {
-            throw fail("department \(configuration.department) is not in the catalog")
-        }
-        var types: [(String, String?)] = []
-        for source in configuration.sources {
-            switch source {
-            case .table(let table): types.append((table.type, table.topic))
-            case .webhook(let webhook): types.append((webhook.type, webhook.topic))
-            case .fileDrop(let drop): types.append((drop.type, drop.topic))
-            }
-        }
-        for (type, topic) in types {
-            guard catalog.schemas[type] != nil else { throw fail("event type \(type) is not in the catalog") }
-            if let topic, catalog.topic(named: topic)?.types.contains(type) != true {
-                throw fail("topic \(topic) does not carry \(type)")
-            }
-            if topic == nil, catalog.topics(carrying: type).count != 1 {
-                throw fail("\(type) is carried by several topics: name one with `topic:`")
-            }
-        }
-        var topics: [String] = []
-        for sink in configuration.sinks {
-            switch sink {
-            case .inbox(let inbox): topics += [inbox.requests, inbox.decisions]
-            case .webhook(let webhook): topics += webhook.topics
-            case .file(let file): topics += file.topics
-            case .table(let table): topics += table.topics
-            }
-        }
-        for case .webhook(let webhook) in configuration.sinks
-        where webhook.worstCasePerRecord > WebhookSinkConfiguration.longestPerRecord {
-            throw fail(
-                "webhook sink \(webhook.url): \(webhook.retries) retries from \(webhook.backoff) can take \(webhook.worstCasePerRecord) "
-                    + "for one event (\(Int(WebhookSinkConfiguration.requestTimeout)) s a request), over the "
-                    + "\(WebhookSinkConfiguration.longestPerRecord) a consumer may spend between polls: lower `retries` or `backoff`")
-        }
-        for topic in topics where catalog.topic(named: topic) == nil {
-            throw fail("topic \(topic) is not in the catalog")
-        }
+        if let first = problems(in: configuration, against: catalog).first { throw first }
     }
 }
 

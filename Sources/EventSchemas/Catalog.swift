@@ -1,6 +1,6 @@
 import EventLog
 import Foundation
-import Yams
+import ConfigFiles
 
 /// The topic catalog: every topic OneWindow uses, which event types each carries, and the JSON
 /// Schema of every event type. Loaded from `Topics/catalog.yaml` and `Topics/schemas/<type>.json`
@@ -81,9 +81,15 @@ public struct CatalogTopic: Sendable, Hashable {
     public var types: [String]
     /// Partitions and cleanup.
     public var spec: TopicSpec
+    /// The JSON pointer of the body field naming the department an event is for (`/department`),
+    /// on topics a department owns for events of a type several departments share
+    /// (`approval.<department>.requested`): the field must equal ``owner``, so an event cannot land
+    /// in another department's inbox. `nil`: no such rule.
+    public var ownerField: String?
 
     public init(
-        name: String, owner: String, description: String, keyPointer: String?, types: [String], spec: TopicSpec
+        name: String, owner: String, description: String, keyPointer: String?, types: [String], spec: TopicSpec,
+        ownerField: String? = nil
     ) {
         self.name = name
         self.owner = owner
@@ -92,28 +98,13 @@ public struct CatalogTopic: Sendable, Hashable {
         self.keyTokens = keyPointer.map(JSONValue.tokens(ofPointer:))
         self.types = types
         self.spec = spec
+        self.ownerField = ownerField
     }
 }
 
-/// A catalog file that cannot be used: which file, where in it, and what is wrong.
-public struct CatalogError: Error, Sendable, CustomStringConvertible {
-    /// The file concerned.
-    public var file: String
-    /// Where in it, e.g. `topics[3].retention`.
-    public var location: String
-    /// What is wrong and what would be right.
-    public var problem: String
-
-    public init(file: String, location: String, problem: String) {
-        self.file = file
-        self.location = location
-        self.problem = problem
-    }
-
-    public var description: String {
-        location.isEmpty ? "\(file): \(problem)" : "\(file): \(location): \(problem)"
-    }
-}
+/// A catalog file that cannot be used: which file, the line, where in it (`topics[3].retention`),
+/// and what is wrong. The one error of configuration files (``ConfigFileError``).
+public typealias CatalogError = ConfigFileError
 
 extension TopicCatalog {
     /// The catalog directory used when none is given: `$ONEWINDOW_TOPICS`, else `./Topics`.
@@ -124,49 +115,47 @@ extension TopicCatalog {
         return URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("Topics")
     }
 
+    /// The keys of `catalog.yaml`, of `defaults:` and of each topic (README.md in `Topics/`).
+    static let documentKeys = ["version", "deadLetterTopic", "defaults", "departments", "topics"]
+    static let defaultsKeys = ["partitions"]
+    static let topicKeys = [
+        "name", "owner", "description", "partitions", "key", "retention", "compact", "types", "ownerField",
+    ]
+
     /// Loads `catalog.yaml` and every schema its topics name from a directory.
-    /// - Throws: ``CatalogError`` for a malformed catalog or a missing schema, ``SchemaLoadError`` for
-    ///   a schema that does not compile.
+    /// - Throws: ``CatalogError`` (a ``ConfigFileError``: file, line, place and problem) for a
+    ///   malformed catalog — an unknown or misspelt key, a value of the wrong type, a missing key —
+    ///   or a missing schema, ``SchemaLoadError`` for a schema that does not compile.
     public static func load(from directory: URL) throws -> TopicCatalog {
         let file = directory.appendingPathComponent("catalog.yaml")
-        let name = file.path
-        guard let text = try? String(contentsOf: file, encoding: .utf8) else {
-            throw CatalogError(
-                file: name, location: "",
-                problem: "cannot read the catalog; run from the repository root or set ONEWINDOW_TOPICS")
+        let root = try ConfigNode.load(path: file.path, hint: "run from the repository root or set ONEWINDOW_TOPICS")
+        let document = try root.mapping(keys: documentKeys)
+        if let version = document["version"], try version.int() != 1 {
+            throw version.fail("this OneWindow reads catalog version 1")
         }
-        let root: Any?
-        do {
-            root = try Yams.load(yaml: text)
-        } catch {
-            throw CatalogError(file: name, location: "", problem: "not valid YAML: \(error)")
+        var defaultPartitions = 6
+        if let defaults = document["defaults"] {
+            defaultPartitions = try defaults.mapping(keys: defaultsKeys).optionalInt("partitions") ?? 6
         }
-        guard let document = root as? [String: Any] else {
-            throw CatalogError(file: name, location: "", problem: "expected a mapping at the top")
+        var departments: [String: String] = [:]
+        if let listed = document["departments"] {
+            for entry in try listed.mapping().entries { departments[entry.key] = try entry.value.string() }
         }
-        let defaults = document["defaults"] as? [String: Any] ?? [:]
-        let defaultPartitions = defaults["partitions"] as? Int ?? 6
-        let departments = (document["departments"] as? [String: Any] ?? [:]).mapValues { "\($0)" }
-        guard let deadLetterTopic = document["deadLetterTopic"] as? String else {
-            throw CatalogError(file: name, location: "deadLetterTopic", problem: "missing; name the dead-letter topic")
-        }
-        guard let entries = document["topics"] as? [[String: Any]] else {
-            throw CatalogError(file: name, location: "topics", problem: "expected a list of topics")
-        }
+        let deadLetter = try document.require("deadLetterTopic", "name the dead-letter topic")
+        let deadLetterTopic = try deadLetter.string()
         var topics: [CatalogTopic] = []
+        var entries: [ConfigNode] = []
         var seen = Set<String>()
-        for (index, entry) in entries.enumerated() {
-            let topic = try parseTopic(
-                entry, at: "topics[\(index)]", file: name, defaultPartitions: defaultPartitions,
-                departments: departments)
+        for entry in try document.require("topics", "list the topics").list() {
+            let topic = try parseTopic(entry, defaultPartitions: defaultPartitions, departments: departments)
             guard seen.insert(topic.name).inserted else {
-                throw CatalogError(file: name, location: "topics[\(index)].name", problem: "\(topic.name) is listed twice")
+                throw try entry.mapping().require("name").fail("\(topic.name) is listed twice")
             }
             topics.append(topic)
+            entries.append(entry)
         }
         guard seen.contains(deadLetterTopic) else {
-            throw CatalogError(
-                file: name, location: "deadLetterTopic", problem: "\(deadLetterTopic) is not one of the topics")
+            throw deadLetter.fail("\(deadLetterTopic) is not one of the topics")
         }
         var schemas: [String: JSONSchema] = [:]
         for type in Set(topics.flatMap(\.types)).sorted() {
@@ -178,48 +167,61 @@ extension TopicCatalog {
             }
             schemas[type] = try JSONSchema(data: data, name: "schemas/\(type).json")
         }
+        for (topic, entry) in zip(topics, entries) {
+            guard let field = topic.ownerField else { continue }
+            for type in topic.types {
+                if let violation = schemas[type]?.fieldProblem(at: field) {
+                    throw try entry.mapping().require("ownerField").fail("schemas/\(type).json has \(violation.message)")
+                }
+            }
+        }
         return TopicCatalog(deadLetterTopic: deadLetterTopic, departments: departments, topics: topics, schemas: schemas)
     }
 
-    private static func parseTopic(
-        _ entry: [String: Any], at location: String, file: String, defaultPartitions: Int,
-        departments: [String: String]
-    ) throws -> CatalogTopic {
-        func fail(_ field: String, _ problem: String) -> CatalogError {
-            CatalogError(file: file, location: "\(location).\(field)", problem: problem)
-        }
-        guard let name = entry["name"] as? String else { throw fail("name", "missing") }
-        do { try TopicName.validate(name) } catch { throw fail("name", "\(error)") }
-        guard let owner = entry["owner"] as? String else { throw fail("owner", "missing: name the department") }
+    private static func parseTopic(_ entry: ConfigNode, defaultPartitions: Int, departments: [String: String]) throws
+        -> CatalogTopic
+    {
+        let map = try entry.mapping(keys: topicKeys)
+        let nameNode = try map.require("name")
+        let name = try nameNode.string()
+        do { try TopicName.validate(name) } catch { throw nameNode.fail("\(error)") }
+        let ownerNode = try map.require("owner", "name the department")
+        let owner = try ownerNode.string()
         guard departments[owner] != nil else {
-            throw fail("owner", "\(owner) is not one of the departments (\(departments.keys.sorted().joined(separator: ", ")))")
+            throw ownerNode.fail(
+                "\(owner) is not one of the departments (\(departments.keys.sorted().joined(separator: ", ")))")
         }
-        let partitions = entry["partitions"] as? Int ?? defaultPartitions
-        guard partitions > 0 else { throw fail("partitions", "must be at least 1") }
-        let compact = entry["compact"] as? Bool ?? false
-        let retentionText = entry["retention"].map { "\($0)" }
-        if compact && retentionText != nil {
-            throw fail("retention", "a compacted topic keeps the latest record per key; remove retention or compact")
+        let partitions = try map.optionalInt("partitions") ?? defaultPartitions
+        if partitions < 1 { throw map["partitions"]!.fail("must be at least 1") }
+        let compact = try map.optionalBool("compact") ?? false
+        let retentionNode = map["retention"]
+        if compact, let retentionNode {
+            throw retentionNode.fail("a compacted topic keeps the latest record per key; remove retention or compact")
         }
         let cleanup: CleanupPolicy
         if compact {
             cleanup = .compact
-        } else if let retentionText {
-            guard let retention = parseRetention(retentionText) else {
-                throw fail("retention", "\(retentionText) is not a duration such as 90d, 12h, 30m or forever")
+        } else if let retentionNode {
+            let text = try retentionNode.string()
+            guard let retention = parseRetention(text) else {
+                throw retentionNode.fail("\(text) is not a duration such as 90d, 12h, 30m or forever")
             }
             cleanup = .delete(retention: retention)
         } else {
             cleanup = .delete(retention: nil)
         }
-        let key = entry["key"] as? String
+        let key = try map.optionalString("key")
         if let key, !key.hasPrefix("/") {
-            throw fail("key", "\(key) is not a JSON pointer into the body; write it like /applicationId")
+            throw map["key"]!.fail("\(key) is not a JSON pointer into the body; write it like /applicationId")
         }
-        guard let types = entry["types"] as? [String] else { throw fail("types", "missing: list the event types") }
+        let ownerField = try map.optionalString("ownerField")
+        if let ownerField, !ownerField.hasPrefix("/") {
+            throw map["ownerField"]!.fail("\(ownerField) is not a JSON pointer into the body; write it like /department")
+        }
+        let types = try map.require("types", "list the event types").list().map { try $0.string() }
         return CatalogTopic(
-            name: name, owner: owner, description: entry["description"] as? String ?? "", keyPointer: key,
-            types: types, spec: TopicSpec(name: name, partitions: partitions, cleanup: cleanup))
+            name: name, owner: owner, description: try map.optionalString("description") ?? "", keyPointer: key,
+            types: types, spec: TopicSpec(name: name, partitions: partitions, cleanup: cleanup), ownerField: ownerField)
     }
 
     /// `90d`, `12h`, `30m`, `45s`, `forever` (→ `nil` inside `.some`).

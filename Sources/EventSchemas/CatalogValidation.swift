@@ -74,12 +74,17 @@ public struct ValidatedEvent: Sendable {
     public var body: JSONValue
 }
 
-/// Checks events against the catalog: known type, right topic, JSON, schema, key.
+/// Checks events against the catalog: known type, right topic, JSON, schema, key, and that an
+/// event for one department travels on that department's topic (``CatalogTopic/ownerField``).
 public struct EventValidator: Sendable {
     public let catalog: TopicCatalog
+    /// The clock formats that depend on today read (a resident ID's birth date may not be in the
+    /// future). Default: the system clock.
+    public let now: @Sendable () -> Date
 
-    public init(catalog: TopicCatalog) {
+    public init(catalog: TopicCatalog, now: @escaping @Sendable () -> Date = { Date() }) {
         self.catalog = catalog
+        self.now = now
     }
 
     /// Validates an event for a topic (or for the one topic that carries its type).
@@ -118,12 +123,34 @@ public struct EventValidator: Sendable {
         let body: JSONValue
         do {
             body = try parsed ?? JSONValue.parse(event.data)
+        } catch let error as JSONParseError {
+            throw failure(
+                .invalidJSON, "the body is not JSON as every reader reads it (RFC 8259: UTF-8, each member name once)",
+                [SchemaViolation(pointer: error.pointer, keyword: error.rule.rawValue, message: "\(error.problem) (line \(error.line), column \(error.column))")])
         } catch {
             throw failure(.invalidJSON, "the body is not JSON: \(error)")
         }
-        let violations = schema.validate(body)
+        let violations = schema.validate(body, now: now())
         if !violations.isEmpty {
             throw failure(.schemaViolation, "the body does not match the schema of \(event.type)", violations)
+        }
+        if let field = topic.ownerField {
+            let named = body[pointer: field]
+            if named != .string(topic.owner) {
+                let shown = named.map { String(decoding: $0.serialized(), as: UTF8.self) } ?? "nothing"
+                var advice = ""
+                if case .string(let department)? = named {
+                    let right = catalog.topics(carrying: event.type).filter { $0.owner == department }.map(\.name)
+                    advice = right.isEmpty ? "" : "; publish it to \(right.joined(separator: " or "))"
+                }
+                throw failure(
+                    .wrongTopic, "the body is for another department than topic \(topic.name)",
+                    [
+                        SchemaViolation(
+                            pointer: field, keyword: "ownerField",
+                            message: "names \(shown), but topic \(topic.name) carries only events for its owner \(topic.owner)\(advice)")
+                    ])
+            }
         }
         var validated = event
         if let pointer = topic.keyPointer, let tokens = topic.keyTokens {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bus
 import Connectors
 import EventSchemas
 import Foundation
@@ -34,7 +35,9 @@ struct ConnectorCommand: AsyncParsableCommand {
             if let metricsPort { configuration.metrics = "127.0.0.1:\(metricsPort)" }
             let catalog = try options.loadCatalog()
             let log = try options.openLog(create: true)
-            let connector = try Connector(configuration: configuration, log: log, catalog: catalog, logger: logger)
+            let connector = try Connector(
+                configuration: configuration, log: log, catalog: catalog, logger: logger,
+                bus: try options.address().cursorIdentity)
             let group = ServiceGroup(
                 services: [ConnectorService(connector: connector)], gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger)
@@ -45,13 +48,26 @@ struct ConnectorCommand: AsyncParsableCommand {
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check a connector file against the catalog without running it.")
+            abstract: "Check a connector file as `run` would, without running it.",
+            discussion: """
+                Reports every problem, each with the file and line: an unknown or misspelt key, a value of the \
+                wrong type, a department, type or topic the catalog lacks, a mapping to a field the event's \
+                schema does not have, a constant or code outside the field's enum, and a table or column the \
+                department's database lacks (or the database itself, with how to create it). Exit status 1 when \
+                there is any.
+                """)
         @OptionGroup var options: BusOptions
         @Argument(help: "The connector file.") var file: String
 
         func run() async throws {
             let configuration = try ConnectorConfiguration.load(path: file)
-            try Connector.check(configuration, against: try options.loadCatalog())
+            var problems = Connector.problems(in: configuration, against: try options.loadCatalog())
+            problems += try Connector.databaseProblems(in: configuration)
+            guard problems.isEmpty else {
+                for problem in problems { printError("\(problem)") }
+                printError("\(file): \(problems.count) problem(s); `connector run` would fail on them")
+                throw ExitCode(1)
+            }
             print(
                 "\(file): connector \(configuration.name) for \(configuration.department): \(configuration.sources.count) source(s), \(configuration.sinks.count) sink(s) — ok")
         }

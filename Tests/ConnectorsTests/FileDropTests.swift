@@ -44,7 +44,7 @@ struct FileDropTests {
         options.busyMode = .timeout(10)  // the connector may be writing its cursors
         let state = try DatabaseQueue(path: bench.path("state.sqlite"), configuration: options)
         return try state.read { db in
-            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM cursor WHERE source LIKE 'file-drop:%'") ?? 0
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bus_cursor WHERE source LIKE 'file-drop:%'") ?? 0
         }
     }
 

@@ -61,6 +61,34 @@ enum ConnectorFiles {
         #expect(configuration.sinks.contains { $0.kind == "inbox" } == system.approves)
     }
 
+    /// What `connector check` asks of the database: every table and column the file names is in
+    /// the simulated department's database, and a missing database is named with how to make it.
+    @Test(arguments: DepartmentID.allCases)
+    func theDatabaseHasEveryTableAndColumnTheFileNames(_ department: DepartmentID) throws {
+        var configuration = try ConnectorFiles.configuration(for: department)
+        let database = try temporaryDatabase(department)
+        let path = try #require(database.writer.path)
+        configuration.database = path
+        #expect(try Connector.databaseProblems(in: configuration).map(\.description) == [])
+
+        try database.writer.write { db in
+            if let source = ConnectorFiles.tableSources(configuration).first {
+                try db.execute(sql: "ALTER TABLE \(source.table) RENAME TO \(source.table)_old")
+            } else {
+                try db.execute(sql: "ALTER TABLE sms_outbox RENAME COLUMN mobile TO phone")
+            }
+        }
+        let problems = try Connector.databaseProblems(in: configuration).map(\.description)
+        #expect(problems.count == 1, "\(problems)")
+        #expect(problems.first?.contains(configuration.file) == true)
+
+        configuration.database = path + ".missing"
+        let missing = try Connector.databaseProblems(in: configuration).map(\.description)
+        #expect(missing.count == 1)
+        #expect(missing.first?.contains("onewindow dept-sim \(department.rawValue) --seed") == true, "\(missing)")
+        #expect(!FileManager.default.fileExists(atPath: path + ".missing"))
+    }
+
     /// Every source table of every connector file: generated rows map to bodies that validate
     /// against their schemas, and exactly the rows spoiled on purpose are refused.
     @Test(arguments: DepartmentID.allCases.filter { $0 != .smsGateway })
@@ -103,6 +131,53 @@ enum ConnectorFiles {
         let example = try #require(catalog.schemas["notification.sms.requested"]?.examples.first)
         for (column, source) in sink.columns where source.hasPrefix("/") {
             #expect(example[pointer: source] != nil, "\(column) ← \(source)")
+        }
+    }
+}
+
+/// A broken connector file of `Tests/BrokenConfigFiles/connectors` and what its first line says.
+struct BrokenConnectorFile: CustomStringConvertible, Sendable {
+    let path: String
+    let line: Int
+    let message: String
+
+    var description: String { URL(fileURLWithPath: path).lastPathComponent }
+
+    static let all: [BrokenConnectorFile] = {
+        let directory = repositoryRoot.appendingPathComponent("Tests/BrokenConfigFiles/connectors")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.filter { $0.hasSuffix(".yaml") }.sorted().compactMap { name in
+            let path = directory.appendingPathComponent(name).path
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+                let first = text.split(separator: "\n").first, first.hasPrefix("# expect: ")
+            else { return nil }
+            let expectation = first.dropFirst("# expect: ".count)
+            guard let colon = expectation.firstIndex(of: ":"), let line = Int(expectation[..<colon]) else { return nil }
+            return BrokenConnectorFile(
+                path: path, line: line, message: String(expectation[expectation.index(after: colon)...].dropFirst()))
+        }
+    }()
+}
+
+@Suite struct BrokenConnectorFileTests {
+    @Test func theCorpusIsThere() {
+        #expect(BrokenConnectorFile.all.count >= 8)
+    }
+
+    /// Unknown and misspelt keys, wrong types, missing keys: each refused with the file, the line
+    /// and the message the file's first line states.
+    @Test(arguments: BrokenConnectorFile.all)
+    func aBrokenFileIsRefusedWithFileLineAndMessage(_ broken: BrokenConnectorFile) {
+        do {
+            _ = try ConnectorConfiguration.load(path: broken.path)
+            Issue.record("\(broken) was accepted")
+        } catch let error as ConnectorConfigurationError {
+            #expect(error.file == broken.path)
+            #expect(error.line == broken.line, "\(broken): \(error)")
+            #expect(error.description.hasPrefix("\(broken.path):\(broken.line):"), "\(error)")
+            #expect(error.description.contains(broken.message), "\(broken): \(error)")
+        } catch {
+            Issue.record("\(broken): unexpected \(error)")
         }
     }
 }

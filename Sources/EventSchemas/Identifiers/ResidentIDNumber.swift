@@ -1,3 +1,5 @@
+import Foundation
+
 /// The 18-character citizen identity number of GB 11643-1999 (公民身份号码): a 6-digit region
 /// code, an 8-digit birth date, a 3-digit sequence (odd for men, even for women) and a check
 /// character computed with ISO 7064 MOD 11-2 (`0`–`9` or an upper-case `X`).
@@ -5,9 +7,16 @@ public enum ResidentIDNumber {
     static let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
     static let checkCharacters = Array("10X98765432")
 
+    /// The earliest birth date a number may carry: 1900-01-01 (the register holds no one born
+    /// earlier, and a year 18xx is a typo).
+    public static let earliestBirthDate = (year: 1900, month: 1, day: 1)
+
     /// What is wrong with `text` as a resident ID number, or `nil` when it is valid.
-    public static func problem(in text: String) -> String? {
-        if isValidASCII(text) { return nil }
+    /// - Parameter today: today's date in China time; a birth date after it is refused. Default:
+    ///   the system clock's date in China time (UTC+8).
+    public static func problem(in text: String, today: (year: Int, month: Int, day: Int)? = nil) -> String? {
+        let today = today ?? FormatContext(now: Date()).chinaToday
+        if isValidASCII(text, today: today) { return nil }
         let characters = Array(text)
         guard characters.count == 18 else { return "should be 18 characters, found \(characters.count)" }
         guard characters.prefix(17).allSatisfy({ $0.isASCII && $0.isNumber }) else {
@@ -24,8 +33,15 @@ public enum ResidentIDNumber {
         let year = Int(birth.prefix(4))!
         let month = Int(birth.dropFirst(4).prefix(2))!
         let day = Int(birth.suffix(2))!
-        guard year >= 1900, Gregorian.isValid(year: year, month: month, day: day) else {
+        guard Gregorian.isValid(year: year, month: month, day: day) else {
             return "birth date \(birth) is not a date"
+        }
+        guard (year, month, day) >= earliestBirthDate else {
+            return "birth date \(birth) is before 1900-01-01"
+        }
+        guard (year, month, day) <= today else {
+            return "birth date \(birth) is in the future (today is "
+                + String(format: "%04d-%02d-%02d", today.year, today.month, today.day) + " in China time)"
         }
         let expected = checkCharacter(for: String(characters.prefix(17)))!
         guard expected == characters[17] else {
@@ -36,7 +52,7 @@ public enum ResidentIDNumber {
 
     /// The check on the UTF-8 bytes, without building characters: `true` only for a valid number
     /// (``problem(in:)`` then says nothing more); `false` lets ``problem(in:)`` find the reason.
-    static func isValidASCII(_ text: String) -> Bool {
+    static func isValidASCII(_ text: String, today: (year: Int, month: Int, day: Int)) -> Bool {
         var text = text
         return text.withUTF8 { bytes in
             guard bytes.count == 18, (UInt8(ascii: "1")...UInt8(ascii: "8")).contains(bytes[0]) else { return false }
@@ -47,7 +63,8 @@ public enum ResidentIDNumber {
                 sum += Int(digit) * weights[index]
             }
             guard let year = Formats.digits(bytes, 6, 4), year >= 1900, let month = Formats.digits(bytes, 10, 2),
-                let day = Formats.digits(bytes, 12, 2), Gregorian.isValid(year: year, month: month, day: day)
+                let day = Formats.digits(bytes, 12, 2), Gregorian.isValid(year: year, month: month, day: day),
+                (year, month, day) <= today
             else { return false }
             return checkBytes[sum % 11] == bytes[17]
         }
@@ -157,6 +174,19 @@ public enum MobileNumber {
 }
 
 enum Gregorian {
+    /// The date `days` days after 1970-01-01 (H. Hinnant's days-to-civil algorithm).
+    static func civil(daysSinceEpoch days: Int) -> (year: Int, month: Int, day: Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shifted = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shifted + 2) / 5 + 1
+        let month = shifted < 10 ? shifted + 3 : shifted - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
     static func isValid(year: Int, month: Int, day: Int) -> Bool {
         guard (1...12).contains(month), day >= 1 else { return false }
         let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0

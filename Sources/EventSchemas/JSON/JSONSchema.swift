@@ -1,3 +1,4 @@
+import ConfigFiles
 import Foundation
 
 /// A JSON Schema (draft 2020-12, the subset OneWindow's schemas use), compiled once at load so that
@@ -41,12 +42,24 @@ public struct JSONSchema: Sendable {
     }
 
     /// Every violation of the schema by `value`; empty when it is valid.
-    public func validate(_ value: JSONValue) -> [SchemaViolation] {
+    /// - Parameter now: the time formats that depend on today judge by (a resident ID's birth date
+    ///   may not be in the future, in China time).
+    public func validate(_ value: JSONValue, now: Date = Date()) -> [SchemaViolation] {
         var violations: [SchemaViolation] = []
-        var path = InstancePath()
+        var path = InstancePath(context: FormatContext(now: now))
         root.validate(value, at: &path, into: &violations)
         return violations
     }
+}
+
+/// What format checks need besides the text.
+struct FormatContext: Sendable {
+    /// The time now; a check that needs today's date derives it in China time (UTC+8).
+    var now: Date
+
+    /// Today's date in China time (UTC+8, no daylight saving).
+    // When the CivilTime module lands, this becomes its China-time conversion of `now`.
+    var chinaToday: (year: Int, month: Int, day: Int) { Gregorian.civil(daysSinceEpoch: Int((now.timeIntervalSince1970 + 8 * 3600) / 86_400.0 .rounded(.down))) }
 }
 
 /// One way an instance breaks its schema.
@@ -128,8 +141,11 @@ struct InstancePath {
     }
 
     var steps: [Step] = []
+    /// What format checks need besides the text (today's date).
+    let context: FormatContext
 
-    init() {
+    init(context: FormatContext) {
+        self.context = context
         steps.reserveCapacity(8)
     }
 
@@ -177,7 +193,7 @@ final class SchemaNode: @unchecked Sendable {
     var anyOf: [SchemaNode] = []
     var oneOf: [SchemaNode] = []
     var reference: SchemaNode?
-    var format: (name: String, check: @Sendable (String) -> String?)?
+    var format: (name: String, check: @Sendable (String, FormatContext) -> String?)?
     var alwaysFalse = false
 
     func validate(_ value: JSONValue, at path: inout InstancePath, into violations: inout [SchemaViolation]) {
@@ -216,7 +232,7 @@ final class SchemaNode: @unchecked Sendable {
             if let pattern, !pattern.matches(text) {
                 fail("pattern", "should match \(pattern.source)")
             }
-            if let format, let problem = format.check(text) { fail("format", "\(format.name): \(problem)") }
+            if let format, let problem = format.check(text, path.context) { fail("format", "\(format.name): \(problem)") }
         case .integer, .number:
             let number = value.doubleValue!
             if let minimum, number < minimum { fail("minimum", "should be at least \(Self.show(minimum))") }
@@ -446,16 +462,16 @@ struct SchemaCompiler {
 /// The formats the validator asserts, by name: adding one is one line here.
 public enum Formats {
     /// Format name → a check returning what is wrong, or `nil` when the text is valid.
-    static let all: [String: @Sendable (String) -> String?] = [
-        "date": { fullDate($0) },
-        "date-time": { dateTime($0) },
-        "email": { text in
+    static let all: [String: @Sendable (String, FormatContext) -> String?] = [
+        "date": { text, _ in fullDate(text) },
+        "date-time": { text, _ in dateTime(text) },
+        "email": { text, _ in
             let parts = text.split(separator: "@", omittingEmptySubsequences: false)
             return parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".") ? nil : "is not an e-mail address"
         },
-        "cn-resident-id": { ResidentIDNumber.problem(in: $0) },
-        "cn-credit-code": { UnifiedSocialCreditCode.problem(in: $0) },
-        "cn-mobile": { MobileNumber.problem(in: $0) },
+        "cn-resident-id": { text, context in ResidentIDNumber.problem(in: text, today: context.chinaToday) },
+        "cn-credit-code": { text, _ in UnifiedSocialCreditCode.problem(in: text) },
+        "cn-mobile": { text, _ in MobileNumber.problem(in: text) },
     ]
 
     /// RFC 3339 full-date: `YYYY-MM-DD` in ASCII digits (no signs or spaces), a real calendar day.
@@ -513,5 +529,87 @@ public enum Formats {
             return true
         }
         return valid ? nil : "should be a date and time like 2025-01-31T08:30:00+08:00"
+    }
+}
+
+extension JSONSchema {
+    /// Why the schema cannot hold a field at `pointer` (a member name no object on the way
+    /// declares where `additionalProperties` is false), or `nil` when it can. Used to check a
+    /// connector's mapping against the event type before any row arrives.
+    public func fieldProblem(at pointer: String) -> SchemaViolation? {
+        if case .forbidden(let violation) = lookup(pointer) { return violation }
+        return nil
+    }
+
+    /// The violations of the schema of the field at `pointer` by `value` (a connector's constant:
+    /// outside the field's `enum`, of the wrong type, breaking its format); empty when the value
+    /// fits, or when the schema says nothing about that field.
+    public func validate(_ value: JSONValue, atField pointer: String, now: Date = Date()) -> [SchemaViolation] {
+        guard case .nodes(let nodes) = lookup(pointer) else { return [] }
+        var violations: [SchemaViolation] = []
+        var path = InstancePath(context: FormatContext(now: now))
+        path.steps = JSONValue.tokens(ofPointer: pointer).map { .member($0) }
+        for node in nodes { node.validate(value, at: &path, into: &violations) }
+        var seen = Set<SchemaViolation>()
+        return violations.filter { seen.insert($0).inserted }
+    }
+
+    enum Lookup {
+        case nodes([SchemaNode])
+        case forbidden(SchemaViolation)
+    }
+
+    /// The schema nodes that apply to the field at `pointer` (through `$ref`, `allOf`, `anyOf`,
+    /// `oneOf` and `items` for numeric steps).
+    func lookup(_ pointer: String) -> Lookup {
+        func expand(_ node: SchemaNode, into nodes: inout [SchemaNode], depth: Int = 0) {
+            guard depth < 32, !nodes.contains(where: { $0 === node }) else { return }
+            nodes.append(node)
+            if let reference = node.reference { expand(reference, into: &nodes, depth: depth + 1) }
+            for child in node.allOf + node.anyOf + node.oneOf { expand(child, into: &nodes, depth: depth + 1) }
+        }
+        var current: [SchemaNode] = []
+        expand(root, into: &current)
+        var direct = [root]
+        var walked = ""
+        for token in JSONValue.tokens(ofPointer: pointer) {
+            var next: [SchemaNode] = []
+            var children: [SchemaNode] = []
+            var forbidding: [SchemaNode] = []
+            var open = false
+            for node in current {
+                if let (_, child) = node.properties.first(where: { $0.0 == token }) {
+                    children.append(child)
+                    expand(child, into: &next)
+                } else if let items = node.items, Int(token) != nil {
+                    children.append(items)
+                    expand(items, into: &next)
+                } else if let additional = node.additionalProperties {
+                    children.append(additional)
+                    expand(additional, into: &next)
+                } else if node.forbidsAdditional {
+                    forbidding.append(node)
+                } else if !node.properties.isEmpty || node.types != nil || node.items != nil {
+                    // Declares some members but allows others: this one is unconstrained.
+                    open = true
+                }
+            }
+            let here = walked + "/" + SchemaNode.escape(token)
+            if next.isEmpty, !open, !forbidding.isEmpty {
+                let known = Set(forbidding.flatMap { $0.properties.map(\.0) }).sorted()
+                let place = walked.isEmpty ? "the body" : walked
+                return .forbidden(
+                    SchemaViolation(
+                        pointer: here, keyword: "additionalProperties",
+                        message: "no field \(token) in \(place)"
+                            + (KeySuggestion.nearest(to: token, in: known).map { "; did you mean \($0)?" } ?? "")
+                            + " (its fields there: \(known.joined(separator: ", ")))"))
+            }
+            if next.isEmpty { return .nodes([]) }
+            current = next
+            direct = children
+            walked = here
+        }
+        return .nodes(direct)
     }
 }

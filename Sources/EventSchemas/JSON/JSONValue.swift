@@ -104,11 +104,27 @@ public enum JSONValue: Sendable, Hashable {
     }
 
     /// Parses JSON text (RFC 8259, strict).
-    /// - Throws: ``JSONParseError`` with the line, column and what was expected.
+    ///
+    /// Besides the grammar it refuses what other languages' readers disagree on: bytes that are not
+    /// UTF-8 (RFC 8259 §8.1: JSON exchanged between systems is UTF-8 — overlong forms, encoded
+    /// surrogates and stray bytes included), a `\u` escape of a lone surrogate (`"\ud800"`: no
+    /// character, not encodable in UTF-8), and an object with the same member name twice (§4: readers
+    /// keep the first, the last, or both, so they would see different data).
+    /// - Throws: ``JSONParseError`` with the line, column, the JSON pointer of the value concerned,
+    ///   the rule broken and what was expected.
     public static func parse(_ data: Data) throws -> JSONValue {
         try data.withUnsafeBytes { raw in
-            var parser = JSONParser(bytes: raw.bindMemory(to: UInt8.self))
-            return try parser.parseDocument()
+            let bytes = raw.bindMemory(to: UInt8.self)
+            var parser = JSONParser(bytes: bytes)
+            do {
+                return try parser.parseDocument()
+            } catch {
+                // Parse again, keeping the path this time, to say which field failed; a valid
+                // document pays nothing for it.
+                var locating = JSONParser(bytes: bytes, tracksPath: true)
+                _ = try locating.parseDocument()
+                throw error
+            }
         }
     }
 
@@ -201,16 +217,41 @@ public enum JSONValue: Sendable, Hashable {
     }
 }
 
-/// JSON text that could not be parsed: where, and what was expected.
+/// JSON text that could not be parsed: where, which rule, and what was expected.
 public struct JSONParseError: Error, Sendable, CustomStringConvertible {
+    /// The rule a document broke.
+    public enum Rule: String, Sendable, Hashable {
+        /// The grammar of RFC 8259.
+        case syntax
+        /// Text is UTF-8, and strings are Unicode characters (no lone surrogate in a `\u` escape).
+        case utf8 = "utf-8"
+        /// An object names each member once.
+        case uniqueKeys = "unique-keys"
+    }
+
     /// The byte offset of the problem.
     public var offset: Int
     /// 1-based line and column (in bytes) of the problem.
     public var line: Int
     public var column: Int
+    /// The JSON pointer of the value being read (for a repeated member name: the object's), `""`
+    /// for the whole document.
+    public var pointer: String
+    public var rule: Rule
     public var problem: String
 
-    public var description: String { "invalid JSON at line \(line), column \(column): \(problem)" }
+    public init(offset: Int, line: Int, column: Int, pointer: String = "", rule: Rule = .syntax, problem: String) {
+        self.offset = offset
+        self.line = line
+        self.column = column
+        self.pointer = pointer
+        self.rule = rule
+        self.problem = problem
+    }
+
+    public var description: String {
+        "invalid JSON at line \(line), column \(column) (\(pointer.isEmpty ? "/" : pointer)): \(rule.rawValue): \(problem)"
+    }
 }
 
 /// A strict RFC 8259 parser over bytes.
@@ -218,10 +259,14 @@ struct JSONParser {
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
     var depth = 0
+    /// The member names and indices down to the value being read, kept only when an error is to be
+    /// located (`nil` on the first, fast pass).
+    var path: [String]?
     static let maximumDepth = 512
 
-    init(bytes: UnsafeBufferPointer<UInt8>) {
+    init(bytes: UnsafeBufferPointer<UInt8>, tracksPath: Bool = false) {
         self.bytes = bytes
+        self.path = tracksPath ? [] : nil
     }
 
     mutating func parseDocument() throws -> JSONValue {
@@ -232,14 +277,16 @@ struct JSONParser {
         return value
     }
 
-    func error(_ problem: String) -> JSONParseError {
+    func error(_ problem: String, _ rule: JSONParseError.Rule = .syntax) -> JSONParseError {
         var line = 1
         var lineStart = 0
         for position in 0..<min(index, bytes.count) where bytes[position] == 0x0A {
             line += 1
             lineStart = position + 1
         }
-        return JSONParseError(offset: index, line: line, column: index - lineStart + 1, problem: problem)
+        let pointer = (path ?? []).map { "/" + SchemaNode.escape($0) }.joined()
+        return JSONParseError(
+            offset: index, line: line, column: index - lineStart + 1, pointer: pointer, rule: rule, problem: problem)
     }
 
     mutating func skipWhitespace() {
@@ -294,12 +341,19 @@ struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
                 throw error("expected a member name in double quotes")
             }
+            let keyStart = index
             let key = try parseString()
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
             index += 1
             skipWhitespace()
-            members[key] = try parseValue()
+            path?.append(key)
+            let value = try parseValue()
+            path?.removeLast()
+            if members.updateValue(value, forKey: key) != nil {
+                index = keyStart
+                throw error("the member name \"\(key)\" appears twice in this object", .uniqueKeys)
+            }
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of the document in an object") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -326,7 +380,9 @@ struct JSONParser {
         }
         while true {
             skipWhitespace()
+            path?.append(String(elements.count))
             elements.append(try parseValue())
+            path?.removeLast()
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of the document in an array") }
             if bytes[index] == UInt8(ascii: ",") {
@@ -348,7 +404,8 @@ struct JSONParser {
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                guard let text = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                else { throw utf8Error(from: start) }
                 index += 1
                 return text
             }
@@ -360,8 +417,10 @@ struct JSONParser {
             let byte = bytes[index]
             switch byte {
             case UInt8(ascii: "\""):
+                // Escapes add only valid UTF-8, so a problem lies in the bytes as written.
+                guard let text = String(validating: result, as: UTF8.self) else { throw utf8Error(from: start) }
                 index += 1
-                return String(decoding: result, as: UTF8.self)
+                return text
             case UInt8(ascii: "\\"):
                 index += 1
                 guard index < bytes.count else { throw error("unterminated escape") }
@@ -379,15 +438,29 @@ struct JSONParser {
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
                     if (0xD800...0xDBFF).contains(scalar) {
+                        let escape = String(scalar, radix: 16)
                         guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
                             bytes[index + 1] == UInt8(ascii: "u")
-                        else { throw error("a high surrogate must be followed by a low surrogate") }
+                        else {
+                            index -= 6
+                            throw error(
+                                "\\u\(escape) is a lone high surrogate (it must be followed by a low surrogate \\udc00-\\udfff); it is no character and has no UTF-8 form",
+                                .utf8)
+                        }
                         index += 2
                         let low = try hex4()
-                        guard (0xDC00...0xDFFF).contains(low) else { throw error("invalid low surrogate") }
+                        guard (0xDC00...0xDFFF).contains(low) else {
+                            index -= 12
+                            throw error(
+                                "\\u\(escape) is a high surrogate not followed by a low surrogate (\\udc00-\\udfff); it has no UTF-8 form",
+                                .utf8)
+                        }
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     } else if (0xDC00...0xDFFF).contains(scalar) {
-                        throw error("a lone low surrogate")
+                        index -= 6
+                        throw error(
+                            "\\u\(String(scalar, radix: 16)) is a lone low surrogate; it is no character and has no UTF-8 form",
+                            .utf8)
                     }
                     guard let unicode = Unicode.Scalar(scalar) else { throw error("invalid \\u escape") }
                     result += Array(String(Character(unicode)).utf8)
@@ -403,6 +476,21 @@ struct JSONParser {
             }
         }
         throw error("unterminated string")
+    }
+
+    /// The error for a string holding bytes that are not UTF-8, at the first bad byte from `start`.
+    mutating func utf8Error(from start: Int) -> JSONParseError {
+        var position = start
+        while position < bytes.count {
+            switch UTF8Check.sequence(in: bytes, at: position) {
+            case .valid(let length): position += length
+            case .invalid(let problem):
+                index = position
+                return error(problem, .utf8)
+            }
+        }
+        index = start
+        return error("the string is not valid UTF-8", .utf8)
     }
 
     mutating func hex4() throws -> UInt32 {
@@ -459,5 +547,60 @@ struct JSONParser {
         if integral, let value = Int64(text) { return .integer(value) }
         guard let value = Double(text) else { throw error("invalid number \(text)") }
         return .number(value)
+    }
+}
+
+/// Names what is wrong with a UTF-8 sequence, by the table of well-formed sequences of Unicode
+/// (§3.9, table 3-7): overlong forms, encoded surrogates and code points past U+10FFFF are not UTF-8.
+enum UTF8Check {
+    enum Result {
+        case valid(Int)
+        case invalid(String)
+    }
+
+    static func sequence(in bytes: UnsafeBufferPointer<UInt8>, at start: Int) -> Result {
+        let lead = bytes[start]
+        func hex(_ byte: UInt8) -> String { "0x" + String(byte, radix: 16, uppercase: true) }
+        let length: Int
+        var second: ClosedRange<UInt8> = 0x80...0xBF
+        switch lead {
+        case 0x00...0x7F: return .valid(1)
+        case 0x80...0xBF: return .invalid("byte \(hex(lead)) is a continuation byte without a lead byte: not UTF-8")
+        case 0xC0, 0xC1: return .invalid("bytes \(hex(lead)) … are an overlong encoding: not UTF-8")
+        case 0xC2...0xDF: length = 2
+        case 0xE0:
+            length = 3
+            second = 0xA0...0xBF
+        case 0xED:
+            length = 3
+            second = 0x80...0x9F
+        case 0xE1...0xEF: length = 3
+        case 0xF0:
+            length = 4
+            second = 0x90...0xBF
+        case 0xF1...0xF3: length = 4
+        case 0xF4:
+            length = 4
+            second = 0x80...0x8F
+        default: return .invalid("byte \(hex(lead)) never occurs in UTF-8")
+        }
+        guard start + 1 < bytes.count, (0x80...0xBF).contains(bytes[start + 1]) else {
+            return .invalid("byte \(hex(lead)) starts a \(length)-byte sequence that is cut short: not UTF-8")
+        }
+        guard second.contains(bytes[start + 1]) else {
+            let kind =
+                switch lead {
+                case 0xED: "a UTF-16 surrogate encoded in UTF-8 (CESU-8), which UTF-8 forbids"
+                case 0xF4: "a code point past U+10FFFF"
+                default: "an overlong encoding"
+                }
+            return .invalid("bytes \(hex(lead)) \(hex(bytes[start + 1])) … are \(kind): not UTF-8")
+        }
+        for offset in 2..<length {
+            guard start + offset < bytes.count, (0x80...0xBF).contains(bytes[start + offset]) else {
+                return .invalid("byte \(hex(lead)) starts a \(length)-byte sequence that is cut short: not UTF-8")
+            }
+        }
+        return .valid(length)
     }
 }
