@@ -87,7 +87,17 @@ public struct EventValidator: Sendable {
         self.now = now
     }
 
-    /// Validates an event for a topic (or for the one topic that carries its type).
+    /// The topic among `carriers` whose owner the body names in the topics' owner field, when
+    /// every carrier has one (`approval.requested` goes to the department in its `/department`).
+    static func ownersTopic(among carriers: [CatalogTopic], body: JSONValue) -> CatalogTopic? {
+        guard let field = carriers.first?.ownerField, carriers.allSatisfy({ $0.ownerField == field }),
+            case .string(let owner)? = body[pointer: field]
+        else { return nil }
+        return carriers.first { $0.owner == owner }
+    }
+
+    /// Validates an event for a topic (or, when none is named, for the one topic that
+    /// carries its type, or the topic of the department the body names in the topics' owner field).
     /// - Parameter parsed: the body already parsed from `event.data`, to skip parsing it again.
     /// - Throws: ``ValidationFailure`` saying what is wrong.
     public func validate(_ event: Event, topic requestedTopic: String? = nil, body parsed: JSONValue? = nil) throws
@@ -101,6 +111,16 @@ public struct EventValidator: Sendable {
         guard let schema = catalog.schemas[event.type] else {
             throw failure(.unknownType, "the catalog has no event type \(event.type); see `onewindow topics list`")
         }
+        let body: JSONValue
+        do {
+            body = try parsed ?? JSONValue.parse(event.data)
+        } catch let error as JSONParseError {
+            throw failure(
+                .invalidJSON, "the body is not JSON as every reader reads it (RFC 8259: UTF-8, each member name once)",
+                [SchemaViolation(pointer: error.pointer, keyword: error.rule.rawValue, message: "\(error.problem) (line \(error.line), column \(error.column))")])
+        } catch {
+            throw failure(.invalidJSON, "the body is not JSON: \(error)")
+        }
         let topic: CatalogTopic
         if let requestedTopic {
             guard let named = catalog.topic(named: requestedTopic) else {
@@ -113,22 +133,16 @@ public struct EventValidator: Sendable {
             topic = named
         } else {
             let carriers = catalog.topics(carrying: event.type)
-            guard carriers.count == 1 else {
+            if carriers.count == 1 {
+                topic = carriers[0]
+            } else if let owners = Self.ownersTopic(among: carriers, body: body) {
+                // Several departments' topics carry the type: the body's owner field picks one.
+                topic = owners
+            } else {
                 throw failure(
                     .wrongTopic,
                     "\(event.type) is carried by several topics (\(carriers.map(\.name).joined(separator: ", "))); name one")
             }
-            topic = carriers[0]
-        }
-        let body: JSONValue
-        do {
-            body = try parsed ?? JSONValue.parse(event.data)
-        } catch let error as JSONParseError {
-            throw failure(
-                .invalidJSON, "the body is not JSON as every reader reads it (RFC 8259: UTF-8, each member name once)",
-                [SchemaViolation(pointer: error.pointer, keyword: error.rule.rawValue, message: "\(error.problem) (line \(error.line), column \(error.column))")])
-        } catch {
-            throw failure(.invalidJSON, "the body is not JSON: \(error)")
         }
         let violations = schema.validate(body, now: now())
         if !violations.isEmpty {

@@ -31,7 +31,7 @@ struct PublishCommand: AsyncParsableCommand {
     @Option(help: "The event type, e.g. household.birth.registered.") var type: String?
     @Option(help: "Publish the type's schema example instead of a body (the type is this value).") var example: String?
     @Option(help: "The subject (record key); by default the body's key field named in the catalog.") var subject: String?
-    @Option(help: "The topic; by default the one topic that carries the type.") var topic: String?
+    @Option(help: "The topic; by default the one that carries the type (for a department's type, that department's).") var topic: String?
     @Option(help: "The CloudEvents source.") var source: String = "/onewindow/cli"
     @Option(help: "The event id; by default a new UUID (with --count, one per event).") var id: String?
     @Argument(help: "The JSON body file; '-' or none reads standard input.") var file: String?

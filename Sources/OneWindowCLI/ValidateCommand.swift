@@ -20,7 +20,7 @@ struct ValidateCommand: AsyncParsableCommand {
 
     @OptionGroup var options: BusOptions
     @Option(help: "The event type.") var type: String
-    @Option(help: "The topic; by default the one topic that carries the type.") var topic: String?
+    @Option(help: "The topic; by default the one that carries the type (for a department's type, that department's).") var topic: String?
     @Argument(help: "The JSON body file; '-' or none reads standard input.") var file: String?
     @Option(name: .customLong("file"), help: .hidden) var fileOption: String?
 
@@ -35,7 +35,7 @@ struct ValidateCommand: AsyncParsableCommand {
         let event = Event(id: "", type: type, source: "/onewindow/validate", subject: nil, data: data)
         do {
             let validated = try EventValidator(catalog: catalog).validate(
-                event, topic: topic ?? catalog.topics(carrying: type).first?.name)
+                event, topic: topic)
             print("valid \(type) (topic \(validated.topic), key \(validated.event.subject ?? "none"))")
         } catch var failure as ValidationFailure {
             failure.eventId = nil

@@ -171,6 +171,20 @@ struct ValidationGapTests {
         }
     }
 
+    @Test func withoutATopicTheBodysDepartmentPicksItsOwnTopic() throws {
+        let validator = EventValidator(catalog: catalog)
+        var request = try #require(catalog.schemas["approval.requested"]?.examples.first)
+        for department in ["food-safety", "tax"] {
+            request.set(.string(department), at: "/department")
+            let event = Event(type: "approval.requested", source: "/onewindow/orchestrator", subject: nil, data: request.serialized())
+            #expect(try validator.validate(event).topic == "approval.\(department).requested")
+        }
+        request.set(.string("no-such-department"), at: "/department")
+        let unknown = Event(type: "approval.requested", source: "/onewindow/orchestrator", subject: nil, data: request.serialized())
+        let failure = #expect(throws: ValidationFailure.self) { try validator.validate(unknown) }
+        #expect(failure?.code == .wrongTopic)
+    }
+
     @Test func everyPerDepartmentTopicOfASharedTypeNamesItsOwnerField() throws {
         for topic in catalog.topics where topic.name.hasPrefix("approval.") {
             #expect(topic.ownerField == "/department", "\(topic.name)")
