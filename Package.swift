@@ -4,6 +4,12 @@ import PackageDescription
 // One library target per responsibility; the `onewindow` executable is a thin shell over them.
 // Dependency direction: EventLog (bytes on a partitioned log) ← EventModel (CloudEvents binding)
 // ← EventSchemas (catalog, JSON Schema) ← Bus (validated publishing, backends) ← OneWindowCLI.
+// CivilTime (dates, the China time zone, working days, the one `WallClock`) stands beside them,
+// depending on nothing of ours; everything above EventLog may use it. The log layer (EventLog,
+// EmbeddedLog, KafkaLog) does not: a log stores and ages bytes by a timestamp and knows no
+// calendar, so EmbeddedLogConfiguration keeps its `now` closure (callers pass `clock.now`), its
+// polling waits are real-time I/O waits, and Duration's one conversion to milliseconds and
+// seconds lives in EventLog, which every target reaches.
 let package = Package(
     name: "OneWindow",
     platforms: [.macOS(.v14)],
@@ -24,6 +30,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
+        // Time: civil dates, the China time zone, working days (data in Rules/calendar.yaml) and the
+        // one injectable `WallClock` that reads the time and sleeps. Depends on nothing of ours.
+        .target(
+            name: "CivilTime",
+            dependencies: ["Yams"]
+        ),
         // The log interface: topics, partitions, offsets, consumer groups. Knows bytes, not events.
         .target(name: "EventLog"),
         // The embedded backend: the log in one SQLite file (GRDB, WAL).
@@ -40,14 +52,14 @@ let package = Package(
         // The Kafka backend over librdkafka.
         .target(name: "KafkaLog", dependencies: ["EventLog", "CRDKafka"]),
         // Events: CloudEvents attributes and their Kafka binding (binary mode).
-        .target(name: "EventModel", dependencies: ["EventLog"]),
+        .target(name: "EventModel", dependencies: ["EventLog", "CivilTime"]),
         // JSON, JSON Schema (draft 2020-12 subset), identifier formats, the topic catalog.
-        .target(name: "EventSchemas", dependencies: ["EventModel", "EventLog", "Yams"]),
+        .target(name: "EventSchemas", dependencies: ["EventModel", "EventLog", "CivilTime", "Yams"]),
         // Validated publishing with dead letters; choosing a backend from a bus address.
         .target(
             name: "Bus",
             dependencies: [
-                "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog",
+                "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "CivilTime",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -56,7 +68,7 @@ let package = Package(
         .target(
             name: "Connectors",
             dependencies: [
-                "Bus", "EventModel", "EventSchemas", "EventLog", "Yams",
+                "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "Yams",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -69,7 +81,7 @@ let package = Package(
         .target(
             name: "DepartmentSystems",
             dependencies: [
-                "EventSchemas", "EventModel", .product(name: "GRDB", package: "GRDB.swift"),
+                "EventSchemas", "EventModel", "EventLog", "CivilTime", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -78,7 +90,7 @@ let package = Package(
             name: "OneWindowCLI",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors", "DepartmentSystems",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CivilTime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -97,6 +109,7 @@ let package = Package(
             name: "TestSupport", dependencies: ["EventSchemas", "EventLog", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/TestSupport"
         ),
+        .testTarget(name: "CivilTimeTests", dependencies: ["CivilTime", "EventLog"]),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),
         .testTarget(name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel"]),
         .testTarget(
@@ -107,7 +120,7 @@ let package = Package(
             name: "ConnectorsTests",
             dependencies: [
                 "Connectors", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "TestSupport",
-                "DepartmentSystems",
+                "DepartmentSystems", "CivilTime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
@@ -115,7 +128,8 @@ let package = Package(
         .testTarget(
             name: "DepartmentSystemsTests",
             dependencies: [
-                "DepartmentSystems", "EventSchemas", "Connectors", .product(name: "GRDB", package: "GRDB.swift"),
+                "DepartmentSystems", "EventSchemas", "Connectors", "CivilTime",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "KafkaLogTests", dependencies: ["KafkaLog", "EventLog", "EventModel", "TestSupport"]),

@@ -1,4 +1,5 @@
 import Bus
+import CivilTime
 import EventLog
 import EventSchemas
 import Foundation
@@ -95,7 +96,8 @@ struct ConnectorContext: Sendable {
     let department: DatabasePool?
     let logger: Logger
     let stats: ConnectorStats
-    let now: @Sendable () -> Date
+    /// Where every part reads the time and waits.
+    let clock: any WallClock
 
     /// Runs `operation` until it succeeds, pausing with exponential back-off (0.5 s doubling to
     /// 30 s) while it fails — the bus or the department system unreachable — with one log line
@@ -124,7 +126,7 @@ struct ConnectorContext: Sendable {
                 } else {
                     logger.debug("\(part): still failing: \(error)")
                 }
-                try await Task.sleep(for: backoff)
+                try await clock.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(30))
             }
         }
@@ -147,7 +149,7 @@ public struct Connector: Sendable {
     /// - Throws: when a type or topic named in the file is not in the catalog, or a file cannot be opened.
     public init(
         configuration: ConnectorConfiguration, log: any EventLog, catalog: TopicCatalog,
-        logger: Logger = Logger(label: "onewindow.connector"), now: @escaping @Sendable () -> Date = { Date() }
+        logger: Logger = Logger(label: "onewindow.connector"), clock: any WallClock = .system
     ) throws {
         try Self.check(configuration, against: catalog)
         // Before the counters are made, so that they reach the registry the endpoint serves.
@@ -165,9 +167,9 @@ public struct Connector: Sendable {
         self.stats = stats
         self.context = ConnectorContext(
             configuration: configuration, catalog: catalog, log: log,
-            publisher: Publisher(log: log, catalog: catalog, name: "connector \(configuration.name)", now: now),
-            cursors: try CursorStore(path: configuration.state), department: department, logger: logger, stats: stats,
-            now: now)
+            publisher: Publisher(log: log, catalog: catalog, name: "connector \(configuration.name)", clock: clock),
+            cursors: try CursorStore(path: configuration.state, clock: clock), department: department, logger: logger,
+            stats: stats, clock: clock)
     }
 
     /// Runs every source and sink until the task is cancelled or one fails for good.
@@ -222,7 +224,7 @@ public struct Connector: Sendable {
     private static func reportPeriodically(_ context: ConnectorContext) async throws {
         var last = context.stats.snapshot
         while true {
-            try await Task.sleep(for: .seconds(10))
+            try await context.clock.sleep(for: .seconds(10))
             let now = context.stats.snapshot
             if now != last {
                 context.logger.info(

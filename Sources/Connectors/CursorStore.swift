@@ -1,3 +1,4 @@
+import CivilTime
 import Foundation
 import GRDB
 
@@ -6,9 +7,13 @@ import GRDB
 /// written by a source.
 public struct CursorStore: Sendable {
     let writer: DatabaseQueue
+    /// The clock of each cursor's `updated_at`.
+    let clock: any WallClock
 
     /// Opens (creating) the store at `path`.
-    public init(path: String) throws {
+    /// - Parameter clock: the clock of each cursor's `updated_at`. Default: the system clock.
+    public init(path: String, clock: any WallClock = .system) throws {
+        self.clock = clock
         try FileManager.default.createDirectory(
             at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
         var configuration = Configuration()
@@ -37,7 +42,7 @@ public struct CursorStore: Sendable {
 
     /// Saves a source's position (durably: the file is in rollback-journal mode with full sync).
     public func save(_ position: String, of source: String) async throws {
-        let now = Date().formatted(.iso8601)
+        let now = clock.now().formatted(.iso8601)
         try await writer.write { db in
             try db.execute(
                 sql: """

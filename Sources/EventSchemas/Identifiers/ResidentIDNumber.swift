@@ -1,3 +1,5 @@
+import CivilTime
+
 /// The 18-character citizen identity number of GB 11643-1999 (公民身份号码): a 6-digit region
 /// code, an 8-digit birth date, a 3-digit sequence (odd for men, even for women) and a check
 /// character computed with ISO 7064 MOD 11-2 (`0`–`9` or an upper-case `X`).
@@ -157,9 +159,5 @@ public enum MobileNumber {
 }
 
 enum Gregorian {
-    static func isValid(year: Int, month: Int, day: Int) -> Bool {
-        guard (1...12).contains(month), day >= 1 else { return false }
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-        return day <= [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
-    }
+    static func isValid(year: Int, month: Int, day: Int) -> Bool { CivilDate.isValid(year: year, month: month, day: day) }
 }
