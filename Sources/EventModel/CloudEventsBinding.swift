@@ -105,12 +105,7 @@ public enum Timestamp {
     /// time written with whole milliseconds can come back a hair below them (…122.99999 ms): within
     /// a microsecond below a whole millisecond counts as that millisecond. The embedded log stamps
     /// its records the same way, so a record's timestamp and its `ce_time` always agree.
-    public static func milliseconds(_ date: Date) -> Int64 {
-        let scaled = date.timeIntervalSince1970 * 1000
-        let nearest = scaled.rounded()
-        if nearest - scaled >= 0, nearest - scaled < 0.001 { return Int64(nearest) }
-        return Int64(scaled.rounded(.down))
-    }
+    public static func milliseconds(_ date: Date) -> Int64 { date.millisecondsSince1970 }
 
     /// `2024-01-15T08:30:00.000Z`. Computed directly (civil-from-days), because it runs for every
     /// record published and Foundation's formatters cost tens of microseconds a call.

@@ -94,6 +94,13 @@ import Testing
         #expect(Duration.milliseconds(-250).seconds == -0.25)
     }
 
+    @Test func recordTimestampsTruncateToTheMillisecond() {
+        #expect(Date(timeIntervalSince1970: 1_705_314_600.9997).millisecondsSince1970 == 1_705_314_600_999)
+        #expect(Date(timeIntervalSince1970: 1_705_314_600.122_999_999).millisecondsSince1970 == 1_705_314_600_123)
+        #expect(Date(timeIntervalSince1970: -0.0005).millisecondsSince1970 == -1)
+        #expect(Date(millisecondsSince1970: 1_705_314_600_999).millisecondsSince1970 == 1_705_314_600_999)
+    }
+
     @Test func retentionInMilliseconds() {
         let topic = TopicSpec(name: "t", partitions: 1, cleanup: .delete(retention: .milliseconds(1500)))
         #expect(topic.retentionMilliseconds == 1500)
