@@ -126,7 +126,9 @@ struct CalendarFileReader {
             let name = key.string ?? "?"
             guard keys.contains(name) else {
                 let nearest = keys.min { distance($0, name) < distance($1, name) }!
-                let hint = distance(nearest, name) <= 3 ? "did you mean \(nearest)?" : "known: \(keys.joined(separator: ", "))"
+                let hint =
+                    distance(nearest, name) <= 3
+                    ? "did you mean \(nearest)?" : "known: \(keys.joined(separator: ", "))"
                 throw problem(key, "\(name): unknown key in \(what); \(hint)")
             }
             guard result.updateValue(value, forKey: name) == nil else {

@@ -177,8 +177,9 @@ public final class TestWallClock: WallClock {
         precondition(date >= now(), "a test clock does not go back: \(date) is before \(now())")
         while true {
             let next = state.withLock { state -> Sleeper? in
-                guard let index = state.sleepers.indices.min(by: { state.sleepers[$0].deadline < state.sleepers[$1].deadline }),
-                    state.sleepers[index].deadline <= date
+                let sleepers = state.sleepers
+                guard let index = sleepers.indices.min(by: { sleepers[$0].deadline < sleepers[$1].deadline }),
+                    sleepers[index].deadline <= date
                 else {
                     state.now = date
                     return nil

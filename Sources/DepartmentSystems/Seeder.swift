@@ -19,7 +19,9 @@ extension DepartmentDatabase {
     ///   - clock: the clock whose time is stamped on the rows. Default: the system clock.
     /// - Throws: a database error (nothing is written then).
     @discardableResult
-    public func seed(world: SyntheticWorld = SyntheticWorld(), clock: any WallClock = .system) async throws -> SeedReport {
+    public func seed(
+        world: SyntheticWorld = SyntheticWorld(), clock: any WallClock = .system
+    ) async throws -> SeedReport {
         let department = system.id
         let now = clock.now()
         return try await writer.write { db in

@@ -159,5 +159,7 @@ public enum MobileNumber {
 }
 
 enum Gregorian {
-    static func isValid(year: Int, month: Int, day: Int) -> Bool { CivilDate.isValid(year: year, month: month, day: day) }
+    static func isValid(year: Int, month: Int, day: Int) -> Bool {
+        CivilDate.isValid(year: year, month: month, day: day)
+    }
 }
