@@ -73,10 +73,11 @@ public struct WorkingDayCalendar: Sendable, Hashable {
         do {
             text = try String(contentsOf: file, encoding: .utf8)
         } catch {
+            let reason = FileManager.default.fileExists(atPath: file.path) ? "\(error)" : "there is no such file"
             throw WorkingDayCalendarError(
                 .unreadable, source: file.path,
-                "cannot read the working-day calendar: \(error.localizedDescription); the repository's is "
-                    + "Rules/calendar.yaml (a department simulator takes another folder with --rules DIR)")
+                "cannot read the working-day calendar (\(reason)): it is Rules/calendar.yaml in the repository; "
+                    + "run from the repository's folder, or give the rules folder (dept-sim: --rules DIR)")
         }
         return try WorkingDayCalendar(yaml: text, source: file.path)
     }

@@ -66,7 +66,7 @@ public struct DeptSimCommand: AsyncParsableCommand {
     @Option(help: "Start the department's clock at a date (YYYY-MM-DD, 09:00 China time) or an RFC 3339 instant.")
     var start: String?
 
-    @Option(help: "The rules folder; --decide reads the working-day calendar DIR/calendar.yaml. Default: Rules.")
+    @Option(help: "The rules folder: --decide reads the working-day calendar from its calendar.yaml.")
     var rules: String = "Rules"
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error. Default: info.")
