@@ -4,6 +4,12 @@ import PackageDescription
 // One library target per responsibility; the `onewindow` executable is a thin shell over them.
 // Dependency direction: EventLog (bytes on a partitioned log) ← EventModel (CloudEvents binding)
 // ← EventSchemas (catalog, JSON Schema) ← Bus (validated publishing, backends) ← OneWindowCLI.
+// CivilTime (dates, the China time zone, working days, the one `WallClock`) stands beside them,
+// depending on nothing of ours; everything above EventLog may use it. The log layer (EventLog,
+// EmbeddedLog, KafkaLog) does not: a log stores and ages bytes by a timestamp and knows no
+// calendar, so EmbeddedLogConfiguration keeps its `now` closure (callers pass `clock.now`), its
+// polling waits are real-time I/O waits, and Duration's one conversion to milliseconds and
+// seconds lives in EventLog, which every target reaches.
 let package = Package(
     name: "OneWindow",
     platforms: [.macOS(.v14)],
@@ -24,6 +30,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
+        // Time: civil dates, the China time zone, working days (data in Rules/calendar.yaml) and the
+        // one injectable `WallClock` that reads the time and sleeps. Depends on nothing of ours.
+        .target(
+            name: "CivilTime",
+            dependencies: ["Yams"]
+        ),
         // The log interface: topics, partitions, offsets, consumer groups. Knows bytes, not events.
         .target(name: "EventLog"),
         // The embedded backend: the log in one SQLite file (GRDB, WAL).
@@ -44,20 +56,20 @@ let package = Package(
             name: "KafkaLog", dependencies: ["EventLog", "CRDKafka", .product(name: "Logging", package: "swift-log")]
         ),
         // Events: CloudEvents attributes and their Kafka binding (binary mode).
-        .target(name: "EventModel", dependencies: ["EventLog"]),
+        .target(name: "EventModel", dependencies: ["EventLog", "CivilTime"]),
         // The strict reader of configuration files (YAML through Yams' nodes: every value with its
         // line; unknown keys refused with the nearest known one). A target of its own, depending on
         // Yams alone, so that the catalog (EventSchemas), connector files (Connectors), the
-        // calendar data and the orchestrator's rules read files the same way without one of them
-        // having to depend on another's code.
+        // calendar data (CivilTime) and the orchestrator's rules read files the same way without
+        // one of them having to depend on another's code.
         .target(name: "ConfigFiles", dependencies: ["Yams"]),
         // JSON, JSON Schema (draft 2020-12 subset), identifier formats, the topic catalog.
-        .target(name: "EventSchemas", dependencies: ["EventModel", "EventLog", "ConfigFiles"]),
+        .target(name: "EventSchemas", dependencies: ["EventModel", "EventLog", "CivilTime", "ConfigFiles"]),
         // Validated publishing with dead letters; choosing a backend from a bus address.
         .target(
             name: "Bus",
             dependencies: [
-                "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog",
+                "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "CivilTime",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -66,7 +78,7 @@ let package = Package(
         .target(
             name: "Connectors",
             dependencies: [
-                "Bus", "EventModel", "EventSchemas", "EventLog", "ConfigFiles",
+                "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "ConfigFiles",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -79,7 +91,7 @@ let package = Package(
         .target(
             name: "DepartmentSystems",
             dependencies: [
-                "EventSchemas", "EventModel", .product(name: "GRDB", package: "GRDB.swift"),
+                "EventSchemas", "EventModel", "EventLog", "CivilTime", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -88,7 +100,7 @@ let package = Package(
             name: "OneWindowCLI",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors", "DepartmentSystems",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CivilTime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -107,8 +119,9 @@ let package = Package(
             name: "TestSupport", dependencies: ["EventSchemas", "EventLog", .product(name: "GRDB", package: "GRDB.swift")],
             path: "Tests/TestSupport"
         ),
+        .testTarget(name: "CivilTimeTests", dependencies: ["CivilTime", "EventLog"]),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),
-        .testTarget(name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel", "ConfigFiles"]),
+        .testTarget(name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel", "ConfigFiles", "CivilTime"]),
         .testTarget(
             name: "EventLogConformanceTests",
             dependencies: [
@@ -120,7 +133,7 @@ let package = Package(
             name: "ConnectorsTests",
             dependencies: [
                 "Connectors", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "TestSupport",
-                "DepartmentSystems",
+                "DepartmentSystems", "CivilTime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ]
@@ -128,7 +141,8 @@ let package = Package(
         .testTarget(
             name: "DepartmentSystemsTests",
             dependencies: [
-                "DepartmentSystems", "EventSchemas", "Connectors", .product(name: "GRDB", package: "GRDB.swift"),
+                "DepartmentSystems", "EventSchemas", "Connectors", "CivilTime",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
@@ -139,7 +153,9 @@ let package = Package(
         ),
         .testTarget(
             name: "BusTests",
-            dependencies: ["Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "OneWindowCLI", "TestSupport"]
+            dependencies: [
+                "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "OneWindowCLI", "TestSupport", "CivilTime",
+            ]
         ),
     ]
 )

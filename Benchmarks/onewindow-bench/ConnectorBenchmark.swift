@@ -64,7 +64,7 @@ func benchConnector(directory: URL, rows: Int) async throws -> Measurement {
     let dead = connector.stats.snapshot.deadLettered
     await log.close()
     precondition(dead == 0, "the benchmark rows must be valid; \(dead) were dead-lettered")
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let seconds = elapsed.seconds
     return Measurement(
         name: "connector table source → embedded log (mapped + converted + validated, default batch)", events: rows,
         seconds: seconds)

@@ -61,7 +61,7 @@ func benchKafka(bootstrap: String, records total: Int) async throws -> (produce:
     await consumer.close()
     await log.close()
     func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        duration.seconds
     }
     return (Double(total) / seconds(produced), Double(total) / seconds(consumed))
 }

@@ -36,7 +36,7 @@ func makeRecords(topic: String, count: Int) -> [OutgoingRecord] {
 func time(_ body: () async throws -> Void) async rethrows -> Double {
     let clock = ContinuousClock()
     let elapsed = try await clock.measure { try await body() }
-    return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    return elapsed.seconds
 }
 
 func benchEmbeddedAppend(directory: URL, batch: Int, total: Int) async throws -> Measurement {

@@ -1,3 +1,4 @@
+import CivilTime
 import EventLog
 import EventModel
 import EventSchemas
@@ -53,13 +54,13 @@ public struct Publisher: Sendable {
     public let name: String
     /// The clock for dead letters' `dl_time` and for validation rules that depend on today (a
     /// resident ID's birth date in the future). Default: the system clock.
-    public let now: @Sendable () -> Date
+    public let clock: any WallClock
 
-    public init(log: any EventLog, catalog: TopicCatalog, name: String, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(log: any EventLog, catalog: TopicCatalog, name: String, clock: any WallClock = .system) {
         self.log = log
-        self.validator = EventValidator(catalog: catalog, now: now)
+        self.validator = EventValidator(catalog: catalog, clock: clock)
         self.name = name
-        self.now = now
+        self.clock = clock
     }
 
     public var catalog: TopicCatalog { validator.catalog }
@@ -104,7 +105,7 @@ public struct Publisher: Sendable {
                     DeadLetter.record(
                         deadLetterTopic: catalog.deadLetterTopic, originalTopic: intended,
                         key: original.key, value: original.value, headers: original.headers, failure: failure,
-                        refusedBy: name, at: now()))
+                        refusedBy: name, at: clock.now()))
                 results.append(.failure(failure))
             }
         }
@@ -125,7 +126,7 @@ public struct Publisher: Sendable {
     ) async throws -> RecordPosition {
         let record = DeadLetter.record(
             deadLetterTopic: catalog.deadLetterTopic, originalTopic: originalTopic, key: key, value: value,
-            headers: headers, failure: failure, refusedBy: name, at: now())
+            headers: headers, failure: failure, refusedBy: name, at: clock.now())
         return try await log.append([record])[0]
     }
 }

@@ -1,4 +1,5 @@
 import Bus
+import CivilTime
 import EventLog
 import EventSchemas
 import Foundation
@@ -95,7 +96,8 @@ struct ConnectorContext: Sendable {
     let department: DatabasePool?
     let logger: Logger
     let stats: ConnectorStats
-    let now: @Sendable () -> Date
+    /// Where every part reads the time and waits.
+    let clock: any WallClock
 
     /// Runs `operation` until it succeeds, pausing with exponential back-off (0.5 s doubling to
     /// 30 s) while it fails — the bus or the department system unreachable — with one log line
@@ -124,7 +126,7 @@ struct ConnectorContext: Sendable {
                 } else {
                     logger.debug("\(part): still failing: \(error)")
                 }
-                try await Task.sleep(for: backoff)
+                try await clock.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(30))
             }
         }
@@ -151,8 +153,7 @@ public struct Connector: Sendable {
     ///   database does not exist (naming it and how to create one), or a file cannot be opened.
     public init(
         configuration: ConnectorConfiguration, log: any EventLog, catalog: TopicCatalog,
-        logger: Logger = Logger(label: "onewindow.connector"), now: @escaping @Sendable () -> Date = { Date() },
-        bus: String = ""
+        logger: Logger = Logger(label: "onewindow.connector"), clock: any WallClock = .system, bus: String = ""
     ) throws {
         try Self.check(configuration, against: catalog)
         // Before the counters are made, so that they reach the registry the endpoint serves.
@@ -167,7 +168,7 @@ public struct Connector: Sendable {
             options.busyMode = .timeout(10)
             department = try DatabasePool(path: path, configuration: options)
         }
-        let cursors = try CursorStore(path: configuration.state, bus: bus)
+        let cursors = try CursorStore(path: configuration.state, bus: bus, clock: clock)
         if case .startingOver(let others) = try cursors.claim() {
             logger.notice(
                 "connector \(configuration.name): no cursor saved for bus \(bus) in \(configuration.state) (only for \(others.joined(separator: ", "))); starting from the beginning on this bus")
@@ -176,8 +177,8 @@ public struct Connector: Sendable {
         self.stats = stats
         self.context = ConnectorContext(
             configuration: configuration, catalog: catalog, log: log,
-            publisher: Publisher(log: log, catalog: catalog, name: "connector \(configuration.name)", now: now),
-            cursors: cursors, department: department, logger: logger, stats: stats, now: now)
+            publisher: Publisher(log: log, catalog: catalog, name: "connector \(configuration.name)", clock: clock),
+            cursors: cursors, department: department, logger: logger, stats: stats, clock: clock)
     }
 
     /// Runs every source and sink until the task is cancelled or one fails for good.
@@ -232,7 +233,7 @@ public struct Connector: Sendable {
     private static func reportPeriodically(_ context: ConnectorContext) async throws {
         var last = context.stats.snapshot
         while true {
-            try await Task.sleep(for: .seconds(10))
+            try await context.clock.sleep(for: .seconds(10))
             let now = context.stats.snapshot
             if now != last {
                 context.logger.info(

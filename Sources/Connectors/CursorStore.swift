@@ -1,3 +1,4 @@
+import CivilTime
 import Foundation
 import GRDB
 
@@ -15,13 +16,18 @@ public struct CursorStore: Sendable {
     /// The identity of the bus the cursors are read and saved for (see
     /// `BusAddress.cursorIdentity`); `""` when the caller does not say.
     public let bus: String
+    /// The clock of each cursor's `updated_at`.
+    let clock: any WallClock
 
     /// Opens (creating) the store at `path`, for the cursors of one bus.
-    /// - Parameter bus: the bus's identity, e.g. `embedded:/srv/var/onewindow.sqlite#1234` or
-    ///   `kafka:broker-1:9092,broker-2:9092`; `""`: unknown. Cursors saved for an unknown bus (also
-    ///   those of an earlier OneWindow, which did not record buses) are taken over by the first bus
-    ///   that ``claim()``s them.
-    public init(path: String, bus: String = "") throws {
+    /// - Parameters:
+    ///   - bus: the bus's identity, e.g. `embedded:/srv/var/onewindow.sqlite#1234` or
+    ///     `kafka:broker-1:9092,broker-2:9092`; `""`: unknown. Cursors saved for an unknown bus (also
+    ///     those of an earlier OneWindow, which did not record buses) are taken over by the first bus
+    ///     that ``claim()``s them.
+    ///   - clock: the clock of each cursor's `updated_at`. Default: the system clock.
+    public init(path: String, bus: String = "", clock: any WallClock = .system) throws {
+        self.clock = clock
         try FileManager.default.createDirectory(
             at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true)
         var configuration = Configuration()
@@ -100,7 +106,7 @@ public struct CursorStore: Sendable {
     /// Saves a source's position on this bus (durably: the file is in rollback-journal mode with
     /// full sync).
     public func save(_ position: String, of source: String) async throws {
-        let now = Date().formatted(.iso8601)
+        let now = clock.now().formatted(.iso8601)
         let bus = self.bus
         try await writer.write { db in
             try db.execute(

@@ -31,20 +31,19 @@ struct FileDropSource: Sendable {
             for file in try pendingFiles(in: directory) {
                 try await process(file, in: directory)
             }
-            try await Task.sleep(for: configuration.interval)
+            try await context.clock.sleep(for: configuration.interval)
         }
     }
 
     /// The files ready to read, by name: of the configured format, not hidden, not `*.tmp` or
     /// `*.part`, and not modified for at least `settle`.
     func pendingFiles(in directory: URL) throws -> [URL] {
-        try Self.readyFiles(in: directory, configuration: configuration, now: Date())
+        try Self.readyFiles(in: directory, configuration: configuration, now: context.clock.now())
     }
 
     static func readyFiles(in directory: URL, configuration: FileDropSourceConfiguration, now: Date) throws -> [URL] {
         let extensions: Set<String> = configuration.format == .csv ? ["csv"] : ["jsonl", "ndjson", "json"]
-        let settle = configuration.settle.components
-        let settled = now.addingTimeInterval(-(Double(settle.seconds) + Double(settle.attoseconds) / 1e18))
+        let settled = now.addingTimeInterval(-configuration.settle.seconds)
         return try FileManager.default.contentsOfDirectory(
             at: directory, includingPropertiesForKeys: [.isRegularFileKey, .contentModificationDateKey]
         )
@@ -175,7 +174,7 @@ struct FileDropSource: Sendable {
     private func event(_ id: String, _ data: Data) -> Event {
         Event(
             id: id, type: configuration.type, source: context.configuration.eventSource, subject: nil,
-            time: context.now(), data: data)
+            time: context.clock.now(), data: data)
     }
 
     private func refused(_ id: String, _ data: Data, _ code: ValidationFailure.Code, _ message: String) -> Publication {
@@ -196,7 +195,7 @@ struct FileDropSource: Sendable {
     /// `url`, or `url` with a time suffix when a file of that name is already there.
     private func unique(_ url: URL) -> URL {
         guard FileManager.default.fileExists(atPath: url.path) else { return url }
-        let stamp = Int(Date().timeIntervalSince1970 * 1000)
+        let stamp = Int(context.clock.now().timeIntervalSince1970 * 1000)
         return url.deletingLastPathComponent().appendingPathComponent("\(stamp)-\(url.lastPathComponent)")
     }
 }

@@ -1,3 +1,4 @@
+import CivilTime
 import EventModel
 import EventSchemas
 import Foundation
@@ -260,11 +261,9 @@ public struct BodyMapper: Sendable {
 }
 
 enum CalendarDay {
+    /// A day of the calendar from 1900 on (a department's dates are never earlier).
     static func isValid(year: Int, month: Int, day: Int) -> Bool {
-        guard year >= 1900, (1...12).contains(month), day >= 1 else { return false }
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
-        return day <= days
+        year >= 1900 && CivilDate.isValid(year: year, month: month, day: day)
     }
 }
 

@@ -131,7 +131,7 @@ struct InboxSink: Sendable {
                     record, ValidationFailure(.wrongTopic, "expected approval.requested with an applicationId, got \(event.type)"))
                 return
             }
-            let received = Timestamp.format(context.now())
+            let received = Timestamp.format(context.clock.now())
             try await department.write { db in
                 try db.execute(
                     sql: insert,
@@ -158,7 +158,7 @@ struct InboxSink: Sendable {
                 try await department.read { db in try Row.fetchAll(db, sql: query, arguments: [after]).map(SourceRow.init) }
             }
             guard let last = rows.last, case .integer(let next) = last.mapped("seq") else {
-                try await Task.sleep(for: configuration.interval)
+                try await context.clock.sleep(for: configuration.interval)
                 continue
             }
             context.stats.read(rows.count)
@@ -188,7 +188,7 @@ struct InboxSink: Sendable {
         let event = Event(
             id: "\(context.configuration.department)/\(configuration.decisionsTable)/\(seq)", type: "approval.decided",
             source: context.configuration.eventSource, subject: application,
-            time: row.mapped("decided_at").text.flatMap(Timestamp.parse) ?? context.now(),
+            time: row.mapped("decided_at").text.flatMap(Timestamp.parse) ?? context.clock.now(),
             data: JSONValue.object(body).serialized(), correlationId: application,
             causationId: row.mapped("request_id").text)
         return Publication(event: event, topic: configuration.decisions)
@@ -215,7 +215,7 @@ struct WebhookSink: Sendable {
             var lastProblem = ""
             for attempt in 0...configuration.retries {
                 if attempt > 0 {
-                    try await Task.sleep(for: backoff)
+                    try await context.clock.sleep(for: backoff)
                     backoff = min(backoff * 2, .seconds(30))
                 }
                 switch await post(event, session: session) {

@@ -133,7 +133,7 @@ struct TableSource: Sendable {
                 context.stats.sourceLag(lag)
             }
             guard let last = rows.last else {
-                try await Task.sleep(for: configuration.interval)
+                try await context.clock.sleep(for: configuration.interval)
                 continue
             }
             context.stats.read(rows.count)
@@ -198,7 +198,7 @@ struct TableSource: Sendable {
             return Publication(
                 event: Event(
                     id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: nil,
-                    time: context.now(), data: row.json.serialized()),
+                    time: context.clock.now(), data: row.json.serialized()),
                 topic: configuration.topic,
                 refusal: ValidationFailure(
                     .mappingFailed,
@@ -207,7 +207,7 @@ struct TableSource: Sendable {
                     eventType: configuration.type, eventId: eventId))
         }
         let eventId = "\(context.configuration.department)/\(configuration.table)/\(key)/\(version)"
-        var time = context.now()
+        var time = context.clock.now()
         if let column = configuration.time, let text = row.mapped(column).text,
             case .string(let formatted)? = try? Conversion.dateTime.apply(.text(text)),
             let parsed = RFC3339.parse(formatted)

@@ -45,7 +45,7 @@ struct WebhookSource: Sendable {
             header("ce-id") ?? header("idempotency-key")
             ?? "\(context.configuration.department)/webhook\(configuration.path)/\(ContentFingerprint.hex(data))"
         let subject = header("ce-subject")
-        var time = context.now()
+        var time = context.clock.now()
         if let text = header("ce-time"), let parsed = Timestamp.parse(text) { time = parsed }
         let publication: Publication
         do {

@@ -1,3 +1,4 @@
+import CivilTime
 import EventSchemas
 import Foundation
 import GRDB
@@ -35,10 +36,12 @@ public struct DecisionDesk: Sendable {
     public let clock: any WallClock
 
     /// A desk for an approving department.
+    /// - Parameters:
+    ///   - calendar: the working days, as `Rules/calendar.yaml` holds them (``WorkingDayCalendar/load(from:)``).
+    ///   - clock: the desk's time. Default: the system clock.
     /// - Throws: ``DepartmentSimulatorError`` when the department approves nothing.
     public init(
-        database: DepartmentDatabase, calendar: WorkingDayCalendar = .chinaOfficial,
-        clock: any WallClock = SystemWallClock()
+        database: DepartmentDatabase, calendar: WorkingDayCalendar, clock: any WallClock = .system
     ) throws {
         guard let policy = database.system.policy else {
             throw DepartmentSimulatorError("\(database.system.id) answers no approval requests")
@@ -51,14 +54,16 @@ public struct DecisionDesk: Sendable {
 
     /// When a request that arrived at `received` (as the desk's clock sees it) is decided: from
     /// 09:00 China time on the ``DecisionPolicy/processingDays``-th working day after that day.
-    public func decisionTime(receivedAt received: Date) -> Date {
-        let day = calendar.addingWorkingDays(policy.processingDays, to: CalendarDate.china(received))
+    /// - Throws: `WorkingDayCalendarError` when a day counted is outside the calendar's years.
+    public func decisionTime(receivedAt received: Date) throws -> Date {
+        let day = try calendar.dueDate(receivedAt: received, workingDays: policy.processingDays)
         return day.chinaTime(hour: DecisionPolicy.decisionHour)
     }
 
     /// Decides every pending request whose time has come, each stamped with the moment it fell due.
     /// - Returns: what was decided, oldest first.
-    /// - Throws: a database error; what was decided before it stays decided.
+    /// - Throws: a database error, or `WorkingDayCalendarError` for a request whose due date is
+    ///   outside the calendar's years; what was decided before it stays decided.
     @discardableResult
     public func decideDue() async throws -> [DecidedRequest] {
         let now = clock.now()
@@ -79,7 +84,7 @@ public struct DecisionDesk: Sendable {
         var decided: [DecidedRequest] = []
         for request in pending {
             let received = request.receivedAt.flatMap(ChinaTime.parse).map(clock.instant(atRealTime:)) ?? now
-            let due = decisionTime(receivedAt: received)
+            let due = try decisionTime(receivedAt: received)
             guard due <= now else { continue }
             // Stamped at the moment it fell due, however late the desk looked (a fast clock looks
             // every half a real second, which can be half a simulated day).
@@ -102,7 +107,7 @@ public struct DecisionDesk: Sendable {
             let application = request.applicationId ?? "?"
             let item = request.item ?? "?"
             let serial = (try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) + 1 FROM approval_decisions") ?? 1)
-            let today = CalendarDate.china(now)
+            let today = CivilDate.china(now)
             let decision = policy.decide(request, serial: serial, on: today)
             let stamp = ChinaTime.rfc3339(now)
             try db.execute(
@@ -133,7 +138,7 @@ enum LicenceRecords {
         decision: Decision, request: ApprovalRequest, department: DepartmentID, serial: Int,
         now: Date, db: Database
     ) throws {
-        let today = CalendarDate.china(now)
+        let today = CivilDate.china(now)
         let local = ChinaTime.local(now)
         let details = request
         var company = Company(

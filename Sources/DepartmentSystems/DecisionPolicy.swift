@@ -1,3 +1,4 @@
+import CivilTime
 import EventSchemas
 import Foundation
 import GRDB
@@ -90,13 +91,13 @@ public struct DecisionPolicy: Sendable {
     /// What the licence, permit or certificate of an approval is called.
     public let licenceName: String?
     let rejection: @Sendable (ApprovalRequest) -> String?
-    let licence: @Sendable (ApprovalRequest, Int, CalendarDate) -> String?
+    let licence: @Sendable (ApprovalRequest, Int, CivilDate) -> String?
 
     /// The hour of the day (China time) decisions are made from. 9.
     public static let decisionHour = 9
 
     /// The decision on a request; `serial` numbers the department's licences, `day` is today.
-    public func decide(_ request: ApprovalRequest, serial: Int, on day: CalendarDate) -> Decision {
+    public func decide(_ request: ApprovalRequest, serial: Int, on day: CivilDate) -> Decision {
         if let id = request.applicantResidentId, let problem = ResidentIDNumber.problem(in: id) {
             return Decision(outcome: .rejected, reason: "申请人公民身份号码校验不通过（\(problem)），请核对身份证件", licenceNumber: nil)
         }

@@ -1,3 +1,5 @@
+import CivilTime
+import EventLog
 import EventModel
 import Foundation
 import Logging
@@ -21,6 +23,9 @@ public final class DepartmentSimulator: Sendable {
         public var decide = false
         /// How often the inbox is looked at, in real time. Default: 500 ms.
         public var decideInterval: Duration = .milliseconds(500)
+        /// The working-day calendar file, read when deciding (unless the simulator is given a
+        /// calendar). Default: `Rules/calendar.yaml` under the working directory.
+        public var calendarFile = URL(fileURLWithPath: WorkingDayCalendar.defaultPath)
 
         /// The defaults: do nothing.
         public init() {}
@@ -32,15 +37,18 @@ public final class DepartmentSimulator: Sendable {
     public let options: Options
     /// The department's clock.
     public let clock: any WallClock
-    /// The working days.
-    public let calendar: WorkingDayCalendar
+    /// The working days, when given rather than read from ``Options/calendarFile``.
+    public let calendar: WorkingDayCalendar?
     private let logger: Logger
     private let stopped = Mutex(false)
 
     /// A simulator for a department's database.
+    /// - Parameters:
+    ///   - clock: the department's time. Default: the system clock.
+    ///   - calendar: the working days. Default: read from ``Options/calendarFile`` when deciding.
     public init(
-        database: DepartmentDatabase, options: Options, clock: any WallClock = SystemWallClock(),
-        calendar: WorkingDayCalendar = .chinaOfficial, logger: Logger
+        database: DepartmentDatabase, options: Options, clock: any WallClock = .system,
+        calendar: WorkingDayCalendar? = nil, logger: Logger
     ) {
         self.database = database
         self.options = options
@@ -57,11 +65,13 @@ public final class DepartmentSimulator: Sendable {
 
     /// Seeds, then generates and decides until stopped — or, when it does not decide, until the
     /// generation limit is reached.
-    /// - Throws: a database error, or ``DepartmentSimulatorError`` for options the department cannot do.
+    /// - Throws: a database error, ``DepartmentSimulatorError`` for options the department cannot
+    ///   do, or `WorkingDayCalendarError` when the calendar file cannot be read or a due date is
+    ///   outside its years.
     public func run() async throws {
         let department = database.system.id
         if options.seed {
-            let report = try await database.seed(now: clock.now())
+            let report = try await database.seed(clock: clock)
             if report.alreadySeeded {
                 logger.notice("\(department): already seeded; nothing written")
             } else {
@@ -73,9 +83,7 @@ public final class DepartmentSimulator: Sendable {
         let generator: RowGenerator? = try options.rate.map { _ in
             try RowGenerator(database: database, options: options.generator, clock: clock)
         }
-        let desk: DecisionDesk? =
-            options.decide && database.system.approves
-            ? try DecisionDesk(database: database, calendar: calendar, clock: clock) : nil
+        let desk: DecisionDesk? = options.decide && database.system.approves ? try makeDesk() : nil
         let gateway: SmsGateway? =
             options.decide && department == .smsGateway
             ? try SmsGateway(database: database, clock: clock) : nil
@@ -94,6 +102,18 @@ public final class DepartmentSimulator: Sendable {
         logger.notice("\(department): stopped")
     }
 
+    /// The decision desk, with the calendar given or read from ``Options/calendarFile``.
+    private func makeDesk() throws -> DecisionDesk {
+        let calendar = try self.calendar ?? WorkingDayCalendar.load(from: options.calendarFile)
+        if !calendar.provisionalYears.isEmpty {
+            let years = calendar.provisionalYears.sorted().map(String.init).joined(separator: ", ")
+            logger.warning(
+                "\(database.system.id): the working-day calendar \(calendar.source) is provisional for \(years) (statutory days only, not the State Council's notice yet)"
+            )
+        }
+        return try DecisionDesk(database: database, calendar: calendar, clock: clock)
+    }
+
     private func generate(_ generator: RowGenerator, rate: Double) async throws {
         let department = database.system.id
         let tables = generator.specs.map(\.table).joined(separator: ", ")
@@ -107,7 +127,7 @@ public final class DepartmentSimulator: Sendable {
         let fractions =
             "bad fraction \(options.generator.badFraction), update fraction \(options.generator.updateFraction)"
         logger.notice("\(department): generating \(pace) into \(tables), \(limit), \(fractions)")
-        let start = ContinuousClock.now
+        let start = ContinuousClock.now  // the real time taken, whatever the department's clock
         let logger = self.logger
         let report = try await generator.run(
             rate: rate, limit: options.limit, shouldStop: { [self] in self.isStopped },
@@ -116,7 +136,7 @@ public final class DepartmentSimulator: Sendable {
                     "\(department): \(report.inserted) rows inserted (\(report.bad) bad), \(report.updated) updated")
             })
         let elapsed = ContinuousClock.now - start
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.seconds
         let perSecond = seconds > 0 ? Int(Double(report.written) / seconds) : report.written
         let took = String(format: "%.1f", seconds)
         let rows = "\(report.inserted) rows (\(report.bad) bad) and \(report.updated) updates"

@@ -1,3 +1,4 @@
+import CivilTime
 import Foundation
 import GRDB
 
@@ -51,7 +52,7 @@ struct RowContext {
     /// The time rows are stamped with (one value per transaction).
     private(set) var now: Date
     /// `now`'s day in China.
-    private(set) var today: CalendarDate
+    private(set) var today: CivilDate
     /// `now` as `YYYY-MM-DD HH:MM:SS` China time.
     private(set) var local: String
 
@@ -60,14 +61,14 @@ struct RowContext {
         self.world = world
         self.serial = serial
         self.now = now
-        today = CalendarDate.china(now)
+        today = CivilDate.china(now)
         local = ChinaTime.local(now)
     }
 
     /// Moves the stamp to `date`.
     mutating func setNow(_ date: Date) {
         now = date
-        today = CalendarDate.china(date)
+        today = CivilDate.china(date)
         local = ChinaTime.local(date)
     }
 
@@ -93,7 +94,7 @@ struct WorldPools: Sendable {
     let couples: [(mother: Person, father: Person)]
     let restaurants: [Company]
 
-    init(_ world: SyntheticWorld, today: CalendarDate) {
+    init(_ world: SyntheticWorld, today: CivilDate) {
         self.world = world
         adults = world.people.filter { today.year - $0.birthDate.year >= 22 }
         let old = world.people.filter { today.year - $0.birthDate.year >= 60 }
@@ -219,7 +220,7 @@ enum RowFactory {
         if context.rng.chance(0.7) {
             let male = context.rng.chance(0.5)
             let year = context.today.year - 21 - context.rng.below(18)
-            let birth = CalendarDate(year: year, month: 1 + context.rng.below(12), day: 1 + context.rng.below(28))!
+            let birth = CivilDate(year: year, month: 1 + context.rng.below(12), day: 1 + context.rng.below(28))!
             let id = Vocabulary.residentId(
                 region: context.rng.pick(Vocabulary.otherRegions), birth: birth, male: male, &context.rng)
             let household = context.rng.pick(context.world.world.people)
@@ -275,7 +276,7 @@ enum RowFactory {
         let scheme = context.rng.pick(["110", "110", "310", "310", "210", "410", "510", "170", "390"])
         let employee = employeeSchemes.contains(scheme)
         let today = context.today
-        let begin = CalendarDate(
+        let begin = CivilDate(
             year: today.month == 12 ? today.year + 1 : today.year, month: today.month % 12 + 1, day: 1)!
         return [
             .text(context.world.personNumber(person)), .text(person.residentId), .text(person.name), .text(scheme),
@@ -547,10 +548,10 @@ enum RowFactory {
     }
 
     static func foodLicenceRow(
-        _ company: Company, form: String, area: Double, number: String, today: CalendarDate,
+        _ company: Company, form: String, area: Double, number: String, today: CivilDate,
         local: String
     ) -> [DatabaseValue] {
-        let until = CalendarDate(year: today.year + 5, month: today.month, day: min(today.day, 28))!.adding(days: -1)
+        let until = CivilDate(year: today.year + 5, month: today.month, day: min(today.day, 28))!.adding(days: -1)
         return [
             .text(number), .text(company.creditCode), .text(company.name), .text(form), .text(company.address),
             .text(decimal(area)), .text(today.compact), .text(until.compact), .text("佛山市禅城区市场监督管理局"), .text(local),
@@ -580,7 +581,7 @@ enum RowFactory {
 
     static func fireInspectionRow(
         _ company: Company, passed: Bool, findings: [String], inspector: String, serial: Int,
-        today: CalendarDate, local: String
+        today: CivilDate, local: String
     ) -> [DatabaseValue] {
         let json = "[" + findings.map { "\"\($0)\"" }.joined(separator: ",") + "]"
         return [
@@ -603,7 +604,7 @@ enum RowFactory {
     }
 
     static func eiaRow(
-        _ company: Company, purifier: Bool, serial: Int, today: CalendarDate, local: String
+        _ company: Company, purifier: Bool, serial: Int, today: CivilDate, local: String
     ) -> [DatabaseValue] {
         [
             .text("\(today.year)440604\(pad(serial % 100_000_000, 8))"), .text(company.creditCode),
@@ -626,7 +627,7 @@ enum RowFactory {
     }
 
     static func signboardRow(
-        _ company: Company, width: Double, height: Double, serial: Int, today: CalendarDate,
+        _ company: Company, width: Double, height: Double, serial: Int, today: CivilDate,
         local: String
     ) -> [DatabaseValue] {
         [
@@ -634,4 +635,11 @@ enum RowFactory {
             .text(company.address), .text(decimal(width)), .text(decimal(height)), .text(local),
         ]
     }
+}
+
+/// A non-negative number left-padded with zeros (faster than `String(format:)` on Linux).
+@inline(__always)
+func pad(_ value: Int, _ width: Int) -> String {
+    let text = String(value)
+    return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
 }

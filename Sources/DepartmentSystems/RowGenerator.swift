@@ -1,3 +1,5 @@
+import CivilTime
+import EventLog
 import EventSchemas
 import Foundation
 import GRDB
@@ -128,7 +130,7 @@ public final class RowGenerator: Sendable {
     /// - Throws: ``DepartmentSimulatorError`` for a table that is not a source table of the department.
     public init(
         database: DepartmentDatabase, options: Options = Options(), world: SyntheticWorld = SyntheticWorld(),
-        clock: any WallClock = SystemWallClock()
+        clock: any WallClock = .system
     ) throws {
         let all = RowFactory.specs(for: database.system.id)
         let chosen = options.tables.map { names in all.filter { names.contains($0.table) } } ?? all
@@ -151,7 +153,7 @@ public final class RowGenerator: Sendable {
         state = Mutex(
             State(
                 context: RowContext(
-                    rng: SeededGenerator(seed: options.seed), world: WorldPools(world, today: CalendarDate.china(now)),
+                    rng: SeededGenerator(seed: options.seed), world: WorldPools(world, today: CivilDate.china(now)),
                     now: now,
                     serial: Int(options.seed % 1000) * 1000)))
     }
@@ -187,6 +189,7 @@ public final class RowGenerator: Sendable {
     )
         async throws -> GenerationReport
     {
+        // The rate is rows per real second, whatever the department's clock: paced on the real one.
         let clock = ContinuousClock()
         let start = clock.now
         var lastProgress = start
@@ -202,17 +205,12 @@ public final class RowGenerator: Sendable {
             if let countLimit, report.written >= countLimit { break }
             var due = options.maxBatch
             if rate.isFinite {
-                let elapsed =
-                    Double((now - start).components.seconds) + Double((now - start).components.attoseconds) / 1e18
+                let elapsed = (now - start).seconds
                 due = Int(elapsed * rate) + 1 - report.written
             }
             if let countLimit { due = min(due, countLimit - report.written) }
             if due <= 0 {
-                let wait = max(
-                    0.001,
-                    (Double(report.written) / rate)
-                        - (Double((now - start).components.seconds)
-                            + Double((now - start).components.attoseconds) / 1e18))
+                let wait = max(0.001, Double(report.written) / rate - (now - start).seconds)
                 try await Task.sleep(for: .milliseconds(Int(min(wait, 0.1) * 1000) + 1))
                 continue
             }

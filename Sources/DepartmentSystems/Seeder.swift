@@ -1,3 +1,4 @@
+import CivilTime
 import Foundation
 import GRDB
 
@@ -15,11 +16,14 @@ extension DepartmentDatabase {
     /// companies in every department. Seeding a seeded database writes nothing.
     /// - Parameters:
     ///   - world: the simulated world. Default: 300 residents, 60 companies, 150 properties.
-    ///   - now: the time stamped on the rows.
+    ///   - clock: the clock whose time is stamped on the rows. Default: the system clock.
     /// - Throws: a database error (nothing is written then).
     @discardableResult
-    public func seed(world: SyntheticWorld = SyntheticWorld(), now: Date = Date()) async throws -> SeedReport {
+    public func seed(
+        world: SyntheticWorld = SyntheticWorld(), clock: any WallClock = .system
+    ) async throws -> SeedReport {
         let department = system.id
+        let now = clock.now()
         return try await writer.write { db in
             if try String.fetchOne(db, sql: "SELECT value FROM simulator_meta WHERE key = 'seeded_at'") != nil {
                 return SeedReport(rows: [:], alreadySeeded: true)
@@ -42,7 +46,7 @@ private struct Seeding {
     let now: Date
 
     var local: String { ChinaTime.local(now) }
-    var today: CalendarDate { CalendarDate.china(now) }
+    var today: CivilDate { CivilDate.china(now) }
 
     func seed(_ department: DepartmentID) throws -> [String: Int] {
         var counts: [String: Int] = [:]
@@ -74,7 +78,7 @@ private struct Seeding {
                         "head_id_no": .text(head.residentId),
                         "address": .text(head.address), "police_station": .text(head.policeStation),
                         "established_on": .text(
-                            CalendarDate(year: max(1990, head.birthDate.year + 24), month: 3, day: 1)!.compact),
+                            CivilDate(year: max(1990, head.birthDate.year + 24), month: 3, day: 1)!.compact),
                     ])
             }
             for person in world.people {
@@ -104,7 +108,7 @@ private struct Seeding {
                     ])
                 let schemes = retired ? ["170"] : ["110", "310"]
                 for scheme in schemes {
-                    let begin = CalendarDate(
+                    let begin = CivilDate(
                         year: max(today.year - 10, person.birthDate.year + 20), month: 1 + rng.below(12), day: 1)!
                     try insert(
                         RowFactory.enrolments,

@@ -1,3 +1,4 @@
+import CivilTime
 import EventModel
 import EventSchemas
 import Foundation
@@ -26,7 +27,7 @@ public struct SmsGateway: Sendable {
 
     /// A gateway over an `sms-gateway` database.
     /// - Throws: ``DepartmentSimulatorError`` for another department's database.
-    public init(database: DepartmentDatabase, clock: any WallClock = SystemWallClock()) throws {
+    public init(database: DepartmentDatabase, clock: any WallClock = .system) throws {
         guard database.system.id == .smsGateway else {
             throw DepartmentSimulatorError("\(database.system.id) is not the SMS gateway")
         }

@@ -1,3 +1,4 @@
+import CivilTime
 import EventSchemas
 import Foundation
 
@@ -47,7 +48,7 @@ public struct Person: Sendable, Hashable {
     /// GB/T 2261.1 sex code: `1` male, `2` female.
     public var genderCode: String
     /// The birth date.
-    public var birthDate: CalendarDate
+    public var birthDate: CivilDate
     /// An 11-digit mobile number.
     public var mobile: String
     /// The 12-digit household number (户号).
@@ -81,7 +82,7 @@ public struct Company: Sendable, Hashable {
     /// Registered capital in fen.
     public var capitalFen: Int
     /// The date of establishment.
-    public var established: CalendarDate
+    public var established: CivilDate
 }
 
 /// A real estate unit (不动产单元) in Chancheng.
@@ -168,7 +169,7 @@ enum Vocabulary {
 
     /// A valid resident ID number for a birth date (a fresh sequence number; sex in its parity).
     static func residentId(
-        region: String = "440604", birth: CalendarDate, male: Bool, _ rng: inout SeededGenerator
+        region: String = "440604", birth: CivilDate, male: Bool, _ rng: inout SeededGenerator
     ) -> String {
         // ResidentIDNumber.make does the same through String(format:), which is slow on Linux; the
         // generator makes tens of thousands a second.
@@ -218,20 +219,20 @@ public struct SyntheticWorld: Sendable {
     /// `properties` properties, as of `today`.
     public init(
         seed: UInt64 = 440_604, residents: Int = 300, companies: Int = 60, properties: Int = 150,
-        today: CalendarDate = CalendarDate(year: 2025, month: 1, day: 1)!
+        today: CivilDate = CivilDate(year: 2025, month: 1, day: 1)!
     ) {
         var rng = SeededGenerator(seed: seed)
         var people: [Person] = []
         var used = Set<String>()
         var householdSerial = 0
-        func born(yearsAgo: ClosedRange<Int>) -> CalendarDate {
+        func born(yearsAgo: ClosedRange<Int>) -> CivilDate {
             let year = today.year - Int.random(in: yearsAgo, using: &rng)
             let month = 1 + rng.below(12)
-            return CalendarDate(
-                year: year, month: month, day: 1 + rng.below(CalendarDate.daysIn(year: year, month: month)))!
+            return CivilDate(
+                year: year, month: month, day: 1 + rng.below(CivilDate.daysIn(year: year, month: month)))!
         }
         func person(
-            male: Bool, birth: CalendarDate, relation: String, household: String, address: String,
+            male: Bool, birth: CivilDate, relation: String, household: String, address: String,
             station: String, surname: Character? = nil
         ) -> Person {
             var id = Vocabulary.residentId(birth: birth, male: male, &rng)

@@ -510,11 +510,6 @@ struct TopicPartitionKey: Hashable {
     let partition: Int
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
-}
-
 /// Reads records of one partition.
 enum RecordReader {
     static func read(_ db: Database, topic: TopicRow, partition: Int, from offset: Int64, limit: Int) throws

@@ -183,13 +183,8 @@ extension Date {
     /// same rule as EventModel's `Timestamp.milliseconds` so a record's timestamp and its `ce_time`
     /// agree. Within a microsecond below a whole millisecond counts as that millisecond: a `Date`
     /// is a `Double`, and a time written in whole milliseconds can come back a hair below them.
-    var milliseconds: Int64 {
-        let scaled = timeIntervalSince1970 * 1000
-        let nearest = scaled.rounded()
-        if nearest - scaled >= 0, nearest - scaled < 0.001 { return Int64(nearest) }
-        return Int64(scaled.rounded(.down))
-    }
-    init(milliseconds: Int64) { self.init(timeIntervalSince1970: Double(milliseconds) / 1000) }
+    var milliseconds: Int64 { millisecondsSince1970 }
+    init(milliseconds: Int64) { self.init(millisecondsSince1970: milliseconds) }
 }
 
 /// Turns GRDB errors into ``LogError``s that say what to do.

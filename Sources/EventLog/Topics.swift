@@ -24,11 +24,11 @@ public struct TopicSpec: Sendable, Hashable {
         self.cleanup = cleanup
     }
 
-    /// The retention in milliseconds, `nil` when records are kept for ever or the topic is compacted.
+    /// The retention in milliseconds (rounded up), `nil` when records are kept for ever or the
+    /// topic is compacted.
     public var retentionMilliseconds: Int64? {
         guard case .delete(let retention?) = cleanup else { return nil }
-        let (seconds, attoseconds) = retention.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return retention.milliseconds
     }
 }
 

@@ -1,3 +1,4 @@
+import CivilTime
 import EventLog
 import Foundation
 
@@ -104,12 +105,7 @@ public enum Timestamp {
     /// time written with whole milliseconds can come back a hair below them (…122.99999 ms): within
     /// a microsecond below a whole millisecond counts as that millisecond. The embedded log stamps
     /// its records the same way, so a record's timestamp and its `ce_time` always agree.
-    public static func milliseconds(_ date: Date) -> Int64 {
-        let scaled = date.timeIntervalSince1970 * 1000
-        let nearest = scaled.rounded()
-        if nearest - scaled >= 0, nearest - scaled < 0.001 { return Int64(nearest) }
-        return Int64(scaled.rounded(.down))
-    }
+    public static func milliseconds(_ date: Date) -> Int64 { date.millisecondsSince1970 }
 
     /// `2024-01-15T08:30:00.000Z`. Computed directly (civil-from-days), because it runs for every
     /// record published and Foundation's formatters cost tens of microseconds a call.
@@ -193,28 +189,15 @@ public enum Timestamp {
         index += width
     }
 
-    /// Howard Hinnant's civil_from_days: the proleptic Gregorian year, month and day of a day count
-    /// from 1970-01-01.
+    /// The proleptic Gregorian year, month and day of a day count from 1970-01-01 (CivilTime's).
     static func civil(_ daysSince1970: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let days = daysSince1970 + 719_468
-        let era = (days >= 0 ? days : days - 146_096) / 146_097
-        let dayOfEra = days - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthIndex = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-        let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+        let (year, month, day) = CivilDate.civil(daysSinceEpoch: Int(daysSince1970))
+        return (Int64(year), Int64(month), Int64(day))
     }
 
-    /// Howard Hinnant's days_from_civil: the inverse of ``civil(_:)``.
+    /// Days from 1970-01-01 to a valid day: the inverse of ``civil(_:)`` (CivilTime's).
     static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let year = month <= 2 ? year - 1 : year
-        let era = (year >= 0 ? year : year - 399) / 400
-        let yearOfEra = year - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
+        Int64(CivilDate.daysSinceEpoch(year: Int(year), month: Int(month), day: Int(day)))
     }
 
     /// Parses RFC 3339 with or without fractional seconds, with `Z` or a numeric offset.
@@ -245,11 +228,9 @@ public enum Timestamp {
                 bytes[10] == UInt8(ascii: "T"), bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
                 let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
                 let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2),
-                year >= 1, (1...12).contains(month), day >= 1, hour < 24, minute < 60, second < 60
+                year >= 1, CivilDate.isValid(year: Int(year), month: Int(month), day: Int(day)),
+                hour < 24, minute < 60, second < 60
             else { return nil }
-            let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-            let lengths: [Int64] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-            guard day <= lengths[Int(month) - 1] else { return nil }
             var index = 19
             var fraction: Int64 = 0
             var scale: Int64 = 1

@@ -1,3 +1,4 @@
+import CivilTime
 import EventModel
 import Foundation
 
@@ -78,13 +79,13 @@ public struct ValidatedEvent: Sendable {
 /// event for one department travels on that department's topic (``CatalogTopic/ownerField``).
 public struct EventValidator: Sendable {
     public let catalog: TopicCatalog
-    /// The clock formats that depend on today read (a resident ID's birth date may not be in the
-    /// future). Default: the system clock.
-    public let now: @Sendable () -> Date
+    /// The clock that formats depending on today read (a resident ID's birth date may not be in
+    /// the future). Default: the system clock.
+    public let clock: any WallClock
 
-    public init(catalog: TopicCatalog, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(catalog: TopicCatalog, clock: any WallClock = .system) {
         self.catalog = catalog
-        self.now = now
+        self.clock = clock
     }
 
     /// The topic among `carriers` whose owner the body names in the topics' owner field, when
@@ -144,7 +145,7 @@ public struct EventValidator: Sendable {
                     "\(event.type) is carried by several topics (\(carriers.map(\.name).joined(separator: ", "))); name one")
             }
         }
-        let violations = schema.validate(body, now: now())
+        let violations = schema.validate(body, now: clock.now())
         if !violations.isEmpty {
             throw failure(.schemaViolation, "the body does not match the schema of \(event.type)", violations)
         }

@@ -1,3 +1,4 @@
+import EventLog
 import Foundation
 import Logging
 
@@ -109,5 +110,6 @@ public struct KafkaConfiguration: Sendable {
         "compression.type", "queue.buffering.max.messages", "queue.buffering.max.kbytes",
     ]
 
-    var timeoutMilliseconds: Int32 { Int32(requestTimeout.components.seconds * 1000) }
+    /// ``requestTimeout`` in librdkafka's milliseconds (a fraction of a second kept: 500 ms is 500).
+    var timeoutMilliseconds: Int32 { Int32(clamping: requestTimeout.milliseconds) }
 }

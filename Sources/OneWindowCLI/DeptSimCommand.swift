@@ -1,4 +1,5 @@
 import ArgumentParser
+import CivilTime
 import DepartmentSystems
 import Foundation
 import Logging
@@ -65,6 +66,9 @@ public struct DeptSimCommand: AsyncParsableCommand {
     @Option(help: "Start the department's clock at a date (YYYY-MM-DD, 09:00 China time) or an RFC 3339 instant.")
     var start: String?
 
+    @Option(help: "The rules folder: --decide reads the working-day calendar from its calendar.yaml.")
+    var rules: String = "Rules"
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error. Default: info.")
     var logLevel: String = "info"
 
@@ -89,7 +93,7 @@ public struct DeptSimCommand: AsyncParsableCommand {
         guard (0...1).contains(badFraction), (0...1).contains(updateFraction) else {
             throw ValidationError("--bad-fraction and --update-fraction are between 0 and 1")
         }
-        guard speed > 0 else { throw ValidationError("--speed must be above 0") }
+        guard speed > 0, speed.isFinite else { throw ValidationError("--speed must be a number above 0") }
         if let start, startInstant(start) == nil {
             throw ValidationError("--start '\(start)' is not a date (YYYY-MM-DD) or an RFC 3339 instant")
         }
@@ -111,7 +115,7 @@ public struct DeptSimCommand: AsyncParsableCommand {
         let path = db ?? "var/departments/\(id.rawValue).sqlite"
         let database = try DepartmentDatabase.open(id, path: path)
         logger.notice("\(id): \(database.system.name), database \(path)")
-        let clock = AcceleratedClock(speed: speed, start: start.flatMap(startInstant) ?? Date())
+        let clock = AcceleratedClock(speed: speed, start: start.flatMap(startInstant) ?? SystemWallClock().now())
         var options = DepartmentSimulator.Options()
         options.seed = seed
         options.decide = decide
@@ -120,7 +124,8 @@ public struct DeptSimCommand: AsyncParsableCommand {
         if let duration { options.limit = .duration(.milliseconds(Int64(duration * 1000))) }
         options.generator = RowGenerator.Options(
             tables: table.isEmpty ? nil : table, badFraction: badFraction, updateFraction: updateFraction,
-            seed: randomSeed ?? UInt64(Date().timeIntervalSince1970 * 1000))
+            seed: randomSeed ?? UInt64(SystemWallClock().now().timeIntervalSince1970 * 1000))
+        options.calendarFile = URL(fileURLWithPath: rules).appendingPathComponent("calendar.yaml")
         let simulator = DepartmentSimulator(database: database, options: options, clock: clock, logger: logger)
         // The simulator returns when its --count or --duration is done: that ends the group, not as a failure.
         let service = ServiceGroupConfiguration.ServiceConfiguration(
@@ -132,7 +137,7 @@ public struct DeptSimCommand: AsyncParsableCommand {
     }
 
     private func startInstant(_ text: String) -> Date? {
-        if let day = CalendarDate(text) { return day.chinaTime(hour: 9) }
+        if let day = CivilDate(text) { return day.chinaTime(hour: 9) }
         return ChinaTime.parse(text)
     }
 }

@@ -158,10 +158,11 @@ enum CleanupText {
         case .compact: return "compact"
         case .delete(nil): return "keep forever"
         case .delete(let retention?):
-            let seconds = retention.components.seconds
-            if seconds % 86_400 == 0 { return "retain \(seconds / 86_400)d" }
-            if seconds % 3_600 == 0 { return "retain \(seconds / 3_600)h" }
-            return "retain \(seconds)s"
+            let milliseconds = retention.milliseconds
+            if milliseconds % 86_400_000 == 0 { return "retain \(milliseconds / 86_400_000)d" }
+            if milliseconds % 3_600_000 == 0 { return "retain \(milliseconds / 3_600_000)h" }
+            if milliseconds % 1000 == 0 { return "retain \(milliseconds / 1000)s" }
+            return "retain \(milliseconds)ms"
         }
     }
 }

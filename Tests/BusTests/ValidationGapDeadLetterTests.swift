@@ -1,4 +1,5 @@
 import Bus
+import CivilTime
 import EmbeddedLog
 import EventLog
 import EventModel
@@ -16,7 +17,7 @@ struct ValidationGapDeadLetterTests {
         try await bus.log.createTopics(repositoryCatalog.topicSpecs)
         // A fixed clock: 2026-11-29 in China.
         let now = try #require(ISO8601DateFormatter().date(from: "2026-11-29T04:00:00Z"))
-        let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "gaps", now: { now })
+        let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "gaps", clock: TestWallClock(now))
         let death = try #require(repositoryCatalog.schemas["household.death.registered"]?.examples.first)
         let request = try #require(repositoryCatalog.schemas["approval.requested"]?.examples.first)
 

@@ -1,3 +1,4 @@
+import CivilTime
 import DepartmentSystems
 import EventSchemas
 import Foundation
@@ -75,7 +76,7 @@ import Testing
                 // The sex in the ID number's sequence matches the GB/T 2261.1 code.
                 let odd = Int(String(Array(id)[16]))! % 2 == 1
                 #expect((row["gender"] as String) == (odd ? "1" : "2"))
-                #expect(CalendarDate(row["birth_date"] as String)?.compact == String(id.dropFirst(6).prefix(8)))
+                #expect(CivilDate(row["birth_date"] as String)?.compact == String(id.dropFirst(6).prefix(8)))
                 #expect((2...4).contains((row["name"] as String).count))
             }
             let distinct = try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT id_no) FROM residents")
@@ -108,7 +109,7 @@ import Testing
     @Test(arguments: DepartmentID.allCases.filter { $0 != .smsGateway })
     func seedRowsAreValidEvents(_ department: DepartmentID) async throws {
         let database = try temporaryDatabase(department)
-        try await database.seed(now: china("2025-03-03 10:00:00"))
+        try await database.seed(clock: TestWallClock(china("2025-03-03 10:00:00")))
         let configuration = try ConnectorFiles.configuration(for: department)
         for source in ConnectorFiles.tableSources(configuration) {
             let rows = try await database.writer.read { db in try Row.fetchAll(db, sql: "SELECT * FROM \(source.table)")

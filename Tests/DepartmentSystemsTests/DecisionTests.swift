@@ -1,8 +1,10 @@
+import CivilTime
 import Connectors
 import DepartmentSystems
 import EventSchemas
 import Foundation
 import GRDB
+import Logging
 import Testing
 
 /// An `approval.requested` body.
@@ -55,29 +57,29 @@ func decidedBody(_ row: Row, department: DepartmentID) -> JSONValue {
 @Suite struct DecisionTests {
     @Test func decidesAfterThreeWorkingDaysAcrossNationalDay() async throws {
         let database = try temporaryDatabase(.environment)
-        let clock = ManualClock(china("2025-09-30 10:00:00"))
-        let desk = try DecisionDesk(database: database, clock: clock)
+        let clock = TestWallClock(china("2025-09-30 10:00:00"))
+        let desk = try DecisionDesk(database: database, calendar: calendar, clock: clock)
         #expect(desk.policy.processingDays == 3)
         try await deliver(
             request(
                 "RA-2025-000123", department: .environment, item: "environmental-filing",
                 details: ["fumePurifier": true, "address": "佛山市禅城区祖庙路33号首层"]),
             to: database, receivedAt: "2025-09-30T02:00:00.000Z")
-        #expect(desk.decisionTime(receivedAt: china("2025-09-30 10:00:00")) == china("2025-10-11 09:00:00"))
+        #expect(try desk.decisionTime(receivedAt: china("2025-09-30 10:00:00")) == china("2025-10-11 09:00:00"))
         for moment in [
             "2025-09-30 18:00:00", "2025-10-01 09:00:00", "2025-10-08 17:00:00", "2025-10-10 17:00:00",
             "2025-10-11 08:59:59",
         ] {
-            clock.set(china(moment))
+            await clock.advance(to: china(moment))
             #expect(try await desk.decideDue().isEmpty, "decided too early at \(moment)")
         }
         #expect(try database.count("approval_decisions") == 0)
-        clock.set(china("2025-10-11 09:00:00"))
+        await clock.advance(to: china("2025-10-11 09:00:00"))
         let decided = try await desk.decideDue()
         #expect(decided.count == 1)
         #expect(decided.first?.decision.outcome == .approved)
         // Idempotent: nothing is decided twice.
-        clock.set(china("2025-10-20 09:00:00"))
+        await clock.advance(to: china("2025-10-20 09:00:00"))
         #expect(try await desk.decideDue().isEmpty)
         #expect(try database.count("approval_decisions") == 1)
         try await database.writer.read { db in
@@ -96,8 +98,8 @@ func decidedBody(_ row: Row, department: DepartmentID) -> JSONValue {
 
     @Test func foodSafetyRejectsSmallPremisesAndMissingFloorPlansAndLicensesTheRest() async throws {
         let database = try temporaryDatabase(.foodSafety)
-        let clock = ManualClock(china("2025-02-17 10:05:00"))
-        let desk = try DecisionDesk(database: database, clock: clock)
+        let clock = TestWallClock(china("2025-02-17 10:05:00"))
+        let desk = try DecisionDesk(database: database, calendar: calendar, clock: clock)
         try await deliver(
             request(
                 "RA-2025-000001", department: .foodSafety, item: "food-business-licence",
@@ -113,9 +115,9 @@ func decidedBody(_ row: Row, department: DepartmentID) -> JSONValue {
                 "RA-2025-000003", department: .foodSafety, item: "food-business-licence",
                 details: ["areaSquareMetres": 120.5, "seats": 48, "address": "佛山市禅城区祖庙路33号首层"]),
             to: database, receivedAt: "2025-02-17T10:05:00+08:00")
-        clock.set(china("2025-02-21 17:00:00"))
+        await clock.advance(to: china("2025-02-21 17:00:00"))
         #expect(try await desk.decideDue().isEmpty)
-        clock.set(china("2025-02-24 09:30:00"))
+        await clock.advance(to: china("2025-02-24 09:30:00"))
         let decided = Dictionary(
             uniqueKeysWithValues: try await desk.decideDue().map { ($0.applicationId, $0.decision) })
         #expect(decided["RA-2025-000001"]?.outcome == .rejected)
@@ -162,13 +164,13 @@ func decidedBody(_ row: Row, department: DepartmentID) -> JSONValue {
         ]
         for (index, (department, details, expected)) in cases.enumerated() {
             let database = try temporaryDatabase(department)
-            let clock = ManualClock(china("2025-03-03 10:00:00"))
-            let desk = try DecisionDesk(database: database, clock: clock)
+            let clock = TestWallClock(china("2025-03-03 10:00:00"))
+            let desk = try DecisionDesk(database: database, calendar: calendar, clock: clock)
             let application = "RA-2025-\(pad6(100 + index))"
             try await deliver(
                 request(application, department: department, item: "item-\(department.rawValue)", details: details),
                 to: database, receivedAt: "2025-03-03T10:00:00+08:00")
-            clock.set(china("2025-03-31 10:00:00"))
+            await clock.advance(to: china("2025-03-31 10:00:00"))
             let decided = try await desk.decideDue()
             #expect(decided.first?.decision.outcome == expected, "\(department) \(details)")
             try await database.writer.read { db in
@@ -190,6 +192,31 @@ func decidedBody(_ row: Row, department: DepartmentID) -> JSONValue {
         }
     }
 
+    @Test func aDueDateOutsideTheCalendarIsAnErrorNotAGuess() async throws {
+        let database = try temporaryDatabase(.environment)
+        let clock = TestWallClock(china("2027-12-30 10:00:00"))
+        let desk = try DecisionDesk(database: database, calendar: calendar, clock: clock)
+        try await deliver(
+            request("RA-2027-000001", department: .environment, item: "environmental-filing"),
+            to: database, receivedAt: "2027-12-30T10:00:00+08:00")
+        // Three working days after Thursday 2027-12-30 run into 2028, which Rules/calendar.yaml lacks.
+        let error = await #expect(throws: WorkingDayCalendarError.self) { try await desk.decideDue() }
+        #expect(error?.date == CivilDate("2028-01-01"))
+        #expect(error?.description.contains("2025–2027") == true)
+    }
+
+    @Test func theSimulatorReadsItsCalendarFromTheRulesFolder() async throws {
+        var options = DepartmentSimulator.Options()
+        options.decide = true
+        #expect(options.calendarFile.path.hasSuffix("/Rules/calendar.yaml"), "by default under the working directory")
+        options.calendarFile = URL(fileURLWithPath: "/nonexistent/rules/calendar.yaml")
+        let simulator = DepartmentSimulator(
+            database: try temporaryDatabase(.environment), options: options, logger: Logger(label: "test"))
+        let error = await #expect(throws: WorkingDayCalendarError.self) { try await simulator.run() }
+        #expect(error?.code == .unreadable)
+        #expect(error?.description.contains("/nonexistent/rules/calendar.yaml") == true)
+    }
+
     @Test func aWrongApplicantIdIsRejected() {
         let policy = DepartmentSystem.named(.tax).policy!
         let decision = policy.decide(
@@ -197,7 +224,7 @@ func decidedBody(_ row: Row, department: DepartmentID) -> JSONValue {
                 body: request(
                     "HT-2025-000045", department: .tax, item: "tax-clearance",
                     residentId: "440604199308220248")),
-            serial: 1, on: CalendarDate("2025-03-03")!)
+            serial: 1, on: CivilDate("2025-03-03")!)
         #expect(decision.outcome == .rejected)
         #expect(decision.reason?.contains("公民身份号码") == true)
     }
@@ -213,7 +240,7 @@ func decidedBody(_ row: Row, department: DepartmentID) -> JSONValue {
                             '440604199308220247', '{"service":"我要开餐馆","applicationId":"RA-2025-000123"}')
                     """)
         }
-        let gateway = try SmsGateway(database: database, clock: ManualClock(china("2025-02-26 15:05:00")))
+        let gateway = try SmsGateway(database: database, clock: TestWallClock(china("2025-02-26 15:05:00")))
         let sent = try await gateway.sendPending()
         #expect(sent.count == 1)
         #expect(sent.first?.text.contains("我要开餐馆（办件号RA-2025-000123）已办结") == true)

@@ -1,3 +1,4 @@
+import CivilTime
 import Connectors
 import DepartmentSystems
 import EventSchemas
@@ -14,6 +15,15 @@ let catalog: TopicCatalog = {
         return try TopicCatalog.load(from: repositoryRoot.appendingPathComponent("Topics"))
     } catch {
         fatalError("Topics/ does not load: \(error)")
+    }
+}()
+
+/// The repository's working-day calendar, `Rules/calendar.yaml`.
+let calendar: WorkingDayCalendar = {
+    do {
+        return try WorkingDayCalendar.load(from: repositoryRoot.appendingPathComponent(WorkingDayCalendar.defaultPath))
+    } catch {
+        fatalError("Rules/calendar.yaml does not load: \(error)")
     }
 }()
 

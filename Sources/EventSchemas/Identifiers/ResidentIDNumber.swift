@@ -1,3 +1,4 @@
+import CivilTime
 import Foundation
 
 /// The 18-character citizen identity number of GB 11643-1999 (公民身份号码): a 6-digit region
@@ -9,13 +10,13 @@ public enum ResidentIDNumber {
 
     /// The earliest birth date a number may carry: 1900-01-01 (the register holds no one born
     /// earlier, and a year 18xx is a typo).
-    public static let earliestBirthDate = (year: 1900, month: 1, day: 1)
+    public static let earliestBirthDate = CivilDate(year: 1900, month: 1, day: 1)!
 
     /// What is wrong with `text` as a resident ID number, or `nil` when it is valid.
     /// - Parameter today: today's date in China time; a birth date after it is refused. Default:
     ///   the system clock's date in China time (UTC+8).
-    public static func problem(in text: String, today: (year: Int, month: Int, day: Int)? = nil) -> String? {
-        let today = today ?? FormatContext(now: Date()).chinaToday
+    public static func problem(in text: String, today: CivilDate? = nil) -> String? {
+        let today = today ?? CivilDate.china(Date())
         if isValidASCII(text, today: today) { return nil }
         let characters = Array(text)
         guard characters.count == 18 else { return "should be 18 characters, found \(characters.count)" }
@@ -33,15 +34,14 @@ public enum ResidentIDNumber {
         let year = Int(birth.prefix(4))!
         let month = Int(birth.dropFirst(4).prefix(2))!
         let day = Int(birth.suffix(2))!
-        guard Gregorian.isValid(year: year, month: month, day: day) else {
+        guard let born = CivilDate(year: year, month: month, day: day) else {
             return "birth date \(birth) is not a date"
         }
-        guard (year, month, day) >= earliestBirthDate else {
+        guard born >= earliestBirthDate else {
             return "birth date \(birth) is before 1900-01-01"
         }
-        guard (year, month, day) <= today else {
-            return "birth date \(birth) is in the future (today is "
-                + String(format: "%04d-%02d-%02d", today.year, today.month, today.day) + " in China time)"
+        guard born <= today else {
+            return "birth date \(birth) is in the future (today is \(today) in China time)"
         }
         let expected = checkCharacter(for: String(characters.prefix(17)))!
         guard expected == characters[17] else {
@@ -52,7 +52,7 @@ public enum ResidentIDNumber {
 
     /// The check on the UTF-8 bytes, without building characters: `true` only for a valid number
     /// (``problem(in:)`` then says nothing more); `false` lets ``problem(in:)`` find the reason.
-    static func isValidASCII(_ text: String, today: (year: Int, month: Int, day: Int)) -> Bool {
+    static func isValidASCII(_ text: String, today: CivilDate) -> Bool {
         var text = text
         return text.withUTF8 { bytes in
             guard bytes.count == 18, (UInt8(ascii: "1")...UInt8(ascii: "8")).contains(bytes[0]) else { return false }
@@ -63,8 +63,8 @@ public enum ResidentIDNumber {
                 sum += Int(digit) * weights[index]
             }
             guard let year = Formats.digits(bytes, 6, 4), year >= 1900, let month = Formats.digits(bytes, 10, 2),
-                let day = Formats.digits(bytes, 12, 2), Gregorian.isValid(year: year, month: month, day: day),
-                (year, month, day) <= today
+                let day = Formats.digits(bytes, 12, 2), CivilDate.isValid(year: year, month: month, day: day),
+                (year, month, day) <= (today.year, today.month, today.day)
             else { return false }
             return checkBytes[sum % 11] == bytes[17]
         }
@@ -170,26 +170,5 @@ public enum MobileNumber {
             return "should start with 13 to 19"
         }
         return nil
-    }
-}
-
-enum Gregorian {
-    /// The date `days` days after 1970-01-01 (H. Hinnant's days-to-civil algorithm).
-    static func civil(daysSinceEpoch days: Int) -> (year: Int, month: Int, day: Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let shifted = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * shifted + 2) / 5 + 1
-        let month = shifted < 10 ? shifted + 3 : shifted - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
-    static func isValid(year: Int, month: Int, day: Int) -> Bool {
-        guard (1...12).contains(month), day >= 1 else { return false }
-        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
-        return day <= [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
     }
 }

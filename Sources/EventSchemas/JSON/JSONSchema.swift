@@ -1,3 +1,4 @@
+import CivilTime
 import ConfigFiles
 import Foundation
 
@@ -58,8 +59,7 @@ struct FormatContext: Sendable {
     var now: Date
 
     /// Today's date in China time (UTC+8, no daylight saving).
-    // When the CivilTime module lands, this becomes its China-time conversion of `now`.
-    var chinaToday: (year: Int, month: Int, day: Int) { Gregorian.civil(daysSinceEpoch: Int((now.timeIntervalSince1970 + 8 * 3600) / 86_400.0 .rounded(.down))) }
+    var chinaToday: CivilDate { CivilDate.china(now) }
 }
 
 /// One way an instance breaks its schema.
@@ -479,7 +479,7 @@ public enum Formats {
         var text = text
         let fields = text.withUTF8 { bytes in fullDate(bytes) }
         guard let (year, month, day) = fields else { return "should be a date like 2025-01-31" }
-        return Gregorian.isValid(year: year, month: month, day: day) ? nil : "\(text) is not a calendar day"
+        return CivilDate.isValid(year: year, month: month, day: day) ? nil : "\(text) is not a calendar day"
     }
 
     /// The year, month and day of exactly `YYYY-MM-DD`, not yet checked against the calendar.
@@ -508,7 +508,7 @@ public enum Formats {
         let valid = text.withUTF8 { bytes -> Bool in
             guard bytes.count >= 20, bytes[10] == UInt8(ascii: "T"),
                 let (year, month, day) = fullDate(UnsafeBufferPointer(rebasing: bytes[0..<10])),
-                Gregorian.isValid(year: year, month: month, day: day)
+                CivilDate.isValid(year: year, month: month, day: day)
             else { return false }
             guard let hour = digits(bytes, 11, 2), hour < 24, bytes[13] == UInt8(ascii: ":"),
                 let minute = digits(bytes, 14, 2), minute < 60, bytes[16] == UInt8(ascii: ":"),

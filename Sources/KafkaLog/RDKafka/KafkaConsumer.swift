@@ -301,7 +301,7 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
     }
 
     func poll(maxRecords: Int, timeout: Duration) async throws -> [LogRecord] {
-        let milliseconds = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Int(clamping: timeout.milliseconds)
         let context = self.context.takeUnretainedValue()
         return try await blocking.run { [self] in
             if closed { throw LogError(.closed, "the consumer is closed") }

@@ -334,7 +334,7 @@ final class ProducerCore: @unchecked Sendable {
             }
         }
         let partition = Int32(record.partition ?? Int(RD_KAFKA_PARTITION_UA))
-        let timestamp = record.timestamp.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? 0
+        let timestamp = record.timestamp?.millisecondsSince1970 ?? 0
         let key = record.key ?? Data()
         let hasKey: Int32 = record.key == nil ? 0 : 1
         return key.withUnsafeBytes { key in
@@ -417,9 +417,4 @@ final class KafkaProducer: Sendable {
     func close() async {
         await core.close()
     }
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }
