@@ -30,11 +30,18 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
+        // The strict reader of configuration files (YAML through Yams' nodes: every value with its
+        // line; unknown keys refused with the nearest known one). A target of its own, depending on
+        // Yams alone, so that the catalog (EventSchemas), connector files (Connectors), the
+        // calendar data (CivilTime) and the orchestrator's rules read files the same way without
+        // one of them having to depend on another's code.
+        .target(name: "ConfigFiles", dependencies: ["Yams"]),
         // Time: civil dates, the China time zone, working days (data in Rules/calendar.yaml) and the
-        // one injectable `WallClock` that reads the time and sleeps. Depends on nothing of ours.
+        // one injectable `WallClock` that reads the time and sleeps. Of ours, it depends only on the
+        // strict reader of its data file.
         .target(
             name: "CivilTime",
-            dependencies: ["Yams"]
+            dependencies: ["ConfigFiles"]
         ),
         // The log interface: topics, partitions, offsets, consumer groups. Knows bytes, not events.
         .target(name: "EventLog"),
@@ -57,12 +64,6 @@ let package = Package(
         ),
         // Events: CloudEvents attributes and their Kafka binding (binary mode).
         .target(name: "EventModel", dependencies: ["EventLog", "CivilTime"]),
-        // The strict reader of configuration files (YAML through Yams' nodes: every value with its
-        // line; unknown keys refused with the nearest known one). A target of its own, depending on
-        // Yams alone, so that the catalog (EventSchemas), connector files (Connectors), the
-        // calendar data (CivilTime) and the orchestrator's rules read files the same way without
-        // one of them having to depend on another's code.
-        .target(name: "ConfigFiles", dependencies: ["Yams"]),
         // JSON, JSON Schema (draft 2020-12 subset), identifier formats, the topic catalog.
         .target(name: "EventSchemas", dependencies: ["EventModel", "EventLog", "CivilTime", "ConfigFiles"]),
         // Validated publishing with dead letters; choosing a backend from a bus address.

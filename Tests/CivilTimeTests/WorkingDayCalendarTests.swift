@@ -133,7 +133,7 @@ func day(_ text: String) -> CivilDate { CivilDate(text)! }
         ("years:\n  2026:\n    notice: x\n    holidays:\n      - name: A\n        off: 2026-02-30\n", 6, "not a date"),
         ("years:\n  2026:\n    notice: x\n    holidays:\n      - name: A\n        off: 2062-10-01\n", 6, "mistyped"),
         ("years:\n  26:\n    notice: x\n    holidays: []\n", 2, "not a year"),
-        ("years:\n  2026:\n    holidays: []\n", 3, "no `notice:`"),
+        ("years:\n  2026:\n    holidays: []\n", 3, "missing key notice"),
         ("yeers:\n  2026: {}\n", 1, "did you mean years?"),
     ])
     func refusesWithTheLineAndTheRule(yaml: String, line: Int, message: String) {
