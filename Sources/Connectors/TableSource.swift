@@ -116,7 +116,7 @@ struct TableSource: Sendable {
         context.logger.notice("\(id): reading \(configuration.table) after \(position?.saved ?? "the start")")
         let clock = ContinuousClock()
         var lastLag = clock.now.advanced(by: .seconds(-60))
-        while !Task.isCancelled {
+        while partShouldContinue {
             let (condition, arguments) = position?.condition(cursor: cursor, key: key) ?? ("WHERE \(cursor) IS NOT NULL", [])
             let query = "SELECT * FROM \(table) \(condition) ORDER BY \(cursor), \(key) LIMIT ?"
             let rows = try await context.persistently(id, "reading \(configuration.table)") {
@@ -133,18 +133,14 @@ struct TableSource: Sendable {
                 context.stats.sourceLag(lag)
             }
             guard let last = rows.last else {
-                try await Task.sleep(for: configuration.interval)
+                try await context.idle(for: configuration.interval)
                 continue
             }
             context.stats.read(rows.count)
-            let publications = rows.map { publication(for: $0, mapper: mapper) }
-            let outcomes = try await context.persistently(id, "publishing to the bus") {
-                try await context.publisher.publish(publications, deadLetter: true)
-            }
-            context.stats.count(outcomes)
-            for case .deadLettered(let position, let failure) in outcomes {
-                context.logger.warning("\(id): dead-lettered to \(position): \(failure.reason)")
-            }
+            // A row too large for the bus goes to the dead-letter topic cut short (with its size and
+            // digest) rather than blocking the table: the cursor moves past it like past any other.
+            _ = try await context.publish(
+                rows.map { publication(for: $0, mapper: mapper) }, part: id, what: "publishing to the bus")
             guard case .integer(let next) = last.mapped(configuration.cursor) else {
                 throw ConnectorConfigurationError(
                     file: context.configuration.file, location: "sources: \(id)",

@@ -22,6 +22,11 @@ struct ConnectorCommand: AsyncParsableCommand {
         @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (overrides the file's `metrics:`).")
         var metricsPort: Int?
 
+        /// Exit statuses: 0 after SIGTERM or SIGINT (every part finished and committed its batch);
+        /// 75 (`ConnectorFailure.exitStatus`, EX_TEMPFAIL) when a part failed for good — the bus
+        /// closed or broken, credentials refused, a damaged file — with a critical log line saying
+        /// why: run the connector under a supervisor that restarts it (systemd `Restart=on-failure`,
+        /// Docker `restart: on-failure`, a Kubernetes Deployment).
         func run() async throws {
             let level = Logger.Level(rawValue: logLevel) ?? .info
             LoggingSystem.bootstrap { label in
@@ -35,10 +40,18 @@ struct ConnectorCommand: AsyncParsableCommand {
             let catalog = try options.loadCatalog()
             let log = try options.openLog()
             let connector = try Connector(configuration: configuration, log: log, catalog: catalog, logger: logger)
-            let group = ServiceGroup(
-                services: [ConnectorService(connector: connector)], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger)
-            try await group.run()
+            // The connector is a Service whose parts stop gracefully on SIGTERM: each finishes and
+            // commits its batch. (Wrapping it in cancelWhenGracefulShutdown would cancel them mid-batch.)
+            let group = ServiceGroup(services: [connector], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            do {
+                try await group.run()
+            } catch {
+                await log.close()
+                let why = "connector \(configuration.name) stopped: \(error). Exiting with status \(ConnectorFailure.exitStatus) "
+                    + "so that a supervisor restarts it (run it under systemd Restart=on-failure, Docker restart: on-failure, or Kubernetes)"
+                logger.critical("\(why)")
+                throw ExitCode(ConnectorFailure.exitStatus)
+            }
             await log.close()
         }
     }
@@ -54,18 +67,6 @@ struct ConnectorCommand: AsyncParsableCommand {
             try Connector.check(configuration, against: try options.loadCatalog())
             print(
                 "\(file): connector \(configuration.name) for \(configuration.department): \(configuration.sources.count) source(s), \(configuration.sinks.count) sink(s) — ok")
-        }
-    }
-}
-
-/// The connector as a service of a `ServiceGroup`: stops (finishing the current batch's commit)
-/// on graceful shutdown.
-struct ConnectorService: Service {
-    let connector: Connector
-
-    func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await connector.run()
         }
     }
 }

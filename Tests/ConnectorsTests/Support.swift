@@ -7,6 +7,7 @@ import EventSchemas
 import Foundation
 import GRDB
 import KafkaLog
+import Synchronization
 import Testing
 import TestSupport
 
@@ -32,7 +33,8 @@ struct Workbench: Sendable {
     let busAddress: String
     let unique: String
 
-    init(_ backend: Backend) async throws {
+    /// - Parameter maxRecordBytes: the embedded log's record limit (the default's 1 MiB when `nil`).
+    init(_ backend: Backend, maxRecordBytes: Int? = nil) async throws {
         unique = "t" + UUID().uuidString.prefix(8).lowercased()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("onewindow-conn-\(unique)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -40,7 +42,9 @@ struct Workbench: Sendable {
         switch backend {
         case .embedded:
             let path = directory.appendingPathComponent("bus.sqlite").path
-            log = try EmbeddedLog(path: path)
+            var configuration = EmbeddedLogConfiguration()
+            if let maxRecordBytes { configuration.maxRecordBytes = maxRecordBytes }
+            log = try EmbeddedLog(path: path, configuration: configuration)
             busAddress = "embedded:\(path)"
         case .kafka:
             guard let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_TEST_KAFKA"] else {
@@ -111,17 +115,50 @@ struct WorkbenchError: Error, CustomStringConvertible {
 final class RunningConnector: Sendable {
     let connector: Connector
     private let task: Task<Void, any Error>
+    private let finished = Flag()
 
     init(_ yaml: String, on bench: Workbench) throws {
         let configuration = try ConnectorConfiguration.parse(yaml, file: "test")
         let connector = try Connector(configuration: configuration, log: bench.log, catalog: catalog)
         self.connector = connector
-        task = Task { try await connector.run() }
+        let finished = self.finished
+        task = Task {
+            defer { finished.set() }
+            try await connector.run()
+        }
     }
 
     func stop() async {
         task.cancel()
         _ = try? await task.value
     }
+
+    /// How the connector's run ended, waiting at most `seconds`: `nil` when it returned, the error
+    /// it threw otherwise. Fails the test (and stops the connector) when it is still running then.
+    func ended(within seconds: Double) async throws -> (any Error)? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if finished.isSet { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        guard finished.isSet else {
+            Issue.record("the connector still runs after \(seconds) s")
+            await stop()
+            throw WorkbenchError("the connector still runs after \(seconds) s")
+        }
+        do {
+            try await task.value
+            return nil
+        } catch {
+            return error
+        }
+    }
 }
 
+
+/// A flag set once, read from any task.
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
+}
