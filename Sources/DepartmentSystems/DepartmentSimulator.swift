@@ -55,10 +55,22 @@ public final class DepartmentSimulator: Sendable {
     /// Whether ``stop()`` was called.
     public var isStopped: Bool { stopped.withLock { $0 } }
 
-    /// Seeds, then generates and decides until stopped — or, when it does not decide, until the
-    /// generation limit is reached.
+    /// One long-running loop of the simulator: generating rows, or deciding requests (sending
+    /// messages). `onewindow dept-sim` runs each as a `Service` of one `ServiceGroup`.
+    public struct Loop: Sendable {
+        /// `generate` or `decide`.
+        public let name: String
+        /// Whether the loop ends by itself (generating up to --count or --duration); the decide
+        /// loop runs until ``DepartmentSimulator/stop()``.
+        public let endsByItself: Bool
+        /// Runs the loop; it returns after the transaction under way once the simulator is stopped.
+        public let run: @Sendable () async throws -> Void
+    }
+
+    /// Seeds the database when asked, then returns the loops to run: generating when a rate is
+    /// given, deciding when asked to.
     /// - Throws: a database error, or ``DepartmentSimulatorError`` for options the department cannot do.
-    public func run() async throws {
+    public func prepare() async throws -> [Loop] {
         let department = database.system.id
         if options.seed {
             let report = try await database.seed(now: clock.now())
@@ -82,16 +94,26 @@ public final class DepartmentSimulator: Sendable {
         if options.decide, desk == nil, gateway == nil {
             throw DepartmentSimulatorError("\(department) answers no approval requests: --decide does nothing there")
         }
+        var loops: [Loop] = []
+        if let generator, let rate = options.rate {
+            loops.append(Loop(name: "generate", endsByItself: true) { try await self.generate(generator, rate: rate) })
+        }
+        if desk != nil || gateway != nil {
+            loops.append(Loop(name: "decide", endsByItself: false) { try await self.work(desk: desk, gateway: gateway) })
+        }
+        return loops
+    }
+
+    /// Seeds, then generates and decides until stopped — or, when it does not decide, until the
+    /// generation limit is reached.
+    /// - Throws: a database error, or ``DepartmentSimulatorError`` for options the department cannot do.
+    public func run() async throws {
+        let loops = try await prepare()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            if let generator, let rate = options.rate {
-                group.addTask { try await self.generate(generator, rate: rate) }
-            }
-            if desk != nil || gateway != nil {
-                group.addTask { try await self.work(desk: desk, gateway: gateway) }
-            }
+            for loop in loops { group.addTask { try await loop.run() } }
             try await group.waitForAll()
         }
-        logger.notice("\(department): stopped")
+        logger.notice("\(database.system.id): stopped")
     }
 
     private func generate(_ generator: RowGenerator, rate: Double) async throws {

@@ -122,13 +122,20 @@ public struct DeptSimCommand: AsyncParsableCommand {
             tables: table.isEmpty ? nil : table, badFraction: badFraction, updateFraction: updateFraction,
             seed: randomSeed ?? UInt64(Date().timeIntervalSince1970 * 1000))
         let simulator = DepartmentSimulator(database: database, options: options, clock: clock, logger: logger)
-        // The simulator returns when its --count or --duration is done: that ends the group, not as a failure.
-        let service = ServiceGroupConfiguration.ServiceConfiguration(
-            service: DepartmentSimulatorService(simulator: simulator),
-            successTerminationBehavior: .gracefullyShutdownGroup)
-        var configuration = ServiceGroupConfiguration(services: [service], logger: logger)
+        let loops = try await simulator.prepare()
+        // Each loop a service of one group. The generator returns when its --count or --duration is
+        // done: without a decide loop that ends the group (not as a failure); beside one, the
+        // decide loop goes on until SIGTERM or SIGINT.
+        let deciding = loops.contains { !$0.endsByItself }
+        let services = loops.map { loop in
+            ServiceGroupConfiguration.ServiceConfiguration(
+                service: DepartmentSimulatorService(simulator: simulator, loop: loop),
+                successTerminationBehavior: loop.endsByItself && deciding ? .ignore : .gracefullyShutdownGroup)
+        }
+        var configuration = ServiceGroupConfiguration(services: services, logger: logger)
         configuration.gracefulShutdownSignals = [.sigterm, .sigint]
         try await ServiceGroup(configuration: configuration).run()
+        logger.notice("\(id): stopped")
     }
 
     private func startInstant(_ text: String) -> Date? {
@@ -137,13 +144,17 @@ public struct DeptSimCommand: AsyncParsableCommand {
     }
 }
 
-/// The simulator as a service: on SIGTERM or SIGINT it finishes the transaction under way and returns.
-struct DepartmentSimulatorService: Service {
+/// One loop of the simulator as a service: on SIGTERM or SIGINT it finishes the transaction under
+/// way and returns (a graceful shutdown asks the simulator to stop; it does not cancel the loop).
+struct DepartmentSimulatorService: Service, CustomStringConvertible {
     let simulator: DepartmentSimulator
+    let loop: DepartmentSimulator.Loop
+
+    var description: String { "dept-sim \(loop.name)" }
 
     func run() async throws {
         try await withGracefulShutdownHandler {
-            try await simulator.run()
+            try await loop.run()
         } onGracefulShutdown: {
             simulator.stop()
         }

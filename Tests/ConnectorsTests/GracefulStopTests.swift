@@ -130,6 +130,32 @@ struct GracefulStopTests {
         await bench.tearDown()
     }
 
+    /// `onewindow dept-sim` with both loops (generating and deciding), each a service of one
+    /// group: SIGTERM stops them after the transaction under way, with status 0 and no error line;
+    /// without --decide, the generator reaching --count ends the process by itself, also with 0.
+    @Test func deptSimStopsOnSigtermAndAtItsCountWithStatusZero() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("deptsim-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let db = directory.appendingPathComponent("tax.sqlite").path
+        let running = try OneWindowProcess(["dept-sim", "tax", "--db", db, "--seed", "--generate", "200", "--decide", "--speed", "86400"])
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let rows = try? await DatabaseQueue(path: db).read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tax_payments") }
+            if (rows ?? 0) > 20 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let stopped = await running.stop()
+        #expect(stopped.status == 0, "SIGTERM stops dept-sim with status 0:\n\(stopped.errorText)")
+        #expect(stopped.errorLines.isEmpty, "\(stopped.errorLines)")
+        #expect(stopped.errorText.contains("tax: stopped"))
+
+        let counted = try OneWindowProcess(["dept-sim", "tax", "--db", db, "--generate", "max", "--count", "50"])
+        let done = await counted.wait(timeout: .seconds(60))
+        #expect(done.status == 0, "\(done.errorText)")
+        #expect(done.errorLines.isEmpty, "\(done.errorLines)")
+    }
+
     /// The sink's output lines, every file.
     static func lines(in directory: String) throws -> [String] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return [] }
@@ -140,14 +166,23 @@ struct GracefulStopTests {
 }
 
 /// `onewindow connector run FILE` as a child process, its standard error collected.
-struct ConnectorProcess {
+typealias ConnectorProcess = OneWindowProcess
+
+extension OneWindowProcess {
+    init(_ file: String, bus: String) throws {
+        try self.init(["connector", "run", file, "--bus", bus, "--log-level", "info"])
+    }
+}
+
+/// An `onewindow` child process, its standard error collected.
+struct OneWindowProcess {
     let process: Process
     let collected: Task<ProcessOutput, Never>
 
-    init(_ file: String, bus: String) throws {
+    init(_ arguments: [String]) throws {
         let process = Process()
         process.executableURL = try onewindowExecutable()
-        process.arguments = ["connector", "run", file, "--bus", bus, "--log-level", "info"]
+        process.arguments = arguments
         process.currentDirectoryURL = repositoryRoot
         let output = Pipe()
         let error = Pipe()

@@ -48,10 +48,9 @@ struct ReadmeExampleTests {
             received.withLock { $0.append(request.headers.first { $0.name.canonicalName == "ce-id" }?.value ?? "?") }
             return Response(status: .noContent)
         }
-        let server = Task {
-            try await Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: alertsPort))).run()
-        }
-        defer { server.cancel() }
+        let server = RunningServer(
+            Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: alertsPort))))
+        defer { Task { await server.stop() } }
 
         let hookPort = freePort()
         let drop = bench.path("drop")

@@ -227,8 +227,8 @@ struct SinkTests {
             return Response(status: .serviceUnavailable)
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
-        let server = Task { try await app.run() }
-        defer { server.cancel() }
+        let server = RunningServer(app)
+        defer { Task { await server.stop() } }
         let yaml = """
             name: busy-\(bench.unique)
             department: onewindow

@@ -7,6 +7,8 @@ import EventSchemas
 import Foundation
 import GRDB
 import KafkaLog
+import Logging
+import ServiceLifecycle
 import Synchronization
 import Testing
 import TestSupport
@@ -111,9 +113,12 @@ struct WorkbenchError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs a connector in a task until `stop()`.
+/// Runs a connector in a task, in a `ServiceGroup` as `onewindow connector run` does, until
+/// `stop()` shuts the group down gracefully (as SIGTERM does): cancelling a task that serves HTTP
+/// can trap in NIO when a connection is being accepted at that moment (swift-nio#3481).
 final class RunningConnector: Sendable {
     let connector: Connector
+    private let group: ServiceGroup
     private let task: Task<Void, any Error>
     private let finished = Flag()
 
@@ -121,15 +126,18 @@ final class RunningConnector: Sendable {
         let configuration = try ConnectorConfiguration.parse(yaml, file: "test")
         let connector = try Connector(configuration: configuration, log: bench.log, catalog: catalog)
         self.connector = connector
+        let group = ServiceGroup(services: [connector], logger: Logger(label: "test"))
+        self.group = group
         let finished = self.finished
         task = Task {
             defer { finished.set() }
-            try await connector.run()
+            try await group.run()
         }
     }
 
+    /// Shuts the connector down gracefully and waits for it.
     func stop() async {
-        task.cancel()
+        await group.triggerGracefulShutdown()
         _ = try? await task.value
     }
 
@@ -161,4 +169,22 @@ final class Flag: Sendable {
     private let value = Mutex(false)
     var isSet: Bool { value.withLock { $0 } }
     func set() { value.withLock { $0 = true } }
+}
+
+/// A test's own HTTP server (a Hummingbird `Application`) in a `ServiceGroup`, stopped gracefully:
+/// cancelling the serving task instead can trap in NIO (see ``RunningConnector``).
+final class RunningServer: Sendable {
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    init(_ service: some Service) {
+        let group = ServiceGroup(services: [service], logger: Logger(label: "test-server"))
+        self.group = group
+        task = Task { try await group.run() }
+    }
+
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
 }
