@@ -63,8 +63,10 @@ public final class DepartmentSimulator: Sendable {
         /// Whether the loop ends by itself (generating up to --count or --duration); the decide
         /// loop runs until ``DepartmentSimulator/stop()``.
         public let endsByItself: Bool
-        /// Runs the loop; it returns after the transaction under way once the simulator is stopped.
-        public let run: @Sendable () async throws -> Void
+        /// Runs the loop until `shouldStop` says so (or, generating, until its limit); it returns
+        /// after the transaction under way. Each loop takes its own `shouldStop`, so that a group
+        /// of services can stop them one at a time.
+        public let run: @Sendable (_ shouldStop: @escaping @Sendable () -> Bool) async throws -> Void
     }
 
     /// Seeds the database when asked, then returns the loops to run: generating when a rate is
@@ -96,10 +98,14 @@ public final class DepartmentSimulator: Sendable {
         }
         var loops: [Loop] = []
         if let generator, let rate = options.rate {
-            loops.append(Loop(name: "generate", endsByItself: true) { try await self.generate(generator, rate: rate) })
+            loops.append(Loop(name: "generate", endsByItself: true) { shouldStop in
+                try await self.generate(generator, rate: rate, shouldStop: shouldStop)
+            })
         }
         if desk != nil || gateway != nil {
-            loops.append(Loop(name: "decide", endsByItself: false) { try await self.work(desk: desk, gateway: gateway) })
+            loops.append(Loop(name: "decide", endsByItself: false) { shouldStop in
+                try await self.work(desk: desk, gateway: gateway, shouldStop: shouldStop)
+            })
         }
         return loops
     }
@@ -110,13 +116,15 @@ public final class DepartmentSimulator: Sendable {
     public func run() async throws {
         let loops = try await prepare()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for loop in loops { group.addTask { try await loop.run() } }
+            for loop in loops { group.addTask { try await loop.run { self.isStopped } } }
             try await group.waitForAll()
         }
         logger.notice("\(database.system.id): stopped")
     }
 
-    private func generate(_ generator: RowGenerator, rate: Double) async throws {
+    private func generate(
+        _ generator: RowGenerator, rate: Double, shouldStop: @escaping @Sendable () -> Bool
+    ) async throws {
         let department = database.system.id
         let tables = generator.specs.map(\.table).joined(separator: ", ")
         let limit: String =
@@ -132,7 +140,7 @@ public final class DepartmentSimulator: Sendable {
         let start = ContinuousClock.now
         let logger = self.logger
         let report = try await generator.run(
-            rate: rate, limit: options.limit, shouldStop: { [self] in self.isStopped },
+            rate: rate, limit: options.limit, shouldStop: shouldStop,
             progress: { report in
                 logger.info(
                     "\(department): \(report.inserted) rows inserted (\(report.bad) bad), \(report.updated) updated")
@@ -145,7 +153,7 @@ public final class DepartmentSimulator: Sendable {
         logger.notice("\(department): generated \(rows) in \(took) s, \(perSecond) rows/s")
     }
 
-    private func work(desk: DecisionDesk?, gateway: SmsGateway?) async throws {
+    private func work(desk: DecisionDesk?, gateway: SmsGateway?, shouldStop: @Sendable () -> Bool) async throws {
         let department = database.system.id
         if let desk {
             let days = desk.policy.processingDays
@@ -154,7 +162,7 @@ public final class DepartmentSimulator: Sendable {
         } else {
             logger.notice("\(department): sending queued text messages")
         }
-        while !isStopped {
+        while !shouldStop() {
             if let desk {
                 for decided in try await desk.decideDue() {
                     let applicant = decided.applicantName.map { " for \(Masking.name($0))" } ?? ""
@@ -176,7 +184,7 @@ public final class DepartmentSimulator: Sendable {
                 }
             }
             var waited = Duration.zero
-            while waited < options.decideInterval, !isStopped {
+            while waited < options.decideInterval, !shouldStop() {
                 try await Task.sleep(for: .milliseconds(50))
                 waited += .milliseconds(50)
             }

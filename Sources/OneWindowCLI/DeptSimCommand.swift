@@ -3,6 +3,7 @@ import DepartmentSystems
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// `onewindow dept-sim <department>`: a simulated department system — its own SQLite database,
 /// seed data, rows generated at a rate, and decisions on approval requests after the department's
@@ -145,7 +146,9 @@ public struct DeptSimCommand: AsyncParsableCommand {
 }
 
 /// One loop of the simulator as a service: on SIGTERM or SIGINT it finishes the transaction under
-/// way and returns (a graceful shutdown asks the simulator to stop; it does not cancel the loop).
+/// way and returns (a graceful shutdown asks the loop to stop; it does not cancel it). Each loop
+/// has its own flag: a group shuts its services down one at a time, and a service that returns
+/// before its turn counts as a failure.
 struct DepartmentSimulatorService: Service, CustomStringConvertible {
     let simulator: DepartmentSimulator
     let loop: DepartmentSimulator.Loop
@@ -153,10 +156,18 @@ struct DepartmentSimulatorService: Service, CustomStringConvertible {
     var description: String { "dept-sim \(loop.name)" }
 
     func run() async throws {
+        let stopped = StopFlag()
         try await withGracefulShutdownHandler {
-            try await loop.run()
+            try await loop.run { stopped.isSet }
         } onGracefulShutdown: {
-            simulator.stop()
+            stopped.set()
         }
     }
+}
+
+/// A flag set once, from the graceful-shutdown handler, and read by a loop.
+final class StopFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }
