@@ -108,8 +108,9 @@ struct ErrorHandlingTests {
     /// is then refused (`groupBusy`, the group rebalanced). It used to retry that commit for ever,
     /// never polling again, so the rebalance never finished for it. Now it polls again, and both
     /// instances deliver what is published afterwards — each request once in the inbox.
-    @Test func twoSinkInstancesInOneGroupBothGoOnAfterARebalance() async throws {
-        let bench = try await Workbench(.embedded)
+    @Test(arguments: Backend.allCases)
+    func twoSinkInstancesInOneGroupBothGoOnAfterARebalance(_ backend: Backend) async throws {
+        let bench = try await Workbench(backend)
         let department = try bench.departmentDatabase()
         func yaml(_ instance: String) -> String {
             """
@@ -150,7 +151,7 @@ struct ErrorHandlingTests {
         let locked = Task.detached {
             try await department.write { db in
                 try db.execute(sql: "UPDATE approval_inbox SET status = status")
-                Thread.sleep(forTimeInterval: 4)
+                Thread.sleep(forTimeInterval: backend == .kafka ? 8 : 4)
             }
         }
         try await Task.sleep(for: .milliseconds(300))
@@ -158,12 +159,12 @@ struct ErrorHandlingTests {
         try await Task.sleep(for: .milliseconds(1500))
         let second = try RunningConnector(yaml("b"), on: bench)
         try await locked.value
-        try await bench.eventually("the blocked batch delivered", seconds: 30) { try await inboxRows() == 40 }
+        try await bench.eventually("the blocked batch delivered", seconds: 60) { try await inboxRows() == 40 }
 
         let (firstBefore, secondBefore) = (first.connector.stats.snapshot.delivered, second.connector.stats.snapshot.delivered)
         try await publish(41...140)
-        try await bench.eventually("everything delivered", seconds: 60) { try await inboxRows() == 140 }
-        try await bench.eventually("both instances delivering", seconds: 30) {
+        try await bench.eventually("everything delivered", seconds: 90) { try await inboxRows() == 140 }
+        try await bench.eventually("both instances delivering", seconds: 60) {
             first.connector.stats.snapshot.delivered > firstBefore && second.connector.stats.snapshot.delivered > secondBefore
         }
         let distinct = try await department.read { db in
