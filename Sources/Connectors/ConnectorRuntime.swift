@@ -225,7 +225,8 @@ var partShouldContinue: Bool { !Task.isCancelled && !Task.isShuttingDownGraceful
 
 /// One long-running part of a connector — a source, a sink, the metrics endpoint, the periodic
 /// report — as a `Service`. A part stops after the batch in flight when a graceful shutdown
-/// begins; an error it cannot get past ends it with a ``ConnectorFailure``.
+/// begins; an error it cannot get past ends it with a ``ConnectorFailure`` (or, when the file does
+/// not match the department's system, the ``ConnectorConfigurationError`` itself).
 struct ConnectorPart: Service, CustomStringConvertible {
     let name: String
     let body: @Sendable () async throws -> Void
@@ -239,6 +240,8 @@ struct ConnectorPart: Service, CustomStringConvertible {
             throw CancellationError()
         } catch let failure as ConnectorFailure {
             throw failure
+        } catch let refused as ConnectorConfigurationError {
+            throw refused  // the file must be fixed: a restart would not help
         } catch {
             throw ConnectorFailure(part: name, action: "running", underlying: error)
         }

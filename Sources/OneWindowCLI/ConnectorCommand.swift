@@ -22,7 +22,8 @@ struct ConnectorCommand: AsyncParsableCommand {
         @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (overrides the file's `metrics:`).")
         var metricsPort: Int?
 
-        /// Exit statuses: 0 after SIGTERM or SIGINT (every part finished and committed its batch);
+        /// Exit statuses: 0 after SIGTERM or SIGINT (every part finished and committed its batch); a
+        /// file that does not match the department's system fails like any refused input;
         /// 75 (`ConnectorFailure.exitStatus`, EX_TEMPFAIL) when a part failed for good — the bus
         /// closed or broken, credentials refused, a damaged file — with a critical log line saying
         /// why: run the connector under a supervisor that restarts it (systemd `Restart=on-failure`,
@@ -45,6 +46,11 @@ struct ConnectorCommand: AsyncParsableCommand {
             let group = ServiceGroup(services: [connector], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             do {
                 try await group.run()
+            } catch let refused as ConnectorConfigurationError {
+                // The file does not match the department's system (a table or column missing): a
+                // restart cannot help, so this is the ordinary refused-input error, not status 75.
+                await log.close()
+                throw refused
             } catch {
                 await log.close()
                 let why = "connector \(configuration.name) stopped: \(error). Exiting with status \(ConnectorFailure.exitStatus) "

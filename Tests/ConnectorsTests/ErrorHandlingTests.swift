@@ -45,6 +45,44 @@ struct ErrorHandlingTests {
                 == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
     }
 
+    /// A topic missing from the bus is an error that can pass (an operator creates it): the table
+    /// source retries, counting each retry, and publishes once the topic is there.
+    @Test func aMissingTopicIsRetriedAndCountedUntilItIsCreated() async throws {
+        let bench = try await Workbench(.embedded)
+        let bus = try EmbeddedLog(path: bench.path("partial-bus.sqlite"))
+        try await bus.createTopics(catalog.topicSpecs.filter { $0.name != Self.type })
+        let table = try ExampleTable(type: Self.type, table: "payments", catalog: catalog)
+        let department = try bench.departmentDatabase()
+        try await department.write { db in
+            try db.execute(sql: table.createSQL)
+            try table.insert(db)
+        }
+        let connector = try RunningConnector(
+            """
+            name: missing-\(bench.unique)
+            department: tax
+            database: \(bench.path("department.sqlite"))
+            state: \(bench.path("state.sqlite"))
+            sources:
+              - kind: table
+                table: payments
+                cursor: change_seq
+                type: \(Self.type)
+                interval: 50ms
+                mapping:
+            \(table.mappingYAML)
+            """, on: bench, log: bus)
+        try await bench.eventually("a retry counted", seconds: 20) { connector.connector.stats.snapshot.retries >= 2 }
+        #expect(connector.connector.stats.snapshot.published == 0)
+        try await bus.createTopics(catalog.topicSpecs.filter { $0.name == Self.type })
+        try await bench.eventually("the row published once the topic exists", seconds: 30) {
+            connector.connector.stats.snapshot.published == 1
+        }
+        await connector.stop()
+        await bus.close()
+        await bench.tearDown()
+    }
+
     /// A row whose event is larger than the bus takes used to block its table for good (the batch
     /// was retried forever). Now it goes to the dead-letter topic cut short, with its size, its
     /// digest and the reason, and the rows after it are published.

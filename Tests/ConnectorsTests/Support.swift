@@ -122,9 +122,10 @@ final class RunningConnector: Sendable {
     private let task: Task<Void, any Error>
     private let finished = Flag()
 
-    init(_ yaml: String, on bench: Workbench) throws {
+    /// - Parameter log: the bus, when not the bench's.
+    init(_ yaml: String, on bench: Workbench, log: (any EventLog)? = nil) throws {
         let configuration = try ConnectorConfiguration.parse(yaml, file: "test")
-        let connector = try Connector(configuration: configuration, log: bench.log, catalog: catalog)
+        let connector = try Connector(configuration: configuration, log: log ?? bench.log, catalog: catalog)
         self.connector = connector
         let group = ServiceGroup(services: [connector], logger: Logger(label: "test"))
         self.group = group
