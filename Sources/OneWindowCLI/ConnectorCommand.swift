@@ -15,7 +15,12 @@ struct ConnectorCommand: AsyncParsableCommand {
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run the connector of a Connectors/*.yaml file until SIGTERM or SIGINT.")
+            abstract: "Run the connector of a Connectors/*.yaml file until SIGTERM or SIGINT.",
+            discussion: """
+                SIGTERM or SIGINT: each part finishes and commits its batch, exit status 0.
+                Exit status 75: a part failed in a way retrying cannot fix (the bus closed,
+                credentials refused, a damaged file); restart it under a supervisor.
+                """)
         @OptionGroup var options: BusOptions
         @Argument(help: "The connector file, e.g. Connectors/household-registry.yaml.") var file: String
         @Option(help: "Log level: trace, debug, info, notice, warning, error. Default: info.") var logLevel: String = "info"
