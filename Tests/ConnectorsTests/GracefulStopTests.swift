@@ -9,7 +9,7 @@ import TestSupport
 /// The `onewindow connector run` process as a supervisor sees it: SIGTERM stops it cleanly
 /// without losing or repeating what it had read; an error it cannot get past makes it exit with
 /// a status that asks for a restart.
-@Suite("Connector process stop", .timeLimit(.minutes(4)))
+@Suite("Connector process stop", .timeLimit(.minutes(4)), .awaitedCleanup)
 struct GracefulStopTests {
     static let type = "tax.payment.received"
 
@@ -19,6 +19,7 @@ struct GracefulStopTests {
     /// once and in the sink's files once: the batches in flight were finished and committed.
     @Test func sigtermMidStreamStopsCleanlyAndARestartRepeatsNothing() async throws {
         let bench = try await Workbench(.embedded)
+        atEnd { await bench.tearDown() }
         let table = try ExampleTable(type: Self.type, table: "payments", catalog: catalog)
         let department = try bench.departmentDatabase()
         try await department.write { db in try db.execute(sql: table.createSQL) }
@@ -87,7 +88,6 @@ struct GracefulStopTests {
         }
         #expect(ids.count == total, "each event written once by the file sink")
         #expect(Set(ids).count == total)
-        await bench.tearDown()
     }
 
     /// The department's table dropped under a running connector: its source cannot go on, so the
@@ -95,6 +95,7 @@ struct GracefulStopTests {
     /// restart it — instead of retrying for ever.
     @Test func anErrorRetryingCannotFixExitsWithTheRestartStatus() async throws {
         let bench = try await Workbench(.embedded)
+        atEnd { await bench.tearDown() }
         let table = try ExampleTable(type: Self.type, table: "payments", catalog: catalog)
         let department = try bench.departmentDatabase()
         try await department.write { db in
@@ -127,7 +128,6 @@ struct GracefulStopTests {
         #expect(critical.count == 1, "one critical line: \(critical)")
         #expect(critical.first?.contains("no such table") == true)
         #expect(critical.first?.contains("supervisor") == true)
-        await bench.tearDown()
     }
 
     /// `onewindow dept-sim` with both loops (generating and deciding), each a service of one
