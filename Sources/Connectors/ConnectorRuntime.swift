@@ -243,7 +243,7 @@ struct ConnectorPart: Service, CustomStringConvertible {
         } catch let refused as ConnectorConfigurationError {
             throw refused  // the file must be fixed: a restart would not help
         } catch {
-            throw ConnectorFailure(part: name, action: "running", underlying: error)
+            throw ConnectorFailure(part: name, action: "", underlying: error)
         }
     }
 }

@@ -74,7 +74,7 @@ public struct ConnectorFailure: Error, Sendable, CustomStringConvertible {
 
     /// The part that failed, e.g. `table:payments`.
     public var part: String
-    /// What it was doing, e.g. `publishing to the bus`.
+    /// What it was doing, e.g. `publishing to the bus`; empty when the part did not say.
     public var action: String
     /// The error.
     public var underlying: any Error
@@ -85,5 +85,9 @@ public struct ConnectorFailure: Error, Sendable, CustomStringConvertible {
         self.underlying = underlying
     }
 
-    public var description: String { "\(part): \(action) failed and retrying cannot help: \(underlying)" }
+    public var description: String {
+        action.isEmpty
+            ? "\(part) failed and retrying cannot help: \(underlying)"
+            : "\(part): \(action) failed and retrying cannot help: \(underlying)"
+    }
 }
