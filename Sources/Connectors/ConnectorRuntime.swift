@@ -219,6 +219,24 @@ struct ConnectorContext: Sendable {
     }
 }
 
+/// Says yes at most once every `interval` (the first time at once): for measurements a loop takes
+/// now and then, such as lag. With ``ConnectorContext/pause(for:)`` and `now`, the only clock reads
+/// of the connector parts.
+struct Every {
+    let interval: Duration
+    private var last: ContinuousClock.Instant?
+
+    init(_ interval: Duration) { self.interval = interval }
+
+    /// Whether `interval` has passed since the last yes.
+    mutating func now() -> Bool {
+        let now = ContinuousClock.now
+        if let last, now - last < interval { return false }
+        last = now
+        return true
+    }
+}
+
 /// Whether a part's loop goes on: not cancelled, and no graceful shutdown under way (the batch in
 /// flight has finished when the loop asks).
 var partShouldContinue: Bool { !Task.isCancelled && !Task.isShuttingDownGracefully }

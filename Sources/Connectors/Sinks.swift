@@ -50,11 +50,9 @@ struct SinkLoop: Sendable {
     private func consume(
         _ consumer: any LogConsumer, _ handle: @escaping @Sendable (LogRecord, Event) async throws -> Void
     ) async throws {
-        let clock = ContinuousClock()
-        var lastLag = clock.now.advanced(by: .seconds(-60))
+        var lagDue = Every(.seconds(5))
         while partShouldContinue {
-            if clock.now - lastLag > .seconds(5) {
-                lastLag = clock.now
+            if lagDue.now() {
                 // For the metrics only: a bus that cannot tell now is asked again next time.
                 if let lag = try? await context.log.lag(group: group, topics: topics) {
                     context.stats.sinkLag(group: group, Int(lag.reduce(0) { $0 + $1.lag }))

@@ -114,8 +114,7 @@ struct TableSource: Sendable {
         let cursor = quoted(configuration.cursor)
         let key = quoted(configuration.id)
         context.logger.notice("\(id): reading \(configuration.table) after \(position?.saved ?? "the start")")
-        let clock = ContinuousClock()
-        var lastLag = clock.now.advanced(by: .seconds(-60))
+        var lagDue = Every(.seconds(5))
         while partShouldContinue {
             let (condition, arguments) = position?.condition(cursor: cursor, key: key) ?? ("WHERE \(cursor) IS NOT NULL", [])
             let query = "SELECT * FROM \(table) \(condition) ORDER BY \(cursor), \(key) LIMIT ?"
@@ -124,8 +123,7 @@ struct TableSource: Sendable {
                     try Row.fetchAll(db, sql: query, arguments: arguments + [configuration.batch]).map(SourceRow.init)
                 }
             }
-            if clock.now - lastLag > .seconds(5) {
-                lastLag = clock.now
+            if lagDue.now() {
                 let lagQuery = "SELECT COUNT(*) FROM \(table) \(condition)"
                 let lag = try await context.persistently(id, "measuring lag") {
                     try await department.read { db in try Int.fetchOne(db, sql: lagQuery, arguments: arguments) ?? 0 }
