@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        // Built already as a dependency of Hummingbird's TLS stack: the dead letters' digests.
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // The strict reader of configuration files (YAML through Yams' nodes: every value with its
@@ -71,7 +73,7 @@ let package = Package(
             name: "Bus",
             dependencies: [
                 "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "CivilTime",
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // Connector processes: department tables, webhooks and dropped files onto the bus, and
@@ -85,6 +87,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Simulated department systems: their own SQLite databases, seed data, a row generator for
@@ -137,6 +140,7 @@ let package = Package(
                 "DepartmentSystems", "CivilTime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(

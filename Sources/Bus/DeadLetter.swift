@@ -1,3 +1,4 @@
+import Crypto
 import EventLog
 import EventModel
 import EventSchemas
@@ -13,12 +14,25 @@ import Foundation
 /// | `dl_original_topic` | the topic the record was meant for (may be empty)    |
 /// | `dl_time`           | when it was refused (RFC 3339)                       |
 /// | `dl_refused_by`     | the process that refused it (`onewindow publish`, a connector's name) |
+///
+/// A record too large for any topic (``LogError/Code/recordTooLarge``) cannot go to the
+/// dead-letter topic whole either: ``truncated(_:keeping:)`` keeps its first bytes and says what
+/// was cut, so it is never lost without a trace:
+///
+/// | header               | meaning                                              |
+/// |----------------------|------------------------------------------------------|
+/// | `dl_original_size`   | the original value's size in bytes                   |
+/// | `dl_original_sha256` | the SHA-256 of the original value, 64 hex digits     |
+/// | `dl_truncated`       | `true`: the value holds only the first bytes of the original |
 public enum DeadLetter {
     public static let code = "dl_code"
     public static let reason = "dl_reason"
     public static let originalTopic = "dl_original_topic"
     public static let time = "dl_time"
     public static let refusedBy = "dl_refused_by"
+    public static let originalSize = "dl_original_size"
+    public static let originalSHA256 = "dl_original_sha256"
+    public static let truncated = "dl_truncated"
 
     /// The dead-letter record for refused bytes.
     public static func record(
@@ -32,5 +46,27 @@ public enum DeadLetter {
         all.append(LogHeader(name: Self.time, text: Timestamp.format(time)))
         all.append(LogHeader(name: Self.refusedBy, text: refusedBy))
         return OutgoingRecord(topic: deadLetterTopic, key: key, value: value, headers: all)
+    }
+
+    /// The dead-letter record `record` with its value cut to its first `keep` bytes, and headers
+    /// giving the original's size and SHA-256 digest (see the table above). A value of at most
+    /// `keep` bytes is left whole, with the same headers.
+    public static func truncated(_ record: OutgoingRecord, keeping keep: Int) -> OutgoingRecord {
+        let original = record.value
+        var cut = record
+        cut.value = Data(original.prefix(max(0, keep)))
+        cut.headers = record.headers.filter { ![originalSize, originalSHA256, truncated].contains($0.name) }
+        cut.headers.append(LogHeader(name: originalSize, text: String(original.count)))
+        cut.headers.append(LogHeader(name: originalSHA256, text: sha256Hex(original)))
+        cut.headers.append(LogHeader(name: truncated, text: cut.value.count < original.count ? "true" : "false"))
+        return cut
+    }
+
+    /// The SHA-256 digest of `bytes` as 64 lower-case hexadecimal digits (swift-crypto's).
+    public static func sha256Hex(_ bytes: some DataProtocol) -> String {
+        SHA256.hash(data: bytes).map { byte in
+            let digits = Array("0123456789abcdef".utf8)
+            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]], as: UTF8.self)
+        }.joined()
     }
 }

@@ -96,16 +96,7 @@ public struct Publisher: Sendable {
                 results.append(.success(validated.event))
             } catch let failure as ValidationFailure {
                 guard deadLetter else { throw failure }
-                let original = CloudEventsBinding.record(
-                    for: publication.event, topic: publication.topic ?? "")
-                // The topic it was meant for: the named one, or the one topic that carries its type.
-                let carriers = catalog.topics(carrying: publication.event.type)
-                let intended = publication.topic ?? (carriers.count == 1 ? carriers[0].name : nil)
-                records.append(
-                    DeadLetter.record(
-                        deadLetterTopic: catalog.deadLetterTopic, originalTopic: intended,
-                        key: original.key, value: original.value, headers: original.headers, failure: failure,
-                        refusedBy: name, at: clock.now()))
+                records.append(deadLetterRecord(for: publication, failure: failure))
                 results.append(.failure(failure))
             }
         }
@@ -120,13 +111,42 @@ public struct Publisher: Sendable {
 
     /// Sends raw bytes that could not even become an event (a connector's unreadable row, a
     /// webhook body that is not JSON) to the dead-letter topic.
+    /// - Parameter keeping: when given, the value is cut to its first `keeping` bytes with its
+    ///   original size and digest in headers (``DeadLetter/truncated(_:keeping:)``): for a record
+    ///   too large for the log. Default: `nil`, the value whole.
     @discardableResult
     public func deadLetter(
-        value: Data, key: Data? = nil, headers: [LogHeader] = [], originalTopic: String?, failure: ValidationFailure
+        value: Data, key: Data? = nil, headers: [LogHeader] = [], originalTopic: String?, failure: ValidationFailure,
+        keeping: Int? = nil
     ) async throws -> RecordPosition {
-        let record = DeadLetter.record(
+        var record = DeadLetter.record(
             deadLetterTopic: catalog.deadLetterTopic, originalTopic: originalTopic, key: key, value: value,
             headers: headers, failure: failure, refusedBy: name, at: clock.now())
+        if let keeping { record = DeadLetter.truncated(record, keeping: keeping) }
         return try await log.append([record])[0]
+    }
+
+    /// Sends a publication to the dead-letter topic without validating it — as ``publish(_:deadLetter:)``
+    /// does with one it refuses — for an event the log cannot take (too large for it).
+    /// - Parameter keeping: when given, the value is cut to its first `keeping` bytes with its
+    ///   original size and digest in headers (``DeadLetter/truncated(_:keeping:)``).
+    public func deadLetter(
+        _ publication: Publication, failure: ValidationFailure, keeping: Int? = nil
+    ) async throws -> PublishOutcome {
+        var record = deadLetterRecord(for: publication, failure: failure)
+        if let keeping { record = DeadLetter.truncated(record, keeping: keeping) }
+        return .deadLettered(try await log.append([record])[0], failure)
+    }
+
+    /// The dead-letter record of a refused publication: its CloudEvents record as it would have
+    /// been appended, addressed to the dead-letter topic, with the reason.
+    private func deadLetterRecord(for publication: Publication, failure: ValidationFailure) -> OutgoingRecord {
+        let original = CloudEventsBinding.record(for: publication.event, topic: publication.topic ?? "")
+        // The topic it was meant for: the named one, or the one topic that carries its type.
+        let carriers = catalog.topics(carrying: publication.event.type)
+        let intended = publication.topic ?? (carriers.count == 1 ? carriers[0].name : nil)
+        return DeadLetter.record(
+            deadLetterTopic: catalog.deadLetterTopic, originalTopic: intended, key: original.key,
+            value: original.value, headers: original.headers, failure: failure, refusedBy: name, at: clock.now())
     }
 }

@@ -6,6 +6,7 @@ import Foundation
 import GRDB
 import Logging
 import Metrics
+import ServiceLifecycle
 import Synchronization
 
 /// Counts of what a connector did, for logs, metrics and tests.
@@ -23,6 +24,8 @@ public final class ConnectorStats: Sendable {
         public var sourceLag = 0
         /// Records on the bus not yet handled, per sink consumer group, as last measured.
         public var sinkLag: [String: Int] = [:]
+        /// Operations tried again after an error that may pass (the bus or department unreachable).
+        public var retries = 0
     }
 
     private let state = Mutex(Snapshot())
@@ -69,6 +72,12 @@ public final class ConnectorStats: Sendable {
         deadLettered.increment(by: count)
     }
 
+    /// Counts a retry of one part, in `onewindow_connector_retries_total{connector,part}`.
+    func retried(part: String) {
+        state.withLock { $0.retries += 1 }
+        Counter(label: "onewindow_connector_retries_total", dimensions: [("connector", connector), ("part", part)]).increment()
+    }
+
     func delivered(_ count: Int) {
         state.withLock { $0.delivered += count }
         delivered.increment(by: count)
@@ -99,14 +108,19 @@ struct ConnectorContext: Sendable {
     /// Where every part reads the time and waits.
     let clock: any WallClock
 
-    /// Runs `operation` until it succeeds, pausing with exponential back-off (0.5 s doubling to
-    /// 30 s) while it fails — the bus or the department system unreachable — with one log line
-    /// when the part pauses and one when it resumes. Cancellation ends it, and so does an error
-    /// for which `permanent` says retrying cannot help: that error is thrown.
-    func persistently<T: Sendable>(
-        _ part: String, _ what: String, permanent: (any Error) -> Bool = { _ in false },
-        _ operation: () async throws -> T
-    ) async throws -> T {
+    /// How much of a record too large for the log its dead letter keeps, at most: 64 KiB, halved
+    /// again while the log still refuses it.
+    static let deadLetterKeep = 65_536
+
+    /// Runs `operation` until it succeeds, retrying what ``ErrorDisposition`` says may succeed
+    /// later — the bus or the department system unreachable — with exponential back-off (0.5 s
+    /// doubling to 30 s), a count in `onewindow_connector_retries_total{connector,part}`, one
+    /// log line when the part pauses and one when it resumes.
+    ///
+    /// - Throws: `CancellationError` when cancelled; a ``ConnectorFailure`` for a ``ErrorDisposition/fatal``
+    ///   error; the error itself when it is ``ErrorDisposition/deadLetter`` or
+    ///   ``ErrorDisposition/repoll``, for the caller to handle.
+    func persistently<T: Sendable>(_ part: String, _ what: String, _ operation: () async throws -> T) async throws -> T {
         var backoff = Duration.milliseconds(500)
         var paused = false
         while true {
@@ -116,34 +130,168 @@ struct ConnectorContext: Sendable {
                 return result
             } catch is CancellationError {
                 throw CancellationError()
-            } catch where permanent(error) {
-                if paused { logger.notice("\(part): \(what) now fails for good; going on") }
-                throw error
             } catch {
-                if !paused {
-                    logger.error("\(part): \(what) failed, pausing and retrying: \(error)")
-                    paused = true
-                } else {
-                    logger.debug("\(part): still failing: \(error)")
+                switch ErrorDisposition.of(error) {
+                case .retry:
+                    if !paused {
+                        logger.warning("\(part): \(what) failed, pausing and retrying: \(error)")
+                        paused = true
+                    } else {
+                        logger.debug("\(part): still failing: \(error)")
+                    }
+                    stats.retried(part: part)
+                    try await pause(for: backoff)
+                    backoff = min(backoff * 2, .seconds(30))
+                case .fatal:
+                    if let failure = error as? ConnectorFailure { throw failure }
+                    throw ConnectorFailure(part: part, action: what, underlying: error)
+                case .deadLetter, .repoll:
+                    if paused { logger.notice("\(part): \(what) now fails otherwise: \(error)") }
+                    throw error
                 }
-                try await clock.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(30))
             }
+        }
+    }
+
+    /// Validates and publishes a batch, dead-lettering what is refused, and counts and logs the
+    /// outcomes. A record too large for the bus does not block the batch: the batch is published
+    /// again one record at a time, and the record that is too large goes to the dead-letter topic
+    /// as a truncated copy with its size and digest (``deadLetterTooLarge(_:part:error:)``).
+    /// - Throws: `CancellationError`, or a ``ConnectorFailure`` when the bus cannot work.
+    func publish(_ publications: [Publication], part: String, what: String) async throws -> [PublishOutcome] {
+        let outcomes: [PublishOutcome]
+        do {
+            outcomes = try await persistently(part, what) {
+                try await publisher.publish(publications, deadLetter: true)
+            }
+        } catch where ErrorDisposition.of(error) == .deadLetter {
+            guard publications.count == 1 else {
+                logger.notice("\(part): the bus refused a batch of \(publications.count) (\(error)); publishing it one by one")
+                var all: [PublishOutcome] = []
+                for publication in publications { all += try await publish([publication], part: part, what: what) }
+                return all
+            }
+            outcomes = [try await deadLetterTooLarge(publications[0], part: part, error: error)]
+        }
+        stats.count(outcomes)
+        for case .deadLettered(let position, let failure) in outcomes {
+            logger.warning("\(part): dead-lettered to \(position): \(failure.reason)")
+        }
+        return outcomes
+    }
+
+    /// Sends an event the bus refused as too large to the dead-letter topic, cut to its first
+    /// bytes, with its original size, its SHA-256 and the reason (see `DeadLetter.truncated`).
+    func deadLetterTooLarge(_ publication: Publication, part: String, error: any Error) async throws -> PublishOutcome {
+        let size = publication.event.data.count
+        let failure = ValidationFailure(
+            .recordTooLarge,
+            "the event is \(size) bytes, more than the bus takes (\(error)); the dead letter keeps its first bytes, "
+                + "its size and SHA-256 digest: fix the source record, or raise the bus's record limit and publish it again",
+            eventType: publication.event.type, eventId: publication.event.id)
+        var keeping = min(Self.deadLetterKeep, size / 2)
+        while true {
+            do {
+                return try await persistently(part, "dead-lettering \(publication.event.id)") {
+                    try await publisher.deadLetter(publication, failure: failure, keeping: keeping)
+                }
+            } catch where ErrorDisposition.of(error) == .deadLetter && keeping > 0 {
+                keeping /= 2
+            }
+        }
+    }
+
+    /// Waits `duration` between polls; returns early when a graceful shutdown begins, so that the
+    /// part's loop can stop after the batch it finished.
+    /// - Throws: `CancellationError` when the task is cancelled.
+    func idle(for duration: Duration) async throws {
+        guard !Task.isShuttingDownGracefully else { return }
+        do {
+            try await cancelWhenGracefulShutdown { [self] in try await pause(for: duration) }
+        } catch is CancellationError where Task.isShuttingDownGracefully && !Task.isCancelled {
+            return
+        }
+    }
+
+    /// Waits `duration` (a back-off between retries), graceful shutdown or not: the batch in flight
+    /// is being finished. The one place a connector part sleeps.
+    /// - Throws: `CancellationError` when the task is cancelled.
+    func pause(for duration: Duration) async throws {
+        try await clock.sleep(for: duration)
+    }
+}
+
+/// Says yes at most once every `interval` (the first time at once): for measurements a loop takes
+/// now and then, such as lag. Real time on purpose: it paces measurements, not the work. With
+/// ``ConnectorContext/pause(for:)`` and `clock.now()`, the only clock reads of the connector parts.
+struct Every {
+    let interval: Duration
+    private var last: ContinuousClock.Instant?
+
+    init(_ interval: Duration) { self.interval = interval }
+
+    /// Whether `interval` has passed since the last yes.
+    mutating func now() -> Bool {
+        let now = ContinuousClock.now
+        if let last, now - last < interval { return false }
+        last = now
+        return true
+    }
+}
+
+/// Whether a part's loop goes on: not cancelled, and no graceful shutdown under way (the batch in
+/// flight has finished when the loop asks).
+var partShouldContinue: Bool { !Task.isCancelled && !Task.isShuttingDownGracefully }
+
+/// One long-running part of a connector — a source, a sink, the metrics endpoint, the periodic
+/// report — as a `Service`. A part stops after the batch in flight when a graceful shutdown
+/// begins; an error it cannot get past ends it with a ``ConnectorFailure`` (or, when the file does
+/// not match the department's system, the ``ConnectorConfigurationError`` itself).
+struct ConnectorPart: Service, CustomStringConvertible {
+    let name: String
+    let body: @Sendable () async throws -> Void
+
+    var description: String { name }
+
+    func run() async throws {
+        do {
+            try await body()
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let failure as ConnectorFailure {
+            throw failure
+        } catch let refused as ConnectorConfigurationError {
+            throw refused  // the file must be fixed: a restart would not help
+        } catch {
+            throw ConnectorFailure(part: name, action: "", underlying: error)
         }
     }
 }
 
-/// One connector process: its sources and sinks running side by side until cancelled.
+/// One connector process: its sources, sinks, metrics endpoint and periodic report, each a
+/// `Service` under one `ServiceGroup`.
 ///
 /// ```swift
 /// let configuration = try ConnectorConfiguration.load(path: "Connectors/tax.yaml")
 /// let connector = try Connector(configuration: configuration, log: log, catalog: catalog)
-/// try await connector.run()   // until the task is cancelled (SIGTERM in `onewindow connector run`)
+/// let group = ServiceGroup(services: [connector], gracefulShutdownSignals: [.sigterm], logger: logger)
+/// try await group.run()   // until SIGTERM: each part finishes and commits its batch, then returns
 /// ```
-public struct Connector: Sendable {
+///
+/// On a graceful shutdown every part finishes the batch in flight — published and its cursor
+/// saved, or delivered and its offsets committed — and closes what it opened; a part still busy
+/// after ``gracefulShutdownLimit`` is cancelled (what it had not committed is read again after a
+/// restart). When one part fails for good (``ErrorDisposition/fatal``: the bus closed, refused
+/// credentials, a damaged file) the others are shut down gracefully and ``run()`` throws that
+/// ``ConnectorFailure``.
+public struct Connector: Service {
     public let configuration: ConnectorConfiguration
     public let stats: ConnectorStats
     let context: ConnectorContext
+
+    /// How long the parts may take to finish their batches after a graceful shutdown begins
+    /// before they are cancelled: 20 seconds (under the 30 s most supervisors wait before SIGKILL).
+    public static let gracefulShutdownLimit = Duration.seconds(20)
 
     /// Prepares a connector: opens its cursor store and the department's database.
     /// - Parameter bus: the bus's identity (`BusAddress.cursorIdentity`): cursors are kept per bus,
@@ -181,59 +329,76 @@ public struct Connector: Sendable {
             cursors: cursors, department: department, logger: logger, stats: stats, clock: clock)
     }
 
-    /// Runs every source and sink until the task is cancelled or one fails for good.
+    /// The connector's parts, each a `Service`: every source, every sink, the periodic report,
+    /// and the metrics endpoint when the file has `metrics:`.
+    /// - Throws: ``ConnectorConfigurationError`` for a `listen` or `metrics` address that is not HOST:PORT.
+    func parts() throws -> [any Service] {
+        let context = self.context
+        var parts: [any Service] = []
+        // A group shuts its services down in reverse order: the metrics endpoint goes last.
+        if let listen = configuration.metrics { parts.append(try ConnectorMetrics.service(on: listen, logger: context.logger)) }
+        parts.append(ConnectorPart(name: "report") { try await Self.reportPeriodically(context) })
+        for source in configuration.sources {
+            switch source {
+            case .table(let table):
+                let source = TableSource(configuration: table, context: context)
+                parts.append(ConnectorPart(name: source.id) { try await source.run() })
+            case .webhook(let webhook): parts.append(try WebhookSource(configuration: webhook, context: context).service())
+            case .fileDrop(let drop):
+                let source = FileDropSource(configuration: drop, context: context)
+                parts.append(ConnectorPart(name: source.id) { try await source.run() })
+            }
+        }
+        for (index, sink) in configuration.sinks.enumerated() {
+            let consumerGroup = configuration.consumerGroup(forSink: index)
+            switch sink {
+            case .inbox(let inbox):
+                let sink = InboxSink(configuration: inbox, context: context, group: consumerGroup)
+                parts.append(ConnectorPart(name: sink.id) { try await sink.receiveRequests() })
+                parts.append(ConnectorPart(name: sink.decisionsPart) { try await sink.publishDecisions() })
+            case .webhook(let webhook):
+                let sink = WebhookSink(configuration: webhook, context: context, group: consumerGroup)
+                parts.append(ConnectorPart(name: sink.id) { try await sink.run() })
+            case .file(let file):
+                let sink = FileSink(configuration: file, context: context, group: consumerGroup)
+                parts.append(ConnectorPart(name: sink.id) { try await sink.run() })
+            case .table(let table):
+                let sink = TableSink(configuration: table, context: context, group: consumerGroup)
+                parts.append(ConnectorPart(name: sink.id) { try await sink.run() })
+            }
+        }
+        return parts
+    }
+
+    /// Runs every part until a graceful shutdown (from an enclosing `ServiceGroup`: SIGTERM in
+    /// `onewindow connector run`) has let each finish its batch, until the task is cancelled, or
+    /// until one part fails for good.
+    /// - Throws: the ``ConnectorFailure`` of the part that failed for good.
     public func run() async throws {
         let context = self.context
         context.logger.notice(
             "connector \(configuration.name) starting: \(configuration.sources.count) source(s), \(configuration.sinks.count) sink(s)")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for source in configuration.sources {
-                group.addTask {
-                    switch source {
-                    case .table(let table): try await TableSource(configuration: table, context: context).run()
-                    case .webhook(let webhook): try await WebhookSource(configuration: webhook, context: context).run()
-                    case .fileDrop(let drop): try await FileDropSource(configuration: drop, context: context).run()
-                    }
-                }
-            }
-            for (index, sink) in configuration.sinks.enumerated() {
-                let consumerGroup = configuration.consumerGroup(forSink: index)
-                group.addTask {
-                    switch sink {
-                    case .inbox(let inbox):
-                        try await InboxSink(configuration: inbox, context: context, group: consumerGroup).run()
-                    case .webhook(let webhook):
-                        try await WebhookSink(configuration: webhook, context: context, group: consumerGroup).run()
-                    case .file(let file):
-                        try await FileSink(configuration: file, context: context, group: consumerGroup).run()
-                    case .table(let table):
-                        try await TableSink(configuration: table, context: context, group: consumerGroup).run()
-                    }
-                }
-            }
-            group.addTask { try await Self.reportPeriodically(context) }
-            if let listen = configuration.metrics {
-                group.addTask { try await ConnectorMetrics.serve(on: listen, logger: context.logger) }
-            }
-            do {
-                // The first part to fail for good stops the connector (waitForAll would wait for the
-                // others, which run until cancelled): leaving the body cancels them.
-                while try await group.next() != nil {}
-            } catch is CancellationError {
-            } catch {
-                context.logger.critical("connector \(configuration.name) stops: \(error)")
-                throw error
-            }
+        var group = ServiceGroupConfiguration(
+            services: try parts().map {
+                // A part that returns early (nothing to do) leaves the others running; one that fails
+                // for good lets the others finish their batches, then the connector stops.
+                ServiceGroupConfiguration.ServiceConfiguration(
+                    service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .gracefullyShutdownGroup)
+            },
+            logger: context.logger)
+        group.maximumGracefulShutdownDuration = Self.gracefulShutdownLimit
+        defer {
+            let totals = stats.snapshot
+            context.logger.notice(
+                "connector \(configuration.name) stopped: \(totals.recordsIn) in, \(totals.published) published, \(totals.deadLettered) dead-lettered, \(totals.delivered) delivered, \(totals.retries) retries")
         }
-        let totals = stats.snapshot
-        context.logger.notice(
-            "connector \(configuration.name) stopped: \(totals.recordsIn) in, \(totals.published) published, \(totals.deadLettered) dead-lettered, \(totals.delivered) delivered")
+        try await ServiceGroup(configuration: group).run()
     }
 
     private static func reportPeriodically(_ context: ConnectorContext) async throws {
         var last = context.stats.snapshot
-        while true {
-            try await context.clock.sleep(for: .seconds(10))
+        while partShouldContinue {
+            try await context.idle(for: .seconds(10))
             let now = context.stats.snapshot
             if now != last {
                 context.logger.info(

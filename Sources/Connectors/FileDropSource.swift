@@ -21,24 +21,29 @@ struct FileDropSource: Sendable {
 
     func run() async throws {
         let directory = URL(fileURLWithPath: configuration.directory)
-        for folder in ["", "done", "failed"] {
-            try FileManager.default.createDirectory(
-                at: folder.isEmpty ? directory : directory.appendingPathComponent(folder),
-                withIntermediateDirectories: true)
+        try await BlockingIO.run {
+            for folder in ["", "done", "failed"] {
+                try FileManager.default.createDirectory(
+                    at: folder.isEmpty ? directory : directory.appendingPathComponent(folder),
+                    withIntermediateDirectories: true)
+            }
         }
         context.logger.notice("\(id): watching \(directory.path) for .\(configuration.format.rawValue) files")
-        while !Task.isCancelled {
-            for file in try pendingFiles(in: directory) {
+        while partShouldContinue {
+            for file in try await pendingFiles(in: directory) {
+                guard partShouldContinue else { break }
                 try await process(file, in: directory)
             }
-            try await context.clock.sleep(for: configuration.interval)
+            try await context.idle(for: configuration.interval)
         }
     }
 
     /// The files ready to read, by name: of the configured format, not hidden, not `*.tmp` or
-    /// `*.part`, and not modified for at least `settle`.
-    func pendingFiles(in directory: URL) throws -> [URL] {
-        try Self.readyFiles(in: directory, configuration: configuration, now: context.clock.now())
+    /// `*.part`, and not modified for at least `settle`. Listed on a dispatch thread.
+    func pendingFiles(in directory: URL) async throws -> [URL] {
+        let configuration = configuration
+        let now = context.clock.now()
+        return try await BlockingIO.run { try Self.readyFiles(in: directory, configuration: configuration, now: now) }
     }
 
     static func readyFiles(in directory: URL, configuration: FileDropSourceConfiguration, now: Date) throws -> [URL] {
@@ -63,8 +68,8 @@ struct FileDropSource: Sendable {
         let name = file.lastPathComponent
         guard let data = await Self.contents(of: file) else {
             // Gone meanwhile (taken back by the department): nothing to do. Otherwise unreadable.
-            if FileManager.default.fileExists(atPath: file.path) {
-                try fail(file, in: directory, reason: "the file cannot be read (permissions?)")
+            if await BlockingIO.run({ FileManager.default.fileExists(atPath: file.path) }) {
+                try await fail(file, in: directory, reason: "the file cannot be read (permissions?)")
             }
             return
         }
@@ -72,14 +77,14 @@ struct FileDropSource: Sendable {
         let cursorKey = "\(id)/\(fingerprint)"
         let fileId = "\(name)/\(fingerprint)"
         guard let text = String(data: data, encoding: .utf8) else {
-            try fail(file, in: directory, reason: "the file is not readable UTF-8 text")
+            try await fail(file, in: directory, reason: "the file is not readable UTF-8 text")
             return
         }
         let lines: [(number: Int, publication: Publication)]
         switch configuration.format {
         case .csv:
             guard let table = CSVTable(text: text) else {
-                try fail(file, in: directory, reason: "the file has no CSV header line")
+                try await fail(file, in: directory, reason: "the file has no CSV header line")
                 return
             }
             lines = table.rows.map { row in
@@ -101,22 +106,21 @@ struct FileDropSource: Sendable {
         context.logger.notice(
             "\(id): reading \(name) (\(lines.count) line(s), fingerprint \(fingerprint)\(done > 0 ? ", resuming after line \(done)" : ""))")
         for start in stride(from: 0, to: remaining.count, by: 500) {
+            // A graceful shutdown stops between batches: the cursor says where to resume.
+            guard partShouldContinue else { return }
             let batch = Array(remaining[start..<min(start + 500, remaining.count)])
             context.stats.read(batch.count)
-            let outcomes = try await context.persistently(id, "publishing \(name) to the bus") {
-                try await context.publisher.publish(batch.map(\.publication), deadLetter: true)
-            }
-            context.stats.count(outcomes)
-            for case .deadLettered(let position, let failure) in outcomes {
-                context.logger.warning("\(id): \(name): dead-lettered to \(position): \(failure.reason)")
-            }
+            _ = try await context.publish(batch.map(\.publication), part: id, what: "publishing \(name) to the bus")
             let last = String(batch.last!.number)
             try await context.persistently(id, "saving the cursor of \(name)") {
                 try await context.cursors.save(last, of: cursorKey)
             }
         }
-        let target = unique(directory.appendingPathComponent("done").appendingPathComponent(name))
-        try FileManager.default.moveItem(at: file, to: target)
+        let target = try await BlockingIO.run { [self] in
+            let target = unique(directory.appendingPathComponent("done").appendingPathComponent(name))
+            try FileManager.default.moveItem(at: file, to: target)
+            return target
+        }
         // A crash before this removal leaves a finished cursor behind: a later file with the same
         // bytes is then taken as already read — its ids would be the same, so nothing is lost.
         try await context.persistently(id, "clearing the cursor of \(name)") {
@@ -127,9 +131,7 @@ struct FileDropSource: Sendable {
 
     /// Reads a whole file on a dispatch thread (not the cooperative pool); `nil` when it cannot be read.
     static func contents(of file: URL) async -> Data? {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: FileManager.default.contents(atPath: file.path)) }
-        }
+        await BlockingIO.run { FileManager.default.contents(atPath: file.path) }
     }
 
     func publication(csv row: CSVTable.Row, header: [String], file: String, fileId: String) -> Publication {
@@ -185,10 +187,13 @@ struct FileDropSource: Sendable {
 
     /// Moves a file that cannot be read to `failed/`, writing `<file>.reason` first: a crash in
     /// between leaves the file where it was (it fails again, overwriting the same reason file).
-    private func fail(_ file: URL, in directory: URL, reason: String) throws {
-        let target = unique(directory.appendingPathComponent("failed").appendingPathComponent(file.lastPathComponent))
-        try (reason + "\n").write(to: target.appendingPathExtension("reason"), atomically: true, encoding: .utf8)
-        try FileManager.default.moveItem(at: file, to: target)
+    private func fail(_ file: URL, in directory: URL, reason: String) async throws {
+        let target = try await BlockingIO.run { [self] in
+            let target = unique(directory.appendingPathComponent("failed").appendingPathComponent(file.lastPathComponent))
+            try (reason + "\n").write(to: target.appendingPathExtension("reason"), atomically: true, encoding: .utf8)
+            try FileManager.default.moveItem(at: file, to: target)
+            return target
+        }
         context.logger.error("\(id): \(file.lastPathComponent) failed, moved to \(target.path): \(reason)")
     }
 

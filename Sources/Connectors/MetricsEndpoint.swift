@@ -37,8 +37,10 @@ public enum ConnectorMetrics {
         return String(decoding: buffer, as: UTF8.self)
     }
 
-    /// Serves `GET /metrics` on `HOST:PORT` until cancelled.
-    static func serve(on listen: String, logger: Logger) async throws {
+    /// Serves `GET /metrics` on `HOST:PORT` as a `Service` of the connector's group (Hummingbird's
+    /// `Application`, which stops gracefully with the group — see ``WebhookSource/service()``).
+    /// - Throws: ``ConnectorConfigurationError`` when `listen` is not HOST:PORT.
+    static func service(on listen: String, logger: Logger) throws -> ConnectorPart {
         let parts = listen.split(separator: ":")
         guard parts.count == 2, let port = Int(parts[1]) else {
             throw ConnectorConfigurationError(file: "", location: "metrics", problem: "'\(listen)' is not HOST:PORT")
@@ -56,7 +58,9 @@ public enum ConnectorMetrics {
             router: router,
             configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "onewindow-connector-metrics"),
             logger: logger)
-        logger.notice("metrics: serving Prometheus text at http://\(listen)/metrics")
-        try await app.run()
+        return ConnectorPart(name: "metrics") {
+            logger.notice("metrics: serving Prometheus text at http://\(listen)/metrics")
+            try await app.run()
+        }
     }
 }

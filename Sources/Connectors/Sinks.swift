@@ -12,9 +12,18 @@ import FoundationNetworking
 /// hands each record to the sink, dead-letters what is not a CloudEvent, and commits only after
 /// the sink has handled the batch — so a crash delivers a record again, never loses it.
 ///
-/// A delivery that fails for a reason that retrying cannot fix — see ``SinkLoop/isPermanent(_:)`` —
-/// goes to the dead-letter topic with the reason and the loop goes on; any other failure (the
-/// database busy or locked, an I/O error, the bus unreachable) pauses and retries the same record.
+/// What happens on an error is ``ErrorDisposition``'s to say: a delivery that cannot succeed (a
+/// constraint the row breaks, a table or column the department's database does not have) goes to
+/// the dead-letter topic with the reason and the loop goes on; one that may succeed later (the
+/// database busy or locked, an I/O error, the bus unreachable) pauses and retries the same record;
+/// a commit refused because the group rebalanced (`groupBusy`) is not retried: the loop polls
+/// again, and the records of partitions that moved are delivered again to their new owner —
+/// which is why every sink's delivery is idempotent by event id or says that it is not; a closed
+/// or broken bus ends the loop with a ``ConnectorFailure``.
+///
+/// Each handled record's offset is stored as it goes (``LogConsumer/store(_:)``), so a partition
+/// taken away mid-batch hands over what was already delivered; on a graceful shutdown the batch in
+/// flight is delivered and committed, then the consumer is closed (and awaited) before the loop returns.
 struct SinkLoop: Sendable {
     let context: ConnectorContext
     let part: String
@@ -24,73 +33,97 @@ struct SinkLoop: Sendable {
     /// fewer, so that a batch never outlasts the consumer's max.poll.interval (300 s on Kafka).
     var maxRecords = 200
 
-    /// Whether a delivery error is one that retrying cannot fix: a constraint the row breaks, a
-    /// table or column the department's database does not have, a value of the wrong type. (A body
-    /// that does not map is dead-lettered by the sink itself, with its own code.)
-    static func isPermanent(_ error: any Error) -> Bool {
-        guard let database = error as? DatabaseError else { return false }
-        switch database.resultCode {
-        case .SQLITE_CONSTRAINT, .SQLITE_ERROR, .SQLITE_MISMATCH, .SQLITE_TOOBIG, .SQLITE_RANGE: return true
-        default: return false  // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, …: wait and retry
-        }
-    }
-
     func run(_ handle: @escaping @Sendable (LogRecord, Event) async throws -> Void) async throws {
         let consumer = try await context.persistently(part, "joining group \(group)") {
             try await context.log.makeConsumer(.group(group, topics: topics))
         }
         context.logger.notice("\(part): consuming \(topics.joined(separator: ", ")) as group \(group)")
-        defer { Task { await consumer.close() } }
-        let clock = ContinuousClock()
-        var lastLag = clock.now.advanced(by: .seconds(-60))
-        while !Task.isCancelled {
-            if clock.now - lastLag > .seconds(5) {
-                lastLag = clock.now
+        do {
+            try await consume(consumer, handle)
+        } catch {
+            await consumer.close()
+            throw error
+        }
+        await consumer.close()
+    }
+
+    private func consume(
+        _ consumer: any LogConsumer, _ handle: @escaping @Sendable (LogRecord, Event) async throws -> Void
+    ) async throws {
+        var lagDue = Every(.seconds(5))
+        while partShouldContinue {
+            if lagDue.now() {
                 // For the metrics only: a bus that cannot tell now is asked again next time.
                 if let lag = try? await context.log.lag(group: group, topics: topics) {
                     context.stats.sinkLag(group: group, Int(lag.reduce(0) { $0 + $1.lag }))
                 }
             }
-            let records = try await context.persistently(part, "polling the bus") {
-                try await consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(500))
+            let records: [LogRecord]
+            do {
+                records = try await context.persistently(part, "polling the bus") {
+                    try await consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(500))
+                }
+            } catch where ErrorDisposition.of(error) == .repoll {
+                context.logger.notice("\(part): group \(group) is rebalancing (\(error)); polling again")
+                continue
             }
             if records.isEmpty { continue }
             for record in records {
-                let event: Event
-                do {
-                    event = try CloudEventsBinding.event(from: record)
-                } catch {
-                    try await deadLetter(record, ValidationFailure(.invalidEnvelope, "\(error)"))
-                    continue
-                }
-                do {
-                    try await context.persistently(part, "delivering \(event.id)", permanent: Self.isPermanent) {
-                        try await handle(record, event)
-                    }
-                } catch is CancellationError {
-                    throw CancellationError()
-                } catch {
-                    try await deadLetter(
-                        record,
-                        ValidationFailure(
-                            .undeliverable, "\(part) cannot deliver it, and retrying will not help: \(error)",
-                            eventType: event.type, eventId: event.id))
-                }
+                try await deliver(record, handle)
+                consumer.store([record])
             }
-            try await context.persistently(part, "committing offsets") { try await consumer.commit(records) }
+            do {
+                try await context.persistently(part, "committing offsets") { try await consumer.commit() }
+            } catch where ErrorDisposition.of(error) == .repoll {
+                // Retrying the commit cannot help (this member's generation is gone) and would keep it
+                // from polling, which is what lets the rebalance finish. Offsets stored for partitions
+                // still owned are committed with the next commit; the rest are the new owner's to read.
+                context.logger.notice(
+                    "\(part): group \(group) rebalanced before this batch was committed (\(error)); polling again — \("records whose partitions moved are delivered again by their new owner, once per event id")")
+            }
         }
-        await consumer.close()
     }
 
-    /// Sends a consumed record to the dead-letter topic with the reason.
-    func deadLetter(_ record: LogRecord, _ failure: ValidationFailure) async throws {
-        let position = try await context.persistently(part, "dead-lettering") {
-            try await context.publisher.deadLetter(
-                value: record.value, key: record.key, headers: record.headers, originalTopic: record.topic,
-                failure: failure)
+    /// Hands one record to the sink, retrying what may pass and dead-lettering what cannot.
+    private func deliver(
+        _ record: LogRecord, _ handle: @escaping @Sendable (LogRecord, Event) async throws -> Void
+    ) async throws {
+        let event: Event
+        do {
+            event = try CloudEventsBinding.event(from: record)
+        } catch {
+            try await deadLetter(record, ValidationFailure(.invalidEnvelope, "\(error)"))
+            return
         }
-        context.stats.deadLettered(1)
-        context.logger.warning("\(part): dead-lettered \(record.position) to \(position): \(failure.reason)")
+        do {
+            try await context.persistently(part, "delivering \(event.id)") { try await handle(record, event) }
+        } catch where ErrorDisposition.of(error) == .deadLetter {
+            try await deadLetter(
+                record,
+                ValidationFailure(
+                    .undeliverable, "\(part) cannot deliver it, and retrying will not help: \(error)",
+                    eventType: event.type, eventId: event.id))
+        }
+    }
+
+    /// Sends a consumed record to the dead-letter topic with the reason (cut to its first bytes,
+    /// with its size and digest, should the log refuse it whole as too large).
+    func deadLetter(_ record: LogRecord, _ failure: ValidationFailure) async throws {
+        var keeping: Int?
+        while true {
+            do {
+                let position = try await context.persistently(part, "dead-lettering") {
+                    try await context.publisher.deadLetter(
+                        value: record.value, key: record.key, headers: record.headers, originalTopic: record.topic,
+                        failure: failure, keeping: keeping)
+                }
+                context.stats.deadLettered(1)
+                context.logger.warning("\(part): dead-lettered \(record.position) to \(position): \(failure.reason)")
+                return
+            } catch where ErrorDisposition.of(error) == .deadLetter && keeping != 0 {
+                keeping = min(ConnectorContext.deadLetterKeep, (keeping ?? record.value.count) / 2)
+            }
+        }
     }
 }
 
@@ -106,17 +139,14 @@ struct InboxSink: Sendable {
     let group: String
 
     var id: String { "inbox:\(configuration.requests)" }
+    /// The part that publishes the department's decisions.
+    var decisionsPart: String { "decisions:\(configuration.decisionsTable)" }
 
-    func run() async throws {
+    /// Delivers approval requests into the inbox table, once per event id
+    /// (`ON CONFLICT (event_id) DO NOTHING`): a request delivered again after a rebalance or a
+    /// crash leaves the row as it was.
+    func receiveRequests() async throws {
         guard let department = context.department else { return }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await receiveRequests(department) }
-            group.addTask { try await publishDecisions(department) }
-            try await group.waitForAll()
-        }
-    }
-
-    private func receiveRequests(_ department: DatabasePool) async throws {
         let loop = SinkLoop(context: context, part: id, topics: [configuration.requests], group: group)
         let insert = """
             INSERT INTO \(quoted(configuration.inboxTable))
@@ -144,32 +174,29 @@ struct InboxSink: Sendable {
         }
     }
 
-    private func publishDecisions(_ department: DatabasePool) async throws {
-        let part = "decisions:\(configuration.decisionsTable)"
-        var position = Int64(try await context.cursors.position(of: part) ?? "0") ?? 0
+    /// Publishes the department's decisions, in `seq` order, saving the cursor after each batch.
+    func publishDecisions() async throws {
+        guard let department = context.department else { return }
+        let part = decisionsPart
+        var position = Int64(try await context.persistently(part, "reading the cursor") {
+            try await context.cursors.position(of: part)
+        } ?? "0") ?? 0
         let query = """
             SELECT d.*, i.event_id AS request_id FROM \(quoted(configuration.decisionsTable)) d
             LEFT JOIN \(quoted(configuration.inboxTable)) i ON i.application_id = d.application_id AND i.item IS d.item
             WHERE d.seq > ? ORDER BY d.seq LIMIT 200
             """
-        while !Task.isCancelled {
+        while partShouldContinue {
             let after = position
             let rows = try await context.persistently(part, "reading \(configuration.decisionsTable)") {
                 try await department.read { db in try Row.fetchAll(db, sql: query, arguments: [after]).map(SourceRow.init) }
             }
             guard let last = rows.last, case .integer(let next) = last.mapped("seq") else {
-                try await context.clock.sleep(for: configuration.interval)
+                try await context.idle(for: configuration.interval)
                 continue
             }
             context.stats.read(rows.count)
-            let publications = rows.map(decision)
-            let outcomes = try await context.persistently(part, "publishing decisions") {
-                try await context.publisher.publish(publications, deadLetter: true)
-            }
-            context.stats.count(outcomes)
-            for case .deadLettered(let at, let failure) in outcomes {
-                context.logger.warning("\(part): dead-lettered to \(at): \(failure.reason)")
-            }
+            _ = try await context.publish(rows.map(decision), part: part, what: "publishing decisions")
             try await context.persistently(part, "saving the cursor") { try await context.cursors.save(String(next), of: part) }
             position = next
         }
@@ -215,7 +242,7 @@ struct WebhookSink: Sendable {
             var lastProblem = ""
             for attempt in 0...configuration.retries {
                 if attempt > 0 {
-                    try await context.clock.sleep(for: backoff)
+                    try await context.pause(for: backoff)
                     backoff = min(backoff * 2, .seconds(30))
                 }
                 switch await post(event, session: session) {
@@ -287,8 +314,8 @@ struct FileSink: Sendable {
     var id: String { "file:\(configuration.directory)" }
 
     func run() async throws {
-        try FileManager.default.createDirectory(
-            atPath: configuration.directory, withIntermediateDirectories: true)
+        let directory = configuration.directory
+        try await BlockingIO.run { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         let loop = SinkLoop(context: context, part: id, topics: configuration.topics, group: group)
         let zone = TimeZone(secondsFromGMT: 8 * 3600)!
         try await loop.run { record, event in
@@ -296,7 +323,7 @@ struct FileSink: Sendable {
             calendar.timeZone = zone
             let day = calendar.dateComponents([.year, .month, .day], from: record.timestamp)
             let name = String(format: "%@-%04d-%02d-%02d.jsonl", record.topic, day.year!, day.month!, day.day!)
-            let path = URL(fileURLWithPath: configuration.directory).appendingPathComponent(name).path
+            let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
             var line: [String: JSONValue] = [
                 "id": .string(event.id), "type": .string(event.type), "source": .string(event.source),
                 "time": .string(Timestamp.format(event.time)), "topic": .string(record.topic),
@@ -306,13 +333,18 @@ struct FileSink: Sendable {
             line["data"] = (try? JSONValue.parse(event.data)) ?? .string(String(decoding: event.data, as: UTF8.self))
             var bytes = JSONValue.object(line).serialized()
             bytes.append(0x0A)
-            // A file that cannot be created makes the FileHandle below throw, naming the path.
-            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
-            try handle.seekToEnd()
-            try handle.write(contentsOf: bytes)
-            try handle.synchronize()
-            try handle.close()
+            let written = bytes
+            // Opening, appending and fsync block: on a dispatch thread, not the cooperative pool.
+            try await BlockingIO.run {
+                // A file that cannot be created makes the FileHandle below throw, naming the path;
+                // createFile's own result says nothing more.
+                if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+                let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+                defer { try? handle.close() }
+                try handle.seekToEnd()
+                try handle.write(contentsOf: written)
+                try handle.synchronize()
+            }
             context.stats.delivered(1)
         }
     }

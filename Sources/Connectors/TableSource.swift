@@ -114,9 +114,8 @@ struct TableSource: Sendable {
         let cursor = quoted(configuration.cursor)
         let key = quoted(configuration.id)
         context.logger.notice("\(id): reading \(configuration.table) after \(position?.saved ?? "the start")")
-        let clock = ContinuousClock()
-        var lastLag = clock.now.advanced(by: .seconds(-60))
-        while !Task.isCancelled {
+        var lagDue = Every(.seconds(5))
+        while partShouldContinue {
             let (condition, arguments) = position?.condition(cursor: cursor, key: key) ?? ("WHERE \(cursor) IS NOT NULL", [])
             let query = "SELECT * FROM \(table) \(condition) ORDER BY \(cursor), \(key) LIMIT ?"
             let rows = try await context.persistently(id, "reading \(configuration.table)") {
@@ -124,8 +123,7 @@ struct TableSource: Sendable {
                     try Row.fetchAll(db, sql: query, arguments: arguments + [configuration.batch]).map(SourceRow.init)
                 }
             }
-            if clock.now - lastLag > .seconds(5) {
-                lastLag = clock.now
+            if lagDue.now() {
                 let lagQuery = "SELECT COUNT(*) FROM \(table) \(condition)"
                 let lag = try await context.persistently(id, "measuring lag") {
                     try await department.read { db in try Int.fetchOne(db, sql: lagQuery, arguments: arguments) ?? 0 }
@@ -133,18 +131,14 @@ struct TableSource: Sendable {
                 context.stats.sourceLag(lag)
             }
             guard let last = rows.last else {
-                try await context.clock.sleep(for: configuration.interval)
+                try await context.idle(for: configuration.interval)
                 continue
             }
             context.stats.read(rows.count)
-            let publications = rows.map { publication(for: $0, mapper: mapper) }
-            let outcomes = try await context.persistently(id, "publishing to the bus") {
-                try await context.publisher.publish(publications, deadLetter: true)
-            }
-            context.stats.count(outcomes)
-            for case .deadLettered(let position, let failure) in outcomes {
-                context.logger.warning("\(id): dead-lettered to \(position): \(failure.reason)")
-            }
+            // A row too large for the bus goes to the dead-letter topic cut short (with its size and
+            // digest) rather than blocking the table: the cursor moves past it like past any other.
+            _ = try await context.publish(
+                rows.map { publication(for: $0, mapper: mapper) }, part: id, what: "publishing to the bus")
             guard case .integer(let next) = last.mapped(configuration.cursor) else {
                 throw ConnectorConfigurationError(
                     file: context.configuration.file, location: "sources: \(id)",

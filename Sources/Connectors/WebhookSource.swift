@@ -4,6 +4,7 @@ import EventSchemas
 import Foundation
 import Hummingbird
 import NIOCore
+import ServiceLifecycle
 
 /// An HTTP endpoint the department POSTs JSON to: `202 Accepted` with where the event landed, or
 /// `400 Bad Request` with the validation errors (the body then also goes to the dead-letter topic);
@@ -20,25 +21,52 @@ struct WebhookSource: Sendable {
 
     var id: String { "webhook:\(configuration.path)" }
 
-    func run() async throws {
+    /// The HTTP server as a `Service` of the connector's group. Hummingbird's `Application` is a
+    /// service itself: run directly in the group it stops gracefully on SIGTERM (requests in flight
+    /// are answered, then the channel closes once). It must not also be cancelled on graceful
+    /// shutdown — closing the channel twice is what logged "Server shutdown error: Already closed".
+    ///
+    /// A request that finds the bus closed or broken (``ErrorDisposition/fatal``) is answered `503`
+    /// and stops the connector, so that a supervisor restarts it.
+    func service() throws -> ConnectorPart {
         let parts = configuration.listen.split(separator: ":")
+        guard parts.count == 2, let port = Int(parts[1]) else {
+            throw ConnectorConfigurationError(
+                file: context.configuration.file, location: "sources: \(id)",
+                problem: "listen '\(configuration.listen)' is not HOST:PORT")
+        }
         let host = String(parts[0])
-        let port = Int(parts[1])!
+        let (failures, failed) = AsyncStream.makeStream(of: ConnectorFailure.self, bufferingPolicy: .bufferingNewest(1))
         let router = Router()
         let handler = self
         router.post(RouterPath(stringLiteral: configuration.path)) { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1 << 20)
-            return await handler.accept(Data(buffer: body), headers: request.headers)
+            return await handler.accept(Data(buffer: body), headers: request.headers, failed: failed)
         }
         router.get("/health") { _, _ in "ok" }
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "onewindow-connector"),
             logger: context.logger)
-        context.logger.notice("\(id): listening on http://\(host):\(port)\(configuration.path)")
-        try await app.run()
+        let context = self.context
+        let id = self.id
+        return ConnectorPart(name: id) {
+            context.logger.notice("\(id): listening on http://\(host):\(port)\(configuration.path)")
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    try await app.run()
+                    failed.finish()
+                }
+                group.addTask {
+                    for await failure in failures { throw failure }
+                }
+                try await group.waitForAll()
+            }
+        }
     }
 
-    func accept(_ data: Data, headers: HTTPFields) async -> Response {
+    func accept(_ data: Data, headers: HTTPFields, failed: AsyncStream<ConnectorFailure>.Continuation? = nil) async
+        -> Response
+    {
         context.stats.read(1)
         func header(_ name: String) -> String? { headers.first { $0.name.canonicalName == name }?.value }
         let eventId =
@@ -73,17 +101,24 @@ struct WebhookSource: Sendable {
                     error is MappingError ? .mappingFailed : .invalidJSON, "\(error)", eventType: configuration.type,
                     eventId: eventId))
         }
+        // One try, no retries: the department retries the POST on a 503 (nothing was taken).
         let outcome: PublishOutcome
         do {
             outcome = try await context.publisher.publish([publication], deadLetter: true)[0]
+            context.stats.count([outcome])
         } catch {
-            context.logger.error("\(id): the bus refused the append, answering 503: \(error)")
-            return json(
-                .serviceUnavailable,
-                ["error": .string("the bus is unreachable; retry later"), "detail": .string("\(error)")],
-                retryAfter: true)
+            switch ErrorDisposition.of(error) {
+            case .deadLetter:
+                do {
+                    outcome = try await context.deadLetterTooLarge(publication, part: id, error: error)
+                    context.stats.count([outcome])
+                } catch {
+                    return unavailable(error, failed: failed)
+                }
+            default:
+                return unavailable(error, failed: failed)
+            }
         }
-        context.stats.count([outcome])
         switch outcome {
         case .published(let position, let event):
             return json(
@@ -97,10 +132,25 @@ struct WebhookSource: Sendable {
             }
             if errors.isEmpty { errors = [.object(["message": .string(failure.message)])] }
             return json(
-                .badRequest,
+                failure.code == .recordTooLarge ? .contentTooLarge : .badRequest,
                 ["id": .string(eventId), "code": .string(failure.code.rawValue), "errors": .array(errors),
                  "deadLetter": .string(position.description)])
         }
+    }
+
+    /// `503` with `Retry-After`: the bus could not take the event. When it never will again (closed
+    /// or broken), the connector is told to stop so that a supervisor restarts it.
+    private func unavailable(_ error: any Error, failed: AsyncStream<ConnectorFailure>.Continuation?) -> Response {
+        if ErrorDisposition.of(error) == .fatal {
+            context.logger.error("\(id): the bus cannot take events any more, answering 503 and stopping: \(error)")
+            failed?.yield(ConnectorFailure(part: id, action: "publishing a posted event", underlying: error))
+        } else {
+            context.logger.warning("\(id): the bus refused the append, answering 503: \(error)")
+        }
+        return json(
+            .serviceUnavailable,
+            ["error": .string("the bus is unreachable; retry later"), "detail": .string("\(error)")],
+            retryAfter: true)
     }
 
     private func json(_ status: HTTPResponse.Status, _ object: [String: JSONValue], retryAfter: Bool = false) -> Response {

@@ -63,12 +63,25 @@ public final class DepartmentSimulator: Sendable {
     /// Whether ``stop()`` was called.
     public var isStopped: Bool { stopped.withLock { $0 } }
 
-    /// Seeds, then generates and decides until stopped — or, when it does not decide, until the
-    /// generation limit is reached.
+    /// One long-running loop of the simulator: generating rows, or deciding requests (sending
+    /// messages). `onewindow dept-sim` runs each as a `Service` of one `ServiceGroup`.
+    public struct Loop: Sendable {
+        /// `generate` or `decide`.
+        public let name: String
+        /// Whether the loop ends by itself (generating up to --count or --duration); the decide
+        /// loop runs until ``DepartmentSimulator/stop()``.
+        public let endsByItself: Bool
+        /// Runs the loop until `shouldStop` says so (or, generating, until its limit); it returns
+        /// after the transaction under way. Each loop takes its own `shouldStop`, so that a group
+        /// of services can stop them one at a time.
+        public let run: @Sendable (_ shouldStop: @escaping @Sendable () -> Bool) async throws -> Void
+    }
+
+    /// Seeds the database when asked, then returns the loops to run: generating when a rate is
+    /// given, deciding when asked to.
     /// - Throws: a database error, ``DepartmentSimulatorError`` for options the department cannot
-    ///   do, or `WorkingDayCalendarError` when the calendar file cannot be read or a due date is
-    ///   outside its years.
-    public func run() async throws {
+    ///   do, or `WorkingDayCalendarError` when the calendar file cannot be read.
+    public func prepare() async throws -> [Loop] {
         let department = database.system.id
         if options.seed {
             let report = try await database.seed(clock: clock)
@@ -90,16 +103,18 @@ public final class DepartmentSimulator: Sendable {
         if options.decide, desk == nil, gateway == nil {
             throw DepartmentSimulatorError("\(department) answers no approval requests: --decide does nothing there")
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            if let generator, let rate = options.rate {
-                group.addTask { try await self.generate(generator, rate: rate) }
-            }
-            if desk != nil || gateway != nil {
-                group.addTask { try await self.work(desk: desk, gateway: gateway) }
-            }
-            try await group.waitForAll()
+        var loops: [Loop] = []
+        if let generator, let rate = options.rate {
+            loops.append(Loop(name: "generate", endsByItself: true) { shouldStop in
+                try await self.generate(generator, rate: rate, shouldStop: shouldStop)
+            })
         }
-        logger.notice("\(department): stopped")
+        if desk != nil || gateway != nil {
+            loops.append(Loop(name: "decide", endsByItself: false) { shouldStop in
+                try await self.work(desk: desk, gateway: gateway, shouldStop: shouldStop)
+            })
+        }
+        return loops
     }
 
     /// The decision desk, with the calendar given or read from ``Options/calendarFile``.
@@ -114,7 +129,23 @@ public final class DepartmentSimulator: Sendable {
         return try DecisionDesk(database: database, calendar: calendar, clock: clock)
     }
 
-    private func generate(_ generator: RowGenerator, rate: Double) async throws {
+    /// Seeds, then generates and decides until stopped — or, when it does not decide, until the
+    /// generation limit is reached.
+    /// - Throws: a database error, ``DepartmentSimulatorError`` for options the department cannot
+    ///   do, or `WorkingDayCalendarError` when the calendar file cannot be read or a due date is
+    ///   outside its years.
+    public func run() async throws {
+        let loops = try await prepare()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for loop in loops { group.addTask { try await loop.run { self.isStopped } } }
+            try await group.waitForAll()
+        }
+        logger.notice("\(database.system.id): stopped")
+    }
+
+    private func generate(
+        _ generator: RowGenerator, rate: Double, shouldStop: @escaping @Sendable () -> Bool
+    ) async throws {
         let department = database.system.id
         let tables = generator.specs.map(\.table).joined(separator: ", ")
         let limit: String =
@@ -130,7 +161,7 @@ public final class DepartmentSimulator: Sendable {
         let start = ContinuousClock.now  // the real time taken, whatever the department's clock
         let logger = self.logger
         let report = try await generator.run(
-            rate: rate, limit: options.limit, shouldStop: { [self] in self.isStopped },
+            rate: rate, limit: options.limit, shouldStop: shouldStop,
             progress: { report in
                 logger.info(
                     "\(department): \(report.inserted) rows inserted (\(report.bad) bad), \(report.updated) updated")
@@ -143,7 +174,7 @@ public final class DepartmentSimulator: Sendable {
         logger.notice("\(department): generated \(rows) in \(took) s, \(perSecond) rows/s")
     }
 
-    private func work(desk: DecisionDesk?, gateway: SmsGateway?) async throws {
+    private func work(desk: DecisionDesk?, gateway: SmsGateway?, shouldStop: @Sendable () -> Bool) async throws {
         let department = database.system.id
         if let desk {
             let days = desk.policy.processingDays
@@ -152,7 +183,7 @@ public final class DepartmentSimulator: Sendable {
         } else {
             logger.notice("\(department): sending queued text messages")
         }
-        while !isStopped {
+        while !shouldStop() {
             if let desk {
                 for decided in try await desk.decideDue() {
                     let applicant = decided.applicantName.map { " for \(Masking.name($0))" } ?? ""
@@ -174,7 +205,7 @@ public final class DepartmentSimulator: Sendable {
                 }
             }
             var waited = Duration.zero
-            while waited < options.decideInterval, !isStopped {
+            while waited < options.decideInterval, !shouldStop() {
                 try await Task.sleep(for: .milliseconds(50))
                 waited += .milliseconds(50)
             }

@@ -26,6 +26,9 @@ public struct ValidationFailure: Error, Sendable, CustomStringConvertible {
         case mappingFailed = "mapping-failed"
         /// A sink could not deliver the event after its retries (the reason says why).
         case undeliverable = "undeliverable"
+        /// The record is larger than the log accepts; its dead letter keeps only its first bytes,
+        /// with the original's size and digest.
+        case recordTooLarge = "record-too-large"
     }
 
     public var code: Code

@@ -16,13 +16,24 @@ struct ConnectorCommand: AsyncParsableCommand {
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run the connector of a Connectors/*.yaml file until SIGTERM or SIGINT.")
+            abstract: "Run the connector of a Connectors/*.yaml file until SIGTERM or SIGINT.",
+            discussion: """
+                SIGTERM or SIGINT: each part finishes and commits its batch, exit status 0.
+                Exit status 75: a part failed in a way retrying cannot fix (the bus closed,
+                credentials refused, a damaged file); restart it under a supervisor.
+                """)
         @OptionGroup var options: BusOptions
         @Argument(help: "The connector file, e.g. Connectors/household-registry.yaml.") var file: String
         @Option(help: "Log level: trace, debug, info, notice, warning, error. Default: info.") var logLevel: String = "info"
         @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (overrides the file's `metrics:`).")
         var metricsPort: Int?
 
+        /// Exit statuses: 0 after SIGTERM or SIGINT (every part finished and committed its batch); a
+        /// file that does not match the department's system fails like any refused input;
+        /// 75 (`ConnectorFailure.exitStatus`, EX_TEMPFAIL) when a part failed for good — the bus
+        /// closed or broken, credentials refused, a damaged file — with a critical log line saying
+        /// why: run the connector under a supervisor that restarts it (systemd `Restart=on-failure`,
+        /// Docker `restart: on-failure`, a Kubernetes Deployment).
         func run() async throws {
             let level = Logger.Level(rawValue: logLevel) ?? .info
             LoggingSystem.bootstrap { label in
@@ -38,10 +49,23 @@ struct ConnectorCommand: AsyncParsableCommand {
             let connector = try Connector(
                 configuration: configuration, log: log, catalog: catalog, logger: logger,
                 bus: try options.address().cursorIdentity)
-            let group = ServiceGroup(
-                services: [ConnectorService(connector: connector)], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger)
-            try await group.run()
+            // The connector is a Service whose parts stop gracefully on SIGTERM: each finishes and
+            // commits its batch. (Wrapping it in cancelWhenGracefulShutdown would cancel them mid-batch.)
+            let group = ServiceGroup(services: [connector], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            do {
+                try await group.run()
+            } catch let refused as ConnectorConfigurationError {
+                // The file does not match the department's system (a table or column missing): a
+                // restart cannot help, so this is the ordinary refused-input error, not status 75.
+                await log.close()
+                throw refused
+            } catch {
+                await log.close()
+                let why = "connector \(configuration.name) stopped: \(error). Exiting with status \(ConnectorFailure.exitStatus) "
+                    + "so that a supervisor restarts it (run it under systemd Restart=on-failure, Docker restart: on-failure, or Kubernetes)"
+                logger.critical("\(why)")
+                throw ExitCode(ConnectorFailure.exitStatus)
+            }
             await log.close()
         }
     }
@@ -70,18 +94,6 @@ struct ConnectorCommand: AsyncParsableCommand {
             }
             print(
                 "\(file): connector \(configuration.name) for \(configuration.department): \(configuration.sources.count) source(s), \(configuration.sinks.count) sink(s) — ok")
-        }
-    }
-}
-
-/// The connector as a service of a `ServiceGroup`: stops (finishing the current batch's commit)
-/// on graceful shutdown.
-struct ConnectorService: Service {
-    let connector: Connector
-
-    func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await connector.run()
         }
     }
 }

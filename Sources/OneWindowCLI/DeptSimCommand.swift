@@ -4,6 +4,7 @@ import DepartmentSystems
 import Foundation
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// `onewindow dept-sim <department>`: a simulated department system — its own SQLite database,
 /// seed data, rows generated at a rate, and decisions on approval requests after the department's
@@ -127,13 +128,20 @@ public struct DeptSimCommand: AsyncParsableCommand {
             seed: randomSeed ?? UInt64(SystemWallClock().now().timeIntervalSince1970 * 1000))
         options.calendarFile = URL(fileURLWithPath: rules).appendingPathComponent("calendar.yaml")
         let simulator = DepartmentSimulator(database: database, options: options, clock: clock, logger: logger)
-        // The simulator returns when its --count or --duration is done: that ends the group, not as a failure.
-        let service = ServiceGroupConfiguration.ServiceConfiguration(
-            service: DepartmentSimulatorService(simulator: simulator),
-            successTerminationBehavior: .gracefullyShutdownGroup)
-        var configuration = ServiceGroupConfiguration(services: [service], logger: logger)
+        let loops = try await simulator.prepare()
+        // Each loop a service of one group. The generator returns when its --count or --duration is
+        // done: without a decide loop that ends the group (not as a failure); beside one, the
+        // decide loop goes on until SIGTERM or SIGINT.
+        let deciding = loops.contains { !$0.endsByItself }
+        let services = loops.map { loop in
+            ServiceGroupConfiguration.ServiceConfiguration(
+                service: DepartmentSimulatorService(simulator: simulator, loop: loop),
+                successTerminationBehavior: loop.endsByItself && deciding ? .ignore : .gracefullyShutdownGroup)
+        }
+        var configuration = ServiceGroupConfiguration(services: services, logger: logger)
         configuration.gracefulShutdownSignals = [.sigterm, .sigint]
         try await ServiceGroup(configuration: configuration).run()
+        logger.notice("\(id): stopped")
     }
 
     private func startInstant(_ text: String) -> Date? {
@@ -142,15 +150,29 @@ public struct DeptSimCommand: AsyncParsableCommand {
     }
 }
 
-/// The simulator as a service: on SIGTERM or SIGINT it finishes the transaction under way and returns.
-struct DepartmentSimulatorService: Service {
+/// One loop of the simulator as a service: on SIGTERM or SIGINT it finishes the transaction under
+/// way and returns (a graceful shutdown asks the loop to stop; it does not cancel it). Each loop
+/// has its own flag: a group shuts its services down one at a time, and a service that returns
+/// before its turn counts as a failure.
+struct DepartmentSimulatorService: Service, CustomStringConvertible {
     let simulator: DepartmentSimulator
+    let loop: DepartmentSimulator.Loop
+
+    var description: String { "dept-sim \(loop.name)" }
 
     func run() async throws {
+        let stopped = StopFlag()
         try await withGracefulShutdownHandler {
-            try await simulator.run()
+            try await loop.run { stopped.isSet }
         } onGracefulShutdown: {
-            simulator.stop()
+            stopped.set()
         }
     }
+}
+
+/// A flag set once, from the graceful-shutdown handler, and read by a loop.
+final class StopFlag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
 }

@@ -9,11 +9,11 @@ import TestSupport
 
 /// A connector process killed with SIGKILL at random moments while the department writes rows:
 /// after restarts, consumers that drop repeated ids see every row once, none missing.
-@Suite("Connector crash safety", .timeLimit(.minutes(5)))
+@Suite("Connector crash safety", .timeLimit(.minutes(5)), .awaitedCleanup)
 struct CrashTests {
     @Test func sigkillAtRandomMomentsLosesNothing() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let table = try ExampleTable(type: "tax.payment.received", table: "payments", catalog: catalog)
         let department = try bench.departmentDatabase()
         try await department.write { db in try db.execute(sql: table.createSQL) }
@@ -89,7 +89,7 @@ struct CrashTests {
 
     @Test func sigkillInTheMiddleOfADroppedFileLosesNoLine() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let drop = bench.path("drop")
         try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)
         let total = 30000

@@ -9,12 +9,12 @@ import TestSupport
 
 /// A simulated department system (its own SQLite database, realistic rows, bad ones among them)
 /// bridged by its real connector file from Connectors/, on both backends.
-@Suite("Department systems through their connector files", .timeLimit(.minutes(3)))
+@Suite("Department systems through their connector files", .timeLimit(.minutes(3)), .awaitedCleanup)
 struct DepartmentEndToEndTests {
     @Test(arguments: Backend.allCases)
     func taxRowsReachTheirTopicsOrTheDeadLetters(_ backend: Backend) async throws {
         let bench = try await Workbench(backend)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let path = bench.path("tax.sqlite")
         let department = try DepartmentDatabase.open(.tax, path: path)
         _ = try await department.seed()

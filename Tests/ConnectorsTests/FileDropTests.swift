@@ -10,7 +10,7 @@ import TestSupport
 
 /// The file-drop source: ids keyed on a file's content, reused names, files still being written,
 /// CSV files end to end and the CSV parser itself.
-@Suite("File-drop source", .timeLimit(.minutes(3)))
+@Suite("File-drop source", .timeLimit(.minutes(3)), .awaitedCleanup)
 struct FileDropTests {
     static let type = "tax.payment.received"
 
@@ -51,13 +51,13 @@ struct FileDropTests {
     @Test(arguments: Backend.allCases)
     func aReusedFileNameIsReadAgainWithNewIds(_ backend: Backend) async throws {
         let bench = try await Workbench(backend)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let drop = bench.path("drop")
         try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)
         let name = "payments-\(bench.unique).jsonl"
         let prefix = "tax/\(name)/"
         let connector = try RunningConnector(Self.yaml(bench, drop: drop), on: bench)
-        defer { Task { await connector.stop() } }
+        atEnd { await connector.stop() }
 
         try [Self.line(1), Self.line(2), Self.line(3)].joined(separator: "\n")
             .write(toFile: "\(drop)/\(name)", atomically: true, encoding: .utf8)
@@ -84,14 +84,14 @@ struct FileDropTests {
         // A crash after the bus confirmed but before the cursor was saved makes the connector read the
         // file again: here the file is put back after it was done, the same situation to the source.
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let drop = bench.path("drop")
         try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)
         let name = "payments-\(bench.unique).jsonl"
         let prefix = "tax/\(name)/"
         try (1...4).map(Self.line).joined(separator: "\n").write(toFile: "\(drop)/\(name)", atomically: true, encoding: .utf8)
         let connector = try RunningConnector(Self.yaml(bench, drop: drop), on: bench)
-        defer { Task { await connector.stop() } }
+        atEnd { await connector.stop() }
         try await bench.eventually("the file done") { FileManager.default.fileExists(atPath: "\(drop)/done/\(name)") }
         let first = Set(try await bench.events(on: Self.type, idPrefix: prefix).compactMap { $0.header("ce_id") })
         #expect(first.count == 4)
@@ -132,7 +132,7 @@ struct FileDropTests {
     @Test(arguments: Backend.allCases)
     func csvFilesArePublishedEndToEnd(_ backend: Backend) async throws {
         let bench = try await Workbench(backend)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let drop = bench.path("drop")
         try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)
         let name = "payments-\(bench.unique).csv"

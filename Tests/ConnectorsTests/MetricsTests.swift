@@ -11,11 +11,11 @@ import FoundationNetworking
 
 /// `onewindow connector run --metrics-port`: Prometheus text at /metrics, scraped over HTTP from a
 /// real connector process.
-@Suite("Connector metrics", .timeLimit(.minutes(3)))
+@Suite("Connector metrics", .timeLimit(.minutes(3)), .awaitedCleanup)
 struct MetricsTests {
     @Test func theMetricsEndpointCountsWhatWasPublishedAndDeadLettered() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let table = try ExampleTable(type: "tax.payment.received", table: "payments", catalog: catalog)
         let department = try bench.departmentDatabase()
         let required = try table.requiredScalarColumn()

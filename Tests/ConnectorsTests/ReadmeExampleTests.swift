@@ -17,7 +17,7 @@ import FoundationNetworking
 
 /// Connectors/README.md's complete example, run as it is (only its paths and ports moved to this
 /// test's) against the simulated household registry on the embedded log.
-@Suite("The README's example connector", .timeLimit(.minutes(3)))
+@Suite("The README's example connector", .timeLimit(.minutes(3)), .awaitedCleanup)
 struct ReadmeExampleTests {
     static let file = repositoryRoot.appendingPathComponent("Connectors/examples/household-registry.yaml")
 
@@ -29,7 +29,7 @@ struct ReadmeExampleTests {
 
     @Test func theExampleRunsEndToEnd() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let databasePath = bench.path("household-registry.sqlite")
         let department = try DepartmentDatabase.open(.householdRegistry, path: databasePath)
         try await department.seed()
@@ -48,10 +48,9 @@ struct ReadmeExampleTests {
             received.withLock { $0.append(request.headers.first { $0.name.canonicalName == "ce-id" }?.value ?? "?") }
             return Response(status: .noContent)
         }
-        let server = Task {
-            try await Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: alertsPort))).run()
-        }
-        defer { server.cancel() }
+        let server = RunningServer(
+            Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: alertsPort))))
+        atEnd { await server.stop() }
 
         let hookPort = freePort()
         let drop = bench.path("drop")
@@ -68,7 +67,7 @@ struct ReadmeExampleTests {
             yaml = yaml.replacingOccurrences(of: from, with: to)
         }
         let connector = try RunningConnector(yaml, on: bench)
-        defer { Task { await connector.stop() } }
+        atEnd { await connector.stop() }
 
         // Table source: every birth row of the department's database.
         try await bench.eventually("every birth row") {

@@ -11,7 +11,7 @@ import Testing
 import TestSupport
 
 /// Each sink kind end to end: the bus → the connector → the department's system.
-@Suite("Connector sinks", .timeLimit(.minutes(3)))
+@Suite("Connector sinks", .timeLimit(.minutes(3)), .awaitedCleanup)
 struct SinkTests {
     /// An approval request for this test's own application id.
     func request(_ bench: Workbench) throws -> (application: String, event: Event) {
@@ -28,7 +28,7 @@ struct SinkTests {
     @Test(arguments: Backend.allCases)
     func inboxReceivesRequestsOnceAndDecisionsArePublished(_ backend: Backend) async throws {
         let bench = try await Workbench(backend)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let department = try bench.departmentDatabase()
         let yaml = """
             name: tax-inbox-\(bench.unique)
@@ -42,7 +42,7 @@ struct SinkTests {
                 interval: 100ms
             """
         let connector = try RunningConnector(yaml, on: bench)
-        defer { Task { await connector.stop() } }
+        atEnd { await connector.stop() }
         let (application, event) = try request(bench)
         let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
         try await publisher.publish(event, topic: "approval.tax.requested")
@@ -87,7 +87,7 @@ struct SinkTests {
     @Test(arguments: Backend.allCases)
     func webhookSinkRetriesThenDeliversAndDeadLettersWhatIsRefused(_ backend: Backend) async throws {
         let bench = try await Workbench(backend)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let port = freePort()
         // The department's endpoint is a real webhook source of another connector, started late:
         // the first attempts find nothing listening.
@@ -112,7 +112,7 @@ struct SinkTests {
                 type: supervision.alert.raised
             """
         let sending = try RunningConnector(sender, on: bench)
-        defer { Task { await sending.stop() } }
+        atEnd { await sending.stop() }
         let example = try #require(catalog.schemas["notification.sms.requested"]?.examples.first)
         let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
         // The receiver expects supervision alerts: an SMS body is refused with 400 → dead letter.
@@ -120,7 +120,7 @@ struct SinkTests {
             Event(id: "sms-\(bench.unique)", type: "notification.sms.requested", source: "/test", subject: nil, data: example.serialized()))
         try await Task.sleep(for: .milliseconds(400))
         let receiving = try RunningConnector(receiver, on: bench)
-        defer { Task { await receiving.stop() } }
+        atEnd { await receiving.stop() }
         try await bench.eventually("the refused delivery") {
             try await !bench.events(on: catalog.deadLetterTopic, idPrefix: "sms-\(bench.unique)", deduplicate: false).filter {
                 $0.header("dl_code") == "undeliverable"
@@ -146,7 +146,7 @@ struct SinkTests {
                 backoff: 100ms
             """
         let forwarding = try RunningConnector(forward, on: bench)
-        defer { Task { await forwarding.stop() } }
+        atEnd { await forwarding.stop() }
         try await publisher.publish(
             Event(id: "alert-\(bench.unique)", type: "supervision.alert.raised", source: "/test", subject: nil, data: alert.serialized()))
         try await bench.eventually("the delivered alert") { forwarding.connector.stats.snapshot.delivered >= 1 }
@@ -156,7 +156,7 @@ struct SinkTests {
     @Test(arguments: Backend.allCases)
     func tableAndFileSinksWriteEachEventOnce(_ backend: Backend) async throws {
         let bench = try await Workbench(backend)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let department = try bench.departmentDatabase()
         try await department.write { db in
             try db.execute(
@@ -182,7 +182,7 @@ struct SinkTests {
                 directory: \(bench.path("out"))
             """
         let connector = try RunningConnector(yaml, on: bench)
-        defer { Task { await connector.stop() } }
+        atEnd { await connector.stop() }
         let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
         let event = Event(id: "sms-\(bench.unique)", type: "notification.sms.requested", source: "/test", subject: nil, data: example.serialized())
         try await publisher.publish(event)
@@ -216,7 +216,7 @@ struct SinkTests {
 
     @Test func aWebhookThatKeepsFailingDeadLettersAfterTheLastTryWithTheCount() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         // The department's endpoint: a real HTTP server that is always overloaded.
         let port = freePort()
         let seen = Mutex<[String]>([])
@@ -227,8 +227,8 @@ struct SinkTests {
             return Response(status: .serviceUnavailable)
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port)))
-        let server = Task { try await app.run() }
-        defer { server.cancel() }
+        let server = RunningServer(app)
+        atEnd { await server.stop() }
         let yaml = """
             name: busy-\(bench.unique)
             department: onewindow
@@ -241,7 +241,7 @@ struct SinkTests {
                 backoff: 50ms
             """
         let connector = try RunningConnector(yaml, on: bench)
-        defer { Task { await connector.stop() } }
+        atEnd { await connector.stop() }
         let example = try #require(catalog.schemas["notification.sms.requested"]?.examples.first)
         let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
         let id = "sms-\(bench.unique)"
@@ -262,7 +262,7 @@ struct SinkTests {
 
     @Test func aRowTheDepartmentTableRefusesIsDeadLetteredAndTheNextOnesGoOn() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let department = try bench.departmentDatabase()
         try await department.write { db in
             try db.execute(
@@ -284,7 +284,7 @@ struct SinkTests {
                 columns: {notification_id: /notificationId, phone_number: /mobile}
             """
         let connector = try RunningConnector(yaml, on: bench)
-        defer { Task { await connector.stop() } }
+        atEnd { await connector.stop() }
         let example = try #require(catalog.schemas["notification.sms.requested"]?.examples.first)
         let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
         // a and b are two events for one notification: the table's UNIQUE refuses b, for ever.

@@ -9,14 +9,14 @@ import Testing
 import TestSupport
 
 /// Each source kind end to end: a department's table, webhook or file → the connector → the bus.
-@Suite("Connector sources", .timeLimit(.minutes(3)))
+@Suite("Connector sources", .timeLimit(.minutes(3)), .awaitedCleanup)
 struct SourceTests {
     static let type = "tax.payment.received"
 
     @Test(arguments: Backend.allCases)
     func tableRowsArePublishedOnceAndBadRowsDeadLettered(_ backend: Backend) async throws {
         let bench = try await Workbench(backend)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let table = try ExampleTable(type: Self.type, table: "payments_\(bench.unique)", catalog: catalog)
         let department = try bench.departmentDatabase()
         let required = try table.requiredScalarColumn()
@@ -78,7 +78,7 @@ struct SourceTests {
 
     @Test func aValueTheMappingCannotConvertIsDeadLettered() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let department = try bench.departmentDatabase()
         try await department.write { db in
             try db.execute(
@@ -119,7 +119,7 @@ struct SourceTests {
     @Test(arguments: Backend.allCases)
     func webhookAnswers202Or400AndDeadLettersTheRefused(_ backend: Backend) async throws {
         let bench = try await Workbench(backend)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let port = freePort()
         let yaml = """
             name: hook-\(bench.unique)
@@ -131,7 +131,7 @@ struct SourceTests {
                 type: \(Self.type)
             """
         let connector = try RunningConnector(yaml, on: bench)
-        defer { Task { await connector.stop() } }
+        atEnd { await connector.stop() }
         let example = try #require(catalog.schemas[Self.type]?.examples.first)
         let url = URL(string: "http://127.0.0.1:\(port)/payments")!
         let accepted = try await post(url, example.serialized(), id: "\(bench.unique)-ok")
@@ -172,7 +172,7 @@ struct SourceTests {
     @Test(arguments: Backend.allCases)
     func droppedFilesArePublishedAndMovedToDoneOrFailed(_ backend: Backend) async throws {
         let bench = try await Workbench(backend)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let drop = bench.path("drop")
         try FileManager.default.createDirectory(atPath: drop, withIntermediateDirectories: true)
         let example = try #require(catalog.schemas[Self.type]?.examples.first)

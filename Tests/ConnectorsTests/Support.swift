@@ -7,6 +7,9 @@ import EventSchemas
 import Foundation
 import GRDB
 import KafkaLog
+import Logging
+import ServiceLifecycle
+import Synchronization
 import Testing
 import TestSupport
 
@@ -32,7 +35,8 @@ struct Workbench: Sendable {
     let busAddress: String
     let unique: String
 
-    init(_ backend: Backend) async throws {
+    /// - Parameter maxRecordBytes: the embedded log's record limit (the default's 1 MiB when `nil`).
+    init(_ backend: Backend, maxRecordBytes: Int? = nil) async throws {
         unique = "t" + UUID().uuidString.prefix(8).lowercased()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("onewindow-conn-\(unique)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -40,7 +44,9 @@ struct Workbench: Sendable {
         switch backend {
         case .embedded:
             let path = directory.appendingPathComponent("bus.sqlite").path
-            log = try EmbeddedLog(path: path)
+            var configuration = EmbeddedLogConfiguration()
+            if let maxRecordBytes { configuration.maxRecordBytes = maxRecordBytes }
+            log = try EmbeddedLog(path: path, configuration: configuration)
             busAddress = "embedded:\(path)"
         case .kafka:
             guard let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_TEST_KAFKA"] else {
@@ -107,21 +113,133 @@ struct WorkbenchError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Runs a connector in a task until `stop()`.
+/// Runs a connector in a task, in a `ServiceGroup` as `onewindow connector run` does, until
+/// `stop()` shuts the group down gracefully (as SIGTERM does): cancelling a task that serves HTTP
+/// can trap in NIO when a connection is being accepted at that moment (swift-nio#3481).
 final class RunningConnector: Sendable {
     let connector: Connector
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+    private let finished = Flag()
+
+    /// - Parameter log: the bus, when not the bench's.
+    init(_ yaml: String, on bench: Workbench, log: (any EventLog)? = nil) throws {
+        let configuration = try ConnectorConfiguration.parse(yaml, file: "test")
+        let connector = try Connector(configuration: configuration, log: log ?? bench.log, catalog: catalog)
+        self.connector = connector
+        let group = ServiceGroup(services: [connector], logger: Logger(label: "test"))
+        self.group = group
+        let finished = self.finished
+        task = Task {
+            defer { finished.set() }
+            try await group.run()
+        }
+    }
+
+    /// Shuts the connector down gracefully and waits for it.
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
+
+    /// How the connector's run ended, waiting at most `seconds`: `nil` when it returned, the error
+    /// it threw otherwise. Fails the test (and stops the connector) when it is still running then.
+    func ended(within seconds: Double) async throws -> (any Error)? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if finished.isSet { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        guard finished.isSet else {
+            Issue.record("the connector still runs after \(seconds) s")
+            await stop()
+            throw WorkbenchError("the connector still runs after \(seconds) s")
+        }
+        do {
+            try await task.value
+            return nil
+        } catch {
+            return error
+        }
+    }
+}
+
+
+/// A flag set once, read from any task.
+final class Flag: Sendable {
+    private let value = Mutex(false)
+    var isSet: Bool { value.withLock { $0 } }
+    func set() { value.withLock { $0 = true } }
+}
+
+/// A test's own HTTP server (a Hummingbird `Application`) in a `ServiceGroup`, stopped gracefully:
+/// cancelling the serving task instead can trap in NIO (see ``RunningConnector``).
+final class RunningServer: Sendable {
+    private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
-    init(_ yaml: String, on bench: Workbench) throws {
-        let configuration = try ConnectorConfiguration.parse(yaml, file: "test")
-        let connector = try Connector(configuration: configuration, log: bench.log, catalog: catalog)
-        self.connector = connector
-        task = Task { try await connector.run() }
+    init(_ service: some Service) {
+        let group = ServiceGroup(services: [service], logger: Logger(label: "test-server"))
+        self.group = group
+        task = Task { try await group.run() }
     }
 
     func stop() async {
-        task.cancel()
+        await group.triggerGracefulShutdown()
         _ = try? await task.value
     }
 }
 
+/// Awaited clean-up for tests: `defer` cannot `await`, and `defer { Task { await … } }` leaves the
+/// clean-up running after the test (a connector still polling a log being closed). A test of a
+/// suite with this trait calls ``atEnd(_:)`` instead; the clean-ups run, awaited and in reverse
+/// order like `defer`s, when the test case ends, whether it passed or threw.
+struct AwaitedCleanup: TestTrait, SuiteTrait, TestScoping {
+    var isRecursive: Bool { true }
+
+    func provideScope(
+        for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
+    ) async throws {
+        guard testCase != nil else { return try await function() }
+        let list = CleanupList()
+        try await CleanupList.$current.withValue(list) {
+            do {
+                try await function()
+            } catch {
+                await list.run()
+                throw error
+            }
+            await list.run()
+        }
+    }
+}
+
+extension Trait where Self == AwaitedCleanup {
+    /// Runs what the test's ``atEnd(_:)`` calls registered, awaited, when each test case ends.
+    static var awaitedCleanup: Self { Self() }
+}
+
+/// The clean-ups registered by the running test case.
+final class CleanupList: Sendable {
+    @TaskLocal static var current: CleanupList?
+    private let items = Mutex<[@Sendable () async -> Void]>([])
+
+    func add(_ work: @escaping @Sendable () async -> Void) { items.withLock { $0.append(work) } }
+
+    func run() async {
+        let all = items.withLock { items in
+            defer { items = [] }
+            return items
+        }
+        for work in all.reversed() { await work() }
+    }
+}
+
+/// Registers `work` to run, awaited, when the test case ends (its suite has `.awaitedCleanup`).
+func atEnd(_ work: @escaping @Sendable () async -> Void) {
+    guard let list = CleanupList.current else {
+        Issue.record("atEnd is called outside a test whose suite has the .awaitedCleanup trait")
+        return
+    }
+    list.add(work)
+}

@@ -9,7 +9,7 @@ import Testing
 import TestSupport
 
 /// The table source's cursor and its start-up checks.
-@Suite("Table source cursor and columns", .timeLimit(.minutes(3)))
+@Suite("Table source cursor and columns", .timeLimit(.minutes(3)), .awaitedCleanup)
 struct TableSourceTests {
     static let type = "tax.payment.received"
 
@@ -50,7 +50,7 @@ struct TableSourceTests {
 
     @Test func rowsSharingACursorValueAcrossABatchBoundaryAreAllRead() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let (table, department) = try await Self.tiedTable(bench)
         let prefix = "tax/\(table.table)/"
         // Batches of 3 end inside the run of 2s (rows 4-6 | 7) and inside the run of 3s (rows 8-9 | 10).
@@ -70,7 +70,7 @@ struct TableSourceTests {
 
     @Test func aCursorSavedByAnOlderConnectorResumesAtItsValue() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let (table, _) = try await Self.tiedTable(bench)
         // The older connector saved a bare change_seq; rows with that value may not all have been read.
         let state = try CursorStore(path: bench.path("state.sqlite"))
@@ -89,7 +89,7 @@ struct TableSourceTests {
     @Test(arguments: ["id", "cursor", "version"])
     func aColumnMissingFromTheTableStopsTheStartWithItsName(_ key: String) async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let (table, _) = try await Self.tiedTable(bench)
         var yaml = Self.yaml(bench, table, extra: key == "version" ? "    version: revision" : "")
         if key == "id" { yaml = yaml.replacingOccurrences(of: "    cursor: change_seq", with: "    cursor: change_seq\n    id: payment_no") }
@@ -110,7 +110,7 @@ struct TableSourceTests {
 
     @Test func aRowWithoutAnIdIsDeadLetteredWithTheReason() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let table = try ExampleTable(type: Self.type, table: "payments_\(bench.unique)", catalog: catalog)
         let department = try bench.departmentDatabase()
         try await department.write { db in
