@@ -24,7 +24,7 @@ struct ConnectorCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var options: BusOptions
         @Argument(help: "The connector file, e.g. Connectors/household-registry.yaml.") var file: String
-        @Option(help: "Log level: trace, debug, info, notice, warning, error. Default: info.") var logLevel: String = "info"
+        @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
         @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (overrides the file's `metrics:`).")
         var metricsPort: Int?
 
@@ -77,8 +77,8 @@ struct ConnectorCommand: AsyncParsableCommand {
                 Reports every problem, each with the file and line: an unknown or misspelt key, a value of the \
                 wrong type, a department, type or topic the catalog lacks, a mapping to a field the event's \
                 schema does not have, a constant or code outside the field's enum, and a table or column the \
-                department's database lacks (or the database itself, with how to create it). Exit status 1 when \
-                there is any.
+                department's database lacks (or the database itself, with how to create it). Exit status 78 \
+                (a configuration file is wrong, as for every command) when there is any.
                 """)
         @OptionGroup var options: BusOptions
         @Argument(help: "The connector file.") var file: String
@@ -89,8 +89,8 @@ struct ConnectorCommand: AsyncParsableCommand {
             problems += try Connector.databaseProblems(in: configuration)
             guard problems.isEmpty else {
                 for problem in problems { printError("\(problem)") }
-                printError("\(file): \(problems.count) problem(s); `connector run` would fail on them")
-                throw ExitCode(1)
+                throw CommandFailure(
+                    .configuration, "\(file): \(problems.count) problem(s); `connector run` would fail on them")
             }
             print(
                 "\(file): connector \(configuration.name) for \(configuration.department): \(configuration.sources.count) source(s), \(configuration.sinks.count) sink(s) — ok")

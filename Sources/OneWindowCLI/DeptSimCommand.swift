@@ -18,10 +18,11 @@ public struct DeptSimCommand: AsyncParsableCommand {
             Departments: \(DepartmentID.allCases.map(\.rawValue).joined(separator: ", ")).
             Examples:
               onewindow dept-sim household-registry --seed
-              onewindow dept-sim household-registry --generate 200 --duration 60 --bad-fraction 0.01
+              onewindow dept-sim household-registry --generate 200 --duration 60 \\
+                  --bad-fraction 0.01
               onewindow dept-sim tax --generate max --count 1000000 --table tax_payments
-              onewindow dept-sim food-safety --decide --speed 86400     # a working day every few seconds
-              onewindow dept-sim sms-gateway --decide                   # render and "send" queued messages
+              onewindow dept-sim food-safety --decide --speed 86400   # a day a second
+              onewindow dept-sim sms-gateway --decide   # render and "send" queued messages
             Runs until SIGINT or SIGTERM (the transaction under way is finished, the exit status is 0), or
             until --count or --duration is reached when it does not --decide.
             """)
@@ -48,10 +49,10 @@ public struct DeptSimCommand: AsyncParsableCommand {
     var table: [String] = []
 
     @Option(
-        help: "The fraction of generated rows spoiled on purpose (bad check character, NULL, not a date). Default: 0.")
+        help: "The fraction of generated rows spoiled on purpose (bad check character, NULL, not a date).")
     var badFraction: Double = 0
 
-    @Option(help: "The fraction of generated writes that update an existing row. Default: 0.02.")
+    @Option(help: "The fraction of generated writes that update an existing row.")
     var updateFraction: Double = 0.02
 
     @Option(help: "The generator's random seed. Default: the current time.")
@@ -61,7 +62,7 @@ public struct DeptSimCommand: AsyncParsableCommand {
     var decide = false
 
     @Option(
-        help: "Run the department's clock this many times faster than real time (86400: a day a second). Default: 1.")
+        help: "Run the department's clock this many times faster than real time (86400: a day a second).")
     var speed: Double = 1
 
     @Option(help: "Start the department's clock at a date (YYYY-MM-DD, 09:00 China time) or an RFC 3339 instant.")
@@ -70,7 +71,7 @@ public struct DeptSimCommand: AsyncParsableCommand {
     @Option(help: "The rules folder: --decide reads the working-day calendar from its calendar.yaml.")
     var rules: String = "Rules"
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error. Default: info.")
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel: String = "info"
 
     /// A command with every option at its default (ArgumentParser fills them in).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bus
+import CivilTime
 import EventLog
 import EventSchemas
 import Foundation
@@ -42,6 +43,9 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
         case is ValidationError, is BusAddressError: return .usage
         case is ValidationFailure: return .refused
         case is CatalogError, is SchemaLoadError: return .configuration
+        // The calendar file missing is "not found"; broken, or not covering a day asked about, it
+        // needs mending (a new year's notice added): a configuration file is wrong.
+        case let error as WorkingDayCalendarError: return error.code == .unreadable ? .notFound : .configuration
         case let error as LogError: return of(error)
         case is CancellationError: return .ok
         default: return .failure
