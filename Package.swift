@@ -120,7 +120,11 @@ let package = Package(
         ),
         // Shared by the test targets and the benchmark (example-shaped tables, ports, the executable).
         .target(
-            name: "TestSupport", dependencies: ["EventSchemas", "EventLog", .product(name: "GRDB", package: "GRDB.swift")],
+            name: "TestSupport",
+            dependencies: [
+                "EventSchemas", "EventLog", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "CivilTimeTests", dependencies: ["CivilTime", "EventLog"]),
@@ -129,7 +133,7 @@ let package = Package(
         .testTarget(
             name: "EventLogConformanceTests",
             dependencies: [
-                "EventLog", "EmbeddedLog", "KafkaLog", "Bus", .product(name: "GRDB", package: "GRDB.swift"),
+                "EventLog", "EmbeddedLog", "KafkaLog", "Bus", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,10 +1,11 @@
-@testable import EmbeddedLog
 import EventLog
 import Foundation
 import GRDB
 import Logging
 import Synchronization
+import TestSupport
 import Testing
+@testable import EmbeddedLog
 
 /// What only the embedded backend does: maintenance in the background, one transaction per
 /// partition, and opening without creating.
@@ -39,7 +40,7 @@ struct EmbeddedLogTests {
         let clock = EmbeddedRetentionTests.TestClock(Date(timeIntervalSince1970: 1_750_000_000))
         let lines = CapturedLines()
         var configuration = EmbeddedLogConfiguration(now: { clock.now }, maintenanceInterval: .seconds(3600))
-        configuration.logger = Logger(label: "test") { _ in CapturingHandler(lines) }
+        configuration.logger = Logger(label: "test") { _ in CapturingLogHandler(lines) }
         let log = try EmbeddedLog(path: folder.log, configuration: configuration)
         let topic = "sms.message.sent"
         try await log.createTopics([TopicSpec(name: topic, partitions: 1, cleanup: .delete(retention: .seconds(86_400)))])
@@ -219,37 +220,5 @@ struct EmbeddedLogTests {
         #expect(!LogError(.closed, "x", isRetriable: true).isRetriable)
         #expect(LogError(.fatal, "x").isFatal && !LogError(.fatal, "x").isRetriable)
         #expect(!LogError(.brokerUnreachable, "x").isFatal)
-    }
-}
-
-/// Log lines a test handler received.
-final class CapturedLines: Sendable {
-    struct Line: Sendable {
-        let level: Logger.Level
-        let message: String
-        let metadata: [String: String]
-    }
-    private let lines = Mutex<[Line]>([])
-    func add(_ line: Line) { lines.withLock { $0.append(line) } }
-    var all: [Line] { lines.withLock { $0 } }
-}
-
-/// A swift-log handler that keeps every line.
-struct CapturingHandler: LogHandler {
-    let lines: CapturedLines
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    init(_ lines: CapturedLines) { self.lines = lines }
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        lines.add(
-            CapturedLines.Line(
-                level: event.level, message: "\(event.message)",
-                metadata: (event.metadata ?? [:]).mapValues { "\($0)" }))
     }
 }
