@@ -2,6 +2,7 @@ import EmbeddedLog
 import EventLog
 import Foundation
 import KafkaLog
+import Logging
 
 /// Which bus a process talks to: `embedded:PATH` (the default) or `kafka:HOST:PORT[,HOST:PORT…]`.
 ///
@@ -71,11 +72,14 @@ public enum BusAddress: Sendable, Hashable, CustomStringConvertible {
     ///   - create: whether an embedded log that does not exist yet is created (with its folder).
     ///   - kafkaProperties: extra librdkafka properties (security, tuning) for a Kafka bus.
     ///   - embeddedConfiguration: settings for an embedded bus (clock, intervals).
+    ///   - kafkaLogger: where librdkafka's own lines go, with its level; `nil`: the default
+    ///     (`KafkaConfiguration.logger`).
     /// - Throws: ``LogError`` `.logNotFound` when `create` is false and there is no log at the path.
     public func open(
         create: Bool,
         kafkaProperties: [String: String] = [:],
-        embeddedConfiguration: EmbeddedLogConfiguration = EmbeddedLogConfiguration()
+        embeddedConfiguration: EmbeddedLogConfiguration = EmbeddedLogConfiguration(),
+        kafkaLogger: Logger? = nil
     ) throws -> any EventLog {
         switch self {
         case .embedded(let path):
@@ -85,6 +89,7 @@ public enum BusAddress: Sendable, Hashable, CustomStringConvertible {
         case .kafka(let servers):
             var configuration = KafkaConfiguration(bootstrapServers: servers)
             configuration.properties.merge(kafkaProperties) { _, new in new }
+            if let kafkaLogger { configuration.logger = kafkaLogger }
             return try KafkaLog(configuration: configuration)
         }
     }

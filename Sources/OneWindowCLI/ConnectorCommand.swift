@@ -45,7 +45,7 @@ struct ConnectorCommand: AsyncParsableCommand {
             var configuration = try ConnectorConfiguration.load(path: file)
             if let metricsPort { configuration.metrics = "127.0.0.1:\(metricsPort)" }
             let catalog = try options.loadCatalog()
-            let log = try options.openLog(create: true)
+            let log = try options.openLog(create: true, kafkaLogLevel: max(level, .warning))
             let connector = try Connector(
                 configuration: configuration, log: log, catalog: catalog, logger: logger,
                 bus: try options.address().cursorIdentity)

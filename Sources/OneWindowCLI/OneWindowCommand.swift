@@ -3,6 +3,7 @@ import Bus
 import EventLog
 import EventSchemas
 import Foundation
+import Logging
 
 /// The version `onewindow --version` prints (semantic versioning; raised by hand with each release,
 /// since the build cannot be assumed to run in a git checkout).
@@ -93,7 +94,13 @@ public struct BusOptions: ParsableArguments {
     /// - Parameter create: whether a missing embedded log is created (only `topics apply` and the
     ///   long-running processes do); otherwise a missing one is refused with its path and how to
     ///   create it (``LogError`` `.logNotFound`).
-    public func openLog(create: Bool) throws -> any EventLog {
+    /// - Parameters:
+    ///   - create: whether an embedded log that does not exist yet is created (see `BusAddress.open`).
+    ///   - kafkaLogLevel: the least level of librdkafka's own lines that is logged. Default:
+    ///     `.critical`, for commands that run once and report a failure in their own error (a
+    ///     refused connection would otherwise print librdkafka's lines as well); long-running
+    ///     processes pass their log level. `ONEWINDOW_KAFKA_DEBUG` lowers it to `.debug`.
+    public func openLog(create: Bool, kafkaLogLevel: Logger.Level = .critical) throws -> any EventLog {
         var properties: [String: String] = [:]
         if let path = kafkaConfig ?? ProcessInfo.processInfo.environment["ONEWINDOW_KAFKA_CONFIG"], !path.isEmpty {
             // A missing file is "not found" (66) with the system's reason; a malformed one is a
@@ -105,7 +112,10 @@ public struct BusOptions: ParsableArguments {
                 throw CommandFailure(.configuration, "\(error)")
             }
         }
-        return try address().open(create: create, kafkaProperties: properties)
+        var kafkaLogger = Logger(label: "onewindow.kafka.librdkafka")
+        let debugging = ProcessInfo.processInfo.environment["ONEWINDOW_KAFKA_DEBUG"].map { !$0.isEmpty } ?? false
+        kafkaLogger.logLevel = debugging ? .debug : kafkaLogLevel
+        return try address().open(create: create, kafkaProperties: properties, kafkaLogger: kafkaLogger)
     }
 
     /// The catalog directory: `--catalog`, else `$ONEWINDOW_TOPICS`, else `./Topics`.

@@ -193,6 +193,9 @@ struct CLINewcomerTests {
 
         let kafka = try await runOnewindow(["topics", "list", "--bus", "kafka:127.0.0.1:1"], timeout: .seconds(60))
         #expect(kafka.status == 69, "\(kafka.error)")
+        // One message, the command's: librdkafka's own connection lines are kept out of a one-shot command.
+        let lines = kafka.error.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        #expect(lines.count == 1 && lines[0].hasPrefix("Error: "), "\(kafka.error)")
 
         let scratch = try Scratch()
         defer { scratch.remove() }

@@ -28,7 +28,8 @@ func makeConf(_ properties: [String: String]) throws -> OpaquePointer {
 /// destroyed here (rd_kafka_new frees it only on success). Free the client with `destroyClient`.
 func makeClient(_ type: rd_kafka_type_t, _ conf: OpaquePointer, logger: Logger) throws -> OpaquePointer {
     var buffer = [CChar](repeating: 0, count: 512)
-    guard let client = rd_kafka_new(type, conf, &buffer, buffer.count) else {
+    let made = LibrdkafkaLogging.creating(logger) { rd_kafka_new(type, conf, &buffer, buffer.count) }
+    guard let client = made else {
         rd_kafka_conf_destroy(conf)
         let message = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         throw LogError(.configuration, "cannot create the Kafka client: \(message)")

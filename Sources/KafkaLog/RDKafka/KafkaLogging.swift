@@ -8,8 +8,9 @@ import Synchronization
 /// writes nothing to standard error itself). The callback runs on librdkafka's internal threads;
 /// it finds the ``Logger`` of the client's ``KafkaConfiguration`` by the client's handle, in a
 /// table filled right after `rd_kafka_new` and emptied right after `rd_kafka_destroy`. A line of
-/// a client not in the table (one logged while `rd_kafka_new` runs; clients connect lazily, so
-/// connection failures come later) goes to a logger labelled ``defaultLabel``.
+/// a client not in the table yet (librdkafka may connect to the bootstrap servers, and fail,
+/// while `rd_kafka_new` runs) goes to the logger of the client being created (``creating(_:_:)``),
+/// and otherwise to a logger labelled ``defaultLabel``.
 ///
 /// syslog levels map to swift-log's: 0–2 → critical, 3 → error, 4 → warning, 5 → notice,
 /// 6 → info, 7 → debug. Each line carries `facility` (librdkafka's, e.g. `FAIL`, `REQTMOUT`) and
@@ -19,6 +20,16 @@ enum LibrdkafkaLogging {
     static let defaultLabel = "onewindow.kafka.librdkafka"
 
     private static let loggers = Mutex<[Int: Logger]>([:])
+    /// The loggers of clients being created now, latest last.
+    private static let pending = Mutex<[Logger]>([])
+
+    /// Runs `create` (which calls `rd_kafka_new`) with `logger` taking the lines of a client not
+    /// registered yet.
+    static func creating<T>(_ logger: Logger, _ create: () throws -> T) rethrows -> T {
+        pending.withLock { $0.append(logger) }
+        defer { pending.withLock { _ = $0.popLast() } }
+        return try create()
+    }
 
     /// Sends `client`'s lines to `logger` from now on.
     static func register(_ client: OpaquePointer, _ logger: Logger) {
@@ -32,7 +43,7 @@ enum LibrdkafkaLogging {
 
     static func logger(for client: OpaquePointer?) -> Logger {
         if let client, let logger = loggers.withLock({ $0[Int(bitPattern: client)] }) { return logger }
-        return Logger(label: defaultLabel)
+        return pending.withLock { $0.last } ?? Logger(label: defaultLabel)
     }
 
     static func level(syslog: Int32) -> Logger.Level {
