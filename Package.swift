@@ -127,20 +127,23 @@ let package = Package(
             ],
             path: "Tests/TestSupport"
         ),
+        // Awaited clean-ups for test suites (Swift Testing's scoping trait); apart from TestSupport,
+        // which the benchmark links, so that only test targets link Swift Testing.
+        .target(name: "TestCleanup", path: "Tests/TestCleanup"),
         .testTarget(name: "CivilTimeTests", dependencies: ["CivilTime", "EventLog"]),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),
         .testTarget(name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel", "ConfigFiles", "CivilTime"]),
         .testTarget(
             name: "EventLogConformanceTests",
             dependencies: [
-                "EventLog", "EmbeddedLog", "KafkaLog", "Bus", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Logging", package: "swift-log"),
+                "EventLog", "EmbeddedLog", "KafkaLog", "Bus", "TestSupport", "TestCleanup",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "ConnectorsTests",
             dependencies: [
-                "Connectors", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "TestSupport",
+                "Connectors", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "TestSupport", "TestCleanup",
                 "DepartmentSystems", "CivilTime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -163,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "BusTests",
             dependencies: [
-                "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "OneWindowCLI", "TestSupport", "CivilTime",
+                "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "OneWindowCLI", "TestSupport", "TestCleanup", "CivilTime",
             ]
         ),
     ]

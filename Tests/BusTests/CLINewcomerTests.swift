@@ -4,12 +4,13 @@ import EventLog
 import EventSchemas
 import Foundation
 import OneWindowCLI
+import TestCleanup
 import Testing
 import TestSupport
 
 /// A newcomer's first ten minutes with `onewindow` (issue 8): no log created by accident, errors
 /// that say why with the right usage and status, help that reads well, the fields of an event type.
-@Suite("onewindow CLI, first ten minutes", .timeLimit(.minutes(3)))
+@Suite("onewindow CLI, first ten minutes", .timeLimit(.minutes(3)), .awaitedCleanup)
 struct CLINewcomerTests {
     /// A temporary folder, removed by `remove()`.
     struct Scratch {
@@ -105,7 +106,7 @@ struct CLINewcomerTests {
 
     @Test func untilEndWithAPatternThatMatchesNothingSaysSoAndExits() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         let address = "embedded:\(bus.path)"
         _ = try await runOnewindow(["topics", "apply", "--bus", address])
         let result = try await runOnewindow(
@@ -122,7 +123,7 @@ struct CLINewcomerTests {
 
     @Test func groupsLagAndSeekRefuseAnUnknownGroup() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         let address = "embedded:\(bus.path)"
         let type = "tax.payment.received"
         _ = try await runOnewindow(["topics", "apply", "--bus", address])
@@ -184,7 +185,7 @@ struct CLINewcomerTests {
     /// Kafka bus nobody answers 69.
     @Test func busErrorsEndWithTheirStatus() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         let address = "embedded:\(bus.path)"
         _ = try await runOnewindow(["topics", "apply", "--bus", address])
         let topic = try await runOnewindow(["subscribe", "--bus", address, "--topic", "no.such.topic", "--until-end"])
@@ -213,7 +214,7 @@ struct CLINewcomerTests {
     @Test(arguments: [["validate", "--type", "household.death.registered"], ["publish", "--type", "household.death.registered"]])
     func aMissingBodyFileSaysWhy(_ command: [String]) async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         let result = try await runOnewindow(command + ["--bus", "embedded:\(bus.path)", "missing.json"])
         #expect(result.status == 66, "\(result.error)")
         #expect(result.error.contains("missing.json: No such file or directory"), "\(result.error)")
@@ -223,7 +224,7 @@ struct CLINewcomerTests {
     /// A refused body ends `validate` and `publish` with 65, and `validate` names no made-up id.
     @Test func refusedInputIsStatus65AndValidateInventsNoId() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         let address = "embedded:\(bus.path)"
         _ = try await runOnewindow(["topics", "apply", "--bus", address])
         let body = Data(#"{"residentId":"110101199003071234"}"#.utf8)

@@ -5,15 +5,16 @@ import EventModel
 import EventSchemas
 import Foundation
 import OneWindowCLI
+import TestCleanup
 import Testing
 import TestSupport
 
 /// The `onewindow` executable, run as a user runs it, on a temporary embedded bus.
-@Suite("onewindow CLI", .timeLimit(.minutes(3)))
+@Suite("onewindow CLI", .timeLimit(.minutes(3)), .awaitedCleanup)
 struct CLITests {
     @Test func twoProcessesAppendToOneFileWithoutLossOrRepeat() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         let address = "embedded:\(bus.path)"
         let apply = try await runOnewindow(["topics", "apply", "--bus", address])
         #expect(apply.status == 0, "\(apply.error)")
@@ -39,7 +40,7 @@ struct CLITests {
 
     @Test func publishRefusesABadBodyWithTheFieldAndRule() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         let address = "embedded:\(bus.path)"
         _ = try await runOnewindow(["topics", "apply", "--bus", address])
         let body = Data(#"{"residentId":"110101199003071234"}"#.utf8)
@@ -59,7 +60,7 @@ struct CLITests {
 
     @Test func subscribePrintsJSONLinesAndResumesAsAGroup() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         let address = "embedded:\(bus.path)"
         _ = try await runOnewindow(["topics", "apply", "--bus", address])
         let type = "tax.payment.received"
@@ -87,7 +88,7 @@ struct CLITests {
 
     @Test func subscribeWithMaxCommitsOnlyWhatItPrinted() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         let address = "embedded:\(bus.path)"
         _ = try await runOnewindow(["topics", "apply", "--bus", address])
         let type = "tax.payment.received"
@@ -110,7 +111,7 @@ struct CLITests {
     ])
     func untilEndStopsWherever(_ start: [String], _ expected: Int) async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         let address = "embedded:\(bus.path)"
         _ = try await runOnewindow(["topics", "apply", "--bus", address])
         let type = "household.death.registered"
@@ -126,7 +127,7 @@ struct CLITests {
     /// record is printed once, by one of them, and both get some.
     @Test func twoProcessesOfOneGroupShareTheTopic() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         let address = "embedded:\(bus.path)"
         _ = try await runOnewindow(["topics", "apply", "--bus", address])
         let type = "socialsecurity.contribution.paid"
@@ -233,7 +234,7 @@ struct CLITests {
 
     @Test func demoPublishesRefusesAndReadsBack() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         let summary = try await DemoScenario(log: bus.log, catalog: repositoryCatalog, write: { _ in }).run()
         #expect(summary.published == DemoScenario.publishedTypes.count)
         #expect(summary.deadLettered == 1)

@@ -4,9 +4,11 @@ import EventLog
 import EventModel
 import EventSchemas
 import Foundation
+import TestCleanup
 import Testing
+import TestSupport
 
-@Suite("Validated publishing and dead letters")
+@Suite("Validated publishing and dead letters", .awaitedCleanup)
 struct PublisherTests {
     func birthExample() throws -> JSONValue {
         try #require(repositoryCatalog.schemas["household.birth.registered"]?.examples.first)
@@ -18,7 +20,7 @@ struct PublisherTests {
 
     @Test func everyExampleOfEveryTypePublishes() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         try await bus.log.createTopics(repositoryCatalog.topicSpecs)
         let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "test")
         for type in repositoryCatalog.eventTypes {
@@ -42,7 +44,7 @@ struct PublisherTests {
 
     @Test func refusedEventsGoToTheDeadLetterTopicWithTheReason() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         try await bus.log.createTopics(repositoryCatalog.topicSpecs)
         let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "test-connector")
         let birth = try birthExample()
@@ -94,7 +96,7 @@ struct PublisherTests {
 
     @Test func withoutDeadLetteringARefusalThrowsAndAppendsNothing() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         try await bus.log.createTopics(repositoryCatalog.topicSpecs)
         let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "test")
         let birth = try birthExample()
@@ -111,7 +113,7 @@ struct PublisherTests {
     /// truncated as Kafka clients truncate (not rounded up to the next one).
     @Test func recordTimestampAndCloudEventsTimeAgree() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         try await bus.log.createTopics(repositoryCatalog.topicSpecs)
         let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "test")
         let birth = try birthExample()
@@ -130,7 +132,7 @@ struct PublisherTests {
     /// with the same length, or that come under another name, are each read back as written.
     @Test func headersReadBackAsWrittenWhenValuesRepeatOrAlternate() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         try await bus.log.createTopics([TopicSpec(name: "test.header.values", partitions: 1)])
         let sources = ["/departments/tax-bureau-a", "/departments/tax-bureau-b", "/departments/tax-bureau-b"]
         var written: [OutgoingRecord] = []
@@ -166,7 +168,7 @@ struct PublisherTests {
     }
 }
 
-@Suite("Bus addresses")
+@Suite("Bus addresses", .awaitedCleanup)
 struct BusAddressTests {
     @Test func parsesEmbeddedAndKafka() throws {
         #expect(try BusAddress(parsing: "embedded:var/x.sqlite") == .embedded(path: "var/x.sqlite"))
@@ -183,7 +185,7 @@ struct BusAddressTests {
     }
 }
 
-@Suite("The topic catalog")
+@Suite("The topic catalog", .awaitedCleanup)
 struct CatalogTests {
     @Test func catalogCoversTheMissionsDepartments() {
         let owners = Set(repositoryCatalog.topics.map(\.owner))

@@ -5,15 +5,17 @@ import EventLog
 import EventModel
 import EventSchemas
 import Foundation
+import TestCleanup
 import Testing
+import TestSupport
 
 /// The validation gaps of issue 8, through the publisher: each refused record reaches the
 /// dead-letter topic, with its original bytes and a `dl_reason` naming the field and the rule.
-@Suite("Validation gaps reach the dead-letter topic")
+@Suite("Validation gaps reach the dead-letter topic", .awaitedCleanup)
 struct ValidationGapDeadLetterTests {
     @Test func eachRefusedRecordIsDeadLetteredWithTheFieldInItsReason() async throws {
         let bus = try TemporaryBus()
-        defer { Task { await bus.tearDown() } }
+        atEnd { await bus.tearDown() }
         try await bus.log.createTopics(repositoryCatalog.topicSpecs)
         // A fixed clock: 2026-11-29 in China.
         let now = try #require(ISO8601DateFormatter().date(from: "2026-11-29T04:00:00Z"))

@@ -4,6 +4,7 @@ import EventSchemas
 import Foundation
 import GRDB
 import Synchronization
+import TestCleanup
 import Testing
 import TestSupport
 

@@ -4,15 +4,16 @@ import EmbeddedLog
 import EventLog
 import Foundation
 import GRDB
+import TestCleanup
 import Testing
 import TestSupport
 
 /// A connector's cursors belong to the bus they were saved for.
-@Suite("Cursors per bus", .timeLimit(.minutes(3)))
+@Suite("Cursors per bus", .timeLimit(.minutes(3)), .awaitedCleanup)
 struct CursorStoreTests {
     @Test func anotherBusFindsNoCursorAndTheFirstKeepsItsOwn() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let path = bench.path("state.sqlite")
         let first = try CursorStore(path: path, bus: "embedded:/a.sqlite#1")
         #expect(try first.claim() == .resumed, "a new store")
@@ -35,7 +36,7 @@ struct CursorStoreTests {
     /// the store: upgrading does not start every connector over.
     @Test func cursorsSavedBeforeBusesWereRecordedAreAdopted() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let path = bench.path("old-state.sqlite")
         // The store as the previous version left it.
         let old = try DatabaseQueue(path: path)
@@ -75,7 +76,7 @@ struct CursorStoreTests {
     /// Now it publishes every row there, and back on the first bus it resumes where it was.
     @Test func aConnectorPointedAtAnotherBusPublishesEveryRowThere() async throws {
         let bench = try await Workbench(.embedded)
-        defer { Task { await bench.tearDown() } }
+        atEnd { await bench.tearDown() }
         let (table, _) = try await TableSourceTests.tiedTable(bench)
         let configuration = try ConnectorConfiguration.parse(TableSourceTests.yaml(bench, table), file: "test")
         let prefix = "tax/\(table.table)/"

@@ -4,6 +4,7 @@ import EventLog
 import EventModel
 import Foundation
 import GRDB
+import TestCleanup
 import Testing
 import TestSupport
 

@@ -5,6 +5,7 @@ import EventModel
 import EventSchemas
 import Foundation
 import GRDB
+import TestCleanup
 import Testing
 import TestSupport
 

@@ -2,6 +2,7 @@ import Connectors
 import EventLog
 import Foundation
 import GRDB
+import TestCleanup
 import Testing
 import TestSupport
 

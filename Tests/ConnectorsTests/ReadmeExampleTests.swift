@@ -8,6 +8,7 @@ import Foundation
 import GRDB
 import Hummingbird
 import Synchronization
+import TestCleanup
 import Testing
 import TestSupport
 

@@ -1,18 +1,20 @@
 import EmbeddedLog
 import EventLog
 import Foundation
+import TestCleanup
 import Testing
+import TestSupport
 
 /// The log's semantics, written once and run against every backend (embedded SQLite and a real
 /// Kafka-protocol broker started by `make test`).
-@Suite("EventLog conformance", .timeLimit(.minutes(3)))
+@Suite("EventLog conformance", .timeLimit(.minutes(3)), .awaitedCleanup)
 struct ConformanceTests {
     // MARK: Topics
 
     @Test(arguments: Backend.allCases)
     func createTopicsIsIdempotentAndDescribes(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let events = fixture.topic("events")
         let compacted = fixture.topic("latest")
         let specs = [
@@ -38,7 +40,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func appendToUnknownTopicFailsClearly(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let missing = fixture.topic("never-created")
         do {
             _ = try await fixture.log.append([OutgoingRecord(topic: missing, key: "k", value: Data("{}".utf8))])
@@ -54,7 +56,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func recordsOfOnePartitionKeepTheirOrder(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("ordered")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 4)])
         // Three batches of records for one key, interleaved with other keys.
@@ -82,7 +84,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func keyChoosesPartitionWithKafkasMurmur2(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("keyed")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 6)])
         let keys = (0..<60).map { "44060420000101\(String(format: "%04d", $0))" }
@@ -103,7 +105,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func headersKeysAndTimestampsRoundTrip(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("roundtrip")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
         let time = Date(timeIntervalSince1970: 1_705_300_000.123)
@@ -135,7 +137,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func headersThatRepeatOrChangeBetweenRecordsReadBackAsWritten(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("headers")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
         let written: [[LogHeader]] = [
@@ -160,7 +162,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func watermarksAndOffsetForTime(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("timed")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
         let start = Date(timeIntervalSince1970: 1_735_689_600)  // 2025-01-01T00:00:00Z
@@ -185,7 +187,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func batchedHighWaterMark(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("batched")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
         _ = try await fixture.log.append((0..<5).map { OutgoingRecord(topic: topic, key: "k", value: Data("\($0)".utf8)) })
@@ -206,7 +208,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func groupOffsetsSurviveAReopen(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("resume")
         let group = fixture.group("resume")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
@@ -232,7 +234,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func twoGroupsAreIndependent(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("shared")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 2)])
         _ = try await fixture.log.append((0..<20).map { OutgoingRecord(topic: topic, key: "k\($0)", value: Data("\($0)".utf8)) })
@@ -269,7 +271,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func seekGroupByOffsetTimeEarliestAndLatest(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("replay")
         let group = fixture.group("replay")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
@@ -299,7 +301,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func consumerWithoutCommitsStartsAtResetPosition(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("reset")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
         for index in 0..<3 {
@@ -333,7 +335,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func patternSubscription(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let births = fixture.topic("household.birth.registered")
         let deaths = fixture.topic("household.death.registered")
         let tax = fixture.topic("tax.payment.received")
@@ -355,7 +357,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func membersOfOneGroupSharePartitionsWithoutOverlap(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("split")
         let group = fixture.group("split")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 4)])
@@ -406,7 +408,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func storedOffsetsAreCommittedBeforePartitionsAreRevoked(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("handover")
         let group = fixture.group("handover")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 2)])
@@ -457,7 +459,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func twoWritersAppendConcurrentlyWithoutLossOrRepeat(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("writers")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 3)])
         let other = try fixture.reopen()
@@ -481,7 +483,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func compactedTopicKeepsTheLatestValuePerKey(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("progress")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1, cleanup: .compact)])
         let described = try await fixture.log.describeTopics([topic])
@@ -512,7 +514,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func everyCallAfterCloseThrowsClosed(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("closing")
         let tp = TopicPartition(topic, 0)
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
@@ -552,7 +554,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func aRecordTooLargeIsNotRetriable(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("large")
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
         do {
@@ -575,7 +577,7 @@ struct ConformanceTests {
     @Test(arguments: Backend.allCases)
     func positionIsWhereTheNextRecordComesFrom(_ backend: Backend) async throws {
         let fixture = try LogFixture.make(backend)
-        defer { Task { await fixture.tearDown() } }
+        atEnd { await fixture.tearDown() }
         let topic = fixture.topic("position")
         let tp = TopicPartition(topic, 0)
         try await fixture.log.createTopics([TopicSpec(name: topic, partitions: 1)])
