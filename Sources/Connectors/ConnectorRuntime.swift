@@ -133,6 +133,9 @@ struct ConnectorContext: Sendable {
             } catch {
                 switch ErrorDisposition.of(error) {
                 case .retry:
+                    // Stopping: nothing was committed for what fails, so the next start reads it
+                    // again; waiting out the back-off would only hold the stop up.
+                    guard !Task.isShuttingDownGracefully else { throw stopWhileFailing(part, what) }
                     if !paused {
                         logger.warning("\(part): \(what) failed, pausing and retrying: \(error)")
                         paused = true
@@ -140,7 +143,12 @@ struct ConnectorContext: Sendable {
                         logger.debug("\(part): still failing: \(error)")
                     }
                     stats.retried(part: part)
-                    try await pause(for: backoff)
+                    do {
+                        let wait = backoff
+                        try await cancelWhenGracefulShutdown { [self] in try await pause(for: wait) }
+                    } catch is CancellationError where Task.isShuttingDownGracefully && !Task.isCancelled {
+                        throw stopWhileFailing(part, what)
+                    }
                     backoff = min(backoff * 2, .seconds(30))
                 case .fatal:
                     if let failure = error as? ConnectorFailure { throw failure }
@@ -151,6 +159,13 @@ struct ConnectorContext: Sendable {
                 }
             }
         }
+    }
+
+    /// The stop of a part asked to shut down while `what` still fails: a notice, and the
+    /// cancellation that ends the part (``ConnectorPart`` takes it for a stop, not a failure).
+    private func stopWhileFailing(_ part: String, _ what: String) -> CancellationError {
+        logger.notice("\(part): stopping while \(what) still fails; what it had not committed is read again at the next start")
+        return CancellationError()
     }
 
     /// Validates and publishes a batch, dead-lettering what is refused, and counts and logs the
@@ -257,7 +272,7 @@ struct ConnectorPart: Service, CustomStringConvertible {
         do {
             try await body()
         } catch is CancellationError {
-            throw CancellationError()
+            return  // asked to stop (cancelled, or stopping while an operation failed): not a failure
         } catch let failure as ConnectorFailure {
             throw failure
         } catch let refused as ConnectorConfigurationError {

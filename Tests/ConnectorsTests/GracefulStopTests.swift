@@ -91,6 +91,44 @@ struct GracefulStopTests {
         #expect(Set(ids).count == total)
     }
 
+    /// SIGTERM while a part retries (here: its topic not created yet) stops the connector at once,
+    /// with status 0 and no error line — not after the 20 s a part may take to finish its batch,
+    /// and not as a failure: what it had not published is read again at the next start.
+    @Test func sigtermWhileAPartRetriesStopsAtOnceWithStatusZero() async throws {
+        let bench = try await Workbench(.embedded)
+        atEnd { await bench.tearDown() }
+        let table = try ExampleTable(type: Self.type, table: "payments", catalog: catalog)
+        let department = try bench.departmentDatabase()
+        try await department.write { db in
+            try db.execute(sql: table.createSQL)
+            try table.insert(db)
+        }
+        let file = bench.path("connector.yaml")
+        try """
+        name: retrying-\(bench.unique)
+        department: tax
+        database: \(bench.path("department.sqlite"))
+        state: \(bench.path("state.sqlite"))
+        sources:
+          - kind: table
+            table: payments
+            cursor: change_seq
+            type: \(Self.type)
+            interval: 50ms
+            mapping:
+        \(table.mappingYAML)
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        // A log of its own with no topics: publishing is retried until they are created.
+        let process = try ConnectorProcess(file, bus: "embedded:" + bench.path("no-topics.sqlite"))
+        try await Task.sleep(for: .seconds(3))
+        let started = ContinuousClock.now
+        let result = await process.stop()
+        #expect(result.status == 0, "SIGTERM while retrying stops with status 0:\n\(result.errorText)")
+        #expect(result.errorLines.isEmpty, "no error line: \(result.errorLines)")
+        #expect(result.errorText.contains("pausing and retrying"), "the part was retrying when stopped:\n\(result.errorText)")
+        #expect(ContinuousClock.now - started < .seconds(15), "it did not wait out the 20 s a batch may take")
+    }
+
     /// The department's table dropped under a running connector: its source cannot go on, so the
     /// process exits with status 75 and a critical line saying why and that a supervisor should
     /// restart it — instead of retrying for ever.
@@ -181,9 +219,7 @@ struct OneWindowProcess {
     let collected: Task<ProcessOutput, Never>
 
     init(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = try onewindowExecutable()
-        process.arguments = arguments
+        let process = childProcess(try onewindowExecutable(), arguments)
         process.currentDirectoryURL = repositoryRoot
         let output = Pipe()
         let error = Pipe()
