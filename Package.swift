@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
     ],
     targets: [
         // The strict reader of configuration files (YAML through Yams' nodes: every value with its
@@ -96,12 +97,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The orchestrator's pure part: rules as data (Rules/), the condition language, notification
+        // templates and the state machine `apply(case, input, now) -> (case', effects)`. No I/O and no
+        // bus: the store, relay and services build on it. swift-mustache renders the templates (it
+        // depends on nothing); the expression parser is our own (swift-parsing would pull
+        // swift-case-paths and swift-syntax's macros into every build).
+        .target(
+            name: "Orchestrator",
+            dependencies: [
+                "EventSchemas", "CivilTime", "ConfigFiles", .product(name: "Mustache", package: "swift-mustache"),
+            ]
+        ),
         // The commands of `onewindow`, callable from tests without parsing.
         .target(
             name: "OneWindowCLI",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors", "DepartmentSystems",
-                "CivilTime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CivilTime", "Orchestrator", "ConfigFiles", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -121,6 +133,10 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "CivilTimeTests", dependencies: ["CivilTime", "EventLog"]),
+        .testTarget(
+            name: "OrchestratorTests",
+            dependencies: ["Orchestrator", "EventSchemas", "CivilTime", "ConfigFiles"]
+        ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),
         .testTarget(name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel", "ConfigFiles", "CivilTime"]),
         .testTarget(
