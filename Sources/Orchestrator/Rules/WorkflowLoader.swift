@@ -90,10 +90,17 @@ struct WorkflowLoader {
             return ApplicantFields(name: name, residentId: residentId, mobile: mobile, creditCode: try path("creditCode"))
         }
         var drafts: [Draft] = []
+        var unreadable: Set<String> = []
         if let stepsNode = attempt({ try document.require("steps").list() }) {
             if stepsNode.isEmpty { problems.append(ConfigFileError(file: file, line: document.node.line, location: "steps", problem: "a workflow needs at least one step")) }
             for stepNode in stepsNode {
-                if let draft = attempt({ try readStep(stepNode, schema: schema?.1, problems: &problems) }) {
+                guard let draft = attempt({ try readStep(stepNode, schema: schema?.1, problems: &problems) }) else {
+                    // Its problem is reported; later checks take its id as known so that its
+                    // dependants are not reported too.
+                    if let id = try? stepNode.mapping()["id"]?.string() { unreadable.insert(id) }
+                    continue
+                }
+                do {
                     if let other = drafts.first(where: { $0.id == draft.id }) {
                         problems.append(draft.idNode.fail("step id \(draft.id) is used twice (first at line \(other.idNode.line ?? 0)); ids must be unique"))
                     } else if let other = drafts.first(where: { $0.department == draft.department && $0.item == draft.item }) {
@@ -104,7 +111,7 @@ struct WorkflowLoader {
                 }
             }
         }
-        checkGraph(drafts, problems: &problems)
+        checkGraph(drafts, unreadable: unreadable, problems: &problems)
         guard problems.count == before, let id, let title, let schema, let applicant else { return nil }
         let steps = drafts.map { draft in
             Step(
@@ -249,17 +256,18 @@ struct WorkflowLoader {
 
     /// Dependencies name steps of the workflow and form no cycle; step fields come from steps this
     /// one depends on (directly or not), and name fields those steps have.
-    func checkGraph(_ drafts: [Draft], problems: inout [ConfigFileError]) {
+    func checkGraph(_ drafts: [Draft], unreadable: Set<String>, problems: inout [ConfigFileError]) {
         let byId = Dictionary(uniqueKeysWithValues: drafts.map { ($0.id, $0) })
         var valid = true
         for draft in drafts {
             for (dependency, node) in draft.dependsOn where byId[dependency] == nil {
                 valid = false
+                if unreadable.contains(dependency) { continue }
                 let hint = KeySuggestion.nearest(to: dependency, in: byId.keys.sorted()).map { "; did you mean \($0)?" } ?? ""
                 problems.append(node.fail("step \(draft.id) depends on \(dependency), which is not a step of this workflow\(hint)"))
             }
         }
-        guard valid else { return }
+        guard valid, unreadable.isEmpty else { return }
         // Cycles: depth-first, reporting each cycle once at the first step of it in file order.
         var state: [String: Int] = [:]  // 1 visiting, 2 done
         var reported = false
