@@ -176,7 +176,7 @@ struct WorkflowLoader {
             func fail(_ error: ConditionError) -> ConfigFileError {
                 ConfigFileError(
                     file: file, line: node.line, column: (node.column ?? 1) + quoted + error.column - 1,
-                    location: node.location, problem: "condition: \(error.problem)")
+                    location: node.location, problem: error.problem)
             }
             do {
                 let parsed = try Condition.parse(text)
