@@ -143,4 +143,25 @@ struct RuleFileTests {
         #expect(changes.map(\.description)[0] == "- step signboard-permit")
         #expect(RuleDiff.between(old, old).isEmpty)
     }
+
+    /// A store keeps a version's sources and compiles them again after a restart.
+    @Test func aVersionCompilesAgainFromItsStoredSources() throws {
+        let workflow = try #require(Fixtures.rules.current["house-transfer"])
+        let stored = try JSONEncoder().encode(workflow.sources)
+        let again = try RuleBook.compile(try JSONDecoder().decode(RuleSources.self, from: stored), catalog: Fixtures.catalog)
+        #expect(again == workflow)
+        var rules = RuleBook(workflows: [])
+        rules.add(again, current: false)
+        #expect(rules.workflow(version: workflow.version) != nil)
+        #expect(rules.current["house-transfer"] == again, "the only version of an id is current")
+    }
+
+    /// Templates render text, not HTML: a name with & or < is sent as written.
+    @Test func templatesRenderTextUnescaped() throws {
+        let workflow = try #require(Fixtures.rules.current["restaurant-opening"])
+        let text = try #require(workflow.notifications.templates[.received]).render([
+            "applicant": ["name": "A&B <C>"], "applicationId": "RA-2026-000001", "service": ["title": "我要开餐馆"],
+        ])
+        #expect(text.contains("A&B <C>您好"), "\(text)")
+    }
 }

@@ -89,26 +89,23 @@ public struct RuleBook: Sendable {
     ///   still be read, not just the first).
     public static func load(directory: URL, catalog: TopicCatalog) throws(RuleBookError) -> RuleBook {
         var problems: [ConfigFileError] = []
-        func read(_ name: String) -> (path: String, data: Data)? {
+        func read(_ name: String, required: Bool = true) -> (path: String, text: String) {
             let path = directory.appendingPathComponent(name).path
             guard let data = FileManager.default.contents(atPath: path) else {
-                problems.append(ConfigFileError(file: path, location: "", problem: "no such file (or not readable); the rules directory keeps it"))
-                return nil
+                if required {
+                    problems.append(ConfigFileError(file: path, location: "", problem: "no such file (or not readable); the rules directory keeps it"))
+                }
+                return (path, "")
             }
-            return (path, data)
+            return (path, String(decoding: data, as: UTF8.self))
         }
-        let departmentsData = read(departmentsFile)
-        let notificationsData = read(notificationsFile)
-        let calendarData = FileManager.default.contents(atPath: directory.appendingPathComponent(calendarFile).path) ?? Data()
-
-        var departments: DepartmentDirectory?
-        if let (path, data) = departmentsData {
-            departments = loadDepartments(text: String(decoding: data, as: UTF8.self), file: path, catalog: catalog, problems: &problems)
-        }
-        var notifications: NotificationRules?
-        if let (path, data) = notificationsData {
-            notifications = loadNotifications(text: String(decoding: data, as: UTF8.self), file: path, catalog: catalog, problems: &problems)
-        }
+        let departments = read(departmentsFile)
+        let notifications = read(notificationsFile)
+        let calendar = read(calendarFile, required: false)
+        let shared = SharedRules(
+            departmentsFile: departments.path, departments: departments.text, notificationsFile: notifications.path,
+            notifications: notifications.text, calendar: calendar.text)
+        let parsed = shared.parse(catalog: catalog, problems: &problems)
 
         let folder = directory.appendingPathComponent(workflowsFolder)
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
@@ -118,17 +115,10 @@ public struct RuleBook: Sendable {
         }
         var workflows: [Workflow] = []
         for name in names {
-            let path = folder.appendingPathComponent(name).path
-            guard let data = FileManager.default.contents(atPath: path) else {
-                problems.append(ConfigFileError(file: path, location: "", problem: "cannot read the file"))
-                continue
-            }
-            guard let departments, let notifications else { continue }
-            let shared = [departmentsData?.data ?? Data(), notificationsData?.data ?? Data(), calendarData]
-            let loader = WorkflowLoader(
-                file: path, catalog: catalog, departments: departments, notifications: notifications,
-                version: { RuleVersion.of(workflow: $0, contents: [data] + shared) })
-            if let workflow = loader.load(text: String(decoding: data, as: UTF8.self), problems: &problems) {
+            let (path, text) = read("\(workflowsFolder)/\(name)")
+            guard let (departments, notifications) = parsed else { continue }
+            let sources = RuleSources(workflowFile: path, workflow: text, shared: shared)
+            if let workflow = compile(sources, departments, notifications, catalog: catalog, problems: &problems) {
                 if let other = workflows.first(where: { $0.id == workflow.id }) {
                     problems.append(ConfigFileError(file: path, line: 1, location: "workflow", problem: "workflow \(workflow.id) is also defined in \(other.file); keep one"))
                 } else {
@@ -141,34 +131,50 @@ public struct RuleBook: Sendable {
     }
 
     /// Loads one workflow file against the shared files of a rules directory: what `rules diff`
-    /// compares, and what tests of single files use.
+    /// compares.
     /// - Throws: ``RuleBookError``.
     public static func loadWorkflow(file: URL, rulesDirectory: URL, catalog: TopicCatalog) throws(RuleBookError) -> Workflow {
         var problems: [ConfigFileError] = []
-        func text(_ url: URL) -> (String, Data)? {
+        func read(_ url: URL, required: Bool = true) -> String {
             guard let data = FileManager.default.contents(atPath: url.path) else {
-                problems.append(ConfigFileError(file: url.path, location: "", problem: "no such file (or not readable)"))
-                return nil
+                if required { problems.append(ConfigFileError(file: url.path, location: "", problem: "no such file (or not readable)")) }
+                return ""
             }
-            return (String(decoding: data, as: UTF8.self), data)
+            return String(decoding: data, as: UTF8.self)
         }
-        let departmentsURL = rulesDirectory.appendingPathComponent(departmentsFile)
-        let notificationsURL = rulesDirectory.appendingPathComponent(notificationsFile)
-        guard let (departmentsText, departmentsData) = text(departmentsURL),
-            let (notificationsText, notificationsData) = text(notificationsURL),
-            let (workflowText, workflowData) = text(file)
+        let departments = rulesDirectory.appendingPathComponent(departmentsFile)
+        let notifications = rulesDirectory.appendingPathComponent(notificationsFile)
+        let sources = RuleSources(
+            workflowFile: file.path, workflow: read(file),
+            shared: SharedRules(
+                departmentsFile: departments.path, departments: read(departments), notificationsFile: notifications.path,
+                notifications: read(notifications),
+                calendar: read(rulesDirectory.appendingPathComponent(calendarFile), required: false)))
+        guard problems.isEmpty else { throw RuleBookError(problems: problems) }
+        return try compile(sources, catalog: catalog)
+    }
+
+    /// Compiles a workflow version from its texts — how the store brings back the version a case
+    /// is pinned to after a restart, when the files have changed since (it keeps each version's
+    /// ``Workflow/sources``).
+    /// - Throws: ``RuleBookError`` (the texts are checked as files are).
+    public static func compile(_ sources: RuleSources, catalog: TopicCatalog) throws(RuleBookError) -> Workflow {
+        var problems: [ConfigFileError] = []
+        guard let (departments, notifications) = sources.shared.parse(catalog: catalog, problems: &problems),
+            let workflow = compile(sources, departments, notifications, catalog: catalog, problems: &problems),
+            problems.isEmpty
         else { throw RuleBookError(problems: problems) }
-        let calendarData = FileManager.default.contents(atPath: rulesDirectory.appendingPathComponent(calendarFile).path) ?? Data()
-        let departments = loadDepartments(text: departmentsText, file: departmentsURL.path, catalog: catalog, problems: &problems)
-        let notifications = loadNotifications(text: notificationsText, file: notificationsURL.path, catalog: catalog, problems: &problems)
-        guard let departments, let notifications else { throw RuleBookError(problems: problems) }
-        let loader = WorkflowLoader(
-            file: file.path, catalog: catalog, departments: departments, notifications: notifications,
-            version: { RuleVersion.of(workflow: $0, contents: [workflowData, departmentsData, notificationsData, calendarData]) })
-        guard let workflow = loader.load(text: workflowText, problems: &problems), problems.isEmpty else {
-            throw RuleBookError(problems: problems)
-        }
         return workflow
+    }
+
+    static func compile(
+        _ sources: RuleSources, _ departments: DepartmentDirectory, _ notifications: NotificationRules,
+        catalog: TopicCatalog, problems: inout [ConfigFileError]
+    ) -> Workflow? {
+        let loader = WorkflowLoader(
+            file: sources.workflowFile, catalog: catalog, departments: departments, notifications: notifications,
+            sources: sources)
+        return loader.load(text: sources.workflow, problems: &problems)
     }
 
     // MARK: departments.yaml

@@ -25,6 +25,8 @@ public struct Workflow: Sendable, Hashable {
     public let departments: DepartmentDirectory
     /// The notification templates, as of this version.
     public let notifications: NotificationRules
+    /// The texts it was compiled from: what a store keeps to compile this version again.
+    public let sources: RuleSources
 
     /// The step with an id.
     public func step(_ id: String) -> Step? { steps.first { $0.id == id } }

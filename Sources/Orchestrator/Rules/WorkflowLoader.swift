@@ -9,7 +9,7 @@ struct WorkflowLoader {
     let catalog: TopicCatalog
     let departments: DepartmentDirectory
     let notifications: NotificationRules
-    let version: (String) -> RuleVersion
+    let sources: RuleSources
 
     static let documentKeys = ["workflow", "title", "application", "applicant", "steps"]
     static let applicantKeys = ["name", "residentId", "mobile", "creditCode"]
@@ -121,8 +121,8 @@ struct WorkflowLoader {
                 passes: draft.passes.map(\.0), produces: draft.produces, onRejection: draft.onRejection)
         }
         return Workflow(
-            id: id, title: title, applicationType: schema.0, applicant: applicant, steps: steps, version: version(id),
-            file: file, departments: departments, notifications: notifications)
+            id: id, title: title, applicationType: schema.0, applicant: applicant, steps: steps, version: sources.version(of: id),
+            file: file, departments: departments, notifications: notifications, sources: sources)
     }
 
     func checkField(_ path: FieldPath, node: ConfigNode, schema: JSONSchema, types: Set<String>? = nil) throws {
