@@ -164,4 +164,19 @@ struct RuleFileTests {
         ])
         #expect(text.contains("A&B <C>您好"), "\(text)")
     }
+
+    /// The complete example of Rules/README.md loads, so the documentation stays true.
+    @Test func theReadmeExampleLoads() throws {
+        let readme = try String(contentsOf: rulesDirectory.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(readme.range(of: "## Workflows"))
+        let start = try #require(readme.range(of: "```yaml\n", range: section.upperBound..<readme.endIndex))
+        let end = try #require(readme.range(of: "```", range: start.upperBound..<readme.endIndex))
+        let rules = try Self.copyOfRules()
+        defer { try? FileManager.default.removeItem(at: rules) }
+        let file = rules.appendingPathComponent("workflows/house-transfer.yaml")
+        try String(readme[start.upperBound..<end.lowerBound]).write(to: file, atomically: true, encoding: .utf8)
+        let workflow = try RuleBook.load(directory: rules, catalog: Fixtures.catalog).current["house-transfer"]
+        #expect(workflow?.steps.count == 3)
+        #expect(workflow?.step("tax-clearance")?.passes.first?.description == "valuation.assessedPriceFen")
+    }
 }
