@@ -54,6 +54,8 @@ public struct StepState: Sendable, Hashable, Codable {
     public internal(set) var attempt: Int
     /// When the current attempt was requested.
     public internal(set) var requestedAt: Date?
+    /// When each attempt was requested, in order (`requestTimes[0]` is attempt 1).
+    public internal(set) var requestTimes: [Date]
     /// The current attempt's due date: its SLA in working days from the day it was requested.
     public internal(set) var dueDate: CivilDate?
     /// When the current attempt's reminder fires: 09:00 China time on the ⌈80 % × SLA⌉-th working

@@ -82,7 +82,7 @@ public struct Orchestrator: Sendable {
         let steps = workflow.steps.map { step in
             StepState(
                 id: step.id, status: step.condition.map { $0.evaluate(on: application) } == false ? .skipped : .waiting,
-                attempt: 0, requestedAt: nil, dueDate: nil, reminderAt: nil, overdueAt: nil, reminded: false,
+                attempt: 0, requestedAt: nil, requestTimes: [], dueDate: nil, reminderAt: nil, overdueAt: nil, reminded: false,
                 escalated: false, decisions: [])
         }
         var state = Case(
@@ -226,6 +226,7 @@ public struct Orchestrator: Sendable {
             $0.status = .requested
             $0.attempt = attempt
             $0.requestedAt = now
+            $0.requestTimes.append(now)
             $0.dueDate = due
             $0.reminderAt = reminderAt
             $0.overdueAt = overdueAt
@@ -254,7 +255,8 @@ public struct Orchestrator: Sendable {
                 var total = 0
                 // Each attempt from its request to its decision.
                 for record in step.decisions {
-                    let requested = requestTimes(step)[record.attempt] ?? state.submittedAt
+                    let requested = step.requestTimes.indices.contains(record.attempt - 1)
+                        ? step.requestTimes[record.attempt - 1] : state.submittedAt
                     total += try calendar.workingDays(after: CivilDate.china(requested), through: CivilDate.china(record.decision.decidedAt))
                 }
                 perStep[step.id] = total
@@ -267,18 +269,6 @@ public struct Orchestrator: Sendable {
         } catch {
             throw Rejection(.outsideCalendar, "cannot count the working days of \(state.applicationId): \(error)")
         }
-    }
-
-    /// When each attempt was requested: the current one from the state, earlier ones from the
-    /// decision before them (a resubmission re-requests at once, so the earlier decision's time
-    /// is a lower bound; the store keeps exact times in its history).
-    func requestTimes(_ step: StepState) -> [Int: Date] {
-        var result: [Int: Date] = [:]
-        if let requestedAt = step.requestedAt { result[step.attempt] = requestedAt }
-        for record in step.decisions where record.attempt < step.attempt {
-            result[record.attempt + 1] = result[record.attempt + 1] ?? record.decision.decidedAt
-        }
-        return result
     }
 
     func finish(_ state: Case, _ effects: [Effect], now: Date, _ workflow: Workflow) -> Transition {
