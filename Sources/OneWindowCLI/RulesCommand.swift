@@ -29,7 +29,8 @@ struct RulesCommand: AsyncParsableCommand {
             guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("catalog.yaml").path) else {
                 throw CommandFailure(
                     .notFound,
-                    "there is no topic catalog at \(directory.appendingPathComponent("catalog.yaml").path): run onewindow from the repository root, or point --catalog or ONEWINDOW_TOPICS at the Topics folder")
+                    "there is no topic catalog at \(directory.appendingPathComponent("catalog.yaml").path): run onewindow from the repository root, or point --catalog or ONEWINDOW_TOPICS at the Topics folder"
+                )
             }
             return try TopicCatalog.load(from: directory)
         }
@@ -37,7 +38,8 @@ struct RulesCommand: AsyncParsableCommand {
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "check", abstract: "Check every rule file of a rules directory, as the orchestrator does at start-up.")
+            commandName: "check",
+            abstract: "Check every rule file of a rules directory, as the orchestrator does at start-up.")
 
         @OptionGroup var options: CatalogOption
         @Argument(help: "The rules directory. Default: ./Rules.") var directory: String = "Rules"
@@ -46,18 +48,25 @@ struct RulesCommand: AsyncParsableCommand {
             let catalog = try options.load()
             let url = URL(fileURLWithPath: directory)
             guard FileManager.default.fileExists(atPath: url.path) else {
-                throw CommandFailure(.notFound, "there is no rules directory at \(url.path): run onewindow from the repository root or name the directory")
+                throw CommandFailure(
+                    .notFound,
+                    "there is no rules directory at \(url.path): run onewindow from the repository root or name the directory"
+                )
             }
             do {
                 let rules = try RuleBook.load(directory: url, catalog: catalog)
                 for workflow in rules.current.values.sorted(by: { $0.id < $1.id }) {
                     let conditional = workflow.steps.filter { $0.condition != nil }.count
-                    print("ok \(workflow.version): \(workflow.title), \(workflow.steps.count) steps (\(conditional) conditional), from \(workflow.file)")
+                    print(
+                        "ok \(workflow.version): \(workflow.title), \(workflow.steps.count) steps (\(conditional) conditional), from \(workflow.file)"
+                    )
                 }
             } catch {
                 throw CommandFailure(
                     .configuration,
-                    error.description + "\n\(error.problems.count) problem\(error.problems.count == 1 ? "" : "s") in the rules; the orchestrator would refuse to start")
+                    error.description
+                        + "\n\(error.problems.count) problem\(error.problems.count == 1 ? "" : "s") in the rules; the orchestrator would refuse to start"
+                )
             }
         }
     }
@@ -65,10 +74,13 @@ struct RulesCommand: AsyncParsableCommand {
     struct Diff: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "diff",
-            abstract: "Show what changed between two versions of a workflow file: steps, SLAs, conditions, dependencies.")
+            abstract:
+                "Show what changed between two versions of a workflow file: steps, SLAs, conditions, dependencies.")
 
         @OptionGroup var options: CatalogOption
-        @Option(name: .long, help: "The rules directory whose departments.yaml and notifications.yaml both files use. Default: ./Rules.")
+        @Option(
+            name: .long,
+            help: "The rules directory whose departments.yaml and notifications.yaml both files use. Default: ./Rules.")
         var rules: String = "Rules"
         @Argument(help: "The older workflow file.") var old: String
         @Argument(help: "The newer workflow file.") var new: String
@@ -77,9 +89,12 @@ struct RulesCommand: AsyncParsableCommand {
             let catalog = try options.load()
             let directory = URL(fileURLWithPath: rules)
             func load(_ path: String) throws -> Workflow {
-                guard FileManager.default.fileExists(atPath: path) else { throw CommandFailure(.notFound, "there is no file \(path)") }
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw CommandFailure(.notFound, "there is no file \(path)")
+                }
                 do {
-                    return try RuleBook.loadWorkflow(file: URL(fileURLWithPath: path), rulesDirectory: directory, catalog: catalog)
+                    return try RuleBook.loadWorkflow(
+                        file: URL(fileURLWithPath: path), rulesDirectory: directory, catalog: catalog)
                 } catch {
                     throw CommandFailure(.configuration, error.description)
                 }
@@ -87,7 +102,10 @@ struct RulesCommand: AsyncParsableCommand {
             let before = try load(old)
             let after = try load(new)
             guard before.id == after.id else {
-                throw CommandFailure(.usage, "\(old) is workflow \(before.id) and \(new) is \(after.id); diff compares two versions of one workflow")
+                throw CommandFailure(
+                    .usage,
+                    "\(old) is workflow \(before.id) and \(new) is \(after.id); diff compares two versions of one workflow"
+                )
             }
             print("\(before.version) → \(after.version)")
             let changes = RuleDiff.between(before, after)

@@ -48,7 +48,9 @@ struct CoreTests {
 
     @Test func theFanOutIsParallelAfterTheBusinessLicence() throws {
         let first = try core.apply(nil, .submitted(F.restaurant(area: 200, seats: 80)), now: F.at("2026-03-02", 9, 21))
-        let approved = F.decision("RA-2026-000001", "market-regulation", "business-licence", at: F.at("2026-03-03"), licence: "92440604MA4X8K2Q1R")
+        let approved = F.decision(
+            "RA-2026-000001", "market-regulation", "business-licence", at: F.at("2026-03-03"),
+            licence: "92440604MA4X8K2Q1R")
         let next = try core.apply(first.state, .decided(approved), now: F.at("2026-03-03"))
         #expect(
             Set(next.effects.requestedSteps)
@@ -71,7 +73,8 @@ struct CoreTests {
         (150.0, 50, false, false, false),  // exactly at the limits: not above
     ])
     func conditionsSwitchFireAndSignboard(area: Double, seats: Int, sign: Bool, fire: Bool, signboard: Bool) throws {
-        let first = try core.apply(nil, .submitted(F.restaurant(area: area, seats: seats, sign: sign)), now: F.at("2026-03-02", 10))
+        let first = try core.apply(
+            nil, .submitted(F.restaurant(area: area, seats: seats, sign: sign)), now: F.at("2026-03-02", 10))
         #expect((first.state.step("fire-inspection")?.status == .skipped) == !fire)
         #expect((first.state.step("signboard-permit")?.status == .skipped) == !signboard)
         let approved = F.decision("RA-2026-000001", "market-regulation", "business-licence", at: F.at("2026-03-03"))
@@ -81,7 +84,11 @@ struct CoreTests {
         // A decision for a skipped step is refused: it was never requested.
         if !fire {
             #expect(throws: Rejection.self) {
-                try core.apply(next.state, .decided(F.decision("RA-2026-000001", "fire-safety", "fire-safety-inspection", at: F.at("2026-03-05"))), now: F.at("2026-03-05"))
+                try core.apply(
+                    next.state,
+                    .decided(
+                        F.decision("RA-2026-000001", "fire-safety", "fire-safety-inspection", at: F.at("2026-03-05"))),
+                    now: F.at("2026-03-05"))
             }
         }
     }
@@ -90,10 +97,18 @@ struct CoreTests {
     /// 5, fire 7, environment 3, signboard 3, tax 1 — elapsed is the longest path (1 + 7 = 8), the
     /// serial sum 20; the completion notifies the applicant with both numbers.
     @Test func elapsedWorkingDaysAreTheLongestPathNotTheSum() throws {
-        let days = ["business-licence": 1, "food-licence": 5, "fire-inspection": 7, "environmental-filing": 3, "signboard-permit": 3, "tax-registration": 1]
-        let items = ["business-licence": ("market-regulation", "business-licence"), "food-licence": ("food-safety", "food-business-licence"),
-                     "fire-inspection": ("fire-safety", "fire-safety-inspection"), "environmental-filing": ("environment", "environmental-filing"),
-                     "signboard-permit": ("urban-management", "outdoor-signboard-permit"), "tax-registration": ("tax", "tax-registration")]
+        let days = [
+            "business-licence": 1, "food-licence": 5, "fire-inspection": 7, "environmental-filing": 3,
+            "signboard-permit": 3, "tax-registration": 1,
+        ]
+        let items = [
+            "business-licence": ("market-regulation", "business-licence"),
+            "food-licence": ("food-safety", "food-business-licence"),
+            "fire-inspection": ("fire-safety", "fire-safety-inspection"),
+            "environmental-filing": ("environment", "environmental-filing"),
+            "signboard-permit": ("urban-management", "outdoor-signboard-permit"),
+            "tax-registration": ("tax", "tax-registration"),
+        ]
         let submitted = F.at("2026-03-02", 9, 20)
         var state = try core.apply(nil, .submitted(F.restaurant(submitted: submitted, area: 200)), now: submitted).state
         var effects: [Effect] = []
@@ -128,14 +143,17 @@ struct CoreTests {
 
     @Test func aRejectionWithFailEndsTheApplication() throws {
         let first = try core.apply(nil, .submitted(F.restaurant()), now: F.at("2026-03-02", 10))
-        let rejected = F.decision("RA-2026-000001", "market-regulation", "business-licence", .rejected, at: F.at("2026-03-03"), reason: "企业名称含有“中国”字词")
+        let rejected = F.decision(
+            "RA-2026-000001", "market-regulation", "business-licence", .rejected, at: F.at("2026-03-03"),
+            reason: "企业名称含有“中国”字词")
         let next = try core.apply(first.state, .decided(rejected), now: F.at("2026-03-03"))
         #expect(next.state.status == .failed)
         #expect(next.effects.requestedSteps.isEmpty)
         #expect(next.effects.moments == [.stepRejected])
         let text = next.effects.notification(.stepRejected)?.body[pointer: "/parameters/text"]?.stringValue ?? ""
         #expect(text.contains("企业名称含有“中国”字词") && text.contains("营业执照"), "\(text)")
-        #expect(next.effects.notification(.stepRejected)?.body[pointer: "/template"]?.stringValue == "application-rejected")
+        #expect(
+            next.effects.notification(.stepRejected)?.body[pointer: "/template"]?.stringValue == "application-rejected")
         F.expectValid(next.effects)
     }
 
@@ -143,7 +161,9 @@ struct CoreTests {
         var (state, _) = try run(
             try core.apply(nil, .submitted(F.restaurant(sign: false)), now: F.at("2026-03-02", 10)),
             [F.decision("RA-2026-000001", "market-regulation", "business-licence", at: F.at("2026-03-03"))])
-        let missing = F.decision("RA-2026-000001", "food-safety", "food-business-licence", .needsMoreInformation, at: F.at("2026-03-05"), reason: "未提交经营场所平面图")
+        let missing = F.decision(
+            "RA-2026-000001", "food-safety", "food-business-licence", .needsMoreInformation, at: F.at("2026-03-05"),
+            reason: "未提交经营场所平面图")
         let asked = try core.apply(state, .decided(missing), now: F.at("2026-03-05"))
         #expect(asked.state.step("food-licence")?.status == .awaitingResubmission)
         #expect(asked.effects.moments == [.resubmissionRequested])
@@ -153,9 +173,16 @@ struct CoreTests {
         #expect(try core.apply(state, .decided(missing), now: F.at("2026-03-05", 10)).effects.isEmpty)
         // A resubmission of a step that is not waiting is refused.
         #expect(throws: Rejection.self) {
-            try core.apply(state, .resubmitted(Resubmission(applicationId: "RA-2026-000001", step: "tax-registration", at: F.at("2026-03-06"))), now: F.at("2026-03-06"))
+            try core.apply(
+                state,
+                .resubmitted(
+                    Resubmission(applicationId: "RA-2026-000001", step: "tax-registration", at: F.at("2026-03-06"))),
+                now: F.at("2026-03-06"))
         }
-        let again = try core.apply(state, .resubmitted(Resubmission(applicationId: "RA-2026-000001", step: "food-licence", at: F.at("2026-03-06"))), now: F.at("2026-03-06"))
+        let again = try core.apply(
+            state,
+            .resubmitted(Resubmission(applicationId: "RA-2026-000001", step: "food-licence", at: F.at("2026-03-06"))),
+            now: F.at("2026-03-06"))
         #expect(again.effects.requestedSteps == ["food-licence"])
         #expect(again.effects.requests[0].id == "RA-2026-000001/request/food-licence/2")
         #expect(again.state.step("food-licence")?.attempt == 2)
@@ -169,20 +196,33 @@ struct CoreTests {
     @Test func theHouseTransferPassesTheValuationToTax() throws {
         let first = try core.apply(nil, .submitted(F.house()), now: F.at("2026-03-02", 10))
         #expect(first.effects.requestedSteps == ["contract-filing"])
-        let (state, effects) = try run(first, [
-            F.decision("HT-2026-000001", "real-estate", "contract-filing", at: F.at("2026-03-03"), licence: "WQ2026-00042"),
-            F.decision("HT-2026-000001", "real-estate", "valuation", at: F.at("2026-03-05"), licence: "PG2026-0007", fields: ["assessedPriceFen": .integer(162_000_000)]),
-            F.decision("HT-2026-000001", "tax", "tax-assessment-clearance", at: F.at("2026-03-06"), licence: "244066260300000001"),
-            F.decision("HT-2026-000001", "real-estate", "transfer-registration", at: F.at("2026-03-09"), licence: "粤(2026)佛禅不动产权第0000001号"),
-        ])
+        let (state, effects) = try run(
+            first,
+            [
+                F.decision(
+                    "HT-2026-000001", "real-estate", "contract-filing", at: F.at("2026-03-03"), licence: "WQ2026-00042"),
+                F.decision(
+                    "HT-2026-000001", "real-estate", "valuation", at: F.at("2026-03-05"), licence: "PG2026-0007",
+                    fields: ["assessedPriceFen": .integer(162_000_000)]),
+                F.decision(
+                    "HT-2026-000001", "tax", "tax-assessment-clearance", at: F.at("2026-03-06"),
+                    licence: "244066260300000001"),
+                F.decision(
+                    "HT-2026-000001", "real-estate", "transfer-registration", at: F.at("2026-03-09"),
+                    licence: "粤(2026)佛禅不动产权第0000001号"),
+            ])
         #expect(effects.requestedSteps == ["contract-filing", "valuation", "tax-clearance", "registration"])
         let tax = try #require(effects.requests.first { $0.topic == "approval.tax.requested" })
         #expect(tax.body[pointer: "/details/assessedPriceFen"] == .integer(162_000_000))
         #expect(tax.body[pointer: "/details/declaredPriceFen"] == .integer(150_000_000))
-        let filing = tax.body[pointer: "/materials"]?.arrayValue?.first { $0[pointer: "/name"]?.stringValue == "存量房买卖合同备案" }
+        let filing = tax.body[pointer: "/materials"]?.arrayValue?.first {
+            $0[pointer: "/name"]?.stringValue == "存量房买卖合同备案"
+        }
         #expect(filing?[pointer: "/value"]?.stringValue == "WQ2026-00042")
         let registration = try #require(effects.requests.last)
-        let clearance = registration.body[pointer: "/materials"]?.arrayValue?.first { $0[pointer: "/name"]?.stringValue == "完税证明" }
+        let clearance = registration.body[pointer: "/materials"]?.arrayValue?.first {
+            $0[pointer: "/name"]?.stringValue == "完税证明"
+        }
         #expect(clearance?[pointer: "/value"]?.stringValue == "244066260300000001")
         #expect(state.status == .completed)
         // Serial workflow: elapsed equals the sum.
@@ -217,19 +257,27 @@ struct CoreTests {
             #expect(first.state.step("business-licence")?.dueDate == CivilDate(due))
         } else {
             let first = try core.apply(nil, .submitted(F.house(submitted: now)), now: now)
-            let next = try core.apply(first.state, .decided(F.decision("HT-2026-000001", "real-estate", "contract-filing", at: now)), now: now)
+            let next = try core.apply(
+                first.state, .decided(F.decision("HT-2026-000001", "real-estate", "contract-filing", at: now)), now: now
+            )
             #expect(next.state.step("valuation")?.dueDate == CivilDate(due))
         }
     }
 
     @Test func correlationErrorsAreTypedRejections() throws {
         let decision = F.decision("RA-2026-000009", "food-safety", "food-business-licence", at: F.at("2026-03-05"))
-        #expect { try core.apply(nil, .decided(decision), now: F.at("2026-03-05")) } throws: { ($0 as? Rejection)?.code == .unknownApplication }
+        #expect { try core.apply(nil, .decided(decision), now: F.at("2026-03-05")) } throws: {
+            ($0 as? Rejection)?.code == .unknownApplication
+        }
         let first = try core.apply(nil, .submitted(F.restaurant()), now: F.at("2026-03-02", 10))
         let food = F.decision("RA-2026-000001", "food-safety", "food-business-licence", at: F.at("2026-03-05"))
-        #expect { try core.apply(first.state, .decided(food), now: F.at("2026-03-05")) } throws: { ($0 as? Rejection)?.code == .stepNotRequested }
+        #expect { try core.apply(first.state, .decided(food), now: F.at("2026-03-05")) } throws: {
+            ($0 as? Rejection)?.code == .stepNotRequested
+        }
         let unknown = F.decision("RA-2026-000001", "tax", "tax-assessment-clearance", at: F.at("2026-03-05"))
-        #expect { try core.apply(first.state, .decided(unknown), now: F.at("2026-03-05")) } throws: { ($0 as? Rejection)?.code == .unknownStep }
+        #expect { try core.apply(first.state, .decided(unknown), now: F.at("2026-03-05")) } throws: {
+            ($0 as? Rejection)?.code == .unknownStep
+        }
         let approved = F.decision("RA-2026-000001", "market-regulation", "business-licence", at: F.at("2026-03-03"))
         let next = try core.apply(first.state, .decided(approved), now: F.at("2026-03-03"))
         // An exact repeat: no effects, the case unchanged.
@@ -237,11 +285,16 @@ struct CoreTests {
         #expect(repeated.effects.isEmpty)
         #expect(repeated.state == next.state)
         // A different second decision: conflicting.
-        let conflicting = F.decision("RA-2026-000001", "market-regulation", "business-licence", .rejected, at: F.at("2026-03-04"))
-        #expect { try core.apply(next.state, .decided(conflicting), now: F.at("2026-03-04")) } throws: { ($0 as? Rejection)?.code == .conflictingDecision }
+        let conflicting = F.decision(
+            "RA-2026-000001", "market-regulation", "business-licence", .rejected, at: F.at("2026-03-04"))
+        #expect { try core.apply(next.state, .decided(conflicting), now: F.at("2026-03-04")) } throws: {
+            ($0 as? Rejection)?.code == .conflictingDecision
+        }
         // The same submission again is a no-op; different content is refused.
         #expect(try core.apply(next.state, .submitted(F.restaurant()), now: F.at("2026-03-04")).effects.isEmpty)
-        #expect { try core.apply(next.state, .submitted(F.restaurant(seats: 10)), now: F.at("2026-03-04")) } throws: { ($0 as? Rejection)?.code == .conflictingSubmission }
+        #expect { try core.apply(next.state, .submitted(F.restaurant(seats: 10)), now: F.at("2026-03-04")) } throws: {
+            ($0 as? Rejection)?.code == .conflictingSubmission
+        }
     }
 
     /// Any order of concurrent decisions gives the same end state (and the same completion).
@@ -287,7 +340,10 @@ struct CoreTests {
     @Test func aDepartmentThatNeverAnswersIsRemindedThenEscalated() throws {
         let submitted = F.at("2026-03-02", 9, 20)
         let first = try core.apply(nil, .submitted(F.restaurant(submitted: submitted, area: 200)), now: submitted)
-        let fanned = try core.apply(first.state, .decided(F.decision("RA-2026-000001", "market-regulation", "business-licence", at: F.at("2026-03-03"))), now: F.at("2026-03-03"))
+        let fanned = try core.apply(
+            first.state,
+            .decided(F.decision("RA-2026-000001", "market-regulation", "business-licence", at: F.at("2026-03-03"))),
+            now: F.at("2026-03-03"))
         // Fire inspection: SLA 7 from Tuesday 3 March → due Thursday 12 March; reminder at ⌈5.6⌉ = 6
         // working days: Wednesday 11 March 09:00; overdue from Friday 13 March 00:00.
         let timers = fanned.effects.compactMap { effect -> (TimerKey, Date)? in
@@ -317,7 +373,10 @@ struct CoreTests {
         F.expectValid(reminded.effects + escalated.effects)
 
         // A decided step's timers change nothing.
-        let decided = try core.apply(fanned.state, .decided(F.decision("RA-2026-000001", "fire-safety", "fire-safety-inspection", at: F.at("2026-03-10"))), now: F.at("2026-03-10"))
+        let decided = try core.apply(
+            fanned.state,
+            .decided(F.decision("RA-2026-000001", "fire-safety", "fire-safety-inspection", at: F.at("2026-03-10"))),
+            now: F.at("2026-03-10"))
         #expect(decided.effects.contains(.cancelTimer(reminder.0)))
         #expect(try core.apply(decided.state, .timerFired(reminder.0), now: reminder.1).effects.isEmpty)
     }
@@ -341,7 +400,12 @@ struct CoreTests {
         let old = Fixtures.rules.current["restaurant-opening"]!
         #expect(first.state.ruleVersion == old.version)
         let empty = Orchestrator(rules: RuleBook(workflows: []), calendar: Fixtures.calendar)
-        #expect { try empty.apply(first.state, .decided(F.decision("RA-2026-000001", "market-regulation", "business-licence", at: F.at("2026-03-03"))), now: F.at("2026-03-03")) } throws: {
+        #expect {
+            try empty.apply(
+                first.state,
+                .decided(F.decision("RA-2026-000001", "market-regulation", "business-licence", at: F.at("2026-03-03"))),
+                now: F.at("2026-03-03"))
+        } throws: {
             ($0 as? Rejection)?.code == .unknownWorkflow
         }
     }

@@ -54,7 +54,9 @@ enum Fixtures {
             "seller": .object(["name": "何家明", "residentId": "440604197501010357", "mobile": "13923456789"]),
             "buyer": .object(["name": "吴思远", "residentId": "440606199005110481", "mobile": "13600001111"]),
             "contractNumber": "FS2026CC001234", "declaredPriceFen": .integer(150_000_000),
-            "materials": .array([.object(["name": "不动产权证书", "source": "submitted"]), .object(["name": "身份证", "source": "shared-data"])]),
+            "materials": .array([
+                .object(["name": "不动产权证书", "source": "submitted"]), .object(["name": "身份证", "source": "shared-data"]),
+            ]),
         ])
         return Submission(applicationType: "application.house-transfer.submitted", application: body)
     }

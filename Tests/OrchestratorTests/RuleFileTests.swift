@@ -18,12 +18,16 @@ struct RuleFileTests {
         let first = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").first ?? ""
         let rest = first.dropFirst("# expect: ".count)
         let colon = try #require(rest.firstIndex(of: ":"))
-        return (try #require(Int(rest[..<colon])), String(rest[rest.index(after: colon)...]).trimmingCharacters(in: .whitespaces))
+        return (
+            try #require(Int(rest[..<colon])),
+            String(rest[rest.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+        )
     }
 
     /// A temporary copy of Rules/ to break.
     static func copyOfRules() throws -> URL {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rules-\(UUID().uuidString.prefix(8))")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "rules-\(UUID().uuidString.prefix(8))")
         try FileManager.default.copyItem(at: rulesDirectory, to: directory)
         return directory
     }
@@ -106,8 +110,13 @@ struct RuleFileTests {
         #expect(first.current["restaurant-opening"]?.version == Fixtures.rules.current["restaurant-opening"]?.version)
         let file = rules.appendingPathComponent("workflows/restaurant-opening.yaml")
         let text = try String(contentsOf: file, encoding: .utf8)
-        try text.replacingOccurrences(of: "slaWorkingDays: 7\n    details: [business.name, business.address, business.areaSquareMetres, business.cuisine]", with: "slaWorkingDays: 5\n    details: [business.name, business.address, business.areaSquareMetres, business.cuisine]")
-            .write(to: file, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(
+            of:
+                "slaWorkingDays: 7\n    details: [business.name, business.address, business.areaSquareMetres, business.cuisine]",
+            with:
+                "slaWorkingDays: 5\n    details: [business.name, business.address, business.areaSquareMetres, business.cuisine]"
+        )
+        .write(to: file, atomically: true, encoding: .utf8)
         let second = try first.reloaded(from: rules, catalog: Fixtures.catalog)
         let old = try #require(first.current["restaurant-opening"])
         let new = try #require(second.current["restaurant-opening"])
@@ -124,10 +133,15 @@ struct RuleFileTests {
         let file = rules.appendingPathComponent("workflows/restaurant-opening.yaml")
         let old = try RuleBook.loadWorkflow(file: file, rulesDirectory: rules, catalog: Fixtures.catalog)
         var text = try String(contentsOf: file, encoding: .utf8)
-        text = text.replacingOccurrences(of: "condition: business.areaSquareMetres > 150 or business.seats > 50", with: "condition: business.areaSquareMetres>200")
         text = text.replacingOccurrences(
-            of: "  - id: tax-registration\n    department: tax\n    item: tax-registration\n    dependsOn: [business-licence]",
-            with: "  - id: tax-registration\n    department: tax\n    item: tax-registration\n    dependsOn: [business-licence, food-licence]")
+            of: "condition: business.areaSquareMetres > 150 or business.seats > 50",
+            with: "condition: business.areaSquareMetres>200")
+        text = text.replacingOccurrences(
+            of:
+                "  - id: tax-registration\n    department: tax\n    item: tax-registration\n    dependsOn: [business-licence]",
+            with:
+                "  - id: tax-registration\n    department: tax\n    item: tax-registration\n    dependsOn: [business-licence, food-licence]"
+        )
         // Remove the signboard step.
         let start = try #require(text.range(of: "  - id: signboard-permit"))
         let end = try #require(text.range(of: "  - id: tax-registration"))
@@ -135,11 +149,15 @@ struct RuleFileTests {
         try text.write(to: file, atomically: true, encoding: .utf8)
         let new = try RuleBook.loadWorkflow(file: file, rulesDirectory: rules, catalog: Fixtures.catalog)
         let changes = RuleDiff.between(old, new)
-        #expect(changes == [
-            .stepRemoved("signboard-permit"),
-            .conditionChanged(step: "fire-inspection", from: "business.areaSquareMetres > 150 or business.seats > 50", to: "business.areaSquareMetres > 200"),
-            .dependenciesChanged(step: "tax-registration", from: ["business-licence"], to: ["business-licence", "food-licence"]),
-        ])
+        #expect(
+            changes == [
+                .stepRemoved("signboard-permit"),
+                .conditionChanged(
+                    step: "fire-inspection", from: "business.areaSquareMetres > 150 or business.seats > 50",
+                    to: "business.areaSquareMetres > 200"),
+                .dependenciesChanged(
+                    step: "tax-registration", from: ["business-licence"], to: ["business-licence", "food-licence"]),
+            ])
         #expect(changes.map(\.description)[0] == "- step signboard-permit")
         #expect(RuleDiff.between(old, old).isEmpty)
     }
@@ -148,7 +166,8 @@ struct RuleFileTests {
     @Test func aVersionCompilesAgainFromItsStoredSources() throws {
         let workflow = try #require(Fixtures.rules.current["house-transfer"])
         let stored = try JSONEncoder().encode(workflow.sources)
-        let again = try RuleBook.compile(try JSONDecoder().decode(RuleSources.self, from: stored), catalog: Fixtures.catalog)
+        let again = try RuleBook.compile(
+            try JSONDecoder().decode(RuleSources.self, from: stored), catalog: Fixtures.catalog)
         #expect(again == workflow)
         var rules = RuleBook(workflows: [])
         rules.add(again, current: false)

@@ -10,13 +10,17 @@ enum EffectBodies {
     /// `approval.requested`: the applicant, the materials (submitted ones the application lists,
     /// and what earlier steps produced), the details (application fields and passed decision
     /// fields).
-    static func approvalRequest(_ step: Step, _ state: Case, _ workflow: Workflow, due: CivilDate, now: Date) -> JSONValue {
+    static func approvalRequest(_ step: Step, _ state: Case, _ workflow: Workflow, due: CivilDate, now: Date)
+        -> JSONValue
+    {
         let application = state.application
         var applicant: [String: JSONValue] = [:]
         applicant["name"] = workflow.applicant.name.value(in: application)
         applicant["residentId"] = workflow.applicant.residentId.value(in: application)
         applicant["mobile"] = workflow.applicant.mobile.value(in: application)
-        if let path = workflow.applicant.creditCode, let code = path.value(in: application) { applicant["creditCode"] = code }
+        if let path = workflow.applicant.creditCode, let code = path.value(in: application) {
+            applicant["creditCode"] = code
+        }
 
         let listed = application[pointer: "/materials"]?.arrayValue ?? []
         var materials: [JSONValue] = []
@@ -34,7 +38,8 @@ enum EffectBodies {
                 if let value = decisionField(reference, in: state) {
                     materials.append(
                         .object([
-                            "name": .string(material.name), "source": .string("earlier-step"), "step": .string(reference.step),
+                            "name": .string(material.name), "source": .string("earlier-step"),
+                            "step": .string(reference.step),
                             "value": .string(text(value)),
                         ]))
                 }
@@ -121,12 +126,15 @@ enum EffectBodies {
 
     /// `notification.sms.requested`, with the rendered text in `parameters.text` (the SMS
     /// gateway's own wording is used when a sink ignores it).
-    static func notification(_ moment: NotificationMoment, _ state: Case, _ workflow: Workflow, step: Step?, now: Date) -> Emission {
+    static func notification(_ moment: NotificationMoment, _ state: Case, _ workflow: Workflow, step: Step?, now: Date)
+        -> Emission
+    {
         let applicant = applicantContact(state, workflow)
         let recipient: Contact =
             switch moment.recipient {
             case .applicant: applicant
-            case .department: workflow.departments.departments[step?.department ?? ""]?.contact ?? workflow.notifications.supervisor
+            case .department:
+                workflow.departments.departments[step?.department ?? ""]?.contact ?? workflow.notifications.supervisor
             case .supervisor: workflow.notifications.supervisor
             }
         var values: [String: Any] = [
@@ -156,11 +164,14 @@ enum EffectBodies {
         let template = workflow.notifications.templates[moment]!
         parameters["text"] = .string(template.render(values))
         let body: JSONValue = .object([
-            "notificationId": .string(id), "residentId": .string(recipient.residentId), "mobile": .string(recipient.mobile),
+            "notificationId": .string(id), "residentId": .string(recipient.residentId),
+            "mobile": .string(recipient.mobile),
             "template": .string(template.sms), "parameters": .object(parameters),
             "applicationId": .string(state.applicationId), "requestedAt": time(now),
         ])
-        return Emission(id: id, type: "notification.sms.requested", topic: "notification.sms.requested", key: recipient.residentId, body: body)
+        return Emission(
+            id: id, type: "notification.sms.requested", topic: "notification.sms.requested", key: recipient.residentId,
+            body: body)
     }
 
     /// `supervision.alert.raised` (rule `sla-breach`) for an overdue step, keyed by the applicant.
@@ -173,6 +184,8 @@ enum EffectBodies {
             "item": .string(step.item), "occurrences": .array([time(stepState.requestedAt ?? state.submittedAt)]),
             "raisedAt": time(now),
         ])
-        return Emission(id: id, type: "supervision.alert.raised", topic: "supervision.alert.raised", key: applicant.residentId, body: body)
+        return Emission(
+            id: id, type: "supervision.alert.raised", topic: "supervision.alert.raised", key: applicant.residentId,
+            body: body)
     }
 }

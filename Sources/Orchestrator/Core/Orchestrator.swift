@@ -44,19 +44,26 @@ public struct Orchestrator: Sendable {
         case .submitted(let submission):
             if let current {
                 guard current.application == submission.application else {
-                    throw Rejection(.conflictingSubmission, "application \(current.applicationId) was already submitted with other content")
+                    throw Rejection(
+                        .conflictingSubmission,
+                        "application \(current.applicationId) was already submitted with other content")
                 }
                 return Transition(state: current, effects: [])
             }
             return try submit(submission, now: now)
         case .decided(let decision):
             guard let current else {
-                throw Rejection(.unknownApplication, "no application \(decision.applicationId) for the decision of \(decision.department) on \(decision.item)")
+                throw Rejection(
+                    .unknownApplication,
+                    "no application \(decision.applicationId) for the decision of \(decision.department) on \(decision.item)"
+                )
             }
             return try decide(current, decision, now: now)
         case .resubmitted(let resubmission):
             guard let current else {
-                throw Rejection(.unknownApplication, "no application \(resubmission.applicationId) for the resubmission of \(resubmission.step)")
+                throw Rejection(
+                    .unknownApplication,
+                    "no application \(resubmission.applicationId) for the resubmission of \(resubmission.step)")
             }
             return try resubmit(current, resubmission, now: now)
         case .timerFired(let key):
@@ -82,7 +89,8 @@ public struct Orchestrator: Sendable {
         let steps = workflow.steps.map { step in
             StepState(
                 id: step.id, status: step.condition.map { $0.evaluate(on: application) } == false ? .skipped : .waiting,
-                attempt: 0, requestedAt: nil, requestTimes: [], dueDate: nil, reminderAt: nil, overdueAt: nil, reminded: false,
+                attempt: 0, requestedAt: nil, requestTimes: [], dueDate: nil, reminderAt: nil, overdueAt: nil,
+                reminded: false,
                 escalated: false, decisions: [])
         }
         var state = Case(
@@ -97,23 +105,35 @@ public struct Orchestrator: Sendable {
     func decide(_ current: Case, _ decision: Decision, now: Date) throws(Rejection) -> Transition {
         let workflow = try self.workflow(of: current)
         guard let step = workflow.step(department: decision.department, item: decision.item) else {
-            throw Rejection(.unknownStep, "\(decision.department) \(decision.item) is no step of \(workflow.id) (application \(current.applicationId))")
+            throw Rejection(
+                .unknownStep,
+                "\(decision.department) \(decision.item) is no step of \(workflow.id) (application \(current.applicationId))"
+            )
         }
         let stepState = current.step(step.id)!
         if stepState.decisions.contains(where: { $0.decision == decision }) {
             return Transition(state: current, effects: [])  // a department's exact retry
         }
         guard stepState.status != .waiting, stepState.status != .skipped, stepState.attempt > 0 else {
-            throw Rejection(.stepNotRequested, "step \(step.id) of \(current.applicationId) was never requested (\(stepState.status.rawValue)); \(decision.department) decided \(decision.outcome.rawValue)")
+            throw Rejection(
+                .stepNotRequested,
+                "step \(step.id) of \(current.applicationId) was never requested (\(stepState.status.rawValue)); \(decision.department) decided \(decision.outcome.rawValue)"
+            )
         }
         guard stepState.status == .requested else {
             let first = stepState.decision?.decision
-            throw Rejection(.conflictingDecision, "step \(step.id) of \(current.applicationId) is already decided (\(first?.outcome.rawValue ?? stepState.status.rawValue) by \(first?.decidedBy ?? "?")); this decision (\(decision.outcome.rawValue) by \(decision.decidedBy)) differs")
+            throw Rejection(
+                .conflictingDecision,
+                "step \(step.id) of \(current.applicationId) is already decided (\(first?.outcome.rawValue ?? stepState.status.rawValue) by \(first?.decidedBy ?? "?")); this decision (\(decision.outcome.rawValue) by \(decision.decidedBy)) differs"
+            )
         }
         var state = current
         var effects: [Effect] = [
-            .cancelTimer(TimerKey(applicationId: state.applicationId, step: step.id, attempt: stepState.attempt, kind: .reminder)),
-            .cancelTimer(TimerKey(applicationId: state.applicationId, step: step.id, attempt: stepState.attempt, kind: .overdue)),
+            .cancelTimer(
+                TimerKey(applicationId: state.applicationId, step: step.id, attempt: stepState.attempt, kind: .reminder)
+            ),
+            .cancelTimer(
+                TimerKey(applicationId: state.applicationId, step: step.id, attempt: stepState.attempt, kind: .overdue)),
         ]
         state.update(step.id) { $0.decisions.append(DecisionRecord(attempt: $0.attempt, decision: decision)) }
         switch decision.outcome {
@@ -128,7 +148,11 @@ public struct Orchestrator: Sendable {
                 // No reminders or escalations for a failed application's other steps.
                 for other in state.steps where other.status == .requested {
                     for kind in [TimerKey.Kind.reminder, .overdue] {
-                        effects.append(.cancelTimer(TimerKey(applicationId: state.applicationId, step: other.id, attempt: other.attempt, kind: kind)))
+                        effects.append(
+                            .cancelTimer(
+                                TimerKey(
+                                    applicationId: state.applicationId, step: other.id, attempt: other.attempt,
+                                    kind: kind)))
                     }
                 }
             }
@@ -144,10 +168,15 @@ public struct Orchestrator: Sendable {
     func resubmit(_ current: Case, _ resubmission: Resubmission, now: Date) throws(Rejection) -> Transition {
         let workflow = try self.workflow(of: current)
         guard let stepState = current.step(resubmission.step) else {
-            throw Rejection(.unknownStep, "\(resubmission.step) is no step of \(workflow.id) (application \(current.applicationId))")
+            throw Rejection(
+                .unknownStep, "\(resubmission.step) is no step of \(workflow.id) (application \(current.applicationId))"
+            )
         }
         guard stepState.status == .awaitingResubmission, current.status == .inProgress else {
-            throw Rejection(.notAwaitingResubmission, "step \(stepState.id) of \(current.applicationId) does not wait for a resubmission (\(stepState.status.rawValue))")
+            throw Rejection(
+                .notAwaitingResubmission,
+                "step \(stepState.id) of \(current.applicationId) does not wait for a resubmission (\(stepState.status.rawValue))"
+            )
         }
         var state = current
         if let application = resubmission.application { state.application = application }
@@ -185,7 +214,10 @@ public struct Orchestrator: Sendable {
 
     func workflow(of current: Case) throws(Rejection) -> Workflow {
         guard let workflow = rules.workflow(version: current.ruleVersion) else {
-            throw Rejection(.unknownWorkflow, "the rules of \(current.ruleVersion), which application \(current.applicationId) is pinned to, are not loaded")
+            throw Rejection(
+                .unknownWorkflow,
+                "the rules of \(current.ruleVersion), which application \(current.applicationId) is pinned to, are not loaded"
+            )
         }
         return workflow
     }
@@ -209,7 +241,9 @@ public struct Orchestrator: Sendable {
         }
     }
 
-    func request(_ step: Step, _ state: inout Case, _ workflow: Workflow, now: Date, into effects: inout [Effect]) throws(Rejection) {
+    func request(_ step: Step, _ state: inout Case, _ workflow: Workflow, now: Date, into effects: inout [Effect])
+        throws(Rejection)
+    {
         let attempt = state.step(step.id)!.attempt + 1
         let due: CivilDate
         let reminderDay: CivilDate
@@ -218,7 +252,10 @@ public struct Orchestrator: Sendable {
             let reminderDays = (step.slaWorkingDays * 8 + 9) / 10  // ⌈80 %⌉
             reminderDay = try calendar.dueDate(receivedAt: now, workingDays: reminderDays)
         } catch {
-            throw Rejection(.outsideCalendar, "cannot count \(step.slaWorkingDays) working days for step \(step.id) of \(state.applicationId): \(error)")
+            throw Rejection(
+                .outsideCalendar,
+                "cannot count \(step.slaWorkingDays) working days for step \(step.id) of \(state.applicationId): \(error)"
+            )
         }
         let reminderAt = reminderDay.chinaTime(hour: 9)
         let overdueAt = CivilDate(daysSinceEpoch: due.daysSinceEpoch + 1).chinaTime()
@@ -240,8 +277,14 @@ public struct Orchestrator: Sendable {
                 Emission(
                     id: "\(state.applicationId)/request/\(step.id)/\(attempt)", type: "approval.requested",
                     topic: "approval.\(step.department).requested", key: state.applicationId, body: body)))
-        effects.append(.setTimer(TimerKey(applicationId: state.applicationId, step: step.id, attempt: attempt, kind: .reminder), at: reminderAt))
-        effects.append(.setTimer(TimerKey(applicationId: state.applicationId, step: step.id, attempt: attempt, kind: .overdue), at: overdueAt))
+        effects.append(
+            .setTimer(
+                TimerKey(applicationId: state.applicationId, step: step.id, attempt: attempt, kind: .reminder),
+                at: reminderAt))
+        effects.append(
+            .setTimer(
+                TimerKey(applicationId: state.applicationId, step: step.id, attempt: attempt, kind: .overdue),
+                at: overdueAt))
     }
 
     func completion(_ state: Case, _ workflow: Workflow) throws(Rejection) -> CompletionRecord {
@@ -255,13 +298,16 @@ public struct Orchestrator: Sendable {
                 var total = 0
                 // Each attempt from its request to its decision.
                 for record in step.decisions {
-                    let requested = step.requestTimes.indices.contains(record.attempt - 1)
+                    let requested =
+                        step.requestTimes.indices.contains(record.attempt - 1)
                         ? step.requestTimes[record.attempt - 1] : state.submittedAt
-                    total += try calendar.workingDays(after: CivilDate.china(requested), through: CivilDate.china(record.decision.decidedAt))
+                    total += try calendar.workingDays(
+                        after: CivilDate.china(requested), through: CivilDate.china(record.decision.decidedAt))
                 }
                 perStep[step.id] = total
             }
-            let elapsed = try calendar.workingDays(after: CivilDate.china(state.submittedAt), through: CivilDate.china(completedAt))
+            let elapsed = try calendar.workingDays(
+                after: CivilDate.china(state.submittedAt), through: CivilDate.china(completedAt))
             return CompletionRecord(
                 applicationId: state.applicationId, workflow: workflow.id, ruleVersion: workflow.version,
                 submittedAt: state.submittedAt, completedAt: completedAt, elapsedWorkingDays: elapsed,
@@ -279,7 +325,9 @@ public struct Orchestrator: Sendable {
         return Transition(state: state, effects: effects)
     }
 
-    func notification(_ moment: NotificationMoment, _ state: Case, _ workflow: Workflow, step: Step?, now: Date) -> Effect {
+    func notification(_ moment: NotificationMoment, _ state: Case, _ workflow: Workflow, step: Step?, now: Date)
+        -> Effect
+    {
         .notify(moment: moment, EffectBodies.notification(moment, state, workflow, step: step, now: now))
     }
 

@@ -47,7 +47,8 @@ public indirect enum Condition: Sendable, Hashable, CustomStringConvertible {
 
         public var description: String {
             switch self {
-            case .number(let value): value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+            case .number(let value):
+                value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
             case .string(let value): "\"\(value)\""
             case .date(let value): value.description
             case .bool(let value): String(value)
@@ -159,7 +160,8 @@ extension Condition {
     public func check(against schema: JSONSchema, text: String) throws(ConditionError) {
         let type = try Self.type(of: self, schema: schema, text: text)
         guard type == .bool else {
-            throw ConditionError(column: 1, problem: "a condition must be true or false, this one is a \(type.rawValue)")
+            throw ConditionError(
+                column: 1, problem: "a condition must be true or false, this one is a \(type.rawValue)")
         }
     }
 
@@ -214,7 +216,9 @@ extension Condition {
             guard left == right else {
                 throw ConditionError(
                     column: columnOfFirstField(in: condition, text: text),
-                    problem: "\(a) is a \(left.rawValue) and \(b) a \(right.rawValue); \(op.rawValue) compares values of one type")
+                    problem:
+                        "\(a) is a \(left.rawValue) and \(b) a \(right.rawValue); \(op.rawValue) compares values of one type"
+                )
             }
             if ![.equal, .notEqual].contains(op), ![.number, .date].contains(left) {
                 throw ConditionError(
@@ -244,7 +248,9 @@ extension Condition {
         guard found == expected else {
             throw ConditionError(
                 column: columnOfFirstField(in: condition, text: text),
-                problem: "\(role) needs true or false, \(condition) is a \(found.rawValue); compare it, e.g. \(condition) > 0")
+                problem:
+                    "\(role) needs true or false, \(condition) is a \(found.rawValue); compare it, e.g. \(condition) > 0"
+            )
         }
     }
 }
@@ -343,7 +349,8 @@ struct ConditionParser {
         guard tokens.count > 1 else { throw ConditionError(column: 1, problem: "the condition is empty") }
         let condition = try parseOr()
         guard case .end = current.token else {
-            throw ConditionError(column: current.column, problem: "unexpected \(shown(current.token)); expected and, or, or the end")
+            throw ConditionError(
+                column: current.column, problem: "unexpected \(shown(current.token)); expected and, or, or the end")
         }
         return condition
     }
@@ -421,7 +428,8 @@ struct ConditionParser {
             let inner = try parseOr()
             guard current.token == .symbol(")") else {
                 throw ConditionError(
-                    column: current.column, problem: "expected ) to close the ( at column \(column), found \(shown(current.token))")
+                    column: current.column,
+                    problem: "expected ) to close the ( at column \(column), found \(shown(current.token))")
             }
             position += 1
             return inner
@@ -432,7 +440,8 @@ struct ConditionParser {
             return .field(word.split(separator: ".", omittingEmptySubsequences: false).map(String.init))
         default:
             throw ConditionError(
-                column: column, problem: "expected a field, a number, a text, a date, true, false or (, found \(shown(token))")
+                column: column,
+                problem: "expected a field, a number, a text, a date, true, false or (, found \(shown(token))")
         }
     }
 
@@ -447,13 +456,15 @@ struct ConditionParser {
         case .date(let date): return .date(date)
         default:
             position -= 1
-            throw ConditionError(column: column, problem: "expected a number, a text, a date, true or false, found \(shown(token))")
+            throw ConditionError(
+                column: column, problem: "expected a number, a text, a date, true or false, found \(shown(token))")
         }
     }
 
     mutating func parseList() throws(ConditionError) -> [Condition.Literal] {
         guard current.token == .symbol("[") else {
-            throw ConditionError(column: current.column, problem: "expected [ to start the list after in, found \(shown(current.token))")
+            throw ConditionError(
+                column: current.column, problem: "expected [ to start the list after in, found \(shown(current.token))")
         }
         position += 1
         var list = [try parseLiteral()]
@@ -462,7 +473,8 @@ struct ConditionParser {
             list.append(try parseLiteral())
         }
         guard current.token == .symbol("]") else {
-            throw ConditionError(column: current.column, problem: "expected , or ] in the list, found \(shown(current.token))")
+            throw ConditionError(
+                column: current.column, problem: "expected , or ] in the list, found \(shown(current.token))")
         }
         position += 1
         return list
@@ -477,9 +489,14 @@ struct ConditionParser {
             let column = index + 1
             if character.isWhitespace {
                 index += 1
-            } else if character.isASCII, character.isNumber || (character == "-" && index + 1 < characters.count && characters[index + 1].isNumber) {
+            } else if character.isASCII,
+                character.isNumber
+                    || (character == "-" && index + 1 < characters.count && characters[index + 1].isNumber)
+            {
                 var end = index + 1
-                while end < characters.count, characters[end].isASCII, characters[end].isNumber || characters[end] == "." || characters[end] == "-" {
+                while end < characters.count, characters[end].isASCII,
+                    characters[end].isNumber || characters[end] == "." || characters[end] == "-"
+                {
                     end += 1
                 }
                 let text = String(characters[index..<end])
@@ -505,13 +522,15 @@ struct ConditionParser {
             } else if character.isLetter || character == "_" {
                 var end = index + 1
                 while end < characters.count,
-                    characters[end].isLetter || characters[end].isNumber || characters[end] == "_" || characters[end] == "."
+                    characters[end].isLetter || characters[end].isNumber || characters[end] == "_"
+                        || characters[end] == "."
                 {
                     end += 1
                 }
                 let word = String(characters[index..<end])
                 if word.hasSuffix(".") || word.contains("..") {
-                    throw ConditionError(column: column, problem: "\(word) is not a field path (names joined by single dots)")
+                    throw ConditionError(
+                        column: column, problem: "\(word) is not a field path (names joined by single dots)")
                 }
                 tokens.append((.word(word), column))
                 index = end
@@ -526,7 +545,8 @@ struct ConditionParser {
                 } else if character == "=" {
                     throw ConditionError(column: column, problem: "= alone is not an operator; compare with ==")
                 } else if character == "&" || character == "|" || character == "!" {
-                    throw ConditionError(column: column, problem: "\(character) is not an operator here; write and, or, not")
+                    throw ConditionError(
+                        column: column, problem: "\(character) is not an operator here; write and, or, not")
                 } else {
                     throw ConditionError(column: column, problem: "unexpected character \(character)")
                 }

@@ -127,7 +127,8 @@ public struct NotificationRules: Sendable, Hashable {
             }
             let inner = String(characters[start..<end]).trimmingCharacters(in: .whitespaces)
             if let first = inner.first, "#^/>!&=%".contains(first) {
-                problems.append(("{{\(inner)}}: only placeholders like {{applicationId}} are allowed in a message", index))
+                problems.append(
+                    ("{{\(inner)}}: only placeholders like {{applicationId}} are allowed in a message", index))
             } else if inner.isEmpty {
                 problems.append(("an empty {{}}", index))
             } else {

@@ -93,7 +93,10 @@ public struct RuleBook: Sendable {
             let path = directory.appendingPathComponent(name).path
             guard let data = FileManager.default.contents(atPath: path) else {
                 if required {
-                    problems.append(ConfigFileError(file: path, location: "", problem: "no such file (or not readable); the rules directory keeps it"))
+                    problems.append(
+                        ConfigFileError(
+                            file: path, location: "",
+                            problem: "no such file (or not readable); the rules directory keeps it"))
                 }
                 return (path, "")
             }
@@ -111,7 +114,8 @@ public struct RuleBook: Sendable {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
             .filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted()
         if names.isEmpty {
-            problems.append(ConfigFileError(file: folder.path, location: "", problem: "no workflow files (*.yaml) here"))
+            problems.append(
+                ConfigFileError(file: folder.path, location: "", problem: "no workflow files (*.yaml) here"))
         }
         var workflows: [Workflow] = []
         for name in names {
@@ -120,7 +124,10 @@ public struct RuleBook: Sendable {
             let sources = RuleSources(workflowFile: path, workflow: text, shared: shared)
             if let workflow = compile(sources, departments, notifications, catalog: catalog, problems: &problems) {
                 if let other = workflows.first(where: { $0.id == workflow.id }) {
-                    problems.append(ConfigFileError(file: path, line: 1, location: "workflow", problem: "workflow \(workflow.id) is also defined in \(other.file); keep one"))
+                    problems.append(
+                        ConfigFileError(
+                            file: path, line: 1, location: "workflow",
+                            problem: "workflow \(workflow.id) is also defined in \(other.file); keep one"))
                 } else {
                     workflows.append(workflow)
                 }
@@ -133,11 +140,16 @@ public struct RuleBook: Sendable {
     /// Loads one workflow file against the shared files of a rules directory: what `rules diff`
     /// compares.
     /// - Throws: ``RuleBookError``.
-    public static func loadWorkflow(file: URL, rulesDirectory: URL, catalog: TopicCatalog) throws(RuleBookError) -> Workflow {
+    public static func loadWorkflow(file: URL, rulesDirectory: URL, catalog: TopicCatalog) throws(RuleBookError)
+        -> Workflow
+    {
         var problems: [ConfigFileError] = []
         func read(_ url: URL, required: Bool = true) -> String {
             guard let data = FileManager.default.contents(atPath: url.path) else {
-                if required { problems.append(ConfigFileError(file: url.path, location: "", problem: "no such file (or not readable)")) }
+                if required {
+                    problems.append(
+                        ConfigFileError(file: url.path, location: "", problem: "no such file (or not readable)"))
+                }
                 return ""
             }
             return String(decoding: data, as: UTF8.self)
@@ -147,7 +159,8 @@ public struct RuleBook: Sendable {
         let sources = RuleSources(
             workflowFile: file.path, workflow: read(file),
             shared: SharedRules(
-                departmentsFile: departments.path, departments: read(departments), notificationsFile: notifications.path,
+                departmentsFile: departments.path, departments: read(departments),
+                notificationsFile: notifications.path,
                 notifications: read(notifications),
                 calendar: read(rulesDirectory.appendingPathComponent(calendarFile), required: false)))
         guard problems.isEmpty else { throw RuleBookError(problems: problems) }
@@ -189,7 +202,8 @@ public struct RuleBook: Sendable {
                 do {
                     guard let description = catalog.departments[entry.key] else {
                         let known = catalog.departments.keys.sorted()
-                        let hint = KeySuggestion.nearest(to: entry.key, in: known).map { "; did you mean \($0)?" }
+                        let hint =
+                            KeySuggestion.nearest(to: entry.key, in: known).map { "; did you mean \($0)?" }
                             ?? "; the catalog's departments are \(known.joined(separator: ", "))"
                         throw entry.keyNode.fail("unknown department (not in Topics/catalog.yaml)\(hint)")
                     }
@@ -237,16 +251,22 @@ public struct RuleBook: Sendable {
             let root = try ConfigNode.parse(text, file: file).mapping(keys: ["supervisor", "moments"])
             let supervisor = try contact(root.require("supervisor"))
             let moments = try root.require("moments").mapping(keys: NotificationMoment.allCases.map(\.rawValue))
-            let smsNames = catalog.schemas["notification.sms.requested"]?.field(at: "/template")?.enumValues?
+            let smsNames =
+                catalog.schemas["notification.sms.requested"]?.field(at: "/template")?.enumValues?
                 .compactMap(\.stringValue) ?? []
             var templates: [NotificationMoment: NotificationRules.Template] = [:]
             for moment in NotificationMoment.allCases {
                 do {
-                    let entry = try moments.require(moment.rawValue, "a template for every moment").mapping(keys: ["sms", "text"])
+                    let entry = try moments.require(moment.rawValue, "a template for every moment").mapping(keys: [
+                        "sms", "text",
+                    ])
                     let smsNode = try entry.require("sms")
                     let sms = try smsNode.string()
                     if !smsNames.isEmpty, !smsNames.contains(sms) {
-                        problems.append(smsNode.fail("\(sms) is not a template of notification.sms.requested; its templates are \(smsNames.joined(separator: ", "))"))
+                        problems.append(
+                            smsNode.fail(
+                                "\(sms) is not a template of notification.sms.requested; its templates are \(smsNames.joined(separator: ", "))"
+                            ))
                     }
                     let textNode = try entry.require("text")
                     let body = try textNode.string()
@@ -254,8 +274,13 @@ public struct RuleBook: Sendable {
                     for (problem, _) in syntax { problems.append(textNode.fail(problem)) }
                     let allowed = moment.placeholders
                     for (name, _) in names where !allowed.contains(name) {
-                        let hint = KeySuggestion.nearest(to: name, in: allowed.sorted()).map { "did you mean {{\($0)}}? " } ?? ""
-                        problems.append(textNode.fail("unknown placeholder {{\(name)}} for \(moment.rawValue); \(hint)the placeholders here are \(allowed.sorted().joined(separator: ", "))"))
+                        let hint =
+                            KeySuggestion.nearest(to: name, in: allowed.sorted()).map { "did you mean {{\($0)}}? " }
+                            ?? ""
+                        problems.append(
+                            textNode.fail(
+                                "unknown placeholder {{\(name)}} for \(moment.rawValue); \(hint)the placeholders here are \(allowed.sorted().joined(separator: ", "))"
+                            ))
                     }
                     // Text, not HTML: a name with & or < is sent as written.
                     let compiled = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + body)
@@ -263,7 +288,10 @@ public struct RuleBook: Sendable {
                 } catch let error as ConfigFileError {
                     problems.append(error)
                 } catch {
-                    problems.append(ConfigFileError(file: file, location: "moments.\(moment.rawValue)", problem: "the template does not parse: \(error)"))
+                    problems.append(
+                        ConfigFileError(
+                            file: file, location: "moments.\(moment.rawValue)",
+                            problem: "the template does not parse: \(error)"))
                 }
             }
             guard templates.count == NotificationMoment.allCases.count else { return nil }

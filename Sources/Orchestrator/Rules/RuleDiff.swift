@@ -38,8 +38,10 @@ public enum RuleChange: Sendable, Hashable, CustomStringConvertible {
         case .onRejectionChanged(let step, let from, let to):
             return "~ \(step): onRejection \(from.rawValue) → \(to.rawValue)"
         case .materialsChanged(let step, let added, let removed):
-            return "~ \(step): materials" + (added.isEmpty ? "" : " +[\(list(added))]") + (removed.isEmpty ? "" : " -[\(list(removed))]")
-        case .passedFieldsChanged(let step, let from, let to): return "~ \(step): passes [\(list(from))] → [\(list(to))]"
+            return "~ \(step): materials" + (added.isEmpty ? "" : " +[\(list(added))]")
+                + (removed.isEmpty ? "" : " -[\(list(removed))]")
+        case .passedFieldsChanged(let step, let from, let to):
+            return "~ \(step): passes [\(list(from))] → [\(list(to))]"
         case .detailsChanged(let step, let from, let to): return "~ \(step): details [\(list(from))] → [\(list(to))]"
         case .notificationChanged(let moment): return "~ notification \(moment.rawValue)"
         }
@@ -60,13 +62,17 @@ public enum RuleDiff {
                 continue
             }
             let id = step.id
-            if before.department != step.department { changes.append(.departmentChanged(step: id, from: before.department, to: step.department)) }
+            if before.department != step.department {
+                changes.append(.departmentChanged(step: id, from: before.department, to: step.department))
+            }
             if before.item != step.item { changes.append(.itemChanged(step: id, from: before.item, to: step.item)) }
             if Set(before.dependsOn) != Set(step.dependsOn) {
-                changes.append(.dependenciesChanged(step: id, from: before.dependsOn.sorted(), to: step.dependsOn.sorted()))
+                changes.append(
+                    .dependenciesChanged(step: id, from: before.dependsOn.sorted(), to: step.dependsOn.sorted()))
             }
             if before.condition != step.condition {
-                changes.append(.conditionChanged(step: id, from: before.condition?.description, to: step.condition?.description))
+                changes.append(
+                    .conditionChanged(step: id, from: before.condition?.description, to: step.condition?.description))
             }
             if before.slaWorkingDays != step.slaWorkingDays {
                 changes.append(.slaChanged(step: id, from: before.slaWorkingDays, to: step.slaWorkingDays))
@@ -90,10 +96,14 @@ public enum RuleDiff {
             }
             let oldPasses = before.passes.map(\.description)
             let newPasses = step.passes.map(\.description)
-            if Set(oldPasses) != Set(newPasses) { changes.append(.passedFieldsChanged(step: id, from: oldPasses, to: newPasses)) }
+            if Set(oldPasses) != Set(newPasses) {
+                changes.append(.passedFieldsChanged(step: id, from: oldPasses, to: newPasses))
+            }
             let oldDetails = before.details.map(\.description)
             let newDetails = step.details.map(\.description)
-            if Set(oldDetails) != Set(newDetails) { changes.append(.detailsChanged(step: id, from: oldDetails, to: newDetails)) }
+            if Set(oldDetails) != Set(newDetails) {
+                changes.append(.detailsChanged(step: id, from: oldDetails, to: newDetails))
+            }
         }
         for moment in NotificationMoment.allCases
         where old.notifications.templates[moment] != new.notifications.templates[moment] {

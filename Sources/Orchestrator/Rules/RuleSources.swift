@@ -39,7 +39,9 @@ public struct SharedRules: Sendable, Hashable, Codable {
     public var notifications: String
     public var calendar: String
 
-    public init(departmentsFile: String, departments: String, notificationsFile: String, notifications: String, calendar: String) {
+    public init(
+        departmentsFile: String, departments: String, notificationsFile: String, notifications: String, calendar: String
+    ) {
         self.departmentsFile = departmentsFile
         self.departments = departments
         self.notificationsFile = notificationsFile
@@ -48,7 +50,8 @@ public struct SharedRules: Sendable, Hashable, Codable {
     }
 
     func parse(catalog: TopicCatalog, problems: inout [ConfigFileError]) -> (DepartmentDirectory, NotificationRules)? {
-        let departments = RuleBook.loadDepartments(text: departments, file: departmentsFile, catalog: catalog, problems: &problems)
+        let departments = RuleBook.loadDepartments(
+            text: departments, file: departmentsFile, catalog: catalog, problems: &problems)
         let notifications = RuleBook.loadNotifications(
             text: notifications, file: notificationsFile, catalog: catalog, problems: &problems)
         guard let departments, let notifications else { return nil }

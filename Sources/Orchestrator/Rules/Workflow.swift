@@ -73,7 +73,8 @@ public struct FieldPath: Sendable, Hashable, CustomStringConvertible {
 
     /// The RFC 6901 pointer: `/business/areaSquareMetres`.
     public var pointer: String {
-        "/" + components.map { $0.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1") }
+        "/"
+            + components.map { $0.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1") }
             .joined(separator: "/")
     }
 

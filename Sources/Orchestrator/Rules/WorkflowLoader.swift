@@ -60,9 +60,13 @@ struct WorkflowLoader {
         let id = attempt { () throws -> String in
             let node = try document.require("workflow")
             let id = try node.string()
-            let services = catalog.schemas["approval.requested"]?.field(at: "/service")?.enumValues?.compactMap(\.stringValue) ?? []
+            let services =
+                catalog.schemas["approval.requested"]?.field(at: "/service")?.enumValues?.compactMap(\.stringValue)
+                ?? []
             if !services.isEmpty, !services.contains(id) {
-                throw node.fail("\(id) is not a service of approval.requested (\(services.joined(separator: ", "))); add it to the schemas' service enums in Topics/schemas first")
+                throw node.fail(
+                    "\(id) is not a service of approval.requested (\(services.joined(separator: ", "))); add it to the schemas' service enums in Topics/schemas first"
+                )
             }
             return id
         }
@@ -84,15 +88,22 @@ struct WorkflowLoader {
                 if let schema { try checkField(path, node: node, schema: schema.1, types: ["string"]) }
                 return path
             }
-            guard let name = try path("name"), let residentId = try path("residentId"), let mobile = try path("mobile") else {
+            guard let name = try path("name"), let residentId = try path("residentId"), let mobile = try path("mobile")
+            else {
                 throw mapping.node.fail("applicant needs name, residentId and mobile (field paths of the application)")
             }
-            return ApplicantFields(name: name, residentId: residentId, mobile: mobile, creditCode: try path("creditCode"))
+            return ApplicantFields(
+                name: name, residentId: residentId, mobile: mobile, creditCode: try path("creditCode"))
         }
         var drafts: [Draft] = []
         var unreadable: Set<String> = []
         if let stepsNode = attempt({ try document.require("steps").list() }) {
-            if stepsNode.isEmpty { problems.append(ConfigFileError(file: file, line: document.node.line, location: "steps", problem: "a workflow needs at least one step")) }
+            if stepsNode.isEmpty {
+                problems.append(
+                    ConfigFileError(
+                        file: file, line: document.node.line, location: "steps",
+                        problem: "a workflow needs at least one step"))
+            }
             for stepNode in stepsNode {
                 guard let draft = attempt({ try readStep(stepNode, schema: schema?.1, problems: &problems) }) else {
                     // Its problem is reported; later checks take its id as known so that its
@@ -102,9 +113,17 @@ struct WorkflowLoader {
                 }
                 do {
                     if let other = drafts.first(where: { $0.id == draft.id }) {
-                        problems.append(draft.idNode.fail("step id \(draft.id) is used twice (first at line \(other.idNode.line ?? 0)); ids must be unique"))
-                    } else if let other = drafts.first(where: { $0.department == draft.department && $0.item == draft.item }) {
-                        problems.append(draft.idNode.fail("step \(draft.id) decides the same item as \(other.id) (\(draft.department) \(draft.item)); a decision could not tell them apart"))
+                        problems.append(
+                            draft.idNode.fail(
+                                "step id \(draft.id) is used twice (first at line \(other.idNode.line ?? 0)); ids must be unique"
+                            ))
+                    } else if let other = drafts.first(where: {
+                        $0.department == draft.department && $0.item == draft.item
+                    }) {
+                        problems.append(
+                            draft.idNode.fail(
+                                "step \(draft.id) decides the same item as \(other.id) (\(draft.department) \(draft.item)); a decision could not tell them apart"
+                            ))
                     } else {
                         drafts.append(draft)
                     }
@@ -121,17 +140,22 @@ struct WorkflowLoader {
                 passes: draft.passes.map(\.0), produces: draft.produces, onRejection: draft.onRejection)
         }
         return Workflow(
-            id: id, title: title, applicationType: schema.0, applicant: applicant, steps: steps, version: sources.version(of: id),
+            id: id, title: title, applicationType: schema.0, applicant: applicant, steps: steps,
+            version: sources.version(of: id),
             file: file, departments: departments, notifications: notifications, sources: sources)
     }
 
     func checkField(_ path: FieldPath, node: ConfigNode, schema: JSONSchema, types: Set<String>? = nil) throws {
-        guard path.components.allSatisfy({ !$0.isEmpty }) else { throw node.fail("\(path) is not a field path (names joined by dots)") }
+        guard path.components.allSatisfy({ !$0.isEmpty }) else {
+            throw node.fail("\(path) is not a field path (names joined by dots)")
+        }
         guard let field = schema.field(at: path.pointer) else {
             throw node.fail("\(path) is not a field of \(schema.id ?? "the application")'s schema")
         }
         if let types, field.types.isDisjoint(with: types) {
-            throw node.fail("\(path) is \(field.types.sorted().joined(separator: " or ")), expected \(types.sorted().joined(separator: " or "))")
+            throw node.fail(
+                "\(path) is \(field.types.sorted().joined(separator: " or ")), expected \(types.sorted().joined(separator: " or "))"
+            )
         }
     }
 
@@ -154,13 +178,17 @@ struct WorkflowLoader {
                     : "unknown department \(departmentId) (not in Topics/catalog.yaml)\(hint)")
         }
         if catalog.topic(named: "approval.\(departmentId).requested") == nil {
-            throw departmentNode.fail("the catalog has no topic approval.\(departmentId).requested for this department's requests")
+            throw departmentNode.fail(
+                "the catalog has no topic approval.\(departmentId).requested for this department's requests")
         }
         let itemNode = try step.require("item")
         let item = try itemNode.string()
         guard let itemTitle = department.items[item] else {
-            let hint = KeySuggestion.nearest(to: item, in: department.items.keys.sorted()).map { "did you mean \($0)? " } ?? ""
-            throw itemNode.fail("unknown item \(item) of \(departmentId); \(hint)its items (departments.yaml) are \(department.items.keys.sorted().joined(separator: ", "))")
+            let hint =
+                KeySuggestion.nearest(to: item, in: department.items.keys.sorted()).map { "did you mean \($0)? " } ?? ""
+            throw itemNode.fail(
+                "unknown item \(item) of \(departmentId); \(hint)its items (departments.yaml) are \(department.items.keys.sorted().joined(separator: ", "))"
+            )
         }
         var dependsOn: [(String, ConfigNode)] = []
         if let node = step["dependsOn"] {
@@ -188,7 +216,9 @@ struct WorkflowLoader {
         }
         let slaNode = try step.require("slaWorkingDays")
         let sla = try slaNode.int()
-        guard (1...200).contains(sla) else { throw slaNode.fail("slaWorkingDays must be 1 to 200 working days, found \(sla)") }
+        guard (1...200).contains(sla) else {
+            throw slaNode.fail("slaWorkingDays must be 1 to 200 working days, found \(sla)")
+        }
         var materials: [(Material, ConfigNode)] = []
         if let node = step["materials"] {
             for element in try node.list() {
@@ -197,12 +227,16 @@ struct WorkflowLoader {
                 switch (material["source"], material["from"]) {
                 case (let source?, nil):
                     guard try source.string() == "submitted" else {
-                        throw source.fail("source is submitted (the applicant hands it in); for a material an earlier step produces write from: <step>.<field>")
+                        throw source.fail(
+                            "source is submitted (the applicant hands it in); for a material an earlier step produces write from: <step>.<field>"
+                        )
                     }
                     materials.append((Material(name: name, source: .submitted), element))
                 case (nil, let from?):
                     let text = try from.string()
-                    guard let reference = StepField(text) else { throw from.fail("from is <step>.<field>, e.g. business-licence.licenceNumber") }
+                    guard let reference = StepField(text) else {
+                        throw from.fail("from is <step>.<field>, e.g. business-licence.licenceNumber")
+                    }
                     materials.append((Material(name: name, source: .step(reference)), from))
                 default:
                     throw element.fail("a material has either source: submitted or from: <step>.<field>")
@@ -214,7 +248,9 @@ struct WorkflowLoader {
             for element in try node.list() {
                 let path = FieldPath(try element.string())
                 if let schema {
-                    do { try checkField(path, node: element, schema: schema) } catch let error as ConfigFileError { problems.append(error) }
+                    do { try checkField(path, node: element, schema: schema) } catch let error as ConfigFileError {
+                        problems.append(error)
+                    }
                 }
                 details.append((path, element))
             }
@@ -234,9 +270,14 @@ struct WorkflowLoader {
         }
         // Details land in one object: two under one name would overwrite each other.
         var detailKeys: [String: String] = [:]
-        for (key, written, node) in details.map({ ($0.0.leaf, $0.0.description, $0.1) }) + passes.map({ ($0.0.field, $0.0.description, $0.1) }) {
+        for (key, written, node) in details.map({ ($0.0.leaf, $0.0.description, $0.1) })
+            + passes.map({ ($0.0.field, $0.0.description, $0.1) })
+        {
             if let other = detailKeys[key] {
-                problems.append(node.fail("\(written) and \(other) both become details.\(key) of the request; keep one (or pass it as a material)"))
+                problems.append(
+                    node.fail(
+                        "\(written) and \(other) both become details.\(key) of the request; keep one (or pass it as a material)"
+                    ))
             }
             detailKeys[key] = written
         }
@@ -244,14 +285,18 @@ struct WorkflowLoader {
         if let node = step["onRejection"] {
             let text = try node.string()
             guard let value = OnRejection(rawValue: text) else {
-                throw node.fail("onRejection is fail (the application fails) or resubmit (the applicant may resubmit the step), found \(text)")
+                throw node.fail(
+                    "onRejection is fail (the application fails) or resubmit (the applicant may resubmit the step), found \(text)"
+                )
             }
             onRejection = value
         }
         return Draft(
             node: node, id: id, idNode: idNode, title: try step.optionalString("title") ?? itemTitle,
-            department: departmentId, item: item, dependsOn: dependsOn, condition: condition, conditionText: conditionText,
-            sla: sla, materials: materials, details: details, passes: passes, produces: produces, onRejection: onRejection)
+            department: departmentId, item: item, dependsOn: dependsOn, condition: condition,
+            conditionText: conditionText,
+            sla: sla, materials: materials, details: details, passes: passes, produces: produces,
+            onRejection: onRejection)
     }
 
     /// Dependencies name steps of the workflow and form no cycle; step fields come from steps this
@@ -263,8 +308,10 @@ struct WorkflowLoader {
             for (dependency, node) in draft.dependsOn where byId[dependency] == nil {
                 valid = false
                 if unreadable.contains(dependency) { continue }
-                let hint = KeySuggestion.nearest(to: dependency, in: byId.keys.sorted()).map { "; did you mean \($0)?" } ?? ""
-                problems.append(node.fail("step \(draft.id) depends on \(dependency), which is not a step of this workflow\(hint)"))
+                let hint =
+                    KeySuggestion.nearest(to: dependency, in: byId.keys.sorted()).map { "; did you mean \($0)?" } ?? ""
+                problems.append(
+                    node.fail("step \(draft.id) depends on \(dependency), which is not a step of this workflow\(hint)"))
             }
         }
         guard valid, unreadable.isEmpty else { return }
@@ -277,7 +324,10 @@ struct WorkflowLoader {
                 let cycle = Array(path[path.firstIndex(of: id)!...]) + [id]
                 let first = drafts.first { cycle.contains($0.id) }!
                 let node = first.dependsOn.first { cycle.contains($0.0) }?.1 ?? first.idNode
-                problems.append(node.fail("the steps depend on each other in a cycle: \(cycle.joined(separator: " → ")); no order can run them"))
+                problems.append(
+                    node.fail(
+                        "the steps depend on each other in a cycle: \(cycle.joined(separator: " → ")); no order can run them"
+                    ))
                 reported = true
                 return
             }
@@ -297,22 +347,31 @@ struct WorkflowLoader {
         }
         for draft in drafts {
             let earlier = ancestors(draft.id)
-            let references = draft.passes.map { ($0.0, $0.1) } + draft.materials.compactMap { material, node in
-                if case .step(let reference) = material.source { (reference, node) } else { nil }
-            }
+            let references =
+                draft.passes.map { ($0.0, $0.1) }
+                + draft.materials.compactMap { material, node in
+                    if case .step(let reference) = material.source { (reference, node) } else { nil }
+                }
             for (reference, node) in references {
                 guard let source = byId[reference.step] else {
                     problems.append(node.fail("\(reference): \(reference.step) is not a step of this workflow"))
                     continue
                 }
                 guard earlier.contains(reference.step) else {
-                    problems.append(node.fail("\(reference): step \(draft.id) does not depend on \(reference.step), so its decision may not be there yet; add \(reference.step) to dependsOn"))
+                    problems.append(
+                        node.fail(
+                            "\(reference): step \(draft.id) does not depend on \(reference.step), so its decision may not be there yet; add \(reference.step) to dependsOn"
+                        ))
                     continue
                 }
                 if !source.produces.contains(reference.field), !Step.standardFields.contains(reference.field) {
                     let fields = Step.standardFields + source.produces
-                    let hint = KeySuggestion.nearest(to: reference.field, in: fields).map { "did you mean \($0)? " } ?? ""
-                    problems.append(node.fail("\(reference): \(reference.step) produces no field \(reference.field); \(hint)its fields are \(fields.joined(separator: ", ")) (list more under its produces)"))
+                    let hint =
+                        KeySuggestion.nearest(to: reference.field, in: fields).map { "did you mean \($0)? " } ?? ""
+                    problems.append(
+                        node.fail(
+                            "\(reference): \(reference.step) produces no field \(reference.field); \(hint)its fields are \(fields.joined(separator: ", ")) (list more under its produces)"
+                        ))
                 }
             }
         }
