@@ -297,8 +297,11 @@ struct CoreTests {
         }
     }
 
-    /// Any order of concurrent decisions gives the same end state (and the same completion).
-    @Test func concurrentDecisionsCommute() throws {
+    /// Any order of concurrent decisions gives the same end state (and the same completion),
+    /// whenever each is processed: a decision is applied some minutes after it was made, later
+    /// the later it comes in the order.
+    @Test(arguments: [Decision.Outcome.approved, .needsMoreInformation])
+    func concurrentDecisionsCommute(tax: Decision.Outcome) throws {
         let submitted = F.at("2026-03-02", 9, 20)
         let first = try core.apply(nil, .submitted(F.restaurant(submitted: submitted, area: 200)), now: submitted)
         let licence = F.decision("RA-2026-000001", "market-regulation", "business-licence", at: F.at("2026-03-03"))
@@ -308,7 +311,7 @@ struct CoreTests {
             F.decision("RA-2026-000001", "fire-safety", "fire-safety-inspection", at: F.at("2026-03-10")),
             F.decision("RA-2026-000001", "environment", "environmental-filing", at: F.at("2026-03-06")),
             F.decision("RA-2026-000001", "urban-management", "outdoor-signboard-permit", at: F.at("2026-03-06")),
-            F.decision("RA-2026-000001", "tax", "tax-registration", .needsMoreInformation, at: F.at("2026-03-04")),
+            F.decision("RA-2026-000001", "tax", "tax-registration", tax, at: F.at("2026-03-04")),
         ]
         func permutations<T>(_ items: [T]) -> [[T]] {
             guard items.count > 1 else { return [items] }
@@ -323,9 +326,9 @@ struct CoreTests {
         for order in permutations(decisions) {
             var state = fanned.state
             var ids: Set<String> = []
-            for decision in order {
-                // All processed at the same moment, as a batch of concurrent arrivals would be.
-                let next = try core.apply(state, .decided(decision), now: F.at("2026-03-10", 12))
+            for (position, decision) in order.enumerated() {
+                let now = decision.decidedAt.addingTimeInterval(Double(60 * (position + 1)))
+                let next = try core.apply(state, .decided(decision), now: now)
                 state = next.state
                 ids.formUnion(next.effects.filter { if case .updateProgress = $0 { false } else { true } }.map(\.id))
             }
@@ -334,7 +337,13 @@ struct CoreTests {
         }
         #expect(ends.count == 1)
         #expect(effectIds.count == 1, "the same effects, by id, whatever the order")
-        #expect(ends.first?.step("tax-registration")?.status == .awaitingResubmission)
+        if tax == .approved {
+            #expect(ends.first?.status == .completed)
+            #expect(ends.first?.completion?.completedAt == F.at("2026-03-10"))
+            #expect(ends.first?.completion?.elapsedWorkingDays == 6)
+        } else {
+            #expect(ends.first?.step("tax-registration")?.status == .awaitingResubmission)
+        }
     }
 
     @Test func aDepartmentThatNeverAnswersIsRemindedThenEscalated() throws {
