@@ -15,7 +15,7 @@ struct RulesCommand: AsyncParsableCommand {
             (status 78 when there is one). `diff` compares two workflow files.
             Examples:
               onewindow rules check
-              onewindow rules diff old/restaurant-opening.yaml Rules/workflows/restaurant-opening.yaml
+              onewindow rules diff old.yaml Rules/workflows/restaurant-opening.yaml
             """,
         subcommands: [Check.self, Diff.self])
 
@@ -42,7 +42,7 @@ struct RulesCommand: AsyncParsableCommand {
             abstract: "Check every rule file of a rules directory, as the orchestrator does at start-up.")
 
         @OptionGroup var options: CatalogOption
-        @Argument(help: "The rules directory. Default: ./Rules.") var directory: String = "Rules"
+        @Argument(help: "The rules directory.") var directory: String = "Rules"
 
         func run() async throws {
             let catalog = try options.load()
@@ -80,7 +80,7 @@ struct RulesCommand: AsyncParsableCommand {
         @OptionGroup var options: CatalogOption
         @Option(
             name: .long,
-            help: "The rules directory whose departments.yaml and notifications.yaml both files use. Default: ./Rules.")
+            help: "The rules directory whose departments.yaml and notifications.yaml both files use.")
         var rules: String = "Rules"
         @Argument(help: "The older workflow file.") var old: String
         @Argument(help: "The newer workflow file.") var new: String
