@@ -127,3 +127,30 @@ struct EffectTableTests {
         #expect(decision.decidedAt == ChinaTime.parse("2025-02-26T15:00:00+08:00"))
     }
 }
+
+@Suite("Events to inputs")
+struct EventInputTests {
+    @Test func eventsBecomeInputs() throws {
+        let rules = Fixtures.rules
+        let application = Fixtures.restaurant().application
+        #expect(
+            Input(eventType: "application.restaurant.submitted", body: application, rules: rules)
+                == .submitted(Submission(applicationType: "application.restaurant.submitted", application: application))
+        )
+        let example = try #require(Fixtures.catalog.schemas["approval.decided"]?.examples.first)
+        #expect(Input(eventType: "approval.decided", body: example, rules: rules)?.applicationId == "RA-2025-000123")
+        #expect(Input(eventType: "tax.payment.received", body: example, rules: rules) == nil)
+        #expect(Input(eventType: "approval.decided", body: .object([:]), rules: rules) == nil)
+    }
+
+    @Test func theOrchestratorReadsTheApplicationAndDecisionTopics() {
+        let topics = Fixtures.rules.inputTopics(in: Fixtures.catalog)
+        #expect(
+            topics == [
+                "application.house-transfer.submitted", "application.restaurant.submitted",
+                "approval.environment.decided", "approval.fire-safety.decided", "approval.food-safety.decided",
+                "approval.market-regulation.decided", "approval.real-estate.decided", "approval.tax.decided",
+                "approval.urban-management.decided",
+            ])
+    }
+}

@@ -138,3 +138,39 @@ public struct TimerKey: Sendable, Hashable, Codable, CustomStringConvertible {
     /// `RA-2025-000123/timer/fire-inspection/1/reminder`: the timer's id.
     public var description: String { "\(applicationId)/timer/\(step)/\(attempt)/\(kind.rawValue)" }
 }
+
+extension Input {
+    /// The input an event on the bus is: an `application.<service>.submitted` (a workflow's
+    /// application type) or an `approval.decided`; `nil` for any other type, or a body that lacks
+    /// what the core needs (the caller dead-letters it). Bodies are validated by the caller.
+    public init?(eventType: String, body: JSONValue, rules: RuleBook) {
+        if eventType == "approval.decided" {
+            guard let decision = Decision(body: body) else { return nil }
+            self = .decided(decision)
+        } else if rules.workflow(applicationType: eventType) != nil {
+            let submission = Submission(applicationType: eventType, application: body)
+            guard !submission.applicationId.isEmpty else { return nil }
+            self = .submitted(submission)
+        } else {
+            return nil
+        }
+    }
+}
+
+extension RuleBook {
+    /// The topics the orchestrator reads for these rules: each current workflow's application
+    /// topic and `approval.<department>.decided` of every department a step names (all versions),
+    /// sorted. All are keyed by application id.
+    public func inputTopics(in catalog: TopicCatalog) -> [String] {
+        var topics: Set<String> = []
+        for workflow in current.values {
+            for topic in catalog.topics(carrying: workflow.applicationType) { topics.insert(topic.name) }
+        }
+        for workflow in versions.values {
+            for step in workflow.steps where catalog.topic(named: "approval.\(step.department).decided") != nil {
+                topics.insert("approval.\(step.department).decided")
+            }
+        }
+        return topics.sorted()
+    }
+}
