@@ -26,6 +26,9 @@ struct CoreTests {
         #expect(first.effects.requestedSteps == ["business-licence"])
         #expect(first.effects.moments == [.received])
         #expect(first.state.step("food-licence")?.status == .waiting)
+        #expect(
+            first.state.waitingFor("food-licence", in: Fixtures.rules.current["restaurant-opening"]!)
+                == ["business-licence"])
         #expect(first.state.status == .inProgress)
         // 3 working days from Monday 2 March 2026: Thursday 5 March.
         #expect(first.state.step("business-licence")?.dueDate == CivilDate("2026-03-05"))
@@ -372,6 +375,9 @@ struct CoreTests {
         // Fired twice (a restart): once only.
         #expect(try core.apply(reminded.state, .timerFired(reminder.0), now: reminder.1).effects.isEmpty)
 
+        #expect(
+            !reminded.state.overdueSteps(at: overdue.1.addingTimeInterval(-1)).map(\.id).contains("fire-inspection"))
+        #expect(reminded.state.overdueSteps(at: overdue.1).map(\.id).contains("fire-inspection"))
         let escalated = try core.apply(reminded.state, .timerFired(overdue.0), now: overdue.1)
         #expect(Set(escalated.effects.moments) == [.escalation, .overdue])
         let alert = try #require(escalated.effects.first { if case .raiseAlert = $0 { true } else { false } }?.emission)

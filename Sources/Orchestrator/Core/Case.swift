@@ -39,6 +39,20 @@ public struct Case: Sendable, Hashable, Codable {
     /// The state of a step.
     public func step(_ id: String) -> StepState? { steps.first { $0.id == id } }
 
+    /// The steps requested and past their due date at `now` (for `onewindow applications`,
+    /// overdue first), in workflow order.
+    public func overdueSteps(at now: Date) -> [StepState] {
+        guard status == .inProgress else { return [] }
+        return steps.filter { $0.status == .requested && ($0.overdueAt.map { $0 <= now } ?? false) }
+    }
+
+    /// The steps a waiting step still waits for (its dependencies not yet approved or skipped);
+    /// empty for a step that does not wait.
+    public func waitingFor(_ stepId: String, in workflow: Workflow) -> [String] {
+        guard step(stepId)?.status == .waiting, let definition = workflow.step(stepId) else { return [] }
+        return definition.dependsOn.filter { step($0)?.isDone != true }
+    }
+
     mutating func update(_ id: String, _ change: (inout StepState) -> Void) {
         guard let index = steps.firstIndex(where: { $0.id == id }) else { return }
         change(&steps[index])

@@ -7,6 +7,9 @@ public struct Transition: Sendable, Hashable {
     /// The case after the input (unchanged for a no-op).
     public var state: Case
     /// What to do, in order. Empty for a no-op (an exact repeat, a timer of a finished attempt).
+    /// The order within a transition: timers cancelled, the notification of the moment, each
+    /// request followed by its two timers, the completion record and its notification, and
+    /// last the progress update (one per transition that changes the case, timers' aside).
     public var effects: [Effect]
 }
 
