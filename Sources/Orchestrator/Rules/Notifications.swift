@@ -80,6 +80,12 @@ public enum NotificationMoment: String, Sendable, Hashable, Codable, CaseIterabl
 
 /// `Rules/notifications.yaml`: a zh-CN template per moment, the `notification.sms.requested`
 /// template name it travels as, and the supervisor who receives escalations.
+///
+/// Texts are rendered by hummingbird-project/swift-mustache (a package with no dependencies, so
+/// it costs one small module to build), in its TEXT content type so nothing is HTML-escaped. The
+/// placeholders are found and checked by our own scan at load (``placeholders(in:)``): Mustache
+/// would render an unknown name as nothing, and a message with a hole is worse than a refused
+/// rule file.
 public struct NotificationRules: Sendable, Hashable {
     /// One moment's message.
     public struct Template: Sendable, Hashable {
