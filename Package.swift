@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         // Built already as a dependency of Hummingbird's TLS stack: the dead letters' digests.
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
     ],
     targets: [
         // The strict reader of configuration files (YAML through Yams' nodes: every value with its
@@ -99,12 +100,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The orchestrator's pure part: rules as data (Rules/), the condition language, notification
+        // templates and the state machine `apply(case, input, now) -> (case', effects)`. No I/O and no
+        // bus: the store, relay and services build on it. swift-mustache renders the templates (it
+        // depends on nothing); the expression parser is our own (swift-parsing would pull
+        // swift-case-paths and swift-syntax's macros into every build).
+        .target(
+            name: "Orchestrator",
+            dependencies: [
+                "EventSchemas", "CivilTime", "ConfigFiles", .product(name: "Mustache", package: "swift-mustache"),
+            ]
+        ),
         // The commands of `onewindow`, callable from tests without parsing.
         .target(
             name: "OneWindowCLI",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors", "DepartmentSystems",
-                "CivilTime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CivilTime", "Orchestrator", "ConfigFiles", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -131,6 +143,10 @@ let package = Package(
         // which the benchmark links, so that only test targets link Swift Testing.
         .target(name: "TestCleanup", path: "Tests/TestCleanup"),
         .testTarget(name: "CivilTimeTests", dependencies: ["CivilTime", "EventLog"]),
+        .testTarget(
+            name: "OrchestratorTests",
+            dependencies: ["Orchestrator", "EventSchemas", "CivilTime", "ConfigFiles"]
+        ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),
         .testTarget(name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel", "ConfigFiles", "CivilTime"]),
         .testTarget(

@@ -26,7 +26,7 @@ public struct OneWindowCommand: AsyncParsableCommand {
         version: oneWindowVersion,
         subcommands: [
             TopicsCommand.self, PublishCommand.self, SubscribeCommand.self, ValidateCommand.self,
-            GroupsCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self,
+            GroupsCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self, RulesCommand.self,
         ]
     )
 

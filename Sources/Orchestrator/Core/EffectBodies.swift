@@ -1,0 +1,191 @@
+import CivilTime
+import EventSchemas
+import Foundation
+
+/// The JSON bodies of the events the core emits; each validates against its schema in
+/// `Topics/schemas` (the tests check it).
+enum EffectBodies {
+    static func time(_ instant: Date) -> JSONValue { .string(ChinaTime.rfc3339(instant)) }
+
+    /// `approval.requested`: the applicant, the materials (submitted ones the application lists,
+    /// and what earlier steps produced), the details (application fields and passed decision
+    /// fields).
+    static func approvalRequest(_ step: Step, _ state: Case, _ workflow: Workflow, due: CivilDate, now: Date)
+        -> JSONValue
+    {
+        let application = state.application
+        var applicant: [String: JSONValue] = [:]
+        applicant["name"] = workflow.applicant.name.value(in: application)
+        applicant["residentId"] = workflow.applicant.residentId.value(in: application)
+        applicant["mobile"] = workflow.applicant.mobile.value(in: application)
+        if let path = workflow.applicant.creditCode, let code = path.value(in: application) {
+            applicant["creditCode"] = code
+        }
+
+        let listed = application[pointer: "/materials"]?.arrayValue ?? []
+        var materials: [JSONValue] = []
+        for material in step.materials {
+            switch material.source {
+            case .submitted:
+                if let found = listed.first(where: { $0[pointer: "/name"]?.stringValue == material.name }) {
+                    materials.append(
+                        .object([
+                            "name": .string(material.name),
+                            "source": found[pointer: "/source"] ?? .string("submitted"),
+                        ]))
+                }
+            case .step(let reference):
+                if let value = decisionField(reference, in: state) {
+                    materials.append(
+                        .object([
+                            "name": .string(material.name), "source": .string("earlier-step"),
+                            "step": .string(reference.step),
+                            "value": .string(text(value)),
+                        ]))
+                }
+            }
+        }
+        var details: [String: JSONValue] = [:]
+        for path in step.details {
+            if let value = path.value(in: application) { details[path.leaf] = value }
+        }
+        for reference in step.passes {
+            if let value = decisionField(reference, in: state) { details[reference.field] = value }
+        }
+        var body: [String: JSONValue] = [
+            "applicationId": .string(state.applicationId), "service": .string(workflow.id),
+            "department": .string(step.department), "item": .string(step.item), "dueBy": .string(due.description),
+            "applicant": .object(applicant), "materials": .array(materials), "requestedAt": time(now),
+        ]
+        if !details.isEmpty { body["details"] = .object(details) }
+        return .object(body)
+    }
+
+    static func decisionField(_ reference: StepField, in state: Case) -> JSONValue? {
+        guard let step = state.step(reference.step), step.status == .approved else { return nil }
+        return step.decision?.field(reference.field)
+    }
+
+    static func text(_ value: JSONValue) -> String {
+        switch value {
+        case .string(let text): text
+        case .integer(let number): String(number)
+        case .number(let number): String(number)
+        case .bool(let flag): String(flag)
+        default: String(decoding: value.serialized(), as: UTF8.self)
+        }
+    }
+
+    /// `application.progress.updated`: every step's state, due date, times and what it waits for.
+    static func progress(_ state: Case, _ workflow: Workflow, now: Date) -> Emission {
+        let status: String =
+            switch state.status {
+            case .inProgress: "in-progress"
+            case .completed: "completed"
+            case .failed: "rejected"
+            }
+        let steps: [JSONValue] = workflow.steps.map { step in
+            let stepState = state.step(step.id)!
+            var entry: [String: JSONValue] = [
+                "step": .string(step.id), "title": .string(step.title), "department": .string(step.department),
+                "item": .string(step.item),
+            ]
+            entry["status"] =
+                switch stepState.status {
+                case .waiting: .string("waiting")
+                case .skipped: .string("skipped")
+                case .requested: .string("requested")
+                case .approved: .string("approved")
+                case .rejected: .string("rejected")
+                case .awaitingResubmission: .string("needs-more-information")
+                }
+            if let due = stepState.dueDate { entry["dueBy"] = .string(due.description) }
+            if let requestedAt = stepState.requestedAt { entry["requestedAt"] = time(requestedAt) }
+            if let decision = stepState.decision { entry["decidedAt"] = time(decision.decision.decidedAt) }
+            if stepState.status == .waiting {
+                entry["waitingFor"] = .array(step.dependsOn.filter { !state.step($0)!.isDone }.map(JSONValue.string))
+            }
+            return .object(entry)
+        }
+        let body: JSONValue = .object([
+            "applicationId": .string(state.applicationId), "service": .string(workflow.id), "status": .string(status),
+            "steps": .array(steps), "updatedAt": time(now),
+        ])
+        return Emission(
+            id: "\(state.applicationId)/progress/\(state.revision)", type: "application.progress.updated",
+            topic: "application.progress.updated", key: state.applicationId, body: body)
+    }
+
+    static func applicantContact(_ state: Case, _ workflow: Workflow) -> Contact {
+        let application = state.application
+        return Contact(
+            name: workflow.applicant.name.value(in: application)?.stringValue ?? "",
+            residentId: workflow.applicant.residentId.value(in: application)?.stringValue ?? "",
+            mobile: workflow.applicant.mobile.value(in: application)?.stringValue ?? "")
+    }
+
+    /// `notification.sms.requested`, with the rendered text in `parameters.text` (the SMS
+    /// gateway's own wording is used when a sink ignores it).
+    static func notification(_ moment: NotificationMoment, _ state: Case, _ workflow: Workflow, step: Step?, now: Date)
+        -> Emission
+    {
+        let applicant = applicantContact(state, workflow)
+        let recipient: Contact =
+            switch moment.recipient {
+            case .applicant: applicant
+            case .department:
+                workflow.departments.departments[step?.department ?? ""]?.contact ?? workflow.notifications.supervisor
+            case .supervisor: workflow.notifications.supervisor
+            }
+        var values: [String: Any] = [
+            "applicationId": state.applicationId, "service": ["title": workflow.title],
+            "applicant": ["name": applicant.name], "recipient": ["name": recipient.name],
+            "date": ChinaTime.date(at: now).description,
+        ]
+        var parameters: [String: JSONValue] = [
+            "applicationId": .string(state.applicationId), "service": .string(workflow.title),
+        ]
+        var id = "\(state.applicationId)/sms/\(moment.rawValue)"
+        if let step, let stepState = state.step(step.id) {
+            let department = workflow.departments.departments[step.department]?.name ?? step.department
+            values["step"] = ["title": step.title, "department": department, "item": step.item]
+            values["dueDate"] = stepState.dueDate?.description ?? ""
+            values["requestedDate"] = stepState.requestedAt.map { ChinaTime.date(at: $0).description } ?? ""
+            let reason = stepState.decision?.decision.reason ?? ""
+            values["reason"] = reason
+            parameters["step"] = .string(step.title)
+            if !reason.isEmpty { parameters["reason"] = .string(reason) }
+            id += "/\(step.id)/\(stepState.attempt)"
+        }
+        if let completion = state.completion {
+            values["elapsedWorkingDays"] = String(completion.elapsedWorkingDays)
+            values["serialWorkingDays"] = String(completion.serialWorkingDays)
+        }
+        let template = workflow.notifications.templates[moment]!
+        parameters["text"] = .string(template.render(values))
+        let body: JSONValue = .object([
+            "notificationId": .string(id), "residentId": .string(recipient.residentId),
+            "mobile": .string(recipient.mobile),
+            "template": .string(template.sms), "parameters": .object(parameters),
+            "applicationId": .string(state.applicationId), "requestedAt": time(now),
+        ])
+        return Emission(
+            id: id, type: "notification.sms.requested", topic: "notification.sms.requested", key: recipient.residentId,
+            body: body)
+    }
+
+    /// `supervision.alert.raised` (rule `sla-breach`) for an overdue step, keyed by the applicant.
+    static func alert(_ state: Case, _ workflow: Workflow, step: Step, now: Date) -> Emission {
+        let stepState = state.step(step.id)!
+        let applicant = applicantContact(state, workflow)
+        let id = "\(state.applicationId)/alert/sla-breach/\(step.id)/\(stepState.attempt)"
+        let body: JSONValue = .object([
+            "alertId": .string(id), "rule": .string("sla-breach"), "residentId": .string(applicant.residentId),
+            "item": .string(step.item), "occurrences": .array([time(stepState.requestedAt ?? state.submittedAt)]),
+            "raisedAt": time(now),
+        ])
+        return Emission(
+            id: id, type: "supervision.alert.raised", topic: "supervision.alert.raised", key: applicant.residentId,
+            body: body)
+    }
+}
