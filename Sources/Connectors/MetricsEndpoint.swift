@@ -38,7 +38,7 @@ public enum ConnectorMetrics {
     }
 
     /// Serves `GET /metrics` on `HOST:PORT` until cancelled.
-    static func serve(on listen: String, logger: Logger) async throws {
+    public static func serve(on listen: String, logger: Logger) async throws {
         let parts = listen.split(separator: ":")
         guard parts.count == 2, let port = Int(parts[1]) else {
             throw ConnectorConfigurationError(file: "", location: "metrics", problem: "'\(listen)' is not HOST:PORT")
