@@ -71,9 +71,9 @@ final class Bench: Sendable {
     deinit { try? FileManager.default.removeItem(at: directory) }
 
     /// An engine on the store (opened again each time: a restart).
-    func engine() throws -> OrchestratorEngine {
+    func engine(rules: RuleBook = Repo.rules) throws -> OrchestratorEngine {
         try OrchestratorEngine(
-            store: OrchestratorStore(path: storePath), rules: Repo.rules, calendar: Repo.calendar, log: log,
+            store: OrchestratorStore(path: storePath), rules: rules, calendar: Repo.calendar, log: log,
             catalog: Repo.catalog, clock: clock)
     }
 
