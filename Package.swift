@@ -155,7 +155,7 @@ let package = Package(
             name: "OrchestratorServiceTests",
             dependencies: [
                 "OrchestratorService", "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog",
-                "CivilTime", "OneWindowCLI", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                "KafkaLog", "CivilTime", "OneWindowCLI", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),

@@ -5,6 +5,7 @@ import EventLog
 import EventModel
 import EventSchemas
 import Foundation
+import KafkaLog
 import Orchestrator
 import OrchestratorService
 import Testing
@@ -57,11 +58,22 @@ final class Bench: Sendable {
     let publisher: Publisher
     let storePath: String
 
-    init(start: Date = Repo.at("2026-03-02", 9, 30)) async throws {
+    /// - Parameter kafka: on the Kafka test broker (`ONEWINDOW_TEST_KAFKA`) instead of an embedded log.
+    init(start: Date = Repo.at("2026-03-02", 9, 30), kafka: Bool = false) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "onewindow-orch-\(UUID().uuidString.prefix(8).lowercased())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        log = try EmbeddedLog(path: directory.appendingPathComponent("bus.sqlite").path)
+        if kafka {
+            guard let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_TEST_KAFKA"] else {
+                throw SupportError("ONEWINDOW_TEST_KAFKA is not set: run under scripts/with-test-broker.sh")
+            }
+            var configuration = KafkaConfiguration(bootstrapServers: bootstrap.split(separator: ",").map(String.init))
+            configuration.properties["session.timeout.ms"] = "6000"
+            configuration.properties["heartbeat.interval.ms"] = "500"
+            log = try KafkaLog(configuration: configuration)
+        } else {
+            log = try EmbeddedLog(path: directory.appendingPathComponent("bus.sqlite").path)
+        }
         _ = try await log.createTopics(Repo.catalog.topicSpecs)
         clock = TestWallClock(start)
         publisher = Publisher(log: log, catalog: Repo.catalog, name: "test", clock: clock)
