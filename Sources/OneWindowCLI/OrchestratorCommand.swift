@@ -1,6 +1,7 @@
 import ArgumentParser
 import Bus
 import CivilTime
+import EventLog
 import EventModel
 import EventSchemas
 import Foundation
@@ -85,6 +86,13 @@ struct OrchestratorCommand: AsyncParsableCommand {
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             do {
                 try await group.run()
+            } catch let error as LogError {
+                // Retrying inside could not help (the log or consumer is closed or failed for good):
+                // the store is consistent (offsets are committed only after its transactions), so a
+                // supervisor restarting the process is the cure — the status says "try again".
+                await log.close()
+                throw CommandFailure(
+                    .temporary, "the bus failed for good: \(error)\nthe store is consistent; start the orchestrator again")
             } catch {
                 await log.close()
                 throw error

@@ -93,6 +93,9 @@ public struct OrchestratorEngine: Sendable {
     /// The partition numbers the consumer was last assigned; `nil` before the first assignment.
     let assigned = Assignment()
 
+    /// The partition numbers the consumer holds now; `nil` before its first poll.
+    public var assignedPartitions: Set<Int>? { assigned.get() }
+
     /// - Parameter rules: the rules loaded from the files; the versions cases in the store are
     ///   pinned to are added from their stored sources.
     public init(

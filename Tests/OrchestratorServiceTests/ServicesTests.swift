@@ -19,18 +19,29 @@ struct ServicesTests {
         .timeLimit(.minutes(3)))
     func onKafka() async throws { try await run(kafka: true, prefix: "RA-2026-3") }
 
-    func run(kafka: Bool, prefix: String) async throws {
+    @Test("Two instances in one group split the partitions, and every application completes once",
+        .timeLimit(.minutes(2)))
+    func twoInstances() async throws { try await run(kafka: false, prefix: "RA-2026-4", instances: 2, applications: 12) }
+
+    func run(kafka: Bool, prefix: String, instances: Int = 1, applications: Int = 3) async throws {
         let bench = try await Bench(kafka: kafka)
-        let engine = try bench.engine()
+        let engines = try (0..<instances).map { try bench.engine(store: bench.storePath + ".\($0)") }
         let services = Task {
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await engine.runConsumer() }
-                group.addTask { try await engine.runRelay() }
+                for engine in engines {
+                    group.addTask { try await engine.runConsumer() }
+                    group.addTask { try await engine.runRelay() }
+                }
                 try await group.waitForAll()
             }
         }
         defer { services.cancel() }
-        let ids = (1...3).map { "\(prefix)0000\($0)" }
+        // Every instance holds its partitions before the first application (cases do not move with
+        // a partition yet: a rebalance after would leave an application's state behind).
+        for _ in 0..<200 where engines.contains(where: { ($0.assignedPartitions ?? []).isEmpty }) {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let ids = (1...applications).map { String(format: "\(prefix)%05d", $0) }
         for id in ids { try await bench.submit(Repo.restaurant(id: id, area: 200, seats: 60, sign: true)) }
         // The responder reads as a consumer group (a group-less read of every partition of nine
         // topics is slow on Kafka) and keeps every request and notification it saw, repeats included.
@@ -53,24 +64,28 @@ struct ServicesTests {
                     body[pointer: "/applicationId"]!.stringValue!, body[pointer: "/department"]!.stringValue!,
                     body[pointer: "/item"]!.stringValue!, id: "re-\(event.id)")
             }
-            states = try ids.compactMap { try engine.store.findCase($0)?.state }
+            states = try ids.compactMap { id in try engines.compactMap { try $0.store.findCase(id)?.state }.first }
             if states.count == ids.count, states.allSatisfy({ $0.status == .completed }),
                 notifications.filter({ $0.contains("completed") }).count == ids.count
             {
                 break
             }
             if ProcessInfo.processInfo.environment["ORCH_DEBUG"] != nil {
-                print("requests \(requests.count), cases \(states.map(\.status)), stats \(engine.stats.snapshot)")
+                print("requests \(requests.count), cases \(states.map(\.status)), stats \(engines.map(\.stats.snapshot))")
             }
         }
         await responder.close()
         services.cancel()
         _ = try? await services.value
         #expect(states.map(\.status) == ids.map { _ in .completed })
-        // One of each request: 6 steps × 3 applications, no id twice.
-        #expect(requests.count == 18)
+        // One of each request: 6 steps per application, no id twice.
+        #expect(requests.count == 6 * applications)
         #expect(Set(requests).count == requests.count)
-        #expect(notifications.filter { $0.contains("completed") }.count == 3)
+        #expect(notifications.filter { $0.contains("completed") }.count == applications)
+        // Each application lives in one instance's store only, and with two, each had some.
+        let held = try engines.map { engine in try ids.filter { try engine.store.findCase($0) != nil } }
+        #expect(held.map(\.count).reduce(0, +) == applications)
+        if instances > 1 { #expect(held.allSatisfy { !$0.isEmpty }, "\(held)") }
         #expect(Set(notifications).count == notifications.count)
         await bench.log.close()
     }

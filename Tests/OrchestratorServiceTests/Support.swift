@@ -83,9 +83,9 @@ final class Bench: Sendable {
     deinit { try? FileManager.default.removeItem(at: directory) }
 
     /// An engine on the store (opened again each time: a restart).
-    func engine(rules: RuleBook = Repo.rules) throws -> OrchestratorEngine {
+    func engine(rules: RuleBook = Repo.rules, store: String? = nil) throws -> OrchestratorEngine {
         try OrchestratorEngine(
-            store: OrchestratorStore(path: storePath), rules: rules, calendar: Repo.calendar, log: log,
+            store: OrchestratorStore(path: store ?? storePath), rules: rules, calendar: Repo.calendar, log: log,
             catalog: Repo.catalog, clock: clock)
     }
 
