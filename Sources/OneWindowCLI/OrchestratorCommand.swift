@@ -21,7 +21,8 @@ func loadRules(_ directory: String, catalog: TopicCatalog) throws -> RuleBook {
     let url = URL(fileURLWithPath: directory)
     guard FileManager.default.fileExists(atPath: url.path) else {
         throw CommandFailure(
-            .notFound, "there is no rules directory at \(url.path): run onewindow from the repository root or pass --rules")
+            .notFound,
+            "there is no rules directory at \(url.path): run onewindow from the repository root or pass --rules")
     }
     do {
         return try RuleBook.load(directory: url, catalog: catalog)
@@ -92,7 +93,8 @@ struct OrchestratorCommand: AsyncParsableCommand {
                 // supervisor restarting the process is the cure — the status says "try again".
                 await log.close()
                 throw CommandFailure(
-                    .temporary, "the bus failed for good: \(error)\nthe store is consistent; start the orchestrator again")
+                    .temporary,
+                    "the bus failed for good: \(error)\nthe store is consistent; start the orchestrator again")
             } catch {
                 await log.close()
                 throw error
@@ -100,7 +102,8 @@ struct OrchestratorCommand: AsyncParsableCommand {
             await log.close()
             let totals = engine.stats.snapshot
             logger.notice(
-                "orchestrator stopped: \(totals.inputsApplied) input(s) applied, \(totals.effectsEmitted) effect(s), \(totals.deadLettered) dead-lettered, \(totals.relayed) relayed")
+                "orchestrator stopped: \(totals.inputsApplied) input(s) applied, \(totals.effectsEmitted) effect(s), \(totals.deadLettered) dead-lettered, \(totals.relayed) relayed"
+            )
         }
     }
 }
@@ -195,7 +198,9 @@ struct StatusCommand: AsyncParsableCommand {
                 guard case .step(let field) = material.source else { return nil }
                 return "\(material.name) from \(field)"
             }
-            if !fromEarlier.isEmpty { print("    materials from earlier steps: \(fromEarlier.joined(separator: ", "))") }
+            if !fromEarlier.isEmpty {
+                print("    materials from earlier steps: \(fromEarlier.joined(separator: ", "))")
+            }
         }
         if let completion = state.completion {
             print(

@@ -151,7 +151,8 @@ public struct OrchestratorEngine: Sendable {
         let input: Input
         if event.type == "approval.decided" {
             guard let decision = Decision(body: body) else {
-                return refused(event.id, "invalid-input", "approval.decided \(event.id) lacks a member the orchestrator needs")
+                return refused(
+                    event.id, "invalid-input", "approval.decided \(event.id) lacks a member the orchestrator needs")
             }
             input = .decided(decision)
         } else if core.rules.workflow(applicationType: event.type) != nil {
@@ -170,7 +171,8 @@ public struct OrchestratorEngine: Sendable {
         let outcome = try await store.apply(records.map(decode), core: core, now: clock.now())
         stats.count(outcome)
         if outcome.deadLettered > 0 {
-            logger.warning("dead-lettered \(outcome.deadLettered) input(s) the orchestrator refused (see the dead-letter topic)")
+            logger.warning(
+                "dead-lettered \(outcome.deadLettered) input(s) the orchestrator refused (see the dead-letter topic)")
         }
         return outcome
     }
@@ -206,7 +208,8 @@ public struct OrchestratorEngine: Sendable {
                 record.headers = record.headers.map { header in
                     switch header.name {
                     case DeadLetter.code: LogHeader(name: DeadLetter.code, text: deadLetter.code)
-                    case DeadLetter.reason: LogHeader(name: DeadLetter.reason, text: "\(deadLetter.code): \(deadLetter.reason)")
+                    case DeadLetter.reason:
+                        LogHeader(name: DeadLetter.reason, text: "\(deadLetter.code): \(deadLetter.reason)")
                     default: header
                     }
                 }
@@ -219,7 +222,8 @@ public struct OrchestratorEngine: Sendable {
                 let validated = try publisher.validator.validate(event, topic: row.topic)
                 records.append(CloudEventsBinding.record(for: validated.event, topic: validated.topic, key: row.key))
             } catch let failure as ValidationFailure {
-                logger.error("outbox row \(row.seq) (\(row.eventId)) does not validate, dead-lettering it: \(failure.reason)")
+                logger.error(
+                    "outbox row \(row.seq) (\(row.eventId)) does not validate, dead-lettering it: \(failure.reason)")
                 records.append(
                     DeadLetter.record(
                         deadLetterTopic: publisher.catalog.deadLetterTopic, originalTopic: row.topic,
@@ -239,7 +243,8 @@ public struct OrchestratorEngine: Sendable {
         try await store.markOverdue(at: now)
         guard !due.isEmpty else { return BatchOutcome() }
         let inputs = due.map { key, partition in
-            PendingInput(eventId: key.description, partition: partition, input: .success(.timerFired(key)), original: nil)
+            PendingInput(
+                eventId: key.description, partition: partition, input: .success(.timerFired(key)), original: nil)
         }
         let outcome = try await store.apply(inputs, core: core, now: now)
         stats.count(outcome)

@@ -134,7 +134,8 @@ public struct OrchestratorStore: Sendable {
     public static func openExisting(path: String) throws -> OrchestratorStore {
         guard FileManager.default.fileExists(atPath: path) else {
             throw StoreError(
-                "no orchestrator store at \(path); start `onewindow orchestrator run --store \(path)` first or name the store with --store")
+                "no orchestrator store at \(path); start `onewindow orchestrator run --store \(path)` first or name the store with --store"
+            )
         }
         return try OrchestratorStore(path: path)
     }
@@ -206,7 +207,8 @@ public struct OrchestratorStore: Sendable {
     static func remember(_ workflow: Workflow, _ db: Database, now: Date) throws {
         let sources = String(decoding: try JSONEncoder().encode(workflow.sources), as: UTF8.self)
         try db.execute(
-            sql: "INSERT INTO rule_versions (version, workflow, sources, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            sql:
+                "INSERT INTO rule_versions (version, workflow, sources, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
             arguments: [workflow.version.description, workflow.id, sources, now.timeIntervalSince1970])
     }
 
@@ -230,7 +232,8 @@ public struct OrchestratorStore: Sendable {
             do {
                 rules.add(try RuleBook.compile(sources, catalog: catalog), current: false)
             } catch {
-                throw StoreError("the rules of \(version), which cases in \(path) are pinned to, no longer compile: \(error)")
+                throw StoreError(
+                    "the rules of \(version), which cases in \(path) are pinned to, no longer compile: \(error)")
             }
         }
         return rules
@@ -251,7 +254,8 @@ public struct OrchestratorStore: Sendable {
         for pending in batch {
             let applicationId = (try? pending.input.get().applicationId) ?? ""
             try db.execute(
-                sql: "INSERT INTO applied_inputs (event_id, partition, application_id, applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                sql:
+                    "INSERT INTO applied_inputs (event_id, partition, application_id, applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 arguments: [pending.eventId, pending.partition, applicationId, now.timeIntervalSince1970])
             guard db.changesCount > 0 else {
                 outcome.duplicates += 1
@@ -413,7 +417,8 @@ public struct OrchestratorStore: Sendable {
                 if let partitions, !partitions.contains(partition) { return nil }
                 guard let kind = TimerKey.Kind(rawValue: row["kind"]) else { return nil }
                 return (
-                    TimerKey(applicationId: row["application_id"], step: row["step"], attempt: row["attempt"], kind: kind),
+                    TimerKey(
+                        applicationId: row["application_id"], step: row["step"], attempt: row["attempt"], kind: kind),
                     partition
                 )
             }

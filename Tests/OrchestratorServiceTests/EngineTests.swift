@@ -7,8 +7,8 @@ import Foundation
 import GRDB
 import Orchestrator
 import OrchestratorService
-import Testing
 import TestSupport
+import Testing
 
 @Suite("Orchestrator engine on the embedded bus and a real store")
 struct EngineTests {

@@ -5,7 +5,9 @@ import Testing
 
 @Suite("Rule versions pinned per case across restarts")
 struct PinnedRulesTests {
-    @Test("A case keeps its version after the workflow file changed and the orchestrator restarted; a new one takes the new rules")
+    @Test(
+        "A case keeps its version after the workflow file changed and the orchestrator restarted; a new one takes the new rules"
+    )
     func caseKeepsItsVersion() async throws {
         let bench = try await Bench()
         let rules = bench.directory.appendingPathComponent("Rules")

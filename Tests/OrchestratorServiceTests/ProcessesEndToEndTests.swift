@@ -4,8 +4,8 @@ import EventSchemas
 import Foundation
 import Orchestrator
 import OrchestratorService
-import Testing
 import TestSupport
+import Testing
 
 /// The restaurant with everything as separate processes, as in production: six department
 /// simulators deciding on a day-a-second clock, their six connectors, and `onewindow orchestrator
@@ -93,7 +93,9 @@ struct ProcessesEndToEndTests {
         #expect(orchestrator.terminationStatus == 0)
         for process in started where process.isRunning { kill(process.processIdentifier, SIGTERM) }
 
-        #expect(cases.map(\.status) == [.completed, .completed], "\(cases.map { ($0.applicationId, $0.steps.map(\.status)) })")
+        #expect(
+            cases.map(\.status) == [.completed, .completed],
+            "\(cases.map { ($0.applicationId, $0.steps.map(\.status)) })")
         let big = try #require(cases.first)
         let small = try #require(cases.last)
         #expect(big.steps.allSatisfy { $0.status == .approved })
@@ -102,7 +104,8 @@ struct ProcessesEndToEndTests {
         // The fan-out: every step after the business licence requested at one instant, after it.
         for state in cases {
             let licence = try #require(state.step("business-licence")?.requestedAt)
-            let parallel = Set(state.steps.filter { $0.id != "business-licence" && $0.status != .skipped }.compactMap(\.requestedAt))
+            let parallel = Set(
+                state.steps.filter { $0.id != "business-licence" && $0.status != .skipped }.compactMap(\.requestedAt))
             #expect(parallel.count == 1)
             #expect(parallel.allSatisfy { $0 > licence })
         }

@@ -3,8 +3,8 @@ import EventSchemas
 import Foundation
 import Orchestrator
 import OrchestratorService
-import Testing
 import TestSupport
+import Testing
 
 /// The consumer and relay loops themselves (not their one-step methods), with an in-process
 /// responder approving every request at once, on each backend through the same EventLog interface.
@@ -15,13 +15,17 @@ struct ServicesTests {
     @Test("The restaurant completes with the services running; the embedded log", .timeLimit(.minutes(2)))
     func embedded() async throws { try await run(kafka: false, prefix: "RA-2026-2") }
 
-    @Test("The restaurant completes with the services running; the Kafka test broker", .enabled(if: kafka),
+    @Test(
+        "The restaurant completes with the services running; the Kafka test broker", .enabled(if: kafka),
         .timeLimit(.minutes(3)))
     func onKafka() async throws { try await run(kafka: true, prefix: "RA-2026-3") }
 
-    @Test("Two instances in one group split the partitions, and every application completes once",
+    @Test(
+        "Two instances in one group split the partitions, and every application completes once",
         .timeLimit(.minutes(2)))
-    func twoInstances() async throws { try await run(kafka: false, prefix: "RA-2026-4", instances: 2, applications: 12) }
+    func twoInstances() async throws {
+        try await run(kafka: false, prefix: "RA-2026-4", instances: 2, applications: 12)
+    }
 
     func run(kafka: Bool, prefix: String, instances: Int = 1, applications: Int = 3) async throws {
         let bench = try await Bench(kafka: kafka)
@@ -71,7 +75,8 @@ struct ServicesTests {
                 break
             }
             if ProcessInfo.processInfo.environment["ORCH_DEBUG"] != nil {
-                print("requests \(requests.count), cases \(states.map(\.status)), stats \(engines.map(\.stats.snapshot))")
+                print(
+                    "requests \(requests.count), cases \(states.map(\.status)), stats \(engines.map(\.stats.snapshot))")
             }
         }
         await responder.close()

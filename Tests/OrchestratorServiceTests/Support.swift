@@ -8,8 +8,8 @@ import Foundation
 import KafkaLog
 import Orchestrator
 import OrchestratorService
-import Testing
 import TestSupport
+import Testing
 
 /// The repository's catalog, calendar and rules, loaded once.
 enum Repo {
@@ -109,7 +109,8 @@ final class Bench: Sendable {
         ]
         if outcome == "approved" { body["licenceNumber"] = .string("LIC-\(item)") } else { body["reason"] = "材料不全，请补充" }
         let event = Event(
-            id: id ?? "decision-\(applicationId)-\(item)-\(outcome)", type: "approval.decided", source: "test-\(department)",
+            id: id ?? "decision-\(applicationId)-\(item)-\(outcome)", type: "approval.decided",
+            source: "test-\(department)",
             subject: nil, time: clock.now(), data: JSONValue.object(body).serialized())
         return try await publisher.publish(event).1
     }
