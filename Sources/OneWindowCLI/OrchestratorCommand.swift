@@ -12,7 +12,7 @@ import ServiceLifecycle
 
 /// The store option the orchestrator's commands share.
 struct StoreOption: ParsableArguments {
-    @Option(name: .long, help: "The orchestrator's store. Default: var/orchestrator.sqlite.")
+    @Option(name: .long, help: "The orchestrator's store (SQLite).")
     var store: String = "var/orchestrator.sqlite"
 }
 
@@ -53,12 +53,12 @@ struct OrchestratorCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var options: BusOptions
         @OptionGroup var store: StoreOption
-        @Option(help: "The rules directory. Default: Rules.") var rules: String = "Rules"
+        @Option(help: "The rules directory.") var rules: String = "Rules"
         @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics. Default: none.")
         var metricsPort: Int?
-        @Option(help: "Log level: trace, debug, info, notice, warning, error. Default: info.")
+        @Option(help: "Log level: trace, debug, info, notice, warning, error.")
         var logLevel: String = "info"
-        @Option(help: "Run the clock this many times faster than real time (demos). Default: 1.")
+        @Option(help: "Run the clock this many times faster than real time (demos).")
         var clockSpeed: Double = 1
 
         func run() async throws {
@@ -121,7 +121,7 @@ struct ApplyCommand: AsyncParsableCommand {
               onewindow apply restaurant-opening --file application.json
             """)
     @OptionGroup var options: BusOptions
-    @Option(help: "The rules directory. Default: Rules.") var rules: String = "Rules"
+    @Option(help: "The rules directory.") var rules: String = "Rules"
     @Argument(help: "The workflow: restaurant-opening, house-transfer.") var workflow: String
     @Option(help: "The application's JSON file; '-' reads standard input. Default: standard input.")
     var file: String?
@@ -161,7 +161,7 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var store: StoreOption
     @Option(name: .long, help: "The topic catalog directory. Default: $ONEWINDOW_TOPICS, else ./Topics.")
     var catalog: String?
-    @Option(help: "The rules directory. Default: Rules.") var rules: String = "Rules"
+    @Option(help: "The rules directory.") var rules: String = "Rules"
     @Argument(help: "The application id, e.g. RA-2026-000001.") var applicationId: String
 
     func run() async throws {
@@ -221,7 +221,7 @@ struct ApplicationsCommand: AsyncParsableCommand {
               onewindow applications --store var/orchestrator.sqlite --limit 20
             """)
     @OptionGroup var store: StoreOption
-    @Option(help: "How many to list. Default: 100.") var limit: Int = 100
+    @Option(help: "How many to list.") var limit: Int = 100
 
     func run() async throws {
         let opened = try openStore(store.store)
