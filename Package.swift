@@ -111,12 +111,26 @@ let package = Package(
                 "EventSchemas", "CivilTime", "ConfigFiles", .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
+        // The orchestrator's I/O shell around the pure core: the store (GRDB: cases, applied input ids,
+        // the outbox, timers, pinned rule sources), the consumer, the outbox relay and the timer loop
+        // as services of one service group, and their metrics.
+        .target(
+            name: "OrchestratorService",
+            dependencies: [
+                "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "Connectors",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The commands of `onewindow`, callable from tests without parsing.
         .target(
             name: "OneWindowCLI",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors", "DepartmentSystems",
-                "CivilTime", "Orchestrator", "ConfigFiles", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "CivilTime", "Orchestrator", "OrchestratorService", "ConfigFiles",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -146,6 +160,13 @@ let package = Package(
         .testTarget(
             name: "OrchestratorTests",
             dependencies: ["Orchestrator", "EventSchemas", "CivilTime", "ConfigFiles"]
+        ),
+        .testTarget(
+            name: "OrchestratorServiceTests",
+            dependencies: [
+                "OrchestratorService", "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog",
+                "KafkaLog", "CivilTime", "OneWindowCLI", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),
         .testTarget(name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel", "ConfigFiles", "CivilTime"]),

@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import NIOCore
 import Prometheus
+import ServiceLifecycle
 import Synchronization
 
 /// The connector process's metrics in the Prometheus text format: swift-metrics bootstrapped with a
@@ -39,8 +40,9 @@ public enum ConnectorMetrics {
 
     /// Serves `GET /metrics` on `HOST:PORT` as a `Service` of the connector's group (Hummingbird's
     /// `Application`, which stops gracefully with the group — see ``WebhookSource/service()``).
+    /// The orchestrator serves its metrics the same way.
     /// - Throws: ``ConnectorConfigurationError`` when `listen` is not HOST:PORT.
-    static func service(on listen: String, logger: Logger) throws -> ConnectorPart {
+    public static func service(on listen: String, logger: Logger) throws -> any Service {
         let parts = listen.split(separator: ":")
         guard parts.count == 2, let port = Int(parts[1]) else {
             throw ConnectorConfigurationError(file: "", location: "metrics", problem: "'\(listen)' is not HOST:PORT")

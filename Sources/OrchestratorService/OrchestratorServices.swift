@@ -1,0 +1,45 @@
+import Connectors
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// The orchestrator's services for one `ServiceGroup`: the consumer, the outbox relay, the timer
+/// loop and (with a port) the Prometheus endpoint.
+///
+/// A graceful shutdown (SIGTERM, SIGINT) cancels each loop; the consumer's batch in flight finishes
+/// its store transaction and offset commit first (``OrchestratorEngine/runConsumer(maxRecords:)``),
+/// and whatever the relay had not published yet stays in the outbox for the next start. A fatal
+/// bus error ends the service that met it, which ends the group with that error (the command
+/// exits 75 for a retriable one, as connectors do).
+public enum OrchestratorServices {
+    /// The services of one orchestrator process.
+    /// - Parameter metricsPort: serve `GET /metrics` on `127.0.0.1:PORT`; `nil`: no endpoint.
+    /// - Throws: when the metrics endpoint cannot be made.
+    public static func make(_ engine: OrchestratorEngine, metricsPort: Int?) throws -> [any Service] {
+        var services: [any Service] = [
+            Loop(name: "consumer") { try await engine.runConsumer() },
+            Loop(name: "relay") { try await engine.runRelay() },
+            Loop(name: "timers") { try await engine.runTimers() },
+        ]
+        if let metricsPort {
+            // Hummingbird's application as a service of the group: it stops gracefully with it.
+            services.append(try ConnectorMetrics.service(on: "127.0.0.1:\(metricsPort)", logger: engine.logger))
+        }
+        return services
+    }
+
+    /// Bootstraps swift-metrics with the Prometheus registry (once per process) before the engine's
+    /// counters are created.
+    public static func bootstrapMetrics() { ConnectorMetrics.bootstrap() }
+
+    struct Loop: Service, CustomStringConvertible {
+        let name: String
+        let body: @Sendable () async throws -> Void
+
+        var description: String { "orchestrator \(name)" }
+
+        func run() async throws {
+            try await cancelWhenGracefulShutdown { try await body() }
+        }
+    }
+}

@@ -1,0 +1,485 @@
+import CivilTime
+import EventLog
+import EventSchemas
+import Foundation
+import GRDB
+import Orchestrator
+
+/// One input to apply, as the consumer or the timer loop hands it to the store.
+public struct PendingInput: Sendable {
+    /// What de-duplicates it: the CloudEvents id of the record, or the timer's id for a firing.
+    public var eventId: String
+    /// The partition number of its application (the record's partition; the case's for a timer).
+    public var partition: Int
+    /// The input, or why it cannot be one (a record that is not a CloudEvent, a body that lacks
+    /// what the core needs): such a record is dead-lettered in the same transaction.
+    public var input: Result<Input, Refusal>
+    /// The original record, kept for a dead letter (key, value, headers, topic).
+    public var original: OriginalRecord?
+
+    public init(eventId: String, partition: Int, input: Result<Input, Refusal>, original: OriginalRecord?) {
+        self.eventId = eventId
+        self.partition = partition
+        self.input = input
+        self.original = original
+    }
+}
+
+/// The bytes of a consumed record, for its dead letter.
+public struct OriginalRecord: Sendable, Codable {
+    public var topic: String
+    public var key: Data?
+    public var value: Data
+    public var headers: [[String]]
+
+    public init(_ record: LogRecord) {
+        topic = record.topic
+        key = record.key
+        value = record.value
+        headers = record.headers.map { [$0.name, String(decoding: $0.value, as: UTF8.self)] }
+    }
+
+    var logHeaders: [LogHeader] { headers.map { LogHeader(name: $0[0], text: $0[1]) } }
+}
+
+/// Why an input is dead-lettered instead of applied: a ``Rejection`` code of the core
+/// (`unknown-application`, `step-not-requested`, `conflicting-decision`…) or one of the shell
+/// (`invalid-envelope`, `invalid-input`), with the reason.
+public struct Refusal: Error, Sendable, Hashable, CustomStringConvertible {
+    public var code: String
+    public var reason: String
+
+    public init(code: String, reason: String) {
+        self.code = code
+        self.reason = reason
+    }
+
+    public init(_ rejection: Rejection) {
+        self.init(code: rejection.code.description, reason: rejection.reason)
+    }
+
+    public var description: String { "\(code): \(reason)" }
+}
+
+/// What one batch did.
+public struct BatchOutcome: Sendable, Hashable {
+    /// Inputs applied (new ids, including no-op repeats the core recognised).
+    public var applied = 0
+    /// Inputs skipped because their id was applied before (redeliveries, replays).
+    public var duplicates = 0
+    /// Inputs dead-lettered with the reason.
+    public var deadLettered = 0
+    /// Outbox rows written for emissions (requests, progress, notifications, alerts).
+    public var emitted = 0
+
+    public init() {}
+}
+
+/// An outbox row as the relay reads it.
+public struct OutboxRow: Sendable, Hashable {
+    public var seq: Int64
+    public var partition: Int
+    public var topic: String
+    public var key: String?
+    public var eventId: String
+    public var type: String
+    /// The event time (milliseconds since 1970): the time of the transition, so a republished row
+    /// is the same event.
+    public var timeMilliseconds: Int64
+    public var body: Data
+    /// For a dead letter: the original record's headers and the refusal (`nil` for an emission).
+    public var deadLetter: DeadLetterPayload?
+}
+
+/// What a dead-letter outbox row carries besides the original value.
+public struct DeadLetterPayload: Sendable, Hashable, Codable {
+    public var originalTopic: String
+    public var headers: [[String]]
+    public var code: String
+    public var reason: String
+}
+
+/// The orchestrator's state in one SQLite file (GRDB, WAL): cases, the ids of the inputs already
+/// applied, the outbox, the timers and the rule sources of every pinned version. Every row carries
+/// the partition number of its application, so a partition's rows can move together.
+///
+/// Decisions:
+/// - One write transaction per batch (``apply(_:core:now:)``): the case, the applied ids, the
+///   outbox rows, the timers and the dead letters of refused inputs are committed together or not
+///   at all. The consumer commits its offsets only after it; a crash before re-reads the batch, and
+///   the applied ids make the second pass a no-op.
+/// - A dead letter is an outbox row to the dead-letter topic, not a publish from the consumer, so
+///   a crash can neither lose it (the offset moved on) nor send it twice.
+/// - Cases are JSON (the core's `Case`), with the columns the queries need beside them: status,
+///   next due instant and whether a step is overdue, indexed for `status` and `applications`.
+/// - Timers the core cancels (their step was decided) are deleted, fired or not; a fired timer is
+///   kept with `fired = 1` until then, so the fired `overdue` timers are the overdue steps.
+public struct OrchestratorStore: Sendable {
+    public let pool: DatabasePool
+    public let path: String
+
+    /// Opens (creating when missing) the store at `path` and migrates it.
+    /// - Throws: a `DatabaseError` naming the file when it cannot be opened or migrated.
+    public init(path: String) throws {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        self.path = path
+        try Self.migrator.migrate(pool)
+    }
+
+    /// Opens an existing store for reading (the `status` and `applications` commands).
+    public static func openExisting(path: String) throws -> OrchestratorStore {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw StoreError(
+                "no orchestrator store at \(path); start `onewindow orchestrator run --store \(path)` first or name the store with --store"
+            )
+        }
+        return try OrchestratorStore(path: path)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE rule_versions (
+                        version TEXT PRIMARY KEY,
+                        workflow TEXT NOT NULL,
+                        sources TEXT NOT NULL,
+                        stored_at REAL NOT NULL
+                    );
+                    CREATE TABLE cases (
+                        application_id TEXT PRIMARY KEY,
+                        partition INTEGER NOT NULL,
+                        workflow TEXT NOT NULL,
+                        rule_version TEXT NOT NULL,
+                        status TEXT NOT NULL,
+                        next_due REAL,
+                        overdue INTEGER NOT NULL DEFAULT 0,
+                        updated_at REAL NOT NULL,
+                        body TEXT NOT NULL
+                    );
+                    -- `applications`: open ones, overdue first, then by the next due instant.
+                    CREATE INDEX cases_open ON cases (overdue DESC, next_due, application_id)
+                        WHERE status = 'in-progress';
+                    CREATE INDEX cases_partition ON cases (partition);
+                    CREATE TABLE applied_inputs (
+                        event_id TEXT PRIMARY KEY,
+                        partition INTEGER NOT NULL,
+                        application_id TEXT NOT NULL,
+                        applied_at REAL NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE outbox (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        partition INTEGER NOT NULL,
+                        topic TEXT NOT NULL,
+                        key TEXT,
+                        event_id TEXT NOT NULL,
+                        type TEXT NOT NULL,
+                        time_ms INTEGER NOT NULL,
+                        body BLOB NOT NULL,
+                        dead_letter TEXT,
+                        sent INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent = 0;
+                    CREATE TABLE timers (
+                        id TEXT PRIMARY KEY,
+                        partition INTEGER NOT NULL,
+                        application_id TEXT NOT NULL,
+                        step TEXT NOT NULL,
+                        attempt INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        due_at REAL NOT NULL,
+                        fired INTEGER NOT NULL DEFAULT 0
+                    );
+                    CREATE INDEX timers_due ON timers (due_at) WHERE fired = 0;
+                    """)
+        }
+        return migrator
+    }
+
+    // MARK: - Rule versions
+
+    /// Records the sources of a workflow version once (the first case pinned to it).
+    static func remember(_ workflow: Workflow, _ db: Database, now: Date) throws {
+        let sources = String(decoding: try JSONEncoder().encode(workflow.sources), as: UTF8.self)
+        try db.execute(
+            sql:
+                "INSERT INTO rule_versions (version, workflow, sources, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            arguments: [workflow.version.description, workflow.id, sources, now.timeIntervalSince1970])
+    }
+
+    /// The sources of every version cases were pinned to.
+    public func pinnedSources() throws -> [(RuleVersion, RuleSources)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT version, sources FROM rule_versions ORDER BY version").compactMap { row in
+                guard let version = RuleVersion(row["version"] as String) else { return nil }
+                let sources = try JSONDecoder().decode(RuleSources.self, from: Data((row["sources"] as String).utf8))
+                return (version, sources)
+            }
+        }
+    }
+
+    /// `rules` with every pinned version the files no longer have compiled again from its stored
+    /// sources, so a case keeps its version after the files changed.
+    /// - Throws: ``StoreError`` naming the version when its stored sources no longer compile.
+    public func withPinnedVersions(_ rules: RuleBook, catalog: TopicCatalog) throws -> RuleBook {
+        var rules = rules
+        for (version, sources) in try pinnedSources() where rules.workflow(version: version) == nil {
+            do {
+                rules.add(try RuleBook.compile(sources, catalog: catalog), current: false)
+            } catch {
+                throw StoreError(
+                    "the rules of \(version), which cases in \(path) are pinned to, no longer compile: \(error)")
+            }
+        }
+        return rules
+    }
+
+    // MARK: - Applying a batch
+
+    /// Applies a batch in one write transaction: skips ids applied before, applies the core to
+    /// each new input in order, writes the cases, outbox rows and timers, and dead-letters (as
+    /// outbox rows) what the core or the decoder refused.
+    public func apply(_ batch: [PendingInput], core: Orchestrator, now: Date) async throws -> BatchOutcome {
+        try await pool.write { db in try Self.apply(batch, core: core, now: now, db) }
+    }
+
+    static func apply(_ batch: [PendingInput], core: Orchestrator, now: Date, _ db: Database) throws -> BatchOutcome {
+        var outcome = BatchOutcome()
+        let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
+        for pending in batch {
+            let applicationId = (try? pending.input.get().applicationId) ?? ""
+            try db.execute(
+                sql:
+                    "INSERT INTO applied_inputs (event_id, partition, application_id, applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                arguments: [pending.eventId, pending.partition, applicationId, now.timeIntervalSince1970])
+            guard db.changesCount > 0 else {
+                outcome.duplicates += 1
+                continue
+            }
+            let input: Input
+            switch pending.input {
+            case .failure(let refusal):
+                try deadLetter(pending, refusal, nowMs: nowMs, db)
+                outcome.deadLettered += 1
+                continue
+            case .success(let value): input = value
+            }
+            let current = try loadCase(input.applicationId, db)
+            let transition: Transition
+            do {
+                transition = try core.apply(current?.state, input, now: now)
+            } catch {
+                if case .timerFired(let key) = input {
+                    // A timer with no case to fire on: nothing to tell anyone; drop it.
+                    try db.execute(sql: "UPDATE timers SET fired = 1 WHERE id = ?", arguments: [key.description])
+                    continue
+                }
+                try deadLetter(pending, Refusal(error), nowMs: nowMs, db)
+                outcome.deadLettered += 1
+                continue
+            }
+            outcome.applied += 1
+            if case .timerFired(let key) = input {
+                try db.execute(sql: "UPDATE timers SET fired = 1 WHERE id = ?", arguments: [key.description])
+            }
+            if transition.effects.isEmpty && transition.state == current?.state { continue }
+            let partition = current?.partition ?? pending.partition
+            if current == nil, let workflow = core.rules.workflow(version: transition.state.ruleVersion) {
+                try remember(workflow, db, now: now)
+            }
+            try saveCase(transition.state, partition: partition, now: now, db)
+            for effect in transition.effects {
+                switch effect {
+                case .setTimer(let key, let at):
+                    try db.execute(
+                        sql: """
+                            INSERT INTO timers (id, partition, application_id, step, attempt, kind, due_at, fired)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, 0)
+                            ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at
+                            """,
+                        arguments: [
+                            key.description, partition, key.applicationId, key.step, key.attempt, key.kind.rawValue,
+                            at.timeIntervalSince1970,
+                        ])
+                case .cancelTimer(let key):
+                    try db.execute(sql: "DELETE FROM timers WHERE id = ?", arguments: [key.description])
+                case .recordCompletion:
+                    break  // the case's JSON carries the completion record
+                default:
+                    guard let emission = effect.emission else { continue }
+                    try db.execute(
+                        sql: """
+                            INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body)
+                            VALUES (?, ?, ?, ?, ?, ?, ?)
+                            """,
+                        arguments: [
+                            partition, emission.topic, emission.key, emission.id, emission.type, nowMs,
+                            emission.body.serialized(),
+                        ])
+                    outcome.emitted += 1
+                }
+            }
+        }
+        return outcome
+    }
+
+    static func deadLetter(_ pending: PendingInput, _ refusal: Refusal, nowMs: Int64, _ db: Database) throws {
+        let original = pending.original
+        let payload = DeadLetterPayload(
+            originalTopic: original?.topic ?? "", headers: original?.headers ?? [], code: refusal.code,
+            reason: refusal.reason)
+        try db.execute(
+            sql: """
+                INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body, dead_letter)
+                VALUES (?, '', ?, ?, 'dead-letter', ?, ?, ?)
+                """,
+            arguments: [
+                pending.partition, original?.key.map { String(decoding: $0, as: UTF8.self) }, pending.eventId, nowMs,
+                original?.value ?? Data(), String(decoding: try JSONEncoder().encode(payload), as: UTF8.self),
+            ])
+    }
+
+    struct StoredCase {
+        var state: Case
+        var partition: Int
+    }
+
+    static func loadCase(_ applicationId: String, _ db: Database) throws -> StoredCase? {
+        guard
+            let row = try Row.fetchOne(
+                db, sql: "SELECT partition, body FROM cases WHERE application_id = ?", arguments: [applicationId])
+        else { return nil }
+        let state = try JSONDecoder().decode(Case.self, from: Data((row["body"] as String).utf8))
+        return StoredCase(state: state, partition: row["partition"])
+    }
+
+    static func saveCase(_ state: Case, partition: Int, now: Date, _ db: Database) throws {
+        let requested = state.steps.filter { $0.status == .requested }
+        let nextDue = requested.compactMap(\.overdueAt).min()
+        let overdue = state.status == .inProgress && requested.contains { ($0.overdueAt ?? .distantFuture) <= now }
+        let body = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
+        try db.execute(
+            sql: """
+                INSERT INTO cases (application_id, partition, workflow, rule_version, status, next_due, overdue, updated_at, body)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (application_id) DO UPDATE SET status = excluded.status, next_due = excluded.next_due,
+                    overdue = excluded.overdue, updated_at = excluded.updated_at, body = excluded.body
+                """,
+            arguments: [
+                state.applicationId, partition, state.workflow, state.ruleVersion.description, state.status.rawValue,
+                nextDue?.timeIntervalSince1970, overdue, now.timeIntervalSince1970, body,
+            ])
+    }
+
+    // MARK: - Outbox
+
+    /// The first unsent outbox rows, in order.
+    public func unsent(limit: Int = 500) async throws -> [OutboxRow] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM outbox WHERE sent = 0 ORDER BY seq LIMIT ?", arguments: [limit]
+            ).map { row in
+                let deadLetter: DeadLetterPayload? = try (row["dead_letter"] as String?).map {
+                    try JSONDecoder().decode(DeadLetterPayload.self, from: Data($0.utf8))
+                }
+                return OutboxRow(
+                    seq: row["seq"], partition: row["partition"], topic: row["topic"], key: row["key"],
+                    eventId: row["event_id"], type: row["type"], timeMilliseconds: row["time_ms"], body: row["body"],
+                    deadLetter: deadLetter)
+            }
+        }
+    }
+
+    /// Marks rows sent, after the log confirmed them.
+    public func markSent(through seqs: [Int64]) async throws {
+        guard !seqs.isEmpty else { return }
+        try await pool.write { db in
+            for seq in seqs { try db.execute(sql: "UPDATE outbox SET sent = 1 WHERE seq = ?", arguments: [seq]) }
+        }
+    }
+
+    // MARK: - Timers
+
+    /// Timers due at `now` on the given partitions (all partitions when `nil`), earliest first.
+    public func dueTimers(at now: Date, partitions: Set<Int>?, limit: Int = 500) async throws -> [(TimerKey, Int)] {
+        try await pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT * FROM timers WHERE fired = 0 AND due_at <= ? ORDER BY due_at, id LIMIT ?",
+                arguments: [now.timeIntervalSince1970, limit]
+            ).compactMap { row -> (TimerKey, Int)? in
+                let partition: Int = row["partition"]
+                if let partitions, !partitions.contains(partition) { return nil }
+                guard let kind = TimerKey.Kind(rawValue: row["kind"]) else { return nil }
+                return (
+                    TimerKey(
+                        applicationId: row["application_id"], step: row["step"], attempt: row["attempt"], kind: kind),
+                    partition
+                )
+            }
+        }
+    }
+
+    /// The earliest instant an unfired timer is due, if any.
+    public func nextTimer() async throws -> Date? {
+        try await pool.read { db in
+            try Double.fetchOne(db, sql: "SELECT min(due_at) FROM timers WHERE fired = 0").map {
+                Date(timeIntervalSince1970: $0)
+            }
+        }
+    }
+
+    /// Refreshes the `overdue` flag of open cases whose next due instant has passed (the timer
+    /// loop calls it; `applications` lists them first).
+    public func markOverdue(at now: Date) async throws {
+        try await pool.write { db in
+            try db.execute(
+                sql: "UPDATE cases SET overdue = 1 WHERE status = 'in-progress' AND overdue = 0 AND next_due <= ?",
+                arguments: [now.timeIntervalSince1970])
+        }
+    }
+
+    // MARK: - Queries
+
+    /// A case by application id.
+    public func findCase(_ applicationId: String) throws -> (state: Case, partition: Int)? {
+        try pool.read { db in try Self.loadCase(applicationId, db).map { ($0.state, $0.partition) } }
+    }
+
+    /// Open cases, overdue first, then by the next due instant (the `cases_open` index).
+    public func openCases(limit: Int = 100) throws -> [Case] {
+        try pool.read { db in
+            try String.fetchAll(db, sql: Self.openCasesQuery, arguments: [limit]).map {
+                try JSONDecoder().decode(Case.self, from: Data($0.utf8))
+            }
+        }
+    }
+
+    /// The query `applications` runs (a test checks its plan uses the index).
+    public static let openCasesQuery = """
+        SELECT body FROM cases WHERE status = 'in-progress'
+        ORDER BY overdue DESC, next_due, application_id LIMIT ?
+        """
+
+    /// Counts for the metrics: open cases, and steps past their due date and still undecided (their
+    /// `overdue` timer fired and was not cancelled by a decision).
+    public func counts() async throws -> (open: Int, overdue: Int) {
+        try await pool.read { db in
+            let open = try Int.fetchOne(db, sql: "SELECT count(*) FROM cases WHERE status = 'in-progress'") ?? 0
+            let overdue =
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM timers WHERE kind = 'overdue' AND fired = 1") ?? 0
+            return (open, overdue)
+        }
+    }
+}
+
+/// A store that cannot be used, with what to do.
+public struct StoreError: Error, Sendable, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,177 @@
+import Bus
+import CivilTime
+import EmbeddedLog
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+import KafkaLog
+import Orchestrator
+import OrchestratorService
+import TestSupport
+import Testing
+
+/// The repository's catalog, calendar and rules, loaded once.
+enum Repo {
+    static let catalog: TopicCatalog = try! TopicCatalog.load(from: repositoryRoot.appendingPathComponent("Topics"))
+    static let rulesDirectory = repositoryRoot.appendingPathComponent("Rules")
+    static let calendar: WorkingDayCalendar = try! WorkingDayCalendar.load(
+        from: rulesDirectory.appendingPathComponent("calendar.yaml"))
+    static let rules: RuleBook = {
+        do {
+            return try RuleBook.load(directory: rulesDirectory, catalog: catalog)
+        } catch {
+            fatalError("the repository's rules do not load:\n\(error)")
+        }
+    }()
+
+    /// A China-time instant: `at("2026-03-02", 9)`.
+    static func at(_ day: String, _ hour: Int = 9, _ minute: Int = 0) -> Date {
+        CivilDate(day)!.chinaTime(hour: hour, minute: minute)
+    }
+
+    /// A valid restaurant application; `area`, `seats` and `sign` switch the fire and signboard steps.
+    static func restaurant(
+        id: String, submitted: Date = at("2026-03-02", 9, 20), area: Double = 120, seats: Int = 48, sign: Bool = true
+    ) -> JSONValue {
+        .object([
+            "applicationId": .string(id), "submittedAt": .string(ChinaTime.rfc3339(submitted)),
+            "applicant": .object(["name": "陈美玲", "residentId": "440604199308220247", "mobile": "13802761234"]),
+            "business": .object([
+                "name": "佛山市禅城区粤味轩餐饮店", "address": "佛山市禅城区祖庙路33号首层", "areaSquareMetres": .number(area),
+                "seats": .integer(Int64(seats)), "cuisine": "粤菜", "hasOutdoorSignboard": .bool(sign), "usesGas": true,
+            ]),
+            "materials": .array([
+                .object(["name": "身份证", "source": "shared-data"]), .object(["name": "经营场所平面图", "source": "submitted"]),
+                .object(["name": "租赁合同", "source": "submitted"]), .object(["name": "招牌设计效果图", "source": "submitted"]),
+            ]),
+        ])
+    }
+}
+
+/// An embedded bus in a temporary file, a real store beside it, a test clock and an engine; the
+/// steps of the services (poll–apply–commit, relay, timers) are called one at a time.
+final class Bench: Sendable {
+    let directory: URL
+    let log: any EventLog
+    let clock: TestWallClock
+    let publisher: Publisher
+    let storePath: String
+
+    /// - Parameter kafka: on the Kafka test broker (`ONEWINDOW_TEST_KAFKA`) instead of an embedded log.
+    init(start: Date = Repo.at("2026-03-02", 9, 30), kafka: Bool = false) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "onewindow-orch-\(UUID().uuidString.prefix(8).lowercased())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        if kafka {
+            guard let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_TEST_KAFKA"] else {
+                throw SupportError("ONEWINDOW_TEST_KAFKA is not set: run under scripts/with-test-broker.sh")
+            }
+            var configuration = KafkaConfiguration(bootstrapServers: bootstrap.split(separator: ",").map(String.init))
+            configuration.properties["session.timeout.ms"] = "6000"
+            configuration.properties["heartbeat.interval.ms"] = "500"
+            log = try KafkaLog(configuration: configuration)
+        } else {
+            log = try EmbeddedLog(path: directory.appendingPathComponent("bus.sqlite").path)
+        }
+        _ = try await log.createTopics(Repo.catalog.topicSpecs)
+        clock = TestWallClock(start)
+        publisher = Publisher(log: log, catalog: Repo.catalog, name: "test", clock: clock)
+        storePath = directory.appendingPathComponent("orchestrator.sqlite").path
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    /// An engine on the store (opened again each time: a restart).
+    func engine(rules: RuleBook = Repo.rules, store: String? = nil) throws -> OrchestratorEngine {
+        try OrchestratorEngine(
+            store: OrchestratorStore(path: store ?? storePath), rules: rules, calendar: Repo.calendar, log: log,
+            catalog: Repo.catalog, clock: clock)
+    }
+
+    /// Publishes an application.
+    @discardableResult
+    func submit(_ body: JSONValue, type: String = "application.restaurant.submitted") async throws -> Event {
+        let event = Event(
+            id: "submit-\(body[pointer: "/applicationId"]!.stringValue!)", type: type, source: "test-window",
+            subject: nil, time: clock.now(), data: body.serialized())
+        return try await publisher.publish(event).1
+    }
+
+    /// Publishes a department's decision.
+    @discardableResult
+    func decide(
+        _ applicationId: String, _ department: String, _ item: String, outcome: String = "approved", id: String? = nil
+    ) async throws -> Event {
+        var body: [String: JSONValue] = [
+            "applicationId": .string(applicationId), "department": .string(department), "item": .string(item),
+            "decision": .string(outcome), "decidedAt": .string(ChinaTime.rfc3339(clock.now())), "decidedBy": "XX-0417",
+        ]
+        if outcome == "approved" { body["licenceNumber"] = .string("LIC-\(item)") } else { body["reason"] = "材料不全，请补充" }
+        let event = Event(
+            id: id ?? "decision-\(applicationId)-\(item)-\(outcome)", type: "approval.decided",
+            source: "test-\(department)",
+            subject: nil, time: clock.now(), data: JSONValue.object(body).serialized())
+        return try await publisher.publish(event).1
+    }
+
+    /// Everything on a topic, de-duplicated by event id when asked.
+    func events(_ topic: String, deduplicate: Bool = false) async throws -> [Event] {
+        var seen = Set<String>()
+        return try await readTopic(log, topic).map { try CloudEventsBinding.event(from: $0) }.filter {
+            !deduplicate || seen.insert($0.id).inserted
+        }
+    }
+
+    /// Every approval request on every department's topic.
+    func requests() async throws -> [Event] {
+        var all: [Event] = []
+        for topic in Repo.catalog.topics(carrying: "approval.requested") { all += try await events(topic.name) }
+        return all
+    }
+
+    /// Polls the orchestrator's group until nothing is left, applying each batch and committing
+    /// it, then relays the outbox: what `runConsumer` and `runRelay` do, one step at a time.
+    @discardableResult
+    func pump(_ engine: OrchestratorEngine) async throws -> BatchOutcome {
+        let consumer = try await log.makeConsumer(.group(OrchestratorEngine.group, topics: engine.topics))
+        var total = BatchOutcome()
+        while true {
+            let records = try await consumer.poll(maxRecords: 500, timeout: .milliseconds(50))
+            if records.isEmpty { break }
+            let outcome = try await engine.process(records)
+            total.applied += outcome.applied
+            total.duplicates += outcome.duplicates
+            total.deadLettered += outcome.deadLettered
+            total.emitted += outcome.emitted
+            try await consumer.commit(records)
+        }
+        await consumer.close()
+        while try await engine.relayOnce() > 0 {}
+        return total
+    }
+
+    /// A responder that approves every request not answered yet, at once.
+    func approveAll(answered: inout Set<String>, except: Set<String> = []) async throws -> Int {
+        var count = 0
+        for request in try await requests() where !answered.contains(request.id) {
+            let body = try JSONValue.parse(request.data)
+            let department = body[pointer: "/department"]!.stringValue!
+            let item = body[pointer: "/item"]!.stringValue!
+            answered.insert(request.id)
+            if except.contains(item) { continue }
+            try await decide(body[pointer: "/applicationId"]!.stringValue!, department, item, id: "re-\(request.id)")
+            count += 1
+        }
+        return count
+    }
+}
+
+extension Event {
+    var body: JSONValue { try! JSONValue.parse(data) }
+}
+
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+}
