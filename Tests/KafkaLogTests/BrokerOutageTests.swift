@@ -205,48 +205,6 @@ final class InFlightAppends: Sendable {
     var finished: Int { state.withLock { $0.finished } }
 }
 
-/// Waits (at most ten seconds) until something accepts connections on a loopback port.
-func waitForListener(_ port: Int) -> Bool {
-    for _ in 0..<100 {
-        if acceptsConnections(port: port) { return true }
-        usleep(100_000)
-    }
-    return false
-}
-
-/// A Tansu broker of the test's own on a free port (the binary `make test` installed), advertising
-/// `advertisedPort` to clients.
-final class TestBroker: Sendable {
-    let process: Process
-    let port: Int
-
-    init(advertisedPort: Int) throws {
-        guard let tansu = ProcessInfo.processInfo.environment["ONEWINDOW_TEST_TANSU"] else {
-            throw TestFailure("ONEWINDOW_TEST_TANSU is not set: run the tests with `make test`")
-        }
-        port = freePort()
-        process = childProcess(
-            URL(fileURLWithPath: tansu),
-            [
-                "broker", "--listener-url", "tcp://127.0.0.1:\(port)",
-                "--advertised-listener-url", "tcp://127.0.0.1:\(advertisedPort)", "--storage-engine", "memory://tansu/",
-            ])
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        if waitForListener(port) { return }
-        stop()
-        throw TestFailure("the outage test's own broker did not start on 127.0.0.1:\(port)")
-    }
-
-    /// Kills the broker and waits (at most five seconds) for it to be gone. `waitUntilExit` is
-    /// not used: on Linux it spins a run loop that can hang when called off the main thread.
-    func stop() {
-        kill(process.processIdentifier, SIGKILL)
-        for _ in 0..<50 where process.isRunning { usleep(100_000) }
-    }
-}
-
 /// A TCP proxy on a loopback port in front of the broker (a small python3 program): SIGUSR1 cuts
 /// (closes every connection and the listening socket, so new connections are refused), SIGUSR2
 /// restores (listens again).

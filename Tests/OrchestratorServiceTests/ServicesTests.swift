@@ -10,14 +10,11 @@ import Testing
 /// responder approving every request at once, on each backend through the same EventLog interface.
 @Suite("The orchestrator's services on each backend", .serialized)
 struct ServicesTests {
-    static let kafka = ProcessInfo.processInfo.environment["ONEWINDOW_TEST_KAFKA"] != nil
-
     @Test("The restaurant completes with the services running; the embedded log", .timeLimit(.minutes(2)))
     func embedded() async throws { try await run(kafka: false, prefix: "RA-2026-2") }
 
     @Test(
-        "The restaurant completes with the services running; the Kafka test broker", .enabled(if: kafka),
-        .timeLimit(.minutes(3)))
+        "The restaurant completes with the services running; a Kafka test broker of its own", .timeLimit(.minutes(3)))
     func onKafka() async throws { try await run(kafka: true, prefix: "RA-2026-3") }
 
     @Test(

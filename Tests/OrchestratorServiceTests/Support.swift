@@ -57,6 +57,8 @@ final class Bench: Sendable {
     let clock: TestWallClock
     let publisher: Publisher
     let storePath: String
+    /// The Kafka broker of this bench's own (`nil` on the embedded log).
+    let broker: TestBroker?
 
     /// - Parameter kafka: on the Kafka test broker (`ONEWINDOW_TEST_KAFKA`) instead of an embedded log.
     init(start: Date = Repo.at("2026-03-02", 9, 30), kafka: Bool = false) async throws {
@@ -64,14 +66,16 @@ final class Bench: Sendable {
             "onewindow-orch-\(UUID().uuidString.prefix(8).lowercased())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         if kafka {
-            guard let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_TEST_KAFKA"] else {
-                throw SupportError("ONEWINDOW_TEST_KAFKA is not set: run under scripts/with-test-broker.sh")
-            }
-            var configuration = KafkaConfiguration(bootstrapServers: bootstrap.split(separator: ",").map(String.init))
+            // A broker of its own: the orchestrator reads every department's decision topic, and on
+            // the broker the other tests share it would read (and dead-letter) their decisions.
+            let broker = try TestBroker()
+            self.broker = broker
+            var configuration = KafkaConfiguration(bootstrapServers: ["127.0.0.1:\(broker.port)"])
             configuration.properties["session.timeout.ms"] = "6000"
             configuration.properties["heartbeat.interval.ms"] = "500"
             log = try KafkaLog(configuration: configuration)
         } else {
+            broker = nil
             log = try EmbeddedLog(path: directory.appendingPathComponent("bus.sqlite").path)
         }
         _ = try await log.createTopics(Repo.catalog.topicSpecs)
@@ -80,7 +84,10 @@ final class Bench: Sendable {
         storePath = directory.appendingPathComponent("orchestrator.sqlite").path
     }
 
-    deinit { try? FileManager.default.removeItem(at: directory) }
+    deinit {
+        broker?.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
 
     /// An engine on the store (opened again each time: a restart).
     func engine(rules: RuleBook = Repo.rules, store: String? = nil) throws -> OrchestratorEngine {

@@ -80,3 +80,49 @@ public func childProcess(_ executable: URL, _ arguments: [String]) -> Process {
     process.arguments = ["--pdeathsig", "KILL", "--", executable.path] + arguments
     return process
 }
+
+/// Waits up to ten seconds for something to accept connections on a loopback port.
+public func waitForListener(_ port: Int) -> Bool {
+    for _ in 0..<100 {
+        if acceptsConnections(port: port) { return true }
+        usleep(100_000)
+    }
+    return false
+}
+
+/// A Tansu broker of a test's own on a free port (the binary `make test` installed), for a test
+/// that cuts its broker off or must not share topics with the tests on `make test`'s broker.
+public final class TestBroker: Sendable {
+    public let process: Process
+    /// The port it listens on.
+    public let port: Int
+
+    /// - Parameter advertisedPort: the port it tells clients to use (a proxy's); `nil`: its own.
+    public init(advertisedPort: Int? = nil) throws {
+        guard let tansu = ProcessInfo.processInfo.environment["ONEWINDOW_TEST_TANSU"] else {
+            throw SupportError("ONEWINDOW_TEST_TANSU is not set: run the tests with `make test`")
+        }
+        let port = freePort()
+        self.port = port
+        process = childProcess(
+            URL(fileURLWithPath: tansu),
+            [
+                "broker", "--listener-url", "tcp://127.0.0.1:\(port)",
+                "--advertised-listener-url", "tcp://127.0.0.1:\(advertisedPort ?? port)", "--storage-engine",
+                "memory://tansu/",
+            ])
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        if waitForListener(port) { return }
+        stop()
+        throw SupportError("a test's own broker did not start on 127.0.0.1:\(port)")
+    }
+
+    /// Kills the broker and waits (at most five seconds) for it to be gone. `waitUntilExit` is
+    /// not used: on Linux it spins a run loop that can hang when called off the main thread.
+    public func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        for _ in 0..<50 where process.isRunning { usleep(100_000) }
+    }
+}
