@@ -61,20 +61,7 @@ struct ErrorHandlingTests {
             try table.insert(db)
         }
         let connector = try RunningConnector(
-            """
-            name: missing-\(bench.unique)
-            department: tax
-            database: \(bench.path("department.sqlite"))
-            state: \(bench.path("state.sqlite"))
-            sources:
-              - kind: table
-                table: payments
-                cursor: change_seq
-                type: \(Self.type)
-                interval: 50ms
-                mapping:
-            \(table.mappingYAML)
-            """, on: bench, log: bus)
+            bench.tableConnectorYAML("missing", table: table, type: Self.type), on: bench, log: bus)
         atEnd { await connector.stop() }
         try await bench.eventually("a retry counted", seconds: 20) { connector.connector.stats.snapshot.retries >= 2 }
         #expect(connector.connector.stats.snapshot.published == 0)
@@ -102,21 +89,7 @@ struct ErrorHandlingTests {
             try table.insert(db)
         }
         let connector = try RunningConnector(
-            """
-            name: oversized-\(bench.unique)
-            department: tax
-            database: \(bench.path("department.sqlite"))
-            state: \(bench.path("state.sqlite"))
-            sources:
-              - kind: table
-                table: payments
-                cursor: change_seq
-                type: \(Self.type)
-                interval: 50ms
-                batch: 10
-                mapping:
-            \(table.mappingYAML)
-            """, on: bench)
+            bench.tableConnectorYAML("oversized", table: table, type: Self.type, source: ["batch: 10"]), on: bench)
         atEnd { await connector.stop() }
         try await bench.eventually("rows 1 and 3 published", seconds: 30) {
             try await bench.events(on: Self.type, idPrefix: "tax/payments/").count == 2
@@ -244,20 +217,7 @@ struct ErrorHandlingTests {
             try table.insert(db)
         }
         let connector = try RunningConnector(
-            """
-            name: closed-\(bench.unique)
-            department: tax
-            database: \(bench.path("department.sqlite"))
-            state: \(bench.path("state.sqlite"))
-            sources:
-              - kind: table
-                table: \(table.table)
-                cursor: change_seq
-                type: \(Self.type)
-                interval: 50ms
-                mapping:
-            \(table.mappingYAML)
-            """, on: bench)
+            bench.tableConnectorYAML("closed", table: table, type: Self.type), on: bench)
         atEnd { await connector.stop() }
         try await bench.eventually("the first row published", seconds: 30) {
             try await !bench.events(on: Self.type, idPrefix: "tax/\(table.table)/").isEmpty

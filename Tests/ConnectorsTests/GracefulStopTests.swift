@@ -104,20 +104,8 @@ struct GracefulStopTests {
             try table.insert(db)
         }
         let file = bench.path("connector.yaml")
-        try """
-        name: retrying-\(bench.unique)
-        department: tax
-        database: \(bench.path("department.sqlite"))
-        state: \(bench.path("state.sqlite"))
-        sources:
-          - kind: table
-            table: payments
-            cursor: change_seq
-            type: \(Self.type)
-            interval: 50ms
-            mapping:
-        \(table.mappingYAML)
-        """.write(toFile: file, atomically: true, encoding: .utf8)
+        try bench.tableConnectorYAML("retrying", table: table, type: Self.type)
+            .write(toFile: file, atomically: true, encoding: .utf8)
         // A log of its own with no topics: publishing is retried until they are created.
         let process = try ConnectorProcess(file, bus: "embedded:" + bench.path("no-topics.sqlite"))
         try await Task.sleep(for: .seconds(3))
@@ -142,20 +130,8 @@ struct GracefulStopTests {
             try table.insert(db)
         }
         let file = bench.path("connector.yaml")
-        try """
-        name: fatal-\(bench.unique)
-        department: tax
-        database: \(bench.path("department.sqlite"))
-        state: \(bench.path("state.sqlite"))
-        sources:
-          - kind: table
-            table: payments
-            cursor: change_seq
-            type: \(Self.type)
-            interval: 50ms
-            mapping:
-        \(table.mappingYAML)
-        """.write(toFile: file, atomically: true, encoding: .utf8)
+        try bench.tableConnectorYAML("fatal", table: table, type: Self.type)
+            .write(toFile: file, atomically: true, encoding: .utf8)
         let process = try ConnectorProcess(file, bus: bench.busAddress)
         try await bench.eventually("the first row published", seconds: 60) {
             try await !bench.events(on: Self.type, idPrefix: "tax/payments/").isEmpty

@@ -65,6 +65,20 @@ struct Workbench: Sendable {
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
+    /// The text of a tax connector file with one table source of `type` over `table` (cursor
+    /// `change_seq`, polled every 50 ms) on this bench's department database and state file, as
+    /// most connector tests need. `top` adds keys to the file (`metrics: …`), `source` to the
+    /// source (`batch: 10`).
+    func tableConnectorYAML(
+        _ name: String, table: ExampleTable, type: String, top: [String] = [], source: [String] = []
+    ) -> String {
+        (["name: \(name)-\(unique)", "department: tax", "database: \(path("department.sqlite"))",
+          "state: \(path("state.sqlite"))"] + top
+            + ["sources:", "  - kind: table", "    table: \(table.table)", "    cursor: change_seq", "    type: \(type)",
+               "    interval: 50ms"] + source.map { "    " + $0 } + ["    mapping:", table.mappingYAML])
+            .joined(separator: "\n")
+    }
+
     /// A department database file with the approval tables of the connector contract.
     func departmentDatabase() throws -> DatabasePool {
         let pool = try DatabasePool(path: path("department.sqlite"))
