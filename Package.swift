@@ -159,7 +159,7 @@ let package = Package(
         .testTarget(name: "CivilTimeTests", dependencies: ["CivilTime", "EventLog"]),
         .testTarget(
             name: "OrchestratorTests",
-            dependencies: ["Orchestrator", "EventSchemas", "CivilTime", "ConfigFiles"]
+            dependencies: ["Orchestrator", "EventSchemas", "CivilTime", "ConfigFiles", "TestSupport"]
         ),
         .testTarget(
             name: "OrchestratorServiceTests",
@@ -169,7 +169,9 @@ let package = Package(
             ]
         ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),
-        .testTarget(name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel", "ConfigFiles", "CivilTime"]),
+        .testTarget(
+            name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel", "ConfigFiles", "CivilTime", "TestSupport"]
+        ),
         .testTarget(
             name: "EventLogConformanceTests",
             dependencies: [
@@ -190,7 +192,7 @@ let package = Package(
         .testTarget(
             name: "DepartmentSystemsTests",
             dependencies: [
-                "DepartmentSystems", "EventSchemas", "Connectors", "CivilTime",
+                "DepartmentSystems", "EventSchemas", "Connectors", "CivilTime", "TestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -4,6 +4,7 @@ import EventSchemas
 import Foundation
 import GRDB
 import Testing
+import TestSupport
 
 /// The connector files of `Connectors/`.
 enum ConnectorFiles {
@@ -135,39 +136,15 @@ enum ConnectorFiles {
     }
 }
 
-/// A broken connector file of `Tests/BrokenConfigFiles/connectors` and what its first line says.
-struct BrokenConnectorFile: CustomStringConvertible, Sendable {
-    let path: String
-    let line: Int
-    let message: String
-
-    var description: String { URL(fileURLWithPath: path).lastPathComponent }
-
-    static let all: [BrokenConnectorFile] = {
-        let directory = repositoryRoot.appendingPathComponent("Tests/BrokenConfigFiles/connectors")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return names.filter { $0.hasSuffix(".yaml") }.sorted().compactMap { name in
-            let path = directory.appendingPathComponent(name).path
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-                let first = text.split(separator: "\n").first, first.hasPrefix("# expect: ")
-            else { return nil }
-            let expectation = first.dropFirst("# expect: ".count)
-            guard let colon = expectation.firstIndex(of: ":"), let line = Int(expectation[..<colon]) else { return nil }
-            return BrokenConnectorFile(
-                path: path, line: line, message: String(expectation[expectation.index(after: colon)...].dropFirst()))
-        }
-    }()
-}
-
 @Suite struct BrokenConnectorFileTests {
     @Test func theCorpusIsThere() {
-        #expect(BrokenConnectorFile.all.count >= 8)
+        #expect(BrokenConfigFile.all(in: "connectors").count >= 8)
     }
 
     /// Unknown and misspelt keys, wrong types, missing keys: each refused with the file, the line
     /// and the message the file's first line states.
-    @Test(arguments: BrokenConnectorFile.all)
-    func aBrokenFileIsRefusedWithFileLineAndMessage(_ broken: BrokenConnectorFile) {
+    @Test(arguments: BrokenConfigFile.all(in: "connectors"))
+    func aBrokenFileIsRefusedWithFileLineAndMessage(_ broken: BrokenConfigFile) {
         do {
             _ = try ConnectorConfiguration.load(path: broken.path)
             Issue.record("\(broken) was accepted")

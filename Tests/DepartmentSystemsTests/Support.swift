@@ -4,10 +4,7 @@ import DepartmentSystems
 import EventSchemas
 import Foundation
 import GRDB
-
-/// The repository root, found from this file's path.
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent()
+import TestSupport
 
 /// The repository's catalog, loaded once.
 let catalog: TopicCatalog = {

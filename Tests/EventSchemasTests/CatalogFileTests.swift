@@ -2,30 +2,9 @@ import ConfigFiles
 import EventSchemas
 import Foundation
 import Testing
+import TestSupport
 
-/// A broken file of `Tests/BrokenConfigFiles/` and what its first line says the error is.
-struct BrokenConfigFile: CustomStringConvertible, Sendable {
-    let path: String
-    let line: Int
-    let message: String
-
-    var description: String { URL(fileURLWithPath: path).lastPathComponent }
-
-    static func all(in folder: String) -> [BrokenConfigFile] {
-        let directory = schemasDirectory.deletingLastPathComponent().appendingPathComponent("Tests/BrokenConfigFiles/\(folder)")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return names.filter { $0.hasSuffix(".yaml") }.sorted().compactMap { name in
-            let path = directory.appendingPathComponent(name).path
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-                let first = text.split(separator: "\n").first, first.hasPrefix("# expect: ")
-            else { return nil }
-            let expectation = first.dropFirst("# expect: ".count)
-            guard let colon = expectation.firstIndex(of: ":"), let line = Int(expectation[..<colon]) else { return nil }
-            return BrokenConfigFile(
-                path: path, line: line, message: String(expectation[expectation.index(after: colon)...].dropFirst()))
-        }
-    }
-
+extension BrokenConfigFile {
     /// Checks an error against the expectation: the file and line, then the message.
     func check(_ error: any Error, file: String) {
         guard let error = error as? ConfigFileError else {

@@ -3,9 +3,8 @@ import EventSchemas
 import Foundation
 import Orchestrator
 import Testing
+import TestSupport
 
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent()
 let rulesDirectory = repositoryRoot.appendingPathComponent("Rules")
 
 /// The repository's catalog, calendar and rules, loaded once.

@@ -3,27 +3,10 @@ import EventSchemas
 import Foundation
 import Orchestrator
 import Testing
+import TestSupport
 
 @Suite("Rule files: loading, checking, versions, diff")
 struct RuleFileTests {
-    static let broken = repositoryRoot.appendingPathComponent("Tests/BrokenConfigFiles")
-
-    static func corpus(_ folder: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: broken.appendingPathComponent(folder).path)) ?? [])
-            .filter { $0.hasSuffix(".yaml") }.sorted()
-    }
-
-    /// `# expect: LINE: TEXT` of a corpus file.
-    static func expectation(_ url: URL) throws -> (line: Int, text: String) {
-        let first = try String(contentsOf: url, encoding: .utf8).split(separator: "\n").first ?? ""
-        let rest = first.dropFirst("# expect: ".count)
-        let colon = try #require(rest.firstIndex(of: ":"))
-        return (
-            try #require(Int(rest[..<colon])),
-            String(rest[rest.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
-        )
-    }
-
     /// A temporary copy of Rules/ to break.
     static func copyOfRules() throws -> URL {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -46,10 +29,10 @@ struct RuleFileTests {
         #expect(restaurant.version.description.hasPrefix("restaurant-opening@"))
     }
 
-    @Test(arguments: corpus("workflows"))
-    func aBrokenWorkflowIsRefusedWithItsLine(_ name: String) throws {
-        let url = Self.broken.appendingPathComponent("workflows/\(name)")
-        let (line, text) = try Self.expectation(url)
+    @Test(arguments: BrokenConfigFile.all(in: "workflows"))
+    func aBrokenWorkflowIsRefusedWithItsLine(_ broken: BrokenConfigFile) throws {
+        let url = URL(fileURLWithPath: broken.path)
+        let (name, line, text) = (broken.name, broken.line, broken.message)
         do {
             _ = try RuleBook.loadWorkflow(file: url, rulesDirectory: rulesDirectory, catalog: Fixtures.catalog)
             Issue.record("\(name) was accepted")
@@ -62,14 +45,14 @@ struct RuleFileTests {
         }
     }
 
-    @Test(arguments: corpus("notifications"))
-    func aBrokenNotificationFileIsRefusedWithItsLine(_ name: String) throws {
+    @Test(arguments: BrokenConfigFile.all(in: "notifications"))
+    func aBrokenNotificationFileIsRefusedWithItsLine(_ broken: BrokenConfigFile) throws {
+        let (name, line, text) = (broken.name, broken.line, broken.message)
         let rules = try Self.copyOfRules()
         defer { try? FileManager.default.removeItem(at: rules) }
         let target = rules.appendingPathComponent("notifications.yaml")
         try FileManager.default.removeItem(at: target)
-        try FileManager.default.copyItem(at: Self.broken.appendingPathComponent("notifications/\(name)"), to: target)
-        let (line, text) = try Self.expectation(target)
+        try FileManager.default.copyItem(atPath: broken.path, toPath: target.path)
         do {
             _ = try RuleBook.load(directory: rules, catalog: Fixtures.catalog)
             Issue.record("\(name) was accepted")
