@@ -19,6 +19,7 @@ import ServiceLifecycle
 /// request, decision and text message as it reaches the bus, and at the end the completion record.
 /// Its files are `var/demo-<department>.sqlite`, `var/demo-connector-<department>.sqlite` and
 /// `var/demo-orchestrator.sqlite` (``files``), emptied by `onewindow demo` unless `--keep`.
+/// The services log warnings only; `DEMO_DEBUG=1` in the environment shows their info lines.
 public struct RestaurantStory: Sendable {
     let log: any EventLog
     let catalog: TopicCatalog
