@@ -19,7 +19,8 @@ struct DemoCommand: AsyncParsableCommand {
             the serial sum. Exits 0 only if every step happened; otherwise 1, naming what is missing.
             The demo's own log is var/demo.sqlite and its other files var/demo-*.sqlite, emptied \
             on every run unless --keep; it ignores ONEWINDOW_BUS. A log named with --bus is used \
-            instead and never emptied.
+            instead for the first part, never emptied, and the story is not told on it (it would \
+            join the connectors' and the orchestrator's consumer groups there).
             """)
 
     @OptionGroup var options: BusOptions
@@ -42,11 +43,19 @@ struct DemoCommand: AsyncParsableCommand {
         var busOptions = options
         busOptions.bus = address.description
         let catalog = try options.loadCatalog()
+        // The story joins the connectors' and the orchestrator's consumer groups: only on the
+        // demo's own log, never on one named with --bus, which may be a real one.
+        let ownLog: Bool = if case .embedded(let path) = address, path == Self.demoLog { true } else { false }
         let story = try await withLog(busOptions, create: true) { log in
             try await DemoScenario(log: log, catalog: catalog, write: { print($0) }).run()
+            guard ownLog else {
+                print("\n(the restaurant story runs on the demo's own log only: it would join the connectors' groups on \(address))")
+                return RestaurantStory.Summary?.none
+            }
             print("\n== 6. A restaurant application, the departments deciding on a clock of two days a second")
             return try await RestaurantStory(log: log, catalog: catalog, write: { print($0) }).run()
         }
+        guard let story else { return }
         let missing = story.missing
         guard missing.isEmpty else {
             throw CommandFailure(.failure, "the restaurant story did not finish; missing: \(missing.joined(separator: ", "))")
