@@ -9,10 +9,18 @@ import Foundation
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Publish department events, show a refused one going to the dead letters, read them back.",
+        abstract: "Publish department events, refuse a bad one, then follow a restaurant application to completion.",
         discussion: """
-            The demo's own log is var/demo.sqlite, emptied on every run unless --keep; it \
-            ignores ONEWINDOW_BUS. A log named with --bus is used instead and never emptied.
+            First department events are published, a bad one is refused to the dead letters and a \
+            downstream group reads them back. Then a restaurant application goes through the \
+            orchestrator while the six departments' simulators decide on a clock running two \
+            days a second, with their connectors, all in this process: each request, decision and \
+            text message is printed as it arrives, and at the end the working days taken against \
+            the serial sum. Exits 0 only if every step happened; otherwise 1, naming what is missing.
+            The demo's own log is var/demo.sqlite and its other files var/demo-*.sqlite, emptied \
+            on every run unless --keep; it ignores ONEWINDOW_BUS. A log named with --bus is used \
+            instead for the first part, never emptied, and the story is not told on it (it would \
+            join the connectors' and the orchestrator's consumer groups there).
             """)
 
     @OptionGroup var options: BusOptions
@@ -27,12 +35,32 @@ struct DemoCommand: AsyncParsableCommand {
         if case .embedded(let path) = address, path == Self.demoLog, !keep {
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
         }
+        if !keep {
+            for file in RestaurantStory.files {
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: file + suffix) }
+            }
+        }
         var busOptions = options
         busOptions.bus = address.description
         let catalog = try options.loadCatalog()
-        _ = try await withLog(busOptions, create: true) { log in
+        // The story joins the connectors' and the orchestrator's consumer groups: only on the
+        // demo's own log, never on one named with --bus, which may be a real one.
+        let ownLog: Bool = if case .embedded(let path) = address, path == Self.demoLog { true } else { false }
+        let story = try await withLog(busOptions, create: true) { log in
             try await DemoScenario(log: log, catalog: catalog, write: { print($0) }).run()
+            guard ownLog else {
+                print("\n(the restaurant story runs on the demo's own log only: it would join the connectors' groups on \(address))")
+                return RestaurantStory.Summary?.none
+            }
+            print("\n== 6. A restaurant application, the departments deciding on a clock of two days a second")
+            return try await RestaurantStory(log: log, catalog: catalog, write: { print($0) }).run()
         }
+        guard let story else { return }
+        let missing = story.missing
+        guard missing.isEmpty else {
+            throw CommandFailure(.failure, "the restaurant story did not finish; missing: \(missing.joined(separator: ", "))")
+        }
+        print("\nEvery step happened. Try: onewindow status \(story.completion?.applicationId ?? "") --store var/demo-orchestrator.sqlite")
     }
 }
 
@@ -48,10 +76,11 @@ public struct DemoScenario: Sendable {
         self.write = write
     }
 
-    /// The event types the demo publishes, one per department.
+    /// The event types the demo publishes, one per department. (No application: the restaurant
+    /// story submits its own, and the orchestrator it runs would take up any other on this log.)
     public static let publishedTypes = [
         "household.birth.registered", "socialsecurity.enrolment.registered", "tax.payment.received",
-        "realestate.contract.signed", "market.business.registered", "application.restaurant.submitted",
+        "realestate.contract.signed", "market.business.registered",
     ]
 
     /// What the demo did, for tests.
@@ -139,7 +168,7 @@ public struct DemoScenario: Sendable {
                 write("     reason: \(record.header("dl_reason") ?? "?")")
             }
         }
-        write("\nTry: onewindow subscribe --bus embedded:var/demo.sqlite --topic household.birth.registered --until-end")
+        write("   (try: onewindow subscribe --bus embedded:var/demo.sqlite --topic household.birth.registered --until-end)")
         return Summary(published: published, deadLettered: refused, readBack: read.count, lagAfterCommit: lag)
     }
 }

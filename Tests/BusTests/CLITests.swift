@@ -241,4 +241,62 @@ struct CLITests {
         #expect(summary.readBack == summary.published)
         #expect(summary.lagAfterCommit == 0)
     }
+
+    /// `onewindow demo` as `make demo` runs it, in a folder of its own: the first part, then the
+    /// restaurant from submission to completion with the departments deciding, exit status 0.
+    @Test func demoTellsTheRestaurantStory() async throws {
+        let directory = try demoFolder()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let started = ContinuousClock.now
+        let demo = try await runOnewindow(["demo"], environment: ["ONEWINDOW_BUS": ""], directory: directory)
+        let took = ContinuousClock.now - started
+        let output = demo.output
+        #expect(demo.status == 0, "\(output)\n\(demo.error)")
+        #expect(took < .seconds(50), "the demo took \(took)")
+        #expect(output.contains("REFUSED"))
+        #expect(output.contains("committed; the group's lag is now 0"))
+        // The business licence first, then the fan-out to the five others, each decided.
+        let lines = output.split(separator: "\n").map(String.init)
+        let licence = try #require(lines.firstIndex { $0.contains("→ request  market-regulation") })
+        let licenceDecided = try #require(lines.firstIndex { $0.contains("← decision market-regulation: approved") })
+        #expect(licence < licenceDecided)
+        for department in ["food-safety", "fire-safety", "environment", "urban-management", "tax"] {
+            let request = try #require(lines.firstIndex { $0.contains("→ request  \(department)") }, "\(output)")
+            #expect(request > licenceDecided)
+            #expect(lines.contains { $0.contains("← decision \(department): approved") }, "\(output)")
+        }
+        #expect(output.contains("SMS requested: application-received"))
+        #expect(output.contains("SMS requested: application-completed"))
+        #expect(output.contains("one step after another it would take"))
+        #expect(output.contains("Every step happened."))
+    }
+
+    /// A department that never answers (its connector delivers no requests): the demo gives up
+    /// after its time limit, exits 1 and names the decision missing.
+    @Test func demoFailsNamingWhatIsMissing() async throws {
+        let directory = try demoFolder()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let tax = directory.appendingPathComponent("Connectors/tax.yaml")
+        let text = try String(contentsOf: tax, encoding: .utf8)
+        let withoutSinks = try #require(text.components(separatedBy: "sinks:").first) + "sinks: []\n"
+        try withoutSinks.write(to: tax, atomically: true, encoding: .utf8)
+        let demo = try await runOnewindow(
+            ["demo"], environment: ["ONEWINDOW_BUS": ""], directory: directory, timeout: .seconds(90))
+        #expect(demo.status == 1, "\(demo.output)\n\(demo.error)")
+        #expect(demo.output.contains("→ request  tax"))
+        #expect(!demo.output.contains("Every step happened."))
+        #expect(demo.error.contains("missing: the decision of tax"), "\(demo.error)")
+    }
+
+    /// A temporary folder with the repository's Topics, Rules and Connectors, to run the demo in.
+    func demoFolder() throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "onewindow-demo-\(UUID().uuidString.prefix(8).lowercased())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for folder in ["Topics", "Rules", "Connectors"] {
+            try FileManager.default.copyItem(
+                at: repositoryRoot.appendingPathComponent(folder), to: directory.appendingPathComponent(folder))
+        }
+        return directory
+    }
 }
