@@ -26,6 +26,8 @@ COPY --from=build /usr/local/bin/onewindow /usr/local/bin/onewindow
 WORKDIR /app
 COPY Topics ./Topics
 COPY Connectors ./Connectors
+# The working-day calendar (dept-sim --decide) and the orchestrator's rules.
+COPY Rules ./Rules
 RUN mkdir -p /app/var && chown onewindow /app/var
 USER onewindow
 ENTRYPOINT ["onewindow"]

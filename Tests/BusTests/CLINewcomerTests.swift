@@ -368,6 +368,21 @@ struct CLINewcomerTests {
         }
     }
 
+    // MARK: The container image
+
+    /// The image's runtime stage has every folder the commands read from their working directory
+    /// by default: the catalog, the connector files, and the rules with the working-day calendar
+    /// (without it `dept-sim --decide` in compose.yaml cannot start).
+    @Test func theImageCarriesEveryFolderTheCommandsRead() throws {
+        let dockerfile = try String(contentsOf: repositoryRoot.appendingPathComponent("Dockerfile"), encoding: .utf8)
+        let runtime = try #require(dockerfile.components(separatedBy: "\nFROM ").last)
+        let copied = runtime.split(separator: "\n").filter { $0.hasPrefix("COPY ") && !$0.contains("--from") }
+            .compactMap { $0.split(separator: " ").dropFirst().first.map(String.init) }
+        for folder in ["Topics", "Connectors", "Rules"] {
+            #expect(copied.contains(folder), "the runtime image lacks \(folder)/: \(copied)")
+        }
+    }
+
     // MARK: The README
 
     /// Every `onewindow` command line of the README's command section parses, and the quick
