@@ -138,7 +138,9 @@ struct EmbeddedLogTests {
     @Test func groupBusyIsRetriable() async throws {
         let folder = try Folder()
         defer { folder.remove() }
-        let log = try EmbeddedLog(path: folder.log)
+        // A session long enough that a member stays live on a loaded machine between its polls
+        // (with the default 10 s, a slow run could evict it and let seekGroup pass).
+        let log = try EmbeddedLog(path: folder.log, configuration: EmbeddedLogConfiguration(sessionTimeout: .seconds(120)))
         let topic = "household.birth.registered"
         try await log.createTopics([TopicSpec(name: topic, partitions: 2)])
         let first = try await log.makeConsumer(.group("g", topics: [topic]))
