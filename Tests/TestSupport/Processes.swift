@@ -68,16 +68,17 @@ public func acceptsConnections(port: Int) -> Bool {
     }
 }
 
-/// A process that ends with the test process that starts it, however that one ends (a crash, a
-/// SIGKILL, a `make test` stopped midway): it is started through `setpriv --pdeathsig KILL`, so
-/// the kernel kills it when its parent goes. Not run yet: set its pipes and directory, then `run()`.
+/// A child process of a test, not run yet: set its pipes and directory, then `run()`. It stays in
+/// the test process's process group, which `scripts/with-test-broker.sh` (what `make test` runs)
+/// stops as a whole however the run ends, so nothing a test started outlives a stopped run.
 ///
-/// The parent is, to the kernel, the thread that started it; tasks start processes from the
-/// cooperative pool's threads, which live as long as the test process.
+/// (Not `setpriv --pdeathsig`: the kernel sends that signal when the *thread* that started the
+/// child ends, and the concurrency pool's idle threads do end, killing a test's own broker in the
+/// middle of the test.)
 public func childProcess(_ executable: URL, _ arguments: [String]) -> Process {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-    process.arguments = ["--pdeathsig", "KILL", "--", executable.path] + arguments
+    process.executableURL = executable
+    process.arguments = arguments
     return process
 }
 
