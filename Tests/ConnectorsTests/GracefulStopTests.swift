@@ -97,12 +97,7 @@ struct GracefulStopTests {
     @Test func sigtermWhileAPartRetriesStopsAtOnceWithStatusZero() async throws {
         let bench = try await Workbench(.embedded)
         atEnd { await bench.tearDown() }
-        let table = try ExampleTable(type: Self.type, table: "payments", catalog: catalog)
-        let department = try bench.departmentDatabase()
-        try await department.write { db in
-            try db.execute(sql: table.createSQL)
-            try table.insert(db)
-        }
+        let table = try await bench.paymentsTable(type: Self.type)
         let file = bench.path("connector.yaml")
         try bench.tableConnectorYAML("retrying", table: table, type: Self.type)
             .write(toFile: file, atomically: true, encoding: .utf8)
@@ -123,12 +118,8 @@ struct GracefulStopTests {
     @Test func anErrorRetryingCannotFixExitsWithTheRestartStatus() async throws {
         let bench = try await Workbench(.embedded)
         atEnd { await bench.tearDown() }
-        let table = try ExampleTable(type: Self.type, table: "payments", catalog: catalog)
+        let table = try await bench.paymentsTable(type: Self.type)
         let department = try bench.departmentDatabase()
-        try await department.write { db in
-            try db.execute(sql: table.createSQL)
-            try table.insert(db)
-        }
         let file = bench.path("connector.yaml")
         try bench.tableConnectorYAML("fatal", table: table, type: Self.type)
             .write(toFile: file, atomically: true, encoding: .utf8)

@@ -65,6 +65,16 @@ struct Workbench: Sendable {
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
+    /// The example table `payments` of `type` in the department database, with `rows` rows.
+    func paymentsTable(type: String, rows: Int = 1) async throws -> ExampleTable {
+        let table = try ExampleTable(type: type, table: "payments", catalog: catalog)
+        try await departmentDatabase().write { db in
+            try db.execute(sql: table.createSQL)
+            for _ in 0..<rows { try table.insert(db) }
+        }
+        return table
+    }
+
     /// The text of a tax connector file with one table source of `type` over `table` (cursor
     /// `change_seq`, polled every 50 ms) on this bench's department database and state file, as
     /// most connector tests need. `top` adds keys to the file (`metrics: …`), `source` to the

@@ -50,10 +50,7 @@ struct CrashTests {
                     continue
                 }
                 requests.append(event.id)
-                let body = event.body
-                try await bench.decide(
-                    body[pointer: "/applicationId"]!.stringValue!, body[pointer: "/department"]!.stringValue!,
-                    body[pointer: "/item"]!.stringValue!, id: "re-\(event.id)")
+                try await bench.approve(request: event)
             }
             if kills < 10, clock.now > nextKill {
                 kill(orchestrator.processIdentifier, SIGKILL)

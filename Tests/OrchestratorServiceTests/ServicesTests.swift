@@ -60,10 +60,7 @@ struct ServicesTests {
                     continue
                 }
                 requests.append(event.id)
-                let body = event.body
-                try await bench.decide(
-                    body[pointer: "/applicationId"]!.stringValue!, body[pointer: "/department"]!.stringValue!,
-                    body[pointer: "/item"]!.stringValue!, id: "re-\(event.id)")
+                try await bench.approve(request: event)
             }
             states = try ids.compactMap { id in try engines.compactMap { try $0.store.findCase(id)?.state }.first }
             if states.count == ids.count, states.allSatisfy({ $0.status == .completed }),
