@@ -46,6 +46,19 @@ let package = Package(
             name: "CivilTime",
             dependencies: ["ConfigFiles"]
         ),
+        // The one retry rule of the long-running processes: what an error means (ErrorDisposition:
+        // retry, dead-letter, poll again, fatal), the back-off loop on the injected clock
+        // (Retrier), and the failure that ends a process with status 75 (FatalFailure). Shared by
+        // the connectors and the orchestrator; it classifies GRDB's errors by their SQLite code
+        // and imports no C module itself.
+        .target(
+            name: "Retrying",
+            dependencies: [
+                "EventLog", "EventSchemas", "CivilTime", "ConfigFiles", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The log interface: topics, partitions, offsets, consumer groups. Knows bytes, not events.
         .target(name: "EventLog"),
         // The embedded backend: the log in one SQLite file (GRDB, WAL).
@@ -82,7 +95,7 @@ let package = Package(
         .target(
             name: "Connectors",
             dependencies: [
-                "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "ConfigFiles",
+                "Retrying", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "ConfigFiles",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -117,7 +130,7 @@ let package = Package(
         .target(
             name: "OrchestratorService",
             dependencies: [
-                "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "Connectors",
+                "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "Connectors", "Retrying",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -129,7 +142,7 @@ let package = Package(
             name: "OneWindowCLI",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors", "DepartmentSystems",
-                "CivilTime", "Orchestrator", "OrchestratorService", "ConfigFiles",
+                "CivilTime", "Orchestrator", "OrchestratorService", "ConfigFiles", "Retrying",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -165,7 +178,8 @@ let package = Package(
             name: "OrchestratorServiceTests",
             dependencies: [
                 "OrchestratorService", "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog",
-                "KafkaLog", "CivilTime", "OneWindowCLI", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                "KafkaLog", "CivilTime", "OneWindowCLI", "TestSupport", "Retrying", "ConfigFiles",
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),
@@ -183,7 +197,7 @@ let package = Package(
             name: "ConnectorsTests",
             dependencies: [
                 "Connectors", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "TestSupport", "TestCleanup",
-                "DepartmentSystems", "CivilTime",
+                "DepartmentSystems", "CivilTime", "Retrying",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

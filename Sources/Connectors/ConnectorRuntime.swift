@@ -6,6 +6,7 @@ import Foundation
 import GRDB
 import Logging
 import Metrics
+import Retrying
 import ServiceLifecycle
 import Synchronization
 
@@ -114,58 +115,16 @@ struct ConnectorContext: Sendable {
 
     /// Runs `operation` until it succeeds, retrying what ``ErrorDisposition`` says may succeed
     /// later — the bus or the department system unreachable — with exponential back-off (0.5 s
-    /// doubling to 30 s), a count in `onewindow_connector_retries_total{connector,part}`, one
-    /// log line when the part pauses and one when it resumes.
+    /// doubling to 30 s on ``clock``), a count in `onewindow_connector_retries_total{connector,part}`,
+    /// one log line when the part pauses and one when it resumes: the shared ``Retrier``.
     ///
     /// - Throws: `CancellationError` when cancelled; a ``ConnectorFailure`` for a ``ErrorDisposition/fatal``
     ///   error; the error itself when it is ``ErrorDisposition/deadLetter`` or
     ///   ``ErrorDisposition/repoll``, for the caller to handle.
     func persistently<T: Sendable>(_ part: String, _ what: String, _ operation: () async throws -> T) async throws -> T {
-        var backoff = Duration.milliseconds(500)
-        var paused = false
-        while true {
-            do {
-                let result = try await operation()
-                if paused { logger.notice("\(part): \(what) works again; resuming") }
-                return result
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch {
-                switch ErrorDisposition.of(error) {
-                case .retry:
-                    // Stopping: nothing was committed for what fails, so the next start reads it
-                    // again; waiting out the back-off would only hold the stop up.
-                    guard !Task.isShuttingDownGracefully else { throw stopWhileFailing(part, what) }
-                    if !paused {
-                        logger.warning("\(part): \(what) failed, pausing and retrying: \(error)")
-                        paused = true
-                    } else {
-                        logger.debug("\(part): still failing: \(error)")
-                    }
-                    stats.retried(part: part)
-                    do {
-                        let wait = backoff
-                        try await cancelWhenGracefulShutdown { [self] in try await pause(for: wait) }
-                    } catch is CancellationError where Task.isShuttingDownGracefully && !Task.isCancelled {
-                        throw stopWhileFailing(part, what)
-                    }
-                    backoff = min(backoff * 2, .seconds(30))
-                case .fatal:
-                    if let failure = error as? ConnectorFailure { throw failure }
-                    throw ConnectorFailure(part: part, action: what, underlying: error)
-                case .deadLetter, .repoll:
-                    if paused { logger.notice("\(part): \(what) now fails otherwise: \(error)") }
-                    throw error
-                }
-            }
-        }
-    }
-
-    /// The stop of a part asked to shut down while `what` still fails: a notice, and the
-    /// cancellation that ends the part (``ConnectorPart`` takes it for a stop, not a failure).
-    private func stopWhileFailing(_ part: String, _ what: String) -> CancellationError {
-        logger.notice("\(part): stopping while \(what) still fails; what it had not committed is read again at the next start")
-        return CancellationError()
+        let stats = self.stats
+        let retrier = Retrier(clock: clock, logger: logger) { part in stats.retried(part: part) }
+        return try await retrier.persistently(part, what, operation)
     }
 
     /// Validates and publishes a batch, dead-lettering what is refused, and counts and logs the
@@ -462,3 +421,8 @@ struct SourceRow: Sendable {
         return .object(object)
     }
 }
+
+/// A connector part stopped by an error it cannot get past (the shared ``FatalFailure``):
+/// `onewindow connector run` exits with ``FatalFailure/exitStatus`` (75) so that a supervisor
+/// restarts it.
+public typealias ConnectorFailure = FatalFailure

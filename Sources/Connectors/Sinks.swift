@@ -4,6 +4,7 @@ import EventModel
 import EventSchemas
 import Foundation
 import GRDB
+import Retrying
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif

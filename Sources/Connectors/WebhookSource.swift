@@ -4,6 +4,7 @@ import EventSchemas
 import Foundation
 import Hummingbird
 import NIOCore
+import Retrying
 import ServiceLifecycle
 
 /// An HTTP endpoint the department POSTs JSON to: `202 Accepted` with where the event landed, or

@@ -4,6 +4,7 @@ import Connectors
 import EventSchemas
 import Foundation
 import Logging
+import Retrying
 import ServiceLifecycle
 
 /// `onewindow connector run|check`: one department's connector process.

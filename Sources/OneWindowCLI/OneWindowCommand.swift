@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bus
+import EmbeddedLog
 import EventLog
 import EventSchemas
 import Foundation
@@ -101,7 +102,13 @@ public struct BusOptions: ParsableArguments {
     ///     `.critical`, for commands that run once and report a failure in their own error (a
     ///     refused connection would otherwise print librdkafka's lines as well); long-running
     ///     processes pass their log level. `ONEWINDOW_KAFKA_DEBUG` lowers it to `.debug`.
-    public func openLog(create: Bool, kafkaLogLevel: Logger.Level = .critical) throws -> any EventLog {
+    ///   - sessionTimeout: how long a consumer group waits for a silent member before moving its
+    ///     partitions (embedded: `EmbeddedLogConfiguration.sessionTimeout`; Kafka:
+    ///     `session.timeout.ms`, with `heartbeat.interval.ms` a third of it up to 3 s, unless the
+    ///     properties file sets them); `nil`: the backend's default.
+    public func openLog(create: Bool, kafkaLogLevel: Logger.Level = .critical, sessionTimeout: Duration? = nil) throws
+        -> any EventLog
+    {
         var properties: [String: String] = [:]
         if let path = kafkaConfig ?? ProcessInfo.processInfo.environment["ONEWINDOW_KAFKA_CONFIG"], !path.isEmpty {
             // A missing file is "not found" (66) with the system's reason; a malformed one is a
@@ -116,7 +123,17 @@ public struct BusOptions: ParsableArguments {
         var kafkaLogger = Logger(label: "onewindow.kafka.librdkafka")
         let debugging = ProcessInfo.processInfo.environment["ONEWINDOW_KAFKA_DEBUG"].map { !$0.isEmpty } ?? false
         kafkaLogger.logLevel = debugging ? .debug : kafkaLogLevel
-        return try address().open(create: create, kafkaProperties: properties, kafkaLogger: kafkaLogger)
+        var embedded = EmbeddedLogConfiguration()
+        if let sessionTimeout {
+            embedded.sessionTimeout = sessionTimeout
+            let milliseconds = max(1, sessionTimeout.milliseconds)
+            if properties["session.timeout.ms"] == nil { properties["session.timeout.ms"] = String(milliseconds) }
+            if properties["heartbeat.interval.ms"] == nil {
+                properties["heartbeat.interval.ms"] = String(max(1, min(3000, milliseconds / 3)))
+            }
+        }
+        return try address().open(
+            create: create, kafkaProperties: properties, embeddedConfiguration: embedded, kafkaLogger: kafkaLogger)
     }
 
     /// The catalog directory: `--catalog`, else `$ONEWINDOW_TOPICS`, else `./Topics`.

@@ -8,6 +8,7 @@ import Foundation
 import Logging
 import Orchestrator
 import OrchestratorService
+import Retrying
 import ServiceLifecycle
 
 /// The store option the orchestrator's commands share.
@@ -45,8 +46,9 @@ struct OrchestratorCommand: AsyncParsableCommand {
             discussion: """
                 Joins consumer group onewindow.orchestrator on every workflow's application topic \
                 and every approval.*.decided topic, keeps its state in the store (SQLite), and \
-                publishes from the store's outbox. Stops cleanly on SIGTERM or SIGINT; exits 75 \
-                when the bus fails for good.
+                publishes from the store's outbox. Stops cleanly on SIGTERM or SIGINT (status 0). \
+                Exit status 75: the bus closed or broken, or the store damaged, which retrying \
+                cannot fix; run it under a supervisor that restarts it (the store is consistent).
                 Examples:
                   onewindow orchestrator run
                   onewindow orchestrator run --bus kafka:localhost:9092 --metrics-port 9465
@@ -60,6 +62,19 @@ struct OrchestratorCommand: AsyncParsableCommand {
         var logLevel: String = "info"
         @Option(help: "Run the clock this many times faster than real time (demos).")
         var clockSpeed: Double = 1
+        @Option(
+            help: """
+                Seconds the consumer group waits for a member that stopped answering (a crashed \
+                process) before its partitions move. Default: 10 on the embedded bus, the Kafka \
+                client's (or --kafka-config's) on Kafka.
+                """)
+        var sessionTimeout: Double?
+
+        func validate() throws {
+            if let sessionTimeout, !(sessionTimeout >= 0.1 && sessionTimeout <= 3600) {
+                throw ValidationError("--session-timeout takes seconds from 0.1 to 3600, not \(sessionTimeout)")
+            }
+        }
 
         func run() async throws {
             let level = Logger.Level(rawValue: logLevel) ?? .info
@@ -75,29 +90,40 @@ struct OrchestratorCommand: AsyncParsableCommand {
             let calendar = try WorkingDayCalendar.load(
                 from: URL(fileURLWithPath: rules).appendingPathComponent(RuleBook.calendarFile))
             let clock: any WallClock = clockSpeed == 1 ? SystemWallClock() : AcceleratedClock(speed: clockSpeed)
-            let log = try options.openLog(create: true)
+            let log = try options.openLog(
+                create: true, kafkaLogLevel: max(level, .warning),
+                sessionTimeout: sessionTimeout.map { .milliseconds(Int64(($0 * 1000).rounded())) })
             let engine = try OrchestratorEngine(
                 store: OrchestratorStore(path: store.store), rules: ruleBook, calendar: calendar, log: log,
                 catalog: catalog, clock: clock, logger: logger)
             let address = try options.address()
             logger.notice(
                 "orchestrator starting: \(ruleBook.current.count) workflow(s), store \(store.store), bus \(address)")
+            // A loop that fails for good shuts the others down gracefully (the metrics server
+            // stops without error lines; the consumer's batch in flight commits), then the group
+            // throws its error.
+            let services = try OrchestratorServices.make(engine, metricsPort: metricsPort).map {
+                ServiceGroupConfiguration.ServiceConfiguration(
+                    service: $0, failureTerminationBehavior: .gracefullyShutdownGroup)
+            }
             let group = ServiceGroup(
-                services: try OrchestratorServices.make(engine, metricsPort: metricsPort),
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                configuration: ServiceGroupConfiguration(
+                    services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             do {
                 try await group.run()
-            } catch let error as LogError {
-                // Retrying inside could not help (the log or consumer is closed or failed for good):
-                // the store is consistent (offsets are committed only after its transactions), so a
-                // supervisor restarting the process is the cure — the status says "try again".
-                await log.close()
-                throw CommandFailure(
-                    .temporary,
-                    "the bus failed for good: \(error)\nthe store is consistent; start the orchestrator again")
             } catch {
+                // A loop met an error retrying cannot fix (the bus closed or broken, the store
+                // damaged): the store is consistent (offsets are committed only after its
+                // transactions, the outbox is published again after a restart), so a supervisor
+                // restarting the process is the cure. One critical line, status 75, as `connector run`.
                 await log.close()
-                throw error
+                // One line: an SQLite message can carry the statement's line breaks.
+                let reason = "\(error)".split(whereSeparator: \.isNewline).joined(separator: " ")
+                let why = "orchestrator stopped: \(reason). Exiting with status \(FatalFailure.exitStatus) "
+                    + "so that a supervisor restarts it (the store is consistent; run it under systemd "
+                    + "Restart=on-failure, Docker restart: on-failure, or Kubernetes)"
+                logger.critical("\(why)")
+                throw ExitCode(FatalFailure.exitStatus)
             }
             await log.close()
             let totals = engine.stats.snapshot

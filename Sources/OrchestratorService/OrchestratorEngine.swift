@@ -8,6 +8,7 @@ import GRDB
 import Logging
 import Metrics
 import Orchestrator
+import Retrying
 import Synchronization
 
 /// Counts of what the orchestrator did, for logs, metrics and tests.
@@ -22,6 +23,9 @@ public final class OrchestratorStats: Sendable {
         public var relayed = 0
         public var openApplications = 0
         public var overdueSteps = 0
+        /// Operations retried after an error that may pass (``ErrorDisposition/retry``), each
+        /// attempt counted, per part of the engine (`consumer`, `relay`, `timers`).
+        public var retries: [String: Int] = [:]
     }
 
     private let state = Mutex(Snapshot())
@@ -48,6 +52,12 @@ public final class OrchestratorStats: Sendable {
         duplicates.increment(by: outcome.duplicates)
         deadLettered.increment(by: outcome.deadLettered)
         emitted.increment(by: outcome.emitted)
+    }
+
+    /// Counts a retry of one part, in `onewindow_orchestrator_retries_total{part}`.
+    func retried(part: String) {
+        state.withLock { $0.retries[part, default: 0] += 1 }
+        Counter(label: "onewindow_orchestrator_retries_total", dimensions: [("part", part)]).increment()
     }
 
     func relayed(_ count: Int) {
@@ -259,30 +269,28 @@ public struct OrchestratorEngine: Sendable {
 
     // MARK: - Loops
 
-    /// Retries `operation` with back-off (0.1 s doubling to 30 s, real time) while it fails with a
-    /// retriable error; a fatal log error (`LogError.isFatal`), `groupBusy` (only polling again
-    /// can pass) or cancellation ends it.
-    func persistently<T: Sendable>(_ what: String, _ operation: () async throws -> T) async throws -> T {
-        var backoff = Duration.milliseconds(100)
-        var paused = false
-        while true {
-            do {
-                let result = try await operation()
-                if paused { logger.notice("\(what) works again; resuming") }
-                return result
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch let error as LogError where error.isFatal || error.code == .groupBusy {
-                // Fatal: the client can never succeed. Group busy: only polling again can pass.
-                if error.code == .groupBusy { throw error }
-                logger.critical("\(what) failed for good: \(error)")
-                throw error
-            } catch {
-                if !paused { logger.error("\(what) failed, pausing and retrying: \(error)") }
-                paused = true
-                try await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(30))
-            }
+    /// Runs `operation` until it succeeds, by the one retry rule of the long-running processes
+    /// (``Retrier``): what ``ErrorDisposition`` calls retriable is retried with back-off (0.1 s
+    /// doubling to 30 s) on the injected clock and counted in ``OrchestratorStats`` and
+    /// `onewindow_orchestrator_retries_total{part}`; `groupBusy` is thrown for the consumer to
+    /// poll again; a fatal error (the log closed or broken, the store damaged) ends the part with
+    /// a ``FatalFailure``, and `orchestrator run` exits 75 for a supervisor to restart it.
+    ///
+    /// An error ``ErrorDisposition`` would dead-letter (a record the log refuses as too large,
+    /// a constraint of the store) cannot be set aside here: the batch or outbox rows it belongs
+    /// to would block everything behind them. It is fatal too, so that the process stops with
+    /// the reason instead of retrying it for ever.
+    func persistently<T: Sendable>(_ part: String, _ what: String, _ operation: () async throws -> T) async throws
+        -> T
+    {
+        let stats = self.stats
+        let retrier = Retrier(clock: clock, logger: logger, firstBackoff: .milliseconds(100)) { part in
+            stats.retried(part: part)
+        }
+        do {
+            return try await retrier.persistently(part, what, operation)
+        } catch where ErrorDisposition.of(error) == .deadLetter {
+            throw FatalFailure(part: part, action: what, underlying: error)
         }
     }
 
@@ -291,7 +299,7 @@ public struct OrchestratorEngine: Sendable {
     /// run in a task of their own, so a stop (cancellation) that arrives meanwhile lets them finish.
     public func runConsumer(maxRecords: Int = 500) async throws {
         let assigned = self.assigned
-        let consumer = try await persistently("joining group \(Self.group)") {
+        let consumer = try await persistently("consumer", "joining group \(Self.group)") {
             try await log.makeConsumer(.group(Self.group, topics: topics))
         }
         logger.notice("consuming \(topics.joined(separator: ", ")) as group \(Self.group)")
@@ -300,7 +308,7 @@ public struct OrchestratorEngine: Sendable {
             while !Task.isCancelled {
                 let records: [LogRecord]
                 do {
-                    records = try await persistently("polling the bus") {
+                    records = try await persistently("consumer", "polling the bus") {
                         try await consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(200))
                     }
                 } catch is CancellationError {
@@ -309,16 +317,19 @@ public struct OrchestratorEngine: Sendable {
                     continue  // the group rebalanced under this member: poll again
                 }
                 if let partitions = try? await consumer.assignment() {
-                    assigned.set(Set(partitions.map(\.partition)))
+                    let numbers = Set(partitions.map(\.partition))
+                    if assigned.set(numbers) {
+                        logger.notice("holding partitions \(numbers.sorted().map(String.init).joined(separator: ","))")
+                    }
                 }
                 if records.isEmpty { continue }
                 let engine = self
                 try await Task {
-                    _ = try await engine.persistently("applying a batch of \(records.count) to \(engine.store.path)") {
+                    _ = try await engine.persistently("consumer", "applying a batch of \(records.count) to \(engine.store.path)") {
                         try await engine.process(records)
                     }
                     do {
-                        try await engine.persistently("committing offsets") { try await consumer.commit(records) }
+                        try await engine.persistently("consumer", "committing offsets") { try await consumer.commit(records) }
                     } catch let error as LogError where error.code == .groupBusy {
                         // A rebalance took the partitions: retrying the commit cannot pass, polling
                         // again can. Their new owner reads the batch again; the store drops the ids
@@ -342,7 +353,7 @@ public struct OrchestratorEngine: Sendable {
         while !Task.isCancelled {
             let sent: Int
             do {
-                sent = try await persistently("publishing the outbox") { try await relayOnce() }
+                sent = try await persistently("relay", "publishing the outbox") { try await relayOnce() }
             } catch is CancellationError { break }
             if realTime.now - gauges > .seconds(1) {
                 gauges = realTime.now
@@ -364,7 +375,7 @@ public struct OrchestratorEngine: Sendable {
             let partitions = assigned.get()
             if let partitions {
                 do {
-                    try await persistently("firing due timers") { try await fireDueTimers(partitions: partitions) }
+                    try await persistently("timers", "firing due timers") { try await fireDueTimers(partitions: partitions) }
                 } catch is CancellationError { break }
             }
             let now = clock.now()
@@ -385,5 +396,13 @@ public struct OrchestratorEngine: Sendable {
 final class Assignment: Sendable {
     private let partitions = Mutex<Set<Int>?>(nil)
     func get() -> Set<Int>? { partitions.withLock { $0 } }
-    func set(_ new: Set<Int>) { partitions.withLock { $0 = new } }
+    /// Records the partitions held now. - Returns: whether they changed.
+    @discardableResult
+    func set(_ new: Set<Int>) -> Bool {
+        partitions.withLock { held in
+            let changed = held != new
+            held = new
+            return changed
+        }
+    }
 }

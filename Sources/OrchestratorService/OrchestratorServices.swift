@@ -1,6 +1,7 @@
 import Connectors
 import Foundation
 import Logging
+import Retrying
 import ServiceLifecycle
 
 /// The orchestrator's services for one `ServiceGroup`: the consumer, the outbox relay, the timer
@@ -8,9 +9,11 @@ import ServiceLifecycle
 ///
 /// A graceful shutdown (SIGTERM, SIGINT) cancels each loop; the consumer's batch in flight finishes
 /// its store transaction and offset commit first (``OrchestratorEngine/runConsumer(maxRecords:)``),
-/// and whatever the relay had not published yet stays in the outbox for the next start. A fatal
-/// bus error ends the service that met it, which ends the group with that error (the command
-/// exits 75 for a retriable one, as connectors do).
+/// and whatever the relay had not published yet stays in the outbox for the next start. An error
+/// retrying cannot get past (``ErrorDisposition/fatal``: the bus closed or broken, the store
+/// damaged) ends the service that met it with a ``FatalFailure``, which ends the group with it;
+/// `orchestrator run` then logs one critical line and exits 75 for a supervisor to restart it,
+/// as `connector run` does.
 public enum OrchestratorServices {
     /// The services of one orchestrator process.
     /// - Parameter metricsPort: serve `GET /metrics` on `127.0.0.1:PORT`; `nil`: no endpoint.
@@ -38,8 +41,18 @@ public enum OrchestratorServices {
 
         var description: String { "orchestrator \(name)" }
 
+        /// - Throws: a ``FatalFailure`` naming this loop; never `CancellationError` (a stop is not
+        ///   a failure, even one that came while an operation was failing).
         func run() async throws {
-            try await cancelWhenGracefulShutdown { try await body() }
+            do {
+                try await cancelWhenGracefulShutdown { try await body() }
+            } catch is CancellationError {
+                return
+            } catch let failure as FatalFailure {
+                throw failure
+            } catch {
+                throw FatalFailure(part: "orchestrator \(name)", action: "", underlying: error)
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ import EventModel
 import EventSchemas
 import Foundation
 import GRDB
+import Retrying
 import TestCleanup
 import Testing
 import TestSupport

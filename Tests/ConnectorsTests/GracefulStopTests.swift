@@ -3,6 +3,7 @@ import EventLog
 import EventSchemas
 import Foundation
 import GRDB
+import Retrying
 import TestCleanup
 import Testing
 import TestSupport

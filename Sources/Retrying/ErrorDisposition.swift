@@ -1,15 +1,17 @@
+import ConfigFiles
 import EventLog
 import EventSchemas
 import GRDB
 
-/// What a connector does about an error — decided here, in one place, for every loop.
+/// What a long-running loop does about an error — decided here, in one place, for every loop of
+/// the connectors and of the orchestrator.
 ///
 /// | error | disposition |
 /// |-------|-------------|
 /// | ``LogError`` `.brokerUnreachable`, `.timedOut`, `.unknownTopic`, `.invalidOffset`; `.storage` and `.backend` marked retriable | ``retry`` |
 /// | ``LogError`` `.recordTooLarge`; a `ValidationFailure`; a department-database error the row itself causes (constraint, missing table or column, wrong type, too big) | ``deadLetter`` |
 /// | ``LogError`` `.groupBusy` (the group rebalanced, this member's generation is gone) | ``repoll`` |
-/// | ``LogError`` `.closed`, `.authorizationFailed`, `.configuration`, `.invalidTopic`, `.invalidPartition`; `.storage` and `.backend` not retriable; a damaged department database; a ``ConnectorConfigurationError`` | ``fatal`` |
+/// | ``LogError`` `.closed`, `.authorizationFailed`, `.configuration`, `.invalidTopic`, `.invalidPartition`; `.storage` and `.backend` not retriable; a damaged SQLite file (a department's database, the orchestrator's store); a `ConfigFileError` (a connector file that does not match the department's system); a ``FatalFailure`` | ``fatal`` |
 /// | anything else (HTTP, file and network errors, the department database busy or locked) | ``retry`` |
 ///
 /// Decisions where retrying is arguable: a missing topic is retried (an operator can create it with
@@ -48,7 +50,7 @@ public enum ErrorDisposition: Sendable, Hashable, CustomStringConvertible {
             case .SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_READONLY, .SQLITE_AUTH, .SQLITE_PERM: return .fatal
             default: return .retry  // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, …: wait and retry
             }
-        case is ConnectorFailure, is ConnectorConfigurationError, is CancellationError:
+        case is FatalFailure, is ConfigFileError, is CancellationError:
             return .fatal
         default:
             return .retry
@@ -65,14 +67,16 @@ public enum ErrorDisposition: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// A connector part stopped by an error it cannot get past: the connector stops, and
-/// `onewindow connector run` exits with ``exitStatus`` so that a supervisor restarts it.
-public struct ConnectorFailure: Error, Sendable, CustomStringConvertible {
-    /// The exit status of `onewindow connector run` after a fatal error: 75 (`EX_TEMPFAIL` of
+/// A part of a long-running process (a connector's source or sink, the orchestrator's consumer,
+/// relay or timer loop) stopped by an error it cannot get past: the process stops, and its
+/// command (`onewindow connector run`, `onewindow orchestrator run`) exits with ``exitStatus``
+/// after one critical line, so that a supervisor restarts it.
+public struct FatalFailure: Error, Sendable, CustomStringConvertible {
+    /// The exit status of a long-running command after a fatal error: 75 (`EX_TEMPFAIL` of
     /// sysexits.h, "try again later"): restarting the process may well succeed.
     public static let exitStatus: Int32 = 75
 
-    /// The part that failed, e.g. `table:payments`.
+    /// The part that failed, e.g. `table:payments` or `orchestrator relay`.
     public var part: String
     /// What it was doing, e.g. `publishing to the bus`; empty when the part did not say.
     public var action: String
