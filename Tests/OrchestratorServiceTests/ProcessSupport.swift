@@ -75,6 +75,7 @@ final class Responder: Sendable {
     private struct State {
         var seen: [Seen] = []
         var answered: Set<String> = []
+        var completed: Set<String> = []
     }
 
     private let state = Mutex(State())
@@ -93,12 +94,7 @@ final class Responder: Sendable {
     var seen: [Seen] { state.withLock { $0.seen } }
 
     /// How many distinct applications have their completion notification.
-    var completedCount: Int {
-        state.withLock { state in
-            Set(state.seen.filter { $0.type == "notification.sms.requested" && $0.id.contains("/sms/application-completed") }.map(\.id))
-                .count
-        }
-    }
+    var completedCount: Int { state.withLock { $0.completed.count } }
 
     /// One poll: records what came and approves the requests not answered yet.
     /// - Returns: how many records came.
@@ -110,6 +106,9 @@ final class Responder: Sendable {
             let event = try CloudEventsBinding.event(from: record)
             let first = state.withLock { state in
                 state.seen.append(Seen(id: event.id, type: event.type, data: event.data))
+                if event.type == "notification.sms.requested", event.id.contains("/sms/application-completed") {
+                    state.completed.insert(event.id)
+                }
                 return event.type == "approval.requested" && state.answered.insert(event.id).inserted
             }
             guard first else { continue }
