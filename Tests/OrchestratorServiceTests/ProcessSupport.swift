@@ -93,7 +93,8 @@ final class Responder: Sendable {
     /// Every request and notification seen so far, repeats included, in the order seen.
     var seen: [Seen] { state.withLock { $0.seen } }
 
-    /// How many distinct applications have their completion notification.
+    /// How many distinct applications have their completion notification (template
+    /// `application-completed`).
     var completedCount: Int { state.withLock { $0.completed.count } }
 
     /// One poll: records what came and approves the requests not answered yet.
@@ -106,7 +107,9 @@ final class Responder: Sendable {
             let event = try CloudEventsBinding.event(from: record)
             let first = state.withLock { state in
                 state.seen.append(Seen(id: event.id, type: event.type, data: event.data))
-                if event.type == "notification.sms.requested", event.id.contains("/sms/application-completed") {
+                if event.type == "notification.sms.requested",
+                    event.body[pointer: "/template"]?.stringValue == "application-completed"
+                {
                     state.completed.insert(event.id)
                 }
                 return event.type == "approval.requested" && state.answered.insert(event.id).inserted
