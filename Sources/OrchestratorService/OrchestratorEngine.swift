@@ -325,11 +325,14 @@ public struct OrchestratorEngine: Sendable {
                 if records.isEmpty { continue }
                 let engine = self
                 try await Task {
-                    _ = try await engine.persistently("consumer", "applying a batch of \(records.count) to \(engine.store.path)") {
+                    let what = "applying a batch of \(records.count) to \(engine.store.path)"
+                    _ = try await engine.persistently("consumer", what) {
                         try await engine.process(records)
                     }
                     do {
-                        try await engine.persistently("consumer", "committing offsets") { try await consumer.commit(records) }
+                        try await engine.persistently("consumer", "committing offsets") {
+                            try await consumer.commit(records)
+                        }
                     } catch let error as LogError where error.code == .groupBusy {
                         // A rebalance took the partitions: retrying the commit cannot pass, polling
                         // again can. Their new owner reads the batch again; the store drops the ids
@@ -375,7 +378,9 @@ public struct OrchestratorEngine: Sendable {
             let partitions = assigned.get()
             if let partitions {
                 do {
-                    try await persistently("timers", "firing due timers") { try await fireDueTimers(partitions: partitions) }
+                    try await persistently("timers", "firing due timers") {
+                        try await fireDueTimers(partitions: partitions)
+                    }
                 } catch is CancellationError { break }
             }
             let now = clock.now()

@@ -15,7 +15,9 @@ struct ComposeTests {
         let compose = try String(contentsOf: repositoryRoot.appendingPathComponent("compose.yaml"), encoding: .utf8)
         let lines = compose.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         let start = try #require(lines.firstIndex(of: "  orchestrator:"), "compose.yaml has no orchestrator service")
-        let block = lines[(start + 1)...].prefix { $0.hasPrefix("    ") || $0.trimmingCharacters(in: .whitespaces).hasPrefix("#") }
+        let block = lines[(start + 1)...].prefix {
+            $0.hasPrefix("    ") || $0.trimmingCharacters(in: .whitespaces).hasPrefix("#")
+        }
         #expect(block.contains("    <<: *hub"), "the hub's image, restart policy and bus: \(block)")
         #expect(compose.contains("restart: unless-stopped"))
         let commandLine = try #require(block.first { $0.hasPrefix("    command: ") })

@@ -40,7 +40,8 @@ struct CrashTests {
 
         var description: String {
             let times = String(format: "at %.1f s (first row %.1f s after start, looked %.2f s)", at, firstRow, looking)
-            return "\(aim)\(hit ? "" : " (missed, killed anyway)") \(times): \(unsent) unsent, \(publishedUnmarked) published unmarked, \(appliedUncommitted) applied uncommitted"
+            return
+                "\(aim)\(hit ? "" : " (missed, killed anyway)") \(times): \(unsent) unsent, \(publishedUnmarked) published unmarked, \(appliedUncommitted) applied uncommitted"
         }
     }
 
@@ -78,7 +79,9 @@ struct CrashTests {
         }
         for index in 0..<Self.kills {
             if index < waves.count {
-                for id in waves[index] { try await bench.submit(Repo.restaurant(id: id, area: 200, seats: 60, sign: true)) }
+                for id in waves[index] {
+                    try await bench.submit(Repo.restaurant(id: id, area: 200, seats: 60, sign: true))
+                }
             }
             // Work of this incarnation under way: a row it wrote, then a random moment more.
             let before = try probe.lastOutboxRow()
@@ -204,7 +207,10 @@ struct StoreProbe {
     func publishedButUnmarked(_ log: any EventLog) async throws -> Int {
         let rows = try await queue.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT topic, partition, event_id FROM outbox WHERE sent = 0 AND dead_letter IS NULL ORDER BY seq LIMIT 500")
+                db,
+                sql:
+                    "SELECT topic, partition, event_id FROM outbox WHERE sent = 0 AND dead_letter IS NULL ORDER BY seq LIMIT 500"
+            )
         }
         var wanted: [TopicPartition: Set<String>] = [:]
         for row in rows { wanted[TopicPartition(row["topic"], row["partition"]), default: []].insert(row["event_id"]) }

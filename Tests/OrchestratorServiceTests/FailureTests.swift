@@ -12,7 +12,7 @@ import TestSupport
 import Testing
 
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// The orchestrator's one retry rule (the shared ``Retrier`` and ``ErrorDisposition`` of the

@@ -25,7 +25,11 @@ struct TwoProcessesTests {
                 logFile: bench.directory.appendingPathComponent("orchestrator-\(index + 1).log"),
                 arguments: ["--log-level", "notice", "--session-timeout", "6"])
         }
-        defer { for process in processes where process.process.isRunning { kill(process.process.processIdentifier, SIGKILL) } }
+        defer {
+            for process in processes where process.process.isRunning {
+                kill(process.process.processIdentifier, SIGKILL)
+            }
+        }
         // Both hold partitions, disjoint, all of them, before the first application (cases do not
         // move with a partition: an application must start where it will stay).
         let partitionCount = try #require(
@@ -49,7 +53,9 @@ struct TwoProcessesTests {
         let ids = (1...40).map { String(format: "RA-2026-9%05d", $0) }
         for id in ids { try await bench.submit(Repo.restaurant(id: id, area: 200, seats: 60, sign: true)) }
         let responder = try await Responder(bench: bench, group: "test-two-processes-responder")
-        for _ in 0..<600 where responder.completedCount < ids.count { try await responder.round(timeout: .milliseconds(200)) }
+        for _ in 0..<600 where responder.completedCount < ids.count {
+            try await responder.round(timeout: .milliseconds(200))
+        }
         phase("\(responder.completedCount) completed")
         await responder.close()
         var statuses: [Int32] = []
@@ -65,7 +71,9 @@ struct TwoProcessesTests {
         #expect(check.repeatedDeliveries == 0, "no crash, so no republishing")
         // Each application lives in exactly one store, completed; each process had some.
         let opened = try stores.map { try OrchestratorStore(path: $0) }
-        let homes = try ids.map { id in try opened.enumerated().compactMap { index, store in try store.findCase(id).map { (index, $0.state) } } }
+        let homes = try ids.map { id in
+            try opened.enumerated().compactMap { index, store in try store.findCase(id).map { (index, $0.state) } }
+        }
         #expect(homes.allSatisfy { $0.count == 1 }, "each application in one store")
         #expect(homes.allSatisfy { $0.allSatisfy { $0.1.status == .completed } })
         let perProcess = (0..<2).map { index in homes.filter { $0.first?.0 == index }.count }
