@@ -42,6 +42,16 @@ struct SharedMaterialsTests {
         return result
     }
 
+    /// The household registry approves a graduate's registration at 10:00 on `day`.
+    static func approve(_ state: Case, on day: String) throws -> Transition {
+        try Fixtures.core.apply(
+            state,
+            .decided(
+                Fixtures.decision(
+                    state.applicationId, "household-registry", "graduate-household-registration",
+                    at: Fixtures.at(day, 10))), now: Fixtures.at(day, 10))
+    }
+
     @Test("The restaurant's material lists count 45 documents serially and 27 handed in at the one window")
     func restaurantCountFromTheRules() throws {
         let restaurant = try #require(Fixtures.rules.current["restaurant-opening"])
@@ -119,12 +129,7 @@ struct SharedMaterialsTests {
         #expect(received.body[pointer: "/parameters/text"]?.stringValue?.contains("需补交：无") == true)
         Fixtures.expectValid(first.effects)
 
-        let done = try core.apply(
-            first.state,
-            .decided(
-                Fixtures.decision(
-                    "GR-2026-000001", "household-registry", "graduate-household-registration",
-                    at: Fixtures.at("2026-03-04", 10))), now: Fixtures.at("2026-03-04", 10))
+        let done = try Self.approve(first.state, on: "2026-03-04")
         #expect(done.state.status == .completed)
         #expect(done.effects.completion?.documents == DocumentCount(serial: 4, submitted: 0))
         Fixtures.expectValid(done.effects)
@@ -175,12 +180,7 @@ struct SharedMaterialsTests {
         #expect(materials["社会保险参保证明"]?[pointer: "/source"] == "submitted")
         Fixtures.expectValid(both.effects)
 
-        let done = try core.apply(
-            both.state,
-            .decided(
-                Fixtures.decision(
-                    "GR-2026-000002", "household-registry", "graduate-household-registration",
-                    at: Fixtures.at("2026-03-05", 10))), now: Fixtures.at("2026-03-05", 10))
+        let done = try Self.approve(both.state, on: "2026-03-05")
         #expect(done.effects.completion?.documents == DocumentCount(serial: 4, submitted: 2))
     }
 
