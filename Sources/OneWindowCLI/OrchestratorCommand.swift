@@ -194,7 +194,8 @@ struct StatusCommand: AsyncParsableCommand {
             case .requested: print("    waits for: \(definition?.department ?? "the department")'s decision")
             case .awaitingResubmission: print("    waits for: the applicant's resubmission")
             case .awaitingDocuments:
-                let missing = (workflow?.missingDocuments(application: state.application, facts: state.facts ?? []) ?? [])
+                let missing =
+                    (workflow?.missingDocuments(application: state.application, facts: state.facts ?? []) ?? [])
                     .filter { $0.steps.contains(step.id) }.map(\.name)
                 print("    waits for the applicant's documents: \(missing.joined(separator: ", "))")
             default: break
@@ -207,7 +208,8 @@ struct StatusCommand: AsyncParsableCommand {
                 print("    materials from earlier steps: \(fromEarlier.joined(separator: ", "))")
             }
             let shared = (definition?.materials ?? []).compactMap { material -> String? in
-                guard let workflow, let fact = workflow.fact(for: material, application: state.application, facts: state.facts ?? [])
+                guard let workflow,
+                    let fact = workflow.fact(for: material, application: state.application, facts: state.facts ?? [])
                 else { return nil }
                 return "\(material.name) (\(fact.topic) \(fact.eventId))"
             }
@@ -244,7 +246,9 @@ struct ApplicationsCommand: AsyncParsableCommand {
         let cases = try opened.openCases(limit: limit)
         if cases.isEmpty { print("no open applications in \(store.store)") }
         for state in cases {
-            let open = state.steps.filter { [.requested, .awaitingResubmission, .awaitingDocuments].contains($0.status) }
+            let open = state.steps.filter {
+                [.requested, .awaitingResubmission, .awaitingDocuments].contains($0.status)
+            }
             let overdue = open.filter(\.escalated).map(\.id)
             let due = open.compactMap(\.dueDate).min()
             var line = "\(state.applicationId)  \(state.workflow)  \(open.count) open step(s)"

@@ -107,7 +107,9 @@ struct SharedFactsEngineTests {
             ])
 
         // The view loses the enrolment (another person's application): asked for exactly it.
-        try await facts.queue.write { try $0.execute(sql: "DELETE FROM facts WHERE kind = 'social-insurance-enrolment'") }
+        try await facts.queue.write {
+            try $0.execute(sql: "DELETE FROM facts WHERE kind = 'social-insurance-enrolment'")
+        }
         try await bench.submit(Self.graduate("GR-2026-000012"), type: "application.graduate-registration.submitted")
         try await bench.pump(engine)
         #expect(try await bench.requests().count == 1, "the second application waits for its document")

@@ -99,9 +99,10 @@ struct SharedMaterialsTests {
         }
         let completion = try #require(transition.effects.completion)
         #expect(completion.documents == DocumentCount(serial: 45, submitted: 27))
-        let progress = try #require(transition.effects.compactMap { effect -> Emission? in
-            if case .updateProgress(let emission) = effect { emission } else { nil }
-        }.last)
+        let progress = try #require(
+            transition.effects.compactMap { effect -> Emission? in
+                if case .updateProgress(let emission) = effect { emission } else { nil }
+            }.last)
         #expect(progress.body[pointer: "/status"] == "completed")
         #expect(progress.body[pointer: "/documents/notBrought"] == .integer(18))
         #expect(progress.body[pointer: "/documents/serial"] == .integer(45))
@@ -189,9 +190,15 @@ struct SharedMaterialsTests {
         let base = Self.graduate(id: "GR-2026-000003", employer: nil)
         let submission = Submission(
             applicationType: base.applicationType, application: base.application,
-            facts: [Self.fact("household-record", Self.graduateId), Self.fact("social-insurance-enrolment", Self.graduateId)])
+            facts: [
+                Self.fact("household-record", Self.graduateId),
+                Self.fact("social-insurance-enrolment", Self.graduateId),
+            ])
         let workflow = try #require(Fixtures.rules.current["graduate-registration"])
-        #expect(workflow.sharedFactsNeeded(by: base.application).map(\.kind) == ["household-record", "social-insurance-enrolment"])
+        #expect(
+            workflow.sharedFactsNeeded(by: base.application).map(\.kind) == [
+                "household-record", "social-insurance-enrolment",
+            ])
         let first = try Fixtures.core.apply(nil, .submitted(submission), now: Fixtures.at("2026-03-02", 15, 5))
         #expect(first.effects.requestedSteps == ["household-entry"])
         #expect(Self.materials(try #require(first.effects.requests.first)).count == 3)

@@ -226,11 +226,15 @@ struct WorkflowLoader {
                 let name = try material.string("name")
                 if let kindNode = material["sharedFact"] {
                     materials.append(
-                        (try readSharedFact(name: name, kindNode: kindNode, material: material, schema: schema), element))
+                        (
+                            try readSharedFact(name: name, kindNode: kindNode, material: material, schema: schema),
+                            element
+                        ))
                     continue
                 }
                 if let subject = material["subject"] {
-                    throw subject.fail("subject goes with sharedFact: <kind> (the fact of the shared data view it names)")
+                    throw subject.fail(
+                        "subject goes with sharedFact: <kind> (the fact of the shared data view it names)")
                 }
                 switch (material["source"], material["from"]) {
                 case (let source?, nil):
