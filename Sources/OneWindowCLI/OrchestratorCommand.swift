@@ -122,7 +122,7 @@ struct ApplyCommand: AsyncParsableCommand {
             """)
     @OptionGroup var options: BusOptions
     @Option(help: "The rules directory.") var rules: String = "Rules"
-    @Argument(help: "The workflow: restaurant-opening, house-transfer.") var workflow: String
+    @Argument(help: "The workflow: restaurant-opening, house-transfer, graduate-registration.") var workflow: String
     @Option(help: "The application's JSON file; '-' reads standard input. Default: standard input.")
     var file: String?
 
