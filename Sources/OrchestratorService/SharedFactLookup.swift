@@ -49,15 +49,16 @@ extension OrchestratorEngine {
 
     /// Fills each decoded submission with the facts its workflow's `sharedFact:` materials name,
     /// read from ``sharedFacts`` before the batch's transaction (the core does no I/O). Without a
-    /// lookup, or for other inputs, the inputs are unchanged. A submission the store has already
-    /// applied (a redelivery) is looked up again and its facts ignored: the case keeps the ones
-    /// found the first time.
+    /// lookup, or for other inputs, the inputs are unchanged. A submission whose case the store
+    /// already has (a redelivery) is not looked up again: the case keeps the facts found the first
+    /// time, and the view's usage log lists only reads that were used.
     func withSharedFacts(_ inputs: [PendingInput]) async throws -> [PendingInput] {
         guard let lookup = sharedFacts else { return inputs }
         var result = inputs
         for index in result.indices {
             guard case .success(.submitted(let submission)) = result[index].input,
-                let workflow = core.rules.workflow(applicationType: submission.applicationType)
+                let workflow = core.rules.workflow(applicationType: submission.applicationType),
+                try store.findCase(submission.applicationId) == nil
             else { continue }
             var facts: [SharedFact] = []
             for (kind, subject) in workflow.sharedFactsNeeded(by: submission.application) {

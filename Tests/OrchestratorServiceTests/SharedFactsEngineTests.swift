@@ -106,6 +106,10 @@ struct SharedFactsEngineTests {
                 ["business-licence", Self.employer, "orchestrator", "GR-2026-000011"],
             ])
 
+        // A redelivery of the application reads nothing again: the case has its facts.
+        try await engine.process(try await readTopic(bench.log, "application.graduate-registration.submitted"))
+        #expect(try facts.reads().count == 3)
+
         // The view loses the enrolment (another person's application): asked for exactly it.
         try await facts.queue.write {
             try $0.execute(sql: "DELETE FROM facts WHERE kind = 'social-insurance-enrolment'")
