@@ -204,6 +204,25 @@ struct SharedMaterialsTests {
         #expect(Self.materials(try #require(first.effects.requests.first)).count == 3)
     }
 
+    @Test("rules diff shows a handed-in material that becomes a fact of the shared data view")
+    func theDiffShowsASharedMaterial() throws {
+        let rules = try RuleFileTests.copyOfRules()
+        defer { try? FileManager.default.removeItem(at: rules) }
+        let file = rules.appendingPathComponent("workflows/house-transfer.yaml")
+        let old = try RuleBook.loadWorkflow(file: file, rulesDirectory: rules, catalog: Fixtures.catalog)
+        let text = try String(contentsOf: file, encoding: .utf8).replacingOccurrences(
+            of: "      - {name: 身份证, source: submitted}\n    onRejection: fail",
+            with: "      - {name: 身份证, sharedFact: household-record, subject: buyer.residentId}\n    onRejection: fail")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        let new = try RuleBook.loadWorkflow(file: file, rulesDirectory: rules, catalog: Fixtures.catalog)
+        #expect(
+            RuleDiff.between(old, new) == [
+                .materialsChanged(
+                    step: "contract-filing", added: ["身份证 (shared household-record of buyer.residentId)"],
+                    removed: ["身份证 (submitted)"])
+            ])
+    }
+
     @Test("A resubmission for a step awaiting documents with no new application changes nothing but progress")
     func resubmissionWithoutDocumentsKeepsWaiting() throws {
         let base = Self.graduate(id: "GR-2026-000004")
