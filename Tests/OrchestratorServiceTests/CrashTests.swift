@@ -32,14 +32,16 @@ struct CrashTests {
         var unsent = 0
         var publishedUnmarked = 0
         var appliedUncommitted = 0
-        /// Seconds from the start of the test to the kill, the restarted process's first outbox
-        /// row after its start, and the look at the store and bus in between.
+        /// Seconds from the start of the test to the kill, from the restart to the first outbox
+        /// row written and sent by the restarted process, and of the look at the store and bus.
         var at = 0.0
         var firstRow = 0.0
         var looking = 0.0
 
         var description: String {
-            let times = String(format: "at %.1f s (first row %.1f s after start, looked %.2f s)", at, firstRow, looking)
+            let times = String(
+                format: "at %.1f s (first row written and sent %.1f s after the restart, looked %.2f s)", at, firstRow,
+                looking)
             return
                 "\(aim)\(hit ? "" : " (missed, killed anyway)") \(times): \(unsent) unsent, \(publishedUnmarked) published unmarked, \(appliedUncommitted) applied uncommitted"
         }
@@ -83,12 +85,13 @@ struct CrashTests {
                     try await bench.submit(Repo.restaurant(id: id, area: 200, seats: 60, sign: true))
                 }
             }
-            // Work of this incarnation under way: a row it wrote, then a random moment more.
-            let before = try probe.lastOutboxRow()
+            // Work of this incarnation under way — a row its consumer wrote and a row its relay
+            // marked sent — then a random moment more.
+            let before = try probe.progress()
             let restarted = ContinuousClock.now
-            var waited = 0
-            while try probe.lastOutboxRow() == before, waited < 1000 {
-                waited += 1
+            while ContinuousClock.now - restarted < .seconds(15) {
+                let now = try probe.progress()
+                if now.written > before.written && now.sent > before.sent { break }
                 try await Task.sleep(for: .milliseconds(10))
             }
             var found = Kill(aim: index.isMultiple(of: 2) ? "mid-transaction" : "mid-publish")
@@ -158,6 +161,9 @@ struct CrashTests {
         let inPublish = kills.filter { $0.unsent > 0 }.count
         #expect(inTransaction >= 3, "kills with the store's write lock held: \(inTransaction)\n\(summary)")
         #expect(inPublish >= 3, "kills with outbox rows unsent: \(inPublish)\n\(summary)")
+        // An id delivered twice can only come from a kill after the relay's append and before it
+        // marked the rows sent (the responder itself never re-reads): some kill landed there.
+        #expect(check.repeatedDeliveries > 0, "no kill landed between a publish and its marking sent")
         let store = try OrchestratorStore(path: bench.storePath)
         let states = try ids.compactMap { try store.findCase($0)?.state }
         #expect(states.count == ids.count)
@@ -192,8 +198,15 @@ struct StoreProbe {
         }
     }
 
-    func lastOutboxRow() throws -> Int64 {
-        try retryingBusy { try queue.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM outbox") ?? 0 } }
+    /// The last outbox row written, and how many rows are marked sent.
+    func progress() throws -> (written: Int64, sent: Int) {
+        try retryingBusy {
+            try queue.read { db in
+                let written = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM outbox") ?? 0
+                let sent = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE sent = 1") ?? 0
+                return (written, sent)
+            }
+        }
     }
 
     func unsentRows() throws -> Int {
