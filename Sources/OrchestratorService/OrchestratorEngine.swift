@@ -190,48 +190,10 @@ public struct OrchestratorEngine: Sendable {
         return rows.count
     }
 
-    /// Appends outbox rows to the log in one call, in order: emissions validated by the publisher's
-    /// validator (one that fails goes to the dead-letter topic in its place, as `Publisher` does),
-    /// dead letters as the dead-letter record format with the refusal's code and reason. It does not
-    /// mark them sent (``relayOnce(limit:)`` does).
+    /// Appends outbox rows to the log in one call, in order (``OutboxRelay``, with the
+    /// orchestrator's source). It does not mark them sent (``relayOnce(limit:)`` does).
     public func publish(_ rows: [OutboxRow]) async throws {
-        var records: [OutgoingRecord] = []
-        records.reserveCapacity(rows.count)
-        for row in rows {
-            let time = Date(timeIntervalSince1970: Double(row.timeMilliseconds) / 1000)
-            if let deadLetter = row.deadLetter {
-                var record = DeadLetter.record(
-                    deadLetterTopic: publisher.catalog.deadLetterTopic, originalTopic: deadLetter.originalTopic,
-                    key: row.key.map { Data($0.utf8) }, value: row.body,
-                    headers: deadLetter.headers.map { LogHeader(name: $0[0], text: $0[1]) },
-                    failure: ValidationFailure(.undeliverable, deadLetter.reason), refusedBy: publisher.name, at: time)
-                record.headers = record.headers.map { header in
-                    switch header.name {
-                    case DeadLetter.code: LogHeader(name: DeadLetter.code, text: deadLetter.code)
-                    case DeadLetter.reason:
-                        LogHeader(name: DeadLetter.reason, text: "\(deadLetter.code): \(deadLetter.reason)")
-                    default: header
-                    }
-                }
-                records.append(record)
-                continue
-            }
-            let event = Event(
-                id: row.eventId, type: row.type, source: Self.source, subject: nil, time: time, data: row.body)
-            do {
-                let validated = try publisher.validator.validate(event, topic: row.topic)
-                records.append(CloudEventsBinding.record(for: validated.event, topic: validated.topic, key: row.key))
-            } catch let failure as ValidationFailure {
-                logger.error(
-                    "outbox row \(row.seq) (\(row.eventId)) does not validate, dead-lettering it: \(failure.reason)")
-                records.append(
-                    DeadLetter.record(
-                        deadLetterTopic: publisher.catalog.deadLetterTopic, originalTopic: row.topic,
-                        key: row.key.map { Data($0.utf8) }, value: row.body, headers: [], failure: failure,
-                        refusedBy: publisher.name, at: time))
-            }
-        }
-        _ = try await log.append(records)
+        try await OutboxRelay(publisher: publisher, source: Self.source, logger: logger).publish(rows)
     }
 
     /// Turns due timers into firings through the core, in one store transaction.
@@ -259,31 +221,9 @@ public struct OrchestratorEngine: Sendable {
 
     // MARK: - Loops
 
-    /// Retries `operation` with back-off (0.1 s doubling to 30 s, real time) while it fails with a
-    /// retriable error; a fatal log error (`LogError.isFatal`), `groupBusy` (only polling again
-    /// can pass) or cancellation ends it.
+    /// Retries `operation` while it fails with a retriable error (``retryingWhileRetriable(_:logger:_:)``).
     func persistently<T: Sendable>(_ what: String, _ operation: () async throws -> T) async throws -> T {
-        var backoff = Duration.milliseconds(100)
-        var paused = false
-        while true {
-            do {
-                let result = try await operation()
-                if paused { logger.notice("\(what) works again; resuming") }
-                return result
-            } catch is CancellationError {
-                throw CancellationError()
-            } catch let error as LogError where error.isFatal || error.code == .groupBusy {
-                // Fatal: the client can never succeed. Group busy: only polling again can pass.
-                if error.code == .groupBusy { throw error }
-                logger.critical("\(what) failed for good: \(error)")
-                throw error
-            } catch {
-                if !paused { logger.error("\(what) failed, pausing and retrying: \(error)") }
-                paused = true
-                try await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(30))
-            }
-        }
+        try await retryingWhileRetriable(what, logger: logger, operation)
     }
 
     /// Consumes the input topics as group ``group`` until cancelled: each polled batch is applied
@@ -291,47 +231,10 @@ public struct OrchestratorEngine: Sendable {
     /// run in a task of their own, so a stop (cancellation) that arrives meanwhile lets them finish.
     public func runConsumer(maxRecords: Int = 500) async throws {
         let assigned = self.assigned
-        let consumer = try await persistently("joining group \(Self.group)") {
-            try await log.makeConsumer(.group(Self.group, topics: topics))
-        }
-        logger.notice("consuming \(topics.joined(separator: ", ")) as group \(Self.group)")
-        // The consumer is closed, awaited, however the loop ends (it leaves the group at once).
-        do {
-            while !Task.isCancelled {
-                let records: [LogRecord]
-                do {
-                    records = try await persistently("polling the bus") {
-                        try await consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(200))
-                    }
-                } catch is CancellationError {
-                    break
-                } catch let error as LogError where error.code == .groupBusy {
-                    continue  // the group rebalanced under this member: poll again
-                }
-                if let partitions = try? await consumer.assignment() {
-                    assigned.set(Set(partitions.map(\.partition)))
-                }
-                if records.isEmpty { continue }
-                let engine = self
-                try await Task {
-                    _ = try await engine.persistently("applying a batch of \(records.count) to \(engine.store.path)") {
-                        try await engine.process(records)
-                    }
-                    do {
-                        try await engine.persistently("committing offsets") { try await consumer.commit(records) }
-                    } catch let error as LogError where error.code == .groupBusy {
-                        // A rebalance took the partitions: retrying the commit cannot pass, polling
-                        // again can. Their new owner reads the batch again; the store drops the ids
-                        // it has applied.
-                        engine.logger.notice("commit refused by a rebalance, polling again: \(error)")
-                    }
-                }.value
-            }
-        } catch {
-            await consumer.close()
-            throw error
-        }
-        await consumer.close()
+        let engine = self
+        try await consumeInBatches(
+            log: log, group: Self.group, topics: topics, logger: logger, maxRecords: maxRecords, what: store.path,
+            assigned: { assigned.set($0) }, process: { _ = try await engine.process($0) })
     }
 
     /// Publishes the outbox until cancelled, polling it every 20 ms (real time) when it is empty;
@@ -382,8 +285,11 @@ public struct OrchestratorEngine: Sendable {
 
 /// The partition numbers the consumer holds, shared with the timer loop (a partition number is the
 /// same on every input topic: they are keyed by application id with one partition count).
-final class Assignment: Sendable {
+/// The citizen services' timer loop shares its consumer's the same way.
+public final class Assignment: Sendable {
     private let partitions = Mutex<Set<Int>?>(nil)
-    func get() -> Set<Int>? { partitions.withLock { $0 } }
-    func set(_ new: Set<Int>) { partitions.withLock { $0 = new } }
+    public init() {}
+    /// The partition numbers held; `nil` before the first poll.
+    public func get() -> Set<Int>? { partitions.withLock { $0 } }
+    public func set(_ new: Set<Int>) { partitions.withLock { $0 = new } }
 }

@@ -143,6 +143,7 @@ public struct OrchestratorStore: Sendable {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
+            try db.execute(sql: OutboxTable.createSQL)
             try db.execute(
                 sql: """
                     CREATE TABLE rule_versions (
@@ -172,19 +173,6 @@ public struct OrchestratorStore: Sendable {
                         application_id TEXT NOT NULL,
                         applied_at REAL NOT NULL
                     ) WITHOUT ROWID;
-                    CREATE TABLE outbox (
-                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                        partition INTEGER NOT NULL,
-                        topic TEXT NOT NULL,
-                        key TEXT,
-                        event_id TEXT NOT NULL,
-                        type TEXT NOT NULL,
-                        time_ms INTEGER NOT NULL,
-                        body BLOB NOT NULL,
-                        dead_letter TEXT,
-                        sent INTEGER NOT NULL DEFAULT 0
-                    );
-                    CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent = 0;
                     CREATE TABLE timers (
                         id TEXT PRIMARY KEY,
                         partition INTEGER NOT NULL,
@@ -380,27 +368,13 @@ public struct OrchestratorStore: Sendable {
 
     /// The first unsent outbox rows, in order.
     public func unsent(limit: Int = 500) async throws -> [OutboxRow] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM outbox WHERE sent = 0 ORDER BY seq LIMIT ?", arguments: [limit]
-            ).map { row in
-                let deadLetter: DeadLetterPayload? = try (row["dead_letter"] as String?).map {
-                    try JSONDecoder().decode(DeadLetterPayload.self, from: Data($0.utf8))
-                }
-                return OutboxRow(
-                    seq: row["seq"], partition: row["partition"], topic: row["topic"], key: row["key"],
-                    eventId: row["event_id"], type: row["type"], timeMilliseconds: row["time_ms"], body: row["body"],
-                    deadLetter: deadLetter)
-            }
-        }
+        try await pool.read { db in try OutboxTable.unsent(limit: limit, db) }
     }
 
     /// Marks rows sent, after the log confirmed them.
     public func markSent(through seqs: [Int64]) async throws {
         guard !seqs.isEmpty else { return }
-        try await pool.write { db in
-            for seq in seqs { try db.execute(sql: "UPDATE outbox SET sent = 1 WHERE seq = ?", arguments: [seq]) }
-        }
+        try await pool.write { db in try OutboxTable.markSent(seqs, db) }
     }
 
     // MARK: - Timers

@@ -1,0 +1,193 @@
+import Bus
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+import GRDB
+import Logging
+
+/// The outbox table a service writes its emissions to in the transaction that applies its inputs,
+/// and the relay publishes from: the orchestrator's store and the citizen services' store share
+/// its layout and these statements.
+public enum OutboxTable {
+    /// The table and its index of unsent rows (for a migration).
+    public static let createSQL = """
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            partition INTEGER NOT NULL,
+            topic TEXT NOT NULL,
+            key TEXT,
+            event_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            time_ms INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            dead_letter TEXT,
+            sent INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent = 0;
+        """
+
+    /// Writes one emission (not a dead letter) with the id the relay will publish it under.
+    public static func insert(
+        partition: Int, topic: String, key: String?, eventId: String, type: String, timeMilliseconds: Int64,
+        body: Data, _ db: Database
+    ) throws {
+        try db.execute(
+            sql: "INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [partition, topic, key, eventId, type, timeMilliseconds, body])
+    }
+
+    /// The first unsent rows, in order.
+    public static func unsent(limit: Int, _ db: Database) throws -> [OutboxRow] {
+        try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE sent = 0 ORDER BY seq LIMIT ?", arguments: [limit]).map {
+            row in
+            let deadLetter: DeadLetterPayload? = try (row["dead_letter"] as String?).map {
+                try JSONDecoder().decode(DeadLetterPayload.self, from: Data($0.utf8))
+            }
+            return OutboxRow(
+                seq: row["seq"], partition: row["partition"], topic: row["topic"], key: row["key"],
+                eventId: row["event_id"], type: row["type"], timeMilliseconds: row["time_ms"], body: row["body"],
+                deadLetter: deadLetter)
+        }
+    }
+
+    /// Marks rows sent, after the log confirmed them.
+    public static func markSent(_ seqs: [Int64], _ db: Database) throws {
+        for seq in seqs { try db.execute(sql: "UPDATE outbox SET sent = 1 WHERE seq = ?", arguments: [seq]) }
+    }
+}
+
+/// Publishes outbox rows: emissions as CloudEvents with the ids the rows carry (validated; one
+/// that fails goes to the dead-letter topic in its place, as `Publisher` does), dead letters in
+/// the dead-letter record format with the refusal's code and reason.
+public struct OutboxRelay: Sendable {
+    /// Validates and names the dead-letter topic.
+    public let publisher: Publisher
+    /// The `ce_source` of the published events.
+    public let source: String
+    public let logger: Logger
+
+    public init(publisher: Publisher, source: String, logger: Logger) {
+        self.publisher = publisher
+        self.source = source
+        self.logger = logger
+    }
+
+    /// Appends the rows to the log in one call, in order. It does not mark them sent.
+    public func publish(_ rows: [OutboxRow]) async throws {
+        var records: [OutgoingRecord] = []
+        records.reserveCapacity(rows.count)
+        for row in rows {
+            let time = Date(timeIntervalSince1970: Double(row.timeMilliseconds) / 1000)
+            if let deadLetter = row.deadLetter {
+                var record = DeadLetter.record(
+                    deadLetterTopic: publisher.catalog.deadLetterTopic, originalTopic: deadLetter.originalTopic,
+                    key: row.key.map { Data($0.utf8) }, value: row.body,
+                    headers: deadLetter.headers.map { LogHeader(name: $0[0], text: $0[1]) },
+                    failure: ValidationFailure(.undeliverable, deadLetter.reason), refusedBy: publisher.name, at: time)
+                record.headers = record.headers.map { header in
+                    switch header.name {
+                    case DeadLetter.code: LogHeader(name: DeadLetter.code, text: deadLetter.code)
+                    case DeadLetter.reason:
+                        LogHeader(name: DeadLetter.reason, text: "\(deadLetter.code): \(deadLetter.reason)")
+                    default: header
+                    }
+                }
+                records.append(record)
+                continue
+            }
+            let event = Event(id: row.eventId, type: row.type, source: source, subject: nil, time: time, data: row.body)
+            do {
+                let validated = try publisher.validator.validate(event, topic: row.topic)
+                records.append(CloudEventsBinding.record(for: validated.event, topic: validated.topic, key: row.key))
+            } catch let failure as ValidationFailure {
+                logger.error(
+                    "outbox row \(row.seq) (\(row.eventId)) does not validate, dead-lettering it: \(failure.reason)")
+                records.append(
+                    DeadLetter.record(
+                        deadLetterTopic: publisher.catalog.deadLetterTopic, originalTopic: row.topic,
+                        key: row.key.map { Data($0.utf8) }, value: row.body, headers: [], failure: failure,
+                        refusedBy: publisher.name, at: time))
+            }
+        }
+        _ = try await publisher.log.append(records)
+    }
+}
+
+/// Retries `operation` with back-off (0.1 s doubling to 30 s, real time) while it fails with a
+/// retriable error; a fatal log error (`LogError.isFatal`), `groupBusy` (only polling again can
+/// pass) or cancellation ends it. The loops of the orchestrator and of the citizen services use it.
+public func retryingWhileRetriable<T: Sendable>(
+    _ what: String, logger: Logger, _ operation: () async throws -> T
+) async throws -> T {
+    var backoff = Duration.milliseconds(100)
+    var paused = false
+    while true {
+        do {
+            let result = try await operation()
+            if paused { logger.notice("\(what) works again; resuming") }
+            return result
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch let error as LogError where error.isFatal || error.code == .groupBusy {
+            if error.code == .groupBusy { throw error }
+            logger.critical("\(what) failed for good: \(error)")
+            throw error
+        } catch {
+            if !paused { logger.error("\(what) failed, pausing and retrying: \(error)") }
+            paused = true
+            try await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, .seconds(30))
+        }
+    }
+}
+
+/// Consumes `topics` as consumer group `group` until cancelled: each polled batch goes to
+/// `process` (one store transaction), then its offsets are committed. The transaction and the
+/// commit run in a task of their own, so a stop (cancellation) that arrives meanwhile lets them
+/// finish; a commit refused by a rebalance polls again (the partitions' new owner reads the batch
+/// again and its store drops the ids it applied). `assigned` hears the partition numbers held after
+/// each poll. The consumer is closed, awaited, however the loop ends. The orchestrator's and the
+/// citizen services' consumers are this loop.
+public func consumeInBatches(
+    log: any EventLog, group: String, topics: [String], logger: Logger, maxRecords: Int = 500,
+    what: String, assigned: @escaping @Sendable (Set<Int>) -> Void,
+    process: @escaping @Sendable ([LogRecord]) async throws -> Void
+) async throws {
+    let consumer = try await retryingWhileRetriable("joining group \(group)", logger: logger) {
+        try await log.makeConsumer(.group(group, topics: topics))
+    }
+    logger.notice("consuming \(topics.joined(separator: ", ")) as group \(group)")
+    do {
+        while !Task.isCancelled {
+            let records: [LogRecord]
+            do {
+                records = try await retryingWhileRetriable("polling the bus", logger: logger) {
+                    try await consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(200))
+                }
+            } catch is CancellationError {
+                break
+            } catch let error as LogError where error.code == .groupBusy {
+                continue  // the group rebalanced under this member: poll again
+            }
+            if let partitions = try? await consumer.assignment() { assigned(Set(partitions.map(\.partition))) }
+            if records.isEmpty { continue }
+            try await Task {
+                _ = try await retryingWhileRetriable("applying a batch of \(records.count) to \(what)", logger: logger) {
+                    try await process(records)
+                }
+                do {
+                    try await retryingWhileRetriable("committing offsets", logger: logger) {
+                        try await consumer.commit(records)
+                    }
+                } catch let error as LogError where error.code == .groupBusy {
+                    logger.notice("commit refused by a rebalance, polling again: \(error)")
+                }
+            }.value
+        }
+    } catch {
+        await consumer.close()
+        throw error
+    }
+    await consumer.close()
+}
