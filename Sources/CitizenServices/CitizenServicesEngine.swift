@@ -165,7 +165,7 @@ public struct CitizenServicesEngine: Sendable {
         let rows = try await store.unsent(limit: limit)
         guard !rows.isEmpty else { return 0 }
         try await OutboxRelay(publisher: publisher, source: Self.source, logger: logger).publish(rows)
-        try await store.markSent(rows.map(\.seq))
+        try await store.markSent(through: rows.map(\.seq))
         stats.relayed(rows.count)
         return rows.count
     }
@@ -199,43 +199,16 @@ public struct CitizenServicesEngine: Sendable {
 
     /// Publishes the outbox until cancelled, polling it every 20 ms (real time) when it is empty.
     public func runRelay() async throws {
-        while !Task.isCancelled {
-            let sent: Int
-            do {
-                sent = try await retryingWhileRetriable("publishing the outbox", logger: logger) { try await relayOnce() }
-            } catch is CancellationError { break }
-            if sent == 0 {
-                do { try await Task.sleep(for: .milliseconds(20)) } catch { break }
-            }
-        }
+        try await relayUntilCancelled(logger: logger, relayOnce: { try await relayOnce() })
     }
 
     /// Fires due retirement timers of the assigned partitions until cancelled, waking on the
     /// injected clock at the next due instant or after an hour of its time, and at most every
     /// 50 ms of real time.
     public func runTimers() async throws {
-        let realTime = ContinuousClock()
-        while !Task.isCancelled {
-            let started = realTime.now
-            let partitions = assigned.get()
-            if let partitions {
-                do {
-                    _ = try await retryingWhileRetriable("firing retirement timers", logger: logger) {
-                        try await fireDueRetirements(partitions: partitions)
-                    }
-                } catch is CancellationError { break }
-            }
-            var wait = 3600.0
-            if let next = try? await store.nextRetirement() {
-                wait = min(wait, max(0.001, next.timeIntervalSince(clock.now())))
-            }
-            if partitions == nil { wait = min(wait, 0.2) }
-            do {
-                try await clock.sleep(for: .milliseconds(Int64(wait * 1000)))
-                let spent = realTime.now - started
-                if spent < .milliseconds(50) { try await Task.sleep(for: .milliseconds(50) - spent) }
-            } catch { break }
-        }
+        try await fireTimersUntilCancelled(
+            clock: clock, assigned: assigned, logger: logger, idle: .seconds(3600),
+            fire: { _ = try await fireDueRetirements(partitions: $0) }, next: { try? await store.nextRetirement() })
     }
 }
 

@@ -67,17 +67,13 @@ public struct CitizenBatchOutcome: Sendable, Hashable {
 ///   the same event.
 /// - Application numbers (`DA-2026-000001`) come from a counter per prefix and year in this store,
 ///   in the transaction that starts the application, so a replay cannot give a second number.
-public struct CitizenStore: Sendable {
+public struct CitizenStore: OutboxStore {
     public let pool: DatabasePool
     public let path: String
 
     /// Opens (creating when missing) the store at `path` and migrates it.
     public init(path: String) throws {
-        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
-        pool = try DatabasePool(path: path, configuration: configuration)
+        pool = try openStorePool(path: path)
         self.path = path
         try Self.migrator.migrate(pool)
     }
@@ -135,18 +131,7 @@ public struct CitizenStore: Sendable {
         return migrator
     }
 
-    // MARK: - Outbox and timers
-
-    /// The first unsent outbox rows, in order.
-    public func unsent(limit: Int = 500) async throws -> [OutboxRow] {
-        try await pool.read { db in try OutboxTable.unsent(limit: limit, db) }
-    }
-
-    /// Marks rows sent, after the log confirmed them.
-    public func markSent(_ seqs: [Int64]) async throws {
-        guard !seqs.isEmpty else { return }
-        try await pool.write { db in try OutboxTable.markSent(seqs, db) }
-    }
+    // MARK: - Timers
 
     /// Residents whose retirement timer is due at `now`, on the given partitions (all when `nil`).
     public func dueRetirements(at now: Date, partitions: Set<Int>?, limit: Int = 500) async throws -> [(String, Int)] {

@@ -41,12 +41,7 @@ struct CitizenServicesCommand: AsyncParsableCommand {
         var clockSpeed: Double = 1
 
         func run() async throws {
-            let level = Logger.Level(rawValue: logLevel) ?? .info
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            bootstrapStandardErrorLogging(logLevel)
             let logger = Logger(label: "onewindow.citizen-services")
             if metricsPort != nil { OrchestratorServices.bootstrapMetrics() }
             let catalog = try options.loadCatalog()
@@ -63,20 +58,9 @@ struct CitizenServicesCommand: AsyncParsableCommand {
                 store: try CitizenStore(path: store), rules: serviceRules, log: log, clock: clock, logger: logger)
             let address = try options.address()
             logger.notice("citizen services starting: store \(store), bus \(address)")
-            let group = ServiceGroup(
-                services: try CitizenServicesGroup.make(engine, metricsPort: metricsPort),
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-            do {
-                try await group.run()
-            } catch let error as LogError {
-                await log.close()
-                throw CommandFailure(
-                    .temporary, "the bus failed for good: \(error)\nthe store is consistent; start the citizen services again")
-            } catch {
-                await log.close()
-                throw error
-            }
-            await log.close()
+            try await runServiceGroup(
+                try CitizenServicesGroup.make(engine, metricsPort: metricsPort), log: log, logger: logger,
+                name: "citizen services")
             let totals = engine.stats.snapshot
             logger.notice(
                 "citizen services stopped: \(totals.handled) event(s) handled, \(totals.messages) message(s), \(totals.applicationsStarted) application(s) started, \(totals.alerts) alert(s), \(totals.relayed) relayed"

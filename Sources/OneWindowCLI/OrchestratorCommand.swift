@@ -32,6 +32,35 @@ func loadRules(_ directory: String, catalog: TopicCatalog) throws -> RuleBook {
     }
 }
 
+/// Sends log lines at `level` and above to standard error (the services' commands call it first).
+func bootstrapStandardErrorLogging(_ level: String) {
+    let level = Logger.Level(rawValue: level) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+}
+
+/// Runs a service process's group until SIGTERM or SIGINT, closing `log` however it ends. A bus
+/// that failed for good (a `LogError` retrying inside could not help) becomes status 75: the
+/// store is consistent (offsets are committed only after its transactions), so a supervisor
+/// restarting the process is the cure.
+func runServiceGroup(_ services: [any Service], log: any EventLog, logger: Logger, name: String) async throws {
+    let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    do {
+        try await group.run()
+    } catch let error as LogError {
+        await log.close()
+        throw CommandFailure(
+            .temporary, "the bus failed for good: \(error)\nthe store is consistent; start the \(name) again")
+    } catch {
+        await log.close()
+        throw error
+    }
+    await log.close()
+}
+
 /// `onewindow orchestrator run`: the orchestrator process.
 struct OrchestratorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -62,12 +91,7 @@ struct OrchestratorCommand: AsyncParsableCommand {
         var clockSpeed: Double = 1
 
         func run() async throws {
-            let level = Logger.Level(rawValue: logLevel) ?? .info
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            bootstrapStandardErrorLogging(logLevel)
             let logger = Logger(label: "onewindow.orchestrator")
             if metricsPort != nil { OrchestratorServices.bootstrapMetrics() }
             let catalog = try options.loadCatalog()
@@ -82,24 +106,9 @@ struct OrchestratorCommand: AsyncParsableCommand {
             let address = try options.address()
             logger.notice(
                 "orchestrator starting: \(ruleBook.current.count) workflow(s), store \(store.store), bus \(address)")
-            let group = ServiceGroup(
-                services: try OrchestratorServices.make(engine, metricsPort: metricsPort),
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-            do {
-                try await group.run()
-            } catch let error as LogError {
-                // Retrying inside could not help (the log or consumer is closed or failed for good):
-                // the store is consistent (offsets are committed only after its transactions), so a
-                // supervisor restarting the process is the cure — the status says "try again".
-                await log.close()
-                throw CommandFailure(
-                    .temporary,
-                    "the bus failed for good: \(error)\nthe store is consistent; start the orchestrator again")
-            } catch {
-                await log.close()
-                throw error
-            }
-            await log.close()
+            try await runServiceGroup(
+                try OrchestratorServices.make(engine, metricsPort: metricsPort), log: log, logger: logger,
+                name: "orchestrator")
             let totals = engine.stats.snapshot
             logger.notice(
                 "orchestrator stopped: \(totals.inputsApplied) input(s) applied, \(totals.effectsEmitted) effect(s), \(totals.deadLettered) dead-lettered, \(totals.relayed) relayed"

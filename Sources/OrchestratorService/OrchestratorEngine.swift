@@ -240,20 +240,8 @@ public struct OrchestratorEngine: Sendable {
     /// Publishes the outbox until cancelled, polling it every 20 ms (real time) when it is empty;
     /// refreshes the open and overdue gauges about once a second.
     public func runRelay() async throws {
-        let realTime = ContinuousClock()
-        var gauges = realTime.now.advanced(by: .seconds(-10))
-        while !Task.isCancelled {
-            let sent: Int
-            do {
-                sent = try await persistently("publishing the outbox") { try await relayOnce() }
-            } catch is CancellationError { break }
-            if realTime.now - gauges > .seconds(1) {
-                gauges = realTime.now
-                try? await refreshGauges()  // for the metrics only: tried again next time
-            }
-            if sent == 0 {
-                do { try await Task.sleep(for: .milliseconds(20)) } catch { break }
-            }
+        try await relayUntilCancelled(logger: logger, relayOnce: { try await relayOnce() }) {
+            try? await refreshGauges()  // for the metrics only: tried again next time
         }
     }
 
@@ -261,25 +249,9 @@ public struct OrchestratorEngine: Sendable {
     /// at the next due instant or after a minute of its time, whichever comes first, and at most
     /// every 50 ms of real time (an accelerated clock's minute can be a millisecond).
     public func runTimers() async throws {
-        let realTime = ContinuousClock()
-        while !Task.isCancelled {
-            let started = realTime.now
-            let partitions = assigned.get()
-            if let partitions {
-                do {
-                    try await persistently("firing due timers") { try await fireDueTimers(partitions: partitions) }
-                } catch is CancellationError { break }
-            }
-            let now = clock.now()
-            var wait = 60.0
-            if let next = try? await store.nextTimer() { wait = min(wait, max(0.001, next.timeIntervalSince(now))) }
-            if partitions == nil { wait = min(wait, 0.2) }
-            do {
-                try await clock.sleep(for: .milliseconds(Int64(wait * 1000)))
-                let spent = realTime.now - started
-                if spent < .milliseconds(50) { try await Task.sleep(for: .milliseconds(50) - spent) }
-            } catch { break }
-        }
+        try await fireTimersUntilCancelled(
+            clock: clock, assigned: assigned, logger: logger, idle: .seconds(60),
+            fire: { _ = try await fireDueTimers(partitions: $0) }, next: { try? await store.nextTimer() })
     }
 }
 

@@ -114,18 +114,14 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 ///   next due instant and whether a step is overdue, indexed for `status` and `applications`.
 /// - Timers the core cancels (their step was decided) are deleted, fired or not; a fired timer is
 ///   kept with `fired = 1` until then, so the fired `overdue` timers are the overdue steps.
-public struct OrchestratorStore: Sendable {
+public struct OrchestratorStore: OutboxStore {
     public let pool: DatabasePool
     public let path: String
 
     /// Opens (creating when missing) the store at `path` and migrates it.
     /// - Throws: a `DatabaseError` naming the file when it cannot be opened or migrated.
     public init(path: String) throws {
-        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
-        pool = try DatabasePool(path: path, configuration: configuration)
+        pool = try openStorePool(path: path)
         self.path = path
         try Self.migrator.migrate(pool)
     }
@@ -362,19 +358,6 @@ public struct OrchestratorStore: Sendable {
                 state.applicationId, partition, state.workflow, state.ruleVersion.description, state.status.rawValue,
                 nextDue?.timeIntervalSince1970, overdue, now.timeIntervalSince1970, body,
             ])
-    }
-
-    // MARK: - Outbox
-
-    /// The first unsent outbox rows, in order.
-    public func unsent(limit: Int = 500) async throws -> [OutboxRow] {
-        try await pool.read { db in try OutboxTable.unsent(limit: limit, db) }
-    }
-
-    /// Marks rows sent, after the log confirmed them.
-    public func markSent(through seqs: [Int64]) async throws {
-        guard !seqs.isEmpty else { return }
-        try await pool.write { db in try OutboxTable.markSent(seqs, db) }
     }
 
     // MARK: - Timers

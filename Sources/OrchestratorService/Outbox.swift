@@ -1,4 +1,5 @@
 import Bus
+import CivilTime
 import EventLog
 import EventModel
 import EventSchemas
@@ -54,6 +55,24 @@ public enum OutboxTable {
     /// Marks rows sent, after the log confirmed them.
     public static func markSent(_ seqs: [Int64], _ db: Database) throws {
         for seq in seqs { try db.execute(sql: "UPDATE outbox SET sent = 1 WHERE seq = ?", arguments: [seq]) }
+    }
+}
+
+/// A store with an ``OutboxTable`` in its database.
+public protocol OutboxStore: Sendable {
+    var pool: DatabasePool { get }
+}
+
+extension OutboxStore {
+    /// The first unsent outbox rows, in order.
+    public func unsent(limit: Int = 500) async throws -> [OutboxRow] {
+        try await pool.read { db in try OutboxTable.unsent(limit: limit, db) }
+    }
+
+    /// Marks rows sent, after the log confirmed them.
+    public func markSent(through seqs: [Int64]) async throws {
+        guard !seqs.isEmpty else { return }
+        try await pool.write { db in try OutboxTable.markSent(seqs, db) }
     }
 }
 
@@ -190,4 +209,65 @@ public func consumeInBatches(
         throw error
     }
     await consumer.close()
+}
+
+/// Opens (creating the file and its folder when missing) a service's SQLite store with a 10 s
+/// busy timeout, as the orchestrator's and the citizen services' stores do.
+public func openStorePool(path: String) throws -> DatabasePool {
+    let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    var configuration = Configuration()
+    configuration.busyMode = .timeout(10)
+    return try DatabasePool(path: path, configuration: configuration)
+}
+
+/// Publishes an outbox until cancelled (a fatal bus error ends it with that error): `relayOnce` publishes what is unsent and says how many
+/// rows; when there were none the loop waits 20 ms (real time). `everySecond` runs about once a
+/// second (the orchestrator refreshes its gauges there).
+public func relayUntilCancelled(
+    logger: Logger, relayOnce: () async throws -> Int, everySecond: () async -> Void = {}
+) async throws {
+    let realTime = ContinuousClock()
+    var last = realTime.now.advanced(by: .seconds(-10))
+    while !Task.isCancelled {
+        let sent: Int
+        do {
+            sent = try await retryingWhileRetriable("publishing the outbox", logger: logger) { try await relayOnce() }
+        } catch is CancellationError { break }
+        if realTime.now - last > .seconds(1) {
+            last = realTime.now
+            await everySecond()
+        }
+        if sent == 0 {
+            do { try await Task.sleep(for: .milliseconds(20)) } catch { break }
+        }
+    }
+}
+
+/// Fires stored timers until cancelled (a fatal bus or store error ends it with that error): `fire` fires those due on the assigned partitions (once
+/// the consumer holds some), then the loop sleeps on `clock` until the `next` due instant or for
+/// `idle` of its time, whichever comes first, and at least 50 ms of real time (an accelerated
+/// clock's minute can be a millisecond).
+public func fireTimersUntilCancelled(
+    clock: any WallClock, assigned: Assignment, logger: Logger, idle: Duration,
+    fire: (Set<Int>) async throws -> Void, next: () async -> Date?
+) async throws {
+    let realTime = ContinuousClock()
+    while !Task.isCancelled {
+        let started = realTime.now
+        let partitions = assigned.get()
+        if let partitions {
+            do {
+                try await retryingWhileRetriable("firing due timers", logger: logger) { try await fire(partitions) }
+            } catch is CancellationError { break }
+        }
+        var wait = idle / .seconds(1)
+        if let due = await next() { wait = min(wait, max(0.001, due.timeIntervalSince(clock.now()))) }
+        if partitions == nil { wait = min(wait, 0.2) }
+        do {
+            try await clock.sleep(for: .milliseconds(Int64(wait * 1000)))
+            let spent = realTime.now - started
+            if spent < .milliseconds(50) { try await Task.sleep(for: .milliseconds(50) - spent) }
+        } catch { break }
+    }
 }
