@@ -31,6 +31,25 @@ struct CommandTests {
         #expect(message.contains("life-events.yaml"), "\(message)")
     }
 
+    @Test("rules check checks life-events.yaml and repeat-visits.yaml too, naming a problem's line (78)")
+    func rulesCheck() async throws {
+        let bench = try await Bench()
+        let rules = bench.directory.appendingPathComponent("rules")
+        try FileManager.default.copyItem(at: Repo.rulesDirectory, to: rules)
+        let catalog = ["--catalog", repositoryRoot.appendingPathComponent("Topics").path]
+        let good = try await runProgram(try onewindowExecutable().path, ["rules", "check", rules.path] + catalog)
+        #expect(good.status == 0)
+        #expect(String(decoding: good.output, as: UTF8.self).contains("ok life-events.yaml: 3 life events"))
+        let broken = BrokenConfigFile.all(in: "life-events").first { $0.name == "age-out-of-range.yaml" }!
+        try FileManager.default.removeItem(at: rules.appendingPathComponent("life-events.yaml"))
+        try FileManager.default.copyItem(
+            atPath: broken.path, toPath: rules.appendingPathComponent("life-events.yaml").path)
+        let refused = try await runProgram(try onewindowExecutable().path, ["rules", "check", rules.path] + catalog)
+        let message = String(decoding: refused.error, as: UTF8.self)
+        #expect(refused.status == 78)
+        #expect(message.contains("life-events.yaml:\(broken.line):"), "\(message)")
+    }
+
     @Test("A birth on the bus: two messages, counted on /metrics; SIGTERM stops it with 0", .timeLimit(.minutes(1)))
     func runsAndStops() async throws {
         let bench = try await Bench()
