@@ -152,12 +152,12 @@ extension NotificationRules.Template {
     /// TEXT so nothing is HTML-escaped) from `entry`, adding each problem with its line to
     /// `problems`. `notifications.yaml` and the citizen services' `life-events.yaml` read their
     /// messages with it.
-    /// - Returns: the template, or `nil` when it has a problem.
+    /// - Returns: the template (its problems, if any, added to `problems`), or `nil` when it cannot
+    ///   be read at all.
     public static func read(
         _ entry: ConfigMapping, placeholders allowed: Set<String>, for what: String, smsNames: [String],
         problems: inout [ConfigFileError]
     ) -> Self? {
-        let before = problems.count
         do {
             let smsNode = try entry.require("sms")
             let sms = try smsNode.string()
@@ -181,7 +181,8 @@ extension NotificationRules.Template {
             }
             // Text, not HTML: a name with & or < is sent as written.
             let compiled = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + body)
-            return problems.count == before ? .init(sms: sms, text: body, compiled: compiled) : nil
+            // Returned with its problems recorded, so what depends on it is checked too.
+            return .init(sms: sms, text: body, compiled: compiled)
         } catch let error as ConfigFileError {
             problems.append(error)
         } catch {
