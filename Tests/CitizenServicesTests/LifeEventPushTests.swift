@@ -28,12 +28,11 @@ struct LifeEventPushTests {
         #expect(first.applicationsStarted == 1)
 
         // The producer sends the same events again (a retry), and the whole topics are read again
-        // (a replay: a group that never read them, as after an offset reset).
+        // (a replay: a group that never read them, as after an offset reset): the originals and the
+        // copies, four records, all handled before.
         try await bench.publish("household.birth.registered", id: "birth-1", Examples.birth())
         try await bench.publish("household.death.registered", id: "death-1", Examples.death())
-        let again = try await bench.pump(engine, records: 2)
         let replay = try await bench.pump(engine, group: "replay-\(UUID().uuidString.prefix(6))", records: 4)
-        #expect(again.duplicates == 2 && again.messages == 0)
         #expect(replay.duplicates == 4 && replay.messages == 0 && replay.applicationsStarted == 0)
 
         let messages = try await bench.events("notification.sms.requested")
@@ -100,7 +99,7 @@ struct LifeEventPushTests {
         #expect(messages.map { $0.body[pointer: "/residentId"]?.stringValue } == [Examples.father])
         let application = try #require(try await bench.events("application.death-aftercare.submitted").first).body
         // The social security duty officer of Rules/departments.yaml stands in as applicant.
-        #expect(application[pointer: "/applicant/mobile"] == "13800000009")
+        #expect(application[pointer: "/applicant/mobile"] == "13800000010")
     }
 }
 
