@@ -162,7 +162,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "EventSchemas", "EventLog", .product(name: "GRDB", package: "GRDB.swift"),
+                "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TestSupport"

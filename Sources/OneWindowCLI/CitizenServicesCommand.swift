@@ -32,19 +32,13 @@ struct CitizenServicesCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var options: BusOptions
         @Option(help: "The citizen services' store (SQLite).") var store: String = "var/citizen-services.sqlite"
-        @Option(help: "The rules directory.") var rules: String = "Rules"
-        @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics. Default: none.")
-        var metricsPort: Int?
-        @Option(help: "Log level: trace, debug, info, notice, warning, error.")
-        var logLevel: String = "info"
-        @Option(help: "Run the clock this many times faster than real time (demos).")
-        var clockSpeed: Double = 1
+        @OptionGroup var service: ServiceProcessOptions
 
         func run() async throws {
-            bootstrapStandardErrorLogging(logLevel)
+            service.bootstrap()
             let logger = Logger(label: "onewindow.citizen-services")
-            if metricsPort != nil { OrchestratorServices.bootstrapMetrics() }
             let catalog = try options.loadCatalog()
+            let rules = service.rules
             _ = try loadRules(rules, catalog: catalog)  // status 66 or 78 with the workflows' problems
             let serviceRules: CitizenServicesRules
             do {
@@ -52,14 +46,14 @@ struct CitizenServicesCommand: AsyncParsableCommand {
             } catch {
                 throw CommandFailure(.configuration, error.description + "\nfix the rules and start again")
             }
-            let clock: any WallClock = clockSpeed == 1 ? SystemWallClock() : AcceleratedClock(speed: clockSpeed)
+            let clock = service.clock
             let log = try options.openLog(create: true)
             let engine = CitizenServicesEngine(
                 store: try CitizenStore(path: store), rules: serviceRules, log: log, clock: clock, logger: logger)
             let address = try options.address()
             logger.notice("citizen services starting: store \(store), bus \(address)")
             try await runServiceGroup(
-                try CitizenServicesGroup.make(engine, metricsPort: metricsPort), log: log, logger: logger,
+                try CitizenServicesGroup.make(engine, metricsPort: service.metricsPort), log: log, logger: logger,
                 name: "citizen services")
             let totals = engine.stats.snapshot
             logger.notice(

@@ -32,6 +32,27 @@ func loadRules(_ directory: String, catalog: TopicCatalog) throws -> RuleBook {
     }
 }
 
+/// The options a service process shares (`orchestrator run`, `citizen-services run`).
+struct ServiceProcessOptions: ParsableArguments {
+    @Option(help: "The rules directory.") var rules: String = "Rules"
+    @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics. Default: none.")
+    var metricsPort: Int?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+    @Option(help: "Run the clock this many times faster than real time (demos).")
+    var clockSpeed: Double = 1
+
+    /// The system clock, or one running `clockSpeed` times faster.
+    var clock: any WallClock { clockSpeed == 1 ? SystemWallClock() : AcceleratedClock(speed: clockSpeed) }
+
+    /// Sends log lines to standard error and, with a metrics port, bootstraps the Prometheus
+    /// registry (before any counter is made).
+    func bootstrap() {
+        bootstrapStandardErrorLogging(logLevel)
+        if metricsPort != nil { OrchestratorServices.bootstrapMetrics() }
+    }
+}
+
 /// Sends log lines at `level` and above to standard error (the services' commands call it first).
 func bootstrapStandardErrorLogging(_ level: String) {
     let level = Logger.Level(rawValue: level) ?? .info
@@ -82,23 +103,16 @@ struct OrchestratorCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var options: BusOptions
         @OptionGroup var store: StoreOption
-        @Option(help: "The rules directory.") var rules: String = "Rules"
-        @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics. Default: none.")
-        var metricsPort: Int?
-        @Option(help: "Log level: trace, debug, info, notice, warning, error.")
-        var logLevel: String = "info"
-        @Option(help: "Run the clock this many times faster than real time (demos).")
-        var clockSpeed: Double = 1
+        @OptionGroup var service: ServiceProcessOptions
 
         func run() async throws {
-            bootstrapStandardErrorLogging(logLevel)
+            service.bootstrap()
             let logger = Logger(label: "onewindow.orchestrator")
-            if metricsPort != nil { OrchestratorServices.bootstrapMetrics() }
             let catalog = try options.loadCatalog()
-            let ruleBook = try loadRules(rules, catalog: catalog)
+            let ruleBook = try loadRules(service.rules, catalog: catalog)
             let calendar = try WorkingDayCalendar.load(
-                from: URL(fileURLWithPath: rules).appendingPathComponent(RuleBook.calendarFile))
-            let clock: any WallClock = clockSpeed == 1 ? SystemWallClock() : AcceleratedClock(speed: clockSpeed)
+                from: URL(fileURLWithPath: service.rules).appendingPathComponent(RuleBook.calendarFile))
+            let clock = service.clock
             let log = try options.openLog(create: true)
             let engine = try OrchestratorEngine(
                 store: OrchestratorStore(path: store.store), rules: ruleBook, calendar: calendar, log: log,
@@ -107,7 +121,7 @@ struct OrchestratorCommand: AsyncParsableCommand {
             logger.notice(
                 "orchestrator starting: \(ruleBook.current.count) workflow(s), store \(store.store), bus \(address)")
             try await runServiceGroup(
-                try OrchestratorServices.make(engine, metricsPort: metricsPort), log: log, logger: logger,
+                try OrchestratorServices.make(engine, metricsPort: service.metricsPort), log: log, logger: logger,
                 name: "orchestrator")
             let totals = engine.stats.snapshot
             logger.notice(
