@@ -137,12 +137,26 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The services that come to the citizen (issue 10): life-event pushes (Rules/life-events.yaml)
+        // and the supervision of repeat visits (Rules/repeat-visits.yaml), one consumer with a GRDB
+        // store and an outbox, published by the orchestrator's relay.
+        .target(
+            name: "CitizenServices",
+            dependencies: [
+                "Orchestrator", "OrchestratorService", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime",
+                "ConfigFiles", "Connectors", "Retrying",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The commands of `onewindow`, callable from tests without parsing.
         .target(
             name: "OneWindowCLI",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors", "DepartmentSystems",
-                "CivilTime", "Orchestrator", "OrchestratorService", "ConfigFiles", "Retrying",
+                "CivilTime", "Orchestrator", "OrchestratorService", "ConfigFiles", "Retrying", "CitizenServices",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -161,7 +175,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "EventSchemas", "EventLog", .product(name: "GRDB", package: "GRDB.swift"),
+                "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TestSupport"
@@ -179,6 +193,14 @@ let package = Package(
             dependencies: [
                 "OrchestratorService", "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog",
                 "KafkaLog", "CivilTime", "OneWindowCLI", "TestSupport", "Retrying", "ConfigFiles",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(
+            name: "CitizenServicesTests",
+            dependencies: [
+                "CitizenServices", "OrchestratorService", "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog",
+                "EmbeddedLog", "KafkaLog", "CivilTime", "ConfigFiles", "OneWindowCLI", "TestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

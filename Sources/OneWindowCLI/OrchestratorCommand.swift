@@ -33,6 +33,87 @@ func loadRules(_ directory: String, catalog: TopicCatalog) throws -> RuleBook {
     }
 }
 
+/// The options a service process shares (`orchestrator run`, `citizen-services run`).
+struct ServiceProcessOptions: ParsableArguments {
+    @Option(help: "The rules directory.") var rules: String = "Rules"
+    @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics. Default: none.")
+    var metricsPort: Int?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+    @Option(help: "Run the clock this many times faster than real time (demos).")
+    var clockSpeed: Double = 1
+    @Option(
+        help: """
+            Seconds the consumer group waits for a member that stopped answering (a crashed \
+            process) before its partitions move. Default: 10 on the embedded bus, the Kafka \
+            client's (or --kafka-config's) on Kafka.
+            """)
+    var sessionTimeout: Double?
+
+    func validate() throws {
+        if let sessionTimeout, !(sessionTimeout >= 0.1 && sessionTimeout <= 3600) {
+            throw ValidationError("--session-timeout takes seconds from 0.1 to 3600, not \(sessionTimeout)")
+        }
+    }
+
+    /// The system clock, or one running `clockSpeed` times faster.
+    var clock: any WallClock { clockSpeed == 1 ? SystemWallClock() : AcceleratedClock(speed: clockSpeed) }
+
+    /// Sends log lines to standard error and, with a metrics port, bootstraps the Prometheus
+    /// registry (before any counter is made).
+    func bootstrap() {
+        bootstrapStandardErrorLogging(logLevel)
+        if metricsPort != nil { OrchestratorServices.bootstrapMetrics() }
+    }
+
+    /// Opens the bus with this process's session timeout; librdkafka logs at warning and above
+    /// unless the log level is higher.
+    func openLog(_ options: BusOptions) throws -> any EventLog {
+        try options.openLog(
+            create: true, kafkaLogLevel: max(Logger.Level(rawValue: logLevel) ?? .info, .warning),
+            sessionTimeout: sessionTimeout.map { .milliseconds(Int64(($0 * 1000).rounded())) })
+    }
+}
+
+/// Sends log lines at `level` and above to standard error (the services' commands call it first).
+func bootstrapStandardErrorLogging(_ level: String) {
+    let level = Logger.Level(rawValue: level) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+}
+
+/// Runs a service process's group until SIGTERM or SIGINT, closing `log` however it ends. A loop
+/// that fails for good (the bus closed or broken, the store damaged: what retrying inside could
+/// not fix) shuts the others down gracefully (the batch in flight commits, the metrics server
+/// stops without error lines), then the process logs one critical line and exits 75: the store is
+/// consistent (offsets are committed only after its transactions, the outbox is published again
+/// after a restart), so a supervisor restarting the process is the cure, as for `connector run`.
+func runServiceGroup(_ services: [any Service], log: any EventLog, logger: Logger, name: String) async throws {
+    let group = ServiceGroup(
+        configuration: ServiceGroupConfiguration(
+            services: services.map {
+                ServiceGroupConfiguration.ServiceConfiguration(
+                    service: $0, failureTerminationBehavior: .gracefullyShutdownGroup)
+            },
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    do {
+        try await group.run()
+    } catch {
+        await log.close()
+        // One line: an SQLite message can carry the statement's line breaks.
+        let reason = "\(error)".split(whereSeparator: \.isNewline).joined(separator: " ")
+        let why = "\(name) stopped: \(reason). Exiting with status \(FatalFailure.exitStatus) "
+            + "so that a supervisor restarts it (the store is consistent; run it under systemd "
+            + "Restart=on-failure, Docker restart: on-failure, or Kubernetes)"
+        logger.critical("\(why)")
+        throw ExitCode(FatalFailure.exitStatus)
+    }
+    await log.close()
+}
+
 /// `onewindow orchestrator run`: the orchestrator process.
 struct OrchestratorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -55,77 +136,26 @@ struct OrchestratorCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var options: BusOptions
         @OptionGroup var store: StoreOption
-        @Option(help: "The rules directory.") var rules: String = "Rules"
-        @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics. Default: none.")
-        var metricsPort: Int?
-        @Option(help: "Log level: trace, debug, info, notice, warning, error.")
-        var logLevel: String = "info"
-        @Option(help: "Run the clock this many times faster than real time (demos).")
-        var clockSpeed: Double = 1
-        @Option(
-            help: """
-                Seconds the consumer group waits for a member that stopped answering (a crashed \
-                process) before its partitions move. Default: 10 on the embedded bus, the Kafka \
-                client's (or --kafka-config's) on Kafka.
-                """)
-        var sessionTimeout: Double?
-
-        func validate() throws {
-            if let sessionTimeout, !(sessionTimeout >= 0.1 && sessionTimeout <= 3600) {
-                throw ValidationError("--session-timeout takes seconds from 0.1 to 3600, not \(sessionTimeout)")
-            }
-        }
+        @OptionGroup var service: ServiceProcessOptions
 
         func run() async throws {
-            let level = Logger.Level(rawValue: logLevel) ?? .info
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            service.bootstrap()
             let logger = Logger(label: "onewindow.orchestrator")
-            if metricsPort != nil { OrchestratorServices.bootstrapMetrics() }
             let catalog = try options.loadCatalog()
-            let ruleBook = try loadRules(rules, catalog: catalog)
+            let ruleBook = try loadRules(service.rules, catalog: catalog)
             let calendar = try WorkingDayCalendar.load(
-                from: URL(fileURLWithPath: rules).appendingPathComponent(RuleBook.calendarFile))
-            let clock: any WallClock = clockSpeed == 1 ? SystemWallClock() : AcceleratedClock(speed: clockSpeed)
-            let log = try options.openLog(
-                create: true, kafkaLogLevel: max(level, .warning),
-                sessionTimeout: sessionTimeout.map { .milliseconds(Int64(($0 * 1000).rounded())) })
+                from: URL(fileURLWithPath: service.rules).appendingPathComponent(RuleBook.calendarFile))
+            let clock = service.clock
+            let log = try service.openLog(options)
             let engine = try OrchestratorEngine(
                 store: OrchestratorStore(path: store.store), rules: ruleBook, calendar: calendar, log: log,
                 catalog: catalog, clock: clock, logger: logger)
             let address = try options.address()
             logger.notice(
                 "orchestrator starting: \(ruleBook.current.count) workflow(s), store \(store.store), bus \(address)")
-            // A loop that fails for good shuts the others down gracefully (the metrics server
-            // stops without error lines; the consumer's batch in flight commits), then the group
-            // throws its error.
-            let services = try OrchestratorServices.make(engine, metricsPort: metricsPort).map {
-                ServiceGroupConfiguration.ServiceConfiguration(
-                    service: $0, failureTerminationBehavior: .gracefullyShutdownGroup)
-            }
-            let group = ServiceGroup(
-                configuration: ServiceGroupConfiguration(
-                    services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            do {
-                try await group.run()
-            } catch {
-                // A loop met an error retrying cannot fix (the bus closed or broken, the store
-                // damaged): the store is consistent (offsets are committed only after its
-                // transactions, the outbox is published again after a restart), so a supervisor
-                // restarting the process is the cure. One critical line, status 75, as `connector run`.
-                await log.close()
-                // One line: an SQLite message can carry the statement's line breaks.
-                let reason = "\(error)".split(whereSeparator: \.isNewline).joined(separator: " ")
-                let why = "orchestrator stopped: \(reason). Exiting with status \(FatalFailure.exitStatus) "
-                    + "so that a supervisor restarts it (the store is consistent; run it under systemd "
-                    + "Restart=on-failure, Docker restart: on-failure, or Kubernetes)"
-                logger.critical("\(why)")
-                throw ExitCode(FatalFailure.exitStatus)
-            }
-            await log.close()
+            try await runServiceGroup(
+                try OrchestratorServices.make(engine, metricsPort: service.metricsPort), log: log, logger: logger,
+                name: "orchestrator")
             let totals = engine.stats.snapshot
             logger.notice(
                 "orchestrator stopped: \(totals.inputsApplied) input(s) applied, \(totals.effectsEmitted) effect(s), \(totals.deadLettered) dead-lettered, \(totals.relayed) relayed"

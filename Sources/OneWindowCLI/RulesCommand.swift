@@ -1,4 +1,5 @@
 import ArgumentParser
+import CitizenServices
 import EventSchemas
 import Foundation
 import Orchestrator
@@ -62,11 +63,23 @@ struct RulesCommand: AsyncParsableCommand {
                         "ok \(workflow.version): \(workflow.title), \(workflow.steps.count) steps (\(conditional) conditional), documents \(documents.serial) serial → \(documents.submitted) handed in, from \(workflow.file)"
                     )
                 }
+                // The citizen services' files, when the directory has them.
+                let fileManager = FileManager.default
+                if fileManager.fileExists(atPath: url.appendingPathComponent(LifeEventRules.file).path) {
+                    let events = try LifeEventRules.load(directory: url, rules: rules, catalog: catalog)
+                    print("ok \(LifeEventRules.file): \(events.pushes.count) life events")
+                }
+                if fileManager.fileExists(atPath: url.appendingPathComponent(RepeatVisitRules.file).path) {
+                    let visits = try RepeatVisitRules.load(directory: url)
+                    print(
+                        "ok \(RepeatVisitRules.file): windows of \(visits.submissionWindowDays) and \(visits.rejectionWindowDays) days"
+                    )
+                }
             } catch {
                 throw CommandFailure(
                     .configuration,
                     error.description
-                        + "\n\(error.problems.count) problem\(error.problems.count == 1 ? "" : "s") in the rules; the orchestrator would refuse to start"
+                        + "\n\(error.problems.count) problem\(error.problems.count == 1 ? "" : "s") in the rules; the orchestrator (or the citizen services) would refuse to start"
                 )
             }
         }

@@ -205,48 +205,10 @@ public struct OrchestratorEngine: Sendable {
         return rows.count
     }
 
-    /// Appends outbox rows to the log in one call, in order: emissions validated by the publisher's
-    /// validator (one that fails goes to the dead-letter topic in its place, as `Publisher` does),
-    /// dead letters as the dead-letter record format with the refusal's code and reason. It does not
-    /// mark them sent (``relayOnce(limit:)`` does).
+    /// Appends outbox rows to the log in one call, in order (``OutboxRelay``, with the
+    /// orchestrator's source). It does not mark them sent (``relayOnce(limit:)`` does).
     public func publish(_ rows: [OutboxRow]) async throws {
-        var records: [OutgoingRecord] = []
-        records.reserveCapacity(rows.count)
-        for row in rows {
-            let time = Date(timeIntervalSince1970: Double(row.timeMilliseconds) / 1000)
-            if let deadLetter = row.deadLetter {
-                var record = DeadLetter.record(
-                    deadLetterTopic: publisher.catalog.deadLetterTopic, originalTopic: deadLetter.originalTopic,
-                    key: row.key.map { Data($0.utf8) }, value: row.body,
-                    headers: deadLetter.headers.map { LogHeader(name: $0[0], text: $0[1]) },
-                    failure: ValidationFailure(.undeliverable, deadLetter.reason), refusedBy: publisher.name, at: time)
-                record.headers = record.headers.map { header in
-                    switch header.name {
-                    case DeadLetter.code: LogHeader(name: DeadLetter.code, text: deadLetter.code)
-                    case DeadLetter.reason:
-                        LogHeader(name: DeadLetter.reason, text: "\(deadLetter.code): \(deadLetter.reason)")
-                    default: header
-                    }
-                }
-                records.append(record)
-                continue
-            }
-            let event = Event(
-                id: row.eventId, type: row.type, source: Self.source, subject: nil, time: time, data: row.body)
-            do {
-                let validated = try publisher.validator.validate(event, topic: row.topic)
-                records.append(CloudEventsBinding.record(for: validated.event, topic: validated.topic, key: row.key))
-            } catch let failure as ValidationFailure {
-                logger.error(
-                    "outbox row \(row.seq) (\(row.eventId)) does not validate, dead-lettering it: \(failure.reason)")
-                records.append(
-                    DeadLetter.record(
-                        deadLetterTopic: publisher.catalog.deadLetterTopic, originalTopic: row.topic,
-                        key: row.key.map { Data($0.utf8) }, value: row.body, headers: [], failure: failure,
-                        refusedBy: publisher.name, at: time))
-            }
-        }
-        _ = try await log.append(records)
+        try await OutboxRelay(publisher: publisher, source: Self.source, logger: logger).publish(rows)
     }
 
     /// Turns due timers into firings through the core, in one store transaction.
@@ -275,28 +237,25 @@ public struct OrchestratorEngine: Sendable {
     // MARK: - Loops
 
     /// Runs `operation` until it succeeds, by the one retry rule of the long-running processes
-    /// (``Retrier``): what ``ErrorDisposition`` calls retriable is retried with back-off (0.1 s
-    /// doubling to 30 s) on the injected clock and counted in ``OrchestratorStats`` and
-    /// `onewindow_orchestrator_retries_total{part}`; `groupBusy` is thrown for the consumer to
-    /// poll again; a fatal error (the log closed or broken, the store damaged) ends the part with
-    /// a ``FatalFailure``, and `orchestrator run` exits 75 for a supervisor to restart it.
-    ///
-    /// An error ``ErrorDisposition`` would dead-letter (a record the log refuses as too large,
-    /// a constraint of the store) cannot be set aside here: the batch or outbox rows it belongs
-    /// to would block everything behind them. It is fatal too, so that the process stops with
-    /// the reason instead of retrying it for ever.
+    /// (``Retrier/inLoop(_:_:_:)``): what ``ErrorDisposition`` calls retriable is retried with
+    /// back-off (0.1 s doubling to 30 s) on the injected clock and counted in ``OrchestratorStats``
+    /// and `onewindow_orchestrator_retries_total{part}`; `groupBusy` is thrown for the consumer to
+    /// poll again; any other error (the log closed or broken, the store damaged, a record the log
+    /// refuses) ends the part with a ``FatalFailure``, and `orchestrator run` exits 75 for a
+    /// supervisor to restart it.
     func persistently<T: Sendable>(_ part: String, _ what: String, _ operation: () async throws -> T) async throws
         -> T
     {
+        try await retrier.inLoop(part, what, operation)
+    }
+
+    /// The retry loop of this engine's parts (see ``persistently(_:_:_:)``).
+    var retrier: Retrier {
         let stats = self.stats
-        let retrier = Retrier(clock: clock, logger: logger, firstBackoff: .milliseconds(100)) { part in
+        return Retrier(clock: clock, logger: logger, firstBackoff: .milliseconds(100)) { part in
             stats.retried(part: part)
         }
-        do {
-            return try await retrier.persistently(part, what, operation)
-        } catch where ErrorDisposition.of(error) == .deadLetter {
-            throw FatalFailure(part: part, action: what, underlying: error)
-        }
+    }
     }
 
     /// Consumes the input topics as group ``group`` until cancelled: each polled batch is applied
@@ -304,72 +263,17 @@ public struct OrchestratorEngine: Sendable {
     /// run in a task of their own, so a stop (cancellation) that arrives meanwhile lets them finish.
     public func runConsumer(maxRecords: Int = 500) async throws {
         let assigned = self.assigned
-        let consumer = try await persistently("consumer", "joining group \(Self.group)") {
-            try await log.makeConsumer(.group(Self.group, topics: topics))
-        }
-        logger.notice("consuming \(topics.joined(separator: ", ")) as group \(Self.group)")
-        // The consumer is closed, awaited, however the loop ends (it leaves the group at once).
-        do {
-            while !Task.isCancelled {
-                let records: [LogRecord]
-                do {
-                    records = try await persistently("consumer", "polling the bus") {
-                        try await consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(200))
-                    }
-                } catch is CancellationError {
-                    break
-                } catch let error as LogError where error.code == .groupBusy {
-                    continue  // the group rebalanced under this member: poll again
-                }
-                if let partitions = try? await consumer.assignment() {
-                    let numbers = Set(partitions.map(\.partition))
-                    if assigned.set(numbers) {
-                        logger.notice("holding partitions \(numbers.sorted().map(String.init).joined(separator: ","))")
-                    }
-                }
-                if records.isEmpty { continue }
-                let engine = self
-                try await Task {
-                    let what = "applying a batch of \(records.count) to \(engine.store.path)"
-                    _ = try await engine.persistently("consumer", what) {
-                        try await engine.process(records)
-                    }
-                    do {
-                        try await engine.persistently("consumer", "committing offsets") {
-                            try await consumer.commit(records)
-                        }
-                    } catch let error as LogError where error.code == .groupBusy {
-                        // A rebalance took the partitions: retrying the commit cannot pass, polling
-                        // again can. Their new owner reads the batch again; the store drops the ids
-                        // it has applied.
-                        engine.logger.notice("commit refused by a rebalance, polling again: \(error)")
-                    }
-                }.value
-            }
-        } catch {
-            await consumer.close()
-            throw error
-        }
-        await consumer.close()
+        let engine = self
+        try await consumeInBatches(
+            log: log, group: Self.group, topics: topics, retrier: retrier, logger: logger, maxRecords: maxRecords,
+            what: store.path, assigned: assigned, process: { _ = try await engine.process($0) })
     }
 
     /// Publishes the outbox until cancelled, polling it every 20 ms (real time) when it is empty;
     /// refreshes the open and overdue gauges about once a second.
     public func runRelay() async throws {
-        let realTime = ContinuousClock()
-        var gauges = realTime.now.advanced(by: .seconds(-10))
-        while !Task.isCancelled {
-            let sent: Int
-            do {
-                sent = try await persistently("relay", "publishing the outbox") { try await relayOnce() }
-            } catch is CancellationError { break }
-            if realTime.now - gauges > .seconds(1) {
-                gauges = realTime.now
-                try? await refreshGauges()  // for the metrics only: tried again next time
-            }
-            if sent == 0 {
-                do { try await Task.sleep(for: .milliseconds(20)) } catch { break }
-            }
+        try await relayUntilCancelled(retrier: retrier, relayOnce: { try await relayOnce() }) {
+            try? await refreshGauges()  // for the metrics only: tried again next time
         }
     }
 
@@ -377,38 +281,23 @@ public struct OrchestratorEngine: Sendable {
     /// at the next due instant or after a minute of its time, whichever comes first, and at most
     /// every 50 ms of real time (an accelerated clock's minute can be a millisecond).
     public func runTimers() async throws {
-        let realTime = ContinuousClock()
-        while !Task.isCancelled {
-            let started = realTime.now
-            let partitions = assigned.get()
-            if let partitions {
-                do {
-                    try await persistently("timers", "firing due timers") {
-                        try await fireDueTimers(partitions: partitions)
-                    }
-                } catch is CancellationError { break }
-            }
-            let now = clock.now()
-            var wait = 60.0
-            if let next = try? await store.nextTimer() { wait = min(wait, max(0.001, next.timeIntervalSince(now))) }
-            if partitions == nil { wait = min(wait, 0.2) }
-            do {
-                try await clock.sleep(for: .milliseconds(Int64(wait * 1000)))
-                let spent = realTime.now - started
-                if spent < .milliseconds(50) { try await Task.sleep(for: .milliseconds(50) - spent) }
-            } catch { break }
-        }
+        try await fireTimersUntilCancelled(
+            clock: clock, assigned: assigned, retrier: retrier, idle: .seconds(60),
+            fire: { _ = try await fireDueTimers(partitions: $0) }, next: { try? await store.nextTimer() })
     }
 }
 
 /// The partition numbers the consumer holds, shared with the timer loop (a partition number is the
 /// same on every input topic: they are keyed by application id with one partition count).
-final class Assignment: Sendable {
+/// The citizen services' timer loop shares its consumer's the same way.
+public final class Assignment: Sendable {
     private let partitions = Mutex<Set<Int>?>(nil)
-    func get() -> Set<Int>? { partitions.withLock { $0 } }
+    public init() {}
+    /// The partition numbers held; `nil` before the first poll.
+    public func get() -> Set<Int>? { partitions.withLock { $0 } }
     /// Records the partitions held now. - Returns: whether they changed.
     @discardableResult
-    func set(_ new: Set<Int>) -> Bool {
+    public func set(_ new: Set<Int>) -> Bool {
         partitions.withLock { held in
             let changed = held != new
             held = new

@@ -20,9 +20,9 @@ public enum OrchestratorServices {
     /// - Throws: when the metrics endpoint cannot be made.
     public static func make(_ engine: OrchestratorEngine, metricsPort: Int?) throws -> [any Service] {
         var services: [any Service] = [
-            Loop(name: "consumer") { try await engine.runConsumer() },
-            Loop(name: "relay") { try await engine.runRelay() },
-            Loop(name: "timers") { try await engine.runTimers() },
+            Loop(name: "orchestrator consumer") { try await engine.runConsumer() },
+            Loop(name: "orchestrator relay") { try await engine.runRelay() },
+            Loop(name: "orchestrator timers") { try await engine.runTimers() },
         ]
         if let metricsPort {
             // Hummingbird's application as a service of the group: it stops gracefully with it.
@@ -35,15 +35,21 @@ public enum OrchestratorServices {
     /// counters are created.
     public static func bootstrapMetrics() { ConnectorMetrics.bootstrap() }
 
-    struct Loop: Service, CustomStringConvertible {
+    /// A loop as a service that a graceful shutdown cancels (the citizen services' loops too).
+    public struct Loop: Service, CustomStringConvertible {
         let name: String
         let body: @Sendable () async throws -> Void
 
-        var description: String { "orchestrator \(name)" }
+        public init(name: String, body: @escaping @Sendable () async throws -> Void) {
+            self.name = name
+            self.body = body
+        }
+
+        public var description: String { name }
 
         /// - Throws: a ``FatalFailure`` naming this loop; never `CancellationError` (a stop is not
         ///   a failure, even one that came while an operation was failing).
-        func run() async throws {
+        public func run() async throws {
             do {
                 try await cancelWhenGracefulShutdown { try await body() }
             } catch is CancellationError {
@@ -51,7 +57,7 @@ public enum OrchestratorServices {
             } catch let failure as FatalFailure {
                 throw failure
             } catch {
-                throw FatalFailure(part: "orchestrator \(name)", action: "", underlying: error)
+                throw FatalFailure(part: name, action: "", underlying: error)
             }
         }
     }

@@ -114,18 +114,14 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 ///   next due instant and whether a step is overdue, indexed for `status` and `applications`.
 /// - Timers the core cancels (their step was decided) are deleted, fired or not; a fired timer is
 ///   kept with `fired = 1` until then, so the fired `overdue` timers are the overdue steps.
-public struct OrchestratorStore: Sendable {
+public struct OrchestratorStore: OutboxStore {
     public let pool: DatabasePool
     public let path: String
 
     /// Opens (creating when missing) the store at `path` and migrates it.
     /// - Throws: a `DatabaseError` naming the file when it cannot be opened or migrated.
     public init(path: String) throws {
-        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
-        pool = try DatabasePool(path: path, configuration: configuration)
+        pool = try openStorePool(path: path)
         self.path = path
         try Self.migrator.migrate(pool)
     }
@@ -143,6 +139,7 @@ public struct OrchestratorStore: Sendable {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
+            try db.execute(sql: OutboxTable.createSQL)
             try db.execute(
                 sql: """
                     CREATE TABLE rule_versions (
@@ -172,19 +169,6 @@ public struct OrchestratorStore: Sendable {
                         application_id TEXT NOT NULL,
                         applied_at REAL NOT NULL
                     ) WITHOUT ROWID;
-                    CREATE TABLE outbox (
-                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                        partition INTEGER NOT NULL,
-                        topic TEXT NOT NULL,
-                        key TEXT,
-                        event_id TEXT NOT NULL,
-                        type TEXT NOT NULL,
-                        time_ms INTEGER NOT NULL,
-                        body BLOB NOT NULL,
-                        dead_letter TEXT,
-                        sent INTEGER NOT NULL DEFAULT 0
-                    );
-                    CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent = 0;
                     CREATE TABLE timers (
                         id TEXT PRIMARY KEY,
                         partition INTEGER NOT NULL,
@@ -374,33 +358,6 @@ public struct OrchestratorStore: Sendable {
                 state.applicationId, partition, state.workflow, state.ruleVersion.description, state.status.rawValue,
                 nextDue?.timeIntervalSince1970, overdue, now.timeIntervalSince1970, body,
             ])
-    }
-
-    // MARK: - Outbox
-
-    /// The first unsent outbox rows, in order.
-    public func unsent(limit: Int = 500) async throws -> [OutboxRow] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT * FROM outbox WHERE sent = 0 ORDER BY seq LIMIT ?", arguments: [limit]
-            ).map { row in
-                let deadLetter: DeadLetterPayload? = try (row["dead_letter"] as String?).map {
-                    try JSONDecoder().decode(DeadLetterPayload.self, from: Data($0.utf8))
-                }
-                return OutboxRow(
-                    seq: row["seq"], partition: row["partition"], topic: row["topic"], key: row["key"],
-                    eventId: row["event_id"], type: row["type"], timeMilliseconds: row["time_ms"], body: row["body"],
-                    deadLetter: deadLetter)
-            }
-        }
-    }
-
-    /// Marks rows sent, after the log confirmed them.
-    public func markSent(through seqs: [Int64]) async throws {
-        guard !seqs.isEmpty else { return }
-        try await pool.write { db in
-            for seq in seqs { try db.execute(sql: "UPDATE outbox SET sent = 1 WHERE seq = ?", arguments: [seq]) }
-        }
     }
 
     // MARK: - Timers

@@ -65,19 +65,8 @@ final class Bench: Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "onewindow-orch-\(UUID().uuidString.prefix(8).lowercased())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        if kafka {
-            // A broker of its own: the orchestrator reads every department's decision topic, and on
-            // the broker the other tests share it would read (and dead-letter) their decisions.
-            let broker = try TestBroker()
-            self.broker = broker
-            var configuration = KafkaConfiguration(bootstrapServers: ["127.0.0.1:\(broker.port)"])
-            configuration.properties["session.timeout.ms"] = "6000"
-            configuration.properties["heartbeat.interval.ms"] = "500"
-            log = try KafkaLog(configuration: configuration)
-        } else {
-            broker = nil
-            log = try EmbeddedLog(path: directory.appendingPathComponent("bus.sqlite").path)
-        }
+        // On Kafka, a broker of its own: the service reads every department's topic.
+        (log, broker) = try serviceTestLog(in: directory, kafka: kafka)
         _ = try await log.createTopics(Repo.catalog.topicSpecs)
         clock = TestWallClock(start)
         publisher = Publisher(log: log, catalog: Repo.catalog, name: "test", clock: clock)

@@ -147,10 +147,12 @@ struct EventInputTests {
         let topics = Fixtures.rules.inputTopics(in: Fixtures.catalog)
         #expect(
             topics == [
-                "application.graduate-registration.submitted", "application.house-transfer.submitted",
+                "application.death-aftercare.submitted", "application.graduate-registration.submitted",
+                "application.house-transfer.submitted", "application.pension-certification.submitted",
                 "application.restaurant.submitted", "approval.environment.decided", "approval.fire-safety.decided",
-                "approval.food-safety.decided", "approval.household-registry.decided", "approval.market-regulation.decided", "approval.real-estate.decided", "approval.tax.decided",
-                "approval.urban-management.decided",
+                "approval.food-safety.decided", "approval.household-registry.decided",
+                "approval.market-regulation.decided", "approval.real-estate.decided",
+                "approval.social-security.decided", "approval.tax.decided", "approval.urban-management.decided",
             ])
     }
 }

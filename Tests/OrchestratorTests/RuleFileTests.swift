@@ -17,7 +17,11 @@ struct RuleFileTests {
 
     @Test func theRepositoryRulesLoad() throws {
         let rules = Fixtures.rules
-        #expect(Set(rules.current.keys) == ["restaurant-opening", "house-transfer", "graduate-registration"])
+        #expect(
+            Set(rules.current.keys) == [
+                "restaurant-opening", "house-transfer", "graduate-registration", "death-aftercare",
+                "pension-certification",
+            ])
         let restaurant = try #require(rules.current["restaurant-opening"])
         #expect(restaurant.steps.map(\.id).first == "business-licence")
         #expect(restaurant.steps.dropFirst().allSatisfy { $0.dependsOn == ["business-licence"] })

@@ -146,3 +146,52 @@ public struct NotificationRules: Sendable, Hashable {
         return (names, problems)
     }
 }
+
+extension NotificationRules.Template {
+    /// Reads a message's `sms` (a template name of `notification.sms.requested`, checked against
+    /// `smsNames` unless empty) and `text` (placeholders checked against `allowed`, compiled as
+    /// TEXT so nothing is HTML-escaped) from `entry`, adding each problem with its line to
+    /// `problems`. `notifications.yaml` and the citizen services' `life-events.yaml` read their
+    /// messages with it.
+    /// - Returns: the template (its problems, if any, added to `problems`), or `nil` when it cannot
+    ///   be read at all.
+    public static func read(
+        _ entry: ConfigMapping, placeholders allowed: Set<String>, for what: String, smsNames: [String],
+        problems: inout [ConfigFileError]
+    ) -> Self? {
+        do {
+            let smsNode = try entry.require("sms")
+            let sms = try smsNode.string()
+            if !smsNames.isEmpty, !smsNames.contains(sms) {
+                problems.append(
+                    smsNode.fail(
+                        "\(sms) is not a template of notification.sms.requested; its templates are \(smsNames.joined(separator: ", "))"
+                    ))
+            }
+            let textNode = try entry.require("text")
+            let body = try textNode.string()
+            let (names, syntax) = NotificationRules.placeholders(in: body)
+            for (problem, _) in syntax { problems.append(textNode.fail(problem)) }
+            for (name, _) in names where !allowed.contains(name) {
+                let hint =
+                    KeySuggestion.nearest(to: name, in: allowed.sorted()).map { "did you mean {{\($0)}}? " } ?? ""
+                problems.append(
+                    textNode.fail(
+                        "unknown placeholder {{\(name)}} for \(what); \(hint)the placeholders here are \(allowed.sorted().joined(separator: ", "))"
+                    ))
+            }
+            // Text, not HTML: a name with & or < is sent as written.
+            let compiled = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + body)
+            // Returned with its problems recorded, so what depends on it is checked too.
+            return .init(sms: sms, text: body, compiled: compiled)
+        } catch let error as ConfigFileError {
+            problems.append(error)
+        } catch {
+            problems.append(
+                ConfigFileError(
+                    file: entry.node.file, line: entry.node.line, location: entry.node.location,
+                    problem: "the template does not parse: \(error)"))
+        }
+        return nil
+    }
+}

@@ -260,31 +260,12 @@ public struct RuleBook: Sendable {
                     let entry = try moments.require(moment.rawValue, "a template for every moment").mapping(keys: [
                         "sms", "text",
                     ])
-                    let smsNode = try entry.require("sms")
-                    let sms = try smsNode.string()
-                    if !smsNames.isEmpty, !smsNames.contains(sms) {
-                        problems.append(
-                            smsNode.fail(
-                                "\(sms) is not a template of notification.sms.requested; its templates are \(smsNames.joined(separator: ", "))"
-                            ))
+                    if let template = NotificationRules.Template.read(
+                        entry, placeholders: moment.placeholders, for: moment.rawValue, smsNames: smsNames,
+                        problems: &problems)
+                    {
+                        templates[moment] = template
                     }
-                    let textNode = try entry.require("text")
-                    let body = try textNode.string()
-                    let (names, syntax) = NotificationRules.placeholders(in: body)
-                    for (problem, _) in syntax { problems.append(textNode.fail(problem)) }
-                    let allowed = moment.placeholders
-                    for (name, _) in names where !allowed.contains(name) {
-                        let hint =
-                            KeySuggestion.nearest(to: name, in: allowed.sorted()).map { "did you mean {{\($0)}}? " }
-                            ?? ""
-                        problems.append(
-                            textNode.fail(
-                                "unknown placeholder {{\(name)}} for \(moment.rawValue); \(hint)the placeholders here are \(allowed.sorted().joined(separator: ", "))"
-                            ))
-                    }
-                    // Text, not HTML: a name with & or < is sent as written.
-                    let compiled = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + body)
-                    templates[moment] = .init(sms: sms, text: body, compiled: compiled)
                 } catch let error as ConfigFileError {
                     problems.append(error)
                 } catch {

@@ -1,0 +1,269 @@
+import Bus
+import CivilTime
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+import GRDB
+import Logging
+import Retrying
+
+/// The outbox table a service writes its emissions to in the transaction that applies its inputs,
+/// and the relay publishes from: the orchestrator's store and the citizen services' store share
+/// its layout and these statements.
+public enum OutboxTable {
+    /// The table and its index of unsent rows (for a migration).
+    public static let createSQL = """
+        CREATE TABLE outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            partition INTEGER NOT NULL,
+            topic TEXT NOT NULL,
+            key TEXT,
+            event_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            time_ms INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            dead_letter TEXT,
+            sent INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent = 0;
+        """
+
+    /// Writes one emission (not a dead letter) with the id the relay will publish it under.
+    public static func insert(
+        partition: Int, topic: String, key: String?, eventId: String, type: String, timeMilliseconds: Int64,
+        body: Data, _ db: Database
+    ) throws {
+        try db.execute(
+            sql: "INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            arguments: [partition, topic, key, eventId, type, timeMilliseconds, body])
+    }
+
+    /// The first unsent rows, in order.
+    public static func unsent(limit: Int, _ db: Database) throws -> [OutboxRow] {
+        try Row.fetchAll(db, sql: "SELECT * FROM outbox WHERE sent = 0 ORDER BY seq LIMIT ?", arguments: [limit]).map {
+            row in
+            let deadLetter: DeadLetterPayload? = try (row["dead_letter"] as String?).map {
+                try JSONDecoder().decode(DeadLetterPayload.self, from: Data($0.utf8))
+            }
+            return OutboxRow(
+                seq: row["seq"], partition: row["partition"], topic: row["topic"], key: row["key"],
+                eventId: row["event_id"], type: row["type"], timeMilliseconds: row["time_ms"], body: row["body"],
+                deadLetter: deadLetter)
+        }
+    }
+
+    /// Marks rows sent, after the log confirmed them.
+    public static func markSent(_ seqs: [Int64], _ db: Database) throws {
+        for seq in seqs { try db.execute(sql: "UPDATE outbox SET sent = 1 WHERE seq = ?", arguments: [seq]) }
+    }
+}
+
+/// A store with an ``OutboxTable`` in its database.
+public protocol OutboxStore: Sendable {
+    var pool: DatabasePool { get }
+}
+
+extension OutboxStore {
+    /// The first unsent outbox rows, in order.
+    public func unsent(limit: Int = 500) async throws -> [OutboxRow] {
+        try await pool.read { db in try OutboxTable.unsent(limit: limit, db) }
+    }
+
+    /// Marks rows sent, after the log confirmed them.
+    public func markSent(through seqs: [Int64]) async throws {
+        guard !seqs.isEmpty else { return }
+        try await pool.write { db in try OutboxTable.markSent(seqs, db) }
+    }
+}
+
+/// Publishes outbox rows: emissions as CloudEvents with the ids the rows carry (validated; one
+/// that fails goes to the dead-letter topic in its place, as `Publisher` does), dead letters in
+/// the dead-letter record format with the refusal's code and reason.
+public struct OutboxRelay: Sendable {
+    /// Validates and names the dead-letter topic.
+    public let publisher: Publisher
+    /// The `ce_source` of the published events.
+    public let source: String
+    public let logger: Logger
+
+    public init(publisher: Publisher, source: String, logger: Logger) {
+        self.publisher = publisher
+        self.source = source
+        self.logger = logger
+    }
+
+    /// Appends the rows to the log in one call, in order. It does not mark them sent.
+    public func publish(_ rows: [OutboxRow]) async throws {
+        var records: [OutgoingRecord] = []
+        records.reserveCapacity(rows.count)
+        for row in rows {
+            let time = Date(timeIntervalSince1970: Double(row.timeMilliseconds) / 1000)
+            if let deadLetter = row.deadLetter {
+                var record = DeadLetter.record(
+                    deadLetterTopic: publisher.catalog.deadLetterTopic, originalTopic: deadLetter.originalTopic,
+                    key: row.key.map { Data($0.utf8) }, value: row.body,
+                    headers: deadLetter.headers.map { LogHeader(name: $0[0], text: $0[1]) },
+                    failure: ValidationFailure(.undeliverable, deadLetter.reason), refusedBy: publisher.name, at: time)
+                record.headers = record.headers.map { header in
+                    switch header.name {
+                    case DeadLetter.code: LogHeader(name: DeadLetter.code, text: deadLetter.code)
+                    case DeadLetter.reason:
+                        LogHeader(name: DeadLetter.reason, text: "\(deadLetter.code): \(deadLetter.reason)")
+                    default: header
+                    }
+                }
+                records.append(record)
+                continue
+            }
+            let event = Event(id: row.eventId, type: row.type, source: source, subject: nil, time: time, data: row.body)
+            do {
+                let validated = try publisher.validator.validate(event, topic: row.topic)
+                records.append(CloudEventsBinding.record(for: validated.event, topic: validated.topic, key: row.key))
+            } catch let failure as ValidationFailure {
+                logger.error(
+                    "outbox row \(row.seq) (\(row.eventId)) does not validate, dead-lettering it: \(failure.reason)")
+                records.append(
+                    DeadLetter.record(
+                        deadLetterTopic: publisher.catalog.deadLetterTopic, originalTopic: row.topic,
+                        key: row.key.map { Data($0.utf8) }, value: row.body, headers: [], failure: failure,
+                        refusedBy: publisher.name, at: time))
+            }
+        }
+        _ = try await publisher.log.append(records)
+    }
+}
+
+extension Retrier {
+    /// The service loops' retry (the orchestrator's and the citizen services' consumer, relay and
+    /// timer loop): ``Retrier/persistently(_:_:_:)``, except that an error ``ErrorDisposition``
+    /// would dead-letter (a record the log refuses as too large, a constraint of the store) is
+    /// fatal too. It cannot be set aside here: the batch or outbox rows it belongs to would block
+    /// everything behind them, so the process stops with the reason instead of retrying for ever.
+    /// `groupBusy` is thrown for the consumer to poll again.
+    public func inLoop<T: Sendable>(_ part: String, _ what: String, _ operation: () async throws -> T)
+        async throws -> T
+    {
+        do {
+            return try await persistently(part, what, operation)
+        } catch where ErrorDisposition.of(error) == .deadLetter {
+            throw FatalFailure(part: part, action: what, underlying: error)
+        }
+    }
+}
+
+/// Consumes `topics` as consumer group `group` until cancelled: each polled batch goes to
+/// `process` (one store transaction), then its offsets are committed. The transaction and the
+/// commit run in a task of their own, so a stop (cancellation) that arrives meanwhile lets them
+/// finish; a commit refused by a rebalance polls again (the partitions' new owner reads the batch
+/// again and its store drops the ids it applied). `assigned` holds the partition numbers held after
+/// each poll (a change is logged). The consumer is closed, awaited, however the loop ends. The orchestrator's and the
+/// citizen services' consumers are this loop.
+public func consumeInBatches(
+    log: any EventLog, group: String, topics: [String], retrier: Retrier, logger: Logger, maxRecords: Int = 500,
+    what: String, assigned: Assignment,
+    process: @escaping @Sendable ([LogRecord]) async throws -> Void
+) async throws {
+    let consumer = try await retrier.inLoop("consumer", "joining group \(group)") {
+        try await log.makeConsumer(.group(group, topics: topics))
+    }
+    logger.notice("consuming \(topics.joined(separator: ", ")) as group \(group)")
+    do {
+        while !Task.isCancelled {
+            let records: [LogRecord]
+            do {
+                records = try await retrier.inLoop("consumer", "polling the bus") {
+                    try await consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(200))
+                }
+            } catch is CancellationError {
+                break
+            } catch let error as LogError where error.code == .groupBusy {
+                continue  // the group rebalanced under this member: poll again
+            }
+            if let partitions = try? await consumer.assignment() {
+                let numbers = Set(partitions.map(\.partition))
+                if assigned.set(numbers) {
+                    logger.notice("holding partitions \(numbers.sorted().map(String.init).joined(separator: ","))")
+                }
+            }
+            if records.isEmpty { continue }
+            try await Task {
+                _ = try await retrier.inLoop("consumer", "applying a batch of \(records.count) to \(what)") {
+                    try await process(records)
+                }
+                do {
+                    try await retrier.inLoop("consumer", "committing offsets") {
+                        try await consumer.commit(records)
+                    }
+                } catch let error as LogError where error.code == .groupBusy {
+                    logger.notice("commit refused by a rebalance, polling again: \(error)")
+                }
+            }.value
+        }
+    } catch {
+        await consumer.close()
+        throw error
+    }
+    await consumer.close()
+}
+
+/// Opens (creating the file and its folder when missing) a service's SQLite store with a 10 s
+/// busy timeout, as the orchestrator's and the citizen services' stores do.
+public func openStorePool(path: String) throws -> DatabasePool {
+    let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+    try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    var configuration = Configuration()
+    configuration.busyMode = .timeout(10)
+    return try DatabasePool(path: path, configuration: configuration)
+}
+
+/// Publishes an outbox until cancelled (a fatal bus error ends it with that error): `relayOnce` publishes what is unsent and says how many
+/// rows; when there were none the loop waits 20 ms (real time). `everySecond` runs about once a
+/// second (the orchestrator refreshes its gauges there).
+public func relayUntilCancelled(
+    retrier: Retrier, relayOnce: () async throws -> Int, everySecond: () async -> Void = {}
+) async throws {
+    let realTime = ContinuousClock()
+    var last = realTime.now.advanced(by: .seconds(-10))
+    while !Task.isCancelled {
+        let sent: Int
+        do {
+            sent = try await retrier.inLoop("relay", "publishing the outbox") { try await relayOnce() }
+        } catch is CancellationError { break }
+        if realTime.now - last > .seconds(1) {
+            last = realTime.now
+            await everySecond()
+        }
+        if sent == 0 {
+            do { try await Task.sleep(for: .milliseconds(20)) } catch { break }
+        }
+    }
+}
+
+/// Fires stored timers until cancelled (a fatal bus or store error ends it with that error): `fire` fires those due on the assigned partitions (once
+/// the consumer holds some), then the loop sleeps on `clock` until the `next` due instant or for
+/// `idle` of its time, whichever comes first, and at least 50 ms of real time (an accelerated
+/// clock's minute can be a millisecond).
+public func fireTimersUntilCancelled(
+    clock: any WallClock, assigned: Assignment, retrier: Retrier, idle: Duration,
+    fire: (Set<Int>) async throws -> Void, next: () async -> Date?
+) async throws {
+    let realTime = ContinuousClock()
+    while !Task.isCancelled {
+        let started = realTime.now
+        let partitions = assigned.get()
+        if let partitions {
+            do {
+                try await retrier.inLoop("timers", "firing due timers") { try await fire(partitions) }
+            } catch is CancellationError { break }
+        }
+        var wait = idle / .seconds(1)
+        if let due = await next() { wait = min(wait, max(0.001, due.timeIntervalSince(clock.now()))) }
+        if partitions == nil { wait = min(wait, 0.2) }
+        do {
+            try await clock.sleep(for: .milliseconds(Int64(wait * 1000)))
+            let spent = realTime.now - started
+            if spent < .milliseconds(50) { try await Task.sleep(for: .milliseconds(50) - spent) }
+        } catch { break }
+    }
+}
