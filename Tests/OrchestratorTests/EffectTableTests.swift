@@ -141,6 +141,14 @@ struct EventInputTests {
         #expect(Input(eventType: "approval.decided", body: example, rules: rules)?.applicationId == "RA-2025-000123")
         #expect(Input(eventType: "tax.payment.received", body: example, rules: rules) == nil)
         #expect(Input(eventType: "approval.decided", body: .object([:]), rules: rules) == nil)
+        let resubmission = try #require(Fixtures.catalog.schemas[Resubmission.eventType]?.examples.first)
+        #expect(
+            Input(eventType: Resubmission.eventType, body: resubmission, rules: rules)
+                == .resubmitted(
+                    Resubmission(
+                        applicationId: "RA-2025-000123", step: "food-licence",
+                        at: ChinaTime.parse("2025-02-20T10:15:00+08:00")!, workflow: "restaurant-opening")))
+        #expect(Input(eventType: Resubmission.eventType, body: .object(["step": .string("food-licence")]), rules: rules) == nil)
     }
 
     @Test func theOrchestratorReadsTheApplicationAndDecisionTopics() {
@@ -148,7 +156,7 @@ struct EventInputTests {
         #expect(
             topics == [
                 "application.house-transfer.submitted", "application.restaurant.submitted",
-                "approval.environment.decided", "approval.fire-safety.decided", "approval.food-safety.decided",
+                "application.step.resubmitted", "approval.environment.decided", "approval.fire-safety.decided", "approval.food-safety.decided",
                 "approval.market-regulation.decided", "approval.real-estate.decided", "approval.tax.decided",
                 "approval.urban-management.decided",
             ])
