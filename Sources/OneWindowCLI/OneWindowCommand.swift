@@ -27,7 +27,7 @@ public struct OneWindowCommand: AsyncParsableCommand {
         subcommands: [
             TopicsCommand.self, PublishCommand.self, SubscribeCommand.self, ValidateCommand.self,
             GroupsCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self, RulesCommand.self,
-            OrchestratorCommand.self, ApplyCommand.self, StatusCommand.self, ApplicationsCommand.self,
+            OrchestratorCommand.self, ApplyCommand.self, ResubmitCommand.self, StatusCommand.self, ApplicationsCommand.self,
         ]
     )
 
