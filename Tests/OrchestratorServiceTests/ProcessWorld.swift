@@ -210,3 +210,47 @@ final class ProcessWorld {
 func events(_ log: any EventLog, _ topic: String) async throws -> [Event] {
     try await readTopic(log, topic).map { try CloudEventsBinding.event(from: $0) }
 }
+
+/// Follows topics from their start as a consumer group of its own, keeping what it read: one
+/// subscription for all of them, which on Kafka is much quicker than reading partition by
+/// partition (each read of a partition's end waits for more).
+final class Follower {
+    private let consumer: any LogConsumer
+    /// The records read, by topic.
+    private(set) var records: [String: [LogRecord]] = [:]
+    /// Consecutive polls that returned nothing since the last record.
+    private var quietPolls = 0
+    private var heard = false
+
+    init(_ log: any EventLog, topics: [String]) async throws {
+        consumer = try await log.makeConsumer(.group("e2e-follower-\(UUID().uuidString.prefix(8))", topics: topics))
+    }
+
+    /// Polls once (up to 200 ms).
+    func poll() async throws {
+        let batch = try await consumer.poll(maxRecords: 1000, timeout: .milliseconds(200))
+        for record in batch { records[record.topic, default: []].append(record) }
+        if batch.isEmpty {
+            quietPolls += 1
+        } else {
+            heard = true
+            quietPolls = 0
+        }
+    }
+
+    /// Whether it read something and then nothing for a second (five polls).
+    var caughtUp: Bool { heard && quietPolls >= 5 }
+
+    /// Polls until caught up, or for `limit` at most.
+    func catchUp(limit: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + limit
+        while !caughtUp, ContinuousClock.now < deadline { try await poll() }
+    }
+
+    /// The events read from a topic.
+    func events(_ topic: String) throws -> [Event] {
+        try (records[topic] ?? []).map { try CloudEventsBinding.event(from: $0) }
+    }
+
+    func close() async { await consumer.close() }
+}

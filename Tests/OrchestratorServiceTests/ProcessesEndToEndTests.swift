@@ -41,10 +41,10 @@ struct ProcessesEndToEndTests {
     /// without its floor plan (food safety rejects; resubmitted with it through `onewindow
     /// resubmit`, the step alone is requested again) and one whose name is refused (the application
     /// fails). Each completion is notified, and the SMS gateway sends the text the orchestrator
-    /// rendered.
+    /// rendered. Two simulated days a real second.
     @Test(.timeLimit(.minutes(4)), arguments: Backend.allCases)
     func restaurantAcrossProcesses(backend: Backend) async throws {
-        let world = try ProcessWorld(backend: backend)
+        let world = try ProcessWorld(backend: backend, speed: 2 * 86_400)
         try await world.createTopics()
         try await world.startDepartments(Self.restaurantDepartments + ["sms-gateway"])
         try world.startOrchestrator()
@@ -120,19 +120,23 @@ struct ProcessesEndToEndTests {
 
         // The SMS gateway sends every text message the orchestrator requested, with its text.
         let log = try world.reader()
+        let follower = try await Follower(
+            log,
+            topics: ["notification.sms.requested", Repo.catalog.deadLetterTopic]
+                + Self.restaurantDepartments.map { "approval.\($0).requested" })
         var sms: [Event] = []
         var sent: [String: String] = [:]
-        let smsDeadline = ContinuousClock.now + .seconds(20)
+        let smsDeadline = ContinuousClock.now + .seconds(30)
         repeat {
-            sms = try await events(log, "notification.sms.requested")
+            try await follower.poll()
+            sms = try follower.events("notification.sms.requested")
             sent = try await world.departmentDatabase("sms-gateway").read { db in
                 Dictionary(
                     uniqueKeysWithValues: try Row.fetchAll(
                         db, sql: "SELECT event_id, text FROM sms_outbox WHERE sent_at IS NOT NULL"
                     ).map { ($0["event_id"] as String, $0["text"] as String) })
             }
-            if !sms.isEmpty, sent.count >= Set(sms.map(\.id)).count { break }
-            try await Task.sleep(for: .milliseconds(250))
+            if follower.caughtUp, Set(sms.map(\.id)).isSubset(of: sent.keys) { break }
         } while ContinuousClock.now < smsDeadline
         try await world.stop()
 
@@ -152,7 +156,7 @@ struct ProcessesEndToEndTests {
         // Requests exactly once each; the second food licence request carries the floor plan.
         var requests: [Event] = []
         for department in Self.restaurantDepartments {
-            requests += try await events(log, "approval.\(department).requested")
+            requests += try follower.events("approval.\(department).requested")
         }
         let expected = 6 + 4 + 5 + 1
         #expect(requests.count == expected, "\(requests.map(\.id))")
@@ -161,8 +165,9 @@ struct ProcessesEndToEndTests {
         #expect(
             again.body[pointer: "/materials"]?.arrayValue?.contains { $0[pointer: "/name"]?.stringValue == "经营场所平面图" }
                 == true)
-        let deadLetters = try await readTopic(log, Repo.catalog.deadLetterTopic)
+        let deadLetters = follower.records[Repo.catalog.deadLetterTopic] ?? []
         #expect(deadLetters.isEmpty, "\(deadLetters.map { $0.header("dl_reason") ?? "" })")
+        await follower.close()
         await log.close()
     }
 
