@@ -15,10 +15,7 @@ struct CommandTests {
         let bus = "embedded:" + bench.directory.appendingPathComponent("bus.sqlite").path
         let bad = bench.directory.appendingPathComponent("bad.json")
         var body = Repo.restaurant(id: "RA-2026-500001")
-        if case .object(var object) = body {
-            object["submittedAt"] = "yesterday"
-            body = .object(object)
-        }
+        body.set("yesterday", at: "/submittedAt")
         try body.serialized().write(to: bad)
         let refused = try await runProgram(
             executable,
@@ -78,10 +75,7 @@ struct CommandTests {
             return file.path
         }
         var broken = Repo.restaurant(id: id)
-        if case .object(var object) = broken {
-            object["submittedAt"] = "yesterday"
-            broken = .object(object)
-        }
+        broken.set("yesterday", at: "/submittedAt")
         let refused = try await runProgram(
             executable, ["resubmit", id, "--step", "food-licence", "--file", try write("bad.json", broken)] + common)
         let message = String(decoding: refused.error, as: UTF8.self)

@@ -77,10 +77,7 @@ struct EngineTests {
                     time: bench.clock.now(), data: JSONValue.object(body).serialized()))
         }
         var broken = Repo.restaurant(id: id, area: 80, seats: 20, sign: false)
-        if case .object(var object) = broken {
-            object["submittedAt"] = "yesterday"
-            broken = .object(object)
-        }
+        broken.set("yesterday", at: "/submittedAt")
         try await resubmit("resubmit-broken", application: broken)
         let refused = try await bench.pump(engine)
         #expect(refused.deadLettered == 1)
@@ -89,11 +86,7 @@ struct EngineTests {
         #expect(try engine.store.findCase(id)?.state.step("food-licence")?.attempt == 1)
 
         var corrected = Repo.restaurant(id: id, area: 80, seats: 20, sign: false)
-        if case .object(var object) = corrected {
-            object["business"] = .object(
-                (object["business"]?.objectValue ?? [:]).merging(["areaSquareMetres": .number(85)]) { $1 })
-            corrected = .object(object)
-        }
+        corrected.set(.number(85), at: "/business/areaSquareMetres")
         try await resubmit("resubmit-corrected", application: corrected)
         let accepted = try await bench.pump(engine)
         #expect(accepted.applied == 1 && accepted.deadLettered == 0)

@@ -20,21 +20,10 @@ struct ProcessesEndToEndTests {
 
     /// A restaurant application with its materials but the floor plan (food safety rejects it).
     static func withoutFloorPlan(_ application: JSONValue) -> JSONValue {
-        guard case .object(var object) = application, let materials = object["materials"]?.arrayValue else {
-            return application
-        }
-        object["materials"] = .array(materials.filter { $0[pointer: "/name"]?.stringValue != "经营场所平面图" })
-        return .object(object)
-    }
-
-    /// A restaurant application whose business name market regulation refuses (中国…).
-    static func withNationalName(_ application: JSONValue) -> JSONValue {
-        guard case .object(var object) = application, case .object(var business)? = object["business"] else {
-            return application
-        }
-        business["name"] = "中国粤味轩餐饮有限公司"
-        object["business"] = .object(business)
-        return .object(object)
+        var changed = application
+        let materials = application[pointer: "/materials"]?.arrayValue ?? []
+        changed.set(.array(materials.filter { $0[pointer: "/name"]?.stringValue != "经营场所平面图" }), at: "/materials")
+        return changed
     }
 
     /// A large restaurant with a sign (every step), a small one without (no fire, no sign), one
@@ -56,6 +45,9 @@ struct ProcessesEndToEndTests {
         let refused = "RA-2026-100004"
         let ids = [big, small, corrected, refused]
         let resubmission = Repo.restaurant(id: corrected, submitted: now, area: 60, seats: 16, sign: false)
+        // Market regulation refuses a name with 中国 in it.
+        var refusedName = Repo.restaurant(id: refused, submitted: now, area: 80, seats: 20, sign: false)
+        refusedName.set("中国粤味轩餐饮有限公司", at: "/business/name")
         try await world.apply(
             "restaurant-opening", Repo.restaurant(id: big, submitted: now, area: 200, seats: 60, sign: true))
         try await world.apply(
@@ -63,7 +55,7 @@ struct ProcessesEndToEndTests {
         try await world.apply("restaurant-opening", Self.withoutFloorPlan(resubmission))
         try await world.apply(
             "restaurant-opening",
-            Self.withNationalName(Repo.restaurant(id: refused, submitted: now, area: 80, seats: 20, sign: false)))
+            refusedName)
 
         var cases: [String: Case] = [:]
         var resubmitted = false
@@ -182,12 +174,11 @@ struct ProcessesEndToEndTests {
         try await world.startDepartments(["real-estate", "tax"])
         try world.startOrchestrator()
         let id = "HT-2026-000045"
-        guard case .object(var application)? = Repo.catalog.schemas["application.house-transfer.submitted"]?.examples.first
-        else { throw SupportError("the house transfer schema has no example") }
-        application["applicationId"] = .string(id)
-        application["submittedAt"] = .string(ChinaTime.rfc3339(Date()))
-        let declared = try #require(application["declaredPriceFen"]?.doubleValue)
-        try await world.apply("house-transfer", .object(application))
+        var application = try #require(Repo.catalog.schemas["application.house-transfer.submitted"]?.examples.first)
+        application.set(.string(id), at: "/applicationId")
+        application.set(.string(ChinaTime.rfc3339(Date())), at: "/submittedAt")
+        let declared = try #require(application[pointer: "/declaredPriceFen"]?.doubleValue)
+        try await world.apply("house-transfer", application)
 
         var state: Case?
         let deadline = ContinuousClock.now + .seconds(60)
