@@ -122,7 +122,7 @@ struct ApplyCommand: AsyncParsableCommand {
             """)
     @OptionGroup var options: BusOptions
     @Option(help: "The rules directory.") var rules: String = "Rules"
-    @Argument(help: "The workflow: restaurant-opening, house-transfer.") var workflow: String
+    @Argument(help: "The workflow: restaurant-opening, house-transfer, graduate-registration.") var workflow: String
     @Option(help: "The application's JSON file; '-' reads standard input. Default: standard input.")
     var file: String?
 
@@ -256,7 +256,8 @@ struct StatusCommand: AsyncParsableCommand {
         abstract: "Show an application's steps: state, department, requested, due, what it waits for.",
         discussion: """
             Reads the orchestrator's store (not the bus). Materials marked `from step.field` \
-            came from an earlier step's decision instead of the applicant.
+            came from an earlier step's decision instead of the applicant, those "from shared data" \
+            from the shared data view (with the event that established them).
             Example:
               onewindow status RA-2026-000001 --store var/orchestrator.sqlite
             """)
@@ -295,6 +296,11 @@ struct StatusCommand: AsyncParsableCommand {
                 print("    waits for: \(waits.isEmpty ? "the steps before it" : waits.joined(separator: ", "))")
             case .requested: print("    waits for: \(definition?.department ?? "the department")'s decision")
             case .awaitingResubmission: print("    waits for: the applicant's resubmission")
+            case .awaitingDocuments:
+                let missing =
+                    (workflow?.missingDocuments(application: state.application, facts: state.facts ?? []) ?? [])
+                    .filter { $0.steps.contains(step.id) }.map(\.name)
+                print("    waits for the applicant's documents: \(missing.joined(separator: ", "))")
             default: break
             }
             let fromEarlier = (definition?.materials ?? []).compactMap { material -> String? in
@@ -304,11 +310,23 @@ struct StatusCommand: AsyncParsableCommand {
             if !fromEarlier.isEmpty {
                 print("    materials from earlier steps: \(fromEarlier.joined(separator: ", "))")
             }
+            let shared = (definition?.materials ?? []).compactMap { material -> String? in
+                guard let workflow,
+                    let fact = workflow.fact(for: material, application: state.application, facts: state.facts ?? [])
+                else { return nil }
+                return "\(material.name) (\(fact.topic) \(fact.eventId))"
+            }
+            if !shared.isEmpty { print("    materials from shared data: \(shared.joined(separator: ", "))") }
         }
         if let completion = state.completion {
             print(
                 "  completed \(ChinaTime.rfc3339(completion.completedAt)): \(completion.elapsedWorkingDays) working days, \(completion.serialWorkingDays) if serial"
             )
+            if let documents = completion.documents {
+                print(
+                    "  documents: \(documents.submitted) handed in, \(documents.serial) if serial: \(documents.notBrought) the applicant did not have to bring"
+                )
+            }
         }
     }
 }
@@ -332,7 +350,9 @@ struct ApplicationsCommand: AsyncParsableCommand {
         if cases.isEmpty { print("no open applications in \(store.store)") }
         let now = Date()
         for state in cases {
-            let open = state.steps.filter { $0.status == .requested || $0.status == .awaitingResubmission }
+            let open = state.steps.filter {
+                [.requested, .awaitingResubmission, .awaitingDocuments].contains($0.status)
+            }
             let overdue = state.overdueSteps(at: now).map(\.id)
             let due = open.compactMap(\.dueDate).min()
             var line = "\(state.applicationId)  \(state.workflow)  \(open.count) open step(s)"

@@ -57,8 +57,9 @@ struct RulesCommand: AsyncParsableCommand {
                 let rules = try RuleBook.load(directory: url, catalog: catalog)
                 for workflow in rules.current.values.sorted(by: { $0.id < $1.id }) {
                     let conditional = workflow.steps.filter { $0.condition != nil }.count
+                    let documents = workflow.documentCount()
                     print(
-                        "ok \(workflow.version): \(workflow.title), \(workflow.steps.count) steps (\(conditional) conditional), from \(workflow.file)"
+                        "ok \(workflow.version): \(workflow.title), \(workflow.steps.count) steps (\(conditional) conditional), documents \(documents.serial) serial → \(documents.submitted) handed in, from \(workflow.file)"
                     )
                 }
             } catch {

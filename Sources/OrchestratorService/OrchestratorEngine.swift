@@ -92,6 +92,9 @@ public struct OrchestratorEngine: Sendable {
     public let topics: [String]
     /// The partition numbers the consumer was last assigned; `nil` before the first assignment.
     let assigned = Assignment()
+    /// Where submissions' `sharedFact:` materials are looked up (`SharedFactLookup.swift`); `nil`:
+    /// nowhere, and such materials are asked of the applicant unless the application lists them.
+    public let sharedFacts: (any SharedFactLookup)?
 
     /// The partition numbers the consumer holds now; `nil` before its first poll.
     public var assignedPartitions: Set<Int>? { assigned.get() }
@@ -101,7 +104,7 @@ public struct OrchestratorEngine: Sendable {
     public init(
         store: OrchestratorStore, rules: RuleBook, calendar: WorkingDayCalendar, log: any EventLog,
         catalog: TopicCatalog, clock: any WallClock = .system, logger: Logger = Logger(label: "onewindow.orchestrator"),
-        stats: OrchestratorStats = OrchestratorStats()
+        stats: OrchestratorStats = OrchestratorStats(), sharedFacts: (any SharedFactLookup)? = nil
     ) throws {
         self.store = store
         self.core = Orchestrator(rules: try store.withPinnedVersions(rules, catalog: catalog), calendar: calendar)
@@ -110,6 +113,7 @@ public struct OrchestratorEngine: Sendable {
         self.clock = clock
         self.logger = logger
         self.stats = stats
+        self.sharedFacts = sharedFacts
         self.topics = rules.inputTopics(in: catalog)
     }
 
@@ -176,7 +180,8 @@ public struct OrchestratorEngine: Sendable {
     /// Applies a polled batch in one store transaction (ids applied before are skipped).
     @discardableResult
     public func process(_ records: [LogRecord]) async throws -> BatchOutcome {
-        let outcome = try await store.apply(records.map(decode), core: core, now: clock.now())
+        let inputs = try await withSharedFacts(records.map(decode))
+        let outcome = try await store.apply(inputs, core: core, now: clock.now())
         stats.count(outcome)
         if outcome.deadLettered > 0 {
             logger.warning(

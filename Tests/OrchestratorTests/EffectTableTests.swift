@@ -155,8 +155,9 @@ struct EventInputTests {
         let topics = Fixtures.rules.inputTopics(in: Fixtures.catalog)
         #expect(
             topics == [
-                "application.house-transfer.submitted", "application.restaurant.submitted",
-                "application.step.resubmitted", "approval.environment.decided", "approval.fire-safety.decided", "approval.food-safety.decided",
+                "application.graduate-registration.submitted", "application.house-transfer.submitted",
+                "application.restaurant.submitted", "application.step.resubmitted", "approval.environment.decided",
+                "approval.fire-safety.decided", "approval.food-safety.decided", "approval.household-registry.decided",
                 "approval.market-regulation.decided", "approval.real-estate.decided", "approval.tax.decided",
                 "approval.urban-management.decided",
             ])

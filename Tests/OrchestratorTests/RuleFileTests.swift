@@ -17,7 +17,7 @@ struct RuleFileTests {
 
     @Test func theRepositoryRulesLoad() throws {
         let rules = Fixtures.rules
-        #expect(Set(rules.current.keys) == ["restaurant-opening", "house-transfer"])
+        #expect(Set(rules.current.keys) == ["restaurant-opening", "house-transfer", "graduate-registration"])
         let restaurant = try #require(rules.current["restaurant-opening"])
         #expect(restaurant.steps.map(\.id).first == "business-licence")
         #expect(restaurant.steps.dropFirst().allSatisfy { $0.dependsOn == ["business-licence"] })

@@ -25,6 +25,9 @@ public struct Case: Sendable, Hashable, Codable {
     public internal(set) var revision: Int
     /// Set when every required step is approved.
     public internal(set) var completion: CompletionRecord?
+    /// The shared data view's facts found for the application's `sharedFact:` materials when it
+    /// arrived (`nil` in cases stored before materials could name facts).
+    public internal(set) var facts: [SharedFact]?
 
     /// Where a case stands.
     public enum Status: String, Sendable, Hashable, Codable {
@@ -97,6 +100,10 @@ public struct StepState: Sendable, Hashable, Codable {
         case rejected
         /// Rejected or asked for more information; waits for the applicant to resubmit.
         case awaitingResubmission = "awaiting-resubmission"
+        /// Lists a `sharedFact:` material the shared data view did not hold: waits, not
+        /// requested, until the applicant brings it (a resubmission whose corrected application
+        /// lists it), then waits for its dependencies as usual.
+        case awaitingDocuments = "awaiting-documents"
     }
 
     /// Whether its dependants may go ahead.
@@ -141,4 +148,7 @@ public struct CompletionRecord: Sendable, Hashable, Codable {
     public let serialWorkingDays: Int
     /// Each step's working days (all its attempts), by step id; skipped steps are absent.
     public let stepWorkingDays: [String: Int]
+    /// The documents a serial process would have asked for against those the applicant handed
+    /// in (``DocumentCount``); `nil` in records stored before it was counted.
+    public var documents: DocumentCount?
 }

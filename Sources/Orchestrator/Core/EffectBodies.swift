@@ -34,6 +34,21 @@ enum EffectBodies {
                             "source": found[pointer: "/source"] ?? .string("submitted"),
                         ]))
                 }
+            case .shared:
+                if let fact = workflow.fact(for: material, application: application, facts: state.facts ?? []) {
+                    materials.append(
+                        .object([
+                            "name": .string(material.name), "source": .string("shared-data"),
+                            "eventId": .string(fact.eventId), "topic": .string(fact.topic),
+                        ]))
+                } else if let found = listed.first(where: { $0[pointer: "/name"]?.stringValue == material.name }) {
+                    // Brought by the applicant (or found by the window) instead.
+                    materials.append(
+                        .object([
+                            "name": .string(material.name),
+                            "source": found[pointer: "/source"] ?? .string("submitted"),
+                        ]))
+                }
             case .step(let reference):
                 if let value = decisionField(reference, in: state) {
                     materials.append(
@@ -97,7 +112,7 @@ enum EffectBodies {
                 case .requested: .string("requested")
                 case .approved: .string("approved")
                 case .rejected: .string("rejected")
-                case .awaitingResubmission: .string("needs-more-information")
+                case .awaitingResubmission, .awaitingDocuments: .string("needs-more-information")
                 }
             if let due = stepState.dueDate { entry["dueBy"] = .string(due.description) }
             if let requestedAt = stepState.requestedAt { entry["requestedAt"] = time(requestedAt) }
@@ -107,13 +122,22 @@ enum EffectBodies {
             }
             return .object(entry)
         }
-        let body: JSONValue = .object([
+        var body: [String: JSONValue] = [
             "applicationId": .string(state.applicationId), "service": .string(workflow.id), "status": .string(status),
             "steps": .array(steps), "updatedAt": time(now),
-        ])
+        ]
+        if let documents = state.completion?.documents { body["documents"] = documentsBody(documents) }
         return Emission(
             id: "\(state.applicationId)/progress/\(state.revision)", type: "application.progress.updated",
-            topic: "application.progress.updated", key: state.applicationId, body: body)
+            topic: "application.progress.updated", key: state.applicationId, body: .object(body))
+    }
+
+    /// The `documents` member of a completed application's progress.
+    static func documentsBody(_ documents: DocumentCount) -> JSONValue {
+        .object([
+            "serial": .integer(Int64(documents.serial)), "submitted": .integer(Int64(documents.submitted)),
+            "notBrought": .integer(Int64(documents.notBrought)),
+        ])
     }
 
     static func applicantContact(_ state: Case, _ workflow: Workflow) -> Contact {
@@ -160,6 +184,15 @@ enum EffectBodies {
         if let completion = state.completion {
             values["elapsedWorkingDays"] = String(completion.elapsedWorkingDays)
             values["serialWorkingDays"] = String(completion.serialWorkingDays)
+            values["documentsNotBrought"] = String(completion.documents?.notBrought ?? 0)
+        }
+        if moment == .received {
+            // The documents nobody holds, which the application waits for; 无 (none) when the
+            // view held every fact.
+            let missing = workflow.missingDocuments(application: state.application, facts: state.facts ?? [])
+                .map(\.name)
+            values["missingDocuments"] = missing.isEmpty ? "无" : missing.joined(separator: "、")
+            if !missing.isEmpty { parameters["missingDocuments"] = .string(missing.joined(separator: "、")) }
         }
         let template = workflow.notifications.templates[moment]!
         parameters["text"] = .string(template.render(values))

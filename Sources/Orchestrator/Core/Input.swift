@@ -31,10 +31,15 @@ public struct Submission: Sendable, Hashable {
     public let applicationType: String
     /// The application (already validated against its schema by the caller).
     public let application: JSONValue
+    /// The facts of the shared data view the shell found for the workflow's `sharedFact:`
+    /// materials (``Workflow/sharedFactsNeeded(by:)``), looked up when the application arrived;
+    /// the case keeps them. Not part of what makes a repeated submission the same one.
+    public let facts: [SharedFact]
 
-    public init(applicationType: String, application: JSONValue) {
+    public init(applicationType: String, application: JSONValue, facts: [SharedFact] = []) {
         self.applicationType = applicationType
         self.application = application
+        self.facts = facts
     }
 
     public var applicationId: String { application[pointer: "/applicationId"]?.stringValue ?? "" }

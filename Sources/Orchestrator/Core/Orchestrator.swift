@@ -89,9 +89,13 @@ public struct Orchestrator: Sendable {
         else {
             throw Rejection(.invalidInput, "the application has no applicationId or no submittedAt")
         }
+        // Steps listing a document nobody holds wait for the applicant to bring it.
+        let missing = Set(workflow.missingDocuments(application: application, facts: submission.facts).flatMap(\.steps))
         let steps = workflow.steps.map { step in
             StepState(
-                id: step.id, status: step.condition.map { $0.evaluate(on: application) } == false ? .skipped : .waiting,
+                id: step.id,
+                status: step.condition.map { $0.evaluate(on: application) } == false
+                    ? .skipped : missing.contains(step.id) ? .awaitingDocuments : .waiting,
                 attempt: 0, requestedAt: nil, requestTimes: [], dueDate: nil, reminderAt: nil, overdueAt: nil,
                 reminded: false,
                 escalated: false, decisions: [])
@@ -99,7 +103,7 @@ public struct Orchestrator: Sendable {
         var state = Case(
             applicationId: submission.applicationId, workflow: workflow.id, ruleVersion: workflow.version,
             application: application, submittedAt: submittedAt, status: .inProgress, steps: steps, revision: 0,
-            completion: nil)
+            completion: nil, facts: submission.facts)
         var effects = [notification(.received, state, workflow, step: nil, now: now)]
         try advance(&state, workflow, now: now, into: &effects)
         return finish(state, effects, now: now, workflow)
@@ -189,6 +193,9 @@ public struct Orchestrator: Sendable {
                 "the corrected application in the resubmission of \(resubmission.step) is not application \(current.applicationId) (its applicationId differs)"
             )
         }
+        if stepState.status == .awaitingDocuments, current.status == .inProgress {
+            return try supplyDocuments(current, resubmission, workflow, now: now)
+        }
         guard stepState.status == .awaitingResubmission, current.status == .inProgress else {
             throw Rejection(
                 .notAwaitingResubmission,
@@ -199,6 +206,25 @@ public struct Orchestrator: Sendable {
         if let application = resubmission.application { state.application = application }
         var effects: [Effect] = []
         try request(workflow.step(stepState.id)!, &state, workflow, now: now, into: &effects)
+        return finish(state, effects, now: now, workflow)
+    }
+
+    /// The applicant brings documents the shared data view did not hold: a resubmission naming any
+    /// step that awaits documents, with the corrected application listing them in its
+    /// `materials`. Every step whose documents are now all there waits for its dependencies as
+    /// usual (and is requested when they are done); the others keep waiting for theirs.
+    func supplyDocuments(_ current: Case, _ resubmission: Resubmission, _ workflow: Workflow, now: Date)
+        throws(Rejection) -> Transition
+    {
+        var state = current
+        if let application = resubmission.application { state.application = application }
+        let missing = Set(
+            workflow.missingDocuments(application: state.application, facts: state.facts ?? []).flatMap(\.steps))
+        for step in state.steps where step.status == .awaitingDocuments && !missing.contains(step.id) {
+            state.update(step.id) { $0.status = .waiting }
+        }
+        var effects: [Effect] = []
+        try advance(&state, workflow, now: now, into: &effects)
         return finish(state, effects, now: now, workflow)
     }
 
@@ -328,7 +354,8 @@ public struct Orchestrator: Sendable {
             return CompletionRecord(
                 applicationId: state.applicationId, workflow: workflow.id, ruleVersion: workflow.version,
                 submittedAt: state.submittedAt, completedAt: completedAt, elapsedWorkingDays: elapsed,
-                serialWorkingDays: perStep.values.reduce(0, +), stepWorkingDays: perStep)
+                serialWorkingDays: perStep.values.reduce(0, +), stepWorkingDays: perStep,
+                documents: workflow.documentCount(application: state.application, facts: state.facts ?? []))
         } catch {
             throw Rejection(.outsideCalendar, "cannot count the working days of \(state.applicationId): \(error)")
         }

@@ -73,7 +73,8 @@ public enum NotificationMoment: String, Sendable, Hashable, Codable, CaseIterabl
             names.formUnion(["step.title", "step.department", "step.item", "dueDate", "requestedDate"])
         }
         if [.stepRejected, .resubmissionRequested].contains(self) { names.insert("reason") }
-        if self == .completed { names.formUnion(["elapsedWorkingDays", "serialWorkingDays"]) }
+        if self == .completed { names.formUnion(["elapsedWorkingDays", "serialWorkingDays", "documentsNotBrought"]) }
+        if self == .received { names.insert("missingDocuments") }
         return names
     }
 }

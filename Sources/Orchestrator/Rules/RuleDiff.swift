@@ -84,6 +84,7 @@ public enum RuleDiff {
                 switch material.source {
                 case .submitted: "\(material.name) (submitted)"
                 case .step(let reference): "\(material.name) (from \(reference))"
+                case .shared(let kind, let subject): "\(material.name) (shared \(kind) of \(subject))"
                 }
             }
             let oldMaterials = before.materials.map(shown)

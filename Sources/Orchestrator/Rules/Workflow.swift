@@ -162,6 +162,167 @@ public struct Material: Sendable, Hashable {
         /// An earlier step produced it (e.g. the business licence's number): listed with source
         /// `earlier-step`, the step and the value, and nobody hands it in again.
         case step(StepField)
+        /// A department already holds it: the latest fact of this kind about the subject (a
+        /// resident ID or credit code at `subject` in the application) in the shared data view,
+        /// looked up when the application arrives and listed with source `shared-data`, the
+        /// fact's event id and topic. When the view has no such fact the applicant is asked for it
+        /// (``Workflow/missingDocuments(application:facts:)``).
+        case shared(kind: String, subject: FieldPath)
+    }
+}
+
+/// The kinds of facts the shared data view keeps per resident ID or credit code, which a
+/// material may name (`sharedFact:`); the view defines the same names.
+public enum SharedFactKinds {
+    public static let all = [
+        "household-record", "birth", "death", "social-insurance-enrolment", "social-insurance-contributions",
+        "pension-certification", "tax-registration", "tax-clearance", "property-registration", "business-licence",
+        "food-business-licence", "fire-safety-inspection", "environment-filing", "signboard-permit",
+    ]
+}
+
+/// A fact of the shared data view, as the orchestrator's shell found it for an application:
+/// which kind, about whom, and the event that established it. The shell looks facts up before
+/// the core runs (the core does no I/O) and passes them in the ``Submission``.
+public struct SharedFact: Sendable, Hashable, Codable {
+    /// One of ``SharedFactKinds/all``: `household-record`.
+    public let kind: String
+    /// The resident ID number or unified social credit code it is about.
+    public let subject: String
+    /// The id of the event that established it (the `approval.requested` material's `eventId`).
+    public let eventId: String
+    /// The topic the event was published on: `household.member.changed`.
+    public let topic: String
+
+    public init(kind: String, subject: String, eventId: String, topic: String) {
+        self.kind = kind
+        self.subject = subject
+        self.eventId = eventId
+        self.topic = topic
+    }
+}
+
+/// How many documents an application's applicant was spared: every material of every step that
+/// applies, counted as a serial process would ask for it (each department its own copy of
+/// everything), against the distinct documents the applicant hands in at the one window.
+///
+/// - `serial`: the number of material entries of the steps that apply (skipped steps aside);
+/// - `submitted`: the distinct names among the `source: submitted` materials of those steps, and
+///   among their `sharedFact:` materials the view did not hold (unless the application lists
+///   them with source `shared-data`: the window found them itself);
+/// - `notBrought` = `serial` − `submitted`: copies handed in once instead of once per
+///   department, materials an earlier step produced, facts the shared view supplied.
+public struct DocumentCount: Sendable, Hashable, Codable {
+    public let serial: Int
+    public let submitted: Int
+    public var notBrought: Int { serial - submitted }
+
+    public init(serial: Int, submitted: Int) {
+        self.serial = serial
+        self.submitted = submitted
+    }
+}
+
+/// A document the applicant still has to bring: a `sharedFact:` material the view does not hold.
+public struct MissingDocument: Sendable, Hashable {
+    /// The material's name: `社会保险参保证明`.
+    public let name: String
+    /// The steps that list it.
+    public let steps: [String]
+}
+
+extension Workflow {
+    /// The steps that apply to an application (their condition true, or none).
+    func applies(_ step: Step, to application: JSONValue) -> Bool {
+        step.condition.map { $0.evaluate(on: application) } ?? true
+    }
+
+    /// Whether a material is asked for at all: a `sharedFact:` material whose subject field the
+    /// application leaves out (an optional one, like a graduate's employer) is not — there is
+    /// nobody to look up, and nothing to bring.
+    static func asked(_ material: Material, application: JSONValue) -> Bool {
+        guard case .shared(_, let path) = material.source else { return true }
+        return path.value(in: application)?.stringValue != nil
+    }
+
+    /// The facts to look up for an application: each `sharedFact:` material of the steps that
+    /// apply, as (kind, subject), once each, in step order (a material whose subject field the
+    /// application leaves out is not asked for: ``asked(_:application:)``).
+    public func sharedFactsNeeded(by application: JSONValue) -> [(kind: String, subject: String)] {
+        var result: [(kind: String, subject: String)] = []
+        for step in steps where applies(step, to: application) {
+            for material in step.materials {
+                guard case .shared(let kind, let path) = material.source,
+                    let subject = path.value(in: application)?.stringValue
+                else { continue }
+                if !result.contains(where: { $0.kind == kind && $0.subject == subject }) {
+                    result.append((kind, subject))
+                }
+            }
+        }
+        return result
+    }
+
+    /// The fact filling a `sharedFact:` material for an application, among those found.
+    public func fact(for material: Material, application: JSONValue, facts: [SharedFact]) -> SharedFact? {
+        guard case .shared(let kind, let path) = material.source,
+            let subject = path.value(in: application)?.stringValue
+        else { return nil }
+        return facts.first { $0.kind == kind && $0.subject == subject }
+    }
+
+    /// Whether the application's `materials` list a material by name with source `shared-data`
+    /// (the window found it itself), or with any source when `anySource`.
+    static func listed(_ name: String, in application: JSONValue, anySource: Bool) -> Bool {
+        (application[pointer: "/materials"]?.arrayValue ?? []).contains {
+            $0[pointer: "/name"]?.stringValue == name
+                && (anySource || $0[pointer: "/source"]?.stringValue == "shared-data")
+        }
+    }
+
+    /// The documents the applicant still has to bring, by name, in step order: `sharedFact:`
+    /// materials of the steps that apply whose fact is not among `facts` and which the
+    /// application's `materials` do not list (a corrected application listing them, with either
+    /// source, provides them).
+    public func missingDocuments(application: JSONValue, facts: [SharedFact]) -> [MissingDocument] {
+        var order: [String] = []
+        var steps: [String: [String]] = [:]
+        for step in self.steps where applies(step, to: application) {
+            for material in step.materials where Self.asked(material, application: application) {
+                guard case .shared = material.source,
+                    fact(for: material, application: application, facts: facts) == nil,
+                    !Self.listed(material.name, in: application, anySource: true)
+                else { continue }
+                if steps[material.name] == nil { order.append(material.name) }
+                if steps[material.name]?.contains(step.id) != true { steps[material.name, default: []].append(step.id) }
+            }
+        }
+        return order.map { MissingDocument(name: $0, steps: steps[$0]!) }
+    }
+
+    /// The documents counted for an application (``DocumentCount``): with `application` `nil`,
+    /// every step and material applies and every shared fact is found — the count the rules
+    /// promise. Materials not asked for (``asked(_:application:)``) count nowhere.
+    public func documentCount(application: JSONValue? = nil, facts: [SharedFact] = []) -> DocumentCount {
+        var serial = 0
+        var brought: Set<String> = []
+        for step in steps where application.map({ applies(step, to: $0) }) ?? true {
+            for material in step.materials where application.map({ Self.asked(material, application: $0) }) ?? true {
+                serial += 1
+                switch material.source {
+                case .submitted: brought.insert(material.name)
+                case .step: break
+                case .shared:
+                    guard let application else { break }
+                    if fact(for: material, application: application, facts: facts) == nil,
+                        !Self.listed(material.name, in: application, anySource: false)
+                    {
+                        brought.insert(material.name)
+                    }
+                }
+            }
+        }
+        return DocumentCount(serial: serial, submitted: brought.count)
     }
 }
 

@@ -222,8 +222,20 @@ struct WorkflowLoader {
         var materials: [(Material, ConfigNode)] = []
         if let node = step["materials"] {
             for element in try node.list() {
-                let material = try element.mapping(keys: ["name", "source", "from"])
+                let material = try element.mapping(keys: ["name", "source", "from", "sharedFact", "subject"])
                 let name = try material.string("name")
+                if let kindNode = material["sharedFact"] {
+                    materials.append(
+                        (
+                            try readSharedFact(name: name, kindNode: kindNode, material: material, schema: schema),
+                            element
+                        ))
+                    continue
+                }
+                if let subject = material["subject"] {
+                    throw subject.fail(
+                        "subject goes with sharedFact: <kind> (the fact of the shared data view it names)")
+                }
                 switch (material["source"], material["from"]) {
                 case (let source?, nil):
                     guard try source.string() == "submitted" else {
@@ -239,7 +251,9 @@ struct WorkflowLoader {
                     }
                     materials.append((Material(name: name, source: .step(reference)), from))
                 default:
-                    throw element.fail("a material has either source: submitted or from: <step>.<field>")
+                    throw element.fail(
+                        "a material has one of source: submitted, from: <step>.<field> or sharedFact: <kind> with subject: <field path>"
+                    )
                 }
             }
         }
@@ -297,6 +311,29 @@ struct WorkflowLoader {
             conditionText: conditionText,
             sla: sla, materials: materials, details: details, passes: passes, produces: produces,
             onRejection: onRejection)
+    }
+
+    /// `{name: 居民身份证, sharedFact: household-record, subject: applicant.residentId}`: a known
+    /// kind of fact, about the resident ID or credit code at a string field of the application.
+    func readSharedFact(name: String, kindNode: ConfigNode, material: ConfigMapping, schema: JSONSchema?) throws
+        -> Material
+    {
+        if let other = material["source"] ?? material["from"] {
+            throw other.fail("a material with sharedFact: comes from the shared data view; drop source: and from:")
+        }
+        let kind = try kindNode.string()
+        guard SharedFactKinds.all.contains(kind) else {
+            let hint =
+                KeySuggestion.nearest(to: kind, in: SharedFactKinds.all).map { "did you mean \($0)? " } ?? ""
+            throw kindNode.fail(
+                "unknown kind of shared fact \(kind); \(hint)the shared data view keeps \(SharedFactKinds.all.joined(separator: ", "))"
+            )
+        }
+        let subjectNode = try material.require(
+            "subject", "the application field with the resident ID or credit code the fact is about")
+        let subject = FieldPath(try subjectNode.string())
+        if let schema { try checkField(subject, node: subjectNode, schema: schema, types: ["string"]) }
+        return Material(name: name, source: .shared(kind: kind, subject: subject))
     }
 
     /// Dependencies name steps of the workflow and form no cycle; step fields come from steps this
