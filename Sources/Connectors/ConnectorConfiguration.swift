@@ -142,6 +142,10 @@ public struct InboxSinkConfiguration: Sendable {
     public var decisionsTable: String
     /// How often the decisions table is polled. Default: 500 ms.
     public var interval: Duration
+    /// Columns of the decisions table carried onto `approval.decided`'s `fields` (the facts a
+    /// decision establishes for later steps, e.g. a valuation's `/assessedPriceFen`), mapped as a
+    /// table source's `mapping` is. Default: none.
+    public var fields: [FieldRule] = []
 }
 
 /// POST each event to a URL, with retries and exponential back-off, then dead-letter.
@@ -220,7 +224,7 @@ extension ConnectorConfiguration {
         "file-drop": ["kind", "directory", "format", "type", "topic", "interval", "settle", "mapping"],
     ]
     static let sinkKeys: [String: [String]] = [
-        "inbox": ["kind", "requests", "decisions", "inboxTable", "decisionsTable", "interval"],
+        "inbox": ["kind", "requests", "decisions", "inboxTable", "decisionsTable", "interval", "fields"],
         "webhook": ["kind", "topics", "url", "retries", "backoff"],
         "file": ["kind", "topics", "directory"],
         "table": ["kind", "topics", "table", "columns", "idColumn"],
@@ -353,7 +357,8 @@ struct YAMLReader {
                     decisions: try map.string("decisions"),
                     inboxTable: try map.optionalString("inboxTable") ?? "approval_inbox",
                     decisionsTable: try map.optionalString("decisionsTable") ?? "approval_decisions",
-                    interval: try duration(map, "interval", default: .milliseconds(500))))
+                    interval: try duration(map, "interval", default: .milliseconds(500)),
+                    fields: try rules(map, required: false, key: "fields") ?? []))
         case "webhook":
             let urlNode = try map.require("url")
             let url = try urlNode.string()
@@ -383,9 +388,9 @@ struct YAMLReader {
         }
     }
 
-    func rules(_ owner: ConfigMapping, required: Bool) throws -> [FieldRule]? {
-        guard let node = owner["mapping"] else {
-            if required { _ = try owner.require("mapping", "map columns to event fields") }
+    func rules(_ owner: ConfigMapping, required: Bool, key: String = "mapping") throws -> [FieldRule]? {
+        guard let node = owner[key] else {
+            if required { _ = try owner.require(key, "map columns to event fields") }
             return nil
         }
         var rules: [FieldRule] = []

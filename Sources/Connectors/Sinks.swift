@@ -133,7 +133,9 @@ struct SinkLoop: Sendable {
 /// `approval.decided` events with ids `<department>/<decisions table>/<seq>`.
 ///
 /// A decision's causation id is the request's event id; its correlation id is the application id,
-/// which ties together everything that happens to one application.
+/// which ties together everything that happens to one application. Columns the `fields` mapping
+/// names become the decision's `fields`; a row whose fields cannot be mapped goes to the
+/// dead-letter topic with the field and the reason.
 struct InboxSink: Sendable {
     let configuration: InboxSinkConfiguration
     let context: ConnectorContext
@@ -179,6 +181,7 @@ struct InboxSink: Sendable {
     func publishDecisions() async throws {
         guard let department = context.department else { return }
         let part = decisionsPart
+        try await checkFieldColumns(department, part: part)
         var position = Int64(try await context.persistently(part, "reading the cursor") {
             try await context.cursors.position(of: part)
         } ?? "0") ?? 0
@@ -203,6 +206,30 @@ struct InboxSink: Sendable {
         }
     }
 
+    /// Refuses to start when a column the `fields` mapping names is not in the decisions table
+    /// (its facts would silently never travel).
+    /// - Throws: ``ConnectorConfigurationError`` naming the file, the table and the column.
+    func checkFieldColumns(_ department: DatabasePool, part: String) async throws {
+        let named = configuration.fields.compactMap { rule -> (String, String)? in
+            if case .column(let column) = rule.value { return (rule.field, column) }
+            return nil
+        }
+        guard !named.isEmpty else { return }
+        let table = configuration.decisionsTable
+        let columns = try await context.persistently(part, "reading the columns of \(table)") {
+            try await department.read { db in
+                try Row.fetchAll(db, sql: "SELECT name FROM pragma_table_info(?)", arguments: [table]).map {
+                    $0["name"] as String
+                }
+            }
+        }
+        for (field, column) in named where !columns.contains(column) {
+            throw ConnectorConfigurationError(
+                file: context.configuration.file, location: "sinks: inbox \(configuration.requests): fields \(field)",
+                problem: "table \(table) has no column \(column); its columns are \(columns.joined(separator: ", "))")
+        }
+    }
+
     private func decision(_ row: SourceRow) -> Publication {
         let seq = row.mapped("seq").text ?? "?"
         var body: [String: JSONValue] = ["department": .string(context.configuration.department)]
@@ -213,13 +240,23 @@ struct InboxSink: Sendable {
             if let text = row.mapped(column).text, !text.isEmpty { body[field] = .string(text) }
         }
         let application = row.mapped("application_id").text
+        var refusal: ValidationFailure?
+        if !configuration.fields.isEmpty {
+            do {
+                let fields = try BodyMapper(rules: configuration.fields).body(column: { row.mapped($0) }, path: { _ in .null })
+                if let object = fields.objectValue, !object.isEmpty { body["fields"] = fields }
+            } catch {
+                refusal = ValidationFailure(
+                    .mappingFailed, "decision \(seq) of \(configuration.decisionsTable): \(error)", eventType: "approval.decided")
+            }
+        }
         let event = Event(
             id: "\(context.configuration.department)/\(configuration.decisionsTable)/\(seq)", type: "approval.decided",
             source: context.configuration.eventSource, subject: application,
             time: row.mapped("decided_at").text.flatMap(Timestamp.parse) ?? context.clock.now(),
             data: JSONValue.object(body).serialized(), correlationId: application,
             causationId: row.mapped("request_id").text)
-        return Publication(event: event, topic: configuration.decisions)
+        return Publication(event: event, topic: configuration.decisions, refusal: refusal)
     }
 }
 

@@ -108,7 +108,8 @@ public struct DecisionDesk: Sendable {
             let item = request.item ?? "?"
             let serial = (try Int.fetchOne(db, sql: "SELECT COALESCE(MAX(seq), 0) + 1 FROM approval_decisions") ?? 1)
             let today = CivilDate.china(now)
-            let decision = policy.decide(request, serial: serial, on: today)
+            var decision = policy.decide(request, serial: serial, on: today)
+            decision.fields = try DecisionFields.establish(department, request, decision, db: db)
             let stamp = ChinaTime.rfc3339(now)
             try db.execute(
                 sql: """
@@ -120,6 +121,12 @@ public struct DecisionDesk: Sendable {
                     application, item, decision.outcome.rawValue, decision.reason, stamp,
                     policy.officer(for: application), decision.licenceNumber,
                 ])
+            let seq = db.lastInsertedRowID
+            for (field, value) in decision.fields.sorted(by: { $0.key < $1.key }) {
+                guard let column = DecisionFields.columns[field] else { continue }
+                try db.execute(
+                    sql: "UPDATE approval_decisions SET \(quoted(column)) = ? WHERE seq = ?", arguments: [value, seq])
+            }
             try LicenceRecords.record(
                 decision: decision, request: request, department: department, serial: serial,
                 now: now, db: db)

@@ -61,6 +61,67 @@ public struct Decision: Sendable, Hashable {
     public var reason: String?
     /// The licence, permit or certificate number of an approval, when the department issues one.
     public var licenceNumber: String?
+    /// Facts the approval establishes for later steps, in fen (``DecisionFields``), e.g. a
+    /// valuation's `assessedPriceFen`; the desk writes them into columns of `approval_decisions`.
+    public var fields: [String: Int64] = [:]
+}
+
+/// The facts departments' approvals establish for the steps after them, and the columns of
+/// `approval_decisions` they are kept in (beyond the columns every department has); each
+/// department's connector file maps those columns onto `approval.decided`'s `fields`
+/// (`fields:` of its `inbox` sink).
+///
+/// | department, item | field | column | how |
+/// |---|---|---|---|
+/// | real-estate, `valuation` | `assessedPriceFen` | `assessed_price_fen` | the area times the reference unit price of the unit's row in `properties`; a unit without one is assessed by the batch model: the declared price × 1.00–1.25, by the unit number |
+/// | tax, every item of a transfer | `assessedTaxFen` | `assessed_tax_fen` | deed tax (契税), 3 % of the higher of the declared and the assessed price (no first-home relief in the simulator) |
+public enum DecisionFields {
+    /// Field → column of `approval_decisions`.
+    public static let columns: [String: String] = [
+        "assessedPriceFen": "assessed_price_fen", "assessedTaxFen": "assessed_tax_fen",
+    ]
+
+    /// The columns a department's `approval_decisions` has beyond the common ones.
+    static func migration(_ department: DepartmentID) -> String? {
+        switch department {
+        case .realEstate: "ALTER TABLE approval_decisions ADD COLUMN assessed_price_fen INTEGER;"
+        case .tax: "ALTER TABLE approval_decisions ADD COLUMN assessed_tax_fen INTEGER;"
+        default: nil
+        }
+    }
+
+    /// The facts an approval of `request` by `department` establishes; none for a rejection.
+    /// - Parameter db: the department's database (the real estate centre's reference prices).
+    static func establish(
+        _ department: DepartmentID, _ request: ApprovalRequest, _ decision: Decision, db: Database
+    ) throws -> [String: Int64] {
+        guard decision.outcome == .approved else { return [:] }
+        switch department {
+        case .realEstate where request.item == "valuation":
+            guard let property = request.text("propertyId") else { return [:] }
+            if let row = try Row.fetchOne(
+                db, sql: "SELECT building_area, reference_unit_price FROM properties WHERE unit_no = ?",
+                arguments: [property]),
+                let area = (row["building_area"] as String?).flatMap(Double.init),
+                let unitPrice = (row["reference_unit_price"] as String?).flatMap(Double.init)
+            {
+                return ["assessedPriceFen": Int64((area * unitPrice * 100).rounded())]
+            }
+            guard let declared = request.number("declaredPriceFen") else { return [:] }
+            let hash = property.utf8.reduce(UInt64(14_695_981_039_346_656_037)) {
+                ($0 ^ UInt64($1)) &* 1_099_511_628_211
+            }
+            let percent = 100 + Double(hash % 26)
+            // Whole yuan, as a valuation report states it.
+            return ["assessedPriceFen": Int64((declared * percent / 100 / 100).rounded()) * 100]
+        case .tax:
+            let prices = [request.number("declaredPriceFen"), request.number("assessedPriceFen")].compactMap { $0 }
+            guard let taxable = prices.max() else { return [:] }
+            return ["assessedTaxFen": Int64((taxable * 3 / 100).rounded())]
+        default:
+            return [:]
+        }
+    }
 }
 
 /// How a department decides an approval request: after a processing time in working days,
@@ -79,7 +140,9 @@ public struct Decision: Sendable, Hashable {
 /// | environment | 3 | a restaurant without a fume purifier (`details.fumePurifier` false) |
 /// | urban-management | 3 | a signboard wider than 10 m or higher than 2 m |
 ///
-/// Every department rejects an applicant resident ID number whose check character is wrong.
+/// Every department rejects an applicant resident ID number whose check character is wrong. What an
+/// approval establishes for later steps (a valuation's assessed price, the tax assessed):
+/// ``DecisionFields``.
 public struct DecisionPolicy: Sendable {
     /// The department.
     public let department: DepartmentID

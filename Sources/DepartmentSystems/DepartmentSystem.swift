@@ -139,6 +139,9 @@ public struct DepartmentSystem: Sendable {
         migrator.registerMigration("change-counter") { db in
             try db.execute(sql: Schemas.changeCounter(tables))
         }
+        if let columns = DecisionFields.migration(id) {
+            migrator.registerMigration("decision-fields") { db in try db.execute(sql: columns) }
+        }
         return migrator
     }
 }

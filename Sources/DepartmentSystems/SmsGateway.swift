@@ -17,8 +17,11 @@ public struct SentMessage: Sendable, Hashable {
 }
 
 /// The simulated SMS gateway: the connector's `table` sink queues each `notification.sms.requested`
-/// into `sms_outbox`; the gateway renders the template with its parameters into the message text
-/// a citizen would receive, and marks it sent (`sent_at`). Nothing leaves the machine.
+/// into `sms_outbox`, with the text the orchestrator rendered from `Rules/notifications.yaml`
+/// (`parameters.text`) in its `text` column; the gateway sends that text as it is and marks the
+/// row sent (`sent_at`). Only a message that carries no text (a publisher other than the
+/// orchestrator) is worded by the gateway from its template (``render(template:parameters:applicationId:)``).
+/// Nothing leaves the machine.
 public struct SmsGateway: Sendable {
     /// The gateway's database (`sms_outbox`).
     public let database: DepartmentDatabase
@@ -58,7 +61,8 @@ public struct SmsGateway: Sendable {
         return "【禅城区一门式】" + body
     }
 
-    /// Sends (renders and marks) every queued message.
+    /// Sends every queued message: its queued text (else `parameters.text`, else the template
+    /// rendered), which it records in `text`, and marks it sent.
     /// - Returns: the messages sent, in queue order.
     @discardableResult
     public func sendPending() async throws -> [SentMessage] {
@@ -67,7 +71,7 @@ public struct SmsGateway: Sendable {
             let rows = try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT event_id, mobile, template, parameters, application_id FROM sms_outbox
+                    SELECT event_id, mobile, template, text, parameters, application_id FROM sms_outbox
                     WHERE sent_at IS NULL ORDER BY queued_at, event_id
                     """)
             var sent: [SentMessage] = []
@@ -78,8 +82,11 @@ public struct SmsGateway: Sendable {
                 {
                     for (key, value) in object { parameters[key] = value.stringValue }
                 }
-                let text = SmsGateway.render(
-                    template: row["template"], parameters: parameters, applicationId: row["application_id"])
+                let queued: String? = row["text"]
+                let text =
+                    [queued, parameters["text"]].compactMap { $0 }.first { !$0.isEmpty }
+                    ?? SmsGateway.render(
+                        template: row["template"], parameters: parameters, applicationId: row["application_id"])
                 let eventId: String = row["event_id"]
                 try db.execute(
                     sql: "UPDATE sms_outbox SET text = ?, sent_at = ? WHERE event_id = ?",

@@ -22,7 +22,7 @@ public struct DeptSimCommand: AsyncParsableCommand {
                   --bad-fraction 0.01
               onewindow dept-sim tax --generate max --count 1000000 --table tax_payments
               onewindow dept-sim food-safety --decide --speed 86400   # a day a second
-              onewindow dept-sim sms-gateway --decide   # render and "send" queued messages
+              onewindow dept-sim sms-gateway --decide   # "send" the queued texts
             Runs until SIGINT or SIGTERM (the transaction under way is finished, the exit status is 0), or
             until --count or --duration is reached when it does not --decide.
             """)

@@ -28,8 +28,8 @@ public struct OneWindowCommand: AsyncParsableCommand {
         subcommands: [
             TopicsCommand.self, PublishCommand.self, SubscribeCommand.self, ValidateCommand.self,
             GroupsCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self, RulesCommand.self,
-            OrchestratorCommand.self, ApplyCommand.self, StatusCommand.self, ApplicationsCommand.self,
-            CitizenServicesCommand.self,
+            OrchestratorCommand.self, ApplyCommand.self, ResubmitCommand.self, StatusCommand.self,
+            ApplicationsCommand.self, CitizenServicesCommand.self,
         ]
     )
 

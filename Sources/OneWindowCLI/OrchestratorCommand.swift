@@ -203,6 +203,108 @@ struct ApplyCommand: AsyncParsableCommand {
     }
 }
 
+/// `onewindow resubmit APPLICATION_ID --step STEP [--file application.json]`: the applicant (or the
+/// clerk at the window) resubmits a step a department rejected with `onRejection: resubmit` or
+/// asked more of, as `application.step.resubmitted`.
+struct ResubmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resubmit",
+        abstract: "Resubmit a step a department rejected or asked more of, optionally with a corrected application.",
+        discussion: """
+            Publishes application.step.resubmitted; the orchestrator requests the step again as its \
+            next attempt (other steps go on as they were). The workflow is the one that has the \
+            step (--workflow when several have it). A corrected application (--file) is the whole \
+            application as for `apply`, with the same applicationId: it is validated against the \
+            workflow's schema like `apply` (refused with the field and the rule, status 65) and \
+            replaces the one the orchestrator holds. A step that does not wait for a resubmission \
+            is dead-lettered by the orchestrator with the reason.
+            Examples:
+              onewindow resubmit RA-2026-000001 --step food-licence --file corrected.json
+              onewindow resubmit HT-2026-000002 --step tax-clearance --note "已补充完税材料"
+            """)
+    @OptionGroup var options: BusOptions
+    @Option(help: "The rules directory.") var rules: String = "Rules"
+    @Argument(help: "The application id, e.g. RA-2026-000001.") var applicationId: String
+    @Option(help: "The step resubmitted, e.g. food-licence (`onewindow status` lists them).") var step: String
+    @Option(help: "The workflow; needed only when more than one has the step.") var workflow: String?
+    @Option(help: "The corrected application's JSON file; '-' reads standard input. Default: none (unchanged).")
+    var file: String?
+    @Option(help: "What the applicant changed, for the department's officer.") var note: String?
+
+    func run() async throws {
+        let catalog = try options.loadCatalog()
+        let ruleBook = try loadRules(rules, catalog: catalog)
+        let flow = try chooseWorkflow(ruleBook)
+        var body: [String: JSONValue] = [
+            "applicationId": .string(applicationId), "workflow": .string(flow.id), "step": .string(step),
+            "resubmittedAt": .string(ChinaTime.rfc3339(Date())),
+        ]
+        if let note { body["note"] = .string(note) }
+        try await withLog(options) { log in
+            let publisher = Publisher(log: log, catalog: catalog, name: "onewindow resubmit")
+            if file != nil {
+                let data = try InputFile.read(file, what: "the corrected application")
+                let corrected: JSONValue
+                do {
+                    // Validated as the workflow's application event, exactly as `apply` validates it.
+                    let event = Event(type: flow.applicationType, source: "onewindow-resubmit", subject: nil, data: data)
+                    corrected = try publisher.validator.validate(event).body
+                } catch let failure as ValidationFailure {
+                    throw CommandFailure(
+                        .refused, "the corrected application is refused: " + RefusalText.describe(failure))
+                }
+                let id = corrected[pointer: "/applicationId"]?.stringValue ?? "none"
+                guard id == applicationId else {
+                    throw CommandFailure(
+                        .refused,
+                        "/applicationId: the corrected application is \(id), not \(applicationId); a resubmission keeps the application's number"
+                    )
+                }
+                body["application"] = corrected
+            }
+            let event = Event(
+                type: Resubmission.eventType, source: "onewindow-resubmit", subject: applicationId,
+                data: JSONValue.object(body).serialized())
+            do {
+                let (position, published) = try await publisher.publish(event)
+                print(OutputLine.published(position, published))
+            } catch let failure as ValidationFailure {
+                throw CommandFailure(.refused, RefusalText.describe(failure))
+            }
+        }
+    }
+
+    /// The workflow named, or the one current workflow that has the step.
+    func chooseWorkflow(_ ruleBook: RuleBook) throws -> Workflow {
+        if let workflow {
+            guard let flow = ruleBook.current[workflow] else {
+                let known = ruleBook.current.keys.sorted().joined(separator: ", ")
+                throw CommandFailure(.notFound, "there is no workflow \(workflow) in \(rules); known: \(known)")
+            }
+            guard flow.step(step) != nil else {
+                throw CommandFailure(
+                    .notFound,
+                    "workflow \(workflow) has no step \(step); its steps: \(flow.steps.map(\.id).joined(separator: ", "))")
+            }
+            return flow
+        }
+        let having = ruleBook.current.values.filter { $0.step(step) != nil }.sorted { $0.id < $1.id }
+        switch having.count {
+        case 1: return having[0]
+        case 0:
+            let steps = ruleBook.current.values.sorted { $0.id < $1.id }.map {
+                "\($0.id): \($0.steps.map(\.id).joined(separator: ", "))"
+            }
+            throw CommandFailure(
+                .notFound, "no workflow has a step \(step); the steps are\n  \(steps.joined(separator: "\n  "))")
+        default:
+            throw CommandFailure(
+                .usage,
+                "workflows \(having.map(\.id).joined(separator: ", ")) all have a step \(step): name one with --workflow")
+        }
+    }
+}
+
 /// `onewindow status APPLICATION_ID`: one application's steps from the store.
 struct StatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -235,18 +337,19 @@ struct StatusCommand: AsyncParsableCommand {
         print(
             "\(state.applicationId)  \(state.workflow)  \(state.status.rawValue)  submitted \(ChinaTime.rfc3339(state.submittedAt))  partition \(partition)  rules \(state.ruleVersion)"
         )
+        let overdue = Set(state.overdueSteps(at: Date()).map(\.id))
         for step in state.steps {
             let definition = workflow?.step(step.id)
             var line = "  \(step.id)  \(step.status.rawValue)"
             if let definition { line += "  \(definition.department)" }
             if let requested = step.requestedAt { line += "  requested \(ChinaTime.rfc3339(requested))" }
             if let due = step.dueDate { line += "  due \(due)" }
-            if step.escalated { line += "  OVERDUE" }
+            if overdue.contains(step.id) { line += "  OVERDUE" }
             print(line)
             switch step.status {
             case .waiting:
-                let waits = (definition?.dependsOn ?? []).filter { state.step($0)?.isDone != true }
-                print("    waits for: \(waits.joined(separator: ", "))")
+                let waits = workflow.map { state.waitingFor(step.id, in: $0) } ?? []
+                print("    waits for: \(waits.isEmpty ? "the steps before it" : waits.joined(separator: ", "))")
             case .requested: print("    waits for: \(definition?.department ?? "the department")'s decision")
             case .awaitingResubmission: print("    waits for: the applicant's resubmission")
             case .awaitingDocuments:
@@ -301,11 +404,12 @@ struct ApplicationsCommand: AsyncParsableCommand {
         let opened = try openStore(store.store)
         let cases = try opened.openCases(limit: limit)
         if cases.isEmpty { print("no open applications in \(store.store)") }
+        let now = Date()
         for state in cases {
             let open = state.steps.filter {
                 [.requested, .awaitingResubmission, .awaitingDocuments].contains($0.status)
             }
-            let overdue = open.filter(\.escalated).map(\.id)
+            let overdue = state.overdueSteps(at: now).map(\.id)
             let due = open.compactMap(\.dueDate).min()
             var line = "\(state.applicationId)  \(state.workflow)  \(open.count) open step(s)"
             if let due { line += "  next due \(due)" }

@@ -124,18 +124,7 @@ public struct OrchestratorEngine: Sendable {
         self.logger = logger
         self.stats = stats
         self.sharedFacts = sharedFacts
-        self.topics = Self.inputTopics(rules: rules, catalog: catalog)
-    }
-
-    /// Every current workflow's application topic and every topic carrying `approval.decided`.
-    /// (The catalog has no resubmission topic yet; when it has one, its type is decoded here too.)
-    public static func inputTopics(rules: RuleBook, catalog: TopicCatalog) -> [String] {
-        var topics = Set<String>()
-        for workflow in rules.current.values {
-            for topic in catalog.topics(carrying: workflow.applicationType) { topics.insert(topic.name) }
-        }
-        for topic in catalog.topics(carrying: "approval.decided") { topics.insert(topic.name) }
-        return topics.sorted()
+        self.topics = rules.inputTopics(in: catalog)
     }
 
     // MARK: - Decoding
@@ -162,19 +151,38 @@ public struct OrchestratorEngine: Sendable {
         } catch {
             return refused(event.id, "invalid-input", "\(error)")
         }
-        let input: Input
-        if event.type == "approval.decided" {
-            guard let decision = Decision(body: body) else {
+        guard let input = Input(eventType: event.type, body: body, rules: core.rules) else {
+            if event.type == "approval.decided" || event.type == Resubmission.eventType {
                 return refused(
-                    event.id, "invalid-input", "approval.decided \(event.id) lacks a member the orchestrator needs")
+                    event.id, "invalid-input", "\(event.type) \(event.id) lacks a member the orchestrator needs")
             }
-            input = .decided(decision)
-        } else if core.rules.workflow(applicationType: event.type) != nil {
-            input = .submitted(Submission(applicationType: event.type, application: body))
-        } else {
             return refused(event.id, "unknown-workflow", "no workflow takes \(event.type) (on \(record.topic))")
         }
+        if case .resubmitted(let resubmission) = input, let problem = problem(in: resubmission) {
+            return refused(event.id, "invalid-input", "resubmission \(event.id): \(problem)")
+        }
         return PendingInput(eventId: event.id, partition: record.partition, input: .success(input), original: original)
+    }
+
+    /// What is wrong with a resubmission's corrected application: it must validate against the
+    /// application schema of the workflow it names (what `onewindow apply` checks); `nil` when
+    /// there is none or it is valid.
+    func problem(in resubmission: Resubmission) -> String? {
+        guard let corrected = resubmission.application else { return nil }
+        guard let name = resubmission.workflow, let workflow = core.rules.current[name] else {
+            return "it carries a corrected application but names no workflow of the rules (\(resubmission.workflow ?? "none"))"
+        }
+        let event = Event(
+            id: "resubmitted-application", type: workflow.applicationType, source: Self.source, subject: nil,
+            time: clock.now(), data: corrected.serialized())
+        do {
+            _ = try publisher.validator.validate(event)
+            return nil
+        } catch let failure as ValidationFailure {
+            return "the corrected application is not a valid \(workflow.applicationType): \(failure.reason)"
+        } catch {
+            return "the corrected application is not a valid \(workflow.applicationType): \(error)"
+        }
     }
 
     // MARK: - One step each

@@ -27,11 +27,12 @@ import Testing
                         "event_id", "application_id", "item", "service", "due_by", "payload", "received_at", "status",
                     ])
                 #expect(try db.primaryKey("approval_inbox").columns == ["event_id"])
+                // The contract's columns, then the facts the department's decisions establish.
                 #expect(
                     try db.columns(in: "approval_decisions").map(\.name) == [
                         "seq", "application_id", "item", "decision", "reason", "decided_at", "decided_by",
                         "licence_number",
-                    ])
+                    ] + (["real-estate": ["assessed_price_fen"], "tax": ["assessed_tax_fen"]][department.rawValue] ?? []))
             }
             if department == .smsGateway {
                 #expect(

@@ -229,6 +229,73 @@ func decidedBody(_ row: Row, department: DepartmentID) -> JSONValue {
         #expect(decision.reason?.contains("公民身份号码") == true)
     }
 
+    @Test func theValuationAndTheTaxTravelInTheDecisionsFields() async throws {
+        let realEstate = try temporaryDatabase(.realEstate)
+        try await realEstate.writer.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO properties (unit_no, location, building_area, usage, reference_unit_price)
+                    VALUES ('440604003001GB00012F00010999', '佛山市禅城区季华五路18号', '96.50', '住宅', '16800')
+                    """)
+        }
+        let clock = TestWallClock(china("2025-03-03 10:00:00"))
+        let valuer = try DecisionDesk(database: realEstate, calendar: calendar, clock: clock)
+        for (application, unit) in [
+            ("HT-2025-000045", "440604003001GB00012F00010123"), ("HT-2025-000046", "440604003001GB00012F00010999"),
+        ] {
+            try await deliver(
+                request(
+                    application, department: .realEstate, item: "valuation", service: "house-transfer",
+                    creditCode: nil, details: ["propertyId": .string(unit), "declaredPriceFen": .integer(150_000_000)]),
+                to: realEstate, receivedAt: "2025-03-03T02:00:00.000Z")
+        }
+        await clock.advance(to: china("2025-03-04 09:00:00"))
+        #expect(try await valuer.decideDue().map(\.decision.fields) == [
+            // No reference price: the batch model, 1.06 × the declared price for this unit number.
+            ["assessedPriceFen": 159_000_000],
+            // 96.50 m² × ¥16,800.
+            ["assessedPriceFen": 162_120_000],
+        ])
+        let stored = try await realEstate.writer.read { db in
+            try Int64.fetchAll(db, sql: "SELECT assessed_price_fen FROM approval_decisions ORDER BY seq")
+        }
+        #expect(stored == [159_000_000, 162_120_000])
+
+        let tax = try temporaryDatabase(.tax)
+        let assessor = try DecisionDesk(database: tax, calendar: calendar, clock: clock)
+        try await deliver(
+            request(
+                "HT-2025-000045", department: .tax, item: "tax-assessment-clearance", service: "house-transfer",
+                creditCode: nil,
+                details: ["declaredPriceFen": .integer(150_000_000), "assessedPriceFen": .integer(159_000_000)]),
+            to: tax, receivedAt: "2025-03-04T02:00:00.000Z")
+        await clock.advance(to: china("2025-03-05 09:00:00"))
+        // Deed tax, 3 % of the higher price.
+        #expect(try await assessor.decideDue().map(\.decision.fields) == [["assessedTaxFen": 4_770_000]])
+    }
+
+    @Test func smsGatewaySendsTheTextTheOrchestratorRendered() async throws {
+        let database = try temporaryDatabase(.smsGateway)
+        let rendered = "【禅城区一门式】陈美玲您好，您申请的我要开餐馆（办件号RA-2025-000123）已办结，用时10个工作日（逐项办理需45个工作日），请凭身份证领取结果或选择邮寄送达。"
+        try await database.writer.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO sms_outbox
+                    (event_id, mobile, template, text, application_id, queued_at, resident_id, parameters)
+                    VALUES ('n-2', '13802761234', 'application-completed', ?, 'RA-2025-000123',
+                            '2025-02-26T07:05:00.000Z', '440604199308220247', ?)
+                    """,
+                arguments: [
+                    rendered,
+                    String(decoding: JSONValue.object(["text": .string(rendered), "service": "我要开餐馆"]).serialized(), as: UTF8.self),
+                ])
+        }
+        let gateway = try SmsGateway(database: database, clock: TestWallClock(china("2025-02-26 15:05:00")))
+        #expect(try await gateway.sendPending().map(\.text) == [rendered])
+        let stored = try await database.writer.read { db in try String.fetchOne(db, sql: "SELECT text FROM sms_outbox") }
+        #expect(stored == rendered)
+    }
+
     @Test func smsGatewayRendersQueuedMessagesOnce() async throws {
         let database = try temporaryDatabase(.smsGateway)
         try await database.writer.write { db in

@@ -1,4 +1,6 @@
+import EventSchemas
 import Foundation
+import Orchestrator
 import TestSupport
 import Testing
 
@@ -13,10 +15,7 @@ struct CommandTests {
         let bus = "embedded:" + bench.directory.appendingPathComponent("bus.sqlite").path
         let bad = bench.directory.appendingPathComponent("bad.json")
         var body = Repo.restaurant(id: "RA-2026-500001")
-        if case .object(var object) = body {
-            object["submittedAt"] = "yesterday"
-            body = .object(object)
-        }
+        body.set("yesterday", at: "/submittedAt")
         try body.serialized().write(to: bad)
         let refused = try await runProgram(
             executable,
@@ -56,5 +55,55 @@ struct CommandTests {
         let list = try await runProgram(executable, ["applications", "--store", bench.storePath])
         #expect(
             String(decoding: list.output, as: UTF8.self).contains("RA-2026-500002  restaurant-opening  1 open step(s)"))
+    }
+
+    @Test(
+        "resubmit validates the corrected application like apply (65 with the field), refuses an unknown step (66) and another application's body (65), and publishes a valid one"
+    )
+    func resubmit() async throws {
+        let executable = try onewindowExecutable().path
+        let bench = try await Bench()
+        let bus = "embedded:" + bench.directory.appendingPathComponent("bus.sqlite").path
+        let common = [
+            "--bus", bus, "--catalog", repositoryRoot.appendingPathComponent("Topics").path,
+            "--rules", Repo.rulesDirectory.path,
+        ]
+        let id = "RA-2026-500010"
+        func write(_ name: String, _ body: JSONValue) throws -> String {
+            let file = bench.directory.appendingPathComponent(name)
+            try body.serialized().write(to: file)
+            return file.path
+        }
+        var broken = Repo.restaurant(id: id)
+        broken.set("yesterday", at: "/submittedAt")
+        let refused = try await runProgram(
+            executable, ["resubmit", id, "--step", "food-licence", "--file", try write("bad.json", broken)] + common)
+        let message = String(decoding: refused.error, as: UTF8.self)
+        #expect(refused.status == 65, "\(message)")
+        #expect(message.contains("/submittedAt"), "\(message)")
+
+        let unknown = try await runProgram(executable, ["resubmit", id, "--step", "food-license"] + common)
+        #expect(unknown.status == 66)
+        #expect(String(decoding: unknown.error, as: UTF8.self).contains("food-licence"), "the known steps are listed")
+
+        let other = try await runProgram(
+            executable,
+            ["resubmit", id, "--step", "food-licence", "--file", try write("other.json", Repo.restaurant(id: "RA-2026-500011"))]
+                + common)
+        #expect(other.status == 65)
+        #expect(String(decoding: other.error, as: UTF8.self).contains("/applicationId"))
+
+        let good = try await runProgram(
+            executable,
+            ["resubmit", id, "--step", "food-licence", "--file", try write("good.json", Repo.restaurant(id: id)), "--note", "已补充经营场所平面图"]
+                + common)
+        #expect(good.status == 0, "\(String(decoding: good.error, as: UTF8.self))")
+        let published = try await bench.events(Resubmission.eventType)
+        #expect(published.count == 1)
+        let body = try #require(published.first?.body)
+        #expect(body[pointer: "/workflow"]?.stringValue == "restaurant-opening")
+        #expect(body[pointer: "/step"]?.stringValue == "food-licence")
+        #expect(body[pointer: "/application"] == Repo.restaurant(id: id))
+        #expect(body[pointer: "/note"]?.stringValue == "已补充经营场所平面图")
     }
 }

@@ -49,6 +49,54 @@ struct EngineTests {
         #expect(try await bench.events(Repo.catalog.deadLetterTopic).isEmpty)
     }
 
+    @Test(
+        "A resubmission on application.step.resubmitted requests the step again; one whose corrected application breaks the schema is dead-lettered with the field"
+    )
+    func resubmissionThroughItsTopic() async throws {
+        let bench = try await Bench()
+        let engine = try bench.engine()
+        let id = "RA-2026-000010"
+        #expect(engine.topics.contains(Resubmission.eventType))
+        try await bench.submit(Repo.restaurant(id: id, area: 80, seats: 20, sign: false))
+        try await bench.pump(engine)
+        try await bench.decide(id, "market-regulation", "business-licence")
+        try await bench.pump(engine)
+        try await bench.decide(id, "food-safety", "food-business-licence", outcome: "rejected")
+        try await bench.pump(engine)
+        #expect(try engine.store.findCase(id)?.state.step("food-licence")?.status == .awaitingResubmission)
+
+        func resubmit(_ eventId: String, application: JSONValue?) async throws {
+            var body: [String: JSONValue] = [
+                "applicationId": .string(id), "workflow": "restaurant-opening", "step": "food-licence",
+                "resubmittedAt": .string(ChinaTime.rfc3339(bench.clock.now())),
+            ]
+            if let application { body["application"] = application }
+            _ = try await bench.publisher.publish(
+                Event(
+                    id: eventId, type: Resubmission.eventType, source: "test-window", subject: nil,
+                    time: bench.clock.now(), data: JSONValue.object(body).serialized()))
+        }
+        var broken = Repo.restaurant(id: id, area: 80, seats: 20, sign: false)
+        broken.set("yesterday", at: "/submittedAt")
+        try await resubmit("resubmit-broken", application: broken)
+        let refused = try await bench.pump(engine)
+        #expect(refused.deadLettered == 1)
+        let deadLetter = try #require(try await readTopic(bench.log, Repo.catalog.deadLetterTopic).last)
+        #expect(deadLetter.header("dl_reason")?.contains("/submittedAt") == true, "\(deadLetter.header("dl_reason") ?? "")")
+        #expect(try engine.store.findCase(id)?.state.step("food-licence")?.attempt == 1)
+
+        var corrected = Repo.restaurant(id: id, area: 80, seats: 20, sign: false)
+        corrected.set(.number(85), at: "/business/areaSquareMetres")
+        try await resubmit("resubmit-corrected", application: corrected)
+        let accepted = try await bench.pump(engine)
+        #expect(accepted.applied == 1 && accepted.deadLettered == 0)
+        let state = try #require(try engine.store.findCase(id)?.state)
+        #expect(state.step("food-licence")?.status == .requested)
+        #expect(state.step("food-licence")?.attempt == 2)
+        let again = try #require(try await bench.requests().first { $0.id == "\(id)/request/food-licence/2" })
+        #expect(again.body[pointer: "/details/areaSquareMetres"]?.doubleValue == 85)
+    }
+
     @Test("Conditions switch the fire inspection and the signboard permit off for a small restaurant without a sign")
     func conditionsSwitchSteps() async throws {
         let bench = try await Bench()

@@ -141,6 +141,14 @@ struct EventInputTests {
         #expect(Input(eventType: "approval.decided", body: example, rules: rules)?.applicationId == "RA-2025-000123")
         #expect(Input(eventType: "tax.payment.received", body: example, rules: rules) == nil)
         #expect(Input(eventType: "approval.decided", body: .object([:]), rules: rules) == nil)
+        let resubmission = try #require(Fixtures.catalog.schemas[Resubmission.eventType]?.examples.first)
+        #expect(
+            Input(eventType: Resubmission.eventType, body: resubmission, rules: rules)
+                == .resubmitted(
+                    Resubmission(
+                        applicationId: "RA-2025-000123", step: "food-licence",
+                        at: ChinaTime.parse("2025-02-20T10:15:00+08:00")!, workflow: "restaurant-opening")))
+        #expect(Input(eventType: Resubmission.eventType, body: .object(["step": .string("food-licence")]), rules: rules) == nil)
     }
 
     @Test func theOrchestratorReadsTheApplicationAndDecisionTopics() {
@@ -149,8 +157,8 @@ struct EventInputTests {
             topics == [
                 "application.death-aftercare.submitted", "application.graduate-registration.submitted",
                 "application.house-transfer.submitted", "application.pension-certification.submitted",
-                "application.restaurant.submitted", "approval.environment.decided", "approval.fire-safety.decided",
-                "approval.food-safety.decided", "approval.household-registry.decided",
+                "application.restaurant.submitted", "application.step.resubmitted", "approval.environment.decided",
+                "approval.fire-safety.decided", "approval.food-safety.decided", "approval.household-registry.decided",
                 "approval.market-regulation.decided", "approval.real-estate.decided",
                 "approval.social-security.decided", "approval.tax.decided", "approval.urban-management.decided",
             ])

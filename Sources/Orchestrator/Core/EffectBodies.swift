@@ -118,7 +118,7 @@ enum EffectBodies {
             if let requestedAt = stepState.requestedAt { entry["requestedAt"] = time(requestedAt) }
             if let decision = stepState.decision { entry["decidedAt"] = time(decision.decision.decidedAt) }
             if stepState.status == .waiting {
-                entry["waitingFor"] = .array(step.dependsOn.filter { !state.step($0)!.isDone }.map(JSONValue.string))
+                entry["waitingFor"] = .array(state.waitingFor(step.id, in: workflow).map(JSONValue.string))
             }
             return .object(entry)
         }

@@ -98,8 +98,11 @@ public struct Decision: Sendable, Hashable, Codable {
     }
 }
 
-/// The applicant's resubmission of a step.
+/// The applicant's resubmission of a step: the `application.step.resubmitted` body.
 public struct Resubmission: Sendable, Hashable {
+    /// The event type a resubmission travels as, on the topic of the same name.
+    public static let eventType = "application.step.resubmitted"
+
     public let applicationId: String
     /// The step resubmitted.
     public let step: String
@@ -107,14 +110,32 @@ public struct Resubmission: Sendable, Hashable {
     public let at: Date
     /// The corrected application, replacing the one the case holds (materials added, details
     /// fixed); `nil` keeps it. Conditions are not evaluated again: which steps apply is decided at
-    /// submission.
+    /// submission. The caller validates it against the workflow's application schema.
     public let application: JSONValue?
+    /// The workflow the applicant names; a case of another workflow refuses the resubmission.
+    /// `nil`: not checked.
+    public let workflow: String?
 
-    public init(applicationId: String, step: String, at: Date, application: JSONValue? = nil) {
+    public init(
+        applicationId: String, step: String, at: Date, application: JSONValue? = nil, workflow: String? = nil
+    ) {
         self.applicationId = applicationId
         self.step = step
         self.at = at
         self.application = application
+        self.workflow = workflow
+    }
+
+    /// Reads an `application.step.resubmitted` body (validated by the caller); `nil` when a
+    /// required member is missing or malformed.
+    public init?(body: JSONValue) {
+        guard let applicationId = body[pointer: "/applicationId"]?.stringValue,
+            let step = body[pointer: "/step"]?.stringValue,
+            let at = body[pointer: "/resubmittedAt"]?.stringValue.flatMap(ChinaTime.parse)
+        else { return nil }
+        self.init(
+            applicationId: applicationId, step: step, at: at, application: body[pointer: "/application"],
+            workflow: body[pointer: "/workflow"]?.stringValue)
     }
 }
 
@@ -146,12 +167,16 @@ public struct TimerKey: Sendable, Hashable, Codable, CustomStringConvertible {
 
 extension Input {
     /// The input an event on the bus is: an `application.<service>.submitted` (a workflow's
-    /// application type) or an `approval.decided`; `nil` for any other type, or a body that lacks
-    /// what the core needs (the caller dead-letters it). Bodies are validated by the caller.
+    /// application type), an `approval.decided` or an `application.step.resubmitted`; `nil` for
+    /// any other type, or a body that lacks what the core needs (the caller dead-letters it).
+    /// Bodies are validated by the caller.
     public init?(eventType: String, body: JSONValue, rules: RuleBook) {
         if eventType == "approval.decided" {
             guard let decision = Decision(body: body) else { return nil }
             self = .decided(decision)
+        } else if eventType == Resubmission.eventType {
+            guard let resubmission = Resubmission(body: body) else { return nil }
+            self = .resubmitted(resubmission)
         } else if rules.workflow(applicationType: eventType) != nil {
             let submission = Submission(applicationType: eventType, application: body)
             guard !submission.applicationId.isEmpty else { return nil }
@@ -164,10 +189,11 @@ extension Input {
 
 extension RuleBook {
     /// The topics the orchestrator reads for these rules: each current workflow's application
-    /// topic and `approval.<department>.decided` of every department a step names (all versions),
-    /// sorted. All are keyed by application id.
+    /// topic, `approval.<department>.decided` of every department a step names (all versions) and
+    /// the resubmission topic, sorted. All are keyed by application id with one partition count.
     public func inputTopics(in catalog: TopicCatalog) -> [String] {
         var topics: Set<String> = []
+        for topic in catalog.topics(carrying: Resubmission.eventType) { topics.insert(topic.name) }
         for workflow in current.values {
             for topic in catalog.topics(carrying: workflow.applicationType) { topics.insert(topic.name) }
         }

@@ -179,6 +179,20 @@ public struct Orchestrator: Sendable {
                 .unknownStep, "\(resubmission.step) is no step of \(workflow.id) (application \(current.applicationId))"
             )
         }
+        if let named = resubmission.workflow, named != current.workflow {
+            throw Rejection(
+                .unknownWorkflow,
+                "the resubmission names workflow \(named), but application \(current.applicationId) runs \(current.workflow)"
+            )
+        }
+        if let corrected = resubmission.application,
+            corrected[pointer: "/applicationId"]?.stringValue != current.applicationId
+        {
+            throw Rejection(
+                .invalidInput,
+                "the corrected application in the resubmission of \(resubmission.step) is not application \(current.applicationId) (its applicationId differs)"
+            )
+        }
         if stepState.status == .awaitingDocuments, current.status == .inProgress {
             return try supplyDocuments(current, resubmission, workflow, now: now)
         }
