@@ -264,7 +264,6 @@ public struct OrchestratorEngine: Sendable {
             stats.retried(part: part)
         }
     }
-    }
 
     /// Consumes the input topics as group ``group`` until cancelled: each polled batch is applied
     /// in one store transaction, then its offsets are committed. The transaction and the commit

@@ -241,7 +241,7 @@ struct StoreProbe {
     /// Inputs the store applied whose offsets the group had not committed: the kill came between
     /// a batch's transaction and its commit.
     func appliedButUncommitted(_ log: any EventLog) async throws -> Int {
-        let topics = OrchestratorEngine.inputTopics(rules: Repo.rules, catalog: Repo.catalog)
+        let topics = Repo.rules.inputTopics(in: Repo.catalog)
         let committed = try await log.committedOffsets(group: OrchestratorEngine.group, topics: topics)
         var ids: [String] = []
         for spec in Repo.catalog.topicSpecs where topics.contains(spec.name) {
