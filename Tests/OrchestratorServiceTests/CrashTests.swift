@@ -161,9 +161,16 @@ struct CrashTests {
         let inPublish = kills.filter { $0.unsent > 0 }.count
         #expect(inTransaction >= 3, "kills with the store's write lock held: \(inTransaction)\n\(summary)")
         #expect(inPublish >= 3, "kills with outbox rows unsent: \(inPublish)\n\(summary)")
-        // An id delivered twice can only come from a kill after the relay's append and before it
-        // marked the rows sent (the responder itself never re-reads): some kill landed there.
-        #expect(check.repeatedDeliveries > 0, "no kill landed between a publish and its marking sent")
+        // A kill after the relay's append and before it marked the rows sent leaves rows on the
+        // bus that the restarted relay publishes again with the same ids (the responder itself
+        // never re-reads), so the readers see those ids twice and drop the second copy. Where such
+        // a kill landed is chance (a loaded machine may give none): when one did, the ids repeat.
+        let publishedUnmarked = kills.map(\.publishedUnmarked).reduce(0, +)
+        if publishedUnmarked > 0 {
+            #expect(
+                check.repeatedDeliveries > 0,
+                "\(publishedUnmarked) rows were on the bus unmarked at kills, yet no id came twice")
+        }
         let store = try OrchestratorStore(path: bench.storePath)
         let states = try ids.compactMap { try store.findCase($0)?.state }
         #expect(states.count == ids.count)
