@@ -124,12 +124,26 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The shared data view: the departments' latest facts per resident ID and credit code (GRDB),
+        // its consumer and rebuild, the read path that records every read ("who used my data"), and
+        // data comparison by the rules in Rules/comparison.yaml with its supervision alerts.
+        .target(
+            name: "SharedView",
+            dependencies: [
+                "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "ConfigFiles", "Connectors",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The commands of `onewindow`, callable from tests without parsing.
         .target(
             name: "OneWindowCLI",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors", "DepartmentSystems",
-                "CivilTime", "Orchestrator", "OrchestratorService", "ConfigFiles",
+                "CivilTime", "Orchestrator", "OrchestratorService", "ConfigFiles", "SharedView",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -140,6 +154,7 @@ let package = Package(
             name: "onewindow-bench",
             dependencies: [
                 "Bus", "EventLog", "EmbeddedLog", "KafkaLog", "EventModel", "EventSchemas", "Connectors", "TestSupport",
+                "SharedView", "CivilTime",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Benchmarks/onewindow-bench"
@@ -166,6 +181,13 @@ let package = Package(
             dependencies: [
                 "OrchestratorService", "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog",
                 "KafkaLog", "CivilTime", "OneWindowCLI", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(
+            name: "SharedViewTests",
+            dependencies: [
+                "SharedView", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "CivilTime",
+                "ConfigFiles", "OneWindowCLI", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),

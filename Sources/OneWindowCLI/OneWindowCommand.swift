@@ -28,6 +28,7 @@ public struct OneWindowCommand: AsyncParsableCommand {
             TopicsCommand.self, PublishCommand.self, SubscribeCommand.self, ValidateCommand.self,
             GroupsCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self, RulesCommand.self,
             OrchestratorCommand.self, ApplyCommand.self, StatusCommand.self, ApplicationsCommand.self,
+            ViewCommand.self, CompareCommand.self, DataUsageCommand.self,
         ]
     )
 
