@@ -15,15 +15,22 @@ struct SharedViewTests {
     /// Publishes a small population's facts: moves (one person twice, the later one first), deaths,
     /// contributions, a property and its clearance, a business.
     func seed(_ bench: ViewBench, people: Range<Int>) async throws {
+        var publications: [Publication] = []
         for number in people {
             let id = Repo.resident(number)
-            try await bench.publish(
-                "household.move.registered", Facts.move(id, name: "居民\(number)", household: String(format: "4406040%05d", number),
-                    at: Repo.at("2026-01-05")), at: Repo.at("2026-01-05"), id: "move-\(number)")
-            try await bench.publish(
-                "socialsecurity.contribution.paid", Facts.contribution(id, period: "2026-01", paid: Repo.at("2026-02-10")),
-                at: Repo.at("2026-02-10"), id: "contribution-\(number)")
+            let moved = Repo.at("2026-01-05")
+            let move = Facts.move(id, name: "居民\(number)", household: String(format: "4406040%05d", number), at: moved)
+            let paid = Repo.at("2026-02-10")
+            publications += [
+                Publication(event: bench.event("household.move.registered", move, at: moved, id: "move-\(number)")),
+                Publication(
+                    event: bench.event(
+                        "socialsecurity.contribution.paid", Facts.contribution(id, period: "2026-01", paid: paid),
+                        at: paid, id: "contribution-\(number)")),
+            ]
         }
+        // One append for them all (on Kafka, one produce and flush instead of one per event).
+        _ = try await bench.publisher.publish(publications, deadLetter: false)
     }
 
     @Test(
@@ -70,6 +77,7 @@ struct SharedViewTests {
         try await store.pool.write { db in try db.execute(sql: "DELETE FROM facts WHERE subject = ?", arguments: [person]) }
         let differences = try await rebuilt.differences(from: store)
         #expect(differences.count == 2 && differences.allSatisfy { $0.contains(person) }, "\(differences)")
+        await bench.log.close()
     }
 
     /// Runs the consumer until `facts` facts were ingested (or 20 s pass), then cancels it.

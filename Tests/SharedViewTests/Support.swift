@@ -79,13 +79,17 @@ final class ViewBench: Sendable {
             comparison: comparison ? Repo.comparison : nil, log: log, catalog: Repo.catalog, clock: clock)
     }
 
+    /// A department's fact with the event time `time` and id `id`.
+    func event(_ type: String, _ body: JSONValue, at time: Date, id: String) -> Event {
+        Event(id: id, type: type, source: "test-department", subject: nil, time: time, data: body.serialized())
+    }
+
     /// Publishes a department's fact with the event time `time` and id `id`.
     @discardableResult
     func publish(_ type: String, _ body: JSONValue, at time: Date, id: String = UUID().uuidString.lowercased())
         async throws -> Event
     {
-        let event = Event(id: id, type: type, source: "test-department", subject: nil, time: time, data: body.serialized())
-        return try await publisher.publish(event).1
+        try await publisher.publish(event(type, body, at: time, id: id)).1
     }
 
     /// Every record of the view's topics, group-less.
