@@ -160,3 +160,17 @@ func withLog<T>(_ options: BusOptions, create: Bool = false, _ body: (any EventL
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
+
+/// Sends every logger's lines to standard error from `level` up (an unknown name: `info`), once per
+/// process, as the long-running commands (connector, orchestrator, view) do.
+/// - Returns: the level set.
+@discardableResult
+func bootstrapLogging(_ level: String) -> Logger.Level {
+    let level = Logger.Level(rawValue: level) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    return level
+}

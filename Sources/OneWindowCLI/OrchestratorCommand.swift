@@ -62,12 +62,7 @@ struct OrchestratorCommand: AsyncParsableCommand {
         var clockSpeed: Double = 1
 
         func run() async throws {
-            let level = Logger.Level(rawValue: logLevel) ?? .info
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            bootstrapLogging(logLevel)
             let logger = Logger(label: "onewindow.orchestrator")
             if metricsPort != nil { OrchestratorServices.bootstrapMetrics() }
             let catalog = try options.loadCatalog()

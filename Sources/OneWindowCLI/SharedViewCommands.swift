@@ -17,20 +17,18 @@ struct ViewOption: ParsableArguments {
 
 /// Loads Rules/shared-view.yaml (status 78 on a problem, 66 when missing).
 func loadViewRules(_ directory: String, catalog: TopicCatalog) throws -> ViewRules {
-    let path = URL(fileURLWithPath: directory).appendingPathComponent(ViewRules.fileName).path
-    do {
-        return try ViewRules.load(path: path, catalog: catalog)
-    } catch let error as ConfigFileError {
-        let missing = !FileManager.default.fileExists(atPath: path)
-        throw CommandFailure(missing ? .notFound : .configuration, error.description)
-    }
+    try loadRuleFile(directory, ViewRules.fileName) { try ViewRules.load(path: $0, catalog: catalog) }
 }
 
 /// Loads Rules/comparison.yaml against the view's kinds.
 func loadComparisonRules(_ directory: String, view: ViewRules) throws -> ComparisonRules {
-    let path = URL(fileURLWithPath: directory).appendingPathComponent(ComparisonRules.fileName).path
+    try loadRuleFile(directory, ComparisonRules.fileName) { try ComparisonRules.load(path: $0, view: view) }
+}
+
+private func loadRuleFile<T>(_ directory: String, _ name: String, _ load: (String) throws -> T) throws -> T {
+    let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
     do {
-        return try ComparisonRules.load(path: path, view: view)
+        return try load(path)
     } catch let error as ConfigFileError {
         let missing = !FileManager.default.fileExists(atPath: path)
         throw CommandFailure(missing ? .notFound : .configuration, error.description)
@@ -73,12 +71,7 @@ struct ViewCommand: AsyncParsableCommand {
         var logLevel: String = "info"
 
         func run() async throws {
-            let level = Logger.Level(rawValue: logLevel) ?? .info
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            let level = bootstrapLogging(logLevel)
             let logger = Logger(label: "onewindow.view")
             if metricsPort != nil { SharedViewServices.bootstrapMetrics() }
             let catalog = try options.loadCatalog()

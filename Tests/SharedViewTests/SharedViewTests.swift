@@ -35,7 +35,7 @@ struct SharedViewTests {
 
     @Test(
         "the consumer keeps the latest fact per subject and kind, resumes after a restart, and a rebuild equals it",
-        .timeLimit(.minutes(2)), arguments: ["embedded", "kafka"])
+        .timeLimit(.minutes(3)), arguments: ["embedded", "kafka"])
     func ingestRestartRebuild(backend: String) async throws {
         let bench = try await ViewBench(kafka: backend == "kafka")
         try await seed(bench, people: 0..<40)
