@@ -187,7 +187,9 @@ struct CompareCommand: AsyncParsableCommand {
                 fired = run.discrepancies > 0
             }
         }
-        if fired { throw ExitCode(1) }
+        if fired {
+            throw CommandFailure(.failure, "the departments' data disagree (see above); each new disagreement raised a supervision alert")
+        }
     }
 
     /// The facts by department, each with its kind, date and named fields, then each disagreement.

@@ -178,27 +178,45 @@ public struct SharedViewEngine: Sendable {
         }
         let store = try SharedViewStore(path: path)
         var total = 0
+        try await readToEnd(log: log, topics: rules.topics, batch: batch) { records in
+            var facts: [IncomingFact] = []
+            for record in records {
+                if case .success(let found) = Self.facts(of: record, rules: rules, catalog: catalog) { facts += found }
+            }
+            try await store.upsert(facts)
+            total += facts.count
+        }
+        return (store, total)
+    }
+
+    /// Reads every partition of `topics` (those that exist) from its first record up to its end
+    /// when called, handing each batch to `body`; joins no group. A read that returns nothing
+    /// before the end (Kafka answers an empty fetch while it catches up) is tried again, for up to
+    /// 30 s per partition.
+    public static func readToEnd(
+        log: any EventLog, topics: [String], batch: Int = 2000, _ body: ([LogRecord]) async throws -> Void
+    ) async throws {
         let existing = Set(try await log.listTopics())
-        for description in try await log.describeTopics(rules.topics.filter(existing.contains)) {
+        for description in try await log.describeTopics(topics.filter(existing.contains)) {
             for (partition, marks) in description.partitions.enumerated() {
+                let place = TopicPartition(description.spec.name, partition)
                 var offset = marks.low
-                let where_ = TopicPartition(description.spec.name, partition)
+                let deadline = ContinuousClock.now + .seconds(30)
                 while offset < marks.high {
-                    let records = try await log.read(where_, from: offset, maxRecords: batch)
-                    guard let last = records.last else { break }
-                    offset = last.offset + 1
-                    var facts: [IncomingFact] = []
-                    for record in records.prefix(while: { $0.offset < marks.high }) {
-                        if case .success(let found) = Self.facts(of: record, rules: rules, catalog: catalog) {
-                            facts += found
+                    let records = try await log.read(place, from: offset, maxRecords: batch)
+                    guard let last = records.last else {
+                        if ContinuousClock.now > deadline {
+                            throw ViewStoreError(
+                                "\(place): nothing could be read from offset \(offset) although the partition ends at \(marks.high)")
                         }
+                        try await Task.sleep(for: .milliseconds(50))
+                        continue
                     }
-                    try await store.upsert(facts)
-                    total += facts.count
+                    offset = last.offset + 1
+                    try await body(records.filter { $0.offset < marks.high })
                 }
             }
         }
-        return (store, total)
     }
 
     // MARK: - Comparison

@@ -29,8 +29,10 @@ struct SharedViewTests {
                         at: paid, id: "contribution-\(number)")),
             ]
         }
-        // One append for them all (on Kafka, one produce and flush instead of one per event).
-        _ = try await bench.publisher.publish(publications, deadLetter: false)
+        // One produce request per event: the rebuild reads each partition up to its high-water mark,
+        // which the Tansu test broker reports wrongly after a request of several records
+        // (KAFKA_TESTING.md); a real broker, and the embedded log, report it right either way.
+        for publication in publications { try await bench.publisher.publish(publication.event) }
     }
 
     @Test(

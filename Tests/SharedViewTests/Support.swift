@@ -92,22 +92,10 @@ final class ViewBench: Sendable {
         try await publisher.publish(event(type, body, at: time, id: id)).1
     }
 
-    /// Every record of the view's topics, group-less, up to each partition's end when called (no
-    /// read waits at an end: on Kafka such a read waits out its time-out, on every empty partition).
+    /// Every record of the view's topics, group-less, up to each partition's end when called.
     func factRecords() async throws -> [LogRecord] {
         var records: [LogRecord] = []
-        for description in try await log.describeTopics(Repo.view.topics) {
-            for (partition, marks) in description.partitions.enumerated() {
-                var offset = marks.low
-                while offset < marks.high {
-                    let batch = try await log.read(
-                        TopicPartition(description.spec.name, partition), from: offset, maxRecords: 1000)
-                    guard let last = batch.last else { break }
-                    records += batch.filter { $0.offset < marks.high }
-                    offset = last.offset + 1
-                }
-            }
-        }
+        try await SharedViewEngine.readToEnd(log: log, topics: Repo.view.topics) { records += $0 }
         return records
     }
 
