@@ -4,6 +4,7 @@ import EventLog
 import EventSchemas
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// The version `onewindow --version` prints (semantic versioning; raised by hand with each release,
 /// since the build cannot be assumed to run in a git checkout).
@@ -173,4 +174,24 @@ func bootstrapLogging(_ level: String) -> Logger.Level {
         return handler
     }
     return level
+}
+
+/// Runs a long-running command's services in one group that stops gracefully on SIGTERM and SIGINT,
+/// and closes the log however it ends. A ``LogError`` ends it with status 75: retrying inside
+/// could not help (the log or consumer is closed or failed for good), the store is consistent
+/// (offsets are committed only after its transactions), so a supervisor restarting the process is
+/// the cure.
+/// - Parameter state: what the message says of the store, e.g. `the store is consistent; start it again`.
+func runServices(_ services: [any Service], log: any EventLog, logger: Logger, state: String) async throws {
+    let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    do {
+        try await group.run()
+    } catch let error as LogError {
+        await log.close()
+        throw CommandFailure(.temporary, "the bus failed for good: \(error)\n\(state)")
+    } catch {
+        await log.close()
+        throw error
+    }
+    await log.close()
 }

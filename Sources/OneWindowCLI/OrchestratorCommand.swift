@@ -77,24 +77,9 @@ struct OrchestratorCommand: AsyncParsableCommand {
             let address = try options.address()
             logger.notice(
                 "orchestrator starting: \(ruleBook.current.count) workflow(s), store \(store.store), bus \(address)")
-            let group = ServiceGroup(
-                services: try OrchestratorServices.make(engine, metricsPort: metricsPort),
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-            do {
-                try await group.run()
-            } catch let error as LogError {
-                // Retrying inside could not help (the log or consumer is closed or failed for good):
-                // the store is consistent (offsets are committed only after its transactions), so a
-                // supervisor restarting the process is the cure — the status says "try again".
-                await log.close()
-                throw CommandFailure(
-                    .temporary,
-                    "the bus failed for good: \(error)\nthe store is consistent; start the orchestrator again")
-            } catch {
-                await log.close()
-                throw error
-            }
-            await log.close()
+            try await runServices(
+                try OrchestratorServices.make(engine, metricsPort: metricsPort), log: log, logger: logger,
+                state: "the store is consistent; start the orchestrator again")
             let totals = engine.stats.snapshot
             logger.notice(
                 "orchestrator stopped: \(totals.inputsApplied) input(s) applied, \(totals.effectsEmitted) effect(s), \(totals.deadLettered) dead-lettered, \(totals.relayed) relayed"

@@ -57,7 +57,8 @@ struct ViewCommand: AsyncParsableCommand {
                 Joins consumer group onewindow.shared-view on every topic Rules/shared-view.yaml \
                 names and keeps the latest fact per subject and kind in the store. A restart \
                 resumes from the committed offsets. Stops cleanly on SIGTERM or SIGINT; exits 75 \
-                when the bus fails for good.
+                when the bus fails (the consumer does not retry inside: run it under a supervisor, \
+                and a restart resumes where the last committed batch ended).
                 Examples:
                   onewindow view run
                   onewindow view run --bus kafka:localhost:9092 --metrics-port 9466
@@ -82,20 +83,9 @@ struct ViewCommand: AsyncParsableCommand {
                 logger: logger)
             let address = try options.address()
             logger.notice("shared view starting: \(viewRules.kinds.count) kinds, store \(view.view), bus \(address)")
-            let group = ServiceGroup(
-                services: try SharedViewServices.make(engine, metricsPort: metricsPort),
-                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-            do {
-                try await group.run()
-            } catch let error as LogError {
-                await log.close()
-                throw CommandFailure(
-                    .temporary, "the bus failed for good: \(error)\nthe view is consistent; start it again")
-            } catch {
-                await log.close()
-                throw error
-            }
-            await log.close()
+            try await runServices(
+                try SharedViewServices.make(engine, metricsPort: metricsPort), log: log, logger: logger,
+                state: "the view is consistent; start it again and it resumes")
             let totals = engine.stats.snapshot
             logger.notice("shared view stopped: \(totals.factsIngested) fact(s) ingested, \(totals.skipped) skipped")
         }
