@@ -131,6 +131,7 @@ let package = Package(
             name: "OrchestratorService",
             dependencies: [
                 "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "Connectors", "Retrying",
+                "SharedView",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -151,12 +152,27 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The shared data view: the departments' latest facts per resident ID and credit code (GRDB),
+        // its consumer and rebuild, the read path that records every read ("who used my data"), and
+        // data comparison by the rules in Rules/comparison.yaml with its supervision alerts.
+        .target(
+            name: "SharedView",
+            dependencies: [
+                "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "ConfigFiles", "Connectors", "Retrying",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The commands of `onewindow`, callable from tests without parsing.
         .target(
             name: "OneWindowCLI",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors", "DepartmentSystems",
                 "CivilTime", "Orchestrator", "OrchestratorService", "ConfigFiles", "Retrying", "CitizenServices",
+                "SharedView",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -167,6 +183,7 @@ let package = Package(
             name: "onewindow-bench",
             dependencies: [
                 "Bus", "EventLog", "EmbeddedLog", "KafkaLog", "EventModel", "EventSchemas", "Connectors", "TestSupport",
+                "SharedView", "CivilTime",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             path: "Benchmarks/onewindow-bench"
@@ -202,6 +219,13 @@ let package = Package(
                 "CitizenServices", "OrchestratorService", "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog",
                 "EmbeddedLog", "KafkaLog", "CivilTime", "ConfigFiles", "OneWindowCLI", "TestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(
+            name: "SharedViewTests",
+            dependencies: [
+                "SharedView", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "CivilTime",
+                "ConfigFiles", "OneWindowCLI", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),

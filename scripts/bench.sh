@@ -60,6 +60,16 @@ line("Embedded consume, at least 300,000 events/s", ["embedded_consume_events_pe
 line("Connector table source, at least 20,000 rows/s (3 million records a day in under three minutes)",
      ["connector_rows_per_second"], lambda f: f["connector_rows_per_second"] >= 20_000,
      lambda f: f"{f['connector_rows_per_second']:,.0f} rows/s")
+line("Shared view ingest, at least 17,000 facts/s (a Chancheng day of 3 million shared records in under 3 minutes)",
+     ["view_ingest_facts_per_second"], lambda f: f["view_ingest_facts_per_second"] >= 17_000,
+     lambda f: f"{f['view_ingest_facts_per_second']:,.0f} facts/s")
+line("Full-population comparison, 100,000 residents in under a minute (at least 1,667 subjects/s)",
+     ["view_compare_subjects_per_second"], lambda f: f["view_compare_subjects_per_second"] >= 100_000 / 60,
+     lambda f: f"{f['view_compare_subjects_per_second']:,.0f} subjects/s")
+line("By-ID lookup p99 under 5 ms with 1 million residents in the view",
+     ["view_lookup_p99_milliseconds", "view_lookup_residents"],
+     lambda f: f["view_lookup_p99_milliseconds"] < 5 and f["view_lookup_residents"] >= 1_000_000,
+     lambda f: f"p99 {f['view_lookup_p99_milliseconds']:.2f} ms with {f['view_lookup_residents']:,.0f} residents")
 for side in ("produce", "consume"):
     key = f"kafka_{side}_ratio"
     line(f"Kafka {side}, at least 0.8 of raw librdkafka's rate", [key, key + "_lowest_round", key + "_highest_round"],

@@ -200,6 +200,31 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil {
     }
 }
 
+// The shared view (issue 10): ingest, comparison and lookups. Part `view` of ONEWINDOW_BENCH_PARTS
+// (run when the variable is unset); ONEWINDOW_BENCH_VIEW_RESIDENTS sets the lookup population
+// (default 1,000,000), ONEWINDOW_BENCH_VIEW_FACTS the facts ingested (default 300,000).
+if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENCH_PARTS"] == nil || parts.contains("view") {
+    let viewFacts = Int(environment["ONEWINDOW_BENCH_VIEW_FACTS"] ?? "") ?? 300_000 * scale
+    let residents = Int(environment["ONEWINDOW_BENCH_VIEW_RESIDENTS"] ?? "") ?? 1_000_000
+    report("")
+    report("### Shared data view")
+    report("")
+    report("| what | count | per second |")
+    report("|---|---:|---:|")
+    let ingest = try await SharedViewBenchmark.ingest(directory: directory, facts: viewFacts)
+    report("| \(ingest.name) | \(format(Double(ingest.events))) facts | \(format(ingest.eventsPerSecond)) |")
+    figure("view_ingest_facts_per_second", ingest.eventsPerSecond)
+    let (compared, alerts) = try await SharedViewBenchmark.compare(directory: directory, residents: min(residents, 100_000))
+    report("| \(compared.name), \(format(Double(alerts))) alerts | \(format(Double(compared.events))) subjects in \(String(format: "%.1f", compared.seconds)) s | \(format(compared.eventsPerSecond)) |")
+    figure("view_compare_subjects_per_second", compared.eventsPerSecond)
+    let store = try await SharedViewBenchmark.seed(directory.appendingPathComponent("view-lookup.sqlite").path, residents: residents)
+    let lookup = try await SharedViewBenchmark.lookup(store: store, residents: residents, reads: 10_000)
+    report("")
+    report("By-ID read (`latestFact`, recorded in the usage log) among \(format(Double(residents))) residents (\(format(Double(residents * 2))) facts), 10,000 random reads: median \(String(format: "%.3f", lookup.p50)) ms, p99 \(String(format: "%.3f", lookup.p99)) ms.")
+    figure("view_lookup_p99_milliseconds", lookup.p99)
+    figure("view_lookup_residents", Double(residents))
+}
+
 if let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA"] {
     let records = Int(ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA_RECORDS"] ?? "100000") ?? 100_000
     let hub = try await benchKafka(bootstrap: bootstrap, records: records)

@@ -36,12 +36,7 @@ struct ConnectorCommand: AsyncParsableCommand {
         /// why: run the connector under a supervisor that restarts it (systemd `Restart=on-failure`,
         /// Docker `restart: on-failure`, a Kubernetes Deployment).
         func run() async throws {
-            let level = Logger.Level(rawValue: logLevel) ?? .info
-            LoggingSystem.bootstrap { label in
-                var handler = StreamLogHandler.standardError(label: label)
-                handler.logLevel = level
-                return handler
-            }
+            let level = bootstrapLogging(logLevel)
             let logger = Logger(label: "onewindow.connector")
             var configuration = try ConnectorConfiguration.load(path: file)
             if let metricsPort { configuration.metrics = "127.0.0.1:\(metricsPort)" }

@@ -5,6 +5,7 @@ import EventLog
 import EventSchemas
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// The version `onewindow --version` prints (semantic versioning; raised by hand with each release,
 /// since the build cannot be assumed to run in a git checkout).
@@ -29,7 +30,8 @@ public struct OneWindowCommand: AsyncParsableCommand {
             TopicsCommand.self, PublishCommand.self, SubscribeCommand.self, ValidateCommand.self,
             GroupsCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self, RulesCommand.self,
             OrchestratorCommand.self, ApplyCommand.self, ResubmitCommand.self, StatusCommand.self,
-            ApplicationsCommand.self, CitizenServicesCommand.self,
+            ApplicationsCommand.self, CitizenServicesCommand.self, ViewCommand.self, CompareCommand.self,
+            DataUsageCommand.self,
         ]
     )
 
@@ -177,3 +179,18 @@ func withLog<T>(_ options: BusOptions, create: Bool = false, _ body: (any EventL
 func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
+
+/// Sends every logger's lines to standard error from `level` up (an unknown name: `info`), once per
+/// process, as the long-running commands (connector, orchestrator, view) do.
+/// - Returns: the level set.
+@discardableResult
+func bootstrapLogging(_ level: String) -> Logger.Level {
+    let level = Logger.Level(rawValue: level) ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    return level
+}
+

@@ -10,6 +10,7 @@ import Orchestrator
 import OrchestratorService
 import Retrying
 import ServiceLifecycle
+import SharedView
 
 /// The store option the orchestrator's commands share.
 struct StoreOption: ParsableArguments {
@@ -62,7 +63,7 @@ struct ServiceProcessOptions: ParsableArguments {
     /// Sends log lines to standard error and, with a metrics port, bootstraps the Prometheus
     /// registry (before any counter is made).
     func bootstrap() {
-        bootstrapStandardErrorLogging(logLevel)
+        _ = bootstrapLogging(logLevel)
         if metricsPort != nil { OrchestratorServices.bootstrapMetrics() }
     }
 
@@ -72,16 +73,6 @@ struct ServiceProcessOptions: ParsableArguments {
         try options.openLog(
             create: true, kafkaLogLevel: max(Logger.Level(rawValue: logLevel) ?? .info, .warning),
             sessionTimeout: sessionTimeout.map { .milliseconds(Int64(($0 * 1000).rounded())) })
-    }
-}
-
-/// Sends log lines at `level` and above to standard error (the services' commands call it first).
-func bootstrapStandardErrorLogging(_ level: String) {
-    let level = Logger.Level(rawValue: level) ?? .info
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
     }
 }
 
@@ -137,10 +128,21 @@ struct OrchestratorCommand: AsyncParsableCommand {
         @OptionGroup var options: BusOptions
         @OptionGroup var store: StoreOption
         @OptionGroup var service: ServiceProcessOptions
+        /// The shared data view (`view run`'s store) where `sharedFact:` materials are looked up,
+        /// each lookup recorded in its usage log. When the file does not exist the orchestrator
+        /// runs without it and asks applicants for those documents.
+        @OptionGroup var view: ViewOption
 
         func run() async throws {
             service.bootstrap()
             let logger = Logger(label: "onewindow.orchestrator")
+            var sharedFacts: (any SharedFactLookup)? = nil
+            if FileManager.default.fileExists(atPath: view.view) {
+                sharedFacts = try SharedViewStore.openExisting(path: view.view)
+            } else {
+                logger.notice(
+                    "no shared data view at \(view.view): materials from the view are asked of the applicant (start view run, or pass --view)")
+            }
             let catalog = try options.loadCatalog()
             let ruleBook = try loadRules(service.rules, catalog: catalog)
             let calendar = try WorkingDayCalendar.load(
@@ -149,7 +151,7 @@ struct OrchestratorCommand: AsyncParsableCommand {
             let log = try service.openLog(options)
             let engine = try OrchestratorEngine(
                 store: OrchestratorStore(path: store.store), rules: ruleBook, calendar: calendar, log: log,
-                catalog: catalog, clock: clock, logger: logger)
+                catalog: catalog, clock: clock, logger: logger, sharedFacts: sharedFacts)
             let address = try options.address()
             logger.notice(
                 "orchestrator starting: \(ruleBook.current.count) workflow(s), store \(store.store), bus \(address)")

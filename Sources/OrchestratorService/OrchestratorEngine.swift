@@ -294,21 +294,3 @@ public struct OrchestratorEngine: Sendable {
     }
 }
 
-/// The partition numbers the consumer holds, shared with the timer loop (a partition number is the
-/// same on every input topic: they are keyed by application id with one partition count).
-/// The citizen services' timer loop shares its consumer's the same way.
-public final class Assignment: Sendable {
-    private let partitions = Mutex<Set<Int>?>(nil)
-    public init() {}
-    /// The partition numbers held; `nil` before the first poll.
-    public func get() -> Set<Int>? { partitions.withLock { $0 } }
-    /// Records the partitions held now. - Returns: whether they changed.
-    @discardableResult
-    public func set(_ new: Set<Int>) -> Bool {
-        partitions.withLock { held in
-            let changed = held != new
-            held = new
-            return changed
-        }
-    }
-}

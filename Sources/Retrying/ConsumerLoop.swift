@@ -1,0 +1,99 @@
+import EventLog
+import Logging
+import Synchronization
+
+// The consumer loop of the long-running processes that keep a store (the orchestrator, the
+// citizen services, the shared data view): poll, apply in one transaction, commit, with the one
+// retry rule of ``Retrier``.
+
+extension Retrier {
+    /// The service loops' retry (the orchestrator's and the citizen services' consumer, relay and
+    /// timer loop): ``Retrier/persistently(_:_:_:)``, except that an error ``ErrorDisposition``
+    /// would dead-letter (a record the log refuses as too large, a constraint of the store) is
+    /// fatal too. It cannot be set aside here: the batch or outbox rows it belongs to would block
+    /// everything behind them, so the process stops with the reason instead of retrying for ever.
+    /// `groupBusy` is thrown for the consumer to poll again.
+    public func inLoop<T: Sendable>(_ part: String, _ what: String, _ operation: () async throws -> T)
+        async throws -> T
+    {
+        do {
+            return try await persistently(part, what, operation)
+        } catch where ErrorDisposition.of(error) == .deadLetter {
+            throw FatalFailure(part: part, action: what, underlying: error)
+        }
+    }
+}
+
+/// Consumes `topics` as consumer group `group` until cancelled: each polled batch goes to
+/// `process` (one store transaction), then its offsets are committed. The transaction and the
+/// commit run in a task of their own, so a stop (cancellation) that arrives meanwhile lets them
+/// finish; a commit refused by a rebalance polls again (the partitions' new owner reads the batch
+/// again and its store drops the ids it applied). `assigned` holds the partition numbers held after
+/// each poll (a change is logged). The consumer is closed, awaited, however the loop ends. The orchestrator's and the
+/// citizen services' consumers are this loop.
+public func consumeInBatches(
+    log: any EventLog, group: String, topics: [String], retrier: Retrier, logger: Logger, maxRecords: Int = 500,
+    what: String, assigned: Assignment,
+    process: @escaping @Sendable ([LogRecord]) async throws -> Void
+) async throws {
+    let consumer = try await retrier.inLoop("consumer", "joining group \(group)") {
+        try await log.makeConsumer(.group(group, topics: topics))
+    }
+    logger.notice("consuming \(topics.joined(separator: ", ")) as group \(group)")
+    do {
+        while !Task.isCancelled {
+            let records: [LogRecord]
+            do {
+                records = try await retrier.inLoop("consumer", "polling the bus") {
+                    try await consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(200))
+                }
+            } catch is CancellationError {
+                break
+            } catch let error as LogError where error.code == .groupBusy {
+                continue  // the group rebalanced under this member: poll again
+            }
+            if let partitions = try? await consumer.assignment() {
+                let numbers = Set(partitions.map(\.partition))
+                if assigned.set(numbers) {
+                    logger.notice("holding partitions \(numbers.sorted().map(String.init).joined(separator: ","))")
+                }
+            }
+            if records.isEmpty { continue }
+            try await Task {
+                _ = try await retrier.inLoop("consumer", "applying a batch of \(records.count) to \(what)") {
+                    try await process(records)
+                }
+                do {
+                    try await retrier.inLoop("consumer", "committing offsets") {
+                        try await consumer.commit(records)
+                    }
+                } catch let error as LogError where error.code == .groupBusy {
+                    logger.notice("commit refused by a rebalance, polling again: \(error)")
+                }
+            }.value
+        }
+    } catch {
+        await consumer.close()
+        throw error
+    }
+    await consumer.close()
+}
+
+/// The partition numbers the consumer holds, shared with the timer loop (a partition number is the
+/// same on every input topic: they are keyed by application id with one partition count).
+/// ``consumeInBatches`` records them; the orchestrator's and the citizen services' timer loops read them.
+public final class Assignment: Sendable {
+    private let partitions = Mutex<Set<Int>?>(nil)
+    public init() {}
+    /// The partition numbers held; `nil` before the first poll.
+    public func get() -> Set<Int>? { partitions.withLock { $0 } }
+    /// Records the partitions held now. - Returns: whether they changed.
+    @discardableResult
+    public func set(_ new: Set<Int>) -> Bool {
+        partitions.withLock { held in
+            let changed = held != new
+            held = new
+            return changed
+        }
+    }
+}
