@@ -58,16 +58,8 @@ func startOnewindow(
     let error = Pipe()
     process.standardOutput = output
     process.standardError = error
-    if let input {
-        let pipe = Pipe()
-        process.standardInput = pipe
-        try process.run()
-        pipe.fileHandleForWriting.write(input)
-        try pipe.fileHandleForWriting.close()
-    } else {
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-    }
+    process.standardInput = try input.map(standardInput) ?? FileHandle.nullDevice
+    try process.run()
     return (process, output, error)
 }
 

@@ -42,14 +42,21 @@ public func runProgram(_ program: String, _ arguments: [String], input: Data? = 
     let process = childProcess(URL(fileURLWithPath: "/usr/bin/env"), [program] + arguments)
     let output = Pipe()
     let error = Pipe()
-    let stdin = Pipe()
     process.standardOutput = output
     process.standardError = error
-    process.standardInput = stdin
+    process.standardInput = try standardInput(input ?? Data())
     try process.run()
-    if let input { stdin.fileHandleForWriting.write(input) }
-    try stdin.fileHandleForWriting.close()
     return await collect(process, output: output, error: error, timeout: timeout)
+}
+
+/// A child's standard input holding `data`: a file already written (and unlinked), not a pipe the
+/// test writes to after the start. Foundation's non-throwing `FileHandle.write` traps on `EINTR`,
+/// which a child exiting meanwhile (SIGCHLD) can cause; a file needs no write after the start.
+public func standardInput(_ data: Data) throws -> FileHandle {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("stdin-\(UUID().uuidString)")
+    try data.write(to: url)
+    defer { try? FileManager.default.removeItem(at: url) }
+    return try FileHandle(forReadingFrom: url)
 }
 
 /// Whether something accepts TCP connections on a loopback port now.
