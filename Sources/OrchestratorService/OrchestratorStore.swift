@@ -108,6 +108,9 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 ///   outbox rows, the timers and the dead letters of refused inputs are committed together or not
 ///   at all. The consumer commits its offsets only after it; a crash before re-reads the batch, and
 ///   the applied ids make the second pass a no-op.
+/// - Within a batch, a case is read and decoded once and written once, after the batch's last input
+///   for it (its five decisions after the fan-out often arrive together); the hot statements are
+///   prepared once per connection. (Measured in the benchmark: BENCHMARKS.md.)
 /// - A dead letter is an outbox row to the dead-letter topic, not a publish from the consumer, so
 ///   a crash can neither lose it (the offset moved on) nor send it twice.
 /// - Cases are JSON (the core's `Case`), with the columns the queries need beside them: status,
@@ -251,12 +254,34 @@ public struct OrchestratorStore: Sendable {
     static func apply(_ batch: [PendingInput], core: Orchestrator, now: Date, _ db: Database) throws -> BatchOutcome {
         var outcome = BatchOutcome()
         let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
+        // Prepared once per connection (GRDB's statement cache), not parsed again for every row.
+        let markApplied = try db.cachedStatement(
+            sql:
+                "INSERT INTO applied_inputs (event_id, partition, application_id, applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        )
+        let markFired = try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE id = ?")
+        let setTimer = try db.cachedStatement(
+            sql: """
+                INSERT INTO timers (id, partition, application_id, step, attempt, kind, due_at, fired)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 0)
+                ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at
+                """)
+        let cancelTimer = try db.cachedStatement(sql: "DELETE FROM timers WHERE id = ?")
+        let emit = try db.cachedStatement(
+            sql: """
+                INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """)
+        // The cases this batch touched, loaded once and written once at the end (an application's
+        // inputs often arrive together: its five decisions after the fan-out), in first-touch order.
+        var cases: [String: StoredCase?] = [:]
+        var changed: [String] = []
+        var changedSet = Set<String>()
         for pending in batch {
             let applicationId = (try? pending.input.get().applicationId) ?? ""
-            try db.execute(
-                sql:
-                    "INSERT INTO applied_inputs (event_id, partition, application_id, applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                arguments: [pending.eventId, pending.partition, applicationId, now.timeIntervalSince1970])
+            markApplied.setUncheckedArguments(
+                [pending.eventId, pending.partition, applicationId, now.timeIntervalSince1970])
+            try markApplied.execute()
             guard db.changesCount > 0 else {
                 outcome.duplicates += 1
                 continue
@@ -269,14 +294,21 @@ public struct OrchestratorStore: Sendable {
                 continue
             case .success(let value): input = value
             }
-            let current = try loadCase(input.applicationId, db)
+            let current: StoredCase?
+            if let cached = cases[input.applicationId] {
+                current = cached
+            } else {
+                current = try loadCase(input.applicationId, db)
+                cases[input.applicationId] = .some(current)
+            }
             let transition: Transition
             do {
                 transition = try core.apply(current?.state, input, now: now)
             } catch {
                 if case .timerFired(let key) = input {
                     // A timer with no case to fire on: nothing to tell anyone; drop it.
-                    try db.execute(sql: "UPDATE timers SET fired = 1 WHERE id = ?", arguments: [key.description])
+                    markFired.setUncheckedArguments([key.description])
+                    try markFired.execute()
                     continue
                 }
                 try deadLetter(pending, Refusal(error), nowMs: nowMs, db)
@@ -285,45 +317,43 @@ public struct OrchestratorStore: Sendable {
             }
             outcome.applied += 1
             if case .timerFired(let key) = input {
-                try db.execute(sql: "UPDATE timers SET fired = 1 WHERE id = ?", arguments: [key.description])
+                markFired.setUncheckedArguments([key.description])
+                try markFired.execute()
             }
             if transition.effects.isEmpty && transition.state == current?.state { continue }
             let partition = current?.partition ?? pending.partition
             if current == nil, let workflow = core.rules.workflow(version: transition.state.ruleVersion) {
                 try remember(workflow, db, now: now)
             }
-            try saveCase(transition.state, partition: partition, now: now, db)
+            if changedSet.insert(input.applicationId).inserted { changed.append(input.applicationId) }
+            cases[input.applicationId] = .some(StoredCase(state: transition.state, partition: partition))
             for effect in transition.effects {
                 switch effect {
                 case .setTimer(let key, let at):
-                    try db.execute(
-                        sql: """
-                            INSERT INTO timers (id, partition, application_id, step, attempt, kind, due_at, fired)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, 0)
-                            ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at
-                            """,
-                        arguments: [
-                            key.description, partition, key.applicationId, key.step, key.attempt, key.kind.rawValue,
-                            at.timeIntervalSince1970,
-                        ])
+                    setTimer.setUncheckedArguments([
+                        key.description, partition, key.applicationId, key.step, key.attempt, key.kind.rawValue,
+                        at.timeIntervalSince1970,
+                    ])
+                    try setTimer.execute()
                 case .cancelTimer(let key):
-                    try db.execute(sql: "DELETE FROM timers WHERE id = ?", arguments: [key.description])
+                    cancelTimer.setUncheckedArguments([key.description])
+                    try cancelTimer.execute()
                 case .recordCompletion:
                     break  // the case's JSON carries the completion record
                 default:
                     guard let emission = effect.emission else { continue }
-                    try db.execute(
-                        sql: """
-                            INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body)
-                            VALUES (?, ?, ?, ?, ?, ?, ?)
-                            """,
-                        arguments: [
-                            partition, emission.topic, emission.key, emission.id, emission.type, nowMs,
-                            emission.body.serialized(),
-                        ])
+                    emit.setUncheckedArguments([
+                        partition, emission.topic, emission.key, emission.id, emission.type, nowMs,
+                        emission.body.serialized(),
+                    ])
+                    try emit.execute()
                     outcome.emitted += 1
                 }
             }
+        }
+        for applicationId in changed {
+            guard let stored = cases[applicationId] ?? nil else { continue }
+            try saveCase(stored.state, partition: stored.partition, now: now, db)
         }
         return outcome
     }
@@ -352,7 +382,8 @@ public struct OrchestratorStore: Sendable {
     static func loadCase(_ applicationId: String, _ db: Database) throws -> StoredCase? {
         guard
             let row = try Row.fetchOne(
-                db, sql: "SELECT partition, body FROM cases WHERE application_id = ?", arguments: [applicationId])
+                db.cachedStatement(sql: "SELECT partition, body FROM cases WHERE application_id = ?"),
+                arguments: [applicationId])
         else { return nil }
         let state = try JSONDecoder().decode(Case.self, from: Data((row["body"] as String).utf8))
         return StoredCase(state: state, partition: row["partition"])
@@ -363,17 +394,18 @@ public struct OrchestratorStore: Sendable {
         let nextDue = requested.compactMap(\.overdueAt).min()
         let overdue = state.status == .inProgress && requested.contains { ($0.overdueAt ?? .distantFuture) <= now }
         let body = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
-        try db.execute(
+        let statement = try db.cachedStatement(
             sql: """
                 INSERT INTO cases (application_id, partition, workflow, rule_version, status, next_due, overdue, updated_at, body)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (application_id) DO UPDATE SET status = excluded.status, next_due = excluded.next_due,
                     overdue = excluded.overdue, updated_at = excluded.updated_at, body = excluded.body
-                """,
-            arguments: [
-                state.applicationId, partition, state.workflow, state.ruleVersion.description, state.status.rawValue,
-                nextDue?.timeIntervalSince1970, overdue, now.timeIntervalSince1970, body,
-            ])
+                """)
+        statement.setUncheckedArguments([
+            state.applicationId, partition, state.workflow, state.ruleVersion.description, state.status.rawValue,
+            nextDue?.timeIntervalSince1970, overdue, now.timeIntervalSince1970, body,
+        ])
+        try statement.execute()
     }
 
     // MARK: - Outbox
@@ -395,11 +427,14 @@ public struct OrchestratorStore: Sendable {
         }
     }
 
-    /// Marks rows sent, after the log confirmed them.
+    /// Marks rows sent, after the log confirmed them: one statement for the range from the first
+    /// to the last of `seqs`, which ``unsent(limit:)`` read as a prefix of the unsent rows (rows are
+    /// numbered in commit order by the one writer, so no unsent row inside the range was missed).
     public func markSent(through seqs: [Int64]) async throws {
-        guard !seqs.isEmpty else { return }
+        guard let first = seqs.min(), let last = seqs.max() else { return }
         try await pool.write { db in
-            for seq in seqs { try db.execute(sql: "UPDATE outbox SET sent = 1 WHERE seq = ?", arguments: [seq]) }
+            try db.execute(
+                sql: "UPDATE outbox SET sent = 1 WHERE sent = 0 AND seq BETWEEN ? AND ?", arguments: [first, last])
         }
     }
 
