@@ -158,6 +158,49 @@ func phases(_ before: OrchestratorStats.Snapshot, _ after: OrchestratorStats.Sna
         "decoding \(share(after.decodeSeconds - before.decodeSeconds)), store transactions \(share(after.applySeconds - before.applySeconds)), offset commits \(share(after.commitSeconds - before.commitSeconds)), relay reading \(share(after.relayReadSeconds - before.relayReadSeconds)), relay publishing \(share(after.relayPublishSeconds - before.relayPublishSeconds)), relay marking \(share(after.relayMarkSeconds - before.relayMarkSeconds)) of the wall time; \(after.inputsApplied - before.inputsApplied) inputs in \(after.batches - before.batches) batches, \(after.relayed - before.relayed) rows relayed in \(after.relayBatches - before.relayBatches) appends"
 }
 
+/// An orchestrator and the instant departments running on a log, warmed up: topics created, both
+/// groups formed, 50 applications completed (statements prepared, pages cached).
+struct OrchestratorRig {
+    static let warmUp = 50
+    let log: any EventLog
+    let engine: OrchestratorEngine
+    /// The window's publisher, for submissions.
+    let publisher: Publisher
+    let orchestrator: Task<Void, any Error>
+    let departments: Task<Void, any Error>
+
+    static func start(
+        log: any EventLog, directory: URL, name: String, observe: @escaping @Sendable (String) -> Void = { _ in }
+    ) async throws -> OrchestratorRig {
+        let setup = try OrchestratorSetup.load()
+        _ = try await log.createTopics(setup.catalog.topicSpecs)
+        let engine = try setup.engine(
+            store: directory.appendingPathComponent("orchestrator-\(name).sqlite").path, log: log)
+        let rig = OrchestratorRig(
+            log: log, engine: engine, publisher: Publisher(log: log, catalog: setup.catalog, name: "bench-window"),
+            orchestrator: runOrchestrator(engine),
+            departments: Task { try await runInstantDepartments(log: log, setup: setup, observe: observe) })
+        do {
+            try await waitForAssignment(engine)
+            try await submit(900_000..<(900_000 + warmUp), publisher: rig.publisher)
+            try await waitForStore(engine.store, cases: warmUp, open: 0, timeout: .seconds(120), what: "the warm-up")
+        } catch {
+            await rig.stop()
+            throw error
+        }
+        return rig
+    }
+
+    /// Stops both and closes the log.
+    func stop() async {
+        orchestrator.cancel()
+        departments.cancel()
+        _ = try? await orchestrator.value
+        _ = try? await departments.value
+        await log.close()
+    }
+}
+
 struct OrchestratorThroughput {
     let applications: Int
     let seconds: Double
@@ -169,36 +212,20 @@ struct OrchestratorThroughput {
 func benchOrchestratorThroughput(log: any EventLog, directory: URL, applications: Int, name: String) async throws
     -> OrchestratorThroughput
 {
-    let setup = try OrchestratorSetup.load()
-    _ = try await log.createTopics(setup.catalog.topicSpecs)
-    let engine = try setup.engine(store: directory.appendingPathComponent("orchestrator-\(name).sqlite").path, log: log)
-    let publisher = Publisher(log: log, catalog: setup.catalog, name: "bench-window")
-    let orchestrator = runOrchestrator(engine)
-    let departments = Task { try await runInstantDepartments(log: log, setup: setup) }
-    defer {
-        orchestrator.cancel()
-        departments.cancel()
-    }
-    try await waitForAssignment(engine)
-    // A warm-up of 50 applications: both groups formed, statements prepared, pages cached.
-    let warmUp = 50
-    try await submit(900_000..<(900_000 + warmUp), publisher: publisher)
-    try await waitForStore(engine.store, cases: warmUp, open: 0, timeout: .seconds(120), what: "the warm-up")
+    let rig = try await OrchestratorRig.start(log: log, directory: directory, name: name)
+    let engine = rig.engine
     let before = engine.stats.snapshot
     let clock = ContinuousClock()
     let start = clock.now
     for first in stride(from: 1, through: applications, by: 500) {
-        try await submit(first..<min(first + 500, applications + 1), publisher: publisher)
+        try await submit(first..<min(first + 500, applications + 1), publisher: rig.publisher)
     }
     try await waitForStore(
-        engine.store, cases: warmUp + applications, open: 0, timeout: .seconds(600), what: "the throughput run")
+        engine.store, cases: OrchestratorRig.warmUp + applications, open: 0, timeout: .seconds(600),
+        what: "the throughput run")
     let seconds = (clock.now - start).seconds
     let after = engine.stats.snapshot
-    orchestrator.cancel()
-    departments.cancel()
-    _ = try? await orchestrator.value
-    _ = try? await departments.value
-    await log.close()
+    await rig.stop()
     return OrchestratorThroughput(
         applications: applications, seconds: seconds, phases: phases(before, after, seconds: seconds))
 }
@@ -228,10 +255,6 @@ struct OrchestratorLatency {
 func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seconds: Int) async throws
     -> OrchestratorLatency
 {
-    let setup = try OrchestratorSetup.load()
-    _ = try await log.createTopics(setup.catalog.topicSpecs)
-    let engine = try setup.engine(store: directory.appendingPathComponent("orchestrator-latency.sqlite").path, log: log)
-    let publisher = Publisher(log: log, catalog: setup.catalog, name: "bench-window")
     let clock = ContinuousClock()
     let tracking = LatencyTracking()
     let observe: @Sendable (String) -> Void = { application in
@@ -245,16 +268,8 @@ func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seco
             }
         }
     }
-    let orchestrator = runOrchestrator(engine)
-    let departments = Task { try await runInstantDepartments(log: log, setup: setup, observe: observe) }
-    defer {
-        orchestrator.cancel()
-        departments.cancel()
-    }
-    try await waitForAssignment(engine)
-    let warmUp = 50
-    try await submit(900_000..<(900_000 + warmUp), publisher: publisher)
-    try await waitForStore(engine.store, cases: warmUp, open: 0, timeout: .seconds(120), what: "the warm-up")
+    let rig = try await OrchestratorRig.start(log: log, directory: directory, name: "latency", observe: observe)
+    let engine = rig.engine
     let before = engine.stats.snapshot
     let total = rate * seconds
     let interval = Duration.seconds(1) / rate
@@ -276,13 +291,13 @@ func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seco
                         by: interval * (number - 1))
                 }
             }
-            try await submit(due, publisher: publisher)
+            try await submit(due, publisher: rig.publisher)
         }
         if next < total { try await Task.sleep(until: start.advanced(by: interval * next), clock: clock) }
     }
     let submitted = clock.now
     try await waitForStore(
-        engine.store, cases: warmUp + total, open: 0, timeout: .seconds(300), what: "the latency run")
+        engine.store, cases: OrchestratorRig.warmUp + total, open: 0, timeout: .seconds(300), what: "the latency run")
     let after = engine.stats.snapshot
     let (count, p50, p99, slowest) = tracking.state.withLock { state in
         (
@@ -290,11 +305,7 @@ func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seco
             state.histogram.max
         )
     }
-    orchestrator.cancel()
-    departments.cancel()
-    _ = try? await orchestrator.value
-    _ = try? await departments.value
-    await log.close()
+    await rig.stop()
     guard count == UInt64(total) else {
         throw BenchmarkFailure("the latency run saw the last request of \(count) of \(total) applications")
     }
