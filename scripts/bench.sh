@@ -35,7 +35,9 @@ if [ ! -f "$peer_dir/temporal/run.sh" ]; then
   peer_reason="$peer_dir/temporal/run.sh does not exist (set PEER_DIR to the folder holding temporal/run.sh)"
 else
   echo "==> the peer: the restaurant workflow on a Temporal dev server ($peer_dir/temporal/run.sh)"
-  if bash "$peer_dir/temporal/run.sh" > "$work/peer.log" 2>&1; then
+  # The peer README's quiet-machine run (about 3 minutes); PEER_TOTAL etc. change it.
+  if TOTAL=${PEER_TOTAL:-1000} WARMUP=${PEER_WARMUP:-100} DURATION=${PEER_DURATION:-10} \
+      bash "$peer_dir/temporal/run.sh" > "$work/peer.log" 2>&1; then
     peer_line=$(grep '^temporal restaurant:' "$work/peer.log" || true)
     [ -n "$peer_line" ] || peer_reason="run.sh printed no 'temporal restaurant:' line: $(tail -3 "$work/peer.log" | tr '\n' ' ')"
   else
