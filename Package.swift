@@ -31,6 +31,8 @@ let package = Package(
         // Built already as a dependency of Hummingbird's TLS stack: the dead letters' digests.
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
+        // The benchmark's latency percentiles (onewindow-bench only).
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // The strict reader of configuration files (YAML through Yams' nodes: every value with its
@@ -183,8 +185,9 @@ let package = Package(
             name: "onewindow-bench",
             dependencies: [
                 "Bus", "EventLog", "EmbeddedLog", "KafkaLog", "EventModel", "EventSchemas", "Connectors", "TestSupport",
-                "SharedView", "CivilTime",
+                "SharedView", "Orchestrator", "OrchestratorService", "CivilTime",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Benchmarks/onewindow-bench"
         ),
@@ -192,7 +195,8 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", .product(name: "GRDB", package: "GRDB.swift"),
+                "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "CivilTime",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Tests/TestSupport"

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# `make bench`: release build, embedded-log figures, Kafka figures against a broker this script
-# starts, all written into BENCHMARKS.md with the command, the machine and the date.
+# `make bench`: release build, embedded-log figures (log, connector, orchestrator), Kafka figures
+# against brokers this script starts, the Temporal peer's figures from the same run, all written
+# into BENCHMARKS.md with the command, the machine and the date.
+#
+# The peer: $PEER_DIR/temporal/run.sh (PEER_DIR defaults to ../shared/peers from the repository
+# root) runs the same restaurant workflow on a Temporal dev server; when it is missing or fails,
+# the reason is printed and written into BENCHMARKS.md instead of its figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +22,30 @@ if [ -x scripts/bench-kafka.sh ]; then
   echo "==> Kafka backend against raw librdkafka"
   scripts/bench-kafka.sh "$work/kafka.md" "$work/figures"
   kafka_section=$(cat "$work/kafka.md")
+  echo "==> the orchestrator on the Kafka test broker"
+  bin="$bin" scripts/with-test-broker.sh bash -c \
+    'ONEWINDOW_BENCH_ORCHESTRATOR_KAFKA="$ONEWINDOW_TEST_KAFKA" "$bin" "$0/orchestrator-kafka.md" "$0/figures-kafka"' "$work"
+  cat "$work/figures-kafka" >> "$work/figures"
 fi
+
+peer_dir=${PEER_DIR:-../shared/peers}
+peer_line=""
+peer_reason=""
+if [ ! -f "$peer_dir/temporal/run.sh" ]; then
+  peer_reason="$peer_dir/temporal/run.sh does not exist (set PEER_DIR to the folder holding temporal/run.sh)"
+else
+  echo "==> the peer: the restaurant workflow on a Temporal dev server ($peer_dir/temporal/run.sh)"
+  # The peer README's quiet-machine run (about 3 minutes); PEER_TOTAL etc. change it.
+  if TOTAL=${PEER_TOTAL:-1000} WARMUP=${PEER_WARMUP:-100} DURATION=${PEER_DURATION:-10} \
+      bash "$peer_dir/temporal/run.sh" > "$work/peer.log" 2>&1; then
+    peer_line=$(grep '^temporal restaurant:' "$work/peer.log" || true)
+    [ -n "$peer_line" ] || peer_reason="run.sh printed no 'temporal restaurant:' line: $(tail -3 "$work/peer.log" | tr '\n' ' ')"
+  else
+    peer_reason="run.sh failed (status $?): $(tail -3 "$work/peer.log" | tr '\n' ' ')"
+  fi
+fi
+if [ -n "$peer_reason" ]; then echo "   peer skipped: $peer_reason"; else echo "   $peer_line"; fi
+echo "$peer_line" > "$work/peer-line"
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 load=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -32,6 +60,36 @@ load=$(cut -d' ' -f1-3 /proc/loadavg)
   cat "$work/embedded.md"
   echo
   if [ -n "$kafka_section" ]; then echo "$kafka_section"; echo; fi
+  if [ -f "$work/orchestrator-kafka.md" ]; then cat "$work/orchestrator-kafka.md"; echo; fi
+  echo "### The peer: the same restaurant workflow on Temporal, same run"
+  echo
+  if [ -n "$peer_reason" ]; then
+    echo "Not measured: $peer_reason."
+  else
+    python3 - "$work/figures" "$work/peer-line" <<'PY'
+import re, sys
+figures = dict((l.split()[0], float(l.split()[1])) for l in open(sys.argv[1]) if l.strip())
+line = open(sys.argv[2]).read().strip()
+def grab(pattern):
+    m = re.search(pattern, line)
+    return float(m.group(1)) if m else None
+wfs = grab(r"restaurant: ([\d.]+) wf/s")
+fixed = re.search(r"fixed ([\d.]+)/s x ([\d.]+)s: p50 ([\d.]+) ms, p99 ([\d.]+) ms", line)
+print(f"run.sh printed: `{line}`")
+print()
+print("| what | OneWindow | Temporal peer | OneWindow / peer |")
+print("|---|---:|---:|---:|")
+ours = figures.get("orchestrator_embedded_workflows_per_second")
+if ours and wfs:
+    print(f"| completed restaurant workflows/s (closed loop; peer: 7 activities each, 200 in flight) | {ours:,.0f} | {wfs:,.1f} | {ours / wfs:,.0f}× |")
+p99 = figures.get("orchestrator_latency_p99_ms")
+if fixed and p99 is not None:
+    rate, _, peer_p50, peer_p99 = map(float, fixed.groups())
+    print(f"| p50 latency at a fixed rate (ours: to the last approval request at 500/s; peer: workflow complete at {rate:g}/s) | {figures['orchestrator_latency_p50_ms']:.1f} ms | {peer_p50:.0f} ms | {peer_p50 / max(figures['orchestrator_latency_p50_ms'], 0.1):,.0f}× faster |")
+    print(f"| p99 latency, the same | {p99:.1f} ms | {peer_p99:.0f} ms | {peer_p99 / max(p99, 0.1):,.0f}× faster |")
+PY
+  fi
+  echo
   echo "## Against the targets"
   echo
   echo "Checked by scripts/bench.sh against the figures above."
@@ -70,6 +128,16 @@ line("By-ID lookup p99 under 5 ms with 1 million residents in the view",
      ["view_lookup_p99_milliseconds", "view_lookup_residents"],
      lambda f: f["view_lookup_p99_milliseconds"] < 5 and f["view_lookup_residents"] >= 1_000_000,
      lambda f: f"p99 {f['view_lookup_p99_milliseconds']:.2f} ms with {f['view_lookup_residents']:,.0f} residents")
+line("Orchestrator, at least 2,000 completed restaurant workflows/s on the embedded log",
+     ["orchestrator_embedded_workflows_per_second"], lambda f: f["orchestrator_embedded_workflows_per_second"] >= 2_000,
+     lambda f: f"{f['orchestrator_embedded_workflows_per_second']:,.0f}/s")
+line("Orchestrator, p99 from submission to the last approval request under 20 ms at 500 applications/s",
+     ["orchestrator_latency_p99_ms"], lambda f: f["orchestrator_latency_p99_ms"] < 20,
+     lambda f: f"p99 {f['orchestrator_latency_p99_ms']:.1f} ms, p50 {f['orchestrator_latency_p50_ms']:.1f} ms")
+line("Orchestrator, under 300 MB resident with 100,000 open applications",
+     ["orchestrator_resident_mb", "orchestrator_open_applications"],
+     lambda f: f["orchestrator_resident_mb"] < 300 and f["orchestrator_open_applications"] >= 100_000,
+     lambda f: f"{f['orchestrator_resident_mb']:.0f} MB with {f['orchestrator_open_applications']:,.0f} open")
 for side in ("produce", "consume"):
     key = f"kafka_{side}_ratio"
     line(f"Kafka {side}, at least 0.8 of raw librdkafka's rate", [key, key + "_lowest_round", key + "_highest_round"],

@@ -1,11 +1,13 @@
-// `onewindow-bench`: throughput of the embedded log against raw GRDB inserts (and, when
-// ONEWINDOW_BENCH_KAFKA names a broker, of the Kafka backend against raw librdkafka).
+// `onewindow-bench`: throughput of the embedded log against raw GRDB inserts, the connector and
+// the orchestrator (and, when ONEWINDOW_BENCH_KAFKA names a broker, of the Kafka backend against
+// raw librdkafka; when ONEWINDOW_BENCH_ORCHESTRATOR_KAFKA names one, of the orchestrator on it).
 // Run through `make bench`, which builds in release mode and writes BENCHMARKS.md.
 import EmbeddedLog
 import EventLog
 import EventModel
 import Foundation
 import GRDB
+import KafkaLog
 
 struct Measurement {
     let name: String
@@ -135,6 +137,9 @@ func format(_ value: Double) -> String {
 // MARK: Main
 
 let arguments = CommandLine.arguments
+if arguments.count == 5, arguments[1] == memoryChildFlag, let applications = Int(arguments[4]) {
+    try await orchestratorMemoryChild(bus: arguments[2], store: arguments[3], applications: applications)
+}
 let scale = Int(ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_SCALE"] ?? "1") ?? 1
 let directory = FileManager.default.temporaryDirectory.appendingPathComponent("onewindow-bench-\(UUID().uuidString.prefix(8))")
 try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -149,20 +154,31 @@ func report(_ line: String) {
 /// Figures `make bench` checks against the targets: "name value" lines, written to the second
 /// argument's file (scripts/bench.sh reads them).
 nonisolated(unsafe) var figures: [String] = []  // written only from the top-level code
+nonisolated(unsafe) var phaseLines: [String] = []  // the orchestrator's phase breakdowns, likewise
 func figure(_ name: String, _ value: Double) {
     figures.append("\(name) \(value)")
 }
 
 // ONEWINDOW_BENCH_PARTS picks parts of the embedded run for profiling (a comma-separated list of
-// `append`, `consume`, `connector`; default: all three). ONEWINDOW_BENCH_EVENTS overrides the event
-// count of the batched appends and of consume, ONEWINDOW_BENCH_ROWS the connector's row count, so
-// a run under callgrind stays short.
+// `append`, `consume`, `connector`, `orchestrator`, `latency`, `memory`; default: all).
+// ONEWINDOW_BENCH_EVENTS overrides the event count of the batched appends and of consume,
+// ONEWINDOW_BENCH_ROWS the connector's row count, so a run under callgrind stays short;
+// ONEWINDOW_BENCH_WORKFLOWS the orchestrator's throughput run (applications),
+// ONEWINDOW_BENCH_RATE_SECONDS the length of the fixed-rate run, ONEWINDOW_BENCH_OPEN the open
+// applications of the memory run.
 let environment = ProcessInfo.processInfo.environment
-let parts = Set((environment["ONEWINDOW_BENCH_PARTS"] ?? "append,consume,connector").split(separator: ",").map(String.init))
+let parts = Set(
+    (environment["ONEWINDOW_BENCH_PARTS"] ?? "append,consume,connector,orchestrator,latency,memory").split(separator: ",")
+        .map(String.init))
 let events = Int(environment["ONEWINDOW_BENCH_EVENTS"] ?? "") ?? 200_000 * scale
 let connectorRows = Int(environment["ONEWINDOW_BENCH_ROWS"] ?? "") ?? 100_000 * scale
+let workflows = Int(environment["ONEWINDOW_BENCH_WORKFLOWS"] ?? "") ?? 20_000 * scale
+let rateSeconds = Int(environment["ONEWINDOW_BENCH_RATE_SECONDS"] ?? "") ?? 20
+let openApplications = Int(environment["ONEWINDOW_BENCH_OPEN"] ?? "") ?? 100_000
+/// The offered rate of the latency run (applications a second).
+let offeredRate = 500
 
-if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil {
+if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil && environment["ONEWINDOW_BENCH_ORCHESTRATOR_KAFKA"] == nil {
     if parts.contains("append") || parts.contains("consume") {
         report("### Embedded log (SQLite, WAL) against raw GRDB inserts")
         report("")
@@ -198,6 +214,66 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil {
         report("| \(connector.name) | \(format(Double(connector.events))) | \(format(connector.eventsPerSecond)) |")
         figure("connector_rows_per_second", connector.eventsPerSecond)
     }
+    if !parts.isDisjoint(with: ["orchestrator", "latency", "memory"]) {
+        report("")
+        report("### Orchestrator (restaurant workflow, departments approving at once, embedded log)")
+        report("")
+        report("| what | applications | figure |")
+        report("|---|---:|---:|")
+    }
+    if parts.contains("orchestrator") {
+        let log = try EmbeddedLog(path: directory.appendingPathComponent("orchestrator-bus.sqlite").path)
+        let run = try await benchOrchestratorThroughput(
+            log: log, directory: directory, applications: workflows, name: "embedded")
+        report("| completed workflows (7 inputs, 6 requests each), submission to completed | \(format(Double(run.applications))) | \(format(run.perSecond))/s |")
+        figure("orchestrator_embedded_workflows_per_second", run.perSecond)
+        phaseLines.append("- throughput, embedded: \(run.phases)")
+    }
+    if parts.contains("latency") {
+        let log = try EmbeddedLog(path: directory.appendingPathComponent("latency-bus.sqlite").path)
+        let run = try await benchOrchestratorLatency(
+            log: log, directory: directory, rate: offeredRate, seconds: rateSeconds)
+        report("| submission to last approval request at \(run.rate)/s offered, p50 | \(format(Double(run.applications))) | \(String(format: "%.1f", run.p50)) ms |")
+        report("| the same, p99 (max \(String(format: "%.1f", run.max)) ms) | \(format(Double(run.applications))) | \(String(format: "%.1f", run.p99)) ms |")
+        figure("orchestrator_latency_p50_ms", run.p50)
+        figure("orchestrator_latency_p99_ms", run.p99)
+        phaseLines.append("- fixed rate: \(run.phases)")
+    }
+    if parts.contains("memory") {
+        let run = try await benchOrchestratorMemory(directory: directory, applications: openApplications)
+        report("| resident memory (VmRSS) of a fresh orchestrator process, applications open (peak \(String(format: "%.0f", run.peakMB)) MB; submissions applied at \(format(Double(run.applications) / run.seconds))/s) | \(format(Double(run.applications))) | \(String(format: "%.0f", run.residentMB)) MB |")
+        figure("orchestrator_open_applications", Double(run.applications))
+        figure("orchestrator_resident_mb", run.residentMB)
+    }
+    if !parts.isDisjoint(with: ["orchestrator", "latency", "memory"]) {
+        report("")
+        report(
+            "The real engine (consumer, relay and timer loops on its GRDB store, as `orchestrator run` runs them) and, in the same process, departments that approve every request at once (one consumer group on every `approval.<department>.requested` topic, one validated append of decisions per polled batch). Every application takes all six steps: 7 inputs (the submission, 6 decisions) and 15 outputs (6 requests, 7 progress updates, 2 notifications) each. Throughput: applications submitted in batches of 500, timed from the first submission until every case is completed in the store and the outbox is published. Latency: an open loop submitting on schedule (what is due is appended at once, never waiting for the orchestrator), each application timed with HdrHistogram from the instant it was due to the departments' read of its sixth request, one department round trip included. Memory: VmRSS of a fresh orchestrator process started on a log already holding the applications, read once every one is open in its store with its first request published, no decisions."
+        )
+    }
+    if !phaseLines.isEmpty {
+        report("")
+        report("Where the orchestrator's time went (shares of the run's wall time; the loops overlap):")
+        report("")
+        for line in phaseLines { report(line) }
+    }
+}
+
+if let bootstrap = environment["ONEWINDOW_BENCH_ORCHESTRATOR_KAFKA"] {
+    var configuration = KafkaConfiguration(bootstrapServers: [bootstrap])
+    configuration.properties["session.timeout.ms"] = "6000"
+    configuration.properties["heartbeat.interval.ms"] = "500"
+    let log = try KafkaLog(configuration: configuration)
+    let count = Int(environment["ONEWINDOW_BENCH_KAFKA_WORKFLOWS"] ?? "") ?? 5_000 * scale
+    let run = try await benchOrchestratorThroughput(log: log, directory: directory, applications: count, name: "kafka")
+    report("### Orchestrator on the Kafka test broker (Tansu on loopback, a broker of its own)")
+    report("")
+    report("| what | applications | figure |")
+    report("|---|---:|---:|")
+    report("| completed workflows on the Kafka test broker (Tansu, loopback) | \(format(Double(run.applications))) | \(format(run.perSecond))/s |")
+    report("")
+    report("- throughput, Kafka: \(run.phases)")
+    figure("orchestrator_kafka_workflows_per_second", run.perSecond)
 }
 
 // The shared view (issue 10): ingest, comparison and lookups. Part `view` of ONEWINDOW_BENCH_PARTS

@@ -138,7 +138,7 @@ struct OrchestratorCommand: AsyncParsableCommand {
             let logger = Logger(label: "onewindow.orchestrator")
             var sharedFacts: (any SharedFactLookup)? = nil
             if FileManager.default.fileExists(atPath: view.view) {
-                sharedFacts = try SharedViewStore.openExisting(path: view.view)
+                sharedFacts = SharedViewFacts(view: try SharedViewStore.openExisting(path: view.view))
             } else {
                 logger.notice(
                     "no shared data view at \(view.view): materials from the view are asked of the applicant (start view run, or pass --view)")

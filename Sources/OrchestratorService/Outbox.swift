@@ -53,9 +53,13 @@ public enum OutboxTable {
         }
     }
 
-    /// Marks rows sent, after the log confirmed them.
+    /// Marks rows sent, after the log confirmed them: one statement for the range from the first
+    /// to the last of `seqs`, which ``unsent(limit:_:)`` read as a prefix of the unsent rows (rows
+    /// are numbered in commit order by the one writer, so no unsent row inside the range was missed).
     public static func markSent(_ seqs: [Int64], _ db: Database) throws {
-        for seq in seqs { try db.execute(sql: "UPDATE outbox SET sent = 1 WHERE seq = ?", arguments: [seq]) }
+        guard let first = seqs.min(), let last = seqs.max() else { return }
+        try db.execute(
+            sql: "UPDATE outbox SET sent = 1 WHERE sent = 0 AND seq BETWEEN ? AND ?", arguments: [first, last])
     }
 }
 
@@ -145,10 +149,12 @@ public func openStorePool(path: String) throws -> DatabasePool {
 }
 
 /// Publishes an outbox until cancelled (a fatal bus error ends it with that error): `relayOnce` publishes what is unsent and says how many
-/// rows; when there were none the loop waits 20 ms (real time). `everySecond` runs about once a
+/// rows; when there were none the loop runs `whenIdle` (default: 20 ms of real time; the
+/// orchestrator wakes as soon as its own transactions wrote rows). `everySecond` runs about once a
 /// second (the orchestrator refreshes its gauges there).
 public func relayUntilCancelled(
-    retrier: Retrier, relayOnce: () async throws -> Int, everySecond: () async -> Void = {}
+    retrier: Retrier, relayOnce: () async throws -> Int, everySecond: () async -> Void = {},
+    whenIdle: () async -> Void = { try? await Task.sleep(for: .milliseconds(20)) }
 ) async throws {
     let realTime = ContinuousClock()
     var last = realTime.now.advanced(by: .seconds(-10))
@@ -161,9 +167,7 @@ public func relayUntilCancelled(
             last = realTime.now
             await everySecond()
         }
-        if sent == 0 {
-            do { try await Task.sleep(for: .milliseconds(20)) } catch { break }
-        }
+        if sent == 0 { await whenIdle() }
     }
 }
 

@@ -34,18 +34,7 @@ enum Repo {
     static func restaurant(
         id: String, submitted: Date = at("2026-03-02", 9, 20), area: Double = 120, seats: Int = 48, sign: Bool = true
     ) -> JSONValue {
-        .object([
-            "applicationId": .string(id), "submittedAt": .string(ChinaTime.rfc3339(submitted)),
-            "applicant": .object(["name": "陈美玲", "residentId": "440604199308220247", "mobile": "13802761234"]),
-            "business": .object([
-                "name": "佛山市禅城区粤味轩餐饮店", "address": "佛山市禅城区祖庙路33号首层", "areaSquareMetres": .number(area),
-                "seats": .integer(Int64(seats)), "cuisine": "粤菜", "hasOutdoorSignboard": .bool(sign), "usesGas": true,
-            ]),
-            "materials": .array([
-                .object(["name": "身份证", "source": "shared-data"]), .object(["name": "经营场所平面图", "source": "submitted"]),
-                .object(["name": "租赁合同", "source": "submitted"]), .object(["name": "招牌设计效果图", "source": "submitted"]),
-            ]),
-        ])
+        RestaurantExample.application(id: id, submitted: submitted, area: area, seats: seats, sign: sign)
     }
 }
 
@@ -109,15 +98,12 @@ final class Bench: Sendable {
     func decide(
         _ applicationId: String, _ department: String, _ item: String, outcome: String = "approved", id: String? = nil
     ) async throws -> Event {
-        var body: [String: JSONValue] = [
-            "applicationId": .string(applicationId), "department": .string(department), "item": .string(item),
-            "decision": .string(outcome), "decidedAt": .string(ChinaTime.rfc3339(clock.now())), "decidedBy": "XX-0417",
-        ]
-        if outcome == "approved" { body["licenceNumber"] = .string("LIC-\(item)") } else { body["reason"] = "材料不全，请补充" }
+        let body = RestaurantExample.decision(
+            applicationId: applicationId, department: department, item: item, outcome: outcome, decidedAt: clock.now())
         let event = Event(
             id: id ?? "decision-\(applicationId)-\(item)-\(outcome)", type: "approval.decided",
             source: "test-\(department)",
-            subject: nil, time: clock.now(), data: JSONValue.object(body).serialized())
+            subject: nil, time: clock.now(), data: body.serialized())
         return try await publisher.publish(event).1
     }
 
