@@ -12,8 +12,9 @@
 # fail, not skip. See docs/KAFKA.md.
 #
 # Nothing outlives the script. The broker and the command each run in a process group of their
-# own (job control, `set -m`), so one signal reaches a job and everything it started, processes
-# the tests launched included. Ctrl-C, SIGTERM or a normal end: the trap stops both groups. A
+# own (job control, `set -m`), so one signal reaches a job. The command runs under scripts/reap.py,
+# a child subreaper: what the tests launched (Foundation gives each child a process group of its
+# own) is stopped when the command ends, even when the test process crashed and left it orphaned. Ctrl-C, SIGTERM or a normal end: the trap stops both groups. A
 # SIGKILL of the script (a CI time-out) cannot be trapped: a watchdog in a group of its own sees
 # the script gone within a second and kills both groups.
 set -euo pipefail
@@ -103,7 +104,7 @@ export LD_LIBRARY_PATH="$root/.venv/rdkafka-lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_P
 # In the background and waited for, so that a signal's trap runs at once instead of after the
 # command ends; its own process group gets the stop.
 set -m
-"$@" &
+python3 scripts/reap.py "$@" &
 command_pid=$!
 set +m
 stop_watchdog

@@ -50,6 +50,24 @@ struct TestBrokerScriptTests {
         #expect(!acceptsConnections(port: port), "the test broker still listens 10 s after signal \(signal) to the script")
         _ = try? await waitForExit(script, timeout: .seconds(10))
     }
+
+    /// A test process that crashes leaves what it started orphaned, each in a process group of its
+    /// own (as Foundation's Process starts children): the script stops them when the command ends.
+    @Test("a command that ends leaving a process of its own session running: the script stops it")
+    func orphansOfTheCommandAreStopped() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("broker-script-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let started = folder.appendingPathComponent("started")
+        let result = try await runProgram(
+            repositoryRoot.appendingPathComponent("scripts/with-test-broker.sh").path,
+            ["bash", "-c", "setsid sleep 600 & echo $! > \(started.path); exit 3"], timeout: .seconds(120))
+        #expect(result.status == 3, "the script exits with the command's status")
+        let orphan = try #require(Int32(try String(contentsOf: started, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let left = isRunning(orphan)
+        if left { kill(orphan, SIGKILL) }
+        #expect(!left, "the command's orphan in a session of its own still runs after the script ended")
+    }
 }
 
 /// Whether a process exists and is not a zombie (a killed orphan stays a zombie until its new
