@@ -29,6 +29,7 @@ struct BirthStory: Sendable {
     /// Publishes the registration on the world's clock and follows the pushes until each parent
     /// has one (or the world's limits give up on them).
     func run() async throws -> Summary {
+        try await world.waitForOfficeHours()
         var birth = world.catalog.schemas["household.birth.registered"]?.examples.first ?? .object([:])
         let registered = world.clock.now()
         // Born three days before the registration, with a resident ID to match (sequence 013, a boy).

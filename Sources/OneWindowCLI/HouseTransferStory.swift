@@ -54,6 +54,7 @@ struct HouseTransferStory: Sendable {
     /// Submits the application on the world's clock and follows it until it completes (or the
     /// world's limits give up on it).
     func run() async throws -> ApplicationTrace {
+        try await world.waitForOfficeHours()
         let id = world.applicationId(prefix: "HT")
         let submitted = world.clock.now()
         var application =
