@@ -9,18 +9,21 @@ import Foundation
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Publish department events, refuse a bad one, then follow a restaurant application to completion.",
+        abstract: "Publish department events, refuse a bad one, then follow a restaurant, a birth and a house transfer.",
         discussion: """
             First department events are published, a bad one is refused to the dead letters and a \
-            downstream group reads them back. Then a restaurant application goes through the \
-            orchestrator while the six departments' simulators decide on a clock running two \
-            days a second, with their connectors, all in this process: each request, decision and \
-            text message is printed as it arrives, and at the end the working days taken against \
-            the serial sum. Exits 0 only if every step happened; otherwise 1, naming what is missing.
+            downstream group reads them back. Then three stories are told while the departments' \
+            simulators decide on a clock running two days a second, with their connectors, the \
+            orchestrator and the citizen services, all in this process: a restaurant application \
+            from submission to completion, a birth and the services pushed to the parents, and a \
+            house transfer with the data flowing from the real estate centre to the tax bureau and \
+            back. Each request, decision and text message is printed as it arrives, with its working \
+            day, and each story's working days at its end. Exits 0 only if every step of every story \
+            happened; otherwise 1, naming what is missing.
             The demo's own log is var/demo.sqlite and its other files var/demo-*.sqlite, emptied \
             on every run unless --keep; it ignores ONEWINDOW_BUS. A log named with --bus is used \
-            instead for the first part, never emptied, and the story is not told on it (it would \
-            join the connectors' and the orchestrator's consumer groups there).
+            instead for the first part, never emptied, and the stories are not told on it (they \
+            would join the connectors' and the services' consumer groups there).
             """)
 
     @OptionGroup var options: BusOptions
@@ -36,31 +39,58 @@ struct DemoCommand: AsyncParsableCommand {
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
         }
         if !keep {
-            for file in RestaurantStory.files {
+            for file in DemoWorld.files {
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: file + suffix) }
             }
         }
         var busOptions = options
         busOptions.bus = address.description
         let catalog = try options.loadCatalog()
-        // The story joins the connectors' and the orchestrator's consumer groups: only on the
-        // demo's own log, never on one named with --bus, which may be a real one.
+        // The stories join the connectors' and the services' consumer groups: only on the demo's
+        // own log, never on one named with --bus, which may be a real one.
         let ownLog: Bool = if case .embedded(let path) = address, path == Self.demoLog { true } else { false }
-        let story = try await withLog(busOptions, create: true) { log in
+        let told: (missing: [String], restaurant: String?)? = try await withLog(busOptions, create: true) { log in
             try await DemoScenario(log: log, catalog: catalog, write: { print($0) }).run()
             guard ownLog else {
-                print("\n(the restaurant story runs on the demo's own log only: it would join the connectors' groups on \(address))")
-                return RestaurantStory.Summary?.none
+                print("\n(the stories run on the demo's own log only: they would join the connectors' groups on \(address))")
+                return nil
             }
+            return try await Self.tellStories(log: log, catalog: catalog)
+        }
+        guard let told else { return }
+        guard told.missing.isEmpty else {
+            throw CommandFailure(
+                .failure, "not every step of the demo happened; missing: \(told.missing.joined(separator: ", "))")
+        }
+        print("\nEvery step happened. Try: onewindow status \(told.restaurant ?? "") --store var/demo-orchestrator.sqlite")
+    }
+
+    /// The stories, one after another on one ``DemoWorld``: what is missing of them (each item
+    /// naming its story unless it is the restaurant's, the demo's first) and the restaurant's
+    /// application id.
+    static func tellStories(log: any EventLog, catalog: TopicCatalog) async throws
+        -> (missing: [String], restaurant: String?)
+    {
+        let world = try await DemoWorld.start(log: log, catalog: catalog, write: { print($0) })
+        var missing: [String] = []
+        var restaurant: String?
+        do {
             print("\n== 6. A restaurant application, the departments deciding on a clock of two days a second")
-            return try await RestaurantStory(log: log, catalog: catalog, write: { print($0) }).run()
+            let trace = try await RestaurantStory(world: world).run()
+            missing += RestaurantStory.missing(trace)
+            restaurant = trace.completion?.applicationId
+            print("\n== 7. A birth: the citizen services push the newborn's services to the parents")
+            missing += try await BirthStory(world: world).run().missing
+            print("\n== 8. A house transfer: contract filing → valuation → tax → registration")
+            missing += HouseTransferStory.missing(try await HouseTransferStory(world: world).run()).map {
+                "\($0) (house transfer)"
+            }
+        } catch {
+            try? await world.stop()
+            throw error
         }
-        guard let story else { return }
-        let missing = story.missing
-        guard missing.isEmpty else {
-            throw CommandFailure(.failure, "the restaurant story did not finish; missing: \(missing.joined(separator: ", "))")
-        }
-        print("\nEvery step happened. Try: onewindow status \(story.completion?.applicationId ?? "") --store var/demo-orchestrator.sqlite")
+        try await world.stop()
+        return (missing, restaurant)
     }
 }
 

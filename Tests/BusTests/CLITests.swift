@@ -243,8 +243,9 @@ struct CLITests {
     }
 
     /// `onewindow demo` as `make demo` runs it, in a folder of its own: the first part, then the
-    /// restaurant from submission to completion with the departments deciding, exit status 0.
-    @Test func demoTellsTheRestaurantStory() async throws {
+    /// restaurant from submission to completion with the departments deciding, the birth's pushes
+    /// to both parents and the house transfer with its data flowing, exit status 0.
+    @Test func demoTellsItsStories() async throws {
         let directory = try demoFolder()
         defer { try? FileManager.default.removeItem(at: directory) }
         let started = ContinuousClock.now
@@ -255,24 +256,65 @@ struct CLITests {
         #expect(took < .seconds(50), "the demo took \(took)")
         #expect(output.contains("REFUSED"))
         #expect(output.contains("committed; the group's lag is now 0"))
-        // The business licence first, then the fan-out to the five others, each decided.
         let lines = output.split(separator: "\n").map(String.init)
-        let licence = try #require(lines.firstIndex { $0.contains("→ request  market-regulation") })
-        let licenceDecided = try #require(lines.firstIndex { $0.contains("← decision market-regulation: approved") })
+        func section(_ title: String) throws -> ArraySlice<String> {
+            let start = try #require(lines.firstIndex { $0.hasPrefix("== ") && $0.contains(title) }, "\(output)")
+            let end = lines[(start + 1)...].firstIndex { $0.hasPrefix("== ") } ?? lines.endIndex
+            return lines[start..<end]
+        }
+
+        // The restaurant: the business licence first, then the fan-out to the five others, each decided.
+        let restaurant = try section("A restaurant application")
+        let licence = try #require(restaurant.firstIndex { $0.contains("→ request  market-regulation") })
+        let licenceDecided = try #require(restaurant.firstIndex { $0.contains("← decision market-regulation: approved") })
         #expect(licence < licenceDecided)
         for department in ["food-safety", "fire-safety", "environment", "urban-management", "tax"] {
-            let request = try #require(lines.firstIndex { $0.contains("→ request  \(department)") }, "\(output)")
+            let request = try #require(restaurant.firstIndex { $0.contains("→ request  \(department)") }, "\(output)")
             #expect(request > licenceDecided)
-            #expect(lines.contains { $0.contains("← decision \(department): approved") }, "\(output)")
+            #expect(restaurant.contains { $0.contains("← decision \(department): approved") }, "\(output)")
         }
-        #expect(output.contains("SMS requested: application-received"))
-        #expect(output.contains("SMS requested: application-completed"))
-        #expect(output.contains("one step after another it would take"))
+        #expect(restaurant.contains { $0.contains("SMS requested: application-received") })
+        #expect(restaurant.contains { $0.contains("SMS requested: application-completed") })
+        #expect(restaurant.contains { $0.contains("one step after another it would take") })
+
+        // The birth: a text message to each parent naming the three services pushed, with its timing.
+        let birth = try section("A birth")
+        for parent in ["陈慧敏", "李志强"] {
+            let push = try #require(birth.firstIndex { $0.contains("✉ to \(parent)") }, "\(output)")
+            #expect(birth[push].contains("s after the registration reached the bus — working day"), "\(birth[push])")
+            let text = birth[push + 1]
+            #expect(text.contains("\(parent)您好"), "\(text)")
+            for service in ["新生儿入户", "城乡居民医疗保险参保", "预防接种预约"] {
+                #expect(text.contains(service), "\(text)")
+            }
+        }
+
+        // The house transfer: the four steps in order, the assessed price of the valuation in the
+        // tax request, the deed tax on it, the tax certificate to the registration, the new certificate.
+        let house = try section("A house transfer")
+        let items = ["contract-filing", "valuation", "tax-assessment-clearance", "transfer-registration"]
+        let requests = try items.map { item in
+            try #require(house.firstIndex { $0.contains("→ request") && $0.contains(": \(item),") }, "\(output)")
+        }
+        #expect(requests == requests.sorted())
+        for (before, after) in zip(requests, requests.dropFirst()) {
+            #expect(house[before..<after].contains { $0.contains("← decision") && $0.contains(": approved") })
+        }
+        let assessed = try #require(
+            house.first { $0.contains("← decision real-estate") && $0.contains("; assessed price ¥") }, "\(output)")
+        let price = try #require(assessed.components(separatedBy: "assessed price ").last?.components(separatedBy: " ").first)
+        #expect(house.contains { $0.contains("→ request  tax") && $0.contains("carries the assessed price \(price) from the valuation") }, "\(output)")
+        #expect(house.contains { $0.contains("← decision tax: approved") && $0.contains("deed tax ¥") }, "\(output)")
+        #expect(house.contains { $0.contains("carries the tax certificate 244066") }, "\(output)")
+        #expect(house.contains { $0.contains("粤(") && $0.contains("new property certificate") }, "\(output)")
+        #expect(house.contains { $0.contains("completed in") && $0.contains("working days") })
+        #expect(house.contains { $0.contains("formerly (the seeds): 3 working days of price check + 7 of tax") })
         #expect(output.contains("Every step happened."))
     }
 
-    /// A department that never answers (its connector delivers no requests): the demo gives up
-    /// after its time limit, exits 1 and names the decision missing.
+    /// A department that never answers (its connector delivers no requests): each story waiting
+    /// for it gives up once nothing came for its idle limit, the demo exits 1 and names the
+    /// decisions missing, each with its story.
     @Test func demoFailsNamingWhatIsMissing() async throws {
         let directory = try demoFolder()
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -286,6 +328,9 @@ struct CLITests {
         #expect(demo.output.contains("→ request  tax"))
         #expect(!demo.output.contains("Every step happened."))
         #expect(demo.error.contains("missing: the decision of tax"), "\(demo.error)")
+        // The house transfer waits for the tax bureau too; the birth does not.
+        #expect(demo.error.contains("the decision of tax-assessment-clearance (house transfer)"), "\(demo.error)")
+        #expect(!demo.error.contains("birth"), "\(demo.error)")
     }
 
     /// A temporary folder with the repository's Topics, Rules and Connectors, to run the demo in.
