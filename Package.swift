@@ -213,7 +213,7 @@ let package = Package(
             name: "OrchestratorServiceTests",
             dependencies: [
                 "OrchestratorService", "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog",
-                "KafkaLog", "CivilTime", "OneWindowCLI", "TestSupport", "Retrying", "ConfigFiles",
+                "KafkaLog", "CivilTime", "OneWindowCLI", "TestSupport", "Retrying", "ConfigFiles", "SharedView",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),

@@ -144,13 +144,13 @@ final class ProcessWorld {
         }
     }
 
-    /// `onewindow orchestrator run` on the world's clock.
+    /// `onewindow orchestrator run` on the world's clock, with `arguments` added (`--view PATH`).
     @discardableResult
-    func startOrchestrator() throws -> Process {
+    func startOrchestrator(_ arguments: [String] = []) throws -> Process {
         try start(
             "orchestrator",
             ["orchestrator", "run", "--store", storePath, "--clock-speed", "\(speed)", "--log-level", "warning"]
-                + busArguments)
+                + arguments + busArguments)
     }
 
     /// Submits an application through `onewindow apply`.

@@ -8,6 +8,7 @@ import Foundation
 import KafkaLog
 import Orchestrator
 import OrchestratorService
+import SharedView
 import TestSupport
 import Testing
 
@@ -24,6 +25,9 @@ enum Repo {
             fatalError("the repository's rules do not load:\n\(error)")
         }
     }()
+    /// The shared data view's kinds (Rules/shared-view.yaml), where `sharedFact:` materials are found.
+    static let view: ViewRules = try! ViewRules.load(
+        path: rulesDirectory.appendingPathComponent(ViewRules.fileName).path, catalog: catalog)
 
     /// A China-time instant: `at("2026-03-02", 9)`.
     static func at(_ day: String, _ hour: Int = 9, _ minute: Int = 0) -> Date {

@@ -11,10 +11,10 @@ struct ViewCommandTests {
         let bench = try await ViewBench()
         let person = Repo.resident(11)
         try await bench.publish(
-            "household.move.registered", Facts.move(person, name: "黄桂英", household: "440604012345", at: Repo.at("2025-06-01")),
+            "household.move.registered", DepartmentFacts.move(person, name: "黄桂英", household: "440604012345", at: Repo.at("2025-06-01")),
             at: Repo.at("2025-06-01"), id: "move-11")
         try await bench.publish(
-            "socialsecurity.pension.certified", Facts.pension(person, name: "黄桂瑛", certified: Repo.at("2026-03-02")),
+            "socialsecurity.pension.certified", DepartmentFacts.pension(person, name: "黄桂瑛", certified: Repo.at("2026-03-02")),
             at: Repo.at("2026-03-02"), id: "pension-11")
         try await bench.engine().process(try await bench.factRecords())
         let common = [

@@ -24,7 +24,7 @@ struct ComparisonTests {
     static let person = Repo.resident(7)
     static let household = "440604012345"
     static let move: (String, JSONValue, Date) = (
-        "household.move.registered", Facts.move(person, name: "黄桂英", household: household, at: Repo.at("2025-06-01")),
+        "household.move.registered", DepartmentFacts.move(person, name: "黄桂英", household: household, at: Repo.at("2025-06-01")),
         Repo.at("2025-06-01")
     )
 
@@ -32,56 +32,56 @@ struct ComparisonTests {
     func nameDiffers() async throws {
         let differs = try await compare(
             try await ViewBench(), Self.person,
-            facts: [Self.move, ("socialsecurity.pension.certified", Facts.pension(Self.person, name: "黄桂瑛", certified: Repo.at("2025-03-02")), Repo.at("2025-03-02"))])
+            facts: [Self.move, ("socialsecurity.pension.certified", DepartmentFacts.pension(Self.person, name: "黄桂瑛", certified: Repo.at("2025-03-02")), Repo.at("2025-03-02"))])
         #expect(differs.discrepancies.map(\.rule) == ["name-differs"])
         #expect(differs.discrepancies.first?.details.contains("黄桂瑛") == true)
         let same = try await compare(
             try await ViewBench(), Self.person,
-            facts: [Self.move, ("socialsecurity.pension.certified", Facts.pension(Self.person, name: "黄桂英", certified: Repo.at("2025-03-02")), Repo.at("2025-03-02"))])
+            facts: [Self.move, ("socialsecurity.pension.certified", DepartmentFacts.pension(Self.person, name: "黄桂英", certified: Repo.at("2025-03-02")), Repo.at("2025-03-02"))])
         #expect(same.discrepancies.isEmpty)
         #expect(same.facts.count == 2)
     }
 
     @Test("a household number that differs between the register's records fires household-number-differs")
     func householdDiffers() async throws {
-        let death = ("household.death.registered", Facts.death(Self.person, name: "黄桂英", household: "440604099999", on: "2026-01-06"), Repo.at("2026-01-06", 15))
+        let death = ("household.death.registered", DepartmentFacts.death(Self.person, name: "黄桂英", household: "440604099999", on: "2026-01-06"), Repo.at("2026-01-06", 15))
         let differs = try await compare(try await ViewBench(), Self.person, facts: [Self.move, death])
         #expect(differs.discrepancies.map(\.rule) == ["household-number-differs"])
-        let consistent = ("household.death.registered", Facts.death(Self.person, name: "黄桂英", household: Self.household, on: "2026-01-06"), Repo.at("2026-01-06", 15))
+        let consistent = ("household.death.registered", DepartmentFacts.death(Self.person, name: "黄桂英", household: Self.household, on: "2026-01-06"), Repo.at("2026-01-06", 15))
         #expect(try await compare(try await ViewBench(), Self.person, facts: [Self.move, consistent]).discrepancies.isEmpty)
     }
 
     @Test("a contribution paid or a pension certified after the registered death fires paid-after-death")
     func paidAfterDeath() async throws {
-        let death = ("household.death.registered", Facts.death(Self.person, name: "黄桂英", household: Self.household, on: "2026-01-06"), Repo.at("2026-01-06", 15))
+        let death = ("household.death.registered", DepartmentFacts.death(Self.person, name: "黄桂英", household: Self.household, on: "2026-01-06"), Repo.at("2026-01-06", 15))
         let after = try await compare(
             try await ViewBench(), Self.person,
             facts: [Self.move, death,
-                    ("socialsecurity.contribution.paid", Facts.contribution(Self.person, period: "2026-01", paid: Repo.at("2026-02-10")), Repo.at("2026-02-10")),
-                    ("socialsecurity.pension.certified", Facts.pension(Self.person, name: "黄桂英", certified: Repo.at("2026-03-02")), Repo.at("2026-03-02"))])
+                    ("socialsecurity.contribution.paid", DepartmentFacts.contribution(Self.person, period: "2026-01", paid: Repo.at("2026-02-10")), Repo.at("2026-02-10")),
+                    ("socialsecurity.pension.certified", DepartmentFacts.pension(Self.person, name: "黄桂英", certified: Repo.at("2026-03-02")), Repo.at("2026-03-02"))])
         #expect(after.discrepancies.map(\.rule) == ["paid-after-death", "paid-after-death"])
         let before = try await compare(
             try await ViewBench(), Self.person,
             facts: [Self.move, death,
-                    ("socialsecurity.contribution.paid", Facts.contribution(Self.person, period: "2025-12", paid: Repo.at("2026-01-06", 8)), Repo.at("2026-01-06", 8))])
+                    ("socialsecurity.contribution.paid", DepartmentFacts.contribution(Self.person, period: "2025-12", paid: Repo.at("2026-01-06", 8)), Repo.at("2026-01-06", 8))])
         #expect(before.discrepancies.isEmpty, "paid on the day of death is not after it")
     }
 
     @Test("a property registered to someone with no tax clearance for it fires property-without-tax-clearance")
     func propertyWithoutClearance() async throws {
         let property = "440604003001GB00012F00010123"
-        let registered = ("realestate.registration.completed", Facts.property(Self.person, name: "黄桂英", property: property, at: Repo.at("2026-03-06")), Repo.at("2026-03-06"))
-        let otherClearance = ("tax.clearance.issued", Facts.clearance(Self.person, property: "440604003001GB00012F00010999", at: Repo.at("2026-03-05")), Repo.at("2026-03-05"))
+        let registered = ("realestate.registration.completed", DepartmentFacts.property(Self.person, name: "黄桂英", property: property, at: Repo.at("2026-03-06")), Repo.at("2026-03-06"))
+        let otherClearance = ("tax.clearance.issued", DepartmentFacts.clearance(Self.person, property: "440604003001GB00012F00010999", at: Repo.at("2026-03-05")), Repo.at("2026-03-05"))
         let missing = try await compare(try await ViewBench(), Self.person, facts: [Self.move, registered, otherClearance])
         #expect(missing.discrepancies.map(\.rule) == ["property-without-tax-clearance"])
-        let cleared = ("tax.clearance.issued", Facts.clearance(Self.person, property: property, at: Repo.at("2026-03-05")), Repo.at("2026-03-05"))
+        let cleared = ("tax.clearance.issued", DepartmentFacts.clearance(Self.person, property: property, at: Repo.at("2026-03-05")), Repo.at("2026-03-05"))
         #expect(try await compare(try await ViewBench(), Self.person, facts: [Self.move, registered, cleared]).discrepancies.isEmpty)
     }
 
     @Test("each disagreement raises one supervision alert, valid against its schema, even when compared twice and with --all")
     func alertOnce() async throws {
         let bench = try await ViewBench()
-        let death = ("household.death.registered", Facts.death(Self.person, name: "黄桂英", household: "440604099999", on: "2026-01-06"), Repo.at("2026-01-06", 15))
+        let death = ("household.death.registered", DepartmentFacts.death(Self.person, name: "黄桂英", household: "440604099999", on: "2026-01-06"), Repo.at("2026-01-06", 15))
         let first = try await compare(bench, Self.person, facts: [Self.move, death])
         #expect(first.newAlerts.count == 1)
         let engine = try bench.engine()

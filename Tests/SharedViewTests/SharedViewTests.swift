@@ -19,13 +19,13 @@ struct SharedViewTests {
         for number in people {
             let id = Repo.resident(number)
             let moved = Repo.at("2026-01-05")
-            let move = Facts.move(id, name: "居民\(number)", household: String(format: "4406040%05d", number), at: moved)
+            let move = DepartmentFacts.move(id, name: "居民\(number)", household: String(format: "4406040%05d", number), at: moved)
             let paid = Repo.at("2026-02-10")
             publications += [
                 Publication(event: bench.event("household.move.registered", move, at: moved, id: "move-\(number)")),
                 Publication(
                     event: bench.event(
-                        "socialsecurity.contribution.paid", Facts.contribution(id, period: "2026-01", paid: paid),
+                        "socialsecurity.contribution.paid", DepartmentFacts.contribution(id, period: "2026-01", paid: paid),
                         at: paid, id: "contribution-\(number)")),
             ]
         }
@@ -44,10 +44,10 @@ struct SharedViewTests {
         // The later move of person 0 published before the earlier one: the later event time wins.
         let person = Repo.resident(0)
         try await bench.publish(
-            "household.move.registered", Facts.move(person, name: "居民0", household: "440604999999", at: Repo.at("2026-03-01")),
+            "household.move.registered", DepartmentFacts.move(person, name: "居民0", household: "440604999999", at: Repo.at("2026-03-01")),
             at: Repo.at("2026-03-01"), id: "move-0-later")
         try await bench.publish(
-            "household.move.registered", Facts.move(person, name: "居民0", household: "440604888888", at: Repo.at("2025-12-01")),
+            "household.move.registered", DepartmentFacts.move(person, name: "居民0", household: "440604888888", at: Repo.at("2025-12-01")),
             at: Repo.at("2025-12-01"), id: "move-0-earlier")
 
         // First run: consume until the 82 facts are in, then stop (as SIGTERM does).

@@ -105,53 +105,6 @@ final class ViewBench: Sendable {
     }
 }
 
-/// Bodies of department facts.
-enum Facts {
-    static func move(_ id: String, name: String, household: String, at time: Date) -> JSONValue {
-        [
-            "residentId": .string(id), "name": .string(name), "direction": "in", "toAddress": "佛山市禅城区季华五路22号",
-            "reason": "graduate", "householdNumber": .string(household), "registeredAt": .string(ChinaTime.rfc3339(time)),
-        ]
-    }
-
-    static func death(_ id: String, name: String, household: String, on day: String) -> JSONValue {
-        [
-            "residentId": .string(id), "name": .string(name), "dateOfDeath": .string(day),
-            "householdNumber": .string(household), "registeredAt": .string(ChinaTime.rfc3339(Repo.at(day, 15))),
-            "registrationOffice": "佛山市公安局禅城分局石湾派出所",
-        ]
-    }
-
-    static func contribution(_ id: String, period: String, paid time: Date) -> JSONValue {
-        [
-            "residentId": .string(id), "scheme": "employee-pension", "period": .string(period), "employeeFen": 54400,
-            "employerFen": 95200, "paidAt": .string(ChinaTime.rfc3339(time)),
-        ]
-    }
-
-    static func pension(_ id: String, name: String, certified time: Date) -> JSONValue {
-        [
-            "residentId": .string(id), "name": .string(name), "year": 2026, "method": "face-recognition",
-            "certifiedAt": .string(ChinaTime.rfc3339(time)),
-        ]
-    }
-
-    static func property(_ id: String, name: String, property: String, at time: Date) -> JSONValue {
-        [
-            "propertyId": .string(property), "certificateNumber": .string("粤(2026)佛禅不动产权第\(property.suffix(7))号"),
-            "owner": ["name": .string(name), "residentId": .string(id)], "registeredAt": .string(ChinaTime.rfc3339(time)),
-        ]
-    }
-
-    static func clearance(_ id: String, property: String, at time: Date) -> JSONValue {
-        [
-            "taxpayerId": .string(id), "certificateNumber": .string("2440662503\(property.suffix(8))"),
-            "purpose": "house-transfer", "propertyId": .string(property), "amountFen": 8_625_000,
-            "issuedAt": .string(ChinaTime.rfc3339(time)),
-        ]
-    }
-}
-
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByDictionaryLiteral {
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int64) { self = .integer(value) }
