@@ -75,7 +75,7 @@ public struct CitizenStore: OutboxStore {
     public init(path: String) throws {
         pool = try openStorePool(path: path)
         self.path = path
-        try Self.migrator.migrate(pool)
+        try migrate(Self.migrator, pool)
     }
 
     static var migrator: DatabaseMigrator {

@@ -129,7 +129,7 @@ public struct OrchestratorStore: OutboxStore {
     public init(path: String) throws {
         pool = try openStorePool(path: path)
         self.path = path
-        try Self.migrator.migrate(pool)
+        try migrate(Self.migrator, pool)
     }
 
     /// Opens an existing store for reading (the `status` and `applications` commands).
