@@ -28,11 +28,23 @@ demo: build
 
 ## Every test: unit tests, the conformance suite on both backends, Kafka integration tests against
 ## a Kafka-protocol broker (Tansu) that the script starts on a free loopback port and stops after.
-## The broker-outage test cuts connections and times what is in flight across the cut, so it runs
-## on its own after the rest, not beside the suite's dozens of processes on two cores.
+## Three runs, one after another:
+## - the services that run as processes (orchestrator, citizen services, shared view) apart from
+##   the rest: Foundation's Process.run on Linux (Swift 6.3.1) reads past a buffer while listing
+##   /proc/self/fd and can crash the test process when ~1,300 descriptors are open
+##   (swift-corelibs-foundation PR 5472, merged upstream); the whole suite side by side crashed
+##   there in 2 of 3 runs on 2026-11-29 with 1,355 open. Fewer tests side by side means fewer
+##   descriptors at once; the first half still peaked at 1,372 once, so the real cure (fewer
+##   descriptors per test, or a Foundation with the fix) is still to do;
+## - the broker-outage test alone: it cuts connections and times what is in flight across the cut,
+##   so it does not run beside the suite's dozens of processes on two cores.
+SERVICE_TESTS := OrchestratorServiceTests|CitizenServicesTests|SharedViewTests
 OUTAGE_TESTS := BrokerOutageTests
 test: deps
-	scripts/with-test-broker.sh bash -c '$(SWIFT) test --skip $(OUTAGE_TESTS) && $(SWIFT) test --skip-build --filter $(OUTAGE_TESTS)'
+	scripts/with-test-broker.sh bash -c '$(SWIFT) build --build-tests \
+	  && $(SWIFT) test --skip-build --skip "$(SERVICE_TESTS)|$(OUTAGE_TESTS)" \
+	  && $(SWIFT) test --skip-build --filter "$(SERVICE_TESTS)" \
+	  && $(SWIFT) test --skip-build --filter $(OUTAGE_TESTS)'
 
 ## Throughput figures into BENCHMARKS.md (release build).
 bench: deps
