@@ -155,7 +155,7 @@ func waitForAssignment(_ engine: OrchestratorEngine) async throws {
 func phases(_ before: OrchestratorStats.Snapshot, _ after: OrchestratorStats.Snapshot, seconds: Double) -> String {
     func share(_ value: Double) -> String { String(format: "%.0f %%", 100 * value / seconds) }
     return
-        "decoding \(share(after.decodeSeconds - before.decodeSeconds)), store transactions \(share(after.applySeconds - before.applySeconds)), offset commits \(share(after.commitSeconds - before.commitSeconds)), relay reading \(share(after.relayReadSeconds - before.relayReadSeconds)), relay publishing \(share(after.relayPublishSeconds - before.relayPublishSeconds)), relay marking \(share(after.relayMarkSeconds - before.relayMarkSeconds)) of the wall time; \(after.inputsApplied - before.inputsApplied) inputs in \(after.batches - before.batches) batches, \(after.relayed - before.relayed) rows relayed in \(after.relayBatches - before.relayBatches) appends"
+        "decoding \(share(after.decodeSeconds - before.decodeSeconds)), store transactions \(share(after.applySeconds - before.applySeconds)), relay reading \(share(after.relayReadSeconds - before.relayReadSeconds)), relay publishing \(share(after.relayPublishSeconds - before.relayPublishSeconds)), relay marking \(share(after.relayMarkSeconds - before.relayMarkSeconds)) of the wall time; \(after.inputsApplied - before.inputsApplied) inputs in \(after.batches - before.batches) batches, \(after.relayed - before.relayed) rows relayed in \(after.relayBatches - before.relayBatches) appends"
 }
 
 /// An orchestrator and the instant departments running on a log, warmed up: topics created, both

@@ -30,11 +30,10 @@ public final class OrchestratorStats: Sendable {
         public var batches = 0
         public var relayBatches = 0
         /// Seconds spent in each phase (the benchmark's breakdown): decoding and validating polled
-        /// records, the store transactions applying them, offset commits, and the relay's reading of
+        /// records, the store transactions applying them, and the relay's reading of
         /// the outbox, publishing (validating and appending) and marking rows sent.
         public var decodeSeconds = 0.0
         public var applySeconds = 0.0
-        public var commitSeconds = 0.0
         public var relayReadSeconds = 0.0
         public var relayPublishSeconds = 0.0
         public var relayMarkSeconds = 0.0
