@@ -36,6 +36,20 @@ def children_of(pid):
     return found
 
 
+def reap_orphans(keep):
+    """Reaps the children that have ended, except `keep` (the command, whose status Popen takes)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == keep:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid() and fields[0] == "Z":
+                os.waitpid(int(entry), os.WNOHANG)
+        except (OSError, IndexError, ValueError, ChildProcessError):
+            continue
+
+
 def descendants(pid):
     result, todo = [], children_of(pid)
     while todo:
@@ -65,7 +79,12 @@ def main():
     command = subprocess.Popen(sys.argv[1:])
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda received, _frame: command.send_signal(received))
-    status = command.wait()
+    # Orphans that end while the command runs (a test killed them) are reaped as they come, so
+    # they do not stay zombies until the end.
+    while command.poll() is None:
+        reap_orphans(command.pid)
+        time.sleep(0.5)
+    status = command.returncode
     left = descendants(os.getpid())
     if left:
         print(f"reap.py: stopping {len(left)} process(es) the command left running", file=sys.stderr)
