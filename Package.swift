@@ -61,6 +61,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Who may do what: principals, grants, API keys and the access decision the gateway and the
+        // operator commands ask for.
+        .target(name: "AccessControl"),
         // The log interface: topics, partitions, offsets, consumer groups. Knows bytes, not events.
         .target(name: "EventLog"),
         // The embedded backend: the log in one SQLite file (GRDB, WAL).
