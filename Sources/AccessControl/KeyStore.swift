@@ -72,13 +72,8 @@ public struct KeyStore: Sendable {
 
     /// Opens (creating when missing, folder included) the key store at `path`.
     public init(path: String) throws {
-        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(10)
-        pool = try DatabasePool(path: path, configuration: configuration)
+        pool = try AuditLog.openPool(path: path, migrator: Self.migrator)
         self.path = path
-        try Self.migrator.migrate(pool)
     }
 
     /// Opens an existing store, refusing a path with none (``KeyStoreError/Code/notFound``).

@@ -161,14 +161,21 @@ public struct AuditLog: Sendable {
     /// - Parameter clock: what the entries' times are read from. Default: the system clock.
     /// - Throws: GRDB's error when the file cannot be opened or is not an audit log.
     public init(path: String, clock: any WallClock = .system) throws {
+        pool = try Self.openPool(path: path, migrator: Self.migrator)
+        self.path = path
+        self.clock = clock
+    }
+
+    /// Opens a store of several processes' (WAL, a 10 s busy timeout), creating its folder and file
+    /// when missing, and migrates it. The audit log and the key store open their files this way.
+    public static func openPool(path: String, migrator: DatabaseMigrator) throws -> DatabasePool {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
-        pool = try DatabasePool(path: path, configuration: configuration)
-        self.path = path
-        self.clock = clock
-        try Self.migrator.migrate(pool)
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try migrator.migrate(pool)
+        return pool
     }
 
     /// Opens an existing audit log (the reading commands), refusing a path with none.
