@@ -86,11 +86,15 @@ struct GrantsCommand: AsyncParsableCommand {
                 printed once; only its SHA-256 is stored, so a lost key is revoked and replaced.
                 Examples:
                   onewindow grants create tax-bureau --kind department --subject tax \\
-                      --grant 'publish:approval.tax.decided' --grant 'read:approval.tax.requested'
-                  onewindow grants create datahub --kind downstream --grant 'read:approval.*.decided'
-                  onewindow grants create front-desk --kind downstream --grant 'submit:*' --grant progress
-                  onewindow grants create ops-li-wei --kind operator --grant replay --grant dead-letters
-                  onewindow grants create applicant-0247 --kind applicant --subject 440604199308220247
+                      --grant publish:approval.tax.decided \\
+                      --grant read:approval.tax.requested
+                  onewindow grants create datahub --kind downstream \\
+                      --grant 'read:approval.*.decided'
+                  onewindow grants create desk --kind downstream --grant 'submit:*' \\
+                      --grant progress
+                  onewindow grants create ops-li --kind operator --grant replay \\
+                      --grant dead-letters
+                  onewindow grants create me --kind applicant --subject 440604199308220247
                 """)
         @OptionGroup var store: KeyStoreOption
         @OptionGroup var audit: AuditOptions
