@@ -299,6 +299,7 @@ let package = Package(
             name: "BusTests",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "OneWindowCLI", "TestSupport", "TestCleanup", "CivilTime",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]

@@ -182,13 +182,14 @@ func printError(_ text: String) {
 }
 
 /// Sends every logger's lines to standard error from `level` up (an unknown name: `info`), once per
-/// process, as the long-running commands (connector, orchestrator, view) do.
+/// process, as the long-running commands (connector, orchestrator, view, dept-sim) do; personal
+/// data in the lines is masked (``MaskingLogHandler``).
 /// - Returns: the level set.
 @discardableResult
 func bootstrapLogging(_ level: String) -> Logger.Level {
     let level = Logger.Level(rawValue: level) ?? .info
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
+        var handler = MaskingLogHandler(wrapping: StreamLogHandler.standardError(label: label))
         handler.logLevel = level
         return handler
     }
