@@ -154,7 +154,7 @@ struct GatewayAPI: APIProtocol {
                         dueBy: item[pointer: "/dueBy"]?.stringValue,
                         requestedAt: item[pointer: "/requestedAt"]?.stringValue.flatMap(ChinaTime.parse),
                         decidedAt: item[pointer: "/decidedAt"]?.stringValue.flatMap(ChinaTime.parse),
-                        waitingFor: waitingFor, overdue: Progress.isOverdue(item, today: today)))
+                        waitingFor: waitingFor, overdue: ProgressBody.isOverdue(item, today: today)))
             }
         }
         return Components.Schemas.Progress(

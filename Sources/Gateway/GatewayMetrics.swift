@@ -98,15 +98,15 @@ final class GatewayMetrics: Sendable {
         if let open = try? await store.openApplications() {
             gauge("applications_open", "Applications submitted or in progress.").set(Double(open.count))
             let today = ChinaTime.date(at: now)
-            let overdue = open.reduce(0) { $0 + Progress.overdueSteps($1.progress, today: today) }
+            let overdue = open.reduce(0) { $0 + ProgressBody.overdueSteps($1.progress, today: today) }
             gauge("steps_overdue", "Requested steps whose due date has passed (China time).").set(Double(overdue))
         }
         return registry.emitToString()
     }
 }
 
-/// Reading the progress body the orchestrator publishes.
-enum Progress {
+/// Reading the body of `application.progress.updated` (named apart from Foundation's `Progress`).
+enum ProgressBody {
     /// Whether a step of a progress body is overdue on `today`: requested, with a due date before it.
     static func isOverdue(_ step: JSONValue, today: CivilDate) -> Bool {
         guard step[pointer: "/status"]?.stringValue == "requested",
