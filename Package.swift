@@ -286,7 +286,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "AccessControl", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "CivilTime",
+                "Gateway", "AccessControl", "Audit", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "CivilTime",
                 "Orchestrator", "OrchestratorService", "SharedView", "TestSupport", "Yams",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -107,4 +107,9 @@ public enum AccessDecision: Sendable, Hashable {
 public protocol AccessDeciding: Sendable {
     /// The decision for `action` by whoever holds `apiKey` (`nil`: the request carried no key).
     func decide(apiKey: String?, action: AccessAction) async -> AccessDecision
+
+    /// Who holds `apiKey`, checking no grant: `.allowed` with the principal, or a 401 refusal for
+    /// no key, an unknown or a revoked key. For answering 401 before the rest of a request is read
+    /// (a refused key learns nothing about the body); a 403 comes only from ``decide(apiKey:action:)``.
+    func authenticate(apiKey: String?) async -> AccessDecision
 }

@@ -78,6 +78,22 @@ public struct AccessPolicy: AccessDeciding {
     }
 
     public func decide(apiKey: String?, action: AccessAction) async -> AccessDecision {
+        switch await authenticate(apiKey: apiKey, auditing: action) {
+        case .refused(let refusal): return .refused(refusal)
+        case .allowed(let principal):
+            if let refusal = Self.evaluate(principal, action) {
+                return await refuse(refusal, actor: principal.name, action: action)
+            }
+            return .allowed(principal)
+        }
+    }
+
+    public func authenticate(apiKey: String?) async -> AccessDecision {
+        await authenticate(apiKey: apiKey, auditing: nil)
+    }
+
+    /// The key's principal, or its 401 refusal (counted and audited, against `action` when given).
+    private func authenticate(apiKey: String?, auditing action: AccessAction?) async -> AccessDecision {
         guard let apiKey, !apiKey.isEmpty else {
             return await refuse(
                 Refusal(
@@ -111,9 +127,6 @@ public struct AccessPolicy: AccessDeciding {
                     reason: "The API key \(record.keyId) of \(record.principal.name) was revoked at \(when); ask an operator for a new one."),
                 actor: record.principal.name, action: action)
         case .active(let record):
-            if let refusal = Self.evaluate(record.principal, action) {
-                return await refuse(refusal, actor: record.principal.name, action: action)
-            }
             return .allowed(record.principal)
         }
     }
@@ -172,16 +185,16 @@ public struct AccessPolicy: AccessDeciding {
         KeyStore.keyId(of: apiKey).map { "key:\($0)" } ?? "unknown-key"
     }
 
-    func refuse(_ refusal: Refusal, actor: String, action: AccessAction) async -> AccessDecision {
+    func refuse(_ refusal: Refusal, actor: String, action: AccessAction?) async -> AccessDecision {
         Counter(label: Self.refusalsMetric, dimensions: [("code", refusal.code)]).increment()
         logger.notice("refused \(actor): \(refusal.code): \(refusal.reason)")
         if let audit {
             do {
                 try await audit.append(
-                    actor: actor, action: .accessRefused, subject: action.auditSubject,
+                    actor: actor, action: .accessRefused, subject: action?.auditSubject ?? "",
                     details: [
                         "status": String(refusal.status.rawValue), "code": refusal.code, "reason": refusal.reason,
-                        "action": action.description,
+                        "action": action?.description ?? "authenticate",
                     ])
             } catch {
                 // The refusal stands; losing its record is logged loudly rather than letting the caller in.

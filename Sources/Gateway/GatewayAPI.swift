@@ -47,9 +47,8 @@ struct GatewayAPI: APIProtocol {
         let submission: Components.Schemas.Submission
         switch input.body { case .json(let body): submission = body }
         // The key before anything of the body: a refused key learns nothing about workflows.
-        if case .failure(let refusal) = await authorize(
-            .submitApplication(workflow: "", applicant: ""), operation: operation), refusal.status == .unauthenticated
-        {
+        if case .refused(let refusal) = await access.authenticate(apiKey: RequestScope.apiKey) {
+            metrics.refusal(operation: operation, code: refusal.code)
             return .unauthorized(.init(body: .json(Self.refusal(refusal))))
         }
         let workflow: Workflow

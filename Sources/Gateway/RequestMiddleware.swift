@@ -79,9 +79,7 @@ struct RequestMiddleware: ServerMiddleware {
     /// key is checked before the body.
     private func keyRefused(_ key: String?, operationID: String) async -> (HTTPResponse, HTTPBody?)? {
         guard
-            case .refused(let refusal) = await access.decide(
-                apiKey: key, action: .submitApplication(workflow: "", applicant: "")),
-            refusal.status == .unauthenticated
+            case .refused(let refusal) = await access.authenticate(apiKey: key)
         else { return nil }
         metrics.refusal(operation: operationID, code: refusal.code)
         return Self.json(401, Components.Schemas.Refusal(code: refusal.code, reason: refusal.reason))

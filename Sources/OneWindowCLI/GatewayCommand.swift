@@ -31,6 +31,9 @@ struct GatewayCommand: AsyncParsableCommand {
     @Option(help: "The gateway's own store (SQLite): the applications and progress it has read.")
     var store: String = "var/gateway.sqlite"
     @OptionGroup var view: ViewOption
+    @Option(help: "The key store of onewindow grants (SQLite; created empty when missing). Default: $ONEWINDOW_KEYS, else var/access.sqlite.")
+    var keys: String?
+    @OptionGroup var audit: AuditOptions
     @Option(help: "The rules directory.") var rules: String = "Rules"
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel: String = "info"
 
@@ -46,21 +49,14 @@ struct GatewayCommand: AsyncParsableCommand {
         let log = try options.openLog(create: true, kafkaLogLevel: max(Logger.Level(rawValue: logLevel) ?? .info, .warning))
         let gateway = try Gateway(
             log: log, catalog: catalog, rules: ruleBook, storePath: store, viewPath: view.view,
-            access: gatewayAccessPolicy(), bus: "\(try options.address())", logger: logger)
+            access: try gatewayAccessPolicy(keys: keys, audit: audit), bus: "\(try options.address())", logger: logger)
         try await runServiceGroup(try gateway.services(host: host, port: port), log: log, logger: logger, name: "gateway")
     }
 }
 
-/// The access policy the gateway asks. The key store of Sources/AccessControl (`onewindow grants`)
-/// is wired here when it is merged; until then no key is known and every operation that takes
-/// one answers 401 (health and metrics answer).
-func gatewayAccessPolicy() -> any AccessDeciding { NoKeysYet() }
-
-private struct NoKeysYet: AccessDeciding {
-    func decide(apiKey: String?, action: AccessAction) async -> AccessDecision {
-        .refused(
-            Refusal(
-                status: .unauthenticated, code: apiKey == nil ? "no-key" : "unknown-key",
-                reason: "this gateway knows no API keys yet: keys come with onewindow grants"))
-    }
+/// The access policy the gateway asks: the keys and grants of `onewindow grants` (the key store is
+/// created empty when missing, so a gateway started before any key answers 401 to everything but
+/// health and metrics), every refusal appended to the audit log.
+func gatewayAccessPolicy(keys: String?, audit: AuditOptions) throws -> any AccessDeciding {
+    AccessPolicy(keys: try KeyStore(path: KeyStoreOption.path(keys)), audit: try audit.openForAppending())
 }

@@ -49,8 +49,11 @@ struct KeyStoreOption: ParsableArguments {
     @Option(name: .long, help: "The key store (SQLite). Default: $ONEWINDOW_KEYS, else var/access.sqlite.")
     var store: String?
 
-    var path: String {
-        store ?? ProcessInfo.processInfo.environment["ONEWINDOW_KEYS"].flatMap { $0.isEmpty ? nil : $0 }
+    var path: String { Self.path(store) }
+
+    /// The key store's path: `given`, else `$ONEWINDOW_KEYS`, else `var/access.sqlite`.
+    static func path(_ given: String?) -> String {
+        given ?? ProcessInfo.processInfo.environment["ONEWINDOW_KEYS"].flatMap { $0.isEmpty ? nil : $0 }
             ?? KeyStore.defaultPath
     }
 

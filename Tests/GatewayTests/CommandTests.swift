@@ -7,18 +7,27 @@ import Testing
 #endif
 
 /// `onewindow gateway` as a process: it starts on an embedded bus, is ready, serves metrics,
-/// refuses keys until the key store is wired, and stops cleanly on SIGTERM.
+/// answers a key `onewindow grants` issued and refuses one it did not, and stops cleanly on SIGTERM.
 @Suite struct GatewayCommandTests {
     @Test(.timeLimit(.minutes(1))) func theCommandServesAndStopsCleanly() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "onewindow-gateway-cmd-\(UUID().uuidString.prefix(8).lowercased())")
         defer { try? FileManager.default.removeItem(at: directory) }
         let port = freePort()
+        let keys = "\(directory.path)/access.sqlite", audit = "\(directory.path)/audit.sqlite"
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let issue = try await runProgram(try onewindowExecutable().path, [
+            "grants", "create", "front-desk", "--kind", "downstream", "--grant", "progress", "--key-only",
+            "--store", keys, "--audit", audit, "--catalog", repositoryRoot.appendingPathComponent("Topics").path,
+        ])
+        #expect(issue.status == 0, "\(String(decoding: issue.error, as: UTF8.self))")
+        let key = String(decoding: issue.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let process = childProcess(
             try onewindowExecutable(),
             [
                 "gateway", "--bus", "embedded:\(directory.path)/bus.sqlite", "--port", "\(port)",
                 "--store", "\(directory.path)/gateway.sqlite", "--view", "\(directory.path)/view.sqlite",
+                "--keys", keys, "--audit", audit,
                 "--rules", repositoryRoot.appendingPathComponent("Rules").path,
                 "--catalog", repositoryRoot.appendingPathComponent("Topics").path, "--log-level", "warning",
             ])
@@ -36,6 +45,9 @@ import Testing
         request.setValue("Bearer some-key", forHTTPHeaderField: "Authorization")
         let (_, refused) = try await URLSession.shared.data(for: request)
         #expect((refused as? HTTPURLResponse)?.statusCode == 401)
+        request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
+        let (_, unknownApplication) = try await URLSession.shared.data(for: request)
+        #expect((unknownApplication as? HTTPURLResponse)?.statusCode == 404, "the issued key is accepted")
         kill(process.processIdentifier, SIGTERM)
         try await waitForExit(process, timeout: .seconds(20))
         #expect(process.terminationStatus == 0)

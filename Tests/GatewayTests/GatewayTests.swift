@@ -116,11 +116,14 @@ import Testing
             ("POST", "/applications", nil, body, 401, "no-key"),
             ("POST", "/applications", "wrong-key", body, 401, "unknown-key"),
             ("POST", "/applications", "reader-key", body, 403, "not-granted"),
-            ("POST", "/applications", "other-key", body, 403, "not-granted"),  // not their own application
+            ("POST", "/applications", "other-key", body, 403, "not-own-application"),
+            ("POST", "/applications", "revoked-key", body, 401, "revoked-key"),
             ("GET", "/applications/RA-2026-000105", nil, nil, 401, "no-key"),
             ("GET", "/applications/RA-2026-000105", "reader-key", nil, 403, "not-granted"),
             ("GET", "/residents/\(Self.chen)/data-usage", nil, nil, 401, "no-key"),
-            ("GET", "/residents/\(Self.chen)/data-usage", "other-key", nil, 403, "not-granted"),
+            ("GET", "/applications/RA-2026-000105", "revoked-key", nil, 401, "revoked-key"),
+            ("GET", "/residents/\(Self.chen)/data-usage", "other-key", nil, 403, "not-own-application"),
+            ("GET", "/residents/\(Self.chen)/data-usage", "desk-key", nil, 403, "not-granted"),
         ]
         for (method, path, key, body, status, code) in cases {
             let answer = try await rig.json(method, path, key: key, body: body)
@@ -137,6 +140,12 @@ import Testing
         let metrics = String(decoding: try await rig.request("GET", "/metrics").body, as: UTF8.self)
         #expect(metrics.contains(#"onewindow_gateway_refusals_total{operation="submitApplication",code="no-key"} 2"#))
         #expect(metrics.contains(#"onewindow_gateway_refusals_total{operation="getDataUsage",code="not-granted"} 1"#))
+        #expect(metrics.contains(#"onewindow_gateway_refusals_total{operation="getDataUsage",code="not-own-application"} 1"#))
+        // Every refusal is in the audit log (the not-JSON and Basic ones too), and the chain holds.
+        let audit = try #require(rig.access as? IssuedKeys).audit
+        let refused = try await audit.entries().filter { $0.action == .accessRefused }
+        #expect(refused.count == cases.count + 2, "\(refused.map(\.details))")
+        if case .intact = try await audit.verify() {} else { Issue.record("the audit chain broke: \(try await audit.verify())") }
         await rig.stop()
     }
 
@@ -193,8 +202,8 @@ import Testing
         #expect(own.body[pointer: "/uses/0/reader"]?.stringValue == "orchestrator")
         #expect(own.body[pointer: "/uses/0/reason"]?.stringValue == "RA-2026-000106 materials")
         #expect(own.body[pointer: "/uses/0/kind"]?.stringValue == "household-record")
-        let desk = try await rig.json("GET", "/residents/\(Self.chen)/data-usage", key: "desk-key")
-        #expect(desk.body[pointer: "/subject"]?.stringValue == "440604********0247")
+        // The front desk holds no personal-data grant: someone else's data usage is refused.
+        #expect(try await rig.json("GET", "/residents/\(Self.chen)/data-usage", key: "desk-key").status == 403)
         let clerk = try await rig.json("GET", "/residents/\(Self.chen)/data-usage", key: "clerk-key")
         #expect(clerk.body[pointer: "/subject"]?.stringValue == Self.chen)
         await rig.stop()

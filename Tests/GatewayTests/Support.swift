@@ -1,4 +1,5 @@
 import AccessControl
+import Audit
 import CivilTime
 import EmbeddedLog
 import EventLog
@@ -26,47 +27,43 @@ enum Repo {
     static let document = repositoryRoot.appendingPathComponent("Sources/Gateway/openapi.yaml")
 }
 
-/// A small but real access policy for the tests (the key store and policy of Sources/AccessControl
-/// replace it in the command): keys mapped to principals, and the rules of Access.swift's grants.
-struct KeyTable: AccessDeciding {
-    var principals: [String: Principal]
+/// The real key store and policy of Sources/AccessControl (what `onewindow gateway` runs), in the
+/// rig's folder, with a key issued for each of the tests' principals. Tests name keys by short
+/// names (`desk-key`), swapped for the issued keys before the policy decides; any other text is
+/// presented as it is (an unknown key).
+struct IssuedKeys: AccessDeciding {
+    let policy: AccessPolicy
+    let keys: [String: String]
+    let audit: AuditLog
 
     func decide(apiKey: String?, action: AccessAction) async -> AccessDecision {
-        guard let apiKey else {
-            return .refused(Refusal(status: .unauthenticated, code: "no-key", reason: "send Authorization: Bearer KEY"))
-        }
-        guard let principal = principals[apiKey] else {
-            return .refused(Refusal(status: .unauthenticated, code: "unknown-key", reason: "no such key"))
-        }
-        let grants = principal.grants
-        let allowed: Bool
-        var code = "not-granted"
-        switch action {
-        case .submitApplication(let workflow, let applicant):
-            allowed =
-                grants.contains { if case .submit(let w) = $0 { w == "*" || w == workflow || workflow.isEmpty } else { false } }
-                || (principal.kind == .applicant && (applicant.isEmpty || applicant == principal.subject))
-        case .readApplication(let applicant):
-            allowed = grants.contains(.progress) || (principal.kind == .applicant && applicant == principal.subject)
-            if !allowed && principal.kind == .applicant { code = "not-own-application" }
-        case .readDataUsage(let subject):
-            allowed = grants.contains(.progress) || principal.subject == subject
-        default:
-            allowed = false
-        }
-        return allowed
-            ? .allowed(principal)
-            : .refused(Refusal(status: .forbidden, code: code, reason: "\(principal.name) may not \(action)"))
+        await policy.decide(apiKey: apiKey.map { keys[$0] ?? $0 }, action: action)
     }
 
-    static let standard = KeyTable(principals: [
-        "desk-key": Principal(name: "front-desk", kind: .operator, grants: [.submit(workflow: "*"), .progress]),
+    func authenticate(apiKey: String?) async -> AccessDecision {
+        await policy.authenticate(apiKey: apiKey.map { keys[$0] ?? $0 })
+    }
+
+    static let principals: [String: Principal] = [
+        "desk-key": Principal(name: "front-desk", kind: .downstream, grants: [.submit(workflow: "*"), .progress]),
         "chen-key": Principal(name: "chen", kind: .applicant, subject: "440604199308220247"),
-        "other-key": Principal(name: "li", kind: .applicant, subject: "440604198001011237"),
+        "other-key": Principal(name: "li", kind: .applicant, subject: "440604198001011235"),
         "reader-key": Principal(name: "tax-datahub", kind: .downstream, grants: [.read(topics: "tax.*")]),
-        "clerk-key": Principal(
-            name: "clerk", kind: .operator, grants: [.submit(workflow: "*"), .progress, .personalData]),
-    ])
+        "clerk-key": Principal(name: "clerk", kind: .downstream, grants: [.submit(workflow: "*"), .progress, .personalData]),
+        "revoked-key": Principal(name: "former-desk", kind: .downstream, grants: [.submit(workflow: "*"), .progress]),
+    ]
+
+    /// Issues the keys into a new key store in `directory` (and revokes `revoked-key`'s).
+    static func issue(in directory: URL) async throws -> IssuedKeys {
+        let store = try KeyStore(path: directory.appendingPathComponent("access.sqlite").path)
+        let audit = try AuditLog(path: directory.appendingPathComponent("audit.sqlite").path)
+        var keys: [String: String] = [:]
+        for (name, principal) in principals {
+            keys[name] = try await store.create(principal, audit: audit, actor: "test").apiKey
+        }
+        try await store.revoke("former-desk", audit: audit, actor: "test")
+        return IssuedKeys(policy: AccessPolicy(keys: store, audit: audit), keys: keys, audit: audit)
+    }
 }
 
 /// A gateway on an embedded bus in a temporary folder, serving on a free port, with the test
@@ -80,13 +77,19 @@ final class GatewayRig: Sendable {
     private let task: Task<Void, any Error>
     private let group: ServiceGroup
 
-    init(access: any AccessDeciding = KeyTable.standard, start: Date = CivilDate("2026-03-02")!.chinaTime(hour: 9, minute: 30))
+    /// The access policy the gateway asks (``IssuedKeys`` unless a test gives its own).
+    let access: any AccessDeciding
+
+    init(access: (any AccessDeciding)? = nil, start: Date = CivilDate("2026-03-02")!.chinaTime(hour: 9, minute: 30))
         async throws
     {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "onewindow-gateway-\(UUID().uuidString.prefix(8).lowercased())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         log = try EmbeddedLog(path: directory.appendingPathComponent("bus.sqlite").path)
+        let policy: any AccessDeciding
+        if let access { policy = access } else { policy = try await IssuedKeys.issue(in: directory) }
+        self.access = policy
         _ = try await log.createTopics(Repo.catalog.topicSpecs)
         clock = TestWallClock(start)
         var logger = Logger(label: "gateway-test")
@@ -94,7 +97,7 @@ final class GatewayRig: Sendable {
         gateway = try Gateway(
             log: log, catalog: Repo.catalog, rules: Repo.rules,
             storePath: directory.appendingPathComponent("gateway.sqlite").path,
-            viewPath: directory.appendingPathComponent("view.sqlite").path, access: access,
+            viewPath: directory.appendingPathComponent("view.sqlite").path, access: policy,
             bus: "embedded:test", clock: clock, logger: logger)
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         group = ServiceGroup(
