@@ -144,7 +144,12 @@ struct CatchingUp {
         var total = BatchOutcome()
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: .seconds(60))
-        while clock.now < deadline {
+        var behind = "nothing polled"
+        while true {
+            guard clock.now < deadline else {
+                Issue.record("the orchestrator did not catch up within a minute: \(behind)")
+                break
+            }
             let records = try await consumer.poll(maxRecords: 500, timeout: .milliseconds(100))
             if !records.isEmpty {
                 let outcome = try await engine.process(records)
@@ -157,12 +162,17 @@ struct CatchingUp {
                 continue
             }
             let positions = try await consumer.position()
-            guard positions.count == partitions else { continue }
-            var caughtUp = true
-            for (partition, position) in positions where try await log.watermarks(partition).high > position {
-                caughtUp = false
+            guard positions.count == partitions else {
+                behind = "\(positions.count) of \(partitions) partitions assigned"
+                continue
             }
-            if caughtUp { break }
+            var lagging: [String] = []
+            for (partition, position) in positions {
+                let high = try await log.watermarks(partition).high
+                if high > position { lagging.append("\(partition) at \(position) of \(high)") }
+            }
+            if lagging.isEmpty { break }
+            behind = lagging.joined(separator: ", ")
         }
         while try await engine.relayOnce() > 0 {}
         return total
