@@ -193,11 +193,7 @@ struct CatchingUp {
             }
             let records = try await consumer.poll(maxRecords: 500, timeout: .milliseconds(100))
             if !records.isEmpty {
-                let outcome = try await engine.process(records)
-                total.applied += outcome.applied
-                total.duplicates += outcome.duplicates
-                total.deadLettered += outcome.deadLettered
-                total.emitted += outcome.emitted
+                total.add(try await engine.process(records))
                 try await consumer.commit(records)
                 while try await engine.relayOnce() > 0 {}
                 continue
