@@ -237,6 +237,7 @@ actor EmbeddedConsumer: LogConsumer {
         let time = now
         let timeout = log.configuration.sessionTimeout.milliseconds
         let topicList = subscribed.joined(separator: "\n")
+        let clientId = configuration.clientId
         let partitionCounts = topics.mapValues(\.partitions)
         let view = try await log.writer.write { db -> GroupView in
             // Evict members that stopped heartbeating.
@@ -249,8 +250,11 @@ actor EmbeddedConsumer: LogConsumer {
                 arguments: [group, member])
             if existing == nil {
                 try db.execute(
-                    sql: "INSERT INTO group_member (group_id, member_id, topics, heartbeat_ms) VALUES (?, ?, ?, ?)",
-                    arguments: [group, member, topicList, time])
+                    sql: """
+                        INSERT INTO group_member (group_id, member_id, topics, heartbeat_ms, client_id)
+                        VALUES (?, ?, ?, ?, ?)
+                        """,
+                    arguments: [group, member, topicList, time, clientId])
                 changed = true
             } else {
                 let previous: String = existing!["topics"]

@@ -398,6 +398,30 @@ public final class EmbeddedLog: EventLog {
         }
     }
 
+    /// Removes every member row of a group, live or not, and starts a new generation: for an
+    /// operator who knows the members are gone (a process killed moments ago still counts as
+    /// live until ``EmbeddedLogConfiguration/sessionTimeout``) and must move the group now
+    /// (`onewindow replay --force`). A member that is in fact still running joins again at its
+    /// next poll and keeps reading from where it was.
+    /// - Returns: how many member rows were removed.
+    @discardableResult
+    public func evictMembers(of group: String) async throws -> Int {
+        try checkOpen()
+        do {
+            return try await writer.write { db in
+                try db.execute(sql: "DELETE FROM group_member WHERE group_id = ?", arguments: [group])
+                let removed = db.changesCount
+                if removed > 0 {
+                    try db.execute(
+                        sql: "UPDATE group_state SET generation = generation + 1 WHERE group_id = ?", arguments: [group])
+                }
+                return removed
+            }
+        } catch {
+            throw storageError(error, while: "removing the members of group \(group)", subject: group)
+        }
+    }
+
     /// Writes a group's committed next-offset of one partition.
     static func storeOffset(
         _ db: Database, group: String, topicId: Int64, partition: Int, offset: Int64, at milliseconds: Int64
@@ -429,6 +453,41 @@ public final class EmbeddedLog: EventLog {
             try String.fetchAll(
                 db,
                 sql: "SELECT group_id FROM group_offset UNION SELECT group_id FROM group_member ORDER BY group_id")
+        }
+    }
+
+    /// The members whose heartbeat is within ``EmbeddedLogConfiguration/sessionTimeout`` (a
+    /// member that stopped without leaving counts until then), with the partitions the range
+    /// assignment over them gives each (what each takes up at its next poll).
+    public func groupMembers(_ group: String) async throws -> [GroupMember] {
+        try checkOpen()
+        let liveSince = configuration.now().milliseconds - configuration.sessionTimeout.milliseconds
+        do {
+            return try await writer.read { db in
+                let rows = try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT member_id, client_id, topics FROM group_member
+                        WHERE group_id = ? AND heartbeat_ms >= ? ORDER BY member_id
+                        """, arguments: [group, liveSince])
+                let members = rows.map { row -> (id: String, client: String, topics: [String]) in
+                    let topics: String = row["topics"]
+                    return (row["member_id"], row["client_id"], topics.split(separator: "\n").map(String.init))
+                }
+                var partitions: [String: Int] = [:]
+                for name in Set(members.flatMap(\.topics)) {
+                    partitions[name] = try Int.fetchOne(
+                        db, sql: "SELECT partitions FROM topic WHERE name = ?", arguments: [name])
+                }
+                let counts = partitions
+                let assigned = RangeAssignor.assign(
+                    members: members.map { ($0.id, $0.topics) }, partitions: { counts[$0] ?? 0 })
+                return members.map {
+                    GroupMember(memberId: $0.id, clientId: $0.client, partitions: (assigned[$0.id] ?? []).sorted())
+                }
+            }
+        } catch {
+            throw storageError(error, while: "listing the members of group \(group)", subject: group)
         }
     }
 

@@ -11,8 +11,9 @@ import GRDB
 ///   table clustered by position, so a partition is read in offset order straight off the B-tree;
 /// - `group_offset`: a consumer group's committed next-offset per partition;
 /// - `group_state`: each group's generation, bumped whenever its membership changes;
-/// - `group_member`: the live members of each group, their subscribed topics, last heartbeat, and
-///   the generation whose assignment they have taken up (the rebalance barrier).
+/// - `group_member`: the live members of each group, their subscribed topics, last heartbeat, the
+///   generation whose assignment they have taken up (the rebalance barrier), and the name each
+///   gave itself (`client_id`, added by migration `v2-member-client`).
 ///
 /// Several processes may open the same file: every write is an `IMMEDIATE` transaction (the
 /// offset counter is read and bumped under SQLite's write lock), readers see committed data only.
@@ -150,6 +151,10 @@ struct LogDatabase: Sendable {
                         PRIMARY KEY (group_id, member_id)
                     ) WITHOUT ROWID;
                     """)
+        }
+        migrator.registerMigration("v2-member-client") { db in
+            // The name each member gives itself (ConsumerConfiguration.clientId), for groupMembers.
+            try db.execute(sql: "ALTER TABLE group_member ADD COLUMN client_id TEXT NOT NULL DEFAULT ''")
         }
         return migrator
     }

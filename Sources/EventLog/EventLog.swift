@@ -20,7 +20,7 @@ import Synchronization
 /// - ``append(_:)``, ``read(_:from:maxRecords:)``, ``watermarks(_:)``, ``offset(_:atOrAfter:)``
 /// ## Consumer groups
 /// - ``makeConsumer(_:)``, ``committedOffsets(group:topics:)``, ``seekGroup(_:topics:to:)``,
-///   ``listGroups()``, ``lag(group:topics:)``
+///   ``listGroups()``, ``groupMembers(_:)``, ``lag(group:topics:)``
 ///
 /// ## Closing
 /// After ``close()`` every call on the log, and on every consumer made from it, throws
@@ -79,6 +79,13 @@ public protocol EventLog: Sendable {
     /// The consumer groups that have committed offsets, sorted.
     func listGroups() async throws -> [String]
 
+    /// The live members of a consumer group, sorted by member id: empty when nobody consumes as
+    /// the group now (or the group does not exist).
+    ///
+    /// Embedded: the members whose last heartbeat is within the session timeout. Kafka: the
+    /// members the group coordinator lists (DescribeGroups).
+    func groupMembers(_ group: String) async throws -> [GroupMember]
+
     /// How far a group is behind on each partition of the topics: high-water mark minus committed
     /// offset (minus the log start offset when nothing is committed).
     func lag(group: String, topics: [String]) async throws -> [PartitionLag]
@@ -99,6 +106,44 @@ public enum SeekPosition: Sendable, Hashable {
     case offset(Int64)
     /// The first record at or after this time.
     case time(Date)
+}
+
+/// A live member of a consumer group, as ``EventLog/groupMembers(_:)`` lists it.
+public struct GroupMember: Sendable, Hashable {
+    /// The id the log gave the member (changes each time it joins).
+    public var memberId: String
+    /// The name the consumer gave itself: ``ConsumerConfiguration/clientId`` (Kafka's `client.id`).
+    public var clientId: String
+    /// The host it connects from, when the log knows it (Kafka); `nil` on the embedded log.
+    public var host: String?
+    /// The partitions assigned to it now, sorted (empty while the group rebalances).
+    public var partitions: [TopicPartition]
+
+    public init(memberId: String, clientId: String, host: String? = nil, partitions: [TopicPartition]) {
+        self.memberId = memberId
+        self.clientId = clientId
+        self.host = host
+        self.partitions = partitions
+    }
+
+    /// The one member a Kafka broker's answer stands for when it reports the group active
+    /// (`state`: stable, rebalancing) without listing its members (Tansu 0.6.0 does): the group is
+    /// in use, by members it does not name. Its `memberId` is empty.
+    public static func unnamed(state: String) -> GroupMember {
+        GroupMember(
+            memberId: "", clientId: "members the broker does not name (the group is \(state))", partitions: [])
+    }
+
+    /// Whether this stands for members the broker did not name (``unnamed(state:)``).
+    public var isUnnamed: Bool { memberId.isEmpty }
+
+    /// `client-id on host [member-id]`, for messages naming the member.
+    public var name: String {
+        var text = clientId.isEmpty ? memberId : clientId
+        if let host, !host.isEmpty { text += " on \(host)" }
+        if !clientId.isEmpty { text += " [\(memberId)]" }
+        return text
+    }
 }
 
 /// How far a group is behind on one partition.
@@ -148,6 +193,15 @@ public struct ConsumerConfiguration: Sendable {
     public var onPartitionsRevoked: (@Sendable ([TopicPartition]) -> Void)?
     /// Called with the partitions just assigned. Default: `nil`.
     public var onPartitionsAssigned: (@Sendable ([TopicPartition]) -> Void)?
+    /// The name this consumer gives itself in its group, shown by ``EventLog/groupMembers(_:)``
+    /// (and as Kafka's `client.id`, unless the Kafka properties set one). Default:
+    /// ``defaultClientId`` (the process name and id, `onewindow-4711`).
+    public var clientId: String = ConsumerConfiguration.defaultClientId
+
+    /// The process name and id: `onewindow-4711`.
+    public static var defaultClientId: String {
+        "\(ProcessInfo.processInfo.processName)-\(ProcessInfo.processInfo.processIdentifier)"
+    }
 
     public init(
         subscription: Subscription, group: String?, autoOffsetReset: SeekPosition = .earliest,

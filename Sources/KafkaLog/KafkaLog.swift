@@ -351,6 +351,14 @@ public final class KafkaLog: EventLog {
         return try await admin.blocking.run { try admin.groups() }.sorted()
     }
 
+    /// The members the group's coordinator lists (DescribeGroups through `rd_kafka_list_groups`),
+    /// each with its `client.id`, host and assigned partitions.
+    public func groupMembers(_ group: String) async throws -> [GroupMember] {
+        try checkOpen()
+        let admin = self.admin
+        return try await admin.blocking.run { try admin.members(of: group) }
+    }
+
     public func lag(group: String, topics: [String]) async throws -> [PartitionLag] {
         try checkOpen()
         let committed = try await committedOffsets(group: group, topics: topics)

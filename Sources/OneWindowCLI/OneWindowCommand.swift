@@ -29,7 +29,7 @@ public struct OneWindowCommand: AsyncParsableCommand {
         version: oneWindowVersion,
         subcommands: [
             TopicsCommand.self, PublishCommand.self, SubscribeCommand.self, ValidateCommand.self,
-            GroupsCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self, RulesCommand.self,
+            GroupsCommand.self, ReplayCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self, RulesCommand.self,
             OrchestratorCommand.self, ApplyCommand.self, ResubmitCommand.self, StatusCommand.self,
             ApplicationsCommand.self, CitizenServicesCommand.self, ViewCommand.self, CompareCommand.self,
             DataUsageCommand.self, GrantsCommand.self, AuditCommand.self, GatewayCommand.self,

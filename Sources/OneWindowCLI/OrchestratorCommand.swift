@@ -110,7 +110,77 @@ struct OrchestratorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "orchestrator",
         abstract: "Run the orchestrator that turns applications into parallel approvals.",
-        subcommands: [Run.self])
+        subcommands: [Run.self, Rebuild.self])
+
+    struct Rebuild: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Build the orchestrator's state afresh from the topics and report every difference with the live store.",
+            discussion: """
+                Reads the orchestrator's input topics from their first record up to the \
+                onewindow.orchestrator group's committed offsets, applies them with the same rules \
+                and calendar into a new store (publishing nothing), and compares it with the live \
+                store: per application its status, each step's state, attempt, due date and \
+                decisions, the timers, the processed event ids and the outbox's event ids. Safe to \
+                run beside a running orchestrator (it only reads the live store); a batch applied \
+                but not yet committed at that moment shows as a difference that goes away when run \
+                again.
+                Exit status: 0 no difference, 1 differences (listed on standard output), 66 no \
+                store or bus, 69 bus unreachable, 78 rules or catalog wrong.
+                Examples:
+                  onewindow orchestrator rebuild
+                  onewindow orchestrator rebuild --store var/orchestrator.sqlite --into /tmp/rebuilt.sqlite
+                """)
+        @OptionGroup var options: BusOptions
+        @OptionGroup var store: StoreOption
+        @Option(help: "The rules directory.") var rules: String = "Rules"
+        @Option(help: "Where to write the rebuilt store, kept afterwards (it must not exist). Default: a temporary file, removed.")
+        var into: String?
+        /// The shared data view the live orchestrator looks `sharedFact:` materials up in.
+        @OptionGroup var view: ViewOption
+
+        func run() async throws {
+            _ = bootstrapLogging("error")
+            let live: OrchestratorStore
+            do {
+                live = try OrchestratorStore.openExisting(path: store.store)
+            } catch let error as StoreError {
+                throw CommandFailure(.notFound, error.description)
+            }
+            let catalog = try options.loadCatalog()
+            let ruleBook = try loadRules(rules, catalog: catalog)
+            let calendar = try WorkingDayCalendar.load(
+                from: URL(fileURLWithPath: rules).appendingPathComponent(RuleBook.calendarFile))
+            var sharedFacts: (any SharedFactLookup)? = nil
+            if FileManager.default.fileExists(atPath: view.view) {
+                sharedFacts = SharedViewFacts(view: try SharedViewStore.openExisting(path: view.view))
+            }
+            let temporary = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "onewindow-rebuild-\(UUID().uuidString.prefix(8).lowercased())")
+            let path = into ?? temporary.appendingPathComponent("orchestrator.sqlite").path
+            if into == nil { try FileManager.default.createDirectory(at: temporary, withIntermediateDirectories: true) }
+            defer { if into == nil { try? FileManager.default.removeItem(at: temporary) } }
+            let report: RebuildReport
+            do {
+                report = try await withLog(options) { log in
+                    try await StoreRebuild.rebuild(
+                        live: live, into: path, rules: ruleBook, calendar: calendar, log: log, catalog: catalog,
+                        sharedFacts: sharedFacts)
+                }
+            } catch let error as StoreError {
+                throw CommandFailure(.failure, error.description)
+            }
+            print(
+                "rebuilt \(report.applications) application(s) from \(report.inputsRead) input(s) and \(report.timersFired) timer firing(s)"
+                    + (into.map { " into \($0)" } ?? ""))
+            if report.differences.isEmpty {
+                print("no difference with the live store \(store.store)")
+                return
+            }
+            for difference in report.differences { print(difference) }
+            throw CommandFailure(
+                .failure, "\(report.differences.count) difference(s) between the live store \(store.store) and the rebuilt one")
+        }
+    }
 
     struct Run: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -135,11 +135,7 @@ final class Bench: Sendable {
         while true {
             let records = try await consumer.poll(maxRecords: 500, timeout: .milliseconds(50))
             if records.isEmpty { break }
-            let outcome = try await engine.process(records)
-            total.applied += outcome.applied
-            total.duplicates += outcome.duplicates
-            total.deadLettered += outcome.deadLettered
-            total.emitted += outcome.emitted
+            total.add(try await engine.process(records))
             try await consumer.commit(records)
         }
         await consumer.close()
@@ -160,6 +156,16 @@ final class Bench: Sendable {
             count += 1
         }
         return count
+    }
+}
+
+extension BatchOutcome {
+    /// Adds another batch's counts.
+    mutating func add(_ other: BatchOutcome) {
+        applied += other.applied
+        duplicates += other.duplicates
+        deadLettered += other.deadLettered
+        emitted += other.emitted
     }
 }
 

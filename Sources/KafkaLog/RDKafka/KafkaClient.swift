@@ -127,6 +127,63 @@ final class AdminClient: @unchecked Sendable {
         return (0..<Int(list.pointee.group_cnt)).map { String(cString: list.pointee.groups[$0].group) }
     }
 
+    /// The members of one group as its coordinator describes them (the DescribeConsumerGroups
+    /// admin request), each with its client id, host and assigned partitions.
+    ///
+    /// A broker that reports the group active (stable or rebalancing) but lists no member
+    /// (Tansu 0.6.0 lists none, ever) gives one member standing for them all,
+    /// ``GroupMember/unnamed(state:)``: the group is known to be in use, not by whom.
+    func members(of group: String) throws -> [GroupMember] {
+        let event = try adminRequest { options, queue in
+            group.withCString { name in
+                var names: [UnsafePointer<CChar>?] = [name]
+                names.withUnsafeMutableBufferPointer { buffer in
+                    rd_kafka_DescribeConsumerGroups(client, buffer.baseAddress, 1, options, queue)
+                }
+            }
+        }
+        defer { rd_kafka_event_destroy(event) }
+        var count = 0
+        guard let result = rd_kafka_event_DescribeConsumerGroups_result(event),
+            let groups = rd_kafka_DescribeConsumerGroups_result_groups(result, &count)
+        else { return [] }
+        var members: [GroupMember] = []
+        for index in 0..<count {
+            guard let description = groups[index] else { continue }
+            if let error = rd_kafka_ConsumerGroupDescription_error(description) {
+                let code = rd_kafka_error_code(error)
+                if code == RD_KAFKA_RESP_ERR_GROUP_ID_NOT_FOUND { continue }
+                var failure = KafkaErrors.error(code, "describing the consumer group", subject: group)
+                if let text = rd_kafka_error_string(error) { failure.reason += " (\(String(cString: text)))" }
+                throw failure
+            }
+            for memberIndex in 0..<rd_kafka_ConsumerGroupDescription_member_count(description) {
+                guard let member = rd_kafka_ConsumerGroupDescription_member(description, memberIndex) else { continue }
+                var partitions: [TopicPartition] = []
+                if let assignment = rd_kafka_MemberDescription_assignment(member),
+                    let list = rd_kafka_MemberAssignment_partitions(assignment)
+                {
+                    partitions = PartitionList.elements(of: list).map(\.0)
+                }
+                let host = rd_kafka_MemberDescription_host(member).map { String(cString: $0) }
+                members.append(
+                    GroupMember(
+                        memberId: rd_kafka_MemberDescription_consumer_id(member).map { String(cString: $0) } ?? "",
+                        clientId: rd_kafka_MemberDescription_client_id(member).map { String(cString: $0) } ?? "",
+                        host: host.map { $0.hasPrefix("/") ? String($0.dropFirst()) : $0 },
+                        partitions: partitions.sorted()))
+            }
+            let state = rd_kafka_ConsumerGroupDescription_state(description)
+            let active: [rd_kafka_consumer_group_state_t: String] = [
+                RD_KAFKA_CONSUMER_GROUP_STATE_STABLE: "stable",
+                RD_KAFKA_CONSUMER_GROUP_STATE_PREPARING_REBALANCE: "preparing a rebalance",
+                RD_KAFKA_CONSUMER_GROUP_STATE_COMPLETING_REBALANCE: "completing a rebalance",
+            ]
+            if members.isEmpty, let name = active[state] { members.append(.unnamed(state: name)) }
+        }
+        return members.sorted { $0.memberId < $1.memberId }
+    }
+
     /// Runs one admin request and returns its result event (destroyed by the caller).
     func adminRequest(_ send: (OpaquePointer, OpaquePointer) -> Void) throws -> OpaquePointer {
         let queue = rd_kafka_queue_new(client)!
@@ -286,3 +343,4 @@ final class PartitionList: @unchecked Sendable {
         }
     }
 }
+

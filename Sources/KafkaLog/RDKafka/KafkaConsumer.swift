@@ -218,8 +218,11 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
         case .latest: reset = "latest"
         default: reset = "earliest"
         }
-        let conf = try makeConf(
-            kafka.consumerProperties(group: configuration.group ?? "onewindow-reader-\(UUID().uuidString)", reset: reset))
+        var properties = kafka.consumerProperties(
+            group: configuration.group ?? "onewindow-reader-\(UUID().uuidString)", reset: reset)
+        // The member's name in its group (groupMembers), unless the Kafka properties name the client.
+        if kafka.properties["client.id"] == nil { properties["client.id"] = configuration.clientId }
+        let conf = try makeConf(properties)
         let context = Unmanaged.passRetained(RebalanceContext(configuration: configuration, timeout: kafka.timeoutMilliseconds))
         if configuration.group != nil {
             rd_kafka_conf_set_rebalance_cb(conf, rebalance)

@@ -1,0 +1,248 @@
+import CivilTime
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+import GRDB
+import Logging
+import Orchestrator
+
+/// One way the live store and the rebuilt one disagree.
+public struct StoreDifference: Sendable, Hashable, CustomStringConvertible {
+    /// The application it concerns (empty for a row that names none).
+    public var applicationId: String
+    /// What differs: `status`, `step fire-safety-inspection state`, `timer …`, `processed event …`.
+    public var what: String
+    /// The value in the live store (`-` when it has none).
+    public var live: String
+    /// The value in the rebuilt store (`-` when it has none).
+    public var rebuilt: String
+
+    public var description: String {
+        "\(applicationId.isEmpty ? "(no application)" : applicationId): \(what): live \(live), rebuilt \(rebuilt)"
+    }
+}
+
+/// What ``StoreRebuild/rebuild(live:into:…)`` did and found.
+public struct RebuildReport: Sendable {
+    /// Input records read from the bus (up to the orchestrator group's committed offsets).
+    public var inputsRead = 0
+    /// Timer firings the rebuild applied between them.
+    public var timersFired = 0
+    /// Applications in the rebuilt store.
+    public var applications = 0
+    /// Every difference, by application, then by what.
+    public var differences: [StoreDifference] = []
+}
+
+/// `onewindow orchestrator rebuild`: the orchestrator's state built afresh from the topics and
+/// compared with the live store, a consistency check an operator can run at any time.
+///
+/// How the state is rebuilt, and why so:
+/// - The input topics (the rule book's, as the engine consumes them) are read from their first
+///   record up to the orchestrator group's *committed* offsets: what the live store has applied for
+///   certain. A batch the live orchestrator applied but has not committed yet shows as a
+///   difference; run the check again (or with the orchestrator stopped) and it goes.
+/// - Records are applied in the order of their timestamps (then topic, partition, offset), each
+///   group of records with the same timestamp in one transaction whose `now` is that timestamp: the
+///   live orchestrator applied them moments after they were appended. Timers due before a record
+///   fire before it (at their due instant), and those due by the end of the rebuild fire last, as
+///   the live timer loop does.
+/// - The same core, rules (with the live store's pinned versions copied over) and calendar; the
+///   rebuilt outbox is compared (which event ids were emitted), never relayed.
+/// - Compared, per application: status, rule version, each step's state, attempt, due date and
+///   decisions; the timers (due instant, fired); the processed event ids; the outbox's event ids.
+///   Not compared: request and update times (the processing instants, which a rebuild cannot
+///   know), and the `overdue` column (refreshed by the timer loop's clock).
+public enum StoreRebuild {
+    /// Builds a new store at `path` from the bus and compares it with `live`.
+    /// - Throws: ``StoreError`` when `path` exists already or a partition cannot be read to its
+    ///   committed offset; errors of the bus and of SQLite.
+    public static func rebuild(
+        live: OrchestratorStore, into path: String, rules: RuleBook, calendar: WorkingDayCalendar, log: any EventLog,
+        catalog: TopicCatalog, clock: any WallClock = .system, sharedFacts: (any SharedFactLookup)? = nil,
+        logger: Logger = Logger(label: "onewindow.orchestrator.rebuild")
+    ) async throws -> RebuildReport {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw StoreError("\(path) exists already: the rebuild writes a new store; remove it or name another with --into")
+        }
+        let rebuilt = try OrchestratorStore(path: path)
+        // The rule versions live cases are pinned to, so the rebuilt cases keep theirs.
+        let versions = try await live.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT version, workflow, sources, stored_at FROM rule_versions").map {
+                ($0["version"] as String, $0["workflow"] as String, $0["sources"] as String, $0["stored_at"] as Double)
+            }
+        }
+        try await rebuilt.pool.write { db in
+            for (version, workflow, sources, storedAt) in versions {
+                try db.execute(
+                    sql: "INSERT INTO rule_versions (version, workflow, sources, stored_at) VALUES (?, ?, ?, ?)",
+                    arguments: [version, workflow, sources, storedAt])
+            }
+        }
+        let engine = try OrchestratorEngine(
+            store: rebuilt, rules: rules, calendar: calendar, log: log, catalog: catalog, clock: clock, logger: logger,
+            sharedFacts: sharedFacts)
+        var report = RebuildReport()
+        let records = try await inputs(of: engine, log: log)
+        report.inputsRead = records.count
+        var index = 0
+        while index < records.count {
+            let time = records[index].timestamp
+            var end = index + 1
+            while end < records.count, end - index < 500, records[end].timestamp == time { end += 1 }
+            report.timersFired += try await fireTimers(dueBy: time, engine)
+            let batch = Array(records[index..<end])
+            let decoded = try await engine.withSharedFacts(batch.map(engine.decode))
+            _ = try await rebuilt.apply(decoded, core: engine.core, now: time)
+            index = end
+        }
+        report.timersFired += try await fireTimers(dueBy: clock.now(), engine)
+        report.applications = try await rebuilt.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM cases") ?? 0 }
+        report.differences = try await differences(live: live, rebuilt: rebuilt)
+        return report
+    }
+
+    /// The input records up to the group's committed offsets, in timestamp order.
+    static func inputs(of engine: OrchestratorEngine, log: any EventLog) async throws -> [LogRecord] {
+        let committed = try await log.committedOffsets(group: OrchestratorEngine.group, topics: engine.topics)
+        var all: [LogRecord] = []
+        for (partition, end) in committed.sorted(by: { $0.key < $1.key }) {
+            var offset = try await log.watermarks(partition).low
+            let deadline = ContinuousClock.now + .seconds(30)
+            while offset < end {
+                let records = try await log.read(partition, from: offset, maxRecords: min(2000, Int(end - offset)))
+                guard let last = records.last else {
+                    // Kafka may answer an empty fetch while it catches up: try again, for a while.
+                    if ContinuousClock.now > deadline {
+                        throw StoreError(
+                            "\(partition): nothing could be read from offset \(offset) although the orchestrator committed \(end); check the bus and run again")
+                    }
+                    try await Task.sleep(for: .milliseconds(50))
+                    continue
+                }
+                all += records.filter { $0.offset < end }
+                offset = last.offset + 1
+            }
+        }
+        return all.sorted {
+            ($0.timestamp, $0.topic, $0.partition, $0.offset) < ($1.timestamp, $1.topic, $1.partition, $1.offset)
+        }
+    }
+
+    /// Fires the rebuilt store's timers due by `time`, earliest first, each group at its due instant.
+    static func fireTimers(dueBy time: Date, _ engine: OrchestratorEngine) async throws -> Int {
+        var fired = 0
+        while let next = try await engine.store.nextTimer(), next <= time {
+            let due = try await engine.store.dueTimers(at: next, partitions: nil)
+            if due.isEmpty { break }
+            let inputs = due.map { key, partition in
+                PendingInput(eventId: key.description, partition: partition, input: .success(.timerFired(key)), original: nil)
+            }
+            _ = try await engine.store.apply(inputs, core: engine.core, now: next)
+            fired += due.count
+        }
+        return fired
+    }
+
+    // MARK: - Comparing
+
+    /// What one store holds that the comparison looks at.
+    struct Snapshot {
+        var cases: [String: Case] = [:]
+        /// Timer id → (application, due instant, fired).
+        var timers: [String: (application: String, due: Double, fired: Bool)] = [:]
+        /// Application → processed event ids.
+        var processed: [String: Set<String>] = [:]
+        /// Application (the row's key) → outbox event ids (`topic event-id`).
+        var emitted: [String: Set<String>] = [:]
+
+        static func read(_ store: OrchestratorStore) async throws -> Snapshot {
+            try await store.pool.read { db in
+                var snapshot = Snapshot()
+                for row in try Row.fetchAll(db, sql: "SELECT application_id, body FROM cases") {
+                    let body: String = row["body"]
+                    snapshot.cases[row["application_id"]] = try JSONDecoder().decode(Case.self, from: Data(body.utf8))
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT id, application_id, due_at, fired FROM timers") {
+                    snapshot.timers[row["id"]] = (row["application_id"], row["due_at"], row["fired"])
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT event_id, application_id FROM applied_inputs") {
+                    snapshot.processed[row["application_id"], default: []].insert(row["event_id"])
+                }
+                for row in try Row.fetchAll(db, sql: "SELECT key, topic, type, event_id FROM outbox") {
+                    let topic: String = row["topic"]
+                    let type: String = row["type"]
+                    let label = "\(topic.isEmpty ? type : topic) \(row["event_id"] as String)"
+                    snapshot.emitted[(row["key"] as String?) ?? "", default: []].insert(label)
+                }
+                return snapshot
+            }
+        }
+    }
+
+    /// Every difference between the two stores, by application, then by what.
+    public static func differences(live: OrchestratorStore, rebuilt: OrchestratorStore) async throws
+        -> [StoreDifference]
+    {
+        let left = try await Snapshot.read(live)
+        let right = try await Snapshot.read(rebuilt)
+        var found: [StoreDifference] = []
+        func differ(_ application: String, _ what: String, _ live: String?, _ rebuilt: String?) {
+            if live != rebuilt { found.append(StoreDifference(applicationId: application, what: what, live: live ?? "-", rebuilt: rebuilt ?? "-")) }
+        }
+        for id in Set(left.cases.keys).union(right.cases.keys).sorted() {
+            let a = left.cases[id]
+            let b = right.cases[id]
+            guard let a, let b else {
+                differ(id, "application", a.map { "present (\($0.status.rawValue))" }, b.map { "present (\($0.status.rawValue))" })
+                continue
+            }
+            differ(id, "status", a.status.rawValue, b.status.rawValue)
+            differ(id, "rule version", a.ruleVersion.description, b.ruleVersion.description)
+            for step in Set(a.steps.map(\.id)).union(b.steps.map(\.id)).sorted() {
+                let x = a.step(step)
+                let y = b.step(step)
+                differ(id, "step \(step) state", x?.status.rawValue, y?.status.rawValue)
+                differ(id, "step \(step) attempt", x.map { "\($0.attempt)" }, y.map { "\($0.attempt)" })
+                differ(id, "step \(step) due date", x?.dueDate?.description, y?.dueDate?.description)
+                if x?.decisions != y?.decisions {
+                    differ(id, "step \(step) decisions", describe(x?.decisions), describe(y?.decisions))
+                }
+            }
+        }
+        for timer in Set(left.timers.keys).union(right.timers.keys).sorted() {
+            let a = left.timers[timer]
+            let b = right.timers[timer]
+            let application = a?.application ?? b?.application ?? ""
+            func text(_ entry: (application: String, due: Double, fired: Bool)?) -> String? {
+                entry.map {
+                    Timestamp.format(Date(timeIntervalSince1970: $0.due)) + ($0.fired ? ", fired" : ", not fired")
+                }
+            }
+            differ(application, "timer \(timer)", text(a), text(b))
+        }
+        for application in Set(left.processed.keys).union(right.processed.keys).sorted() {
+            let a = left.processed[application] ?? []
+            let b = right.processed[application] ?? []
+            for id in a.subtracting(b).sorted() { differ(application, "processed event \(id)", "processed", nil) }
+            for id in b.subtracting(a).sorted() { differ(application, "processed event \(id)", nil, "processed") }
+        }
+        for application in Set(left.emitted.keys).union(right.emitted.keys).sorted() {
+            let a = left.emitted[application] ?? []
+            let b = right.emitted[application] ?? []
+            for id in a.subtracting(b).sorted() { differ(application, "emitted \(id)", "in the outbox", nil) }
+            for id in b.subtracting(a).sorted() { differ(application, "emitted \(id)", nil, "in the outbox") }
+        }
+        return found.sorted { ($0.applicationId, $0.what) < ($1.applicationId, $1.what) }
+    }
+
+    /// `attempt 1 approved by 张三` for each decision, or `-`.
+    static func describe(_ decisions: [DecisionRecord]?) -> String? {
+        guard let decisions else { return nil }
+        if decisions.isEmpty { return "none" }
+        return decisions.map { record in
+            "attempt \(record.attempt) \(record.decision.outcome.rawValue) by \(record.decision.decidedBy) at \(Timestamp.format(record.decision.decidedAt))"
+        }.joined(separator: "; ")
+    }
+}

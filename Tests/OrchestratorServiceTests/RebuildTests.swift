@@ -1,0 +1,101 @@
+import EventLog
+import EventModel
+import Foundation
+import GRDB
+import Orchestrator
+import OrchestratorService
+import TestSupport
+import Testing
+
+@Suite("Rebuilding the orchestrator's state from the topics", .timeLimit(.minutes(2)))
+struct RebuildTests {
+    /// Two restaurant applications completed, one left waiting on its fire inspection until its
+    /// reminder and overdue timers fired: the live store as a normal run leaves it.
+    static func normalRun(_ bench: Bench) async throws -> OrchestratorEngine {
+        let engine = try bench.engine()
+        for id in ["RA-2026-800001", "RA-2026-800002", "RA-2026-800003"] {
+            try await bench.submit(Repo.restaurant(id: id, area: 200, seats: 60, sign: true))
+        }
+        try await bench.pump(engine)
+        var answered = Set<String>()
+        for _ in 0..<4 {
+            let requests = try await bench.requests().filter { !answered.contains($0.id) }
+            if requests.isEmpty { break }
+            for request in requests {
+                answered.insert(request.id)
+                let body = request.body
+                if body[pointer: "/applicationId"]?.stringValue == "RA-2026-800003",
+                    body[pointer: "/item"]?.stringValue == "fire-safety-inspection"
+                {
+                    continue
+                }
+                try await bench.approve(request: request)
+            }
+            await bench.clock.advance(by: .seconds(600))
+            try await bench.pump(engine)
+        }
+        // Weeks later: the waiting step's reminder and overdue timers fire.
+        await bench.clock.advance(by: .seconds(30 * 86_400))
+        #expect(try await engine.fireDueTimers(partitions: nil).applied >= 2)
+        while try await engine.relayOnce() > 0 {}
+        return engine
+    }
+
+    @Test("After a normal run the rebuilt state has no difference with the live store")
+    func noDifferenceAfterANormalRun() async throws {
+        let bench = try await Bench()
+        let engine = try await Self.normalRun(bench)
+        #expect(try engine.store.findCase("RA-2026-800001")?.state.status == .completed)
+        #expect(try engine.store.findCase("RA-2026-800003")?.state.step("fire-inspection")?.escalated == true)
+        let report = try await StoreRebuild.rebuild(
+            live: engine.store, into: bench.directory.appendingPathComponent("rebuilt.sqlite").path,
+            rules: Repo.rules, calendar: Repo.calendar, log: bench.log, catalog: Repo.catalog, clock: bench.clock)
+        #expect(report.differences.isEmpty, "\(report.differences.map(\.description).joined(separator: "\n"))")
+        #expect(report.applications == 3)
+        #expect(report.timersFired >= 2)
+        // Nothing was published by the rebuild.
+        let rebuilt = try OrchestratorStore(path: bench.directory.appendingPathComponent("rebuilt.sqlite").path)
+        #expect(try await rebuilt.unsent(limit: 10_000).count > 0, "the rebuilt outbox is kept, not relayed")
+    }
+
+    @Test(
+        "A step's state changed by SQL in the live store is reported with the application and the step; the command exits 1, and 0 on an intact store"
+    )
+    func tamperedStoreIsReported() async throws {
+        let executable = try onewindowExecutable().path
+        let bench = try await Bench()
+        let engine = try await Self.normalRun(bench)
+        let arguments = [
+            "orchestrator", "rebuild", "--bus", "embedded:" + bench.directory.appendingPathComponent("bus.sqlite").path,
+            "--store", bench.storePath, "--catalog", repositoryRoot.appendingPathComponent("Topics").path,
+            "--rules", Repo.rulesDirectory.path, "--view", bench.directory.appendingPathComponent("no-view.sqlite").path,
+        ]
+        // The command's clock is the system's, later than the test clock's: the timers it fires
+        // to the end are those the live store fired (the other cases' were cancelled).
+        let intact = try await runProgram(executable, arguments)
+        let intactText = String(decoding: intact.output, as: UTF8.self)
+        #expect(intact.status == 0, "\(intactText)\(String(decoding: intact.error, as: UTF8.self))")
+        #expect(intactText.contains("no difference"), "\(intactText)")
+
+        let (state, _) = try #require(try engine.store.findCase("RA-2026-800002"))
+        let index = try #require(state.steps.firstIndex { $0.id == "fire-inspection" })
+        try await engine.store.pool.write { db in
+            try db.execute(
+                sql: "UPDATE cases SET body = json_set(body, '$.steps[\(index)].status', 'rejected') WHERE application_id = ?",
+                arguments: ["RA-2026-800002"])
+        }
+        let report = try await StoreRebuild.rebuild(
+            live: engine.store, into: bench.directory.appendingPathComponent("rebuilt.sqlite").path,
+            rules: Repo.rules, calendar: Repo.calendar, log: bench.log, catalog: Repo.catalog, clock: bench.clock)
+        #expect(
+            report.differences.map(\.description) == [
+                "RA-2026-800002: step fire-inspection state: live rejected, rebuilt approved"
+            ])
+
+        let tampered = try await runProgram(executable, arguments)
+        let text = String(decoding: tampered.output, as: UTF8.self)
+        #expect(tampered.status == 1, "\(String(decoding: tampered.error, as: UTF8.self))")
+        #expect(text.contains("RA-2026-800002: step fire-inspection state: live rejected, rebuilt approved"), "\(text)")
+        #expect(String(decoding: tampered.error, as: UTF8.self).contains("difference(s)"))
+    }
+}
