@@ -20,7 +20,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
               onewindow dlq list --code unknown-type --since 2025-03-01T00:00:00+08:00
               onewindow dlq show deadletter.record.refused/0/42
               onewindow dlq redrive --topic urban.signboard.approved
-              onewindow dlq purge --refused-by household-registry-connector --until 2025-03-01T00:00:00Z --yes
+              onewindow dlq purge --code wrong-topic --until 2025-03-01T00:00:00Z --yes
             """,
         subcommands: [List.self, Show.self, Redrive.self, Purge.self]
     )
