@@ -118,7 +118,7 @@ public struct DeadLetterOffice: Sendable {
             // Kafka can answer an empty fetch for a moment after an append: try again briefly.
             let deadline = ContinuousClock.now + .seconds(5)
             while true {
-                records = try await log.read(id.topicPartition, from: id.offset, maxRecords: 1)
+                records = try await log.read(id.position.topicPartition, from: id.offset, maxRecords: 1)
                 if !records.isEmpty || ContinuousClock.now > deadline { break }
                 try await Task.sleep(for: .milliseconds(50))
             }

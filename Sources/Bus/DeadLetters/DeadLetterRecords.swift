@@ -7,19 +7,14 @@ import Foundation
 /// (`deadletter.record.refused/0/42`). Positions never change and are never reused, so the id
 /// names one refused record for as long as the topic keeps it.
 public struct DeadLetterID: Sendable, Hashable, Comparable, CustomStringConvertible {
-    public var topic: String
-    public var partition: Int
-    public var offset: Int64
-
-    public init(topic: String, partition: Int, offset: Int64) {
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-    }
+    /// Where the dead letter is.
+    public var position: RecordPosition
 
     /// The id of the record at `position`.
-    public init(_ position: RecordPosition) {
-        self.init(topic: position.topic, partition: position.partition, offset: position.offset)
+    public init(_ position: RecordPosition) { self.position = position }
+
+    public init(topic: String, partition: Int, offset: Int64) {
+        self.init(RecordPosition(topic: topic, partition: partition, offset: offset))
     }
 
     /// Parses `topic/partition/offset`; `nil` when the text is not of that form.
@@ -31,10 +26,10 @@ public struct DeadLetterID: Sendable, Hashable, Comparable, CustomStringConverti
         self.init(topic: String(parts[0]), partition: partition, offset: offset)
     }
 
+    public var topic: String { position.topic }
+    public var partition: Int { position.partition }
+    public var offset: Int64 { position.offset }
     public var description: String { "\(topic)/\(partition)/\(offset)" }
-
-    /// The partition it is on.
-    public var topicPartition: TopicPartition { TopicPartition(topic, partition) }
 
     public static func < (left: DeadLetterID, right: DeadLetterID) -> Bool {
         (left.topic, left.partition, left.offset) < (right.topic, right.partition, right.offset)
