@@ -61,9 +61,27 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
-        // Who may do what: principals, grants, API keys and the access decision the gateway and the
-        // operator commands ask for.
-        .target(name: "AccessControl"),
+        // Who may do what: principals, grants, API keys (hashed, in SQLite) and the access decision
+        // the gateway and the operator commands ask for; refusals counted and audited.
+        .target(
+            name: "AccessControl",
+            dependencies: [
+                "Audit", "EventModel", "EventSchemas", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The hash-chained audit log (SHA-256 over each entry and the one before, in SQLite) and the
+        // recorder that appends every approval decision from the bus, once per event id.
+        .target(
+            name: "Audit",
+            dependencies: [
+                "CivilTime", "EventLog", "EventModel", "EventSchemas", "Retrying",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Metrics", package: "swift-metrics"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The log interface: topics, partitions, offsets, consumer groups. Knows bytes, not events.
         .target(name: "EventLog"),
         // The embedded backend: the log in one SQLite file (GRDB, WAL).
@@ -177,7 +195,7 @@ let package = Package(
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors", "DepartmentSystems",
                 "CivilTime", "Orchestrator", "OrchestratorService", "ConfigFiles", "Retrying", "CitizenServices",
-                "SharedView",
+                "SharedView", "AccessControl", "Audit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -208,6 +226,14 @@ let package = Package(
         // which the benchmark links, so that only test targets link Swift Testing.
         .target(name: "TestCleanup", path: "Tests/TestCleanup"),
         .testTarget(name: "CivilTimeTests", dependencies: ["CivilTime", "EventLog"]),
+        .testTarget(
+            name: "AccessControlTests",
+            dependencies: [
+                "AccessControl", "Audit", "Bus", "EventLog", "EmbeddedLog", "EventModel", "EventSchemas", "CivilTime",
+                "Connectors", "OneWindowCLI", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .testTarget(
             name: "OrchestratorTests",
             dependencies: ["Orchestrator", "EventSchemas", "CivilTime", "ConfigFiles", "TestSupport"]
@@ -273,6 +299,7 @@ let package = Package(
             name: "BusTests",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "OneWindowCLI", "TestSupport", "TestCleanup", "CivilTime",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]

@@ -184,14 +184,20 @@ actor EmbeddedConsumer: LogConsumer {
         // partitions still owned are committed before leaving.
         if !owned.isEmpty { configuration.onPartitionsRevoked?(owned) }
         let going = stored.take(Set(owned))
-        if !going.isEmpty { try? await write(going, group: group, revoking: true) }
         closed = true
         let member = memberId
-        _ = try? await log.writer.write { db in
-            try db.execute(
-                sql: "DELETE FROM group_member WHERE group_id = ? AND member_id = ?", arguments: [group, member])
-            try Self.bumpGeneration(db, group: group)
-        }
+        // A service stopped by SIGTERM closes its consumer in a cancelled task, and GRDB's async
+        // writes refuse to start there: the last commit and the leave run in a task of their own,
+        // which the caller's cancellation does not reach, or the member would linger (and block a
+        // replay) until its session timed out.
+        await Task {
+            if !going.isEmpty { try? await self.write(going, group: group, revoking: true) }
+            _ = try? await self.log.writer.write { db in
+                try db.execute(
+                    sql: "DELETE FROM group_member WHERE group_id = ? AND member_id = ?", arguments: [group, member])
+                try Self.bumpGeneration(db, group: group)
+            }
+        }.value
     }
 
     // MARK: Membership

@@ -106,12 +106,7 @@ public struct DeptSimCommand: AsyncParsableCommand {
 
     /// Opens (and migrates) the database and runs the simulator until done or signalled.
     public func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        bootstrapLogging(logLevel)
         let logger = Logger(label: "onewindow.dept-sim")
         let id = DepartmentID(rawValue: department)!
         let path = db ?? "var/departments/\(id.rawValue).sqlite"

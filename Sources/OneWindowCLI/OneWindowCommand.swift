@@ -20,7 +20,7 @@ public struct OneWindowCommand: AsyncParsableCommand {
             The bus is chosen by --bus embedded:PATH | kafka:HOST:PORT[,…] or ONEWINDOW_BUS; \
             the embedded log at var/onewindow.sqlite is the default. Only `topics apply` and \
             the long-running commands (connector run, dept-sim, demo, orchestrator run, \
-            citizen-services run, view run) create an embedded log; \
+            citizen-services run, view run, audit record) create an embedded log; \
             the others refuse a log that does not exist.
             Exit status: 0 ok, 1 other failure, 64 usage, 65 input refused, 66 not found \
             (file, log, group, topic, type), 69 bus unreachable, 70 internal error, 74 I/O \
@@ -32,7 +32,7 @@ public struct OneWindowCommand: AsyncParsableCommand {
             GroupsCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self, RulesCommand.self,
             OrchestratorCommand.self, ApplyCommand.self, ResubmitCommand.self, StatusCommand.self,
             ApplicationsCommand.self, CitizenServicesCommand.self, ViewCommand.self, CompareCommand.self,
-            DataUsageCommand.self, DeadLetterCommand.self,
+            DataUsageCommand.self, GrantsCommand.self, AuditCommand.self, DeadLetterCommand.self,
         ]
     )
 
@@ -182,13 +182,14 @@ func printError(_ text: String) {
 }
 
 /// Sends every logger's lines to standard error from `level` up (an unknown name: `info`), once per
-/// process, as the long-running commands (connector, orchestrator, view) do.
+/// process, as the long-running commands (connector, orchestrator, view, dept-sim) do; personal
+/// data in the lines is masked (``MaskingLogHandler``).
 /// - Returns: the level set.
 @discardableResult
 func bootstrapLogging(_ level: String) -> Logger.Level {
     let level = Logger.Level(rawValue: level) ?? .info
     LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
+        var handler = MaskingLogHandler(wrapping: StreamLogHandler.standardError(label: label))
         handler.logLevel = level
         return handler
     }

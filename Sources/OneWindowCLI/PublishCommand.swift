@@ -128,14 +128,20 @@ enum OutputLine {
 
     /// A consumed record: position, key, headers, the CloudEvent attributes, and the body as JSON
     /// (or as a string when it is not JSON).
-    static func record(_ record: LogRecord) -> String {
+    /// - Parameter showPersonalData: print resident ID numbers, names and mobile numbers as they
+    ///   are; otherwise they are masked (``PersonalData``) in the key, the headers, the subject and
+    ///   the body.
+    static func record(_ record: LogRecord, showPersonalData: Bool = false) -> String {
+        func text(_ value: String) -> String { showPersonalData ? value : PersonalData.maskText(value) }
         var object: [String: JSONValue] = [
             "topic": .string(record.topic), "partition": .integer(Int64(record.partition)),
             "offset": .integer(record.offset), "timestamp": .string(Timestamp.format(record.timestamp)),
-            "key": record.keyString.map(JSONValue.string) ?? .null,
+            "key": record.keyString.map { JSONValue.string(text($0)) } ?? .null,
         ]
         var headers: [String: JSONValue] = [:]
-        for header in record.headers { headers[header.name] = .string(header.text ?? header.value.base64EncodedString()) }
+        for header in record.headers {
+            headers[header.name] = .string(header.text.map { text($0) } ?? header.value.base64EncodedString())
+        }
         object["headers"] = .object(headers)
         if let event = try? CloudEventsBinding.event(from: record) {
             var attributes: [String: JSONValue] = [
@@ -143,15 +149,15 @@ enum OutputLine {
                 "time": .string(Timestamp.format(event.time)), "specversion": .string(event.specVersion),
                 "datacontenttype": .string(event.dataContentType),
             ]
-            if let value = event.subject { attributes["subject"] = .string(value) }
+            if let value = event.subject { attributes["subject"] = .string(text(value)) }
             if let value = event.correlationId { attributes["correlationid"] = .string(value) }
             if let value = event.causationId { attributes["causationid"] = .string(value) }
             object["event"] = .object(attributes)
         }
         if let body = try? JSONValue.parse(record.value) {
-            object["data"] = body
+            object["data"] = showPersonalData ? body : PersonalData.mask(body)
         } else {
-            object["data"] = .string(String(decoding: record.value, as: UTF8.self))
+            object["data"] = .string(text(String(decoding: record.value, as: UTF8.self)))
         }
         return String(decoding: JSONValue.object(object).serialized(), as: UTF8.self)
     }

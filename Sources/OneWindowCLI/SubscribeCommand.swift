@@ -33,6 +33,8 @@ struct SubscribeCommand: AsyncParsableCommand {
     @Flag(help: "Stop once every partition is read up to where it ended when the command started.")
     var untilEnd = false
     @Option(help: "Stop after this many records.") var max: Int?
+    @Flag(help: "Print resident ID numbers, names and mobile numbers unmasked (masked by default: 440602********1234, 王**, 138****5678).")
+    var showPersonalData = false
 
     func validate() throws {
         if topics.isEmpty == (pattern == nil) { throw ValidationError("give --topic (one or more) or --pattern") }
@@ -56,9 +58,10 @@ struct SubscribeCommand: AsyncParsableCommand {
             let consumer = try await log.makeConsumer(
                 ConsumerConfiguration(subscription: subscription, group: group, autoOffsetReset: start))
             // SIGTERM or SIGINT stops reading between batches; the consumer then leaves its group.
-            let reader = ClosureService { [group, max, untilEnd] in
+            let reader = ClosureService { [group, max, untilEnd, showPersonalData] in
                 do {
-                    try await Self.follow(consumer, log, group: group, max: max, untilEnd: untilEnd)
+                    try await Self.follow(
+                        consumer, log, group: group, max: max, untilEnd: untilEnd, showPersonalData: showPersonalData)
                 } catch is CancellationError {
                     // Stopped by a signal: what was printed and committed stands; the rest is read again.
                 }
@@ -93,7 +96,7 @@ struct SubscribeCommand: AsyncParsableCommand {
     /// printed is committed: a record polled but cut off by `--max` is read again by the next run.
     private static func follow(
         _ consumer: any LogConsumer, _ log: any EventLog, group: String?, max: Int?,
-        untilEnd: Bool
+        untilEnd: Bool, showPersonalData: Bool
     ) async throws {
         var progress = ReadProgress()
         var printed = 0
@@ -106,7 +109,7 @@ struct SubscribeCommand: AsyncParsableCommand {
             }
             if let max { records = Array(records.prefix(Swift.max(0, max - printed))) }
             for record in records {
-                print(OutputLine.record(record))
+                print(OutputLine.record(record, showPersonalData: showPersonalData))
             }
             // What is committed must have reached the output first (stdout is buffered in a pipe).
             fflush(nil)

@@ -5,12 +5,12 @@ import EventLog
 import EventSchemas
 import Foundation
 
-/// `onewindow topics list|describe|example|apply|maintain`.
+/// `onewindow topics list|describe|example|apply|maintain|check`.
 struct TopicsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "topics",
         abstract: "The topic catalog and the topics on the bus.",
-        subcommands: [List.self, Describe.self, Example.self, Apply.self, Maintain.self]
+        subcommands: [List.self, Describe.self, Example.self, Apply.self, Maintain.self, Check.self]
     )
 
     struct List: AsyncParsableCommand {

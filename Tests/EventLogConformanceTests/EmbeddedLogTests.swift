@@ -169,6 +169,31 @@ struct EmbeddedLogTests {
         await log.close()
     }
 
+    /// A service stopped by SIGTERM closes its consumer inside a cancelled task: the member must
+    /// still leave its group and commit what it stored, or an operator's replay is refused as if
+    /// it still ran until its session times out.
+    @Test func aConsumerClosedInACancelledTaskLeavesItsGroupAndCommits() async throws {
+        let folder = try Folder()
+        defer { folder.remove() }
+        let log = try EmbeddedLog(path: folder.log, configuration: EmbeddedLogConfiguration(sessionTimeout: .seconds(120)))
+        let topic = "household.birth.registered"
+        try await log.createTopics([TopicSpec(name: topic, partitions: 1)])
+        _ = try await log.append([OutgoingRecord(topic: topic, key: Data("k".utf8), value: Data("{}".utf8))])
+        let consumer = try await log.makeConsumer(.group("g", topics: [topic]))
+        try await waitForAssignment(consumer, count: 1)
+        let records = try await consumer.poll(maxRecords: 10, timeout: .seconds(5))
+        #expect(records.count == 1)
+        consumer.store(offsets: [TopicPartition(topic, 0): 1])
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            await consumer.close()
+        }
+        await task.value
+        #expect(try embeddedGroupMembers(path: folder.log, group: "g") == 0)
+        #expect(try await log.committedOffsets(group: "g", topics: [topic])[TopicPartition(topic, 0)] == 1)
+        await log.close()
+    }
+
     /// SQLite's busy and full are worth retrying (another process lets go of the lock; space is
     /// freed), a read-only or damaged file is not.
     @Test(arguments: [

@@ -195,6 +195,9 @@ final class SchemaNode: @unchecked Sendable {
     var reference: SchemaNode?
     var format: (name: String, check: @Sendable (String, FormatContext) -> String?)?
     var alwaysFalse = false
+    /// Where the node is in its schema file, as a JSON pointer (`/properties/child`, `/$defs/name`):
+    /// how the compatibility check names the place of a change.
+    var location = ""
 
     func validate(_ value: JSONValue, at path: inout InstancePath, into violations: inout [SchemaViolation]) {
         func fail(_ keyword: String, _ message: String, _ at: String? = nil) {
@@ -343,6 +346,7 @@ struct SchemaCompiler {
 
     mutating func compile(_ schema: JSONValue, at pointer: String) throws -> SchemaNode {
         let node = SchemaNode()
+        node.location = pointer
         if case .bool(let allowed) = schema {
             node.alwaysFalse = !allowed
             return node
