@@ -32,6 +32,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
         @OptionGroup var filter: DeadLetterFilterOptions
         @Flag(help: "Also list handled (redriven or purged) dead letters, with their state.") var all = false
         @Flag(help: "One JSON object a line instead of a table.") var json = false
+        @OptionGroup var personal: PersonalDataOption
 
         func validate() throws { _ = try filter.filter() }
 
@@ -41,7 +42,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
                 try await DeadLetterOffice(log: log, catalog: catalog).list(try filter.filter(), includeHandled: all)
             }
             if json {
-                for listing in listings { print(DeadLetterText.json(listing)) }
+                for listing in listings { print(DeadLetterText.json(listing, show: personal.show)) }
                 return
             }
             var header = ["ID", "TIME", "CODE", "TOPIC", "REFUSED BY"]
@@ -54,7 +55,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
                     letter.refusedBy,
                 ]
                 if all { row.append(listing.state) }
-                row.append(DeadLetterText.oneLine(letter.reason, limit: 100))
+                row.append(DeadLetterText.oneLine(DeadLetterText.text(letter.reason, show: personal.show), limit: 100))
                 return row
             }
             print(Table.render(header: header, rows: rows))
@@ -68,12 +69,17 @@ struct DeadLetterCommand: AsyncParsableCommand {
         @OptionGroup var options: BusOptions
         @Argument(help: "The dead letter's id, TOPIC/PARTITION/OFFSET (as dlq list prints it).") var id: String
         @Flag(help: "One JSON object instead of text.") var json = false
-        @Flag(help: "Write only the original bytes, exactly, to standard output (to mend them and publish again).")
+        @Flag(help: "Write only the original bytes, exactly, to standard output (to mend them and publish again; needs --show-personal-data).")
         var raw = false
+        @OptionGroup var personal: PersonalDataOption
 
         func validate() throws {
             _ = try DeadLetterIDs.parse([id])
             if json && raw { throw ValidationError("give --json or --raw, not both") }
+            if raw && !personal.show {
+                throw ValidationError(
+                    "--raw writes the original bytes, personal data included: add --show-personal-data to confirm you may see them")
+            }
         }
 
         func run() async throws {
@@ -85,9 +91,9 @@ struct DeadLetterCommand: AsyncParsableCommand {
             if raw {
                 FileHandle.standardOutput.write(listing.letter.record.value)
             } else if json {
-                print(DeadLetterText.json(listing, withValue: true))
+                print(DeadLetterText.json(listing, withValue: true, show: personal.show))
             } else {
-                print(DeadLetterText.describe(listing))
+                print(DeadLetterText.describe(listing, show: personal.show))
             }
         }
     }
@@ -124,7 +130,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
             let report = try await DeadLetterIDs.mapErrors {
                 try await withLog(options) { log in try await DeadLetterOffice(log: log, catalog: catalog).handle(request) }
             }
-            for outcome in report.outcomes { print(DeadLetterText.line(outcome)) }
+            for outcome in report.outcomes { print(DeadLetterText.text(DeadLetterText.line(outcome), show: false)) }
             print(
                 "\(report.outcomes.count) dead letter(s): \(report.published) went through, \(report.deadLetteredAgain) came back with a new reason, \(report.skipped) skipped"
             )
@@ -237,6 +243,14 @@ struct DeadLetterFilterOptions: ParsableArguments {
     }
 }
 
+/// Whether personal data is printed as it is (see ``PersonalData``; masked by default).
+struct PersonalDataOption: ParsableArguments {
+    @Flag(
+        name: .customLong("show-personal-data"),
+        help: "Print resident ID numbers, names and mobile numbers unmasked (masked by default: 440602********1234, 王**, 138****5678).")
+    var show = false
+}
+
 /// Who is acting, written into the markers.
 struct OperatorOption: ParsableArguments {
     @Option(name: .customLong("by"), help: "Who is acting, written into the markers. Default: $USER.")
@@ -280,29 +294,41 @@ enum DeadLetterText {
         return flat.count <= limit ? flat : String(flat.prefix(limit - 1)) + "…"
     }
 
-    /// A header's value as text, or `base64:` and its bytes when it is not UTF-8.
-    static func headerValue(_ header: LogHeader) -> String {
-        header.text ?? "base64:" + header.value.base64EncodedString()
+    /// Text as it is with `show`, else with its personal data masked (``PersonalData/maskText(_:)``).
+    static func text(_ text: String, show: Bool) -> String { show ? text : PersonalData.maskText(text) }
+
+    /// A header's value as text (masked unless `show`), or `base64:` and its bytes when it is not
+    /// UTF-8 (only with `show`: bytes that are not text cannot be masked).
+    static func headerValue(_ header: LogHeader, show: Bool) -> String {
+        if let value = header.text { return text(value, show: show) }
+        return show ? "base64:" + header.value.base64EncodedString() : "(\(header.value.count) bytes, not UTF-8; --show-personal-data shows them)"
     }
 
     /// `show`'s text: the original bytes and every header.
-    static func describe(_ listing: DeadLetterListing) -> String {
+    static func describe(_ listing: DeadLetterListing, show: Bool) -> String {
         let letter = listing.letter
         let record = letter.record
         var lines = [
             "id:          \(letter.id)",
             "state:       \(state(listing))",
             "appended:    \(Timestamp.format(record.timestamp))",
-            "key:         \(record.key.map { key in String(data: key, encoding: .utf8) ?? "base64:" + key.base64EncodedString() } ?? "(none)")",
+            "key:         \(record.key.map { headerValue(LogHeader(name: "key", value: $0), show: show) } ?? "(none)")",
         ]
         lines.append("dl_* headers:")
-        for header in letter.deadLetterHeaders { lines.append("  \(header.name): \(headerValue(header))") }
+        for header in letter.deadLetterHeaders { lines.append("  \(header.name): \(headerValue(header, show: show))") }
         lines.append("other headers:")
         if letter.originalHeaders.isEmpty { lines.append("  (none)") }
-        for header in letter.originalHeaders { lines.append("  \(header.name): \(headerValue(header))") }
-        if let text = String(data: record.value, encoding: .utf8) {
+        for header in letter.originalHeaders { lines.append("  \(header.name): \(headerValue(header, show: show))") }
+        if String(data: record.value, encoding: .utf8) != nil, !show {
+            lines.append(
+                "value (\(record.value.count) bytes, shown as UTF-8 text with personal data masked; --show-personal-data shows it as it is):")
+            lines.append(String(decoding: PersonalData.maskBody(record.value), as: UTF8.self))
+        } else if let text = String(data: record.value, encoding: .utf8) {
             lines.append("value (\(record.value.count) bytes, shown as UTF-8 text):")
             lines.append(text)
+        } else if !show {
+            lines.append(
+                "value (\(record.value.count) bytes, not UTF-8, so it cannot be masked; --show-personal-data shows it as base64)")
         } else {
             lines.append("value (\(record.value.count) bytes, not UTF-8, shown as base64):")
             lines.append(record.value.base64EncodedString())
@@ -321,30 +347,36 @@ enum DeadLetterText {
     /// One dead letter as a JSON object: its fields, its state, and with `withValue` its bytes
     /// (`value` as text with `valueEncoding` `utf-8`, else base64 with `valueEncoding` `base64`)
     /// and every header.
-    static func json(_ listing: DeadLetterListing, withValue: Bool = false) -> String {
+    static func json(_ listing: DeadLetterListing, withValue: Bool = false, show: Bool) -> String {
         let letter = listing.letter
         let record = letter.record
         var object: [String: JSONValue] = [
             "id": .string(letter.id.description), "topic": .string(letter.id.topic),
             "partition": .integer(Int64(letter.id.partition)), "offset": .integer(letter.id.offset),
             "time": .string(Timestamp.format(letter.time)), "code": .string(letter.code),
-            "reason": .string(letter.reason), "originalTopic": letter.originalTopic.map(JSONValue.string) ?? .null,
+            "reason": .string(text(letter.reason, show: show)), "originalTopic": letter.originalTopic.map(JSONValue.string) ?? .null,
             "refusedBy": .string(letter.refusedBy), "eventId": letter.eventId.map(JSONValue.string) ?? .null,
             "eventType": letter.eventType.map(JSONValue.string) ?? .null,
-            "key": record.keyString.map(JSONValue.string) ?? .null, "state": .string(listing.state),
+            "key": record.keyString.map { .string(text($0, show: show)) } ?? .null, "state": .string(listing.state),
         ]
         if let redriveOf = letter.redriveOf { object["redriveOf"] = .string(redriveOf.description) }
         if let marker = listing.marker { object["handled"] = marker.body }
         if withValue {
-            if let text = String(data: record.value, encoding: .utf8) {
+            if String(data: record.value, encoding: .utf8) != nil, !show {
+                object["value"] = .string(String(decoding: PersonalData.maskBody(record.value), as: UTF8.self))
+                object["valueEncoding"] = .string("utf-8-masked")
+            } else if let text = String(data: record.value, encoding: .utf8) {
                 object["value"] = .string(text)
                 object["valueEncoding"] = .string("utf-8")
+            } else if !show {
+                object["value"] = .null
+                object["valueEncoding"] = .string("withheld")
             } else {
                 object["value"] = .string(record.value.base64EncodedString())
                 object["valueEncoding"] = .string("base64")
             }
             object["headers"] = .array(
-                record.headers.map { .object(["name": .string($0.name), "value": .string(headerValue($0))]) })
+                record.headers.map { .object(["name": .string($0.name), "value": .string(headerValue($0, show: show))]) })
         }
         return String(decoding: JSONValue.object(object).serialized(), as: UTF8.self)
     }

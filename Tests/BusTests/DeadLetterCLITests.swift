@@ -41,6 +41,15 @@ struct DeadLetterCLITests {
         #expect(objects.first?[pointer: "/originalTopic"]?.stringValue == "household.death.registered")
         #expect(objects.first?[pointer: "/refusedBy"]?.stringValue == "onewindow publish")
 
+        // Personal data is masked unless asked for: the child's resident ID in the birth.
+        let births = try await runOnewindow(["dlq", "list", "--bus", address, "--json", "--code", "schema-violation"])
+        let birthId = try #require(try JSONValue.parse(Data(births.output.utf8))[pointer: "/id"]?.stringValue)
+        let birthShown = try await runOnewindow(["dlq", "show", "--bus", address, birthId])
+        #expect(!birthShown.output.contains("440604202501150135"), "\(birthShown.output)")
+        #expect(birthShown.output.contains("440604********0135"))
+        let birthUnmasked = try await runOnewindow(["dlq", "show", "--bus", address, "--show-personal-data", birthId])
+        #expect(birthUnmasked.output.contains("440604202501150135"))
+
         let wrongCode = try await runOnewindow(["dlq", "list", "--bus", address, "--code", "schema-violaton"])
         #expect(wrongCode.status == 64)
         #expect(wrongCode.error.contains("schema-violation"), "the codes are listed: \(wrongCode.error)")
@@ -49,7 +58,7 @@ struct DeadLetterCLITests {
         #expect(wrongTime.error.contains("RFC 3339"))
 
         // show: bytes that are not UTF-8 as base64, saying so, and every dl_* header.
-        let show = try await runOnewindow(["dlq", "show", "--bus", address, id])
+        let show = try await runOnewindow(["dlq", "show", "--bus", address, "--show-personal-data", id])
         #expect(show.status == 0, "\(show.error)")
         #expect(show.output.contains("not UTF-8, shown as base64"), "\(show.output)")
         #expect(show.output.contains(notUTF8.base64EncodedString()))
@@ -58,7 +67,12 @@ struct DeadLetterCLITests {
         {
             #expect(show.output.contains(header), "\(header) in \(show.output)")
         }
-        let (process, output, error) = try startOnewindow(["dlq", "show", "--bus", address, "--raw", id])
+        let masked = try await runOnewindow(["dlq", "show", "--bus", address, id])
+        #expect(masked.output.contains("cannot be masked"), "\(masked.output)")
+        #expect(!masked.output.contains(notUTF8.base64EncodedString()))
+        #expect(try await runOnewindow(["dlq", "show", "--bus", address, "--raw", id]).status == 64, "--raw needs --show-personal-data")
+        let (process, output, error) = try startOnewindow(
+            ["dlq", "show", "--bus", address, "--raw", "--show-personal-data", id])
         let raw = await collect(process, output: output, error: error)
         #expect(raw.status == 0)
         #expect(raw.output == notUTF8, "--raw writes the original bytes exactly")
