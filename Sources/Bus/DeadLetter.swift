@@ -24,6 +24,13 @@ import Foundation
 /// | `dl_original_size`   | the original value's size in bytes                   |
 /// | `dl_original_sha256` | the SHA-256 of the original value, 64 hex digits     |
 /// | `dl_truncated`       | `true`: the value holds only the first bytes of the original |
+///
+/// A record that an operator redrove (`onewindow dlq redrive`, ``DeadLetterOffice``) and that
+/// failed validation again comes back as a new dead letter with the new reason and one more header:
+///
+/// | header               | meaning                                              |
+/// |----------------------|------------------------------------------------------|
+/// | `dl_redrive_of`      | the id of the dead letter it was redriven from (``DeadLetterID``, `topic/partition/offset`) |
 public enum DeadLetter {
     public static let code = "dl_code"
     public static let reason = "dl_reason"
@@ -33,6 +40,7 @@ public enum DeadLetter {
     public static let originalSize = "dl_original_size"
     public static let originalSHA256 = "dl_original_sha256"
     public static let truncated = "dl_truncated"
+    public static let redriveOf = "dl_redrive_of"
 
     /// The dead-letter record for refused bytes.
     public static func record(

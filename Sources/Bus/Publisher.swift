@@ -70,10 +70,20 @@ public struct Publisher: Sendable {
     /// - Throws: ``ValidationFailure`` when refused (nothing is appended), or a ``LogError``.
     @discardableResult
     public func publish(_ event: Event, topic: String? = nil) async throws -> (RecordPosition, Event) {
-        let validated = try validator.validate(event, topic: topic)
-        let record = CloudEventsBinding.record(for: validated.event, topic: validated.topic)
+        let (record, published) = try validatedRecord(for: Publication(event: event, topic: topic))
         let positions = try await log.append([record])
-        return (positions[0], validated.event)
+        return (positions[0], published)
+    }
+
+    /// Validates a publication and returns the record ``publish(_:deadLetter:)`` would append for
+    /// it, with the event as it would be published (subject filled from the key field), without
+    /// appending anything: for a caller that appends it together with records of its own in one
+    /// call (a dead letter's redrive and its marker).
+    /// - Throws: ``ValidationFailure`` when refused (``Publication/refusal`` included).
+    public func validatedRecord(for publication: Publication) throws -> (record: OutgoingRecord, event: Event) {
+        if let refusal = publication.refusal { throw refusal }
+        let validated = try validator.validate(publication.event, topic: publication.topic, body: publication.body)
+        return (CloudEventsBinding.record(for: validated.event, topic: validated.topic), validated.event)
     }
 
     /// Validates a batch and appends it in one call, in order.
@@ -90,10 +100,9 @@ public struct Publisher: Sendable {
         results.reserveCapacity(publications.count)
         for publication in publications {
             do {
-                if let refusal = publication.refusal { throw refusal }
-                let validated = try validator.validate(publication.event, topic: publication.topic, body: publication.body)
-                records.append(CloudEventsBinding.record(for: validated.event, topic: validated.topic))
-                results.append(.success(validated.event))
+                let (record, event) = try validatedRecord(for: publication)
+                records.append(record)
+                results.append(.success(event))
             } catch let failure as ValidationFailure {
                 guard deadLetter else { throw failure }
                 records.append(deadLetterRecord(for: publication, failure: failure))

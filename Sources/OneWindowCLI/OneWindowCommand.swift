@@ -32,7 +32,7 @@ public struct OneWindowCommand: AsyncParsableCommand {
             GroupsCommand.self, ReplayCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self, RulesCommand.self,
             OrchestratorCommand.self, ApplyCommand.self, ResubmitCommand.self, StatusCommand.self,
             ApplicationsCommand.self, CitizenServicesCommand.self, ViewCommand.self, CompareCommand.self,
-            DataUsageCommand.self, GrantsCommand.self, AuditCommand.self, GatewayCommand.self,
+            DataUsageCommand.self, GrantsCommand.self, AuditCommand.self, GatewayCommand.self, DeadLetterCommand.self,
         ]
     )
 

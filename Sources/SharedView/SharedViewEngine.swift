@@ -175,31 +175,11 @@ public struct SharedViewEngine: Sendable {
     /// Reads every partition of `topics` (those that exist) from its first record up to its end
     /// when called, handing each batch to `body`; joins no group. A read that returns nothing
     /// before the end (Kafka answers an empty fetch while it catches up) is tried again, for up to
-    /// 30 s per partition.
+    /// 30 s without progress (``EventLog/readToEnd(topics:batch:stall:_:)``).
     public static func readToEnd(
         log: any EventLog, topics: [String], batch: Int = 2000, _ body: ([LogRecord]) async throws -> Void
     ) async throws {
-        let existing = Set(try await log.listTopics())
-        for description in try await log.describeTopics(topics.filter(existing.contains)) {
-            for (partition, marks) in description.partitions.enumerated() {
-                let place = TopicPartition(description.spec.name, partition)
-                var offset = marks.low
-                let deadline = ContinuousClock.now + .seconds(30)
-                while offset < marks.high {
-                    let records = try await log.read(place, from: offset, maxRecords: batch)
-                    guard let last = records.last else {
-                        if ContinuousClock.now > deadline {
-                            throw ViewStoreError(
-                                "\(place): nothing could be read from offset \(offset) although the partition ends at \(marks.high)")
-                        }
-                        try await Task.sleep(for: .milliseconds(50))
-                        continue
-                    }
-                    offset = last.offset + 1
-                    try await body(records.filter { $0.offset < marks.high })
-                }
-            }
-        }
+        try await log.readToEnd(topics: topics, batch: batch, body)
     }
 
     // MARK: - Comparison
