@@ -171,6 +171,16 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Subscriptions for downstream systems (issue 11): a topic or pattern read for a consumer
+        // group from a cursor (the SSE `Last-Event-ID`) without gap or repeat, through one shared
+        // tail per partition; SSE framing and long-poll batches. HTTP-free: the gateway serves it.
+        .target(
+            name: "Subscriptions",
+            dependencies: [
+                "EventLog", "EventModel", "EventSchemas", .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"]
+        ),
         // The commands of `onewindow`, callable from tests without parsing.
         .target(
             name: "OneWindowCLI",
@@ -188,9 +198,10 @@ let package = Package(
             name: "onewindow-bench",
             dependencies: [
                 "Bus", "EventLog", "EmbeddedLog", "KafkaLog", "EventModel", "EventSchemas", "Connectors", "TestSupport",
-                "SharedView", "Orchestrator", "OrchestratorService", "CivilTime",
+                "SharedView", "Orchestrator", "OrchestratorService", "CivilTime", "Subscriptions",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Benchmarks/onewindow-bench"
         ),
@@ -233,6 +244,13 @@ let package = Package(
             dependencies: [
                 "SharedView", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "CivilTime",
                 "ConfigFiles", "OneWindowCLI", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(
+            name: "SubscriptionsTests",
+            dependencies: [
+                "Subscriptions", "EventLog", "EmbeddedLog", "KafkaLog", "EventModel", "EventSchemas", "TestSupport",
+                "TestCleanup",
             ]
         ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),
