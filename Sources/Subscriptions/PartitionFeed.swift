@@ -199,9 +199,13 @@ final class PartitionFeed: Sendable {
                 try? await Task.sleep(for: retryDelay)
                 retryDelay = min(retryDelay * 2, .seconds(5))
             } catch {
-                logger.error(
-                    "reading for subscribers failed, their streams end",
-                    metadata: ["partition": "\(partition)", "error": "\(error)"])
+                if (error as? LogError)?.code == .closed {
+                    logger.debug("the log is closed: the feed stops", metadata: ["partition": "\(partition)"])
+                } else {
+                    logger.error(
+                        "reading for subscribers failed, their streams end",
+                        metadata: ["partition": "\(partition)", "error": "\(error)"])
+                }
                 let failure: any Error & Sendable = (error as? LogError) ?? LogError(.backend, "\(error)", subject: partition.description)
                 wakeAll { state in
                     state = State(listeners: state.listeners)

@@ -54,6 +54,10 @@ public actor Subscription {
     private var topics: [Topic]
     private var lastRefresh = ContinuousClock.now
     private var rotation = 0
+    /// Partitions whose direct read found nothing: not read directly again until a feed signals
+    /// (a record appended, a feed started), which spares the log (on Kafka a read that finds
+    /// nothing waits for the broker's end-of-partition answer).
+    private var quiet: Set<TopicPartition> = []
     private var closed = false
     /// The feeds this subscription listens to, for ``release()`` from outside the actor.
     private let attached = AttachedFeeds()
@@ -124,6 +128,7 @@ public actor Subscription {
             if !events.isEmpty || clock.now >= deadline { return SubscriptionBatch(events: events, cursor: cursor) }
             let refreshAt = lastRefresh.advanced(by: hub.configuration.topicRefresh)
             await wakeup.wait(timeout: Swift.min(deadline, refreshAt) - clock.now)
+            quiet = []
         }
     }
 
@@ -170,12 +175,14 @@ public actor Subscription {
             case .failed(let error):
                 throw error
             case .behind(let feedNext):
+                if quiet.contains(part.partition) { continue }
                 let read = try await hub.log.read(
                     part.partition, from: part.next, maxRecords: Swift.min(max - events.count, hub.configuration.fetchSize))
                 if read.isEmpty {
                     // Nothing at or after `next` in the log now: whatever the feed has read
                     // before its `next` was removed (retention), so going on there skips nothing.
                     if let feedNext, feedNext > part.next { advance(t, p, to: feedNext) }
+                    quiet.insert(part.partition)
                     continue
                 }
                 records = read.map(FeedRecord.init)
