@@ -6,7 +6,7 @@ SWIFT ?= swift
 APT_PACKAGES := librdkafka-dev kcat libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test bench clean
+.PHONY: all deps build demo test bench clean openapi openapi-check
 
 all: build
 
@@ -40,11 +40,19 @@ demo: build
 ##   so it does not run beside the suite's dozens of processes on two cores.
 SERVICE_TESTS := OrchestratorServiceTests|CitizenServicesTests|SharedViewTests
 OUTAGE_TESTS := BrokerOutageTests
-test: deps
+test: deps openapi-check
 	scripts/with-test-broker.sh bash -c '$(SWIFT) build --build-tests \
 	  && $(SWIFT) test --skip-build --skip "$(SERVICE_TESTS)|$(OUTAGE_TESTS)" \
 	  && $(SWIFT) test --skip-build --filter "$(SERVICE_TESTS)" \
 	  && $(SWIFT) test --skip-build --filter $(OUTAGE_TESTS)'
+
+## The gateway's interface from its OpenAPI document (Sources/Gateway/openapi.yaml): generated once
+## and committed (Sources/Gateway/README.md says why); `make test` checks it is current.
+openapi:
+	scripts/openapi.sh generate
+
+openapi-check:
+	scripts/openapi.sh check
 
 ## Throughput figures into BENCHMARKS.md (release build).
 bench: deps

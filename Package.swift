@@ -28,6 +28,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        // The gateway's interface is generated from Sources/Gateway/openapi.yaml (see its README).
+        .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird", from: "2.1.0"),
         // Built already as a dependency of Hummingbird's TLS stack: the dead letters' digests.
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.0.0"),
@@ -181,13 +184,32 @@ let package = Package(
             ],
             exclude: ["README.md"]
         ),
+        // The HTTP gateway (issue 11): the front desk, progress, "who used my data", health and
+        // metrics, served from the OpenAPI document Sources/Gateway/openapi.yaml through the
+        // interface swift-openapi-generator made of it (committed under Sources/Gateway/Generated).
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "AccessControl", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "ConfigFiles",
+                "Orchestrator", "OrchestratorService", "SharedView", "Connectors", "Retrying", "Subscriptions",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+            ],
+            exclude: ["openapi.yaml", "openapi-generator-config.yaml", "README.md", "Generated/openapi.sha256"]
+        ),
         // The commands of `onewindow`, callable from tests without parsing.
         .target(
             name: "OneWindowCLI",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "Connectors", "DepartmentSystems",
                 "CivilTime", "Orchestrator", "OrchestratorService", "ConfigFiles", "Retrying", "CitizenServices",
-                "SharedView",
+                "SharedView", "Gateway", "AccessControl",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

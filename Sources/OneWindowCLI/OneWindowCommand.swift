@@ -32,7 +32,7 @@ public struct OneWindowCommand: AsyncParsableCommand {
             GroupsCommand.self, ConnectorCommand.self, DeptSimCommand.self, DemoCommand.self, RulesCommand.self,
             OrchestratorCommand.self, ApplyCommand.self, ResubmitCommand.self, StatusCommand.self,
             ApplicationsCommand.self, CitizenServicesCommand.self, ViewCommand.self, CompareCommand.self,
-            DataUsageCommand.self,
+            DataUsageCommand.self, GatewayCommand.self,
         ]
     )
 

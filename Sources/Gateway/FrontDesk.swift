@@ -1,0 +1,82 @@
+import AccessControl
+import Bus
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+import Orchestrator
+
+/// The front desk (一窗受理): submits an application of any workflow of the rule book, validated
+/// exactly as `onewindow apply` validates it (the workflow's application event through the
+/// catalog's validator, then appended by ``Publisher``).
+struct FrontDesk: Sendable {
+    let publisher: Publisher
+    let rules: RuleBook
+
+    /// One field the request broke: its JSON pointer in the request body, the rule, what is wrong.
+    struct Violation: Sendable, Hashable {
+        var pointer: String
+        var rule: String
+        var message: String
+    }
+
+    /// Why a submission was not accepted (400 or 422).
+    struct Invalid: Error, Sendable {
+        enum Code: String, Sendable {
+            case notJSON = "not-json"
+            case badRequest = "bad-request"
+            case unknownWorkflow = "unknown-workflow"
+            case invalidApplication = "invalid-application"
+        }
+        var code: Code
+        var reason: String
+        var violations: [Violation]
+        /// 400 for a body that is not JSON or not the request's shape, 422 for the rest.
+        var status: Int { code == .notJSON || code == .badRequest ? 400 : 422 }
+    }
+
+    /// An accepted application: where its event landed.
+    struct Accepted: Sendable {
+        var applicationId: String
+        var workflow: String
+        var eventId: String
+        var position: RecordPosition
+    }
+
+    /// The workflow named, or ``Invalid`` (`unknown-workflow`, at `/workflow`) listing the known ones.
+    func workflow(_ id: String) throws(Invalid) -> Workflow {
+        guard let workflow = rules.current[id] else {
+            let known = rules.current.keys.sorted().joined(separator: ", ")
+            throw Invalid(
+                code: .unknownWorkflow, reason: "there is no workflow \(id); known: \(known)",
+                violations: [
+                    Violation(pointer: "/workflow", rule: "workflow", message: "\(id) is not a workflow; known: \(known)")
+                ])
+        }
+        return workflow
+    }
+
+    /// Validates `application` as `workflow`'s application event and appends it.
+    /// - Throws: ``Invalid`` (`invalid-application`) with each violation's pointer under
+    ///   `/application`; a ``LogError`` when the bus fails.
+    func submit(_ application: JSONValue, to workflow: Workflow, source: String) async throws -> Accepted {
+        let event = Event(type: workflow.applicationType, source: source, subject: nil, data: application.serialized())
+        do {
+            let (position, published) = try await publisher.publish(event)
+            return Accepted(
+                applicationId: application[pointer: "/applicationId"]?.stringValue ?? published.subject ?? "",
+                workflow: workflow.id, eventId: published.id, position: position)
+        } catch let failure as ValidationFailure {
+            let violations =
+                failure.violations.isEmpty
+                ? [Violation(pointer: "/application", rule: failure.code.rawValue, message: failure.message)]
+                : failure.violations.map {
+                    Violation(pointer: "/application" + $0.pointer, rule: $0.keyword, message: $0.message)
+                }
+            throw Invalid(
+                code: .invalidApplication,
+                reason: "the application is not a valid \(workflow.applicationType): \(failure.message)",
+                violations: violations)
+        }
+    }
+}
