@@ -275,6 +275,15 @@ let package = Package(
                 "TestCleanup",
             ]
         ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "Gateway", "AccessControl", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "CivilTime",
+                "Orchestrator", "OrchestratorService", "SharedView", "TestSupport", "Yams",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "EventLog"]),
         .testTarget(
             name: "EventSchemasTests", dependencies: ["EventSchemas", "EventModel", "ConfigFiles", "CivilTime", "TestSupport"]

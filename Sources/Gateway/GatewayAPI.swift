@@ -59,7 +59,9 @@ struct GatewayAPI: APIProtocol {
         let application: JSONValue
         do {
             workflow = try frontDesk.workflow(submission.workflow)
-            application = try JSONValue.parse(JSONEncoder().encode(submission.application))
+            application =
+                try RequestScope.body.flatMap { try JSONValue.parse($0)[pointer: "/application"] }
+                ?? JSONValue.parse(JSONEncoder().encode(submission.application))
         } catch let invalid as FrontDesk.Invalid {
             metrics.submission(workflow: submission.workflow, outcome: "invalid")
             return .unprocessableContent(.init(body: .json(Self.invalid(invalid))))

@@ -8,6 +8,10 @@ import OpenAPIRuntime
 enum RequestScope {
     /// The API key of `Authorization: Bearer KEY` (`nil`: no such header).
     @TaskLocal static var apiKey: String?
+    /// The request body as it came, for the front desk: the application is validated from its
+    /// own bytes, as `onewindow apply` validates a file (decoded and encoded again, `120.0` would
+    /// reach the bus as `120`).
+    @TaskLocal static var body: Data?
 }
 
 /// Runs around every operation: takes the API key from `Authorization: Bearer KEY` into
@@ -19,6 +23,9 @@ struct RequestMiddleware: ServerMiddleware {
     let access: any AccessDeciding
     let metrics: GatewayMetrics
     let logger: Logger
+
+    /// The largest request body read (an application with its materials' names is a few kB).
+    static let largestBody = 4 * 1_048_576
 
     static func bearerKey(_ request: HTTPRequest) -> String? {
         guard let value = request.headerFields[.authorization] else { return nil }
@@ -34,9 +41,29 @@ struct RequestMiddleware: ServerMiddleware {
     ) async throws -> (HTTPResponse, HTTPBody?) {
         let started = ContinuousClock.now
         let key = Self.bearerKey(request)
+        var bytes: Data? = nil
+        var body = body
+        if let given = body, request.method == .post {
+            do {
+                let collected = try await Data(collecting: given, upTo: Self.largestBody)
+                bytes = collected
+                body = HTTPBody(collected)
+            } catch {
+                if let refused = await keyRefused(key, operationID: operationID) { return refused }
+                let answer = Self.json(
+                    400,
+                    Components.Schemas.Invalid(
+                        code: .badRequest, reason: "the body could not be read whole (at most \(Self.largestBody / 1_048_576) MiB): \(error)",
+                        violations: [Components.Schemas.Violation(pointer: "", rule: "size", message: "\(error)")]))
+                metrics.request(operation: operationID, status: 400, duration: ContinuousClock.now - started)
+                return answer
+            }
+        }
         let result: (HTTPResponse, HTTPBody?)
         do {
-            result = try await RequestScope.$apiKey.withValue(key) { try await next(request, body, metadata) }
+            result = try await RequestScope.$apiKey.withValue(key) {
+                try await RequestScope.$body.withValue(bytes) { [body] in try await next(request, body, metadata) }
+            }
         } catch let error as ServerError where error.operationInput == nil && error.httpStatus.code < 500 {
             result = await undecodable(error, key: key, operationID: operationID)
         } catch {
@@ -48,14 +75,21 @@ struct RequestMiddleware: ServerMiddleware {
         return result
     }
 
+    /// The 401 for a request whose body cannot be read or decoded, when the key is refused: the
+    /// key is checked before the body.
+    private func keyRefused(_ key: String?, operationID: String) async -> (HTTPResponse, HTTPBody?)? {
+        guard
+            case .refused(let refusal) = await access.decide(
+                apiKey: key, action: .submitApplication(workflow: "", applicant: "")),
+            refusal.status == .unauthenticated
+        else { return nil }
+        metrics.refusal(operation: operationID, code: refusal.code)
+        return Self.json(401, Components.Schemas.Refusal(code: refusal.code, reason: refusal.reason))
+    }
+
     /// A request the generated code could not decode: 401 when the key is refused, else 400.
     private func undecodable(_ error: ServerError, key: String?, operationID: String) async -> (HTTPResponse, HTTPBody?) {
-        if case .refused(let refusal) = await access.decide(
-            apiKey: key, action: .submitApplication(workflow: "", applicant: "")), refusal.status == .unauthenticated
-        {
-            metrics.refusal(operation: operationID, code: refusal.code)
-            return Self.json(401, Components.Schemas.Refusal(code: refusal.code, reason: refusal.reason))
-        }
+        if let refused = await keyRefused(key, operationID: operationID) { return refused }
         let why = "\(error.underlyingError)"
         let notJSON = error.underlyingError is DecodingError && why.contains("JSON")
         return Self.json(

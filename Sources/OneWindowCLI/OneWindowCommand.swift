@@ -20,7 +20,7 @@ public struct OneWindowCommand: AsyncParsableCommand {
             The bus is chosen by --bus embedded:PATH | kafka:HOST:PORT[,…] or ONEWINDOW_BUS; \
             the embedded log at var/onewindow.sqlite is the default. Only `topics apply` and \
             the long-running commands (connector run, dept-sim, demo, orchestrator run, \
-            citizen-services run, view run) create an embedded log; \
+            citizen-services run, view run, gateway) create an embedded log; \
             the others refuse a log that does not exist.
             Exit status: 0 ok, 1 other failure, 64 usage, 65 input refused, 66 not found \
             (file, log, group, topic, type), 69 bus unreachable, 70 internal error, 74 I/O \
