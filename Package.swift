@@ -192,6 +192,16 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Subscriptions for downstream systems (issue 11): a topic or pattern read for a consumer
+        // group from a cursor (the SSE `Last-Event-ID`) without gap or repeat, through one shared
+        // tail per partition; SSE framing and long-poll batches. HTTP-free: the gateway serves it.
+        .target(
+            name: "Subscriptions",
+            dependencies: [
+                "EventLog", "EventModel", "EventSchemas", .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["README.md"]
+        ),
         // The HTTP gateway (issue 11): the front desk, progress, "who used my data", health and
         // metrics, served from the OpenAPI document Sources/Gateway/openapi.yaml through the
         // interface swift-openapi-generator made of it (committed under Sources/Gateway/Generated).
@@ -199,7 +209,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "AccessControl", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "ConfigFiles",
-                "Orchestrator", "OrchestratorService", "SharedView", "Connectors", "Retrying",
+                "Orchestrator", "OrchestratorService", "SharedView", "Connectors", "Retrying", "Subscriptions",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -228,9 +238,10 @@ let package = Package(
             name: "onewindow-bench",
             dependencies: [
                 "Bus", "EventLog", "EmbeddedLog", "KafkaLog", "EventModel", "EventSchemas", "Connectors", "TestSupport",
-                "SharedView", "Orchestrator", "OrchestratorService", "CivilTime",
+                "SharedView", "Orchestrator", "OrchestratorService", "CivilTime", "Subscriptions",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Benchmarks/onewindow-bench"
         ),
@@ -281,6 +292,13 @@ let package = Package(
             dependencies: [
                 "SharedView", "Bus", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog", "CivilTime",
                 "ConfigFiles", "OneWindowCLI", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(
+            name: "SubscriptionsTests",
+            dependencies: [
+                "Subscriptions", "EventLog", "EmbeddedLog", "KafkaLog", "EventModel", "EventSchemas", "TestSupport",
+                "TestCleanup",
             ]
         ),
         .testTarget(

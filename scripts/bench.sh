@@ -138,6 +138,12 @@ line("Orchestrator, under 300 MB resident with 100,000 open applications",
      ["orchestrator_resident_mb", "orchestrator_open_applications"],
      lambda f: f["orchestrator_resident_mb"] < 300 and f["orchestrator_open_applications"] >= 100_000,
      lambda f: f"{f['orchestrator_resident_mb']:.0f} MB with {f['orchestrator_open_applications']:,.0f} open")
+line("SSE fan-out, at least 100,000 events/s delivered in total to 100 subscribers on loopback",
+     ["sse_delivered_events_per_second", "sse_subscribers"],
+     lambda f: f["sse_delivered_events_per_second"] >= 100_000 and f["sse_subscribers"] >= 100,
+     lambda f: f"{f['sse_delivered_events_per_second']:,.0f} events/s to {f['sse_subscribers']:.0f} subscribers")
+line("SSE fan-out, p99 from append to delivery under 50 ms", ["sse_latency_p99_ms"],
+     lambda f: f["sse_latency_p99_ms"] < 50, lambda f: f"p99 {f['sse_latency_p99_ms']:.1f} ms")
 for side in ("produce", "consume"):
     key = f"kafka_{side}_ratio"
     line(f"Kafka {side}, at least 0.8 of raw librdkafka's rate", [key, key + "_lowest_round", key + "_highest_round"],

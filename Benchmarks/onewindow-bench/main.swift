@@ -301,6 +301,31 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENC
     figure("view_lookup_residents", Double(residents))
 }
 
+// SSE fan-out (issue 11). Part `sse` of ONEWINDOW_BENCH_PARTS (run when the variable is unset);
+// ONEWINDOW_BENCH_SSE_SUBSCRIBERS (default 100), ONEWINDOW_BENCH_SSE_EVENTS the burst (default
+// 20,000), ONEWINDOW_BENCH_SSE_RATE the fixed rate (default 1,000 events/s) and
+// ONEWINDOW_BENCH_SSE_SECONDS its length (default 10).
+if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENCH_PARTS"] == nil || parts.contains("sse") {
+    let subscribers = Int(environment["ONEWINDOW_BENCH_SSE_SUBSCRIBERS"] ?? "") ?? 100
+    let burst = Int(environment["ONEWINDOW_BENCH_SSE_EVENTS"] ?? "") ?? 20_000 * scale
+    let rate = Int(environment["ONEWINDOW_BENCH_SSE_RATE"] ?? "") ?? 1_000
+    let seconds = Int(environment["ONEWINDOW_BENCH_SSE_SECONDS"] ?? "") ?? 10
+    let run = try await benchSSEFanOut(directory: directory, subscribers: subscribers, burst: burst, rate: rate, seconds: seconds)
+    report("")
+    report("### Subscriptions: SSE fan-out on loopback")
+    report("")
+    report("| what | events | figure |")
+    report("|---|---:|---:|")
+    report("| delivered to \(run.subscribers) SSE subscribers in total, a burst of \(format(Double(run.burst))) appended at once (\(String(format: "%.2f", run.burstSeconds)) s) | \(format(Double(run.burst * run.subscribers))) | \(format(run.deliveredPerSecond))/s |")
+    report("| append to a subscriber's parse at \(format(Double(run.rate))) events/s to each of \(run.subscribers), p50 | \(format(Double(run.latencyEvents))) | \(String(format: "%.1f", run.p50)) ms |")
+    report("| the same, p99 (max \(String(format: "%.1f", run.max)) ms) | \(format(Double(run.latencyEvents))) | \(String(format: "%.1f", run.p99)) ms |")
+    report("")
+    report("One embedded log (a topic of 6 partitions, ~500-byte CloudEvents), the subscription hub behind a Hummingbird server serving `ServerSentEventStream` (the gateway's SSE body), and the subscribers as plain-socket HTTP/1.1 clients in threads of their own in the same process, each parsing every `data:` line. Events are redacted (the form a subscriber without the personal-data grant gets).")
+    figure("sse_delivered_events_per_second", run.deliveredPerSecond)
+    figure("sse_latency_p99_ms", run.p99)
+    figure("sse_subscribers", Double(run.subscribers))
+}
+
 if let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA"] {
     let records = Int(ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA_RECORDS"] ?? "100000") ?? 100_000
     let hub = try await benchKafka(bootstrap: bootstrap, records: records)

@@ -375,14 +375,7 @@ public final class EmbeddedLog: EventLog {
         let liveSince = now - configuration.sessionTimeout.milliseconds
         do {
             return try await writer.write { db in
-                let live = try Int.fetchOne(
-                    db, sql: "SELECT COUNT(*) FROM group_member WHERE group_id = ? AND heartbeat_ms >= ?",
-                    arguments: [group, liveSince]) ?? 0
-                if live > 0 {
-                    throw LogError(
-                        .groupBusy, "the group has \(live) active member(s)",
-                        remedy: "stop the group's consumers before moving its offsets", subject: group)
-                }
+                try Self.checkNoLiveMember(db, group: group, liveSince: liveSince)
                 var result: [TopicPartition: Int64] = [:]
                 for topic in resolved {
                     for partition in 0..<topic.partitions {
@@ -419,6 +412,45 @@ public final class EmbeddedLog: EventLog {
             }
         } catch {
             throw storageError(error, while: "removing the members of group \(group)", subject: group)
+        }
+    }
+
+    public func commitGroup(_ group: String, offsets: [TopicPartition: Int64]) async throws {
+        try checkOpen()
+        var rows: [String: TopicRow] = [:]
+        for (partition, offset) in offsets {
+            if rows[partition.topic] == nil { rows[partition.topic] = try await topic(partition.topic) }
+            try checkPartition(partition, of: rows[partition.topic]!)
+            guard offset >= 0 else {
+                throw LogError(.invalidOffset, "a committed offset cannot be negative (\(offset))", subject: partition.description)
+            }
+        }
+        let resolved = rows
+        let now = configuration.now().milliseconds
+        let liveSince = now - configuration.sessionTimeout.milliseconds
+        do {
+            try await writer.write { db in
+                try Self.checkNoLiveMember(db, group: group, liveSince: liveSince)
+                for (partition, offset) in offsets {
+                    try Self.storeOffset(
+                        db, group: group, topicId: resolved[partition.topic]!.id, partition: partition.partition,
+                        offset: offset, at: now)
+                }
+            }
+        } catch {
+            throw storageError(error, while: "committing the offsets of group \(group)", subject: group)
+        }
+    }
+
+    /// Refuses to move a group's offsets while a member has heartbeated within the session timeout.
+    static func checkNoLiveMember(_ db: Database, group: String, liveSince: Int64) throws {
+        let live = try Int.fetchOne(
+            db, sql: "SELECT COUNT(*) FROM group_member WHERE group_id = ? AND heartbeat_ms >= ?",
+            arguments: [group, liveSince]) ?? 0
+        if live > 0 {
+            throw LogError(
+                .groupBusy, "the group has \(live) active member(s)",
+                remedy: "stop the group's consumers before moving its offsets", subject: group)
         }
     }
 

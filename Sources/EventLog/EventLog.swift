@@ -20,7 +20,7 @@ import Synchronization
 /// - ``append(_:)``, ``read(_:from:maxRecords:)``, ``watermarks(_:)``, ``offset(_:atOrAfter:)``
 /// ## Consumer groups
 /// - ``makeConsumer(_:)``, ``committedOffsets(group:topics:)``, ``seekGroup(_:topics:to:)``,
-///   ``listGroups()``, ``groupMembers(_:)``, ``lag(group:topics:)``
+///   ``commitGroup(_:offsets:)``, ``listGroups()``, ``groupMembers(_:)``, ``lag(group:topics:)``
 ///
 /// ## Closing
 /// After ``close()`` every call on the log, and on every consumer made from it, throws
@@ -75,6 +75,16 @@ public protocol EventLog: Sendable {
     @discardableResult
     func seekGroup(_ group: String, topics: [String], to position: SeekPosition) async throws
         -> [TopicPartition: Int64]
+
+    /// Sets a group's committed offsets of the given partitions (each the offset of the next record
+    /// to read) without joining the group, the way a member's commit would set them: how a reader
+    /// outside the log's own consumers (the gateway's HTTP subscribers) records what it has
+    /// acknowledged. Partitions not named keep their committed offsets. An offset may move back.
+    ///
+    /// Like ``seekGroup(_:topics:to:)``, it is refused while the group has an active member.
+    /// - Throws: ``LogError`` `.unknownTopic`, `.invalidPartition`, `.invalidOffset` for a negative
+    ///   offset, `.groupBusy` (embedded) or a backend error.
+    func commitGroup(_ group: String, offsets: [TopicPartition: Int64]) async throws
 
     /// The consumer groups that have committed offsets, sorted.
     func listGroups() async throws -> [String]

@@ -14,6 +14,7 @@ import OrchestratorService
 import Retrying
 import ServiceLifecycle
 import SharedView
+import Subscriptions
 import Synchronization
 
 /// The HTTP gateway (`onewindow gateway`): the front desk, progress, "who used my data", health
@@ -51,7 +52,8 @@ public struct Gateway: Sendable {
         self.api = GatewayAPI(
             frontDesk: FrontDesk(publisher: Publisher(log: log, catalog: catalog, name: "onewindow gateway", clock: clock), rules: rules),
             store: store, view: ViewHandle(path: viewPath), access: access, metrics: GatewayMetrics(), log: log,
-            bus: bus, deadLetterTopic: catalog.deadLetterTopic, clock: clock)
+            bus: bus, deadLetterTopic: catalog.deadLetterTopic, clock: clock,
+            subscriptions: SubscriptionHub(log: log, logger: logger))
         self.logger = logger
     }
 

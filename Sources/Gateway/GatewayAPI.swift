@@ -5,6 +5,7 @@ import EventSchemas
 import Foundation
 import OpenAPIRuntime
 import Orchestrator
+import Subscriptions
 
 /// The operations of `openapi.yaml`, as the generated `APIProtocol` asks for them. Every
 /// operation but health and metrics asks ``access`` first, with the key the middleware found.
@@ -18,6 +19,8 @@ struct GatewayAPI: APIProtocol {
     let bus: String
     let deadLetterTopic: String
     let clock: any WallClock
+    /// The subscriptions of downstream systems (GatewayAPI+Subscriptions.swift).
+    let subscriptions: SubscriptionHub
 
     /// The principal allowed to do `action`, or the refusal (counted) to answer with.
     private func authorize(_ action: AccessAction, operation: String) async -> Result<Principal, Refusal> {

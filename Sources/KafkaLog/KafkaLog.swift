@@ -333,16 +333,37 @@ public final class KafkaLog: EventLog {
                 }
             }
         }
-        let request = targets
+        try await commitOffsets(group, targets)
+        return targets
+    }
+
+    public func commitGroup(_ group: String, offsets: [TopicPartition: Int64]) async throws {
+        try checkOpen()
+        for (partition, offset) in offsets {
+            let count = try await partitions(of: partition.topic)
+            guard partition.partition >= 0, partition.partition < count else {
+                throw LogError(
+                    .invalidPartition, "partition \(partition.partition) does not exist (the topic has \(count))",
+                    subject: partition.topic)
+            }
+            guard offset >= 0 else {
+                throw LogError(.invalidOffset, "a committed offset cannot be negative (\(offset))", subject: partition.description)
+            }
+        }
+        if offsets.isEmpty { return }
+        try await commitOffsets(group, offsets)
+    }
+
+    /// Commits next-offsets for a group through a client that never joins it.
+    private func commitOffsets(_ group: String, _ offsets: [TopicPartition: Int64]) async throws {
         try await withGroupClient(group) { client in
-            let list = PartitionList(request)
+            let list = PartitionList(offsets)
             let error = rd_kafka_commit(client, list.pointer, 0)
             guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaErrors.error(error, "moving the group's offsets", subject: group) }
             for (partition, _, elementError) in list.elements where elementError != RD_KAFKA_RESP_ERR_NO_ERROR {
                 throw KafkaErrors.error(elementError, "moving the group's offsets", subject: "\(group) \(partition)")
             }
         }
-        return targets
     }
 
     public func listGroups() async throws -> [String] {

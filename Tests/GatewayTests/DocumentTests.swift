@@ -38,10 +38,11 @@ import Yams
     @Test func everyOperationOfTheDocumentIsServedWithADocumentedStatus() async throws {
         let rig = try await GatewayRig()
         let operations = try Self.operations()
-        #expect(operations.count == 6)
+        #expect(operations.count == 9)
         for operation in operations {
             let path = operation.path.replacingOccurrences(of: "{applicationId}", with: "RA-2026-000001")
                 .replacingOccurrences(of: "{subject}", with: GatewayTests.chen)
+                .replacingOccurrences(of: "{group}", with: "datahub")
             let body: Data? =
                 operation.method == "POST"
                 ? submission("restaurant-opening", GatewayTests.restaurant("RA-2026-000001")).serialized() : nil

@@ -5,5 +5,27 @@ import struct Foundation.Data
 import struct Foundation.Date
 extension Components {
     /// Types generated from the `#/components/parameters` section of the OpenAPI document.
-    internal enum Parameters {}
+    internal enum Parameters {
+        /// The consumer group: the subscriber's bookmark (its committed offsets). Groups are the
+        /// key's own: the log's group is `gateway.<principal>.<group>`.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/parameters/Group`.
+        internal typealias Group = Swift.String
+        /// Comma-separated topic names (this or `pattern`).
+        ///
+        /// - Remark: Generated from `#/components/parameters/Topics`.
+        internal typealias Topics = Swift.String
+        /// Every topic whose whole name matches (`*` any run of characters), instead of `topics`.
+        ///
+        /// - Remark: Generated from `#/components/parameters/Pattern`.
+        internal typealias Pattern = Swift.String
+        /// Where a partition starts that neither the cursor nor the group's commits name.
+        ///
+        /// - Remark: Generated from `#/components/parameters/From`.
+        internal enum From: String, Codable, Hashable, Sendable, CaseIterable {
+            case earliest = "earliest"
+            case latest = "latest"
+        }
+    }
 }

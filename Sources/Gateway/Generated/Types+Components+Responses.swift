@@ -6,6 +6,34 @@ import struct Foundation.Date
 extension Components {
     /// Types generated from the `#/components/responses` section of the OpenAPI document.
     internal enum Responses {
+        internal struct BadSubscription: Sendable, Hashable {
+            /// - Remark: Generated from `#/components/responses/BadSubscription/content`.
+            internal enum Body: Sendable, Hashable {
+                /// - Remark: Generated from `#/components/responses/BadSubscription/content/application\/json`.
+                case json(Components.Schemas.Refusal)
+                /// The associated value of the enum case if `self` is `.json`.
+                ///
+                /// - Throws: An error if `self` is not `.json`.
+                /// - SeeAlso: `.json`.
+                internal var json: Components.Schemas.Refusal {
+                    get throws {
+                        switch self {
+                        case let .json(body):
+                            return body
+                        }
+                    }
+                }
+            }
+            /// Received HTTP response body
+            internal var body: Components.Responses.BadSubscription.Body
+            /// Creates a new `BadSubscription`.
+            ///
+            /// - Parameters:
+            ///   - body: Received HTTP response body
+            internal init(body: Components.Responses.BadSubscription.Body) {
+                self.body = body
+            }
+        }
         internal struct Unauthenticated: Sendable, Hashable {
             /// - Remark: Generated from `#/components/responses/Unauthenticated/content`.
             internal enum Body: Sendable, Hashable {

@@ -6,6 +6,339 @@ import struct Foundation.Date
 extension Components {
     /// Types generated from the `#/components/schemas` section of the OpenAPI document.
     internal enum Schemas {
+        /// An event in the CloudEvents JSON format (structured mode), with where it stands on the bus.
+        /// Attributes a record lacks are left out.
+        ///
+        ///
+        /// - Remark: Generated from `#/components/schemas/DeliveredEvent`.
+        internal struct DeliveredEvent: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/specversion`.
+            internal var specversion: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/id`.
+            internal var id: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/source`.
+            internal var source: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/type`.
+            internal var _type: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/subject`.
+            internal var subject: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/time`.
+            internal var time: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/datacontenttype`.
+            internal var datacontenttype: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/correlationid`.
+            internal var correlationid: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/causationid`.
+            internal var causationid: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/data`.
+            internal var data: OpenAPIRuntime.OpenAPIValueContainer?
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/data_base64`.
+            internal var dataBase64: Swift.String?
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/topic`.
+            internal var topic: Swift.String
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/partition`.
+            internal var partition: Swift.Int32
+            /// - Remark: Generated from `#/components/schemas/DeliveredEvent/offset`.
+            internal var offset: Swift.Int64
+            /// A container of undocumented properties.
+            internal var additionalProperties: OpenAPIRuntime.OpenAPIObjectContainer
+            /// Creates a new `DeliveredEvent`.
+            ///
+            /// - Parameters:
+            ///   - specversion:
+            ///   - id:
+            ///   - source:
+            ///   - _type:
+            ///   - subject:
+            ///   - time:
+            ///   - datacontenttype:
+            ///   - correlationid:
+            ///   - causationid:
+            ///   - data:
+            ///   - dataBase64:
+            ///   - topic:
+            ///   - partition:
+            ///   - offset:
+            ///   - additionalProperties: A container of undocumented properties.
+            internal init(
+                specversion: Swift.String? = nil,
+                id: Swift.String? = nil,
+                source: Swift.String? = nil,
+                _type: Swift.String? = nil,
+                subject: Swift.String? = nil,
+                time: Swift.String? = nil,
+                datacontenttype: Swift.String? = nil,
+                correlationid: Swift.String? = nil,
+                causationid: Swift.String? = nil,
+                data: OpenAPIRuntime.OpenAPIValueContainer? = nil,
+                dataBase64: Swift.String? = nil,
+                topic: Swift.String,
+                partition: Swift.Int32,
+                offset: Swift.Int64,
+                additionalProperties: OpenAPIRuntime.OpenAPIObjectContainer = .init()
+            ) {
+                self.specversion = specversion
+                self.id = id
+                self.source = source
+                self._type = _type
+                self.subject = subject
+                self.time = time
+                self.datacontenttype = datacontenttype
+                self.correlationid = correlationid
+                self.causationid = causationid
+                self.data = data
+                self.dataBase64 = dataBase64
+                self.topic = topic
+                self.partition = partition
+                self.offset = offset
+                self.additionalProperties = additionalProperties
+            }
+            internal enum CodingKeys: String, CodingKey {
+                case specversion
+                case id
+                case source
+                case _type = "type"
+                case subject
+                case time
+                case datacontenttype
+                case correlationid
+                case causationid
+                case data
+                case dataBase64 = "data_base64"
+                case topic
+                case partition
+                case offset
+            }
+            internal init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.specversion = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .specversion
+                )
+                self.id = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .id
+                )
+                self.source = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .source
+                )
+                self._type = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: ._type
+                )
+                self.subject = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .subject
+                )
+                self.time = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .time
+                )
+                self.datacontenttype = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .datacontenttype
+                )
+                self.correlationid = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .correlationid
+                )
+                self.causationid = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .causationid
+                )
+                self.data = try container.decodeIfPresent(
+                    OpenAPIRuntime.OpenAPIValueContainer.self,
+                    forKey: .data
+                )
+                self.dataBase64 = try container.decodeIfPresent(
+                    Swift.String.self,
+                    forKey: .dataBase64
+                )
+                self.topic = try container.decode(
+                    Swift.String.self,
+                    forKey: .topic
+                )
+                self.partition = try container.decode(
+                    Swift.Int32.self,
+                    forKey: .partition
+                )
+                self.offset = try container.decode(
+                    Swift.Int64.self,
+                    forKey: .offset
+                )
+                additionalProperties = try decoder.decodeAdditionalProperties(knownKeys: [
+                    "specversion",
+                    "id",
+                    "source",
+                    "type",
+                    "subject",
+                    "time",
+                    "datacontenttype",
+                    "correlationid",
+                    "causationid",
+                    "data",
+                    "data_base64",
+                    "topic",
+                    "partition",
+                    "offset"
+                ])
+            }
+            internal func encode(to encoder: any Swift.Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encodeIfPresent(
+                    self.specversion,
+                    forKey: .specversion
+                )
+                try container.encodeIfPresent(
+                    self.id,
+                    forKey: .id
+                )
+                try container.encodeIfPresent(
+                    self.source,
+                    forKey: .source
+                )
+                try container.encodeIfPresent(
+                    self._type,
+                    forKey: ._type
+                )
+                try container.encodeIfPresent(
+                    self.subject,
+                    forKey: .subject
+                )
+                try container.encodeIfPresent(
+                    self.time,
+                    forKey: .time
+                )
+                try container.encodeIfPresent(
+                    self.datacontenttype,
+                    forKey: .datacontenttype
+                )
+                try container.encodeIfPresent(
+                    self.correlationid,
+                    forKey: .correlationid
+                )
+                try container.encodeIfPresent(
+                    self.causationid,
+                    forKey: .causationid
+                )
+                try container.encodeIfPresent(
+                    self.data,
+                    forKey: .data
+                )
+                try container.encodeIfPresent(
+                    self.dataBase64,
+                    forKey: .dataBase64
+                )
+                try container.encode(
+                    self.topic,
+                    forKey: .topic
+                )
+                try container.encode(
+                    self.partition,
+                    forKey: .partition
+                )
+                try container.encode(
+                    self.offset,
+                    forKey: .offset
+                )
+                try encoder.encodeAdditionalProperties(additionalProperties)
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/EventBatch`.
+        internal struct EventBatch: Codable, Hashable, Sendable {
+            /// The cursor after the batch's last event (the request's start when empty).
+            ///
+            /// - Remark: Generated from `#/components/schemas/EventBatch/cursor`.
+            internal var cursor: Swift.String
+            /// - Remark: Generated from `#/components/schemas/EventBatch/events`.
+            internal var events: [Components.Schemas.DeliveredEvent]
+            /// Creates a new `EventBatch`.
+            ///
+            /// - Parameters:
+            ///   - cursor: The cursor after the batch's last event (the request's start when empty).
+            ///   - events:
+            internal init(
+                cursor: Swift.String,
+                events: [Components.Schemas.DeliveredEvent]
+            ) {
+                self.cursor = cursor
+                self.events = events
+            }
+            internal enum CodingKeys: String, CodingKey {
+                case cursor
+                case events
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/CommitRequest`.
+        internal struct CommitRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/CommitRequest/cursor`.
+            internal var cursor: Swift.String
+            /// Creates a new `CommitRequest`.
+            ///
+            /// - Parameters:
+            ///   - cursor:
+            internal init(cursor: Swift.String) {
+                self.cursor = cursor
+            }
+            internal enum CodingKeys: String, CodingKey {
+                case cursor
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/Committed`.
+        internal struct Committed: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/Committed/group`.
+            internal var group: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Committed/OffsetsPayload`.
+            internal struct OffsetsPayloadPayload: Codable, Hashable, Sendable {
+                /// - Remark: Generated from `#/components/schemas/Committed/OffsetsPayload/topic`.
+                internal var topic: Swift.String
+                /// - Remark: Generated from `#/components/schemas/Committed/OffsetsPayload/partition`.
+                internal var partition: Swift.Int32
+                /// - Remark: Generated from `#/components/schemas/Committed/OffsetsPayload/offset`.
+                internal var offset: Swift.Int64
+                /// Creates a new `OffsetsPayloadPayload`.
+                ///
+                /// - Parameters:
+                ///   - topic:
+                ///   - partition:
+                ///   - offset:
+                internal init(
+                    topic: Swift.String,
+                    partition: Swift.Int32,
+                    offset: Swift.Int64
+                ) {
+                    self.topic = topic
+                    self.partition = partition
+                    self.offset = offset
+                }
+                internal enum CodingKeys: String, CodingKey {
+                    case topic
+                    case partition
+                    case offset
+                }
+            }
+            /// - Remark: Generated from `#/components/schemas/Committed/offsets`.
+            internal typealias OffsetsPayload = [Components.Schemas.Committed.OffsetsPayloadPayload]
+            /// - Remark: Generated from `#/components/schemas/Committed/offsets`.
+            internal var offsets: Components.Schemas.Committed.OffsetsPayload
+            /// Creates a new `Committed`.
+            ///
+            /// - Parameters:
+            ///   - group:
+            ///   - offsets:
+            internal init(
+                group: Swift.String,
+                offsets: Components.Schemas.Committed.OffsetsPayload
+            ) {
+                self.group = group
+                self.offsets = offsets
+            }
+            internal enum CodingKeys: String, CodingKey {
+                case group
+                case offsets
+            }
+        }
         /// - Remark: Generated from `#/components/schemas/Submission`.
         internal struct Submission: Codable, Hashable, Sendable {
             /// The workflow's id in Rules/workflows (e.g. restaurant-opening).

@@ -745,6 +745,931 @@ internal enum Operations {
             }
         }
     }
+    /// Server-Sent Events of a topic or pattern for a consumer group.
+    ///
+    /// The events of the `topics` (or of every topic matching `pattern`) as a Server-Sent Events
+    /// stream: each event's `id` is a cursor standing after it, `event` is its CloudEvents type,
+    /// `data` the event in the CloudEvents JSON format with `topic`, `partition` and `offset`
+    /// added. A `: keep-alive` comment comes after 15 s without events.
+    ///
+    /// Where it starts: after the `Last-Event-ID` the client sends (a browser's EventSource sends
+    /// its last id by itself when it reconnects), exactly, so a resume neither skips nor repeats
+    /// an event, also after a gateway restart; without one, at the group's committed offsets;
+    /// for a partition without either, at `from`. The `Last-Event-ID` received is committed for
+    /// the group (the client has everything before it). Records of one partition come in order.
+    ///
+    /// The key needs `read:` grants for every topic (a pattern is expanded to the topics it
+    /// matches now; a topic that joins it later and is not granted is left out of the stream).
+    /// The events' personal data is masked unless the key holds `personal-data`.
+    ///
+    ///
+    /// - Remark: HTTP `GET /subscriptions/{group}/events`.
+    /// - Remark: Generated from `#/paths//subscriptions/{group}/events/get(streamEvents)`.
+    internal enum StreamEvents {
+        internal static let id: Swift.String = "streamEvents"
+        internal struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/subscriptions/{group}/events/GET/path`.
+            internal struct Path: Sendable, Hashable {
+                /// The consumer group: the subscriber's bookmark (its committed offsets). Groups are the
+                /// key's own: the log's group is `gateway.<principal>.<group>`.
+                ///
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/events/GET/path/group`.
+                internal var group: Components.Parameters.Group
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - group: The consumer group: the subscriber's bookmark (its committed offsets). Groups are the
+                internal init(group: Components.Parameters.Group) {
+                    self.group = group
+                }
+            }
+            internal var path: Operations.StreamEvents.Input.Path
+            /// - Remark: Generated from `#/paths/subscriptions/{group}/events/GET/query`.
+            internal struct Query: Sendable, Hashable {
+                /// Comma-separated topic names (this or `pattern`).
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/events/GET/query/topics`.
+                internal var topics: Components.Parameters.Topics?
+                /// Every topic whose whole name matches (`*` any run of characters), instead of `topics`.
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/events/GET/query/pattern`.
+                internal var pattern: Components.Parameters.Pattern?
+                /// - Remark: Generated from `#/components/parameters/From`.
+                internal enum From: String, Codable, Hashable, Sendable, CaseIterable {
+                    case earliest = "earliest"
+                    case latest = "latest"
+                }
+                /// Where a partition starts that neither the cursor nor the group's commits name.
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/events/GET/query/from`.
+                internal var from: Components.Parameters.From?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - topics: Comma-separated topic names (this or `pattern`).
+                ///   - pattern: Every topic whose whole name matches (`*` any run of characters), instead of `topics`.
+                ///   - from: Where a partition starts that neither the cursor nor the group's commits name.
+                internal init(
+                    topics: Components.Parameters.Topics? = nil,
+                    pattern: Components.Parameters.Pattern? = nil,
+                    from: Components.Parameters.From? = nil
+                ) {
+                    self.topics = topics
+                    self.pattern = pattern
+                    self.from = from
+                }
+            }
+            internal var query: Operations.StreamEvents.Input.Query
+            /// - Remark: Generated from `#/paths/subscriptions/{group}/events/GET/header`.
+            internal struct Headers: Sendable, Hashable {
+                /// The id of the last event received, to resume after it.
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/events/GET/header/Last-Event-ID`.
+                internal var lastEventID: Swift.String?
+                internal var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.StreamEvents.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - lastEventID: The id of the last event received, to resume after it.
+                ///   - accept:
+                internal init(
+                    lastEventID: Swift.String? = nil,
+                    accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.StreamEvents.AcceptableContentType>] = .defaultValues()
+                ) {
+                    self.lastEventID = lastEventID
+                    self.accept = accept
+                }
+            }
+            internal var headers: Operations.StreamEvents.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            internal init(
+                path: Operations.StreamEvents.Input.Path,
+                query: Operations.StreamEvents.Input.Query = .init(),
+                headers: Operations.StreamEvents.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        internal enum Output: Sendable, Hashable {
+            internal struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/events/GET/responses/200/content`.
+                internal enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/subscriptions/{group}/events/GET/responses/200/content/text\/event-stream`.
+                    case textEventStream(OpenAPIRuntime.HTTPBody)
+                    /// The associated value of the enum case if `self` is `.textEventStream`.
+                    ///
+                    /// - Throws: An error if `self` is not `.textEventStream`.
+                    /// - SeeAlso: `.textEventStream`.
+                    internal var textEventStream: OpenAPIRuntime.HTTPBody {
+                        get throws {
+                            switch self {
+                            case let .textEventStream(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                internal var body: Operations.StreamEvents.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                internal init(body: Operations.StreamEvents.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The stream (it does not end while the client listens).
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/events/get(streamEvents)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.StreamEvents.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            internal var ok: Operations.StreamEvents.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The request does not say what to read (`topics` or `pattern`, not both), or its cursor
+            /// (`Last-Event-ID`, `cursor`) is not one the gateway made.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/events/get(streamEvents)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.BadSubscription)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            internal var badRequest: Components.Responses.BadSubscription {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// No key, or a key that is unknown or revoked.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/events/get(streamEvents)/responses/401`.
+            ///
+            /// HTTP response code: `401 unauthorized`.
+            case unauthorized(Components.Responses.Unauthenticated)
+            /// The associated value of the enum case if `self` is `.unauthorized`.
+            ///
+            /// - Throws: An error if `self` is not `.unauthorized`.
+            /// - SeeAlso: `.unauthorized`.
+            internal var unauthorized: Components.Responses.Unauthenticated {
+                get throws {
+                    switch self {
+                    case let .unauthorized(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "unauthorized",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// A known key without the grant for this request.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/events/get(streamEvents)/responses/403`.
+            ///
+            /// HTTP response code: `403 forbidden`.
+            case forbidden(Components.Responses.Forbidden)
+            /// The associated value of the enum case if `self` is `.forbidden`.
+            ///
+            /// - Throws: An error if `self` is not `.forbidden`.
+            /// - SeeAlso: `.forbidden`.
+            internal var forbidden: Components.Responses.Forbidden {
+                get throws {
+                    switch self {
+                    case let .forbidden(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "forbidden",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Nothing with that id.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/events/get(streamEvents)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.NotFound)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            internal var notFound: Components.Responses.NotFound {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The bus or a store did not answer; try again later.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/events/get(streamEvents)/responses/503`.
+            ///
+            /// HTTP response code: `503 serviceUnavailable`.
+            case serviceUnavailable(Components.Responses.Unavailable)
+            /// The associated value of the enum case if `self` is `.serviceUnavailable`.
+            ///
+            /// - Throws: An error if `self` is not `.serviceUnavailable`.
+            /// - SeeAlso: `.serviceUnavailable`.
+            internal var serviceUnavailable: Components.Responses.Unavailable {
+                get throws {
+                    switch self {
+                    case let .serviceUnavailable(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "serviceUnavailable",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        internal enum AcceptableContentType: AcceptableProtocol {
+            case textEventStream
+            case json
+            case other(Swift.String)
+            internal init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "text/event-stream":
+                    self = .textEventStream
+                case "application/json":
+                    self = .json
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            internal var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .textEventStream:
+                    return "text/event-stream"
+                case .json:
+                    return "application/json"
+                }
+            }
+            internal static var allCases: [Self] {
+                [
+                    .textEventStream,
+                    .json
+                ]
+            }
+        }
+    }
+    /// A batch of events (long poll), for clients without SSE.
+    ///
+    /// Up to `max` events of the `topics` (or `pattern`), answered as soon as there are any or
+    /// after `wait` seconds with none. Starts after `cursor` when given, else at the group's
+    /// committed offsets, else at `from`. Nothing is committed: after processing a batch, commit
+    /// its `cursor` with `POST /subscriptions/{group}/commit`; until then the same request
+    /// answers the same events again. To read on before committing, pass the batch's `cursor`.
+    ///
+    ///
+    /// - Remark: HTTP `GET /subscriptions/{group}/batch`.
+    /// - Remark: Generated from `#/paths//subscriptions/{group}/batch/get(pollEvents)`.
+    internal enum PollEvents {
+        internal static let id: Swift.String = "pollEvents"
+        internal struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/subscriptions/{group}/batch/GET/path`.
+            internal struct Path: Sendable, Hashable {
+                /// The consumer group: the subscriber's bookmark (its committed offsets). Groups are the
+                /// key's own: the log's group is `gateway.<principal>.<group>`.
+                ///
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/batch/GET/path/group`.
+                internal var group: Components.Parameters.Group
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - group: The consumer group: the subscriber's bookmark (its committed offsets). Groups are the
+                internal init(group: Components.Parameters.Group) {
+                    self.group = group
+                }
+            }
+            internal var path: Operations.PollEvents.Input.Path
+            /// - Remark: Generated from `#/paths/subscriptions/{group}/batch/GET/query`.
+            internal struct Query: Sendable, Hashable {
+                /// Comma-separated topic names (this or `pattern`).
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/batch/GET/query/topics`.
+                internal var topics: Components.Parameters.Topics?
+                /// Every topic whose whole name matches (`*` any run of characters), instead of `topics`.
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/batch/GET/query/pattern`.
+                internal var pattern: Components.Parameters.Pattern?
+                /// - Remark: Generated from `#/components/parameters/From`.
+                internal enum From: String, Codable, Hashable, Sendable, CaseIterable {
+                    case earliest = "earliest"
+                    case latest = "latest"
+                }
+                /// Where a partition starts that neither the cursor nor the group's commits name.
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/batch/GET/query/from`.
+                internal var from: Components.Parameters.From?
+                /// A previous batch's cursor (or an SSE event's id) to read on after.
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/batch/GET/query/cursor`.
+                internal var cursor: Swift.String?
+                /// Seconds to wait for events when there are none.
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/batch/GET/query/wait`.
+                internal var wait: Swift.Int?
+                /// The most events in the batch.
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/batch/GET/query/max`.
+                internal var max: Swift.Int?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - topics: Comma-separated topic names (this or `pattern`).
+                ///   - pattern: Every topic whose whole name matches (`*` any run of characters), instead of `topics`.
+                ///   - from: Where a partition starts that neither the cursor nor the group's commits name.
+                ///   - cursor: A previous batch's cursor (or an SSE event's id) to read on after.
+                ///   - wait: Seconds to wait for events when there are none.
+                ///   - max: The most events in the batch.
+                internal init(
+                    topics: Components.Parameters.Topics? = nil,
+                    pattern: Components.Parameters.Pattern? = nil,
+                    from: Components.Parameters.From? = nil,
+                    cursor: Swift.String? = nil,
+                    wait: Swift.Int? = nil,
+                    max: Swift.Int? = nil
+                ) {
+                    self.topics = topics
+                    self.pattern = pattern
+                    self.from = from
+                    self.cursor = cursor
+                    self.wait = wait
+                    self.max = max
+                }
+            }
+            internal var query: Operations.PollEvents.Input.Query
+            /// - Remark: Generated from `#/paths/subscriptions/{group}/batch/GET/header`.
+            internal struct Headers: Sendable, Hashable {
+                internal var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.PollEvents.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                internal init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.PollEvents.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            internal var headers: Operations.PollEvents.Input.Headers
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            internal init(
+                path: Operations.PollEvents.Input.Path,
+                query: Operations.PollEvents.Input.Query = .init(),
+                headers: Operations.PollEvents.Input.Headers = .init()
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+            }
+        }
+        internal enum Output: Sendable, Hashable {
+            internal struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/batch/GET/responses/200/content`.
+                internal enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/subscriptions/{group}/batch/GET/responses/200/content/application\/json`.
+                    case json(Components.Schemas.EventBatch)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    internal var json: Components.Schemas.EventBatch {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                internal var body: Operations.PollEvents.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                internal init(body: Operations.PollEvents.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// The batch (possibly empty) and the cursor after it.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/batch/get(pollEvents)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.PollEvents.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            internal var ok: Operations.PollEvents.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The request does not say what to read (`topics` or `pattern`, not both), or its cursor
+            /// (`Last-Event-ID`, `cursor`) is not one the gateway made.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/batch/get(pollEvents)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.BadSubscription)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            internal var badRequest: Components.Responses.BadSubscription {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// No key, or a key that is unknown or revoked.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/batch/get(pollEvents)/responses/401`.
+            ///
+            /// HTTP response code: `401 unauthorized`.
+            case unauthorized(Components.Responses.Unauthenticated)
+            /// The associated value of the enum case if `self` is `.unauthorized`.
+            ///
+            /// - Throws: An error if `self` is not `.unauthorized`.
+            /// - SeeAlso: `.unauthorized`.
+            internal var unauthorized: Components.Responses.Unauthenticated {
+                get throws {
+                    switch self {
+                    case let .unauthorized(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "unauthorized",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// A known key without the grant for this request.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/batch/get(pollEvents)/responses/403`.
+            ///
+            /// HTTP response code: `403 forbidden`.
+            case forbidden(Components.Responses.Forbidden)
+            /// The associated value of the enum case if `self` is `.forbidden`.
+            ///
+            /// - Throws: An error if `self` is not `.forbidden`.
+            /// - SeeAlso: `.forbidden`.
+            internal var forbidden: Components.Responses.Forbidden {
+                get throws {
+                    switch self {
+                    case let .forbidden(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "forbidden",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Nothing with that id.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/batch/get(pollEvents)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.NotFound)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            internal var notFound: Components.Responses.NotFound {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The bus or a store did not answer; try again later.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/batch/get(pollEvents)/responses/503`.
+            ///
+            /// HTTP response code: `503 serviceUnavailable`.
+            case serviceUnavailable(Components.Responses.Unavailable)
+            /// The associated value of the enum case if `self` is `.serviceUnavailable`.
+            ///
+            /// - Throws: An error if `self` is not `.serviceUnavailable`.
+            /// - SeeAlso: `.serviceUnavailable`.
+            internal var serviceUnavailable: Components.Responses.Unavailable {
+                get throws {
+                    switch self {
+                    case let .serviceUnavailable(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "serviceUnavailable",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        internal enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case other(Swift.String)
+            internal init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            internal var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                }
+            }
+            internal static var allCases: [Self] {
+                [
+                    .json
+                ]
+            }
+        }
+    }
+    /// Commit a cursor for the group (what the client has processed).
+    ///
+    /// Sets the group's committed offset of every partition of the `topics` (or `pattern`) to the
+    /// cursor's: the group's next request without a cursor starts exactly after it. A batch's
+    /// `cursor` and an SSE event's id are both cursors.
+    ///
+    ///
+    /// - Remark: HTTP `POST /subscriptions/{group}/commit`.
+    /// - Remark: Generated from `#/paths//subscriptions/{group}/commit/post(commitCursor)`.
+    internal enum CommitCursor {
+        internal static let id: Swift.String = "commitCursor"
+        internal struct Input: Sendable, Hashable {
+            /// - Remark: Generated from `#/paths/subscriptions/{group}/commit/POST/path`.
+            internal struct Path: Sendable, Hashable {
+                /// The consumer group: the subscriber's bookmark (its committed offsets). Groups are the
+                /// key's own: the log's group is `gateway.<principal>.<group>`.
+                ///
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/commit/POST/path/group`.
+                internal var group: Components.Parameters.Group
+                /// Creates a new `Path`.
+                ///
+                /// - Parameters:
+                ///   - group: The consumer group: the subscriber's bookmark (its committed offsets). Groups are the
+                internal init(group: Components.Parameters.Group) {
+                    self.group = group
+                }
+            }
+            internal var path: Operations.CommitCursor.Input.Path
+            /// - Remark: Generated from `#/paths/subscriptions/{group}/commit/POST/query`.
+            internal struct Query: Sendable, Hashable {
+                /// Comma-separated topic names (this or `pattern`).
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/commit/POST/query/topics`.
+                internal var topics: Components.Parameters.Topics?
+                /// Every topic whose whole name matches (`*` any run of characters), instead of `topics`.
+                ///
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/commit/POST/query/pattern`.
+                internal var pattern: Components.Parameters.Pattern?
+                /// Creates a new `Query`.
+                ///
+                /// - Parameters:
+                ///   - topics: Comma-separated topic names (this or `pattern`).
+                ///   - pattern: Every topic whose whole name matches (`*` any run of characters), instead of `topics`.
+                internal init(
+                    topics: Components.Parameters.Topics? = nil,
+                    pattern: Components.Parameters.Pattern? = nil
+                ) {
+                    self.topics = topics
+                    self.pattern = pattern
+                }
+            }
+            internal var query: Operations.CommitCursor.Input.Query
+            /// - Remark: Generated from `#/paths/subscriptions/{group}/commit/POST/header`.
+            internal struct Headers: Sendable, Hashable {
+                internal var accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.CommitCursor.AcceptableContentType>]
+                /// Creates a new `Headers`.
+                ///
+                /// - Parameters:
+                ///   - accept:
+                internal init(accept: [OpenAPIRuntime.AcceptHeaderContentType<Operations.CommitCursor.AcceptableContentType>] = .defaultValues()) {
+                    self.accept = accept
+                }
+            }
+            internal var headers: Operations.CommitCursor.Input.Headers
+            /// - Remark: Generated from `#/paths/subscriptions/{group}/commit/POST/requestBody`.
+            internal enum Body: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/commit/POST/requestBody/content/application\/json`.
+                case json(Components.Schemas.CommitRequest)
+            }
+            internal var body: Operations.CommitCursor.Input.Body
+            /// Creates a new `Input`.
+            ///
+            /// - Parameters:
+            ///   - path:
+            ///   - query:
+            ///   - headers:
+            ///   - body:
+            internal init(
+                path: Operations.CommitCursor.Input.Path,
+                query: Operations.CommitCursor.Input.Query = .init(),
+                headers: Operations.CommitCursor.Input.Headers = .init(),
+                body: Operations.CommitCursor.Input.Body
+            ) {
+                self.path = path
+                self.query = query
+                self.headers = headers
+                self.body = body
+            }
+        }
+        internal enum Output: Sendable, Hashable {
+            internal struct Ok: Sendable, Hashable {
+                /// - Remark: Generated from `#/paths/subscriptions/{group}/commit/POST/responses/200/content`.
+                internal enum Body: Sendable, Hashable {
+                    /// - Remark: Generated from `#/paths/subscriptions/{group}/commit/POST/responses/200/content/application\/json`.
+                    case json(Components.Schemas.Committed)
+                    /// The associated value of the enum case if `self` is `.json`.
+                    ///
+                    /// - Throws: An error if `self` is not `.json`.
+                    /// - SeeAlso: `.json`.
+                    internal var json: Components.Schemas.Committed {
+                        get throws {
+                            switch self {
+                            case let .json(body):
+                                return body
+                            }
+                        }
+                    }
+                }
+                /// Received HTTP response body
+                internal var body: Operations.CommitCursor.Output.Ok.Body
+                /// Creates a new `Ok`.
+                ///
+                /// - Parameters:
+                ///   - body: Received HTTP response body
+                internal init(body: Operations.CommitCursor.Output.Ok.Body) {
+                    self.body = body
+                }
+            }
+            /// Committed.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/commit/post(commitCursor)/responses/200`.
+            ///
+            /// HTTP response code: `200 ok`.
+            case ok(Operations.CommitCursor.Output.Ok)
+            /// The associated value of the enum case if `self` is `.ok`.
+            ///
+            /// - Throws: An error if `self` is not `.ok`.
+            /// - SeeAlso: `.ok`.
+            internal var ok: Operations.CommitCursor.Output.Ok {
+                get throws {
+                    switch self {
+                    case let .ok(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "ok",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The request does not say what to read (`topics` or `pattern`, not both), or its cursor
+            /// (`Last-Event-ID`, `cursor`) is not one the gateway made.
+            ///
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/commit/post(commitCursor)/responses/400`.
+            ///
+            /// HTTP response code: `400 badRequest`.
+            case badRequest(Components.Responses.BadSubscription)
+            /// The associated value of the enum case if `self` is `.badRequest`.
+            ///
+            /// - Throws: An error if `self` is not `.badRequest`.
+            /// - SeeAlso: `.badRequest`.
+            internal var badRequest: Components.Responses.BadSubscription {
+                get throws {
+                    switch self {
+                    case let .badRequest(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// No key, or a key that is unknown or revoked.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/commit/post(commitCursor)/responses/401`.
+            ///
+            /// HTTP response code: `401 unauthorized`.
+            case unauthorized(Components.Responses.Unauthenticated)
+            /// The associated value of the enum case if `self` is `.unauthorized`.
+            ///
+            /// - Throws: An error if `self` is not `.unauthorized`.
+            /// - SeeAlso: `.unauthorized`.
+            internal var unauthorized: Components.Responses.Unauthenticated {
+                get throws {
+                    switch self {
+                    case let .unauthorized(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "unauthorized",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// A known key without the grant for this request.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/commit/post(commitCursor)/responses/403`.
+            ///
+            /// HTTP response code: `403 forbidden`.
+            case forbidden(Components.Responses.Forbidden)
+            /// The associated value of the enum case if `self` is `.forbidden`.
+            ///
+            /// - Throws: An error if `self` is not `.forbidden`.
+            /// - SeeAlso: `.forbidden`.
+            internal var forbidden: Components.Responses.Forbidden {
+                get throws {
+                    switch self {
+                    case let .forbidden(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "forbidden",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Nothing with that id.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/commit/post(commitCursor)/responses/404`.
+            ///
+            /// HTTP response code: `404 notFound`.
+            case notFound(Components.Responses.NotFound)
+            /// The associated value of the enum case if `self` is `.notFound`.
+            ///
+            /// - Throws: An error if `self` is not `.notFound`.
+            /// - SeeAlso: `.notFound`.
+            internal var notFound: Components.Responses.NotFound {
+                get throws {
+                    switch self {
+                    case let .notFound(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "notFound",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The bus or a store did not answer; try again later.
+            ///
+            /// - Remark: Generated from `#/paths//subscriptions/{group}/commit/post(commitCursor)/responses/503`.
+            ///
+            /// HTTP response code: `503 serviceUnavailable`.
+            case serviceUnavailable(Components.Responses.Unavailable)
+            /// The associated value of the enum case if `self` is `.serviceUnavailable`.
+            ///
+            /// - Throws: An error if `self` is not `.serviceUnavailable`.
+            /// - SeeAlso: `.serviceUnavailable`.
+            internal var serviceUnavailable: Components.Responses.Unavailable {
+                get throws {
+                    switch self {
+                    case let .serviceUnavailable(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "serviceUnavailable",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// Undocumented response.
+            ///
+            /// A response with a code that is not documented in the OpenAPI document.
+            case undocumented(statusCode: Swift.Int, OpenAPIRuntime.UndocumentedPayload)
+        }
+        internal enum AcceptableContentType: AcceptableProtocol {
+            case json
+            case other(Swift.String)
+            internal init?(rawValue: Swift.String) {
+                switch rawValue.lowercased() {
+                case "application/json":
+                    self = .json
+                default:
+                    self = .other(rawValue)
+                }
+            }
+            internal var rawValue: Swift.String {
+                switch self {
+                case let .other(string):
+                    return string
+                case .json:
+                    return "application/json"
+                }
+            }
+            internal static var allCases: [Self] {
+                [
+                    .json
+                ]
+            }
+        }
+    }
     /// The process answers (no check of the bus).
     ///
     /// - Remark: HTTP `GET /health/live`.

@@ -47,6 +47,49 @@ internal protocol APIProtocol: Sendable {
     /// - Remark: HTTP `GET /residents/{subject}/data-usage`.
     /// - Remark: Generated from `#/paths//residents/{subject}/data-usage/get(getDataUsage)`.
     func getDataUsage(_ input: Operations.GetDataUsage.Input) async throws -> Operations.GetDataUsage.Output
+    /// Server-Sent Events of a topic or pattern for a consumer group.
+    ///
+    /// The events of the `topics` (or of every topic matching `pattern`) as a Server-Sent Events
+    /// stream: each event's `id` is a cursor standing after it, `event` is its CloudEvents type,
+    /// `data` the event in the CloudEvents JSON format with `topic`, `partition` and `offset`
+    /// added. A `: keep-alive` comment comes after 15 s without events.
+    ///
+    /// Where it starts: after the `Last-Event-ID` the client sends (a browser's EventSource sends
+    /// its last id by itself when it reconnects), exactly, so a resume neither skips nor repeats
+    /// an event, also after a gateway restart; without one, at the group's committed offsets;
+    /// for a partition without either, at `from`. The `Last-Event-ID` received is committed for
+    /// the group (the client has everything before it). Records of one partition come in order.
+    ///
+    /// The key needs `read:` grants for every topic (a pattern is expanded to the topics it
+    /// matches now; a topic that joins it later and is not granted is left out of the stream).
+    /// The events' personal data is masked unless the key holds `personal-data`.
+    ///
+    ///
+    /// - Remark: HTTP `GET /subscriptions/{group}/events`.
+    /// - Remark: Generated from `#/paths//subscriptions/{group}/events/get(streamEvents)`.
+    func streamEvents(_ input: Operations.StreamEvents.Input) async throws -> Operations.StreamEvents.Output
+    /// A batch of events (long poll), for clients without SSE.
+    ///
+    /// Up to `max` events of the `topics` (or `pattern`), answered as soon as there are any or
+    /// after `wait` seconds with none. Starts after `cursor` when given, else at the group's
+    /// committed offsets, else at `from`. Nothing is committed: after processing a batch, commit
+    /// its `cursor` with `POST /subscriptions/{group}/commit`; until then the same request
+    /// answers the same events again. To read on before committing, pass the batch's `cursor`.
+    ///
+    ///
+    /// - Remark: HTTP `GET /subscriptions/{group}/batch`.
+    /// - Remark: Generated from `#/paths//subscriptions/{group}/batch/get(pollEvents)`.
+    func pollEvents(_ input: Operations.PollEvents.Input) async throws -> Operations.PollEvents.Output
+    /// Commit a cursor for the group (what the client has processed).
+    ///
+    /// Sets the group's committed offset of every partition of the `topics` (or `pattern`) to the
+    /// cursor's: the group's next request without a cursor starts exactly after it. A batch's
+    /// `cursor` and an SSE event's id are both cursors.
+    ///
+    ///
+    /// - Remark: HTTP `POST /subscriptions/{group}/commit`.
+    /// - Remark: Generated from `#/paths//subscriptions/{group}/commit/post(commitCursor)`.
+    func commitCursor(_ input: Operations.CommitCursor.Input) async throws -> Operations.CommitCursor.Output
     /// The process answers (no check of the bus).
     ///
     /// - Remark: HTTP `GET /health/live`.
@@ -138,6 +181,81 @@ extension APIProtocol {
         try await getDataUsage(Operations.GetDataUsage.Input(
             path: path,
             headers: headers
+        ))
+    }
+    /// Server-Sent Events of a topic or pattern for a consumer group.
+    ///
+    /// The events of the `topics` (or of every topic matching `pattern`) as a Server-Sent Events
+    /// stream: each event's `id` is a cursor standing after it, `event` is its CloudEvents type,
+    /// `data` the event in the CloudEvents JSON format with `topic`, `partition` and `offset`
+    /// added. A `: keep-alive` comment comes after 15 s without events.
+    ///
+    /// Where it starts: after the `Last-Event-ID` the client sends (a browser's EventSource sends
+    /// its last id by itself when it reconnects), exactly, so a resume neither skips nor repeats
+    /// an event, also after a gateway restart; without one, at the group's committed offsets;
+    /// for a partition without either, at `from`. The `Last-Event-ID` received is committed for
+    /// the group (the client has everything before it). Records of one partition come in order.
+    ///
+    /// The key needs `read:` grants for every topic (a pattern is expanded to the topics it
+    /// matches now; a topic that joins it later and is not granted is left out of the stream).
+    /// The events' personal data is masked unless the key holds `personal-data`.
+    ///
+    ///
+    /// - Remark: HTTP `GET /subscriptions/{group}/events`.
+    /// - Remark: Generated from `#/paths//subscriptions/{group}/events/get(streamEvents)`.
+    internal func streamEvents(
+        path: Operations.StreamEvents.Input.Path,
+        query: Operations.StreamEvents.Input.Query = .init(),
+        headers: Operations.StreamEvents.Input.Headers = .init()
+    ) async throws -> Operations.StreamEvents.Output {
+        try await streamEvents(Operations.StreamEvents.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// A batch of events (long poll), for clients without SSE.
+    ///
+    /// Up to `max` events of the `topics` (or `pattern`), answered as soon as there are any or
+    /// after `wait` seconds with none. Starts after `cursor` when given, else at the group's
+    /// committed offsets, else at `from`. Nothing is committed: after processing a batch, commit
+    /// its `cursor` with `POST /subscriptions/{group}/commit`; until then the same request
+    /// answers the same events again. To read on before committing, pass the batch's `cursor`.
+    ///
+    ///
+    /// - Remark: HTTP `GET /subscriptions/{group}/batch`.
+    /// - Remark: Generated from `#/paths//subscriptions/{group}/batch/get(pollEvents)`.
+    internal func pollEvents(
+        path: Operations.PollEvents.Input.Path,
+        query: Operations.PollEvents.Input.Query = .init(),
+        headers: Operations.PollEvents.Input.Headers = .init()
+    ) async throws -> Operations.PollEvents.Output {
+        try await pollEvents(Operations.PollEvents.Input(
+            path: path,
+            query: query,
+            headers: headers
+        ))
+    }
+    /// Commit a cursor for the group (what the client has processed).
+    ///
+    /// Sets the group's committed offset of every partition of the `topics` (or `pattern`) to the
+    /// cursor's: the group's next request without a cursor starts exactly after it. A batch's
+    /// `cursor` and an SSE event's id are both cursors.
+    ///
+    ///
+    /// - Remark: HTTP `POST /subscriptions/{group}/commit`.
+    /// - Remark: Generated from `#/paths//subscriptions/{group}/commit/post(commitCursor)`.
+    internal func commitCursor(
+        path: Operations.CommitCursor.Input.Path,
+        query: Operations.CommitCursor.Input.Query = .init(),
+        headers: Operations.CommitCursor.Input.Headers = .init(),
+        body: Operations.CommitCursor.Input.Body
+    ) async throws -> Operations.CommitCursor.Output {
+        try await commitCursor(Operations.CommitCursor.Input(
+            path: path,
+            query: query,
+            headers: headers,
+            body: body
         ))
     }
     /// The process answers (no check of the bus).

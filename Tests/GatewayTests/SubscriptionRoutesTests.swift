@@ -1,0 +1,256 @@
+import AccessControl
+import EmbeddedLog
+import EventLog
+import EventModel
+import EventSchemas
+import Foundation
+import Gateway
+import Logging
+import ServiceLifecycle
+import TestSupport
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Subscriptions over real HTTP: SSE resumed from Last-Event-ID across a gateway restart, long
+/// poll with commit, and a topic not granted.
+@Suite("The gateway's subscriptions over HTTP", .serialized)
+struct SubscriptionRoutesTests {
+    static let topic = "household.birth.registered"
+
+    /// A downstream system granted the household topics; anything else is refused.
+    struct Readers: AccessDeciding {
+        func decide(apiKey: String?, action: AccessAction) async -> AccessDecision {
+            guard apiKey == "hub-key" else {
+                return .refused(Refusal(status: .unauthenticated, code: "unknown-key", reason: "no such key"))
+            }
+            let principal = Principal(name: "datahub", kind: .downstream, grants: [.read(topics: "household.*")])
+            guard case .subscribe(let topics) = action, topics.allSatisfy({ $0.hasPrefix("household.") }) else {
+                return .refused(Refusal(status: .forbidden, code: "not-granted", reason: "datahub may not \(action)"))
+            }
+            return .allowed(principal)
+        }
+    }
+
+    /// A gateway process on the bus file in `directory`; `stop()` ends it as a restart would.
+    final class Running: Sendable {
+        let log: any EventLog
+        let port: Int
+        let group: ServiceGroup
+        let task: Task<Void, any Error>
+
+        init(directory: URL) async throws {
+            log = try EmbeddedLog(path: directory.appendingPathComponent("bus.sqlite").path)
+            _ = try await log.createTopics(Repo.catalog.topicSpecs)
+            var logger = Logger(label: "gateway-test")
+            logger.logLevel = .warning
+            let gateway = try Gateway(
+                log: log, catalog: Repo.catalog, rules: Repo.rules,
+                storePath: directory.appendingPathComponent("gateway.sqlite").path, viewPath: nil, access: Readers(),
+                bus: "embedded:test", logger: logger)
+            let (ports, continuation) = AsyncStream<Int>.makeStream()
+            group = ServiceGroup(services: try gateway.services(host: "127.0.0.1", port: 0) { continuation.yield($0) }, logger: logger)
+            let group = self.group
+            task = Task { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw SupportError("the gateway did not start") }
+            self.port = port
+        }
+
+        func stop() async {
+            await group.triggerGracefulShutdown()
+            _ = try? await task.value
+            await log.close()
+        }
+
+        func append(_ range: Range<Int>) async throws {
+            for index in range {
+                let event = Event(
+                    id: "birth-\(index)", type: Self.type, source: "/tests", subject: "key-\(index % 7)",
+                    data: Data(#"{"n":\#(index)}"#.utf8))
+                _ = try await log.append([CloudEventsBinding.record(for: event, topic: SubscriptionRoutesTests.topic)])
+            }
+        }
+        static let type = "household.birth.registered"
+    }
+
+    @Test("SSE resumes from Last-Event-ID after a gateway restart without gap or repeat", .timeLimit(.minutes(3)))
+    func sseAcrossRestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gw-subs-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var gateway = try await Running(directory: directory)
+        try await gateway.append(0..<12)
+        let path = "/subscriptions/datahub-sse/events?topics=\(Self.topic)"
+        let first = try await SSERead.read(port: gateway.port, path: path, lastEventID: nil, events: 5)
+        #expect(first.contentType.hasPrefix("text/event-stream"))
+        await gateway.stop()
+
+        gateway = try await Running(directory: directory)
+        try await gateway.append(12..<15)
+        let rest = try await SSERead.read(port: gateway.port, path: path, lastEventID: first.ids.last!, events: 10)
+        let all = first.eventIds + rest.eventIds
+        #expect(Set(all) == Set((0..<15).map { "birth-\($0)" }), "every event")
+        #expect(all.count == 15, "none twice")
+        await gateway.stop()
+    }
+
+    @Test("Long poll repeats a batch until it is committed; a topic not granted is refused", .timeLimit(.minutes(1)))
+    func longPollAndRefusal() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gw-subs-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let gateway = try await Running(directory: directory)
+        try await gateway.append(0..<6)
+        let query = "topics=\(Self.topic)&max=4&wait=2"
+        let first = try await Self.json(gateway.port, "GET", "/subscriptions/poller/batch?\(query)")
+        #expect(first.status == 200)
+        let ids = Self.ids(first.body)
+        #expect(ids.count == 4)
+        let again = try await Self.json(gateway.port, "GET", "/subscriptions/poller/batch?\(query)")
+        #expect(Self.ids(again.body) == ids, "not committed: the same batch")
+        let cursor = try #require(first.body[pointer: "/cursor"]?.stringValue)
+        let committed = try await Self.json(
+            gateway.port, "POST", "/subscriptions/poller/commit?topics=\(Self.topic)",
+            body: .object(["cursor": .string(cursor)]))
+        #expect(committed.status == 200)
+        let next = try await Self.json(gateway.port, "GET", "/subscriptions/poller/batch?\(query)")
+        #expect(Set(Self.ids(next.body)).isDisjoint(with: ids))
+        #expect(Set(Self.ids(next.body) + ids) == Set((0..<6).map { "birth-\($0)" }))
+
+        let refused = try await Self.json(gateway.port, "GET", "/subscriptions/poller/batch?topics=tax.return.filed,\(Self.topic)&wait=0")
+        let unknown = try await Self.json(gateway.port, "GET", "/subscriptions/poller/batch?topics=no.such.topic&wait=0")
+        let noKey = try await Self.json(gateway.port, "GET", "/subscriptions/poller/events?topics=\(Self.topic)", key: nil)
+        let badCursor = try await Self.json(gateway.port, "GET", "/subscriptions/poller/batch?\(query)&cursor=nonsense")
+        await gateway.stop()
+        #expect(refused.status == 403 || refused.status == 404)
+        #expect(unknown.status == 404)
+        #expect(noKey.status == 401)
+        #expect(badCursor.status == 400)
+        #expect(badCursor.body[pointer: "/code"] == .string("bad-cursor"))
+    }
+
+    @Test("A topic not granted is refused with 403 and the reason")
+    func notGranted() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gw-subs-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let gateway = try await Running(directory: directory)
+        let other = try #require(Repo.catalog.topicSpecs.map(\.name).first { !$0.hasPrefix("household.") })
+        let refused = try await Self.json(gateway.port, "GET", "/subscriptions/poller/events?topics=\(other)")
+        await gateway.stop()
+        #expect(refused.status == 403)
+        #expect(refused.body[pointer: "/code"] == .string("not-granted"))
+    }
+
+    static func ids(_ body: JSONValue) -> [String] {
+        body[pointer: "/events"]?.arrayValue?.compactMap { $0[pointer: "/id"]?.stringValue } ?? []
+    }
+
+    static func json(_ port: Int, _ method: String, _ path: String, key: String? = "hub-key", body: JSONValue? = nil)
+        async throws -> (status: Int, body: JSONValue)
+    {
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
+        request.httpMethod = method
+        if let key { request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization") }
+        if let body {
+            request.httpBody = body.serialized()
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as! HTTPURLResponse).statusCode, (try? JSONValue.parse(data)) ?? .null)
+    }
+}
+
+/// Reads `events` SSE events from a plain socket (HTTP/1.1, chunked body decoded), then closes.
+struct SSERead: Sendable {
+    var contentType = ""
+
+    /// Reads on a thread of its own: a blocking read on the test's task would take one of the
+    /// cooperative pool's threads away from the gateway it reads from.
+    static func read(port: Int, path: String, lastEventID: String?, events: Int) async throws -> SSERead {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                continuation.resume(with: Result { try SSERead(port: port, path: path, lastEventID: lastEventID, events: events) })
+            }.start()
+        }
+    }
+    var ids: [String] = []
+    var eventIds: [String] = []
+
+    init(port: Int, path: String, lastEventID: String?, events: Int) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw SupportError("cannot connect to the gateway") }
+        var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer hub-key\r\nAccept: text/event-stream\r\n"
+        if let lastEventID { request += "Last-Event-ID: \(lastEventID)\r\n" }
+        request += "\r\n"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        var raw: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 {
+                throw SupportError(
+                    "the stream ended after \(eventIds.count) of \(events) events; received: \(String(decoding: raw.prefix(600), as: UTF8.self))")
+            }
+            raw.append(contentsOf: buffer[0..<n])
+            let text = String(decoding: raw, as: UTF8.self)
+            guard let headerEnd = text.range(of: "\r\n\r\n") else { continue }
+            let head = text[..<headerEnd.lowerBound]
+            contentType = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-type:") }
+                .map { String($0.dropFirst("content-type:".count)).trimmingCharacters(in: .whitespaces) } ?? ""
+            // Chunked: size line, data, CRLF; the SSE text is the data parts joined (in bytes:
+            // a String takes CR LF for one character).
+            let headBytes = head.utf8.count + 4
+            var bytes = Array(raw[headBytes...])
+            var data: [UInt8] = []
+            while let lineEnd = SSERead.find([13, 10], in: bytes),
+                let size = Int(String(decoding: bytes[..<lineEnd], as: UTF8.self), radix: 16),
+                bytes.count >= lineEnd + 2 + size
+            {
+                data += bytes[(lineEnd + 2)..<(lineEnd + 2 + size)]
+                bytes = Array(bytes[min(bytes.count, lineEnd + 2 + size + 2)...])
+            }
+            let body = String(decoding: data, as: UTF8.self)
+            ids = []
+            eventIds = []
+            for line in body.split(separator: "\n") {
+                if line.hasPrefix("id: ") { ids.append(String(line.dropFirst(4))) }
+                if line.hasPrefix("data: "), let json = try? JSONValue.parse(Data(line.dropFirst(6).utf8)),
+                    let id = json[pointer: "/id"]?.stringValue
+                {
+                    eventIds.append(id)
+                }
+            }
+            if eventIds.count >= events {
+                ids = Array(ids.prefix(events))
+                eventIds = Array(eventIds.prefix(events))
+                return
+            }
+        }
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        outer: for start in 0...(haystack.count - needle.count) {
+            for offset in 0..<needle.count where haystack[start + offset] != needle[offset] { continue outer }
+            return start
+        }
+        return nil
+    }
+}
