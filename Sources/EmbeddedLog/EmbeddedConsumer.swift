@@ -396,11 +396,13 @@ actor EmbeddedConsumer: LogConsumer {
                 ends[TopicPartitionKey(topicId: row[0], partition: row[1])] = row[2]
             }
             var result: [LogRecord] = []
-            for (topic, partition, position) in requests {
+            for (index, (topic, partition, position)) in requests.enumerated() {
                 let remaining = maxRecords - result.count
                 if remaining <= 0 { break }
                 let end = ends[TopicPartitionKey(topicId: topic.id, partition: partition.partition)] ?? .max
-                if position >= end { continue }
+                // The first partition is read even when idle, so a broken log (its record table
+                // gone) still fails every poll, as a read of every partition did.
+                if position >= end && index > 0 { continue }
                 // Reads from `position`: retention deleted what lies before the partition's start,
                 // so a position behind it gets the first record kept.
                 result.append(
