@@ -45,8 +45,9 @@ public enum JSONValue: Sendable, Hashable {
         }
     }
 
-    /// The value at a pointer already split by ``tokens(ofPointer:)``.
-    subscript(tokens tokens: [String]) -> JSONValue? {
+    /// The value at a pointer already split by ``tokens(ofPointer:)`` (member names unescaped, or
+    /// array indices): a path kept as names is looked up without building pointer text.
+    public subscript(tokens tokens: [String]) -> JSONValue? {
         var current = self
         for token in tokens {
             switch current {
