@@ -204,8 +204,21 @@ struct OrchestratorRig {
 struct OrchestratorThroughput {
     let applications: Int
     let seconds: Double
+    /// CPU time (user and system, every thread) the whole process spent meanwhile: the
+    /// orchestrator, the departments and the submitter.
+    let cpuSeconds: Double
     let phases: String
     var perSecond: Double { Double(applications) / seconds }
+    /// CPU milliseconds per completed workflow: comparable between runs on a machine others load,
+    /// where the wall time is not.
+    var cpuMillisecondsPerWorkflow: Double { cpuSeconds * 1000 / Double(applications) }
+}
+
+/// The CPU time this process has used so far (user and system, every thread), in seconds.
+func processCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
 /// Completed restaurant workflows per second on `log` (empty, topics not yet created).
@@ -217,6 +230,7 @@ func benchOrchestratorThroughput(log: any EventLog, directory: URL, applications
     let before = engine.stats.snapshot
     let clock = ContinuousClock()
     let start = clock.now
+    let cpuStart = processCPUSeconds()
     for first in stride(from: 1, through: applications, by: 500) {
         try await submit(first..<min(first + 500, applications + 1), publisher: rig.publisher)
     }
@@ -224,10 +238,12 @@ func benchOrchestratorThroughput(log: any EventLog, directory: URL, applications
         engine.store, cases: OrchestratorRig.warmUp + applications, open: 0, timeout: .seconds(600),
         what: "the throughput run")
     let seconds = (clock.now - start).seconds
+    let cpuSeconds = processCPUSeconds() - cpuStart
     let after = engine.stats.snapshot
     await rig.stop()
     return OrchestratorThroughput(
-        applications: applications, seconds: seconds, phases: phases(before, after, seconds: seconds))
+        applications: applications, seconds: seconds, cpuSeconds: cpuSeconds,
+        phases: phases(before, after, seconds: seconds))
 }
 
 /// When each application was due to be submitted, how many of its requests were read, and the

@@ -226,7 +226,9 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil && environment["ONEWINDOW_BE
         let run = try await benchOrchestratorThroughput(
             log: log, directory: directory, applications: workflows, name: "embedded")
         report("| completed workflows (7 inputs, 6 requests each), submission to completed | \(format(Double(run.applications))) | \(format(run.perSecond))/s |")
+        report("| the same, CPU time of the whole process (orchestrator, departments, submitter) per workflow | \(format(Double(run.applications))) | \(String(format: "%.2f", run.cpuMillisecondsPerWorkflow)) ms |")
         figure("orchestrator_embedded_workflows_per_second", run.perSecond)
+        figure("orchestrator_embedded_cpu_ms_per_workflow", run.cpuMillisecondsPerWorkflow)
         phaseLines.append("- throughput, embedded: \(run.phases)")
     }
     if parts.contains("latency") {

@@ -68,6 +68,9 @@ public final class EmbeddedLog: EventLog {
     /// maintenance last ran and the pass running now.
     private let state = Mutex(State())
     private let consumers = OpenConsumers()
+    /// Wakes this process's polling consumers as soon as this process appended, instead of at
+    /// their next poll interval (appends of other processes are still seen at the interval).
+    let appended = AppendSignal()
 
     private struct State {
         var topics: [String: TopicRow] = [:]
@@ -205,6 +208,7 @@ public final class EmbeddedLog: EventLog {
         } catch {
             throw storageError(error, while: "appending \(records.count) record(s)", subject: records.first?.topic)
         }
+        appended.signal()
         // The records are stored: whatever maintenance does now cannot change that (it runs in
         // the background, and its failures are logged, not thrown).
         startMaintenanceIfDue()
@@ -303,7 +307,7 @@ public final class EmbeddedLog: EventLog {
 
     static func watermarks(_ db: Database, topicId: Int64, partition: Int) throws -> Watermarks {
         let row = try Row.fetchOne(
-            db, sql: "SELECT start_offset, next_offset FROM partition WHERE topic_id = ? AND partition = ?",
+            db.cachedStatement(sql: "SELECT start_offset, next_offset FROM partition WHERE topic_id = ? AND partition = ?"),
             arguments: [topicId, partition])
         return Watermarks(low: row?["start_offset"] ?? 0, high: row?["next_offset"] ?? 0)
     }
@@ -623,5 +627,63 @@ enum RecordReader {
                     key: row[2], value: row[3] ?? Data(), headers: try HeaderCodec.decode(row[4], cache: &cache)))
         }
         return records
+    }
+}
+
+/// Counts this process's appends to one log and wakes the consumers waiting for one: a poll that
+/// found nothing waits for the next append or its poll interval, whichever comes first. The count
+/// read before a fetch makes the wait return at once when an append landed in between, so no
+/// wake-up is missed.
+final class AppendSignal: Sendable {
+    private struct State {
+        var appends: UInt64 = 0
+        var nextWaiter: UInt64 = 0
+        var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    }
+    private let state = Mutex(State())
+
+    /// The appends so far (read before fetching, passed to ``wait(after:upTo:)``).
+    var appends: UInt64 { state.withLock { $0.appends } }
+
+    /// An append committed: wakes every waiter.
+    func signal() {
+        let waiters = state.withLock { state in
+            state.appends &+= 1
+            defer { state.waiters.removeAll(keepingCapacity: true) }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Returns when an append follows the `seen` count, after `timeout`, or at cancellation.
+    func wait(after seen: UInt64, upTo timeout: Duration) async {
+        let id = state.withLock { state in
+            defer { state.nextWaiter &+= 1 }
+            return state.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { state -> Bool in
+                    if state.appends != seen || Task.isCancelled { return true }
+                    state.waiters[id] = continuation
+                    return false
+                }
+                if now {
+                    continuation.resume()
+                    return
+                }
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    self.resume(id)
+                }
+            }
+        } onCancel: {
+            resume(id)
+        }
+    }
+
+    /// Resumes one waiter, unless a signal or its timer did already (whoever removes it resumes it).
+    private func resume(_ id: UInt64) {
+        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
     }
 }

@@ -312,13 +312,18 @@ public struct OrchestratorEngine: Sendable {
             what: store.path, assigned: assigned, process: { _ = try await engine.process($0) })
     }
 
+    /// The most outbox rows one round of the relay publishes: a batch of 500 inputs writes about
+    /// a thousand rows, and marking rows sent waits for the consumer's transaction, so a round
+    /// of 500 fell behind the consumer in the benchmark.
+    static let relayBatch = 2000
+
     /// Publishes the outbox until cancelled; when it is empty, waits until this engine's consumer or
     /// timer loop writes to it, or 20 ms (real time: rows another process wrote), whichever comes
     /// first. Refreshes the open and overdue gauges about once a second.
     public func runRelay() async throws {
         let outboxWritten = self.outboxWritten
         try await relayUntilCancelled(
-            retrier: retrier, relayOnce: { try await relayOnce() },
+            retrier: retrier, relayOnce: { try await relayOnce(limit: Self.relayBatch) },
             everySecond: {
                 try? await refreshGauges()  // for the metrics only: tried again next time
             },

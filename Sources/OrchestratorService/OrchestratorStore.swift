@@ -114,15 +114,18 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 ///   prepared once per connection. (Measured in the benchmark: BENCHMARKS.md.)
 /// - A dead letter is an outbox row to the dead-letter topic, not a publish from the consumer, so
 ///   a crash can neither lose it (the offset moved on) nor send it twice.
-/// - Cases are JSON (the core's `Case`), with the columns the queries need beside them: status,
-///   next due instant and whether a step is overdue, indexed for `status` and `applications`.
+/// - Cases are JSON (the core's `Case`, in `Codable`'s format but written and read by hand:
+///   ``Case/storedJSON()``), with the columns the queries need beside them: status, next due
+///   instant and whether a step is overdue, indexed for `status` and `applications`; and a
+///   write stamp for the decoded-case cache (``DecodedCases``). Stores written before the stamp
+///   migrate by themselves (migration `v2-case-stamps`): the bodies did not change.
 /// - Timers the core cancels (their step was decided) are deleted, fired or not; a fired timer is
 ///   kept with `fired = 1` until then, so the fired `overdue` timers are the overdue steps.
 public struct OrchestratorStore: OutboxStore {
     public let pool: DatabasePool
     public let path: String
     /// Cases this store decoded or encoded lately, each with the stored text it stands for.
-    let decoded = DecodedCases(capacity: 4096)
+    let decoded = DecodedCases(capacity: 8192)
 
     /// Opens (creating when missing) the store at `path` and migrates it.
     /// - Throws: a `DatabaseError` naming the file when it cannot be opened or migrated.
@@ -188,6 +191,21 @@ public struct OrchestratorStore: OutboxStore {
                     CREATE INDEX timers_due ON timers (due_at) WHERE fired = 0;
                     """)
         }
+        // The write stamp of the decoded-case cache (``DecodedCases``). Rows of a store written
+        // before have none, so their first load reads the body; nothing else changes (the body
+        // keeps its format), so the migration is automatic. A binary from before it still works
+        // on the migrated store beside this one: its writes do not set the stamp, and the
+        // trigger clears a stamp a write of the body left as it was, so no cache takes that row
+        // for the case it held.
+        migrator.registerMigration("v2-case-stamps") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE cases ADD COLUMN stamp INTEGER;
+                    CREATE TRIGGER cases_stale_stamp AFTER UPDATE OF body ON cases
+                    WHEN NEW.stamp IS OLD.stamp AND NEW.stamp IS NOT NULL
+                    BEGIN UPDATE cases SET stamp = NULL WHERE application_id = NEW.application_id; END;
+                    """)
+        }
         return migrator
     }
 
@@ -195,6 +213,10 @@ public struct OrchestratorStore: OutboxStore {
 
     /// Records the sources of a workflow version once (the first case pinned to it).
     static func remember(_ workflow: Workflow, _ db: Database, now: Date) throws {
+        // Looked up before the sources are encoded (tens of kilobytes of rule files): every new
+        // case comes here, and all but the first of a version find it.
+        let known = try db.cachedStatement(sql: "SELECT 1 FROM rule_versions WHERE version = ?")
+        if try Int.fetchOne(known, arguments: [workflow.version.description]) != nil { return }
         let sources = String(decoding: try JSONEncoder().encode(workflow.sources), as: UTF8.self)
         try db.execute(
             sql:
@@ -369,41 +391,62 @@ public struct OrchestratorStore: OutboxStore {
         var partition: Int
     }
 
-    /// The stored case; decoded from its JSON unless `decoded` holds it for exactly the stored text.
+    /// The stored case; read from its JSON unless `decoded` holds it for the row's write stamp
+    /// (then the body is not even read).
     static func loadCase(_ applicationId: String, _ db: Database, decoded: DecodedCases? = nil) throws -> StoredCase? {
+        if let decoded {
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT partition, stamp FROM cases WHERE application_id = ?"),
+                    arguments: [applicationId])
+            else { return nil }
+            let partition: Int = row["partition"]
+            if let stamp: Int64 = row["stamp"], let state = decoded.state(applicationId, stamp: stamp) {
+                return StoredCase(state: state, partition: partition)
+            }
+        }
         guard
             let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT partition, body FROM cases WHERE application_id = ?"),
+                db.cachedStatement(sql: "SELECT partition, stamp, body FROM cases WHERE application_id = ?"),
                 arguments: [applicationId])
         else { return nil }
-        let body: String = row["body"]
-        if let state = decoded?.state(applicationId, body: body) {
-            return StoredCase(state: state, partition: row["partition"])
-        }
-        let state = try JSONDecoder().decode(Case.self, from: Data(body.utf8))
-        decoded?.remember(applicationId, body: body, state: state)
+        let state = try readCase(row["body"], applicationId: applicationId)
+        if let stamp: Int64 = row["stamp"] { decoded?.remember(applicationId, stamp: stamp, state: state) }
         return StoredCase(state: state, partition: row["partition"])
+    }
+
+    /// A case from its stored JSON (``Case/init(storedJSON:)``).
+    /// - Throws: ``StoreError`` naming the application and the member that cannot be read.
+    static func readCase(_ body: String, applicationId: String) throws -> Case {
+        do {
+            return try Case(storedJSON: Array(body.utf8))
+        } catch {
+            throw StoreError("the stored case of \(applicationId) cannot be read: \(error)")
+        }
     }
 
     static func saveCase(_ state: Case, partition: Int, now: Date, decoded: DecodedCases? = nil, _ db: Database) throws {
         let requested = state.steps.filter { $0.status == .requested }
         let nextDue = requested.compactMap(\.overdueAt).min()
         let overdue = state.status == .inProgress && requested.contains { ($0.overdueAt ?? .distantFuture) <= now }
-        let body = String(decoding: try JSONEncoder().encode(state), as: UTF8.self)
+        let body = String(decoding: state.storedJSON(), as: UTF8.self)
+        // A new stamp for every write: a cached case is used only while its row holds the stamp
+        // this store wrote with it (another writer, or this transaction rolled back, and it never matches).
+        let stamp = Int64.random(in: .min ... .max)
         let statement = try db.cachedStatement(
             sql: """
-                INSERT INTO cases (application_id, partition, workflow, rule_version, status, next_due, overdue, updated_at, body)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO cases (application_id, partition, workflow, rule_version, status, next_due, overdue, updated_at, body, stamp)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (application_id) DO UPDATE SET status = excluded.status, next_due = excluded.next_due,
-                    overdue = excluded.overdue, updated_at = excluded.updated_at, body = excluded.body
+                    overdue = excluded.overdue, updated_at = excluded.updated_at, body = excluded.body,
+                    stamp = excluded.stamp
                 """)
         statement.setUncheckedArguments([
             state.applicationId, partition, state.workflow, state.ruleVersion.description, state.status.rawValue,
-            nextDue?.timeIntervalSince1970, overdue, now.timeIntervalSince1970, body,
+            nextDue?.timeIntervalSince1970, overdue, now.timeIntervalSince1970, body, stamp,
         ])
         try statement.execute()
-        // Should the transaction roll back, the row keeps its old text and the entry never matches.
-        decoded?.remember(state.applicationId, body: body, state: state)
+        decoded?.remember(state.applicationId, stamp: stamp, state: state)
     }
 
     // MARK: - Timers
@@ -457,15 +500,15 @@ public struct OrchestratorStore: OutboxStore {
     /// Open cases, overdue first, then by the next due instant (the `cases_open` index).
     public func openCases(limit: Int = 100) throws -> [Case] {
         try pool.read { db in
-            try String.fetchAll(db, sql: Self.openCasesQuery, arguments: [limit]).map {
-                try JSONDecoder().decode(Case.self, from: Data($0.utf8))
+            try Row.fetchAll(db, sql: Self.openCasesQuery, arguments: [limit]).map {
+                try Self.readCase($0["body"], applicationId: $0["application_id"])
             }
         }
     }
 
     /// The query `applications` runs (a test checks its plan uses the index).
     public static let openCasesQuery = """
-        SELECT body FROM cases WHERE status = 'in-progress'
+        SELECT application_id, body FROM cases WHERE status = 'in-progress'
         ORDER BY overdue DESC, next_due, application_id LIMIT ?
         """
 
@@ -481,29 +524,37 @@ public struct OrchestratorStore: OutboxStore {
     }
 }
 
-/// Decoded cases keyed by application id, each with the exact stored JSON it was decoded from or
-/// encoded to: a load whose row holds that same text takes the case from here instead of decoding
-/// it again (JSON decoding was a quarter of a batch's transaction in the benchmark), and a row
-/// another writer changed never matches. Bounded: emptied when it reaches `capacity` entries.
+/// Cases this store read or wrote lately, keyed by application id, each with the write stamp of
+/// its row (the `stamp` column, new at every write): a load whose row holds that same stamp takes
+/// the case from here without reading its body (decoding the stored JSON was a quarter of a
+/// batch's transaction in the benchmark). A row another writer changed, or a write whose
+/// transaction rolled back, never matches. Only open cases are kept (a finished one gets no more
+/// inputs but repeats); bounded: at `capacity` entries an arbitrary one makes room.
 final class DecodedCases: Sendable {
-    private let entries = Mutex<[String: (body: String, state: Case)]>([:])
+    private let entries = Mutex<[String: (stamp: Int64, state: Case)]>([:])
     private let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
 
-    func state(_ applicationId: String, body: String) -> Case? {
+    func state(_ applicationId: String, stamp: Int64) -> Case? {
         entries.withLock { entries in
-            guard let entry = entries[applicationId], entry.body == body else { return nil }
+            guard let entry = entries[applicationId], entry.stamp == stamp else { return nil }
             return entry.state
         }
     }
 
-    func remember(_ applicationId: String, body: String, state: Case) {
+    func remember(_ applicationId: String, stamp: Int64, state: Case) {
         entries.withLock { entries in
-            if entries.count >= capacity, entries[applicationId] == nil { entries.removeAll(keepingCapacity: true) }
-            entries[applicationId] = (body, state)
+            guard state.status == .inProgress else {
+                entries[applicationId] = nil
+                return
+            }
+            if entries.count >= capacity, entries[applicationId] == nil { entries.remove(at: entries.startIndex) }
+            entries[applicationId] = (stamp, state)
         }
     }
+
+    var count: Int { entries.withLock { $0.count } }
 }
 
 /// A store that cannot be used, with what to do.

@@ -409,6 +409,61 @@ struct CoreTests {
         #expect(try JSONDecoder().decode(Case.self, from: data) == first.state)
     }
 
+    /// The store's hand-written JSON (``Case/storedJSON()``) keeps `Codable`'s format: every state
+    /// of a house transfer (decision fields, licence numbers, the completion record) and of a
+    /// restaurant asked for more information (a reason, a second attempt) reads back equal, reads
+    /// what `JSONEncoder` wrote (stores written before), and `JSONDecoder` reads it.
+    @Test func theStoredJSONKeepsTheCodableFormat() throws {
+        var states: [Case] = []
+        var house = try core.apply(nil, .submitted(F.house()), now: F.at("2026-03-02", 10)).state
+        states.append(house)
+        for decision in [
+            F.decision("HT-2026-000001", "real-estate", "contract-filing", at: F.at("2026-03-03"), licence: "WQ2026-00042"),
+            F.decision(
+                "HT-2026-000001", "real-estate", "valuation", at: F.at("2026-03-05", 11, 7), licence: "PG2026-0007",
+                fields: ["assessedPriceFen": .integer(162_000_000), "note": "含\"引号\"\n与换行", "ratio": .number(0.375)]),
+            F.decision("HT-2026-000001", "tax", "tax-assessment-clearance", at: F.at("2026-03-06"), licence: nil),
+            F.decision("HT-2026-000001", "real-estate", "transfer-registration", at: F.at("2026-03-09")),
+        ] {
+            house = try core.apply(house, .decided(decision), now: decision.decidedAt.addingTimeInterval(0.25)).state
+            states.append(house)
+        }
+        #expect(house.completion != nil)
+        var restaurant = try core.apply(nil, .submitted(F.restaurant(sign: false)), now: F.at("2026-03-02", 10)).state
+        for (index, decision) in [
+            F.decision("RA-2026-000001", "market-regulation", "business-licence", at: F.at("2026-03-03")),
+            F.decision(
+                "RA-2026-000001", "food-safety", "food-business-licence", .needsMoreInformation, at: F.at("2026-03-05"),
+                reason: "未提交经营场所平面图"),
+        ].enumerated() {
+            restaurant = try core.apply(restaurant, .decided(decision), now: F.at("2026-03-0\(3 + index)", 12)).state
+            states.append(restaurant)
+        }
+        restaurant = try core.apply(
+            restaurant,
+            .resubmitted(Resubmission(applicationId: "RA-2026-000001", step: "food-licence", at: F.at("2026-03-06"))),
+            now: F.at("2026-03-06")
+        ).state
+        states.append(restaurant)
+        for state in states {
+            let stored = state.storedJSON()
+            #expect(try Case(storedJSON: stored) == state)
+            // `Codable` turns a whole-numbered double of the application (an area of 120 m²)
+            // into an integer; the hand-written pair keeps it. Either reader reads either writer's
+            // JSON as the other does.
+            let codable = try JSONEncoder().encode(state)
+            let byCodable = try JSONDecoder().decode(Case.self, from: codable)
+            #expect(try JSONDecoder().decode(Case.self, from: Data(stored)) == byCodable)
+            #expect(try Case(storedJSON: Array(codable)) == byCodable)
+        }
+        // A damaged row names the member.
+        var damaged = try JSONValue.parse(Data(house.storedJSON()))
+        damaged.set(.integer(7), at: "/completion/ruleVersion/hash")
+        let error = #expect(throws: StoredCaseError.self) { try Case(storedJSON: Array(damaged.serialized())) }
+        #expect(error?.path == "/completion/ruleVersion/hash")
+        #expect("\(error.map { "\($0)" } ?? "")".contains("case HT-2026-000001"))
+    }
+
     @Test func aCaseKeepsItsRuleVersion() throws {
         let first = try core.apply(nil, .submitted(F.restaurant()), now: F.at("2026-03-02", 10))
         // A rule book whose current restaurant workflow is another version still has the old one.

@@ -17,11 +17,37 @@ public enum JSONValue: Sendable, Hashable {
     public subscript(pointer pointer: String) -> JSONValue? {
         if pointer.isEmpty { return self }
         guard pointer.hasPrefix("/") else { return nil }
-        return self[tokens: Self.tokens(ofPointer: pointer)]
+        if pointer.utf8.contains(UInt8(ascii: "~")) { return self[tokens: Self.tokens(ofPointer: pointer)] }
+        // No escapes: walk the tokens as they are, without splitting the pointer into an array
+        // first (pointer lookups run many times per event in the orchestrator).
+        var current = self
+        var rest = pointer.utf8.dropFirst()
+        while true {
+            let end = rest.firstIndex(of: UInt8(ascii: "/")) ?? rest.endIndex
+            guard let next = current.member(Substring(rest[..<end])) else { return nil }
+            current = next
+            if end == rest.endIndex { return current }
+            rest = rest[rest.index(after: end)...]
+        }
     }
 
-    /// The value at a pointer already split by ``tokens(ofPointer:)``.
-    subscript(tokens tokens: [String]) -> JSONValue? {
+    /// One step of a pointer: an object's member or an array's element.
+    private func member(_ token: Substring) -> JSONValue? {
+        switch self {
+        case .object(let members):
+            return members[String(token)]
+        case .array(let elements):
+            guard let index = Int(token), index >= 0, index < elements.count, token == "0" || !token.hasPrefix("0")
+            else { return nil }
+            return elements[index]
+        default:
+            return nil
+        }
+    }
+
+    /// The value at a pointer already split by ``tokens(ofPointer:)`` (member names unescaped, or
+    /// array indices): a path kept as names is looked up without building pointer text.
+    public subscript(tokens tokens: [String]) -> JSONValue? {
         var current = self
         for token in tokens {
             switch current {

@@ -298,7 +298,13 @@ extension Condition {
     }
 
     static func value(at path: [String], in document: JSONValue) -> JSONValue? {
-        document[pointer: "/" + path.map { $0.replacingOccurrences(of: "~", with: "~0") }.joined(separator: "/")]
+        if path.contains(where: { $0.utf8.contains(UInt8(ascii: "/")) }) {
+            return document[pointer: "/" + path.map { $0.replacingOccurrences(of: "~", with: "~0") }.joined(separator: "/")]
+        }
+        // Names without a slash: walked directly, not through a pointer's text.
+        var field = FieldPath("")
+        field.components = path
+        return field.value(in: document)
     }
 
     private static func compare(_ a: Literal, _ op: ComparisonOperator, _ b: Literal) -> Bool {

@@ -83,8 +83,9 @@ public struct FieldPath: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { components.joined(separator: ".") }
 
-    /// The value in a document.
-    public func value(in document: JSONValue) -> JSONValue? { document[pointer: pointer] }
+    /// The value in a document: what ``pointer`` points at, found by walking the names (building
+    /// the pointer text for every lookup was a twelfth of the orchestrator benchmark's CPU).
+    public func value(in document: JSONValue) -> JSONValue? { document[tokens: components] }
 }
 
 /// A field of an earlier step's decision: `valuation.assessedPriceFen`.
