@@ -23,18 +23,13 @@ import Testing
 struct SubscriptionRoutesTests {
     static let topic = "household.birth.registered"
 
-    /// A downstream system granted the household topics; anything else is refused.
-    struct Readers: AccessDeciding {
-        func decide(apiKey: String?, action: AccessAction) async -> AccessDecision {
-            guard apiKey == "hub-key" else {
-                return .refused(Refusal(status: .unauthenticated, code: "unknown-key", reason: "no such key"))
-            }
-            let principal = Principal(name: "datahub", kind: .downstream, grants: [.read(topics: "household.*")])
-            guard case .subscribe(let topics) = action, topics.allSatisfy({ $0.hasPrefix("household.") }) else {
-                return .refused(Refusal(status: .forbidden, code: "not-granted", reason: "datahub may not \(action)"))
-            }
-            return .allowed(principal)
-        }
+    /// The real key store and policy with one downstream key, `hub-key`, granted the household
+    /// topics; anything else is refused. Issued once per folder (a restarted gateway keeps it).
+    static func readers(in directory: URL) async throws -> IssuedKeys {
+        try await IssuedKeys.issue(
+            in: directory,
+            principals: ["hub-key": Principal(name: "datahub", kind: .downstream, grants: [.read(topics: "household.*")])],
+            revoking: [])
     }
 
     /// A gateway process on the bus file in `directory`; `stop()` ends it as a restart would.
@@ -44,14 +39,14 @@ struct SubscriptionRoutesTests {
         let group: ServiceGroup
         let task: Task<Void, any Error>
 
-        init(directory: URL) async throws {
+        init(directory: URL, access: any AccessDeciding) async throws {
             log = try EmbeddedLog(path: directory.appendingPathComponent("bus.sqlite").path)
             _ = try await log.createTopics(Repo.catalog.topicSpecs)
             var logger = Logger(label: "gateway-test")
             logger.logLevel = .warning
             let gateway = try Gateway(
                 log: log, catalog: Repo.catalog, rules: Repo.rules,
-                storePath: directory.appendingPathComponent("gateway.sqlite").path, viewPath: nil, access: Readers(),
+                storePath: directory.appendingPathComponent("gateway.sqlite").path, viewPath: nil, access: access,
                 bus: "embedded:test", logger: logger)
             let (ports, continuation) = AsyncStream<Int>.makeStream()
             group = ServiceGroup(services: try gateway.services(host: "127.0.0.1", port: 0) { continuation.yield($0) }, logger: logger)
@@ -84,14 +79,15 @@ struct SubscriptionRoutesTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gw-subs-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        var gateway = try await Running(directory: directory)
+        let readers = try await Self.readers(in: directory)
+        var gateway = try await Running(directory: directory, access: readers)
         try await gateway.append(0..<12)
         let path = "/subscriptions/datahub-sse/events?topics=\(Self.topic)"
         let first = try await SSERead.read(port: gateway.port, path: path, lastEventID: nil, events: 5)
         #expect(first.contentType.hasPrefix("text/event-stream"))
         await gateway.stop()
 
-        gateway = try await Running(directory: directory)
+        gateway = try await Running(directory: directory, access: readers)
         try await gateway.append(12..<15)
         let rest = try await SSERead.read(port: gateway.port, path: path, lastEventID: first.ids.last!, events: 10)
         let all = first.eventIds + rest.eventIds
@@ -105,7 +101,8 @@ struct SubscriptionRoutesTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gw-subs-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let gateway = try await Running(directory: directory)
+        let readers = try await Self.readers(in: directory)
+        let gateway = try await Running(directory: directory, access: readers)
         try await gateway.append(0..<6)
         let query = "topics=\(Self.topic)&max=4&wait=2"
         let first = try await Self.json(gateway.port, "GET", "/subscriptions/poller/batch?\(query)")
@@ -140,7 +137,8 @@ struct SubscriptionRoutesTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("gw-subs-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let gateway = try await Running(directory: directory)
+        let readers = try await Self.readers(in: directory)
+        let gateway = try await Running(directory: directory, access: readers)
         let other = try #require(Repo.catalog.topicSpecs.map(\.name).first { !$0.hasPrefix("household.") })
         let refused = try await Self.json(gateway.port, "GET", "/subscriptions/poller/events?topics=\(other)")
         await gateway.stop()

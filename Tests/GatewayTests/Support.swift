@@ -53,15 +53,18 @@ struct IssuedKeys: AccessDeciding {
         "revoked-key": Principal(name: "former-desk", kind: .downstream, grants: [.submit(workflow: "*"), .progress]),
     ]
 
-    /// Issues the keys into a new key store in `directory` (and revokes `revoked-key`'s).
-    static func issue(in directory: URL) async throws -> IssuedKeys {
+    /// Issues keys for `principals` (the tests' names for them → principals) into a new key store
+    /// in `directory`, and revokes the keys of the principals named in `revoking`.
+    static func issue(
+        in directory: URL, principals: [String: Principal] = principals, revoking: [String] = ["former-desk"]
+    ) async throws -> IssuedKeys {
         let store = try KeyStore(path: directory.appendingPathComponent("access.sqlite").path)
         let audit = try AuditLog(path: directory.appendingPathComponent("audit.sqlite").path)
         var keys: [String: String] = [:]
         for (name, principal) in principals {
             keys[name] = try await store.create(principal, audit: audit, actor: "test").apiKey
         }
-        try await store.revoke("former-desk", audit: audit, actor: "test")
+        for name in revoking { try await store.revoke(name, audit: audit, actor: "test") }
         return IssuedKeys(policy: AccessPolicy(keys: store, audit: audit), keys: keys, audit: audit)
     }
 }
