@@ -27,7 +27,8 @@ import Synchronization
 /// try await ServiceGroup(services: gateway.services(host: "127.0.0.1", port: 8080), logger: logger).run()
 /// ```
 ///
-/// Its services: the HTTP server (Hummingbird, stopping gracefully with the group) and the loop
+/// Its services: the HTTP server (Hummingbird, stopping gracefully with the group: open SSE
+/// streams and long polls end at once, see ``HTTPServer``) and the loop
 /// that follows the application and progress topics into the gateway's own store
 /// (``ProgressStore``). See Sources/Gateway/README.md.
 public struct Gateway: Sendable {
@@ -79,13 +80,38 @@ public struct Gateway: Sendable {
         let tracker = self.tracker
         return [
             OrchestratorServices.Loop(name: "gateway progress") { try await tracker.run() },
-            app,
+            HTTPServer(server: app, subscriptions: api.subscriptions),
         ]
     }
 
     /// Reads what is new on the application and progress topics now (tests; the service does it
     /// every 200 ms).
     public func catchUp() async throws { while try await tracker.readOnce() > 0 {} }
+}
+
+/// The HTTP server, which ends every open subscription on the group's graceful shutdown.
+///
+/// Hummingbird's graceful shutdown stops accepting connections and waits for the responses in
+/// progress to finish; an SSE stream's response finishes only when its stream ends, which without
+/// this would be at its next keep-alive write after the client left (up to 15 s) or never while
+/// the client stays. Ending the subscriptions (``SubscriptionHub/endAll()``) makes each stream
+/// end with a comment saying why: its client reconnects with `Last-Event-ID` (to another instance,
+/// or this one restarted) and loses nothing; a long poll waiting answers at once with the cursor
+/// it has.
+struct HTTPServer: Service, CustomStringConvertible {
+    let server: any Service
+    let subscriptions: SubscriptionHub
+
+    var description: String { "gateway http" }
+
+    func run() async throws {
+        let subscriptions = self.subscriptions
+        try await withGracefulShutdownHandler {
+            try await server.run()
+        } onGracefulShutdown: {
+            subscriptions.endAll()
+        }
+    }
 }
 
 /// The shared data view's store, opened the first time it exists.

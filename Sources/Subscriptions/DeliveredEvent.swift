@@ -49,12 +49,27 @@ public enum DeliveredEvent {
         return Array(object.serialized(sortedKeys: true))
     }
 
-    /// The redaction used when the hub is given none: masks a `subject` that is a resident ID or
-    /// credit code (``Masking/subject(_:)``). The privacy work of issue 11 replaces it with the
-    /// catalog-driven masking of the body's fields.
-    public static let subjectMasking: EventRedaction = { event, _ in
-        guard case .object(var members) = event, case .string(let subject)? = members["subject"] else { return }
-        members["subject"] = .string(Masking.subject(subject))
+    /// The redaction a hub applies unless configured otherwise: the personal data of
+    /// `EventSchemas.PersonalData` masked (resident ID numbers, people's names, mobile numbers;
+    /// what counts is documented there), in the body and in the `subject`.
+    ///
+    /// - a JSON body (`data`) is masked member by member, as ``PersonalData/maskBody(_:)`` masks
+    ///   it (it is the same function, ``PersonalData/mask(_:)``, applied to the body the delivered
+    ///   object already holds parsed, so the body is not parsed twice), and serialized again with
+    ///   the rest of the object;
+    /// - a body that is not JSON (`data_base64`) goes through ``PersonalData/maskBody(_:)`` (its
+    ///   text masked where an ID or mobile number stands) and is encoded again;
+    /// - the `subject` is masked when it is a resident ID or mobile number. A unified social
+    ///   credit code is not: it names an organisation, is public, and is how a business's events
+    ///   are found (the body shows it unmasked too).
+    public static let personalDataMasking: EventRedaction = { event, record in
+        guard case .object(var members) = event else { return }
+        if let data = members["data"] {
+            members["data"] = PersonalData.mask(data)
+        } else if members["data_base64"] != nil {
+            members["data_base64"] = .string(PersonalData.maskBody(record.value).base64EncodedString())
+        }
+        if let subject = members["subject"] { members["subject"] = PersonalData.mask(subject) }
         event = .object(members)
     }
 }

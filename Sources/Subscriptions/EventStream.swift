@@ -5,8 +5,9 @@ import Logging
 /// `retry:` field, then each batch's frames as it comes, and a `: keep-alive` comment after
 /// `keepAlive` without events.
 ///
-/// The stream ends (after a comment saying why) when the subscription cannot read on: the client
-/// reconnects, by itself, with its last event's id and loses nothing. It closes the subscription
+/// The stream ends (after a comment saying why) when the subscription cannot read on or is ended
+/// (``Subscription/end()``: the server shuts down): the client reconnects, by itself, with its
+/// last event's id and loses nothing. It closes the subscription
 /// when it ends, when the task reading it is cancelled, and when its iterator is dropped (a client
 /// gone).
 public struct ServerSentEventStream: AsyncSequence, Sendable {
@@ -58,7 +59,13 @@ public struct ServerSentEventStream: AsyncSequence, Sendable {
             }
             do {
                 let batch = try await stream.subscription.next(max: stream.batchSize, wait: stream.keepAlive)
-                return batch.events.isEmpty ? ServerSentEvents.comment() : ServerSentEvents.frames(batch)
+                if !batch.events.isEmpty { return ServerSentEvents.frames(batch) }
+                if stream.subscription.hasEnded {
+                    ended = true
+                    await stream.subscription.close()
+                    return ServerSentEvents.comment("the server is shutting down; reconnect with Last-Event-ID to resume")
+                }
+                return ServerSentEvents.comment()
             } catch is CancellationError {
                 ended = true
                 await stream.subscription.close()

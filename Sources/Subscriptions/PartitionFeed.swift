@@ -3,19 +3,25 @@ import Logging
 import Synchronization
 
 /// One record as the hub hands it out, with its delivered forms made once and shared by every
-/// subscriber (a hundred subscribers of a topic cost one JSON encoding per record and form).
+/// subscriber (a hundred subscribers of a topic cost one JSON encoding per record and form, and
+/// one masking of its personal data for all those without the grant to see it). A subscriber that
+/// is behind what its partition's feed keeps reads the log itself and makes its own forms.
 public final class FeedRecord: Sendable {
     public let record: LogRecord
     private let forms = Mutex<(plain: DeliveredForm?, redacted: DeliveredForm?)>((nil, nil))
 
     init(_ record: LogRecord) { self.record = record }
 
-    /// The record's delivered form, redacted or not, made on first use.
+    /// The record's delivered form, redacted or not, made on first use: exactly once per form,
+    /// however many subscribers ask at the same time (those that come while it is being made wait
+    /// for it rather than make it again: masking costs more than the wait).
     func form(redacted: Bool, redaction: @escaping EventRedaction) -> DeliveredForm {
-        if let made = forms.withLock({ redacted ? $0.redacted : $0.plain }) { return made }
-        let made = DeliveredForm(record, redaction: redacted ? redaction : nil)
-        forms.withLock { if redacted { $0.redacted = made } else { $0.plain = made } }
-        return made
+        forms.withLock { forms in
+            if let made = redacted ? forms.redacted : forms.plain { return made }
+            let made = DeliveredForm(record, redaction: redacted ? redaction : nil)
+            if redacted { forms.redacted = made } else { forms.plain = made }
+            return made
+        }
     }
 }
 

@@ -59,6 +59,8 @@ public actor Subscription {
     /// nothing waits for the broker's end-of-partition answer).
     private var quiet: Set<TopicPartition> = []
     private var closed = false
+    /// Set by ``end()`` (from outside the actor): ``next(max:wait:)`` returns at once, empty.
+    private let ending = Mutex(false)
     /// The feeds this subscription listens to, for ``release()`` from outside the actor.
     private let attached = AttachedFeeds()
     /// New topics the subscriber was refused (asked once).
@@ -85,7 +87,7 @@ public actor Subscription {
 
     /// Who this subscription is to the feeds it listens to.
     private let token: ListenerToken
-    private nonisolated var identity: ObjectIdentifier { ObjectIdentifier(token) }
+    nonisolated var identity: ObjectIdentifier { ObjectIdentifier(token) }
 
     private static func makeTopic(
         _ topic: SubscribedTopic, offsets: [Int64], hub: SubscriptionHub, listener: ObjectIdentifier, wakeup: Wakeup,
@@ -115,6 +117,9 @@ public actor Subscription {
 
     /// The next events: at most `max`, returned as soon as there are any, or an empty batch after
     /// `wait`.
+    ///
+    /// After ``end()`` it returns an empty batch at once (the cursor where the subscription stands),
+    /// also when it was waiting.
     /// - Throws: `CancellationError` when the task is cancelled, or the log's error when a
     ///   partition cannot be read (the subscriber resumes later from its last cursor).
     public func next(max: Int, wait: Duration) async throws -> SubscriptionBatch {
@@ -123,6 +128,7 @@ public actor Subscription {
         while true {
             try Task.checkCancellation()
             if closed { throw LogError.closed("the subscription") }
+            if hasEnded { return SubscriptionBatch(events: [], cursor: cursor) }
             if clock.now - lastRefresh >= hub.configuration.topicRefresh { try await refresh() }
             let events = try await collect(max: Swift.max(1, max))
             if !events.isEmpty || clock.now >= deadline { return SubscriptionBatch(events: events, cursor: cursor) }
@@ -131,6 +137,18 @@ public actor Subscription {
             quiet = []
         }
     }
+
+    /// Ends the subscription from anywhere (the hub's ``SubscriptionHub/endAll()`` on a server's
+    /// graceful shutdown): a ``next(max:wait:)`` waiting returns at once, and every later one
+    /// returns an empty batch; an SSE stream over it ends. Nothing is lost: the subscriber resumes
+    /// from its last cursor.
+    public nonisolated func end() {
+        ending.withLock { $0 = true }
+        wakeup.signal()
+    }
+
+    /// Whether ``end()`` was called.
+    public nonisolated var hasEnded: Bool { ending.withLock { $0 } }
 
     /// Stops listening to the feeds. Afterwards ``next(max:wait:)`` throws.
     public func close() {
@@ -146,6 +164,7 @@ public actor Subscription {
             return feeds
         }
         for feed in feeds { feed.detach(identity) }
+        hub.forget(identity)
     }
 
     private var cursorText: String {

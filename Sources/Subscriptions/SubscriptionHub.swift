@@ -57,9 +57,10 @@ public final class SubscriptionHub: Sendable {
         /// How often a subscription looks for new topics of its pattern and new partitions.
         /// Default: 10 s.
         public var topicRefresh: Duration = .seconds(10)
-        /// Applied to the events of subscribers without the grant to see personal data.
-        /// Default: ``DeliveredEvent/subjectMasking``.
-        public var redaction: EventRedaction = DeliveredEvent.subjectMasking
+        /// Applied to the events of subscribers without the grant to see personal data, once per
+        /// record a feed holds, however many such subscribers read it (see ``FeedRecord``).
+        /// Default: ``DeliveredEvent/personalDataMasking``.
+        public var redaction: EventRedaction = DeliveredEvent.personalDataMasking
 
         public init() {}
     }
@@ -68,6 +69,13 @@ public final class SubscriptionHub: Sendable {
     let configuration: Configuration
     let logger: Logger
     private let feeds = Mutex<[TopicPartition: PartitionFeed]>([:])
+    /// The subscriptions open now (weakly: one dropped without closing goes too), and whether
+    /// ``endAll()`` was called.
+    private let open = Mutex<(subscriptions: [ObjectIdentifier: OpenSubscription], ended: Bool)>(([:], false))
+
+    private struct OpenSubscription {
+        weak var subscription: Subscription?
+    }
 
     public init(log: any EventLog, configuration: Configuration = Configuration(), logger: Logger = Logger(label: "onewindow.subscriptions")) {
         self.log = log
@@ -104,7 +112,32 @@ public final class SubscriptionHub: Sendable {
         let topics = try await request.selection.resolve(in: log)
         try await admit(topics.map(\.name))
         let start = try await startOffsets(request, topics: topics)
-        return Subscription(hub: self, selection: request.selection, redacted: request.redacted, start: start, admit: admit)
+        let subscription = Subscription(
+            hub: self, selection: request.selection, redacted: request.redacted, start: start, admit: admit)
+        let ended = open.withLock { open in
+            if !open.ended { open.subscriptions[subscription.identity] = OpenSubscription(subscription: subscription) }
+            return open.ended
+        }
+        if ended { subscription.end() }
+        return subscription
+    }
+
+    /// Ends every open subscription and every one opened from now on (``Subscription/end()``): a
+    /// server calls it on its graceful shutdown, so SSE streams end at once rather than at their
+    /// next keep-alive, and long polls answer at once with what they have. Subscribers resume from
+    /// their last cursor (an SSE client from its `Last-Event-ID`) at the next server.
+    public func endAll() {
+        let ending = open.withLock { open in
+            open.ended = true
+            defer { open.subscriptions = [:] }
+            return open.subscriptions.values.compactMap(\.subscription)
+        }
+        for subscription in ending { subscription.end() }
+    }
+
+    /// A subscription that closed or went (its ``Subscription/release()``).
+    func forget(_ identity: ObjectIdentifier) {
+        open.withLock { _ = $0.subscriptions.removeValue(forKey: identity) }
     }
 
     /// One long-poll batch: opens at the request's position, waits up to `wait` for at most `max`

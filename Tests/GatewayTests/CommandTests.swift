@@ -7,7 +7,8 @@ import Testing
 #endif
 
 /// `onewindow gateway` as a process: it starts on an embedded bus, is ready, serves metrics,
-/// answers a key `onewindow grants` issued and refuses one it did not, and stops cleanly on SIGTERM.
+/// answers a key `onewindow grants` issued and refuses one it did not, and stops cleanly on SIGTERM
+/// within two seconds with an SSE subscriber connected.
 @Suite struct GatewayCommandTests {
     @Test(.timeLimit(.minutes(1))) func theCommandServesAndStopsCleanly() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -22,6 +23,17 @@ import Testing
         ])
         #expect(issue.status == 0, "\(String(decoding: issue.error, as: UTF8.self))")
         let key = String(decoding: issue.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let catalog = repositoryRoot.appendingPathComponent("Topics").path
+        let reader = try await runProgram(try onewindowExecutable().path, [
+            "grants", "create", "datahub", "--kind", "downstream", "--grant", "read:household.*", "--key-only",
+            "--store", keys, "--audit", audit, "--catalog", catalog,
+        ])
+        #expect(reader.status == 0, "\(String(decoding: reader.error, as: UTF8.self))")
+        let readerKey = String(decoding: reader.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let topics = try await runProgram(try onewindowExecutable().path, [
+            "topics", "apply", "--bus", "embedded:\(directory.path)/bus.sqlite", "--catalog", catalog,
+        ])
+        #expect(topics.status == 0, "\(String(decoding: topics.error, as: UTF8.self))")
         let process = childProcess(
             try onewindowExecutable(),
             [
@@ -48,8 +60,21 @@ import Testing
         request.setValue("Bearer \(key)", forHTTPHeaderField: "Authorization")
         let (_, unknownApplication) = try await URLSession.shared.data(for: request)
         #expect((unknownApplication as? HTTPURLResponse)?.statusCode == 404, "the issued key is accepted")
+        // A subscriber connected when SIGTERM comes: its stream ends and the process exits at once,
+        // not at the stream's next keep-alive.
+        let (reached, tell) = AsyncStream<Void>.makeStream()
+        let subscriber = Task {
+            try await SSERead.read(
+                port: port, path: "/subscriptions/cmd/events?topics=household.birth.registered", key: readerKey,
+                lastEventID: nil, events: 0, untilEnd: true) { tell.yield() }
+        }
+        for await _ in reached { break }
+        let stopping = ContinuousClock.now
         kill(process.processIdentifier, SIGTERM)
         try await waitForExit(process, timeout: .seconds(20))
+        let stopped = ContinuousClock.now - stopping
         #expect(process.terminationStatus == 0)
+        #expect(stopped < .seconds(2), "onewindow gateway took \(stopped) to stop with a subscriber connected")
+        #expect(try await subscriber.value.ended, "the subscriber's stream ended with the response")
     }
 }

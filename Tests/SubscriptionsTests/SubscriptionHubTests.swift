@@ -186,14 +186,15 @@ struct SubscriptionHubTests {
         }
     }
 
-    @Test("An event is delivered as a CloudEvent in JSON with where it stands; redaction masks the subject")
+    @Test("An event is delivered as a CloudEvent in JSON with where it stands; redaction masks the personal data of body and subject")
     func deliveredForm() async throws {
         let bench = try await Bench(kafka: false)
         let topic = "subs.form.events"
         try await bench.log.createTopics([TopicSpec(name: topic, partitions: 1)])
         let event = Event(
             id: "form-1", type: "household.birth.registered", source: "/departments/household-registry",
-            subject: "440604201801150012", data: Data(#"{"name":"李小明","n":1}"#.utf8))
+            subject: "440604201801150019",
+            data: Data(#"{"child":{"name":"李小明","residentId":"440604201801150019"},"office":{"name":"祖庙派出所"},"n":1}"#.utf8))
         _ = try await bench.log.append([CloudEventsBinding.record(for: event, topic: topic)])
         let hub = SubscriptionHub(log: bench.log, configuration: Bench.configuration)
         for redacted in [false, true] {
@@ -204,11 +205,14 @@ struct SubscriptionHubTests {
             #expect(json[pointer: "/id"] == .string("form-1"))
             #expect(json[pointer: "/type"] == .string("household.birth.registered"))
             #expect(json[pointer: "/specversion"] == .string("1.0"))
-            #expect(json[pointer: "/data/name"] == .string("李小明"))
+            #expect(json[pointer: "/data/child/name"] == .string(redacted ? "李**" : "李小明"))
+            #expect(json[pointer: "/data/child/residentId"] == .string(redacted ? "440604********0019" : "440604201801150019"))
+            #expect(json[pointer: "/data/office/name"] == .string("祖庙派出所"), "no person's name")
+            #expect(json[pointer: "/data/n"] == .integer(1))
             #expect(json[pointer: "/topic"] == .string(topic))
             #expect(json[pointer: "/partition"] == .integer(0))
             #expect(json[pointer: "/offset"] == .integer(0))
-            #expect(json[pointer: "/subject"] == .string(redacted ? "440604********0012" : "440604201801150012"))
+            #expect(json[pointer: "/subject"] == .string(redacted ? "440604********0019" : "440604201801150019"))
 
             let frames = String(decoding: ServerSentEvents.frames(batch), as: UTF8.self)
             let lines = frames.split(separator: "\n", omittingEmptySubsequences: false)
@@ -223,6 +227,69 @@ struct SubscriptionHubTests {
         }
         #expect(ServerSentEvents.comment() == Array(": keep-alive\n\n".utf8))
         #expect(ServerSentEvents.retry(.seconds(2)) == Array("retry: 2000\n\n".utf8))
+    }
+
+    @Test("Caught-up subscribers share one redaction and one plain form per event, however many they are", .timeLimit(.minutes(1)))
+    func redactionOncePerForm() async throws {
+        let bench = try await Bench(kafka: false)
+        let topic = "subs.masking.events"
+        try await bench.log.createTopics([TopicSpec(name: topic, partitions: 2)])
+        let redactions = Mutex<[Int64: Int]>([:])
+        var configuration = Bench.configuration
+        configuration.redaction = { event, record in
+            redactions.withLock { $0[record.offset * 2 + Int64(record.partition), default: 0] += 1 }
+            DeliveredEvent.personalDataMasking(&event, record)
+        }
+        let hub = SubscriptionHub(log: bench.log, configuration: configuration)
+        var subscriptions: [(Subscription, redacted: Bool)] = []
+        for index in 0..<12 {
+            let redacted = index % 3 != 0
+            subscriptions.append(
+                (try await hub.open(
+                    SubscriptionRequest(selection: .topics([topic]), group: nil, start: .latest, redacted: redacted)), redacted))
+        }
+        // Until the feeds have started (what they keep is what a caught-up subscriber reads).
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (subscription, _) in subscriptions {
+                group.addTask { _ = try await subscription.next(max: 1, wait: .milliseconds(200)) }
+            }
+            try await group.waitForAll()
+        }
+        try await bench.append(topic, count: 40, from: 0)
+        try await withThrowingTaskGroup(of: (Bool, [Delivered]).self) { group in
+            for (subscription, redacted) in subscriptions {
+                group.addTask { (redacted, try await Self.read(subscription, until: 40)) }
+            }
+            for try await (_, delivered) in group { #expect(delivered.count == 40) }
+        }
+        let counts = redactions.withLock { $0 }
+        #expect(counts.count == 40, "every event redacted")
+        #expect(counts.values.allSatisfy { $0 == 1 }, "once each for eight redacted subscribers: \(counts.values.sorted().suffix(3))")
+        for (subscription, _) in subscriptions { await subscription.close() }
+    }
+
+    @Test("endAll ends a waiting subscription at once with an empty batch, and any opened afterwards", .timeLimit(.minutes(1)))
+    func endAll() async throws {
+        let bench = try await Bench(kafka: false)
+        let topic = "subs.end.events"
+        try await bench.log.createTopics([TopicSpec(name: topic, partitions: 1)])
+        let hub = SubscriptionHub(log: bench.log, configuration: Bench.configuration)
+        let subscription = try await hub.open(SubscriptionRequest(selection: .topics([topic]), group: nil, redacted: false))
+        let waiting = Task { try await subscription.next(max: 10, wait: .seconds(30)) }
+        try await Task.sleep(for: .milliseconds(200))
+        let ending = ContinuousClock.now
+        hub.endAll()
+        let batch = try await waiting.value
+        #expect(ContinuousClock.now - ending < .seconds(2))
+        #expect(batch.events.isEmpty)
+        #expect(subscription.hasEnded)
+        var stream = ServerSentEventStream(subscription).makeAsyncIterator()
+        _ = try await stream.next()  // retry:
+        let last = try await stream.next().map { String(decoding: $0, as: UTF8.self) }
+        #expect(last?.contains("reconnect with Last-Event-ID") == true, "\(last ?? "nil")")
+        #expect(try await stream.next() == nil, "the stream ends")
+        let later = try await hub.open(SubscriptionRequest(selection: .topics([topic]), group: nil, redacted: false))
+        #expect(later.hasEnded)
     }
 
     // MARK: Helpers
