@@ -238,10 +238,13 @@ let package = Package(
             name: "onewindow-bench",
             dependencies: [
                 "Bus", "EventLog", "EmbeddedLog", "KafkaLog", "EventModel", "EventSchemas", "Connectors", "TestSupport",
-                "SharedView", "Orchestrator", "OrchestratorService", "CivilTime", "Subscriptions",
+                "SharedView", "Orchestrator", "OrchestratorService", "CivilTime", "Subscriptions", "Gateway",
+                "AccessControl", "Audit",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Benchmarks/onewindow-bench"
         ),

@@ -328,6 +328,37 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENC
     figure("sse_subscribers", Double(run.subscribers))
 }
 
+// The front desk through HTTP (issue 11). Part `desk` of ONEWINDOW_BENCH_PARTS (run when the
+// variable is unset); ONEWINDOW_BENCH_DESK_CLIENTS the concurrent clients (default 16),
+// ONEWINDOW_BENCH_DESK_SUBMISSIONS the applications posted (default 20,000).
+if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENCH_PARTS"] == nil || parts.contains("desk") {
+    let clients = Int(environment["ONEWINDOW_BENCH_DESK_CLIENTS"] ?? "") ?? 16
+    let submissions = Int(environment["ONEWINDOW_BENCH_DESK_SUBMISSIONS"] ?? "") ?? 20_000 * scale
+    let run = try await benchFrontDesk(directory: directory, clients: clients, submissions: submissions)
+    report("")
+    report("### Front desk through HTTP")
+    report("")
+    report("| what | submissions | figure |")
+    report("|---|---:|---:|")
+    report("| restaurant applications accepted (202) through `POST /applications`, \(run.clients) concurrent clients (\(String(format: "%.2f", run.seconds)) s) | \(format(Double(run.accepted))) | \(format(run.acceptedPerSecond))/s |")
+    report("| the same, latency of one submission, p50 | \(format(Double(run.submissions))) | \(String(format: "%.1f", run.p50)) ms |")
+    report("| the same, p99 (max \(String(format: "%.1f", run.max)) ms) | \(format(Double(run.submissions))) | \(String(format: "%.1f", run.p99)) ms |")
+    report("")
+    report("A real gateway (`Gateway` with its HTTP server and progress loop, as `onewindow gateway` runs it) on an embedded log, asking the real key store and access policy for a front-desk key on every request; each submission a distinct restaurant application (~1 KB of JSON), validated against its schema and appended. The clients are plain-socket HTTP/1.1 keep-alive connections in threads of their own in the same process, one request at a time each; latency is from sending a request to reading its whole answer.")
+    if run.accepted < run.submissions {
+        report("")
+        report("**\(format(Double(run.submissions - run.accepted))) submissions were not accepted**; the first answer: \(run.firstRefusal ?? "?")")
+    }
+    if run.recordsOnTopic != Int64(run.accepted) {
+        report("")
+        report("**\(run.recordsOnTopic) records on application.restaurant.submitted for \(run.accepted) accepted submissions.**")
+    }
+    figure("desk_accepted_per_second", run.acceptedPerSecond)
+    figure("desk_accepted_fraction", Double(run.accepted) / Double(max(1, run.submissions)))
+    figure("desk_latency_p50_ms", run.p50)
+    figure("desk_latency_p99_ms", run.p99)
+}
+
 if let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA"] {
     let records = Int(ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA_RECORDS"] ?? "100000") ?? 100_000
     let hub = try await benchKafka(bootstrap: bootstrap, records: records)
