@@ -37,13 +37,6 @@ struct FrontDeskResult {
     let firstRefusal: String?
 }
 
-/// Monotonic microseconds.
-private func monotonicMicros() -> UInt64 {
-    var spec = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &spec)
-    return UInt64(spec.tv_sec) * 1_000_000 + UInt64(spec.tv_nsec) / 1000
-}
-
 /// What the clients tally: accepted answers, latencies (microseconds), the first other answer.
 final class FrontDeskTally: Sendable {
     struct State {
@@ -86,28 +79,17 @@ final class FrontDeskClient: @unchecked Sendable {
     }
 
     private func run() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: errno \(errno)") }
+        let fd = try connectLoopback(port: port, receiveTimeout: 30)
         defer { close(fd) }
         var noDelay: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &noDelay, socklen_t(MemoryLayout<Int32>.size))
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw Failure(description: "connect to 127.0.0.1:\(port): errno \(errno)") }
         var buffer = [UInt8](repeating: 0, count: 16_384)
         var pending: [UInt8] = []
         var latencies: [UInt64] = []
         var accepted = 0
         var refusal: String?
         for request in requests {
-            let sentAt = monotonicMicros()
+            let sentAt = nowMicros()
             var offset = 0
             while offset < request.count {
                 let sent = request.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, 0) }
@@ -133,7 +115,7 @@ final class FrontDeskClient: @unchecked Sendable {
                 guard n > 0 else { throw Failure(description: "the gateway closed the connection (recv \(n), errno \(errno))") }
                 pending.append(contentsOf: buffer[0..<n])
             }
-            latencies.append(max(1, monotonicMicros() - sentAt))
+            latencies.append(max(1, nowMicros() - sentAt))
             let total = headerEnd + 4 + bodyLength
             if status == 202 {
                 accepted += 1

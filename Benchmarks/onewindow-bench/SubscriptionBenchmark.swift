@@ -9,6 +9,7 @@ import Histogram
 import Hummingbird
 import Subscriptions
 import Synchronization
+import TestSupport
 
 #if canImport(Glibc)
     import Glibc
@@ -28,7 +29,7 @@ struct FanOutResult {
 }
 
 /// Wall-clock microseconds (the appender and the clients share the process, so the same clock).
-private func nowMicros() -> UInt64 {
+func nowMicros() -> UInt64 {
     var spec = timespec()
     clock_gettime(CLOCK_REALTIME, &spec)
     return UInt64(spec.tv_sec) * 1_000_000 + UInt64(spec.tv_nsec) / 1000
@@ -68,16 +69,8 @@ final class SSEClient: @unchecked Sendable {
     }
 
     private func run() {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { fatalError("socket: \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { fatalError("connect: \(errno)") }
+        let fd: Int32
+        do { fd = try connectLoopback(port: port, receiveTimeout: 0) } catch { fatalError("\(error)") }
         let request = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
         var buffer = [UInt8](repeating: 0, count: 65_536)

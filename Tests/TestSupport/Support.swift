@@ -43,6 +43,28 @@ public func freePort() -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
+/// A blocking TCP socket connected to `127.0.0.1:port` (the caller closes it), for clients of
+/// the tests and the benchmark that speak HTTP on a plain socket; `receiveTimeout` bounds each
+/// `recv`.
+public func connectLoopback(port: Int, receiveTimeout seconds: Int = 10) throws -> Int32 {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw SupportError("socket: errno \(errno)") }
+    var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        close(descriptor)
+        throw SupportError("cannot connect to 127.0.0.1:\(port): errno \(errno)")
+    }
+    return descriptor
+}
+
 import EventLog
 
 /// Every record of a topic, partition by partition in offset order (a group-less read to the end).
