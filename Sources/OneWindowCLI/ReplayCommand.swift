@@ -33,7 +33,9 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: "A glob (* ? [..]) matched against whole topic names, instead of --topic: 'approval.*.decided'.")
     var pattern: String?
     @Option(help: "Where to: earliest, latest, offset:N, or time:RFC3339.") var to: String
-    @Flag(help: "Move the group as planned (without it, only the plan is printed).") var execute = false
+    @Flag(help: "Move the group as planned (without it, only the plan is printed); needs an operator's key with the replay grant.")
+    var execute = false
+    @OptionGroup var operatorKey: OperatorKeyOptions
     @Flag(help: "Move the group even though it has live members (see the discussion).") var force = false
 
     func validate() throws {
@@ -59,7 +61,9 @@ struct ReplayCommand: AsyncParsableCommand {
                 print("nothing moved: add --execute to move the group as planned")
                 return
             }
+            let (principal, audit) = try await operatorKey.authorize(.replay)
             let moved = try await Replay.execute(plan, on: log, force: force)
+            try await audit.recordReplay(by: principal, group: group, moves: moved)
             let reread = moved.map(\.recordsToReread).reduce(0, +)
             print("moved \(moved.count) partition(s) of \(group); \(reread) record(s) to re-read")
         }
