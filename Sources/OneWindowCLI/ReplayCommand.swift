@@ -20,10 +20,13 @@ struct ReplayCommand: AsyncParsableCommand {
             from the group first, for members known to be gone; a Kafka broker still refuses to \
             move a group with members).
             Exit status: 0 planned or moved, 64 usage, 66 no such group or no topic matches, \
-            69 bus unreachable, 75 the group has live members.
+            69 bus unreachable, 75 the group has live members, 77 --execute without an operator's \
+            key holding the replay grant.
             Examples:
-              onewindow replay --group onewindow.orchestrator --pattern 'approval.*.decided' --to time:2026-03-02T00:00:00+08:00
-              onewindow replay --group dashboard --topic application.restaurant.submitted --to earliest --execute
+              onewindow replay --group onewindow.orchestrator --pattern 'approval.*' \\
+                  --to time:2026-03-02T00:00:00+08:00
+              onewindow replay --group dashboard --topic household.birth.registered \\
+                  --to earliest --execute --api-key "$OPS_KEY"
             """
     )
 
