@@ -118,6 +118,14 @@ acl onewindow-gateway Read -- --topic '*'
 acl onewindow-gateway Read -- --group gateway. --resource-pattern-type prefixed
 readers onewindow-gateway
 
+# The audit recorder: every department's decisions in, nothing out but its own log file.
+user onewindow-audit
+for department in "${!FACTS[@]}"; do
+    acl onewindow-audit Read -- --topic "approval.$department.decided"
+done
+acl onewindow-audit Read -- --group onewindow.audit
+readers onewindow-audit
+
 # An operator: replay (moving any group) and dead letters (read, redrive anywhere, purge).
 user ops-oncall
 acl ops-oncall Describe Read -- --topic '*'

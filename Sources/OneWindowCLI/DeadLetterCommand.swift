@@ -110,7 +110,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var options: BusOptions
         @OptionGroup var filter: DeadLetterFilterOptions
-        @OptionGroup var operatorName: OperatorOption
+        @OptionGroup var operatorKey: OperatorKeyOptions
         @Argument(help: "The ids of the dead letters (TOPIC/PARTITION/OFFSET).") var ids: [String] = []
         @Flag(help: "Every open dead letter.") var all = false
 
@@ -126,10 +126,12 @@ struct DeadLetterCommand: AsyncParsableCommand {
             let filter = try filter.filter()
             let selection: DeadLetterRequest.Selection =
                 all ? .all : ids.isEmpty ? .matching(filter) : .ids(try DeadLetterIDs.parse(ids))
-            let request = DeadLetterRequest(.redrive, selection, by: operatorName.name)
+            let (principal, audit) = try await operatorKey.authorize(.deadLetters)
+            let request = DeadLetterRequest(.redrive, selection, by: principal.name)
             let report = try await DeadLetterIDs.mapErrors {
                 try await withLog(options) { log in try await DeadLetterOffice(log: log, catalog: catalog).handle(request) }
             }
+            try await audit.recordDeadLetters(by: principal, report)
             for outcome in report.outcomes { print(DeadLetterText.text(DeadLetterText.line(outcome), show: false)) }
             print(
                 "\(report.outcomes.count) dead letter(s): \(report.published) went through, \(report.deadLetteredAgain) came back with a new reason, \(report.skipped) skipped"
@@ -153,7 +155,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
                 """)
         @OptionGroup var options: BusOptions
         @OptionGroup var filter: DeadLetterFilterOptions
-        @OptionGroup var operatorName: OperatorOption
+        @OptionGroup var operatorKey: OperatorKeyOptions
         @Argument(help: "The ids of the dead letters (TOPIC/PARTITION/OFFSET).") var ids: [String] = []
         @Flag(help: "Purge without asking.") var yes = false
 
@@ -172,7 +174,8 @@ struct DeadLetterCommand: AsyncParsableCommand {
             let filter = try filter.filter()
             var selection: DeadLetterRequest.Selection =
                 ids.isEmpty ? .matching(filter) : .ids(try DeadLetterIDs.parse(ids))
-            let by = operatorName.name
+            let (principal, audit) = try await operatorKey.authorize(.deadLetters)
+            let by = principal.name
             let report = try await DeadLetterIDs.mapErrors {
                 try await withLog(options) { log -> DeadLetterReport? in
                     let office = DeadLetterOffice(log: log, catalog: catalog)
@@ -204,6 +207,7 @@ struct DeadLetterCommand: AsyncParsableCommand {
                 print("0 dead letter(s) purged: none open matches")
                 return
             }
+            try await audit.recordDeadLetters(by: principal, report)
             for outcome in report.outcomes { print(DeadLetterText.line(outcome)) }
             print("\(report.purged) dead letter(s) purged, \(report.skipped) skipped")
         }
@@ -249,18 +253,6 @@ struct PersonalDataOption: ParsableArguments {
         name: .customLong("show-personal-data"),
         help: "Print resident ID numbers, names and mobile numbers unmasked (masked by default: 440602********1234, 王**, 138****5678).")
     var show = false
-}
-
-/// Who is acting, written into the markers.
-struct OperatorOption: ParsableArguments {
-    @Option(name: .customLong("by"), help: "Who is acting, written into the markers. Default: $USER.")
-    var by: String?
-
-    var name: String {
-        if let by, !by.isEmpty { return by }
-        let user = ProcessInfo.processInfo.environment["USER"] ?? ""
-        return user.isEmpty ? "unknown operator" : user
-    }
 }
 
 enum DeadLetterIDs {

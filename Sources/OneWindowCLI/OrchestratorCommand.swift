@@ -128,7 +128,8 @@ struct OrchestratorCommand: AsyncParsableCommand {
                 store or bus, 69 bus unreachable, 78 rules or catalog wrong.
                 Examples:
                   onewindow orchestrator rebuild
-                  onewindow orchestrator rebuild --store var/orchestrator.sqlite --into /tmp/rebuilt.sqlite
+                  onewindow orchestrator rebuild --store var/orchestrator.sqlite \\
+                      --into /tmp/rebuilt.sqlite
                 """)
         @OptionGroup var options: BusOptions
         @OptionGroup var store: StoreOption

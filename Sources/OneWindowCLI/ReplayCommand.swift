@@ -20,10 +20,13 @@ struct ReplayCommand: AsyncParsableCommand {
             from the group first, for members known to be gone; a Kafka broker still refuses to \
             move a group with members).
             Exit status: 0 planned or moved, 64 usage, 66 no such group or no topic matches, \
-            69 bus unreachable, 75 the group has live members.
+            69 bus unreachable, 75 the group has live members, 77 --execute without an operator's \
+            key holding the replay grant.
             Examples:
-              onewindow replay --group onewindow.orchestrator --pattern 'approval.*.decided' --to time:2026-03-02T00:00:00+08:00
-              onewindow replay --group dashboard --topic application.restaurant.submitted --to earliest --execute
+              onewindow replay --group onewindow.orchestrator --pattern 'approval.*' \\
+                  --to time:2026-03-02T00:00:00+08:00
+              onewindow replay --group dashboard --topic household.birth.registered \\
+                  --to earliest --execute --api-key "$OPS_KEY"
             """
     )
 
@@ -33,7 +36,9 @@ struct ReplayCommand: AsyncParsableCommand {
     @Option(help: "A glob (* ? [..]) matched against whole topic names, instead of --topic: 'approval.*.decided'.")
     var pattern: String?
     @Option(help: "Where to: earliest, latest, offset:N, or time:RFC3339.") var to: String
-    @Flag(help: "Move the group as planned (without it, only the plan is printed).") var execute = false
+    @Flag(help: "Move the group as planned (without it, only the plan is printed); needs an operator's key with the replay grant.")
+    var execute = false
+    @OptionGroup var operatorKey: OperatorKeyOptions
     @Flag(help: "Move the group even though it has live members (see the discussion).") var force = false
 
     func validate() throws {
@@ -59,7 +64,9 @@ struct ReplayCommand: AsyncParsableCommand {
                 print("nothing moved: add --execute to move the group as planned")
                 return
             }
+            let (principal, audit) = try await operatorKey.authorize(.replay)
             let moved = try await Replay.execute(plan, on: log, force: force)
+            try await audit.recordReplay(by: principal, group: group, moves: moved)
             let reread = moved.map(\.recordsToReread).reduce(0, +)
             print("moved \(moved.count) partition(s) of \(group); \(reread) record(s) to re-read")
         }

@@ -82,16 +82,35 @@ struct DeadLetterCLITests {
         let malformed = try await runOnewindow(["dlq", "show", "--bus", address, "42"])
         #expect(malformed.status == 64)
 
+        // Purge and redrive need an operator's key with the dead-letters grant; what they do is audited.
+        let stores = ["ONEWINDOW_KEYS": bus.path + ".access.sqlite", "ONEWINDOW_AUDIT": bus.path + ".audit.sqlite"]
+        let issued = try await runOnewindow(
+            ["grants", "create", "ops-zhang", "--kind", "operator", "--grant", "dead-letters", "--key-only"], environment: stores)
+        #expect(issued.status == 0, "\(issued.error)")
+        let reader = try await runOnewindow(
+            ["grants", "create", "datahub", "--kind", "downstream", "--grant", "read:deadletter.*", "--key-only"], environment: stores)
+        var operatorKey = stores
+        operatorKey["ONEWINDOW_API_KEY"] = issued.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        var readerKey = stores
+        readerKey["ONEWINDOW_API_KEY"] = reader.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let keyless = try await runOnewindow(["dlq", "purge", "--bus", address, "--code", "invalid-json", "--yes"], environment: stores)
+        #expect(keyless.status == 77, "\(keyless.error)")
+        #expect(keyless.error.contains("no-key"), "\(keyless.error)")
+        let ungranted = try await runOnewindow(
+            ["dlq", "redrive", "--bus", address, "--code", "invalid-json"], environment: readerKey)
+        #expect(ungranted.status == 77, "\(ungranted.error)")
+        #expect(ungranted.error.contains("not-granted"), "\(ungranted.error)")
+
         // purge: refused without a filter, and without a confirmation where none can be typed.
-        let unfiltered = try await runOnewindow(["dlq", "purge", "--bus", address, "--yes"])
+        let unfiltered = try await runOnewindow(["dlq", "purge", "--bus", address, "--yes"], environment: operatorKey)
         #expect(unfiltered.status == 64)
         #expect(unfiltered.error.contains("purge needs a filter"), "\(unfiltered.error)")
-        let unconfirmed = try await runOnewindow(["dlq", "purge", "--bus", address, "--code", "invalid-json"])
+        let unconfirmed = try await runOnewindow(["dlq", "purge", "--bus", address, "--code", "invalid-json"], environment: operatorKey)
         #expect(unconfirmed.status == 64)
         #expect(unconfirmed.error.contains("--yes"), "\(unconfirmed.error)")
         #expect(try await runOnewindow(["dlq", "list", "--bus", address]).output.hasSuffix("2 dead letter(s) open\n"))
         let purge = try await runOnewindow(
-            ["dlq", "purge", "--bus", address, "--code", "invalid-json", "--yes", "--by", "ops-zhang"])
+            ["dlq", "purge", "--bus", address, "--code", "invalid-json", "--yes"], environment: operatorKey)
         #expect(purge.status == 0, "\(purge.error)")
         #expect(purge.output.contains("\(id): purged"))
         #expect(purge.output.contains("1 dead letter(s) purged"))
@@ -100,15 +119,24 @@ struct DeadLetterCLITests {
         #expect(after.output.split(separator: "\n").contains { $0.hasPrefix(id) && $0.contains("purged") }, "\(after.output)")
 
         // redrive: the birth is still wrong, so it comes back with its reason (status 65).
-        let redrive = try await runOnewindow(["dlq", "redrive", "--bus", address, "--code", "schema-violation"])
+        let redrive = try await runOnewindow(
+            ["dlq", "redrive", "--bus", address, "--code", "schema-violation"], environment: operatorKey)
         #expect(redrive.status == 65, "\(redrive.error)")
         #expect(redrive.output.contains("0 went through, 1 came back"), "\(redrive.output)")
         #expect(redrive.output.contains("came back as deadletter.record.refused/"))
-        let neither = try await runOnewindow(["dlq", "redrive", "--bus", address])
+        let neither = try await runOnewindow(["dlq", "redrive", "--bus", address], environment: operatorKey)
         #expect(neither.status == 64, "ids, a filter or --all")
         let dead = try await readAll(bus.log, topic: "deadletter.record.refused")
         #expect(dead.count == 3)
         #expect(dead.contains { $0.value == notUTF8 }, "the original bytes are kept")
         #expect(dead.filter { $0.header("dl_redrive_of") != nil }.count == 1)
+
+        // The audit log holds the purge and the redrive by ops-zhang, and both refusals; its chain holds.
+        let audited = try await runOnewindow(["audit", "list", "--json"], environment: stores)
+        let entries = audited.output.split(separator: "\n").map(String.init)
+        #expect(entries.contains { $0.contains(#""action":"dlq.purge""#) && $0.contains("ops-zhang") && $0.contains(id) }, "\(audited.output)")
+        #expect(entries.contains { $0.contains(#""action":"dlq.redrive""#) && $0.contains("dead-lettered-again") }, "\(audited.output)")
+        #expect(entries.filter { $0.contains(#""action":"access.refused""#) }.count == 2, "\(audited.output)")
+        #expect(try await runOnewindow(["audit", "verify"], environment: stores).status == 0)
     }
 }

@@ -18,8 +18,9 @@ struct ComposeFilesTests {
         let base = try services("compose.yaml")
         let sasl = try services("compose.sasl.yaml")
         let script = try String(contentsOf: root.appendingPathComponent("scripts/kafka-security.sh"), encoding: .utf8)
-        let onBus = base.keys.filter { $0.hasPrefix("connector-") || $0 == "orchestrator" || $0 == "topics" }
-        #expect(onBus.count >= 12)
+        let hub = ["orchestrator", "topics", "gateway", "audit-recorder"]
+        let onBus = base.keys.filter { $0.hasPrefix("connector-") || hub.contains($0) }
+        #expect(onBus.count >= 14)
         for service in onBus {
             let environment = try sasl[service]?.mapping()["environment"]?.mapping()
             let file = try environment?["ONEWINDOW_KAFKA_CONFIG"]?.string()
@@ -27,6 +28,8 @@ struct ComposeFilesTests {
             switch service {
             case "topics": user = "onewindow-admin"
             case "orchestrator": user = "onewindow-orchestrator"
+            case "gateway": user = "onewindow-gateway"
+            case "audit-recorder": user = "onewindow-audit"
             default: user = service
             }
             #expect(file == "/clients/\(user).properties", "\(service) in compose.sasl.yaml")

@@ -155,10 +155,27 @@ struct ReplayTests {
         #expect(try await committed() == 1)
         await member.close()
 
-        let executed = try await runProgram(executable, arguments + ["--execute"])
+        // Moving needs an operator's key with the replay grant; the move is audited.
+        let stores = [
+            "--keys", bench.directory.appendingPathComponent("access.sqlite").path,
+            "--audit", bench.directory.appendingPathComponent("audit.sqlite").path,
+        ]
+        let issued = try await runProgram(
+            executable, ["grants", "create", "ops-li-wei", "--kind", "operator", "--grant", "replay", "--key-only", "--store", stores[1], stores[2], stores[3]])
+        #expect(issued.status == 0, "\(String(decoding: issued.error, as: UTF8.self))")
+        let key = String(decoding: issued.output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let keyless = try await runProgram(executable, arguments + ["--execute"] + stores)
+        #expect(keyless.status == 77, "\(String(decoding: keyless.error, as: UTF8.self))")
+        #expect(try await committed() == 1)
+
+        let executed = try await runProgram(executable, arguments + ["--execute", "--api-key", key] + stores)
         #expect(executed.status == 0, "\(String(decoding: executed.error, as: UTF8.self))")
         #expect(String(decoding: executed.output, as: UTF8.self).contains("1 record(s) to re-read"))
         #expect(try await committed() == 0)
+        let audited = try await runProgram(executable, ["audit", "list", "--action", "replay", "--json", stores[2], stores[3]])
+        let entry = String(decoding: audited.output, as: UTF8.self)
+        #expect(entry.contains("ops-li-wei") && entry.contains(OrchestratorEngine.group), "\(entry)")
+        #expect(entry.contains(#""to":0"#), "the moves are in the entry: \(entry)")
     }
 }
 
