@@ -37,6 +37,19 @@ extension GatewayAPI {
                 Refusal(status: .forbidden, code: "unavailable", reason: "the bus did not answer (\(error)); try again later"),
                 status: 503)
         }
+        if names.isEmpty {
+            // A pattern that matches no topic: nothing to read, and nothing to decide access on (an
+            // empty subscription would be allowed vacuously and then wait or stream forever).
+            if case .refused(let refusal) = await access.authenticate(apiKey: RequestScope.apiKey) {
+                metrics.refusal(operation: operation, code: refusal.code)
+                return .refused(refusal, status: refusal.status.rawValue)
+            }
+            return .refused(
+                Refusal(
+                    status: .forbidden, code: "not-found",
+                    reason: "the pattern \(pattern ?? "") matches no topic on the bus; a subscription needs at least one (see `onewindow topics list`)"),
+                status: 404)
+        }
         switch await access.decide(apiKey: RequestScope.apiKey, action: .subscribe(topics: names)) {
         case .allowed(let principal):
             return .ok(principal: principal, selection: selection, group: "gateway.\(principal.name).\(group)")
