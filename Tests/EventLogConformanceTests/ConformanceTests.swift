@@ -656,6 +656,32 @@ struct ConformanceTests {
         #expect(try await reader.position() == [tp: 2], "a reader from an offset")
         await reader.close()
     }
+
+    /// `position()` of a member holding many partitions it has read nothing from answers at once:
+    /// on Kafka their watermarks were asked through the member's own connection, each waiting
+    /// behind the fetch held open there (500 ms a partition: 30 s for these 60, and the
+    /// orchestrator's 90 looked hung).
+    @Test(arguments: Backend.allCases)
+    func positionOfManyUnreadPartitionsIsQuick(_ backend: Backend) async throws {
+        let fixture = try LogFixture.make(backend)
+        atEnd { await fixture.tearDown() }
+        let topics = (0..<3).map { fixture.topic("many\($0)") }
+        try await fixture.log.createTopics(topics.map { TopicSpec(name: $0, partitions: 20) })
+        let tp = TopicPartition(topics[0], 7)
+        _ = try await fixture.log.append([OutgoingRecord(topic: tp.topic, key: "k", value: Data("x".utf8), partition: tp.partition)])
+        let member = try await fixture.log.makeConsumer(.group(fixture.group("many"), topics: topics))
+        try await waitForAssignment(member, count: 60)
+        _ = try await drain(member, count: 1)
+        let clock = ContinuousClock()
+        let started = clock.now
+        let positions = try await member.position()
+        let took = clock.now - started
+        #expect(positions.count == 60)
+        #expect(positions[tp] == 1, "after the one record returned")
+        #expect(positions.filter { $0.key != tp }.allSatisfy { $0.value == 0 }, "the others at their start")
+        #expect(took < .seconds(5), "position() of 60 partitions took \(took)")
+        await member.close()
+    }
 }
 
 // MARK: Helpers

@@ -206,6 +206,9 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
     private let context: Unmanaged<RebalanceContext>
     private let blocking = BlockingQueue(label: "onewindow.kafka.consume")
     private let group: String?
+    /// The log's client that never joins a group, for the lookups that must not queue behind
+    /// this member's fetches (see `position()`).
+    private let admin: AdminClient
     private var buffer: [LogRecord] = []
     private var closed = false
 
@@ -213,6 +216,7 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
         configuration: ConsumerConfiguration, kafka: KafkaConfiguration, admin: AdminClient, only: TopicPartition? = nil
     ) async throws {
         group = configuration.group
+        self.admin = admin
         let reset: String
         switch configuration.autoOffsetReset {
         case .latest: reset = "latest"
@@ -479,14 +483,23 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
     /// position (after the last record returned), else, for a partition nothing was read from
     /// yet, where it starts: the group's committed offset when it lies within the watermarks,
     /// else the reset position resolved now. librdkafka itself only knows a position once a
-    /// record was consumed. Blocking lookups run on the consumer's own queue.
+    /// record was consumed.
+    ///
+    /// The assignment, the positions and the committed offsets are read on the consumer's own
+    /// queue; the watermarks (and a reset to a time) through the log's admin client, on its queue.
+    /// Not through this member's client: its connection to a partition's leader carries the fetch
+    /// librdkafka keeps waiting there (up to `fetch.wait.max.ms`, 500 ms), and a broker answers one
+    /// connection's requests in order, so each watermark query on it waited for a fetch to come
+    /// back, half a second a partition: a member of 90 partitions that had read from few of them
+    /// took 45 s for one `position()` and looked hung.
     func position() async throws -> [TopicPartition: Int64] {
         let context = self.context.takeUnretainedValue()
-        return try await blocking.run { [self] in
+        let (known, unread, committed) = try await blocking.run {
+            [self] () throws -> ([TopicPartition: Int64], [TopicPartition], [TopicPartition: Int64]) in
             if closed { throw LogError.closed("the consumer", subject: group) }
             let assigned = try currentAssignment()
             let partitions = assigned.elements.map(\.0)
-            if partitions.isEmpty { return [:] }
+            if partitions.isEmpty { return ([:], [], [:]) }
             var result: [TopicPartition: Int64] = [:]
             for record in buffer {
                 let partition = TopicPartition(record.topic, record.partition)
@@ -498,7 +511,8 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
                 result[partition] = offset
             }
             let unread = partitions.filter { result[$0] == nil }
-            if unread.isEmpty { return result }
+            if unread.isEmpty { return (result, [], [:]) }
+            // The group's offsets are the coordinator's: a connection of their own, no fetch waits there.
             var committed: [TopicPartition: Int64] = [:]
             if let group {
                 let lookup = PartitionList(Dictionary(uniqueKeysWithValues: unread.map { ($0, Int64(RD_KAFKA_OFFSET_INVALID)) }))
@@ -508,31 +522,33 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
                 }
                 for (partition, offset, _) in lookup.elements where offset >= 0 { committed[partition] = offset }
             }
+            return (result, unread, committed)
+        }
+        if unread.isEmpty { return known }
+        let admin = self.admin
+        let reset = context.reset
+        return try await admin.blocking.run {
+            var result = known
+            var marks: [TopicPartition: Watermarks] = [:]
+            for partition in unread { marks[partition] = try admin.watermarks(partition) }
+            var byTime: [TopicPartition] = []
             for partition in unread {
-                var low: Int64 = 0
-                var high: Int64 = 0
-                error = rd_kafka_query_watermark_offsets(
-                    client, partition.topic, Int32(partition.partition), &low, &high, context.timeout)
-                guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                    throw KafkaErrors.error(error, "reading the watermarks for the consumer's position", subject: partition.description)
-                }
+                let (low, high) = (marks[partition]!.low, marks[partition]!.high)
                 if let offset = committed[partition], offset >= low, offset <= high {
                     result[partition] = offset
                     continue
                 }
-                switch context.reset {
+                switch reset {
                 case .earliest: result[partition] = low
                 case .latest: result[partition] = high
                 case .offset(let offset): result[partition] = min(max(offset, low), high)
-                case .time(let time):
-                    let lookup = PartitionList([partition: Int64(time.timeIntervalSince1970 * 1000)])
-                    error = rd_kafka_offsets_for_times(client, lookup.pointer, context.timeout)
-                    guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                        throw KafkaErrors.error(error, "looking up the consumer's start by time", subject: partition.description)
-                    }
-                    let found = lookup.elements.first?.1 ?? -1
-                    result[partition] = found >= 0 ? found : high
+                case .time: byTime.append(partition)
                 }
+            }
+            if case .time(let time) = reset, !byTime.isEmpty {
+                let milliseconds = Int64(time.timeIntervalSince1970 * 1000)
+                let found = try admin.offsets(atOrAfter: Dictionary(uniqueKeysWithValues: byTime.map { ($0, milliseconds) }))
+                for partition in byTime { result[partition] = (found[partition] ?? nil) ?? marks[partition]!.high }
             }
             return result
         }
