@@ -198,7 +198,7 @@ let package = Package(
         .target(
             name: "Subscriptions",
             dependencies: [
-                "EventLog", "EventModel", "EventSchemas", .product(name: "Logging", package: "swift-log"),
+                "AccessControl", "EventLog", "EventModel", "EventSchemas", .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["README.md"]
         ),

@@ -1,3 +1,4 @@
+import AccessControl
 import EventLog
 
 /// What a subscriber reads: named topics, or every topic whose name matches a pattern.
@@ -16,7 +17,7 @@ public enum TopicSelection: Sendable, Hashable, CustomStringConvertible {
     public func matches(_ topic: String) -> Bool {
         switch self {
         case .topics(let names): names.contains(topic)
-        case .pattern(let pattern): Glob.matches(pattern, topic)
+        case .pattern(let pattern): TopicPattern.matches(pattern, topic)
         }
     }
 
@@ -25,37 +26,6 @@ public enum TopicSelection: Sendable, Hashable, CustomStringConvertible {
         case .topics(let names): "topics \(names.joined(separator: ","))"
         case .pattern(let pattern): "pattern \(pattern)"
         }
-    }
-}
-
-/// `*`-only wildcard matching over the whole text.
-enum Glob {
-    static func matches(_ pattern: String, _ text: String) -> Bool {
-        let pattern = Array(pattern.utf8)
-        let text = Array(text.utf8)
-        var p = 0
-        var t = 0
-        // Where the last `*` was and the text position it was tried at, for backtracking.
-        var star: Int?
-        var starText = 0
-        while t < text.count {
-            if p < pattern.count, pattern[p] == UInt8(ascii: "*") {
-                star = p
-                starText = t
-                p += 1
-            } else if p < pattern.count, pattern[p] == text[t] {
-                p += 1
-                t += 1
-            } else if let star {
-                p = star + 1
-                starText += 1
-                t = starText
-            } else {
-                return false
-            }
-        }
-        while p < pattern.count, pattern[p] == UInt8(ascii: "*") { p += 1 }
-        return p == pattern.count
     }
 }
 
