@@ -657,7 +657,7 @@ struct ConformanceTests {
         await reader.close()
     }
 
-    /// `position()` of a member holding many partitions it has read nothing from answers at once:
+    /// `position()` of a member holding many partitions it has read nothing from does not stall:
     /// on Kafka their watermarks were asked through the member's own connection, each waiting
     /// behind the fetch held open there (500 ms a partition: 30 s for these 60, and the
     /// orchestrator's 90 looked hung).
@@ -679,7 +679,10 @@ struct ConformanceTests {
         #expect(positions.count == 60)
         #expect(positions[tp] == 1, "after the one record returned")
         #expect(positions.filter { $0.key != tp }.allSatisfy { $0.value == 0 }, "the others at their start")
-        #expect(took < .seconds(5), "position() of 60 partitions took \(took)")
+        // A stall guard, not a speed figure: the fault cost ~0.5 s a partition (30 s here, seen
+        // 29.6 s); a sound position() takes well under a second, so 15 s leaves a loaded CI
+        // machine room and still catches it.
+        #expect(took < .seconds(15), "position() of 60 partitions took \(took)")
         await member.close()
     }
 }
