@@ -297,8 +297,14 @@ struct CLITests {
             try #require(house.firstIndex { $0.contains("→ request") && $0.contains(": \(item),") }, "\(output)")
         }
         #expect(requests == requests.sorted())
-        for (before, after) in zip(requests, requests.dropFirst()) {
-            #expect(house[before..<after].contains { $0.contains("← decision") && $0.contains(": approved") })
+        // Each request is followed by an approval. The demo prints what its followers of the
+        // request and decision topics see as they see it, so on a loaded machine a decision's line
+        // can come after the next request's (seen twice on 2026-11-29): the order of the requests
+        // is the workflow's, the lines between them are not a timeline.
+        let approvals = house.indices.filter { house[$0].contains("← decision") && house[$0].contains(": approved") }
+        #expect(approvals.count >= items.count, "\(output)")
+        for request in requests {
+            #expect(approvals.contains { $0 > request }, "\(output)")
         }
         let assessed = try #require(
             house.first { $0.contains("← decision real-estate") && $0.contains("; assessed price ¥") }, "\(output)")
