@@ -11,10 +11,11 @@ import ServiceLifecycle
 struct GatewayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gateway",
-        abstract: "Serve the HTTP gateway: the front desk, progress, who used my data, health and metrics.",
+        abstract: "Serve the HTTP gateway: the front desk, progress, subscriptions, who used my data, health, metrics.",
         discussion: """
             Serves the operations of Sources/Gateway/openapi.yaml on HOST:PORT: POST /applications \
-            (一窗受理), GET /applications/{id}, GET /residents/{subject}/data-usage, /health (ready \
+            (一窗受理), GET /applications/{id}, GET /residents/{subject}/data-usage, \
+            GET /subscriptions/{group}/events (SSE) and /batch (long poll, with POST .../commit), /health (ready \
             when the bus answers), /health/live and Prometheus /metrics. Follows the application \
             topics and application.progress.updated into its own store (--store), every \
             partition, so several gateways can run side by side. Every operation but health and \

@@ -30,15 +30,16 @@ struct OperatorKeyOptions: ParsableArguments {
     /// - Throws: ``CommandFailure`` with status 77 and the policy's reason when refused; 66 when
     ///   there is no key store yet.
     func authorize(_ action: AccessAction) async throws -> (operator: Principal, audit: AuditLog) {
-        var auditOptions = AuditOptions()
-        auditOptions.audit = audit
-        let auditLog = try auditOptions.openForAppending()
         let storePath = KeyStoreOption.path(keys)
+        // Checked before the audit log is opened (which creates it), so a refused command leaves no file behind.
         guard FileManager.default.fileExists(atPath: storePath) else {
             throw CommandFailure(
                 .notFound,
                 "no key store at \(storePath): an operator's key is needed; create one with onewindow grants create ops-NAME --kind operator --grant replay --grant dead-letters (or give --keys)")
         }
+        var auditOptions = AuditOptions()
+        auditOptions.audit = audit
+        let auditLog = try auditOptions.openForAppending()
         let key = apiKey ?? ProcessInfo.processInfo.environment["ONEWINDOW_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         let policy = AccessPolicy(keys: try KeyStore.openExisting(path: storePath), audit: auditLog)
         switch await policy.decide(apiKey: key, action: action) {
