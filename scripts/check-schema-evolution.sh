@@ -28,7 +28,10 @@ if [ -z "$base" ]; then
         echo "schema check: a shallow clone without tags has no previous version; skipped (git fetch --tags --unshallow)"
         exit 0
     fi
-    base=$(git log --reverse --format=%H -- Topics/schemas | head -n 1)
+    # The whole list is read and its first line kept: `| head -n 1` under pipefail fails with
+    # SIGPIPE (exit 141) once the list outgrows the pipe (CI on 2026-11-29).
+    first_commits=$(git log --reverse --format=%H -- Topics/schemas)
+    base=${first_commits%%$'\n'*}
     if [ -z "$base" ]; then
         echo "schema check: no commit has Topics/schemas yet; skipped"
         exit 0
