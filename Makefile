@@ -6,7 +6,7 @@ SWIFT ?= swift
 APT_PACKAGES := librdkafka-dev kcat libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test bench clean openapi openapi-check
+.PHONY: all deps build demo test bench reliability clean openapi openapi-check
 
 all: build
 
@@ -65,6 +65,11 @@ openapi-check:
 ## Throughput figures into BENCHMARKS.md (release build).
 bench: deps
 	scripts/bench.sh
+
+## Reliability, measured (issue 12): the full version of each reliability test (make test runs the
+## short one), its figures written into RELIABILITY.md with the commands, the machine and the date.
+reliability: deps
+	scripts/reliability.sh
 
 clean:
 	rm -rf .build .build-* var

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `make reliability` (issue 12): the full version of each reliability test, whose short version
+# `make test` runs, with its figures written into RELIABILITY.md together with the commands, the
+# machine and the date.
+#
+# Each part below is a Swift Testing filter. It runs with ONEWINDOW_RELIABILITY=full (the tests'
+# ReliabilityRun.scale picks their full counts) under scripts/with-test-broker.sh (the Kafka parts
+# need the broker), and writes its section into $ONEWINDOW_RELIABILITY_REPORT_DIR/<part>.md, which
+# this script then gathers, sorted by name. A part that fails is named in RELIABILITY.md with its
+# exit status and the tail of its output, and makes this script exit 1 after the others have run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+# filter|what it is — one line per reliability suite.
+parts=(
+)
+
+report_dir=$(mktemp -d)
+trap 'rm -rf "$report_dir"' EXIT
+swift build --build-tests || exit 1
+
+failed=()
+for part in "${parts[@]}"; do
+    filter=${part%%|*}
+    title=${part#*|}
+    echo "==> $title ($filter)"
+    log="$report_dir/$(echo "$filter" | tr -c 'A-Za-z0-9\n' '-').log"
+    if ! ONEWINDOW_RELIABILITY=full ONEWINDOW_RELIABILITY_REPORT_DIR="$report_dir" \
+        scripts/with-test-broker.sh swift test --skip-build --filter "$filter" > "$log" 2>&1; then
+        status=$?
+        failed+=("$title")
+        { echo "### FAILED: $title"; echo; echo "\`swift test --filter '$filter'\` exited $status; the end of its output:"; echo;
+          echo '```'; tail -n 30 "$log"; echo '```'; } > "$report_dir/zz-failed-$filter.md"
+    fi
+    tail -n 3 "$log"
+done
+
+{
+    echo "# Reliability"
+    echo
+    echo "Produced by \`make reliability\` (scripts/reliability.sh) on $(date -u '+%Y-%m-%d %H:%M UTC')."
+    echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr), $(swift --version 2>&1 | head -n 1)."
+    echo "Load average when the run ended: $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo
+    echo "\`make test\` runs a short version of every part below (the same tests with smaller counts)."
+    echo
+    for section in $(ls "$report_dir"/*.md 2>/dev/null | sort); do cat "$section"; echo; done
+} > RELIABILITY.md
+echo "wrote RELIABILITY.md"
+[ ${#failed[@]} -eq 0 ] || { echo "failed: ${failed[*]}"; exit 1; }
