@@ -687,3 +687,14 @@ final class AppendSignal: Sendable {
         state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
     }
 }
+
+extension EmbeddedLog: AppendWaking {
+    /// This process's appends to the log so far (see ``AppendWaking``).
+    public var appendCount: UInt64 { appended.appends }
+
+    /// Returns at this process's next append after `seen`, after `timeout`, or at cancellation
+    /// (see ``AppendWaking``); the subscription hub's partition tails wait here.
+    public func waitForAppend(after seen: UInt64, upTo timeout: Duration) async {
+        await appended.wait(after: seen, upTo: timeout)
+    }
+}

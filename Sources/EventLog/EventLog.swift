@@ -410,3 +410,17 @@ public struct LogRecords: AsyncSequence, Sendable {
         AsyncIterator(consumer: consumer, batchSize: batchSize, pollTimeout: pollTimeout)
     }
 }
+
+/// A log that wakes this process's readers as soon as this process appended (the embedded log
+/// does): a reader that found nothing waits for the next append instead of sleeping a poll
+/// interval. Appends of other processes are not signalled; a reader still looks again after its
+/// timeout to see them.
+public protocol AppendWaking: EventLog {
+    /// This process's appends to the log so far: read it before a read, and pass it to
+    /// ``waitForAppend(after:upTo:)`` so an append landing in between is not slept through.
+    var appendCount: UInt64 { get }
+
+    /// Returns as soon as ``appendCount`` is past `seen` (at once if it already is), after
+    /// `timeout`, or when the task is cancelled.
+    func waitForAppend(after seen: UInt64, upTo timeout: Duration) async
+}

@@ -27,13 +27,28 @@ public final class FeedRecord: Sendable {
 
 /// Wakes a subscription waiting for records. A signal that comes while nobody waits is kept, so a
 /// record appended between a subscriber's look and its wait is never slept through.
+///
+/// The timeout of a wait is kept by one timer task per wake-up that outlives the waits: a
+/// subscriber woken a hundred times a second with a 15 s keep-alive does not start and cancel a
+/// timer each time (a hundred subscribers did that 20,000 times a second in the fan-out
+/// benchmark); the timer, when it fires, ends the wait that is due or sleeps on to the deadline of
+/// the wait there is now.
 final class Wakeup: Sendable {
-    private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+        /// When the waiting `waiter` is due.
+        var deadline: ContinuousClock.Instant?
+        /// When the timer task running now wakes (`nil`: none runs).
+        var timerAt: ContinuousClock.Instant?
+    }
+    private let state = Mutex(State())
 
     func signal() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if let waiter = state.waiter {
                 state.waiter = nil
+                state.deadline = nil
                 return waiter
             }
             state.pending = true
@@ -48,25 +63,55 @@ final class Wakeup: Sendable {
             defer { state.pending = false }
             return state.pending
         }) { return }
-        let timer = Task { [self] in
-            try? await Task.sleep(for: timeout)
-            signal()
-        }
-        defer { timer.cancel() }
+        let deadline = ContinuousClock.now.advanced(by: timeout)
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let resumeNow = state.withLock { state -> Bool in
+                let (resumeNow, startTimer) = state.withLock { state -> (Bool, Bool) in
                     if state.pending {
                         state.pending = false
-                        return true
+                        return (true, false)
                     }
                     state.waiter = continuation
-                    return false
+                    state.deadline = deadline
+                    // A timer already running that wakes by the deadline will see this wait then.
+                    if let timerAt = state.timerAt, timerAt <= deadline { return (false, false) }
+                    state.timerAt = deadline
+                    return (false, true)
                 }
                 if resumeNow { continuation.resume() }
+                if startTimer { Task { await self.runTimer(until: deadline) } }
             }
         } onCancel: {
             signal()
+        }
+    }
+
+    /// Sleeps to `instant`, then ends the wait that is due, or sleeps on to the deadline of the wait
+    /// there is now; stops when no wait is left or a timer started later for an earlier deadline
+    /// took over.
+    private func runTimer(until instant: ContinuousClock.Instant) async {
+        var wakeAt = instant
+        while true {
+            try? await Task.sleep(until: wakeAt, clock: .continuous)
+            let (due, next) = state.withLock { state -> (CheckedContinuation<Void, Never>?, ContinuousClock.Instant?) in
+                // Another timer was started for an earlier deadline: it keeps the time from now on.
+                guard state.timerAt == wakeAt else { return (nil, nil) }
+                guard let deadline = state.deadline, let waiter = state.waiter else {
+                    state.timerAt = nil
+                    return (nil, nil)
+                }
+                if deadline <= .now {
+                    state.waiter = nil
+                    state.deadline = nil
+                    state.timerAt = nil
+                    return (waiter, nil)
+                }
+                state.timerAt = deadline
+                return (nil, deadline)
+            }
+            due?.resume()
+            guard let next else { return }
+            wakeAt = next
         }
     }
 }
@@ -92,6 +137,8 @@ enum FeedTake {
 final class PartitionFeed: Sendable {
     let partition: TopicPartition
     private let log: any EventLog
+    /// The log, when it wakes readers at this process's appends (the embedded log).
+    private let waking: (any AppendWaking)?
     private let configuration: SubscriptionHub.Configuration
     private let logger: Logger
 
@@ -110,6 +157,7 @@ final class PartitionFeed: Sendable {
     init(partition: TopicPartition, log: any EventLog, configuration: SubscriptionHub.Configuration, logger: Logger) {
         self.partition = partition
         self.log = log
+        self.waking = log as? any AppendWaking
         self.configuration = configuration
         self.logger = logger
     }
@@ -179,10 +227,13 @@ final class PartitionFeed: Sendable {
                     }
                     continue
                 }
+                // This process's appends wake the tail at once (the embedded log signals them);
+                // other processes' appends, and a log that does not signal, are seen at the poll.
+                let seen = waking?.appendCount
                 let records = try await log.read(partition, from: next, maxRecords: configuration.fetchSize)
                 retryDelay = .milliseconds(100)
                 if records.isEmpty {
-                    try? await Task.sleep(for: idle)
+                    await pause(idle, after: seen)
                     idle = min(idle * 2, configuration.maximumPoll)
                     continue
                 }
@@ -199,6 +250,9 @@ final class PartitionFeed: Sendable {
                     }
                     state.start = state.records[state.first].record.offset
                 }
+                // A short read reached the end as of `seen`: nothing to read again before the next
+                // append (or the poll, for other processes' appends).
+                if records.count < configuration.fetchSize, let seen { await pause(idle, after: seen) }
             } catch let error as LogError where error.isRetriable {
                 logger.warning(
                     "reading for subscribers failed, retrying", metadata: ["partition": "\(partition)", "error": "\(error)"])
@@ -219,6 +273,16 @@ final class PartitionFeed: Sendable {
                 }
                 return
             }
+        }
+    }
+
+    /// Waits `idle`, or less: until this process's next append after `seen` when the log signals
+    /// appends (``AppendWaking``).
+    private func pause(_ idle: Duration, after seen: UInt64?) async {
+        if let waking, let seen {
+            await waking.waitForAppend(after: seen, upTo: idle)
+        } else {
+            try? await Task.sleep(for: idle)
         }
     }
 
