@@ -106,11 +106,20 @@ enum CursorCoding {
     }
 
     static func appendTopic(hash: UInt64, entries: [(Int, Int64)], to bytes: inout [UInt8]) {
-        let written = entries.filter { $0.1 > 0 }
-        if written.isEmpty { return }
+        appendTopic(hash: hash, count: entries.count, entry: { entries[$0] }, to: &bytes)
+    }
+
+    /// One topic's bytes from `count` entries (partition, next offset) read through `entry`; entries
+    /// at offset 0 are left out, and a topic without any other writes nothing.
+    static func appendTopic(hash: UInt64, count: Int, entry: (Int) -> (Int, Int64), to bytes: inout [UInt8]) {
+        var written = 0
+        for index in 0..<count where entry(index).1 > 0 { written += 1 }
+        if written == 0 { return }
         for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: hash >> UInt64(shift))) }
-        appendVarint(UInt64(written.count), to: &bytes)
-        for (partition, offset) in written {
+        appendVarint(UInt64(written), to: &bytes)
+        for index in 0..<count {
+            let (partition, offset) = entry(index)
+            if offset <= 0 { continue }
             appendVarint(UInt64(partition), to: &bytes)
             appendVarint(UInt64(offset), to: &bytes)
         }
@@ -166,6 +175,12 @@ enum Base64URL {
     static func encode(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        encode(bytes, into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends the base64url text of `bytes` to `out`.
+    static func encode(_ bytes: [UInt8], into out: inout [UInt8]) {
         var index = 0
         while index + 3 <= bytes.count {
             let chunk = UInt32(bytes[index]) << 16 | UInt32(bytes[index + 1]) << 8 | UInt32(bytes[index + 2])
@@ -186,7 +201,6 @@ enum Base64URL {
             out.append(alphabet[Int(chunk >> 12 & 63)])
             out.append(alphabet[Int(chunk >> 6 & 63)])
         }
-        return String(decoding: out, as: UTF8.self)
     }
 
     static func decode(_ text: Substring) -> [UInt8]? {

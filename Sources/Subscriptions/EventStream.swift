@@ -58,8 +58,8 @@ public struct ServerSentEventStream: AsyncSequence, Sendable {
                 return ServerSentEvents.retry(stream.retry)
             }
             do {
-                let batch = try await stream.subscription.next(max: stream.batchSize, wait: stream.keepAlive)
-                if !batch.events.isEmpty { return ServerSentEvents.frames(batch) }
+                let batch = try await stream.subscription.nextFrames(max: stream.batchSize, wait: stream.keepAlive)
+                if batch.events > 0 { return batch.frames }
                 if stream.subscription.hasEnded {
                     ended = true
                     await stream.subscription.close()

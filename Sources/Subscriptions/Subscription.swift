@@ -40,9 +40,12 @@ public actor Subscription {
         /// This topic's bytes of the cursor (see ``SubscriptionCursor``), kept up to date.
         var encoded: [UInt8] = []
 
+        /// Encodes the cursor's bytes again in place (once per delivered event: no allocation).
         mutating func encode() {
-            encoded = []
-            CursorCoding.appendTopic(hash: hash, entries: parts.map { ($0.partition.partition, $0.next) }, to: &encoded)
+            let parts = self.parts
+            encoded.removeAll(keepingCapacity: true)
+            CursorCoding.appendTopic(
+                hash: hash, count: parts.count, entry: { (parts[$0].partition.partition, parts[$0].next) }, to: &encoded)
         }
     }
 
@@ -123,15 +126,47 @@ public actor Subscription {
     /// - Throws: `CancellationError` when the task is cancelled, or the log's error when a
     ///   partition cannot be read (the subscriber resumes later from its last cursor).
     public func next(max: Int, wait: Duration) async throws -> SubscriptionBatch {
+        var events: [SubscriptionEvent] = []
+        try await gather(max: max, wait: wait) { record, form, cursor in
+            events.append(SubscriptionEvent(record: record, id: CursorCoding.prefix + Base64URL.encode(cursor), form: form))
+        }
+        return SubscriptionBatch(events: events, cursor: cursor)
+    }
+
+    /// The next events as Server-Sent Events frames, like ``next(max:wait:)`` (the same events,
+    /// waits and errors), written straight into one buffer: each event's `id` (the cursor after
+    /// it) is encoded into the frame without a string of its own, and its `event`/`data` lines
+    /// are the ones made once per record and form for every subscriber (``FeedRecord``).
+    /// - Returns: the frames (empty when no event came) and how many events they hold.
+    public func nextFrames(max: Int, wait: Duration) async throws -> (frames: [UInt8], events: Int) {
+        var frames: [UInt8] = []
+        var count = 0
+        try await gather(max: max, wait: wait) { _, form, cursor in
+            if count == 0 { frames.reserveCapacity((form.sseTail.count + cursor.count * 2 + 16) * 4) }
+            count += 1
+            frames.append(contentsOf: "id: ".utf8)
+            frames.append(contentsOf: CursorCoding.prefix.utf8)
+            Base64URL.encode(cursor, into: &frames)
+            frames.append(UInt8(ascii: "\n"))
+            frames.append(contentsOf: form.sseTail)
+        }
+        return (frames, count)
+    }
+
+    /// Waits for events as ``next(max:wait:)`` describes and hands each to `each` with its
+    /// delivered form and the cursor's bytes after it (before base64).
+    private func gather(
+        max: Int, wait: Duration, _ each: (LogRecord, DeliveredForm, [UInt8]) -> Void
+    ) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: wait)
         while true {
             try Task.checkCancellation()
             if closed { throw LogError.closed("the subscription") }
-            if hasEnded { return SubscriptionBatch(events: [], cursor: cursor) }
+            if hasEnded { return }
             if clock.now - lastRefresh >= hub.configuration.topicRefresh { try await refresh() }
-            let events = try await collect(max: Swift.max(1, max))
-            if !events.isEmpty || clock.now >= deadline { return SubscriptionBatch(events: events, cursor: cursor) }
+            let count = try await collect(max: Swift.max(1, max), each)
+            if count > 0 || clock.now >= deadline { return }
             let refreshAt = lastRefresh.advanced(by: hub.configuration.topicRefresh)
             await wakeup.wait(timeout: Swift.min(deadline, refreshAt) - clock.now)
             quiet = []
@@ -167,26 +202,29 @@ public actor Subscription {
         hub.forget(identity)
     }
 
-    private var cursorText: String {
-        var bytes: [UInt8] = []
-        for topic in topics { bytes.append(contentsOf: topic.encoded) }
-        return CursorCoding.prefix + Base64URL.encode(bytes)
+    /// The cursor's bytes (before base64), rebuilt in place after each event.
+    private var cursorBytes: [UInt8] = []
+
+    private func updateCursorBytes() {
+        cursorBytes.removeAll(keepingCapacity: true)
+        for topic in topics { cursorBytes.append(contentsOf: topic.encoded) }
     }
 
     /// Takes what is there from every partition, starting at a different one each time so a busy
     /// partition does not hold the others back.
-    private func collect(max: Int) async throws -> [SubscriptionEvent] {
+    /// - Returns: how many events it handed to `each`.
+    private func collect(max: Int, _ each: (LogRecord, DeliveredForm, [UInt8]) -> Void) async throws -> Int {
         var slots: [(Int, Int)] = []
         for (t, topic) in topics.enumerated() { for p in topic.parts.indices { slots.append((t, p)) } }
-        if slots.isEmpty { return [] }
+        if slots.isEmpty { return 0 }
         rotation = (rotation + 1) % slots.count
-        var events: [SubscriptionEvent] = []
+        var count = 0
         let redaction = hub.configuration.redaction
-        for k in 0..<slots.count where events.count < max {
+        for k in 0..<slots.count where count < max {
             let (t, p) = slots[(rotation + k) % slots.count]
             let part = topics[t].parts[p]
             let records: [FeedRecord]
-            switch part.feed.take(from: part.next, max: max - events.count) {
+            switch part.feed.take(from: part.next, max: max - count) {
             case .records(let slice):
                 records = Array(slice)
             case .caughtUp:
@@ -196,7 +234,7 @@ public actor Subscription {
             case .behind(let feedNext):
                 if quiet.contains(part.partition) { continue }
                 let read = try await hub.log.read(
-                    part.partition, from: part.next, maxRecords: Swift.min(max - events.count, hub.configuration.fetchSize))
+                    part.partition, from: part.next, maxRecords: Swift.min(max - count, hub.configuration.fetchSize))
                 if read.isEmpty {
                     // Nothing at or after `next` in the log now: whatever the feed has read
                     // before its `next` was removed (retention), so going on there skips nothing.
@@ -208,12 +246,12 @@ public actor Subscription {
             }
             for record in records {
                 advance(t, p, to: record.record.offset + 1)
-                events.append(
-                    SubscriptionEvent(
-                        record: record.record, id: cursorText, form: record.form(redacted: redacted, redaction: redaction)))
+                updateCursorBytes()
+                count += 1
+                each(record.record, record.form(redacted: redacted, redaction: redaction), cursorBytes)
             }
         }
-        return events
+        return count
     }
 
     private func advance(_ t: Int, _ p: Int, to next: Int64) {

@@ -292,6 +292,59 @@ struct SubscriptionHubTests {
         #expect(later.hasEnded)
     }
 
+    @Test("The SSE frames a subscription writes straight are the bytes of its batches' frames, ids included", .timeLimit(.minutes(1)))
+    func framesAsBatches() async throws {
+        let bench = try await Bench(kafka: false)
+        let topic = "subs.frames.events"
+        try await bench.log.createTopics([TopicSpec(name: topic, partitions: 3)])
+        try await bench.append(topic, count: 30, from: 0)
+        let hub = SubscriptionHub(log: bench.log, configuration: Bench.configuration)
+        for redacted in [false, true] {
+            let batches = try await hub.open(SubscriptionRequest(selection: .topics([topic]), group: nil, redacted: redacted))
+            let framed = try await hub.open(SubscriptionRequest(selection: .topics([topic]), group: nil, redacted: redacted))
+            var expected: [UInt8] = []
+            var written: [UInt8] = []
+            var (fromBatches, fromFrames) = (0, 0)
+            // The same calls on both (a batch's partitions rotate from call to call).
+            while fromBatches < 30 || fromFrames < 30 {
+                let batch = try await batches.next(max: 7, wait: .seconds(2))
+                let frames = try await framed.nextFrames(max: 7, wait: .seconds(2))
+                expected += ServerSentEvents.frames(batch)
+                written += frames.frames
+                fromBatches += batch.events.count
+                fromFrames += frames.events
+                try #require(batch.events.count == frames.events && !batch.events.isEmpty)
+            }
+            #expect(written == expected)
+            #expect(await framed.cursor == batches.cursor)
+            await batches.close()
+            await framed.close()
+        }
+    }
+
+    @Test("A short wait after a long one that an event ended returns after its own timeout", .timeLimit(.minutes(1)))
+    func shortWaitAfterLongWait() async throws {
+        let bench = try await Bench(kafka: false)
+        let topic = "subs.wait.events"
+        try await bench.log.createTopics([TopicSpec(name: topic, partitions: 1)])
+        let hub = SubscriptionHub(log: bench.log, configuration: Bench.configuration)
+        let subscription = try await hub.open(
+            SubscriptionRequest(selection: .topics([topic]), group: nil, start: .latest, redacted: false))
+        _ = try await subscription.next(max: 1, wait: .milliseconds(100))  // the feed starts
+        let waiting = Task { try await subscription.next(max: 10, wait: .seconds(30)) }
+        try await Task.sleep(for: .milliseconds(200))
+        try await bench.append(topic, count: 1, from: 0)
+        let woken = try await waiting.value
+        #expect(woken.events.count == 1, "the append ends the long wait")
+        let clock = ContinuousClock()
+        let started = clock.now
+        let empty = try await subscription.next(max: 10, wait: .milliseconds(300))
+        let waited = clock.now - started
+        #expect(empty.events.isEmpty)
+        #expect(waited >= .milliseconds(290) && waited < .seconds(5), "waited \(waited) for a wait of 300 ms")
+        await subscription.close()
+    }
+
     // MARK: Helpers
 
     struct Delivered: Sendable {
