@@ -21,11 +21,26 @@ struct FanOutResult {
     let burstSeconds: Double
     /// Events delivered to all subscribers together per second, during the burst.
     let deliveredPerSecond: Double
+    /// CPU seconds of the whole process per delivered event during the burst, and of the SSE
+    /// clients' threads alone (the rest is the server: the log, the hub, HTTP).
+    let burstCPUPerEvent: Double
+    let burstClientCPUPerEvent: Double
     let rate: Int
     let latencyEvents: Int
+    /// Deliveries per second during the fixed-rate phase (from its first append to the last
+    /// delivery), and how long after the last append the last subscriber had everything: a
+    /// drain of more than a few tens of milliseconds means the rate was more than the system
+    /// delivers, and the latencies are a backlog's.
+    let latencyDeliveredPerSecond: Double
+    let drainMilliseconds: Double
+    let latencyCPUPerEvent: Double
+    let latencyClientCPUPerEvent: Double
     let p50: Double
     let p99: Double
     let max: Double
+    /// The 1-minute load average at the start and the end of the run.
+    let loadBefore: Double
+    let loadAfter: Double
 }
 
 /// Wall-clock microseconds (the appender and the clients share the process, so the same clock).
@@ -35,26 +50,44 @@ func nowMicros() -> UInt64 {
     return UInt64(spec.tv_sec) * 1_000_000 + UInt64(spec.tv_nsec) / 1000
 }
 
-/// What every client has received: counts, and latencies in microseconds (up to a minute).
+/// CPU seconds of a clock (`CLOCK_PROCESS_CPUTIME_ID`, `CLOCK_THREAD_CPUTIME_ID`).
+func cpuSeconds(_ clock: clockid_t) -> Double {
+    var spec = timespec()
+    clock_gettime(clock, &spec)
+    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+}
+
+/// The machine's 1-minute load average.
+func loadAverage() -> Double {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return 0 }
+    return Double(text.split(separator: " ").first ?? "") ?? 0
+}
+
+/// What every client has received: counts, latencies in microseconds (up to a minute), and the
+/// CPU time each client's thread has used so far.
 final class FanOutTally: Sendable {
     struct State {
         var connected = 0
         var received: [Int]
+        var clientCPU: [Double]
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
     }
     let state: Mutex<State>
-    init(clients: Int) { state = Mutex(State(received: Array(repeating: 0, count: clients))) }
+    init(clients: Int) {
+        state = Mutex(State(received: Array(repeating: 0, count: clients), clientCPU: Array(repeating: 0, count: clients)))
+    }
+
+    var clientCPU: Double { state.withLock { $0.clientCPU.reduce(0, +) } }
 }
 
-/// One SSE client on a blocking socket, in a thread of its own.
-final class SSEClient: @unchecked Sendable {
-    // @unchecked Sendable: every field but `tally` is used only by the client's own thread.
+/// One SSE client on a blocking socket, in a thread of its own: decodes the chunked body in bulk
+/// and finds lines with `memchr`, all in local variables (a first version kept its parse state in
+/// the object's properties and parsed byte by byte; Swift's exclusivity checks on those properties
+/// took about a third of the benchmark's CPU, competing with the server it measures).
+final class SSEClient: Sendable {
     let index: Int
     let port: Int
     let tally: FanOutTally
-    private var line: [UInt8] = []
-    private var latencies: [UInt64] = []
-    private var count = 0
 
     init(index: Int, port: Int, tally: FanOutTally) {
         self.index = index
@@ -74,85 +107,105 @@ final class SSEClient: @unchecked Sendable {
         let request = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
         var buffer = [UInt8](repeating: 0, count: 65_536)
-        var headers: [UInt8] = []
+        var input: [UInt8] = []  // received bytes not decoded yet (headers, a chunk's size line)
+        var body: [UInt8] = []  // the decoded body not yet split into lines
         var inBody = false
-        // Chunked transfer decoding: the size line, then that many bytes, then CRLF.
-        var sizeLine: [UInt8] = []
-        var remaining = 0
-        var skipCRLF = 0
+        var remaining = 0  // bytes left in the current chunk
+        var skip = 0  // the CRLF after a chunk
+        var latencies: [UInt64] = []
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n <= 0 { break }
+            let now = nowMicros()
+            input.append(contentsOf: buffer[0..<n])
+            var position = 0
             if !inBody {
-                headers.append(contentsOf: buffer[0..<n])
-                guard let end = Self.find([13, 10, 13, 10], in: headers) else { continue }
+                guard let end = Self.find([13, 10, 13, 10], in: input) else { continue }
                 inBody = true
                 tally.state.withLock { $0.connected += 1 }
-                decode(Array(headers[(end + 4)...]), &sizeLine, &remaining, &skipCRLF)
-            } else {
-                decode(Array(buffer[0..<n]), &sizeLine, &remaining, &skipCRLF)
+                position = end + 4
             }
-            flush()
+            // Chunked transfer decoding: the size line, that many bytes, then CRLF.
+            while position < input.count {
+                if skip > 0 {
+                    let take = min(skip, input.count - position)
+                    skip -= take
+                    position += take
+                } else if remaining > 0 {
+                    let take = min(remaining, input.count - position)
+                    body.append(contentsOf: input[position..<(position + take)])
+                    remaining -= take
+                    position += take
+                    if remaining == 0 { skip = 2 }
+                } else {
+                    guard let lineEnd = input[position...].firstIndex(of: 10) else { break }
+                    var size = 0
+                    for byte in input[position..<lineEnd] {
+                        guard let digit = Self.hexDigit(byte) else { break }
+                        size = size * 16 + digit
+                    }
+                    remaining = size
+                    position = lineEnd + 1
+                }
+            }
+            input.removeFirst(position)
+            // SSE lines: each `data: {...}` line is one event, whose body ends with the append time
+            // `"t":<microseconds>}`.
+            var delivered = 0
+            let consumed = body.withUnsafeBufferPointer { bytes -> Int in
+                guard let base = bytes.baseAddress else { return 0 }
+                var start = 0
+                while start < bytes.count {
+                    guard let found = memchr(base + start, 10, bytes.count - start) else { break }
+                    let end = UnsafeRawPointer(base).distance(to: UnsafeRawPointer(found))
+                    if end - start > 6, bytes[start] == UInt8(ascii: "d"), bytes[start + 4] == UInt8(ascii: ":") {
+                        delivered += 1
+                        if let t = Self.appendTime(bytes, start, end) { latencies.append(now > t ? now - t : 1) }
+                    }
+                    start = end + 1
+                }
+                return start
+            }
+            body.removeFirst(consumed)
+            if delivered > 0 {
+                let cpu = cpuSeconds(CLOCK_THREAD_CPUTIME_ID)
+                tally.state.withLock { state in
+                    state.received[index] += delivered
+                    state.clientCPU[index] = cpu
+                    for latency in latencies { _ = state.histogram.record(max(1, latency)) }
+                }
+                latencies.removeAll(keepingCapacity: true)
+            }
         }
         close(fd)
     }
 
-    private func decode(_ bytes: [UInt8], _ sizeLine: inout [UInt8], _ remaining: inout Int, _ skipCRLF: inout Int) {
-        var index = 0
-        while index < bytes.count {
-            if skipCRLF > 0 {
-                skipCRLF -= 1
-                index += 1
-            } else if remaining > 0 {
-                let take = min(remaining, bytes.count - index)
-                for byte in bytes[index..<(index + take)] { payload(byte) }
-                remaining -= take
-                index += take
-                if remaining == 0 { skipCRLF = 2 }
-            } else {
-                let byte = bytes[index]
-                index += 1
-                if byte == 10 {
-                    let text = String(decoding: sizeLine.filter { $0 != 13 }, as: UTF8.self)
-                    remaining = Int(text, radix: 16) ?? 0
-                    sizeLine = []
-                } else {
-                    sizeLine.append(byte)
-                }
-            }
-        }
-    }
-
-    private func payload(_ byte: UInt8) {
-        guard byte == 10 else {
-            line.append(byte)
-            return
-        }
-        // `data: {...}` lines: the body carries the append time as "t".
-        if line.count > 6, line[0] == UInt8(ascii: "d"), line[4] == UInt8(ascii: ":") {
-            count += 1
-            if let at = Self.find(Array("\"t\":".utf8), in: line) {
+    /// The number after the last `"t":` of a line, looked for from its end.
+    private static func appendTime(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> UInt64? {
+        var index = end - 1
+        while index > start + 3 {
+            if bytes[index] == UInt8(ascii: ":"), bytes[index - 1] == UInt8(ascii: "\""), bytes[index - 2] == UInt8(ascii: "t"),
+                bytes[index - 3] == UInt8(ascii: "\"")
+            {
                 var value: UInt64 = 0
-                var position = at + 4
-                while position < line.count, line[position] >= 48, line[position] <= 57 {
-                    value = value * 10 + UInt64(line[position] - 48)
-                    position += 1
+                var digit = index + 1
+                while digit < end, bytes[digit] >= 48, bytes[digit] <= 57 {
+                    value = value * 10 + UInt64(bytes[digit] - 48)
+                    digit += 1
                 }
-                let now = nowMicros()
-                latencies.append(now > value ? now - value : 1)
+                return value
             }
+            index -= 1
         }
-        line.removeAll(keepingCapacity: true)
+        return nil
     }
 
-    private func flush() {
-        if latencies.isEmpty && count == 0 { return }
-        let (taken, delivered) = (latencies, count)
-        latencies.removeAll(keepingCapacity: true)
-        count = 0
-        tally.state.withLock { state in
-            state.received[index] += delivered
-            for latency in taken { _ = state.histogram.record(max(1, latency)) }
+    private static func hexDigit(_ byte: UInt8) -> Int? {
+        switch byte {
+        case 48...57: Int(byte - 48)
+        case 97...102: Int(byte - 87)
+        case 65...70: Int(byte - 55)
+        default: nil
         }
     }
 
@@ -221,19 +274,27 @@ func benchSSEFanOut(directory: URL, subscribers: Int, burst: Int, rate: Int, sec
     while tally.state.withLock({ $0.connected }) < subscribers { try await Task.sleep(for: .milliseconds(20)) }
     try await Task.sleep(for: .milliseconds(200))  // every subscription open at the high-water mark
 
+    let loadBefore = loadAverage()
     let clock = ContinuousClock()
     let started = clock.now
+    let burstCPU = (process: cpuSeconds(CLOCK_PROCESS_CPUTIME_ID), clients: tally.clientCPU)
     for first in stride(from: 0, to: burst, by: 500) {
         _ = try await log.append(fanOutRecords(topic: topic, first: first, count: min(500, burst - first)))
     }
     while tally.state.withLock({ $0.received.min()! }) < burst { try await Task.sleep(for: .milliseconds(2)) }
     let burstSeconds = (clock.now - started).seconds
+    let burstDeliveries = Double(subscribers * burst)
+    let burstCPUPerEvent = (cpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - burstCPU.process) / burstDeliveries
+    let burstClientCPUPerEvent = (tally.clientCPU - burstCPU.clients) / burstDeliveries
     tally.state.withLock { $0.histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000) }
 
-    // The fixed rate: what is due every 5 ms is appended then, never waiting for delivery.
+    // The fixed rate: what is due every 5 ms is appended then, never waiting for delivery. Every
+    // event's time from its append to each subscriber's parse of it goes into the histogram; the
+    // drain after the last append says whether the rate was one the system keeps up with.
     let total = rate * seconds
     let tick = Duration.milliseconds(5)
     let rateStart = clock.now
+    let rateCPU = (process: cpuSeconds(CLOCK_PROCESS_CPUTIME_ID), clients: tally.clientCPU)
     var appended = 0
     var ticks = 0
     while appended < total {
@@ -245,16 +306,26 @@ func benchSSEFanOut(directory: URL, subscribers: Int, burst: Int, rate: Int, sec
         }
         try await Task.sleep(until: rateStart.advanced(by: tick * ticks), clock: clock)
     }
-    let deadline = clock.now.advanced(by: .seconds(30))
+    let lastAppend = clock.now
+    let deadline = clock.now.advanced(by: .seconds(60))
     while tally.state.withLock({ $0.received.min()! }) < burst + total, clock.now < deadline {
-        try await Task.sleep(for: .milliseconds(5))
+        try await Task.sleep(for: .milliseconds(1))
     }
+    let drained = clock.now
+    let rateDeliveries = Double(tally.state.withLock { $0.received.reduce(0, +) } - subscribers * burst)
+    let latencyCPUPerEvent = (cpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - rateCPU.process) / rateDeliveries
+    let latencyClientCPUPerEvent = (tally.clientCPU - rateCPU.clients) / rateDeliveries
     let histogram = tally.state.withLock { $0.histogram }
+    let loadAfter = loadAverage()
     await log.close()
     return FanOutResult(
         subscribers: subscribers, burst: burst, burstSeconds: burstSeconds,
-        deliveredPerSecond: Double(subscribers * burst) / burstSeconds, rate: rate,
+        deliveredPerSecond: burstDeliveries / burstSeconds, burstCPUPerEvent: burstCPUPerEvent,
+        burstClientCPUPerEvent: burstClientCPUPerEvent, rate: rate,
         latencyEvents: Int(histogram.totalCount),
+        latencyDeliveredPerSecond: rateDeliveries / (drained - rateStart).seconds,
+        drainMilliseconds: (drained - lastAppend).seconds * 1000,
+        latencyCPUPerEvent: latencyCPUPerEvent, latencyClientCPUPerEvent: latencyClientCPUPerEvent,
         p50: Double(histogram.valueAtPercentile(50)) / 1000, p99: Double(histogram.valueAtPercentile(99)) / 1000,
-        max: Double(histogram.max) / 1000)
+        max: Double(histogram.max) / 1000, loadBefore: loadBefore, loadAfter: loadAfter)
 }
