@@ -348,7 +348,7 @@ class Corpus:
             self.refused("invalid-check-character", tax, dumps(body), "schema-violation", "/taxpayerId", "anyOf")
         # Impossible dates (in date fields, in date-times and inside resident ID numbers).
         for date in ["2025-02-29", "2024-02-30", "2025-04-31", "2025-13-01", "2025-00-10", "2025-01-32", "2025-1-5",
-                     "20250115", "0000-01-01", "2025-02-28T", "٢٠٢٥-٠١-٠١"]:
+                     "20250115", "2025-02-28T", "٢٠٢٥-٠١-٠١"]:
             body = self.good_event(birth)
             body["child"]["birthDate"] = date
             self.refused("impossible-date", birth, dumps(body), "schema-violation", "/child/birthDate", "format")
@@ -468,9 +468,9 @@ class Corpus:
         hostile = []
         text = dumps(self.good_application())
         for cut in [1, 10, len(text) // 2, len(text) - 1]:
-            hostile.append(("broken-json", text[:cut], 400, "", "json", "not-json"))
+            hostile.append(("broken-json", text[:cut], 400, "", "syntax", "not-json"))
         for bad in [b"", b"<xml/>", b"{'workflow': 1}", b"{\"workflow\": \"restaurant-opening\",}", b"\x00"]:
-            hostile.append(("broken-json" if bad else "empty-body", bad, 400, "", "json", "not-json"))
+            hostile.append(("broken-json" if bad else "empty-body", bad, 400, "", "syntax", "not-json"))
         for bad in [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xe6\x9d"]:
             hostile.append(("invalid-utf8", text.replace("陈".encode(), bad, 1), 400, "/application/applicant/name",
                             "utf-8", "not-json"))
