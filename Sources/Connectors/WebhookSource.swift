@@ -81,14 +81,18 @@ struct WebhookSource: Sendable {
         let repeated = Self.envelopeHeaders.first { name in
             Set(headers.filter { $0.name.canonicalName == name }.map(\.value)).count > 1
         }
+        func make(_ body: Data, refusal: ValidationFailure? = nil) -> Publication {
+            Publication(
+                event: Event(
+                    id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: subject,
+                    time: time, data: body),
+                topic: configuration.topic, refusal: refusal)
+        }
         let publication: Publication
         if let repeated {
             let values = headers.filter { $0.name.canonicalName == repeated }.count
-            publication = Publication(
-                event: Event(
-                    id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: subject,
-                    time: time, data: data),
-                topic: configuration.topic,
+            publication = make(
+                data,
                 refusal: ValidationFailure(
                     .invalidEnvelope, "the request's headers are ambiguous",
                     violations: [
@@ -96,31 +100,25 @@ struct WebhookSource: Sendable {
                             pointer: repeated, keyword: "once",
                             message: "header \(repeated) is given \(values) times with different values; send it once")
                     ], eventType: configuration.type, eventId: eventId))
-        } else { do {
-            let body: Data
-            if let rules = configuration.mapping {
-                let document = try JSONValue.parse(data)
-                body = try BodyMapper(rules: rules).body(
-                    column: { _ in .null }, path: { document[pointer: $0].map(MappedValue.init(json:)) ?? .null }
-                ).serialized()
-            } else {
-                body = data
+        } else {
+            do {
+                if let rules = configuration.mapping {
+                    let document = try JSONValue.parse(data)
+                    publication = make(
+                        try BodyMapper(rules: rules).body(
+                            column: { _ in .null }, path: { document[pointer: $0].map(MappedValue.init(json:)) ?? .null }
+                        ).serialized())
+                } else {
+                    publication = make(data)
+                }
+            } catch {
+                publication = make(
+                    data,
+                    refusal: ValidationFailure(
+                        error is MappingError ? .mappingFailed : .invalidJSON, "\(error)", eventType: configuration.type,
+                        eventId: eventId))
             }
-            publication = Publication(
-                event: Event(
-                    id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: subject,
-                    time: time, data: body),
-                topic: configuration.topic)
-        } catch {
-            publication = Publication(
-                event: Event(
-                    id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: subject,
-                    time: time, data: data),
-                topic: configuration.topic,
-                refusal: ValidationFailure(
-                    error is MappingError ? .mappingFailed : .invalidJSON, "\(error)", eventType: configuration.type,
-                    eventId: eventId))
-        } }
+        }
         // One try, no retries: the department retries the POST on a 503 (nothing was taken).
         let outcome: PublishOutcome
         do {

@@ -38,6 +38,20 @@ struct HostileInputTests {
         records.filter(\.expect.accepted).compactMap { $0.header("ce-id") }
     }
 
+    /// The checks after a run of event records: the good ones arrived once and in order, Python
+    /// reads every accepted one, no problem was seen; then the figures for RELIABILITY.md.
+    static func finish(
+        _ tally: inout Tally, _ bench: Bench, records: [HostileRecord], part: String, started: ContinuousClock.Instant
+    ) async throws {
+        let topics = Set(eventTopics.values)
+        tally.problems += try await arrivedOnceInOrder(bench.log, topics: topics, ids: goodIds(records))
+        let python = try await pythonReads(bench.path, topics: topics)
+        tally.problems += python.problems
+        #expect(python.records == tally.accepted, "Python read \(python.records) records, the hub accepted \(tally.accepted)")
+        tally.check()
+        try report(part, [tally], seconds: (ContinuousClock.now - started).seconds)
+    }
+
     /// The validated publisher itself (what every entry point publishes through), the whole
     /// corpus in every run: one record at a time, refused ones to the dead-letter topic.
     @Test func theValidatedPublisherTakesTheWholeCorpus() async throws {
@@ -71,13 +85,7 @@ struct HostileInputTests {
                 }
             }
         }
-        let topics = Set(Self.eventTopics.values)
-        tally.problems += try await arrivedOnceInOrder(bench.log, topics: topics, ids: Self.goodIds(records))
-        let python = try await pythonReads(bench.path, topics: topics)
-        tally.problems += python.problems
-        #expect(python.records == tally.accepted, "Python read \(python.records) records, the hub accepted \(tally.accepted)")
-        tally.check()
-        try report("hostile-publisher", [tally], seconds: (ContinuousClock.now - started).seconds)
+        try await Self.finish(&tally, bench, records: records, part: "hostile-publisher", started: started)
     }
 
     /// `onewindow publish`, a real process per record (the body on standard input, `ce-id` as
@@ -113,13 +121,7 @@ struct HostileInputTests {
             default: tally.problems.append("\(record.label): exit \(result.status): \(stderr.prefix(300))")
             }
         }
-        let topics = Set(Self.eventTopics.values)
-        tally.problems += try await arrivedOnceInOrder(bench.log, topics: topics, ids: Self.goodIds(records))
-        let python = try await pythonReads(bench.path, topics: topics)
-        tally.problems += python.problems
-        #expect(python.records == tally.accepted)
-        tally.check()
-        try report("hostile-cli", [tally], seconds: (ContinuousClock.now - started).seconds)
+        try await Self.finish(&tally, bench, records: records, part: "hostile-cli", started: started)
     }
 
     /// The webhook source over real HTTP (a plain socket, so repeated headers reach the server as
@@ -177,13 +179,7 @@ struct HostileInputTests {
         }
         await group.triggerGracefulShutdown()
         _ = try? await running.value
-        let topics = Set(Self.eventTopics.values)
-        tally.problems += try await arrivedOnceInOrder(bench.log, topics: topics, ids: Self.goodIds(records))
-        let python = try await pythonReads(bench.path, topics: topics)
-        tally.problems += python.problems
-        #expect(python.records == tally.accepted)
-        tally.check()
-        try report("hostile-webhook", [tally], seconds: (ContinuousClock.now - started).seconds)
+        try await Self.finish(&tally, bench, records: records, part: "hostile-webhook", started: started)
     }
 
     /// The file-drop source: one JSON-lines file per event type holding that type's records of
