@@ -347,6 +347,16 @@ let package = Package(
                 "KafkaLog", "EventLog", "EventModel", "TestSupport", .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Issue 12: the hostile-input corpus (Tests/HostileInput) through every entry point.
+        .testTarget(
+            name: "HostileInputTests",
+            dependencies: [
+                "AccessControl", "Audit", "Bus", "CivilTime", "Connectors", "EmbeddedLog", "EventLog", "EventModel",
+                "EventSchemas", "Gateway", "Orchestrator", "OrchestratorService", "Retrying", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(
             name: "BusTests",
             dependencies: [

@@ -149,6 +149,11 @@ line("Front-desk submissions through HTTP with validation, at least 5,000/s",
      lambda f: f["desk_accepted_per_second"] >= 5_000 and f["desk_accepted_fraction"] == 1,
      lambda f: f"{f['desk_accepted_per_second']:,.0f} accepted/s, p50 {f['desk_latency_p50_ms']:.1f} ms, p99 {f['desk_latency_p99_ms']:.1f} ms"
      + ("" if f["desk_accepted_fraction"] == 1 else f"; only {f['desk_accepted_fraction']:.1%} accepted"))
+line("Floods: refusing garbage at least as fast as accepting good events, and the good stream beside a flood",
+     ["flood_good_per_second", "flood_garbage_per_second", "flood_good_beside_garbage_per_second"],
+     lambda f: f["flood_garbage_per_second"] >= f["flood_good_per_second"],
+     lambda f: f"good {f['flood_good_per_second']:,.0f}/s, garbage {f['flood_garbage_per_second']:,.0f}/s, "
+     f"good beside a flood {f['flood_good_beside_garbage_per_second']:,.0f}/s")
 for side in ("produce", "consume"):
     key = f"kafka_{side}_ratio"
     line(f"Kafka {side}, at least 0.8 of raw librdkafka's rate", [key, key + "_lowest_round", key + "_highest_round"],

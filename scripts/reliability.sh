@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 # filter|what it is — one line per reliability suite.
 parts=(
+    "HostileInputTests|hostile input at every entry point (Tests/HostileInput)"
 )
 
 report_dir=$(mktemp -d)

@@ -160,7 +160,8 @@ func figure(_ name: String, _ value: Double) {
 }
 
 // ONEWINDOW_BENCH_PARTS picks parts of the embedded run for profiling (a comma-separated list of
-// `append`, `consume`, `connector`, `orchestrator`, `latency`, `memory`; default: all).
+// `append`, `consume`, `connector`, `orchestrator`, `latency`, `memory`, and the later parts
+// `view`, `sse`, `desk`, `flood`; default: all).
 // ONEWINDOW_BENCH_EVENTS overrides the event count of the batched appends and of consume,
 // ONEWINDOW_BENCH_ROWS the connector's row count, so a run under callgrind stays short;
 // ONEWINDOW_BENCH_WORKFLOWS the orchestrator's throughput run (applications),
@@ -366,6 +367,28 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENC
     figure("desk_accepted_fraction", Double(run.accepted) / Double(max(1, run.submissions)))
     figure("desk_latency_p50_ms", run.p50)
     figure("desk_latency_p99_ms", run.p99)
+}
+
+// Floods (issue 12): refusing garbage against accepting good events through the validated
+// publisher. Part `flood` of ONEWINDOW_BENCH_PARTS (run when the variable is unset);
+// ONEWINDOW_BENCH_FLOOD_EVENTS the events of each stream (default 50,000).
+if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENCH_PARTS"] == nil || parts.contains("flood") {
+    let count = Int(environment["ONEWINDOW_BENCH_FLOOD_EVENTS"] ?? "") ?? 50_000 * scale
+    let run = try await FloodBenchmark.measure(directory: directory, count: count)
+    report("")
+    report("### Floods: refusing bad input against accepting good input")
+    report("")
+    report("| what | events | events/s |")
+    report("|---|---:|---:|")
+    report("| good events alone (valid tax payments, published) | \(format(Double(run.count))) | \(format(run.goodPerSecond)) |")
+    report("| garbage alone (the hostile corpus's bad events, \(run.garbageKinds) kinds, refused and dead-lettered) | \(format(Double(run.count))) | \(format(run.garbagePerSecond)) |")
+    report("| good events while a garbage flood runs beside them on the same log | \(format(Double(run.count))) | \(format(run.goodBesideGarbagePerSecond)) |")
+    report("| the garbage flood beside them | \(format(Double(run.count))) | \(format(run.garbageBesideGoodPerSecond)) |")
+    report("")
+    report("One validated `Publisher` on an embedded log, batches of \(run.batch), refusals dead-lettered in the same append as connectors do; the two streams side by side are two tasks publishing at once through it. Refusing is at least as fast as accepting when the garbage rate is at least the good rate.")
+    figure("flood_good_per_second", run.goodPerSecond)
+    figure("flood_garbage_per_second", run.garbagePerSecond)
+    figure("flood_good_beside_garbage_per_second", run.goodBesideGarbagePerSecond)
 }
 
 if let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA"] {

@@ -158,11 +158,25 @@ struct ConnectorContext: Sendable {
     /// bytes, with its original size, its SHA-256 and the reason (see `DeadLetter.truncated`).
     func deadLetterTooLarge(_ publication: Publication, part: String, error: any Error) async throws -> PublishOutcome {
         let size = publication.event.data.count
-        let failure = ValidationFailure(
-            .recordTooLarge,
+        let tooLarge =
             "the event is \(size) bytes, more than the bus takes (\(error)); the dead letter keeps its first bytes, "
-                + "its size and SHA-256 digest: fix the source record, or raise the bus's record limit and publish it again",
-            eventType: publication.event.type, eventId: publication.event.id)
+            + "its size and SHA-256 digest: fix the source record, or raise the bus's record limit and publish it again"
+        // A record refused anyway keeps the reason it was refused for (the field and rule), with
+        // its size said beside it: the size alone hid a 1.5 MB name's maxLength (issue 12's corpus).
+        let refusal: ValidationFailure?
+        do {
+            _ = try publisher.validatedRecord(for: publication)
+            refusal = nil
+        } catch let failure as ValidationFailure {
+            refusal = failure
+        }
+        let failure =
+            refusal.map {
+                ValidationFailure(
+                    $0.code, "\($0.message); and \(tooLarge)", violations: $0.violations,
+                    eventType: publication.event.type, eventId: publication.event.id)
+            }
+            ?? ValidationFailure(.recordTooLarge, tooLarge, eventType: publication.event.type, eventId: publication.event.id)
         var keeping = min(Self.deadLetterKeep, size / 2)
         while true {
             do {

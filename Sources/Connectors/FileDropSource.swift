@@ -7,8 +7,9 @@ import Foundation
 /// `<department>/<file name>/<fingerprint>/<line>`, where the fingerprint is a 64-bit hash of the
 /// file's bytes (16 hex digits): a file re-read after a crash gives the same ids, and a later file
 /// under a reused name gives new ones. A finished file moves to `done/`, a file that cannot be
-/// read at all (not UTF-8, no CSV header) to `failed/` with a `<file>.reason` beside it. Lines that
-/// cannot be mapped or validated go to the dead-letter topic; the rest of the file goes on.
+/// read at all (a CSV file that is not UTF-8 or has no header) to `failed/` with a `<file>.reason`
+/// beside it. Lines that cannot be read (a JSON line that is not UTF-8 or not JSON), mapped or
+/// validated go to the dead-letter topic with their line number; the rest of the file goes on.
 ///
 /// Departments should write a file under another name (or a name starting with `.`) and rename
 /// it when complete: files starting with `.` or ending in `.tmp` or `.part` are not read, and
@@ -76,13 +77,13 @@ struct FileDropSource: Sendable {
         let fingerprint = ContentFingerprint.hex(data)
         let cursorKey = "\(id)/\(fingerprint)"
         let fileId = "\(name)/\(fingerprint)"
-        guard let text = String(data: data, encoding: .utf8) else {
-            try await fail(file, in: directory, reason: "the file is not readable UTF-8 text")
-            return
-        }
         let lines: [(number: Int, publication: Publication)]
         switch configuration.format {
         case .csv:
+            guard let text = String(data: data, encoding: .utf8) else {
+                try await fail(file, in: directory, reason: "the file is not readable UTF-8 text")
+                return
+            }
             guard let table = CSVTable(text: text) else {
                 try await fail(file, in: directory, reason: "the file has no CSV header line")
                 return
@@ -91,11 +92,11 @@ struct FileDropSource: Sendable {
                 (row.line, publication(csv: row, header: table.header, file: name, fileId: fileId))
             }
         case .jsonl:
-            lines = text.split(separator: "\n", omittingEmptySubsequences: false).enumerated().compactMap {
-                index, line in
-                let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-                return trimmed.isEmpty
-                    ? nil : (index + 1, publication(json: Data(trimmed.utf8), line: index + 1, file: name, fileId: fileId))
+            // Line by line on the bytes: a line that is not UTF-8 is dead-lettered with its place
+            // (the JSON reader names it), the lines around it go on (issue 12's hostile corpus
+            // sent a whole file of good lines to failed/ for one bad byte).
+            lines = Self.jsonLines(data).map { number, line in
+                (number, publication(json: line, line: number, file: name, fileId: fileId))
             }
         }
         let saved = try await context.persistently(id, "reading the cursor of \(name)") {
@@ -127,6 +128,27 @@ struct FileDropSource: Sendable {
             try await context.cursors.remove(cursorKey)
         }
         context.logger.notice("\(id): \(name) done, moved to \(target.path)")
+    }
+
+    /// The lines of a JSON-lines file that hold something: their 1-based numbers and bytes, cut at
+    /// each line feed with the JSON whitespace around them (space, tab, CR) trimmed.
+    static func jsonLines(_ data: Data) -> [(number: Int, line: Data)] {
+        var lines: [(number: Int, line: Data)] = []
+        let bytes = [UInt8](data)
+        func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+        var start = 0
+        var number = 1
+        while start <= bytes.count {
+            let end = bytes[start...].firstIndex(of: 0x0A) ?? bytes.count
+            var low = start
+            var high = end
+            while low < high, isSpace(bytes[low]) { low += 1 }
+            while high > low, isSpace(bytes[high - 1]) { high -= 1 }
+            if low < high { lines.append((number, Data(bytes[low..<high]))) }
+            start = end + 1
+            number += 1
+        }
+        return lines
     }
 
     /// Reads a whole file on a dispatch thread (not the cooperative pool); `nil` when it cannot be read.

@@ -76,31 +76,48 @@ struct WebhookSource: Sendable {
         let subject = header("ce-subject")
         var time = context.clock.now()
         if let text = header("ce-time"), let parsed = Timestamp.parse(text) { time = parsed }
-        let publication: Publication
-        do {
-            let body: Data
-            if let rules = configuration.mapping {
-                let document = try JSONValue.parse(data)
-                body = try BodyMapper(rules: rules).body(
-                    column: { _ in .null }, path: { document[pointer: $0].map(MappedValue.init(json:)) ?? .null }
-                ).serialized()
-            } else {
-                body = data
-            }
-            publication = Publication(
+        // A header the event is made of, given twice with different values, is ambiguous (which
+        // id, which subject?): refused, naming it, rather than taking the first.
+        let repeated = Self.envelopeHeaders.first { name in
+            Set(headers.filter { $0.name.canonicalName == name }.map(\.value)).count > 1
+        }
+        func make(_ body: Data, refusal: ValidationFailure? = nil) -> Publication {
+            Publication(
                 event: Event(
                     id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: subject,
                     time: time, data: body),
-                topic: configuration.topic)
-        } catch {
-            publication = Publication(
-                event: Event(
-                    id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: subject,
-                    time: time, data: data),
-                topic: configuration.topic,
+                topic: configuration.topic, refusal: refusal)
+        }
+        let publication: Publication
+        if let repeated {
+            let values = headers.filter { $0.name.canonicalName == repeated }.count
+            publication = make(
+                data,
                 refusal: ValidationFailure(
-                    error is MappingError ? .mappingFailed : .invalidJSON, "\(error)", eventType: configuration.type,
-                    eventId: eventId))
+                    .invalidEnvelope, "the request's headers are ambiguous",
+                    violations: [
+                        SchemaViolation(
+                            pointer: repeated, keyword: "once",
+                            message: "header \(repeated) is given \(values) times with different values; send it once")
+                    ], eventType: configuration.type, eventId: eventId))
+        } else {
+            do {
+                if let rules = configuration.mapping {
+                    let document = try JSONValue.parse(data)
+                    publication = make(
+                        try BodyMapper(rules: rules).body(
+                            column: { _ in .null }, path: { document[pointer: $0].map(MappedValue.init(json:)) ?? .null }
+                        ).serialized())
+                } else {
+                    publication = make(data)
+                }
+            } catch {
+                publication = make(
+                    data,
+                    refusal: ValidationFailure(
+                        error is MappingError ? .mappingFailed : .invalidJSON, "\(error)", eventType: configuration.type,
+                        eventId: eventId))
+            }
         }
         // One try, no retries: the department retries the POST on a 503 (nothing was taken).
         let outcome: PublishOutcome
@@ -138,6 +155,9 @@ struct WebhookSource: Sendable {
                  "deadLetter": .string(position.description)])
         }
     }
+
+    /// The headers an event's attributes come from, each to be given once.
+    static let envelopeHeaders = ["ce-id", "idempotency-key", "ce-subject", "ce-time"]
 
     /// `503` with `Retry-After`: the bus could not take the event. When it never will again (closed
     /// or broken), the connector is told to stop so that a supervisor restarts it.

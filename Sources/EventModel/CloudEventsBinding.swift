@@ -68,6 +68,14 @@ public enum CloudEventsBinding {
             }
             return value
         }
+        // An attribute given twice with different values is ambiguous (which id, which type?):
+        // refused, naming it, rather than taking the first (issue 12's hostile inputs).
+        for (index, header) in record.headers.enumerated() where header.name.hasPrefix("ce_") {
+            if record.headers[..<index].contains(where: { $0.name == header.name && $0.value != header.value }) {
+                throw BindingError(
+                    position: record.position, header: header.name, problem: "is given twice with different values")
+            }
+        }
         let timeText = try required(time)
         guard let parsedTime = Timestamp.parse(timeText) else {
             throw BindingError(
@@ -206,6 +214,9 @@ public enum Timestamp {
     /// directly; anything else goes to Foundation's ISO 8601 parser, which decides.
     public static func parse(_ text: String) -> Date? {
         if let date = parseCommon(text) { return date }
+        // Foundation's parser rolls a day the calendar lacks over (a `ce_time` of 2025-02-30 was read
+        // as 2025-03-02 by the orchestrator: issue 12's hostile inputs): such a time is no time.
+        guard let day = CivilDate(String(text.prefix(10))), day.description == String(text.prefix(10)) else { return nil }
         if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
         return try? Date.ISO8601FormatStyle().parse(text)
     }

@@ -86,6 +86,10 @@ public struct EventValidator: Sendable {
     /// the future). Default: the system clock.
     public let clock: any WallClock
 
+    /// The longest event id taken, in UTF-8 bytes: ids name a record (a connector's are its
+    /// department, file or table, key and version), and readers keep every id they have seen.
+    public static let largestEventId = 1024
+
     public init(catalog: TopicCatalog, clock: any WallClock = .system) {
         self.catalog = catalog
         self.clock = clock
@@ -111,6 +115,17 @@ public struct EventValidator: Sendable {
             -> ValidationFailure
         {
             ValidationFailure(code, message, violations: violations, eventType: event.type, eventId: event.id)
+        }
+        if event.id.isEmpty || event.id.utf8.count > Self.largestEventId {
+            throw failure(
+                .invalidEnvelope, "the event id is not usable",
+                [
+                    SchemaViolation(
+                        pointer: "ce_id", keyword: event.id.isEmpty ? "required" : "maxLength",
+                        message: event.id.isEmpty
+                            ? "the event id is empty"
+                            : "the event id is \(event.id.utf8.count) bytes, more than \(Self.largestEventId)")
+                ])
         }
         guard let schema = catalog.schemas[event.type] else {
             throw failure(.unknownType, "the catalog has no event type \(event.type); see `onewindow topics list`")

@@ -64,6 +64,12 @@ struct GatewayAPI: APIProtocol {
         } catch let invalid as FrontDesk.Invalid {
             metrics.submission(workflow: submission.workflow, outcome: "invalid")
             return .unprocessableContent(.init(body: .json(Self.invalid(invalid))))
+        } catch let error as JSONParseError {
+            // JSON the generated decoder took but the hub's reader refuses (a member named twice, a
+            // lone surrogate, a number no Double holds): a 400 naming the field and the rule, not
+            // the 500 it was before issue 12's hostile corpus.
+            metrics.submission(workflow: submission.workflow, outcome: "invalid")
+            return .badRequest(.init(body: .json(Self.notJSON(error))))
         }
         let applicant = ProgressTracker.applicant(of: application, in: workflow) ?? ""
         switch await authorize(.submitApplication(workflow: workflow.id, applicant: applicant), operation: operation) {
@@ -89,6 +95,18 @@ struct GatewayAPI: APIProtocol {
                 return .serviceUnavailable(.init(body: .json(Self.unavailable(error))))
             }
         }
+    }
+
+    /// The 400 for a body the hub's JSON reader refuses: the pointer and rule of the problem.
+    static func notJSON(_ error: JSONParseError) -> Components.Schemas.Invalid {
+        Components.Schemas.Invalid(
+            code: .notJson,
+            reason: "the body is not JSON as every reader reads it (RFC 8259: UTF-8, each member name once): \(error)",
+            violations: [
+                Components.Schemas.Violation(
+                    pointer: error.pointer, rule: error.rule.rawValue,
+                    message: "\(error.problem) (line \(error.line), column \(error.column))")
+            ])
     }
 
     private static func invalid(_ invalid: FrontDesk.Invalid) -> Components.Schemas.Invalid {

@@ -1,4 +1,5 @@
 import AccessControl
+import EventSchemas
 import Foundation
 import HTTPTypes
 import Logging
@@ -65,7 +66,7 @@ struct RequestMiddleware: ServerMiddleware {
                 try await RequestScope.$body.withValue(bytes) { [body] in try await next(request, body, metadata) }
             }
         } catch let error as ServerError where error.operationInput == nil && error.httpStatus.code < 500 {
-            result = await undecodable(error, key: key, operationID: operationID)
+            result = await undecodable(error, key: key, operationID: operationID, body: bytes)
         } catch {
             logger.error("gateway: \(operationID) failed: \(error)")
             result = Self.json(
@@ -86,8 +87,17 @@ struct RequestMiddleware: ServerMiddleware {
     }
 
     /// A request the generated code could not decode: 401 when the key is refused, else 400.
-    private func undecodable(_ error: ServerError, key: String?, operationID: String) async -> (HTTPResponse, HTTPBody?) {
+    /// A body the hub's own reader refuses is answered with its pointer and rule (where the
+    /// generated decoder only says it failed).
+    private func undecodable(_ error: ServerError, key: String?, operationID: String, body: Data?) async
+        -> (HTTPResponse, HTTPBody?)
+    {
         if let refused = await keyRefused(key, operationID: operationID) { return refused }
+        if let body {
+            do { _ = try JSONValue.parse(body) } catch let error as JSONParseError {
+                return Self.json(400, GatewayAPI.notJSON(error))
+            } catch {}
+        }
         let why = "\(error.underlyingError)"
         let notJSON = error.underlyingError is DecodingError && why.contains("JSON")
         return Self.json(

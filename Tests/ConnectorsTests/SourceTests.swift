@@ -200,8 +200,10 @@ struct SourceTests {
         try await bench.eventually("the file is done") {
             FileManager.default.fileExists(atPath: "\(drop)/done/\(name)")
         }
-        try await bench.eventually("the bad file failed") {
-            FileManager.default.fileExists(atPath: "\(drop)/failed/broken-\(bench.unique).jsonl.reason")
+        // A JSON-lines file is read line by line: its line of bytes that are not UTF-8 is
+        // dead-lettered, and the file is done (a CSV file that is not UTF-8 still fails whole).
+        try await bench.eventually("the file with a line that is not UTF-8 is done") {
+            FileManager.default.fileExists(atPath: "\(drop)/done/broken-\(bench.unique).jsonl")
         }
         await connector.stop()
         let published = try await bench.events(on: Self.type, idPrefix: "tax/\(name)/")
@@ -211,8 +213,10 @@ struct SourceTests {
         #expect(Set(ids.map { $0.split(separator: "/").dropLast().joined(separator: "/") }).count == 1)
         let dead = try await bench.events(on: catalog.deadLetterTopic, idPrefix: "tax/\(name)/")
         #expect(dead.count == 2)
-        let reason = try String(contentsOfFile: "\(drop)/failed/broken-\(bench.unique).jsonl.reason", encoding: .utf8)
-        #expect(reason.contains("UTF-8"))
+        let broken = try await bench.events(on: catalog.deadLetterTopic, idPrefix: "tax/broken-\(bench.unique).jsonl/")
+        #expect(broken.count == 1)
+        #expect(broken.first?.header("dl_reason")?.contains("line 1 of broken-\(bench.unique).jsonl") == true)
+        #expect(broken.first?.header("dl_code") == "invalid-json")
     }
 }
 

@@ -253,6 +253,9 @@ public struct JSONParseError: Error, Sendable, CustomStringConvertible {
         case utf8 = "utf-8"
         /// An object names each member once.
         case uniqueKeys = "unique-keys"
+        /// A number is one a binary64 `Double` holds, integers exactly (RFC 7493, I-JSON §2.2): a
+        /// reader in JavaScript or any reader of doubles would read another value otherwise.
+        case numberRange = "number-range"
     }
 
     /// The byte offset of the problem.
@@ -289,6 +292,8 @@ struct JSONParser {
     /// located (`nil` on the first, fast pass).
     var path: [String]?
     static let maximumDepth = 512
+    /// 2⁵³ − 1: the largest integer every reader of doubles reads exactly.
+    static let largestExactInteger: UInt64 = 9_007_199_254_740_991
 
     init(bytes: UnsafeBufferPointer<UInt8>, tracksPath: Bool = false) {
         self.bytes = bytes
@@ -570,8 +575,27 @@ struct JSONParser {
             while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
-        if integral, let value = Int64(text) { return .integer(value) }
+        // What a reader of doubles reads must be what was written: an integer beyond ±(2⁵³−1)
+        // would read as a neighbour, a number beyond the double range as infinity (issue 12's
+        // hostile corpus published 1e400 and 9007199254740993 as valid amounts).
+        func outOfRange(_ why: String) -> JSONParseError {
+            index = start
+            let shown = text.count > 40 ? "\(text.prefix(20))…(\(text.count) characters)" : text
+            return error("the number \(shown) \(why)", .numberRange)
+        }
+        if integral {
+            guard let value = Int64(text), value.magnitude <= Self.largestExactInteger else {
+                throw outOfRange("is beyond ±9007199254740991, the integers a Double holds exactly (RFC 7493): send it as a string")
+            }
+            return .integer(value)
+        }
         guard let value = Double(text) else { throw error("invalid number \(text)") }
+        guard value.isFinite else {
+            throw outOfRange("is beyond the range of a Double (about ±1.8e308): send it as a string")
+        }
+        if value == 0, text.prefix(while: { $0 != "e" && $0 != "E" }).contains(where: { $0 >= "1" && $0 <= "9" }) {
+            throw outOfRange("is too small for a Double, which reads it as 0: send it as a string")
+        }
         return .number(value)
     }
 }
