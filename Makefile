@@ -41,18 +41,23 @@ demo: build
 ##   same way once on 2026-11-29 (in DecisionRecorderTests.grantsCommands);
 ## - the broker-outage test alone: it cuts connections and times what is in flight across the cut,
 ##   so it does not run beside the suite's dozens of processes on two cores.
+## - the reliability suite alone (Tests/ReliabilityTests: kills under load, a broker outage, a soak,
+##   each a dozen processes; their short versions take about N min): it starts and kills child
+##   processes by the dozen, and its figures (recovery times, memory) would measure the rest;
 ## - before them, the catalog and schemas against the last release tag (scripts/check-schema-evolution.sh:
 ##   a change that breaks the readers of events already on the log fails here, naming each change).
 SERVICE_TESTS := OrchestratorServiceTests|CitizenServicesTests|SharedViewTests
 GATEWAY_TESTS := GatewayTests|SubscriptionsTests|AccessControlTests
 OUTAGE_TESTS := BrokerOutageTests
+RELIABILITY_TESTS := ReliabilityTests
 test: deps openapi-check
 	scripts/with-test-broker.sh bash -c '$(SWIFT) build --build-tests \
 	  && scripts/check-schema-evolution.sh "$$($(SWIFT) build --show-bin-path)/onewindow" \
-	  && $(SWIFT) test --skip-build --skip "$(SERVICE_TESTS)|$(GATEWAY_TESTS)|$(OUTAGE_TESTS)" \
+	  && $(SWIFT) test --skip-build --skip "$(SERVICE_TESTS)|$(GATEWAY_TESTS)|$(OUTAGE_TESTS)|$(RELIABILITY_TESTS)" \
 	  && $(SWIFT) test --skip-build --filter "$(SERVICE_TESTS)" \
 	  && $(SWIFT) test --skip-build --filter "$(GATEWAY_TESTS)" \
-	  && $(SWIFT) test --skip-build --filter $(OUTAGE_TESTS)'
+	  && $(SWIFT) test --skip-build --filter $(OUTAGE_TESTS) \
+	  && $(SWIFT) test --skip-build --filter $(RELIABILITY_TESTS)'
 
 ## The gateway's interface from its OpenAPI document (Sources/Gateway/openapi.yaml): generated once
 ## and committed (Sources/Gateway/README.md says why); `make test` checks it is current.

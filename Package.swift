@@ -347,6 +347,15 @@ let package = Package(
                 "KafkaLog", "EventLog", "EventModel", "TestSupport", .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Issue 12's measured promises with every process running (kills under load, a broker
+        // outage, a soak); `make test` runs their short versions apart, `make reliability` the full.
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: [
+                "OrchestratorService", "Orchestrator", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog",
+                "CivilTime", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .testTarget(
             name: "BusTests",
             dependencies: [

@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 
 # filter|what it is — one line per reliability suite.
 parts=(
+    "killedAtRandomUnderLoad|Kills under load, embedded log and Kafka test broker"
+    "brokerOutageUnderLoad|Broker outage under load (Kafka)"
+    "ReliabilityTests/soak|Soak (embedded log)"
 )
 
 report_dir=$(mktemp -d)
