@@ -41,9 +41,10 @@ demo: build
 ##   same way once on 2026-11-29 (in DecisionRecorderTests.grantsCommands);
 ## - the broker-outage test alone: it cuts connections and times what is in flight across the cut,
 ##   so it does not run beside the suite's dozens of processes on two cores.
-## - the reliability suite alone (Tests/ReliabilityTests: kills under load, a broker outage, a soak,
-##   each a dozen processes; their short versions take about N min): it starts and kills child
-##   processes by the dozen, and its figures (recovery times, memory) would measure the rest;
+## - the reliability suite alone (Tests/ReliabilityTests: kills under load on both backends, a broker
+##   outage, a soak, each a dozen processes; the short versions took 77 + 61 + 45 s on 2026-11-29 at
+##   a load average of 25): it starts and kills child processes by the dozen, and its figures
+##   (recovery times, memory) would measure the rest;
 ## - before them, the catalog and schemas against the last release tag (scripts/check-schema-evolution.sh:
 ##   a change that breaks the readers of events already on the log fails here, naming each change).
 SERVICE_TESTS := OrchestratorServiceTests|CitizenServicesTests|SharedViewTests

@@ -18,6 +18,13 @@ parts=(
     "ReliabilityTests/soak|Soak (embedded log)"
 )
 
+# ONEWINDOW_RELIABILITY_ONLY=REGEX runs only the parts whose line matches it (e.g. 'Kills|outage').
+if [ -n "${ONEWINDOW_RELIABILITY_ONLY:-}" ]; then
+    selected=()
+    for part in "${parts[@]}"; do [[ $part =~ $ONEWINDOW_RELIABILITY_ONLY ]] && selected+=("$part"); done
+    parts=("${selected[@]}")
+fi
+
 report_dir=$(mktemp -d)
 trap 'rm -rf "$report_dir"' EXIT
 swift build --build-tests || exit 1
