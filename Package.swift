@@ -357,6 +357,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Issue 12's measured promises with every process running (kills under load, a broker
+        // outage, a soak); `make test` runs their short versions apart, `make reliability` the full.
+        .testTarget(
+            name: "ReliabilityTests",
+            dependencies: [
+                "OrchestratorService", "Orchestrator", "EventModel", "EventSchemas", "EventLog", "EmbeddedLog", "KafkaLog",
+                "CivilTime", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
         .testTarget(
             name: "BusTests",
             dependencies: [

@@ -14,7 +14,17 @@ cd "$(dirname "$0")/.."
 # filter|what it is — one line per reliability suite.
 parts=(
     "HostileInputTests|hostile input at every entry point (Tests/HostileInput)"
+    "killedAtRandomUnderLoad|Kills under load, embedded log and Kafka test broker"
+    "brokerOutageUnderLoad|Broker outage under load (Kafka)"
+    "ReliabilityTests/soak|Soak (embedded log)"
 )
+
+# ONEWINDOW_RELIABILITY_ONLY=REGEX runs only the parts whose line matches it (e.g. 'Kills|outage').
+if [ -n "${ONEWINDOW_RELIABILITY_ONLY:-}" ]; then
+    selected=()
+    for part in "${parts[@]}"; do [[ $part =~ $ONEWINDOW_RELIABILITY_ONLY ]] && selected+=("$part"); done
+    parts=("${selected[@]}")
+fi
 
 report_dir=$(mktemp -d)
 trap 'rm -rf "$report_dir"' EXIT

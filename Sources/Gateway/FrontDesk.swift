@@ -56,11 +56,25 @@ struct FrontDesk: Sendable {
         return workflow
     }
 
+    /// The event id of a submission: the workflow, the application number and the SHA-256 of the
+    /// application's canonical JSON (keys sorted), `WORKFLOW/NUMBER/HEX16`. A client that did not get
+    /// its answer (the gateway killed after the append, a time-out during a broker outage) sends the
+    /// same application again and gets the same id, which every reader drops as a repeat; a
+    /// different content under the same number gets another id, and the orchestrator refuses it as
+    /// a conflicting submission. (A random id made each retry a second application event: found by
+    /// Tests/ReliabilityTests' broker outage under load.)
+    static func eventId(workflow: String, application: JSONValue) -> String {
+        let number = application[pointer: "/applicationId"]?.stringValue ?? "application"
+        return "\(workflow)/\(number)/\(DeadLetter.sha256Hex(application.serialized()).prefix(16))"
+    }
+
     /// Validates `application` as `workflow`'s application event and appends it.
     /// - Throws: ``Invalid`` (`invalid-application`) with each violation's pointer under
     ///   `/application`; a ``LogError`` when the bus fails.
     func submit(_ application: JSONValue, to workflow: Workflow, source: String) async throws -> Accepted {
-        let event = Event(type: workflow.applicationType, source: source, subject: nil, data: application.serialized())
+        let event = Event(
+            id: Self.eventId(workflow: workflow.id, application: application), type: workflow.applicationType,
+            source: source, subject: nil, data: application.serialized())
         do {
             let (position, published) = try await publisher.publish(event)
             return Accepted(

@@ -36,6 +36,31 @@ import Testing
         await rig.stop()
     }
 
+    /// A submission sent again (a client that did not get its answer: the gateway killed after the
+    /// append, a time-out in a broker outage) is the same event, under the same id, which readers
+    /// drop as a repeat; another content under the same number is another event. Found by
+    /// Tests/ReliabilityTests' broker outage under load: with random ids, a retried POST was a
+    /// second application event.
+    @Test func aRetriedSubmissionIsTheSameEvent() async throws {
+        let rig = try await GatewayRig()
+        let application = Self.restaurant("RA-2026-000102")
+        var ids: [String?] = []
+        for _ in 0..<2 {
+            let answer = try await rig.json(
+                "POST", "/applications", key: "desk-key", body: submission("restaurant-opening", application))
+            #expect(answer.status == 202)
+            ids.append(answer.body[pointer: "/eventId"]?.stringValue)
+        }
+        var changed = application
+        changed.set(.integer(30), at: "/business/seats")
+        let other = try await rig.json(
+            "POST", "/applications", key: "desk-key", body: submission("restaurant-opening", changed))
+        #expect(ids[0] != nil && ids[0] == ids[1], "\(ids)")
+        #expect(ids[0]?.hasPrefix("restaurant-opening/RA-2026-000102/") == true, "\(ids)")
+        #expect(other.body[pointer: "/eventId"]?.stringValue != ids[0])
+        await rig.stop()
+    }
+
     @Test func refusedSubmissionsNameEachFieldAndRule() async throws {
         let rig = try await GatewayRig()
         // Not JSON: 400.

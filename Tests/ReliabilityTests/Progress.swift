@@ -1,0 +1,74 @@
+import EventLog
+import Foundation
+import GRDB
+import OrchestratorService
+import TestSupport
+
+/// Follows a running world from the outside: applications completed (the orchestrator's store),
+/// tax payment rows written and published, notifications emitted and queued in the SMS outbox.
+final class Progress {
+    let world: LoadWorld
+    private let watcher: any LogConsumer
+    private var store: OrchestratorStore?
+    private(set) var completed: Set<String> = []
+    private(set) var published: Set<String> = []
+    private(set) var notified: Set<String> = []
+
+    init(_ world: LoadWorld, log: any EventLog) async throws {
+        self.world = world
+        watcher = try await log.makeConsumer(
+            .group("progress-\(UUID().uuidString.prefix(8))", topics: ["tax.payment.received", "notification.sms.requested"]))
+    }
+
+    /// Reads what came on the watched topics (up to `timeout`), tolerating a bus that is away.
+    func poll(timeout: Duration = .milliseconds(200)) async {
+        do {
+            for record in try await watcher.poll(maxRecords: 5000, timeout: timeout) {
+                let id = record.header("ce_id") ?? "?"
+                if record.topic == "tax.payment.received" { published.insert(id) } else { notified.insert(id) }
+            }
+        } catch {
+            try? await Task.sleep(for: timeout)
+        }
+    }
+
+    /// How many of `applications` the store has completed now.
+    func completedCount(of applications: [String]) throws -> Int {
+        if store == nil {
+            guard FileManager.default.fileExists(atPath: world.storePath) else { return 0 }
+            store = try OrchestratorStore(path: world.storePath)
+        }
+        for id in applications where !completed.contains(id) {
+            if try store?.findCase(id)?.state.status == .completed { completed.insert(id) }
+        }
+        return applications.filter(completed.contains).count
+    }
+
+    /// Rows in a department table now.
+    func rows(_ department: String, _ table: String) throws -> Int {
+        let queue = try DatabaseQueue(path: world.departmentDatabase(department))
+        return try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0 }
+    }
+
+    /// Waits until every one of `applications` is completed, every tax payment row is published
+    /// and every notification is in the SMS outbox, or `limit` passed; whether it all happened.
+    func drained(_ applications: [String], limit: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + limit
+        var checked = ContinuousClock.now - .seconds(1)
+        while ContinuousClock.now < deadline {
+            await poll()
+            guard ContinuousClock.now - checked >= .milliseconds(500) else { continue }
+            checked = ContinuousClock.now
+            if try completedCount(of: applications) == applications.count,
+                try rows("tax", "tax_payments") <= published.count,
+                try rows("sms-gateway", "sms_outbox") >= notified.count,
+                notified.count >= 2 * applications.count
+            {
+                return true
+            }
+        }
+        return false
+    }
+
+    func close() async { await watcher.close() }
+}
