@@ -35,6 +35,18 @@ struct FrontDeskResult {
     let recordsOnTopic: Int64
     /// The first answer that was not a 202, if any (status and body).
     let firstRefusal: String?
+    /// CPU time (user and system, every thread) the whole process spent from the first request to
+    /// the last answer: the gateway and the clients, which run in the same process.
+    let cpuSeconds: Double
+    /// The part of it the client threads spent (each thread's own CPU clock), sending and reading.
+    let clientCPUSeconds: Double
+    /// Process CPU milliseconds per submission, clients included: comparable between runs on a
+    /// machine others load, where the wall time is not.
+    var cpuMillisecondsPerSubmission: Double { cpuSeconds * 1000 / Double(Swift.max(1, submissions)) }
+    /// The same without the clients' share: what the gateway spends on one submission.
+    var gatewayCPUMillisecondsPerSubmission: Double {
+        (cpuSeconds - clientCPUSeconds) * 1000 / Double(Swift.max(1, submissions))
+    }
 }
 
 /// What the clients tally: accepted answers, latencies (microseconds), the first other answer.
@@ -45,6 +57,8 @@ final class FrontDeskTally: Sendable {
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
         var firstRefusal: String?
         var failure: String?
+        /// The client threads' own CPU time, in seconds.
+        var clientCPUSeconds = 0.0
     }
     let state = Mutex(State())
 }
@@ -124,7 +138,11 @@ final class FrontDeskClient: @unchecked Sendable {
             }
             pending.removeFirst(total)
         }
+        var threadTime = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &threadTime)
+        let threadCPU = Double(threadTime.tv_sec) + Double(threadTime.tv_nsec) / 1e9
         tally.state.withLock { state in
+            state.clientCPUSeconds += threadCPU
             state.accepted += accepted
             state.answered += requests.count
             for latency in latencies { _ = state.histogram.record(latency) }
@@ -176,6 +194,7 @@ func benchFrontDesk(directory: URL, clients: Int, submissions: Int) async throws
     let tally = FrontDeskTally()
     let (finished, finishedContinuation) = AsyncStream<Void>.makeStream()
     let started = ContinuousClock.now
+    let cpuStart = processCPUSeconds()
     for client in 0..<clients {
         let share = Array(stride(from: client, to: submissions, by: clients).map { requests[$0] })
         FrontDeskClient(port: port, requests: share, tally: tally) { finishedContinuation.yield() }.start()
@@ -186,6 +205,7 @@ func benchFrontDesk(directory: URL, clients: Int, submissions: Int) async throws
         if done == clients { break }
     }
     let seconds = (ContinuousClock.now - started).seconds
+    let cpuSeconds = processCPUSeconds() - cpuStart
     let state = tally.state.withLock { $0 }
     if let failure = state.failure { throw FrontDeskClient.Failure(description: "a front-desk client failed: \(failure)") }
 
@@ -200,5 +220,6 @@ func benchFrontDesk(directory: URL, clients: Int, submissions: Int) async throws
     return FrontDeskResult(
         clients: clients, submissions: submissions, accepted: state.accepted, seconds: seconds,
         p50: Double(state.histogram.valueAtPercentile(50)) / 1000, p99: Double(state.histogram.valueAtPercentile(99)) / 1000,
-        max: Double(state.histogram.max) / 1000, recordsOnTopic: records, firstRefusal: state.firstRefusal)
+        max: Double(state.histogram.max) / 1000, recordsOnTopic: records, firstRefusal: state.firstRefusal,
+        cpuSeconds: cpuSeconds, clientCPUSeconds: state.clientCPUSeconds)
 }

@@ -353,6 +353,8 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENC
     report("| restaurant applications accepted (202) through `POST /applications`, \(run.clients) concurrent clients (\(String(format: "%.2f", run.seconds)) s) | \(format(Double(run.accepted))) | \(format(run.acceptedPerSecond))/s |")
     report("| the same, latency of one submission, p50 | \(format(Double(run.submissions))) | \(String(format: "%.1f", run.p50)) ms |")
     report("| the same, p99 (max \(String(format: "%.1f", run.max)) ms) | \(format(Double(run.submissions))) | \(String(format: "%.1f", run.p99)) ms |")
+    report("| process CPU per submission, gateway and clients (\(String(format: "%.2f", run.cpuSeconds)) s of CPU) | \(format(Double(run.submissions))) | \(String(format: "%.3f", run.cpuMillisecondsPerSubmission)) ms |")
+    report("| the same without the clients' threads: the gateway's CPU per submission | \(format(Double(run.submissions))) | \(String(format: "%.3f", run.gatewayCPUMillisecondsPerSubmission)) ms |")
     report("")
     report("A real gateway (`Gateway` with its HTTP server and progress loop, as `onewindow gateway` runs it) on an embedded log, asking the real key store and access policy for a front-desk key on every request; each submission a distinct restaurant application (~1 KB of JSON), validated against its schema and appended. The clients are plain-socket HTTP/1.1 keep-alive connections in threads of their own in the same process, one request at a time each; latency is from sending a request to reading its whole answer.")
     if run.accepted < run.submissions {
@@ -367,6 +369,8 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENC
     figure("desk_accepted_fraction", Double(run.accepted) / Double(max(1, run.submissions)))
     figure("desk_latency_p50_ms", run.p50)
     figure("desk_latency_p99_ms", run.p99)
+    figure("desk_cpu_ms_per_submission", run.cpuMillisecondsPerSubmission)
+    figure("desk_gateway_cpu_ms_per_submission", run.gatewayCPUMillisecondsPerSubmission)
 }
 
 // Floods (issue 12): refusing garbage against accepting good events through the validated

@@ -4,6 +4,7 @@ import EventModel
 import EventSchemas
 import Foundation
 import GRDB
+import Synchronization
 
 /// An API key as the store keeps it: who holds it and with which grants, never the key itself.
 public struct APIKeyRecord: Sendable, Hashable {
@@ -61,29 +62,47 @@ public struct KeyStoreError: Error, Sendable, Hashable, CustomStringConvertible 
 ///   the store, so it is refused as `revoked-key` (not `unknown-key`) and the list shows its history.
 /// - Creating and revoking append `grant.created` / `grant.revoked` to the audit log when one is
 ///   given; a creation the audit log could not record is undone (nobody saw the key yet).
+/// - **A key found is remembered for ``cacheLifetime`` (default 1 s)**, so a gateway asking on
+///   every request reads the file about once a second per key instead of thousands of times. A
+///   key revoked through this store (any copy of it) is refused at once; one revoked by another
+///   process (`onewindow grants revoke` beside a running gateway) is refused within the lifetime.
+///   Only keys found (active or revoked) are remembered, by key id with the SHA-256 of the whole
+///   key, never the key itself; an unknown key is looked up every time, so a key created by
+///   another process is known at its first use.
 public struct KeyStore: Sendable {
     /// The prefix of every key.
     public static let keyPrefix = "owk_"
     /// Where the CLI keeps it unless told otherwise.
     public static let defaultPath = "var/access.sqlite"
+    /// How long a key found is remembered unless told otherwise: the longest a revocation by
+    /// another process takes to reach this one.
+    public static let defaultCacheLifetime: Duration = .seconds(1)
 
     public let pool: DatabasePool
     public let path: String
+    /// How long a key found is remembered (`.zero`: never; every lookup reads the file).
+    public let cacheLifetime: Duration
+    /// The keys found lately, shared by every copy of this store.
+    private let cache = LookupCache()
 
     /// Opens (creating when missing, folder included) the key store at `path`.
-    public init(path: String) throws {
+    /// - Parameter cacheLifetime: how long a key found is remembered (see the type's notes).
+    public init(path: String, cacheLifetime: Duration = KeyStore.defaultCacheLifetime) throws {
         pool = try AuditLog.openPool(path: path, migrator: Self.migrator)
         self.path = path
+        self.cacheLifetime = cacheLifetime
     }
 
     /// Opens an existing store, refusing a path with none (``KeyStoreError/Code/notFound``).
-    public static func openExisting(path: String) throws -> KeyStore {
+    public static func openExisting(path: String, cacheLifetime: Duration = KeyStore.defaultCacheLifetime) throws
+        -> KeyStore
+    {
         guard FileManager.default.fileExists(atPath: path) else {
             throw KeyStoreError(
                 .notFound,
                 "there is no key store at \(path); create a key with `onewindow grants create --store \(path)` first or name the store with --store")
         }
-        return try KeyStore(path: path)
+        return try KeyStore(path: path, cacheLifetime: cacheLifetime)
     }
 
     static var migrator: DatabaseMigrator {
@@ -197,6 +216,9 @@ public struct KeyStore: Sendable {
                 return record
             }
         }
+        // After the commit: a lookup that read the key active before it cannot remember it now
+        // (its generation is gone), and every later lookup reads the revocation.
+        cache.forgetAll()
         if let audit {
             for record in revoked {
                 do {
@@ -239,11 +261,33 @@ public struct KeyStore: Sendable {
     }
 
     /// Looks a presented key up: by its key id, then the SHA-256 of the whole key compared in
-    /// constant time with the stored one.
+    /// constant time with the stored one. A key found within ``cacheLifetime`` is answered from
+    /// memory (see the type's notes).
     public func lookup(apiKey: String) async throws -> Lookup {
         guard let keyId = Self.keyId(of: apiKey) else { return .unknown }
         let digest = Array(SHA256.hash(data: Data(apiKey.utf8)))
-        return try await pool.read { db in
+        guard cacheLifetime > .zero else { return try await read(keyId: keyId, digest: digest) }
+        let now = ContinuousClock.now
+        switch cache.lookup(keyId: keyId, digest: digest, now: now) {
+        case .found(let lookup): return lookup
+        case .wrongSecret: return .unknown
+        case .missing:
+            let generation = cache.generation
+            let lookup = try await read(keyId: keyId, digest: digest)
+            switch lookup {
+            case .active(let record), .revoked(let record):
+                cache.remember(
+                    keyId: keyId, digest: digest, record: record, until: now.advanced(by: cacheLifetime),
+                    ifStill: generation)
+            case .unknown: break
+            }
+            return lookup
+        }
+    }
+
+    /// The key `keyId` as the file holds it, checked against the presented key's digest.
+    private func read(keyId: String, digest: [UInt8]) async throws -> Lookup {
+        try await pool.read { db in
             // A cached statement: every request of the gateway asks, and preparing anew each time
             // (with GRDB's authorizer) was the larger part of a lookup.
             let statement = try db.cachedStatement(sql: "SELECT * FROM keys WHERE key_id = ?")
@@ -390,6 +434,56 @@ public struct KeyStore: Sendable {
         case .replay, .deadLetters: "only operators replay and handle dead letters"
         case .submit, .progress: "the front desk is a downstream or operator key"
         default: "see onewindow grants create --help"
+        }
+    }
+}
+
+/// The keys a ``KeyStore`` found lately: by key id, the SHA-256 of the whole key, the record and
+/// until when it may be answered from memory.
+final class LookupCache: Sendable {
+    struct Entry {
+        var digest: [UInt8]
+        var record: APIKeyRecord
+        var until: ContinuousClock.Instant
+    }
+    struct State {
+        var entries: [String: Entry] = [:]
+        /// Moves on at each ``forgetAll()``: a lookup that started before it does not remember.
+        var generation = 0
+    }
+    enum Answer {
+        case found(KeyStore.Lookup)
+        /// The key id is known but the secret is not its: an unknown key.
+        case wrongSecret
+        case missing
+    }
+    /// The most keys remembered at once; past it the memory starts afresh (keys are few: one per
+    /// department, downstream system, operator and applicant using the gateway at the moment).
+    static let capacity = 10_000
+    private let state = Mutex(State())
+
+    var generation: Int { state.withLock { $0.generation } }
+
+    func lookup(keyId: String, digest: [UInt8], now: ContinuousClock.Instant) -> Answer {
+        guard let entry = state.withLock({ $0.entries[keyId] }), now < entry.until else { return .missing }
+        guard KeyStore.constantTimeEqual(entry.digest, digest) else { return .wrongSecret }
+        return .found(entry.record.isActive ? .active(entry.record) : .revoked(entry.record))
+    }
+
+    func remember(
+        keyId: String, digest: [UInt8], record: APIKeyRecord, until: ContinuousClock.Instant, ifStill generation: Int
+    ) {
+        state.withLock { state in
+            guard state.generation == generation else { return }
+            if state.entries.count >= Self.capacity { state.entries.removeAll(keepingCapacity: true) }
+            state.entries[keyId] = Entry(digest: digest, record: record, until: until)
+        }
+    }
+
+    func forgetAll() {
+        state.withLock { state in
+            state.entries.removeAll()
+            state.generation += 1
         }
     }
 }

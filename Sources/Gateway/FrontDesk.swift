@@ -8,10 +8,42 @@ import Orchestrator
 
 /// The front desk (一窗受理): submits an application of any workflow of the rule book, validated
 /// exactly as `onewindow apply` validates it (the workflow's application event through the
-/// catalog's validator, then appended by ``Publisher``).
+/// catalog's validator, ``Publisher``), then appended together with the submissions of other
+/// requests arriving meanwhile (``GroupAppender``): an answer comes only once its record is on
+/// the log.
 struct FrontDesk: Sendable {
     let publisher: Publisher
     let rules: RuleBook
+    let appender: GroupAppender
+
+    init(publisher: Publisher, rules: RuleBook) {
+        self.publisher = publisher
+        self.rules = rules
+        self.appender = GroupAppender(log: publisher.log)
+    }
+
+    /// A request body of the front desk's shape, `{"workflow": ID, "application": {…}}`, read from
+    /// its bytes: the application is kept as sent (`120.0` stays a number) and parsed once.
+    struct Submission: Sendable {
+        var workflow: String
+        var application: JSONValue
+
+        /// The submission in `body`, or `nil` when it is not JSON or not of the shape (the
+        /// generated decoder then says what is wrong, as a 400).
+        init?(json body: Data) {
+            guard case .object(let members)? = try? JSONValue.parse(body),
+                case .string(let workflow)? = members["workflow"],
+                let application = members["application"], case .object = application
+            else { return nil }
+            self.workflow = workflow
+            self.application = application
+        }
+
+        init(workflow: String, application: JSONValue) {
+            self.workflow = workflow
+            self.application = application
+        }
+    }
 
     /// One field the request broke: its JSON pointer in the request body, the rule, what is wrong.
     struct Violation: Sendable, Hashable {
@@ -75,11 +107,13 @@ struct FrontDesk: Sendable {
         let event = Event(
             id: Self.eventId(workflow: workflow.id, application: application), type: workflow.applicationType,
             source: source, subject: nil, data: application.serialized())
+        let record: OutgoingRecord
+        let published: Event
         do {
-            let (position, published) = try await publisher.publish(event)
-            return Accepted(
-                applicationId: application[pointer: "/applicationId"]?.stringValue ?? published.subject ?? "",
-                workflow: workflow.id, eventId: published.id, position: position)
+            // The body given: validation does not parse the bytes just serialized from it again.
+            let validated = try publisher.validatedRecord(for: Publication(event: event, body: application))
+            record = validated.record
+            published = validated.event
         } catch let failure as ValidationFailure {
             let violations =
                 failure.violations.isEmpty
@@ -92,5 +126,9 @@ struct FrontDesk: Sendable {
                 reason: "the application is not a valid \(workflow.applicationType): \(failure.message)",
                 violations: violations)
         }
+        let position = try await appender.append(record)
+        return Accepted(
+            applicationId: application[pointer: "/applicationId"]?.stringValue ?? published.subject ?? "",
+            workflow: workflow.id, eventId: published.id, position: position)
     }
 }

@@ -66,7 +66,9 @@ public struct Gateway: Sendable {
         let router = Router()
         try api.registerHandlers(
             on: router, serverURL: URL(string: "/")!,
-            middlewares: [RequestMiddleware(access: api.access, metrics: api.metrics, logger: logger)])
+            middlewares: [
+                RequestMiddleware(access: api.access, metrics: api.metrics, logger: logger, frontDesk: { [api] in await api.submit($0) })
+            ])
         let logger = self.logger
         let app = Application(
             router: router,

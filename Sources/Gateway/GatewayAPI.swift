@@ -43,34 +43,59 @@ struct GatewayAPI: APIProtocol {
 
     // MARK: - The front desk
 
+    /// A submission the generated code decoded. ``RequestMiddleware`` answers the usual request
+    /// (an `application/json` body of the submission's shape) from the body's bytes itself, through
+    /// ``submit(_:)``, without the generated decoding; what comes here is the rest, which the
+    /// generated code could decode. The application is read again from the body's own bytes, as
+    /// `onewindow apply` reads a file (decoded and encoded again, `120.0` would reach the bus as `120`).
     func submitApplication(_ input: Operations.SubmitApplication.Input) async throws
         -> Operations.SubmitApplication.Output
     {
-        let operation = "submitApplication"
         let submission: Components.Schemas.Submission
         switch input.body { case .json(let body): submission = body }
+        let application: JSONValue
+        if let bytes = RequestScope.body {
+            let parsed: JSONValue
+            do {
+                parsed = try JSONValue.parse(bytes)
+            } catch {
+                // JSON to Foundation but not to every reader (a member name twice, a lone surrogate).
+                if case .refused(let refusal) = await access.authenticate(apiKey: RequestScope.apiKey) {
+                    metrics.refusal(operation: Operations.SubmitApplication.id, code: refusal.code)
+                    return .unauthorized(.init(body: .json(Self.refusal(refusal))))
+                }
+                return .badRequest(
+                    .init(
+                        body: .json(
+                            Components.Schemas.Invalid(
+                                code: .notJson, reason: "the body is not JSON as every reader reads it: \(error)",
+                                violations: [Components.Schemas.Violation(pointer: "", rule: "json", message: "\(error)")]))))
+            }
+            application = parsed[pointer: "/application"] ?? .object([:])
+        } else {
+            application = try JSONValue.parse(JSONEncoder().encode(submission.application))
+        }
+        return await submit(FrontDesk.Submission(workflow: submission.workflow, application: application))
+    }
+
+    /// The front desk's answer to a submission, in the order of checks of the document: the key
+    /// (401), the workflow (422), the grant (403), the application (422), then 202 once it is on
+    /// the bus (503 when the bus failed).
+    func submit(_ submission: FrontDesk.Submission) async -> Operations.SubmitApplication.Output {
+        let operation = Operations.SubmitApplication.id
         // The key before anything of the body: a refused key learns nothing about workflows.
         if case .refused(let refusal) = await access.authenticate(apiKey: RequestScope.apiKey) {
             metrics.refusal(operation: operation, code: refusal.code)
             return .unauthorized(.init(body: .json(Self.refusal(refusal))))
         }
         let workflow: Workflow
-        let application: JSONValue
         do {
             workflow = try frontDesk.workflow(submission.workflow)
-            application =
-                try RequestScope.body.flatMap { try JSONValue.parse($0)[pointer: "/application"] }
-                ?? JSONValue.parse(JSONEncoder().encode(submission.application))
-        } catch let invalid as FrontDesk.Invalid {
+        } catch {
             metrics.submission(workflow: submission.workflow, outcome: "invalid")
-            return .unprocessableContent(.init(body: .json(Self.invalid(invalid))))
-        } catch let error as JSONParseError {
-            // JSON the generated decoder took but the hub's reader refuses (a member named twice, a
-            // lone surrogate, a number no Double holds): a 400 naming the field and the rule, not
-            // the 500 it was before issue 12's hostile corpus.
-            metrics.submission(workflow: submission.workflow, outcome: "invalid")
-            return .badRequest(.init(body: .json(Self.notJSON(error))))
+            return .unprocessableContent(.init(body: .json(Self.invalid(error))))
         }
+        let application = submission.application
         let applicant = ProgressTracker.applicant(of: application, in: workflow) ?? ""
         switch await authorize(.submitApplication(workflow: workflow.id, applicant: applicant), operation: operation) {
         case .failure(let refusal) where refusal.status == .unauthenticated:
@@ -91,7 +116,7 @@ struct GatewayAPI: APIProtocol {
             } catch let invalid as FrontDesk.Invalid {
                 metrics.submission(workflow: workflow.id, outcome: "invalid")
                 return .unprocessableContent(.init(body: .json(Self.invalid(invalid))))
-            } catch let error as LogError {
+            } catch {
                 return .serviceUnavailable(.init(body: .json(Self.unavailable(error))))
             }
         }

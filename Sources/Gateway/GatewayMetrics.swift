@@ -3,6 +3,7 @@ import EventLog
 import EventSchemas
 import Foundation
 import Prometheus
+import Synchronization
 
 /// The gateway's Prometheus metrics, in a registry of its own (not swift-metrics' global one, so
 /// that two gateways in one test process do not share counters).
@@ -26,13 +27,24 @@ final class GatewayMetrics: Sendable {
         .seconds(2.5), .seconds(5),
     ]
 
+    /// The request histograms and submission counters made so far, by their labels: asking the
+    /// registry at every request (its descriptor checks, label strings and lock) cost more than
+    /// recording.
+    private let made = Mutex<(histograms: [String: DurationHistogram], counters: [String: Counter])>(([:], [:]))
+
     func request(operation: String, status: Int, duration: Duration) {
-        registry.makeDurationHistogram(
+        let name = "\(operation)\u{1F}\(status)"
+        if let histogram = made.withLock({ $0.histograms[name] }) {
+            histogram.record(duration)
+            return
+        }
+        let histogram = registry.makeDurationHistogram(
             descriptor: MetricNameDescriptor(
                 namespace: "onewindow", subsystem: "gateway", metricName: "request_duration", unitName: "seconds",
                 helpText: "Time from a request's arrival to its response, by operation and status."),
-            labels: [("operation", operation), ("status", String(status))], buckets: Self.latencyBuckets
-        ).record(duration)
+            labels: [("operation", operation), ("status", String(status))], buckets: Self.latencyBuckets)
+        made.withLock { $0.histograms[name] = histogram }
+        histogram.record(duration)
     }
 
     func refusal(operation: String, code: String) {
@@ -45,12 +57,18 @@ final class GatewayMetrics: Sendable {
     }
 
     func submission(workflow: String, outcome: String) {
-        registry.makeCounter(
+        let name = "\(workflow)\u{1F}\(outcome)"
+        if let counter = made.withLock({ $0.counters[name] }) {
+            counter.increment()
+            return
+        }
+        let counter = registry.makeCounter(
             descriptor: MetricNameDescriptor(
                 namespace: "onewindow", subsystem: "gateway", metricName: "submissions", unitName: "total",
                 helpText: "Applications submitted at the front desk, by workflow and outcome (accepted, invalid)."),
-            labels: [("workflow", workflow), ("outcome", outcome)]
-        ).increment()
+            labels: [("workflow", workflow), ("outcome", outcome)])
+        made.withLock { $0.counters[name] = counter }
+        counter.increment()
     }
 
     private func gauge(_ name: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {

@@ -181,8 +181,8 @@ struct GrantsCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke a principal's active key (by name) or one key (by key id); it is refused from then on.",
             discussion: """
-                Requests with a revoked key are refused with 401 revoked-key at once (every \
-                request reads the store). The key stays listed as revoked.
+                Requests with a revoked key are refused with 401 revoked-key within a second (a \
+                running gateway remembers a key it found for 1 s). The key stays listed as revoked.
                 Example:
                   onewindow grants revoke tax-bureau
                 """)

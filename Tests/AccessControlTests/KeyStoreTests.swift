@@ -73,6 +73,43 @@ struct KeyStoreTests {
         await #expect(throws: KeyStoreError.self) { try await bench.keys.revoke("nobody") }
     }
 
+    @Test("a key found is remembered briefly: revoked through the store at once, by another process within the lifetime, a wrong secret never passes")
+    func lookupsAreCachedBriefly() async throws {
+        let bench = try AccessBench()
+        let lifetime = Duration.milliseconds(500)
+        let gateway = try KeyStore(path: bench.keys.path, cacheLifetime: lifetime)
+        // Another process's store: `onewindow grants revoke` beside a running gateway.
+        let operatorStore = try KeyStore(path: bench.keys.path, cacheLifetime: .zero)
+        let key = try await bench.key("datahub", .downstream, "read:approval.*.decided")
+        guard case .active = try await gateway.lookup(apiKey: key) else {
+            Issue.record("the key is not active")
+            return
+        }
+        // Same key id, another secret: unknown, though the key id is remembered.
+        let forged = String(key.dropLast(64)) + String(repeating: "0", count: 64)
+        #expect(try await gateway.lookup(apiKey: forged) == .unknown)
+        // Revoked by another process: refused once the lifetime has passed since the revocation
+        // (whatever was remembered before it has expired by then).
+        try await operatorStore.revoke("datahub")
+        try await Task.sleep(for: lifetime)
+        let seen = try await gateway.lookup(apiKey: key)
+        guard case .revoked = seen else {
+            Issue.record("still \(seen) a lifetime after the revocation")
+            return
+        }
+        // Revoked through the store that remembers: refused at the next lookup.
+        let second = try await bench.key("datahub-2", .downstream, "read:approval.*.decided")
+        guard case .active = try await gateway.lookup(apiKey: second) else {
+            Issue.record("the second key is not active")
+            return
+        }
+        try await gateway.revoke("datahub-2")
+        guard case .revoked = try await gateway.lookup(apiKey: second) else {
+            Issue.record("a key revoked through the store was still found active")
+            return
+        }
+    }
+
     @Test(
         "grants read back from their text forms, and patterns match whole names",
         arguments: [

@@ -61,6 +61,41 @@ import Testing
         await rig.stop()
     }
 
+    /// Submissions arriving together share appends (group commit): each answer still names where
+    /// its own record landed, and every record is on the bus once when its 202 comes.
+    @Test func concurrentSubmissionsEachLandWhereTheirAnswerSays() async throws {
+        let rig = try await GatewayRig()
+        let count = 40
+        let answers = try await withThrowingTaskGroup(of: (String, Int, JSONValue).self) { group in
+            for n in 1...count {
+                let id = String(format: "RA-2026-%06d", 300 + n)
+                group.addTask {
+                    let answer = try await rig.json(
+                        "POST", "/applications", key: "desk-key", body: submission("restaurant-opening", Self.restaurant(id)))
+                    return (id, answer.status, answer.body)
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(answers.allSatisfy { $0.1 == 202 }, "\(answers.filter { $0.1 != 202 }.prefix(3))")
+        let records = try await readTopic(rig.log, "application.restaurant.submitted")
+        #expect(records.count == count)
+        var byPosition: [String: String] = [:]
+        for record in records {
+            let event = try CloudEventsBinding.event(from: record)
+            byPosition["\(record.partition)/\(record.offset)"] = event.subject
+        }
+        for (id, _, body) in answers {
+            let partition = body[pointer: "/partition"].flatMap { if case .integer(let v) = $0 { v } else { nil } }
+            let offset = body[pointer: "/offset"].flatMap { if case .integer(let v) = $0 { v } else { nil } }
+            #expect(body[pointer: "/applicationId"]?.stringValue == id)
+            #expect(
+                byPosition["\(partition ?? -1)/\(offset ?? -1)"] == id,
+                "\(id) answered partition \(partition ?? -1) offset \(offset ?? -1)")
+        }
+        await rig.stop()
+    }
+
     @Test func refusedSubmissionsNameEachFieldAndRule() async throws {
         let rig = try await GatewayRig()
         // Not JSON: 400.
