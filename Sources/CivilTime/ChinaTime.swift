@@ -77,7 +77,8 @@ public enum ChinaTime {
 
     /// The form OneWindow writes, read without Foundation's ISO 8601 parser (tens of microseconds a
     /// call, and every decision carries a time): exactly `YYYY-MM-DDTHH:MM:SS` and `Z` or an offset
-    /// `±HH:MM` of at most 14 hours, a real calendar day of the years 1…9999, hours below 24,
+    /// `±HH:MM` of at most 14 hours, a real calendar day of the years 1583…9999 (Foundation counts
+    /// earlier days on the Julian calendar), hours below 24,
     /// minutes and seconds below 60. `nil` for anything else, which ``parse(_:)`` hands to
     /// Foundation as before; the tests check both agree on what this reads.
     static func parseWholeSeconds(_ text: String) -> Date? {
@@ -97,7 +98,7 @@ public enum ChinaTime {
                 bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":"),
                 let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
                 let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2),
-                year >= 1, CivilDate.isValid(year: year, month: month, day: day), hour < 24, minute < 60, second < 60
+                year >= 1583, CivilDate.isValid(year: year, month: month, day: day), hour < 24, minute < 60, second < 60
             else { return nil }
             var offsetSeconds = 0
             if bytes.count == 20 {

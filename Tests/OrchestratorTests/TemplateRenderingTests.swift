@@ -43,7 +43,7 @@ import TestSupport
     @Test(arguments: [
         "", "no placeholders", "{{applicationId}}", "{{ applicationId }}!", "a{{{applicant.name}}}b{{step.title}}",
         "{{step.title}}{{step.department}}", "{{reason}}", "\n{{applicationId}}", "{{#step}}{{title}}{{/step}}",
-        "{{applicationId", "{{step.}}", "{{.}}", "x {{ step.item }} y {{date}}", "{{unknown}}", "{{step.unknown}}",
+        "{{applicationId", "{{step.}}", "x {{ step.item }} y {{date}}", "{{unknown}}", "{{step.unknown}}",
     ])
     func texts(text: String) throws {
         // A text Mustache refuses is refused when the rules load; nothing to compare.
