@@ -395,6 +395,21 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENC
     figure("flood_good_beside_garbage_per_second", run.goodBesideGarbagePerSecond)
 }
 
+// The pure per-event work (EventPathBenchmark.swift). Part `eventpath` of ONEWINDOW_BENCH_PARTS
+// (run when the variable is unset); ONEWINDOW_BENCH_EVENTPATH_ROUNDS the repetitions (default 20,000).
+if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENCH_PARTS"] == nil || parts.contains("eventpath") {
+    let rounds = Int(environment["ONEWINDOW_BENCH_EVENTPATH_ROUNDS"] ?? "") ?? 20_000
+    report("")
+    report("### Per-event work of the pure parts (one thread, thread CPU time)")
+    report("")
+    report("| what | times | ns each (CPU) | per CPU-second |")
+    report("|---|---:|---:|---:|")
+    for measurement in try benchEventPath(rounds: rounds) {
+        report("| \(measurement.name) | \(format(Double(measurement.count))) | \(format(measurement.nanosecondsEach)) | \(format(measurement.perSecond)) |")
+        figure("eventpath_\(measurement.figure)_ns", measurement.nanosecondsEach)
+    }
+}
+
 if let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA"] {
     let records = Int(ProcessInfo.processInfo.environment["ONEWINDOW_BENCH_KAFKA_RECORDS"] ?? "100000") ?? 100_000
     let hub = try await benchKafka(bootstrap: bootstrap, records: records)

@@ -73,7 +73,25 @@ public struct CivilDate: Hashable, Comparable, Sendable, Codable, LosslessString
     public func days(until other: CivilDate) -> Int { other.daysSinceEpoch - daysSinceEpoch }
 
     /// `2025-09-30` (ISO 8601).
-    public var description: String { "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))" }
+    public var description: String {
+        // Written byte by byte (a small string, no allocation): due dates are in every request and
+        // progress update the orchestrator emits.
+        guard (0...9999).contains(year) else { return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))" }
+        return String(unsafeUninitializedCapacity: 10) { buffer in
+            var index = 0
+            write(into: buffer, at: &index)
+            return index
+        }
+    }
+
+    /// `YYYY-MM-DD` into `buffer` at `index` (a year of 0…9999), moving `index` past it.
+    func write(into buffer: UnsafeMutableBufferPointer<UInt8>, at index: inout Int) {
+        putDigits(year, 4, buffer, &index)
+        buffer[index] = UInt8(ascii: "-")
+        putDigits(month, 2, buffer, &index, after: 1)
+        buffer[index] = UInt8(ascii: "-")
+        putDigits(day, 2, buffer, &index, after: 1)
+    }
 
     /// `20250930`, as department systems store dates.
     public var compact: String { "\(pad(year, 4))\(pad(month, 2))\(pad(day, 2))" }
@@ -185,6 +203,23 @@ public struct CivilDateTime: Hashable, Comparable, Sendable, CustomStringConvert
     public static func < (lhs: CivilDateTime, rhs: CivilDateTime) -> Bool {
         (lhs.date, lhs.secondOfDay) < (rhs.date, rhs.secondOfDay)
     }
+}
+
+/// Writes a non-negative number below 10^`width` in exactly `width` digits at `index` (after
+/// skipping `after` bytes already written), and moves `index` past them.
+@inline(__always)
+func putDigits(
+    _ value: Int, _ width: Int, _ buffer: UnsafeMutableBufferPointer<UInt8>, _ index: inout Int, after: Int = 0
+) {
+    index += after
+    var value = value
+    var position = index + width - 1
+    while position >= index {
+        buffer[position] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: value % 10)
+        value /= 10
+        position -= 1
+    }
+    index += width
 }
 
 /// A non-negative number left-padded with zeros (faster than `String(format:)` on Linux).

@@ -52,11 +52,11 @@ public enum PersonalData {
             return .array(elements.map(mask))
         case .object(let members):
             let isPerson = members.contains { key, value in
-                let lower = key.lowercased()
                 guard let text = value.stringValue else { return false }
+                let lower = lowercased(key)
                 return isIdentifierKey(lower) || isPhoneKey(lower) || isResidentID(text)
             }
-            var masked: [String: JSONValue] = [:]
+            var masked = [String: JSONValue](minimumCapacity: members.count)
             for (key, member) in members {
                 masked[key] = maskMember(key, member, isPerson: isPerson, siblings: members)
             }
@@ -70,7 +70,7 @@ public enum PersonalData {
         -> JSONValue
     {
         guard case .string(let text) = value else { return mask(value) }
-        let lower = key.lowercased()
+        let lower = lowercased(key)
         if isIdentifierKey(lower) { return .string(Masking.identifier(text)) }
         if isPhoneKey(lower) { return .string(Masking.phone(text)) }
         if nameKeys.contains(lower), isPerson { return .string(Masking.name(text)) }
@@ -92,6 +92,13 @@ public enum PersonalData {
         return maskText(text)
     }
 
+    /// `key.lowercased()`, without Unicode case mapping when the key is ASCII and has no
+    /// upper-case letter (most member names: `residentId` has one, `name` none).
+    static func lowercased(_ key: String) -> String {
+        key.utf8.contains(where: { $0 >= 0x80 || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) })
+            ? key.lowercased() : key
+    }
+
     static func isIdentifierKey(_ lower: String) -> Bool { identifierKeys.contains(lower) || lower.hasSuffix("residentid") }
 
     static func isPhoneKey(_ lower: String) -> Bool {
@@ -108,10 +115,18 @@ public enum PersonalData {
     /// 17 digits and the right ISO 7064 MOD 11-2 check character (birth date not judged: a
     /// number with an odd date is masked all the same).
     static func isResidentID(_ text: String) -> Bool {
-        let utf8 = Array(text.utf8)
-        guard utf8.count == 18, utf8.prefix(17).allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else { return false }
-        guard let check = ResidentIDNumber.checkCharacter(for: String(text.prefix(17))) else { return false }
-        return Character(UnicodeScalar(utf8[17])) == check
+        // On the UTF-8 bytes: every string of a body masked is asked this.
+        guard text.utf8.count == 18 else { return false }
+        var text = text
+        return text.withUTF8 { bytes in
+            var sum = 0
+            for index in 0..<17 {
+                let digit = bytes[index] &- UInt8(ascii: "0")
+                guard digit < 10 else { return false }
+                sum += Int(digit) * ResidentIDNumber.weights[index]
+            }
+            return ResidentIDNumber.checkBytes[sum % 11] == bytes[17]
+        }
     }
 
     static func isMobile(_ text: String) -> Bool { MobileNumber.problem(in: text) == nil }

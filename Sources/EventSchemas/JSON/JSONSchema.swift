@@ -175,6 +175,11 @@ final class SchemaNode: @unchecked Sendable {
     }
     var propertyNames: Set<String> = []
     var required: [String] = []
+    /// Per entry of ``properties``, whether `required` names it; and how many names `required`
+    /// has, when every one of them is a property (else `nil`): a valid object's required members
+    /// are then counted while its properties are validated instead of looked up a second time.
+    var propertyRequired: [Bool] = []
+    var requiredPropertyCount: Int? = 0
     var additionalProperties: SchemaNode?
     var forbidsAdditional = false
     var enumValues: [JSONValue]?
@@ -253,16 +258,26 @@ final class SchemaNode: @unchecked Sendable {
                 }
             }
         case .object(let members):
-            for name in required where members[name] == nil {
-                fail("required", "is missing", path.pointer(member: name))
-            }
+            let start = violations.count
             var known = 0
-            for (name, node) in properties {
+            var requiredFound = 0
+            for position in properties.indices {
+                let (name, node) = properties[position]
                 guard let member = members[name] else { continue }
                 known += 1
+                if propertyRequired[position] { requiredFound += 1 }
                 path.steps.append(.member(name))
                 node.validate(member, at: &path, into: &violations)
                 path.steps.removeLast()
+            }
+            if requiredFound != requiredPropertyCount {
+                // Something required is missing (or not every required name is a property): the
+                // required members' violations come first, as they always did.
+                var missing: [SchemaViolation] = []
+                for name in required where members[name] == nil {
+                    missing.append(SchemaViolation(pointer: path.pointer(member: name), keyword: "required", message: "is missing"))
+                }
+                violations.insert(contentsOf: missing, at: start)
             }
             // Members the properties do not name, in name order; none in the usual valid document.
             if members.count > known, forbidsAdditional || additionalProperties != nil {
@@ -428,6 +443,11 @@ struct SchemaCompiler {
                 throw fail(here, "keyword \(keyword) is not supported by OneWindow's validator")
             }
         }
+        let requiredNames = Set(node.required)
+        node.propertyRequired = node.properties.map { requiredNames.contains($0.0) }
+        node.requiredPropertyCount =
+            requiredNames.count == node.required.count && requiredNames.isSubset(of: node.propertyNames)
+            ? node.required.count : nil
         return node
     }
 

@@ -163,14 +163,16 @@ public enum JSONValue: Sendable, Hashable {
         return Data(bytes)
     }
 
-    private func write(to bytes: inout [UInt8], sortedKeys: Bool) {
+    /// Appends the compact JSON text of ``serialized(sortedKeys:)`` to `bytes`, for a writer that
+    /// builds a larger document around it without copying through `Data`.
+    public func write(to bytes: inout [UInt8], sortedKeys: Bool = true) {
         switch self {
         case .null: bytes.append(contentsOf: "null".utf8)
         case .bool(let value): bytes.append(contentsOf: (value ? "true" : "false").utf8)
         case .integer(let value): Self.writeInteger(value, to: &bytes)
         case .number(let value):
             if value.isFinite {
-                bytes.append(contentsOf: "\(value)".utf8)
+                bytes.append(contentsOf: value.description.utf8)
             } else {
                 bytes.append(contentsOf: "null".utf8)
             }
@@ -218,15 +220,26 @@ public enum JSONValue: Sendable, Hashable {
         bytes[start...].reverse()
     }
 
-    private static func writeString(_ value: String, to bytes: inout [UInt8]) {
+    /// Appends `value` as a JSON string (quoted, escaped as ``serialized(sortedKeys:)`` escapes).
+    public static func writeString(_ value: String, to bytes: inout [UInt8]) {
+        var value = value
+        value.withUTF8 { utf8 in writeString(utf8, to: &bytes) }
+    }
+
+    /// Writes UTF-8 text as a JSON string: most need no escape and are copied whole, in one go.
+    static func writeString(_ utf8: UnsafeBufferPointer<UInt8>, to bytes: inout [UInt8]) {
         bytes.append(UInt8(ascii: "\""))
-        // Most strings need no escape: copy them whole.
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            bytes.append(contentsOf: value.utf8)
+        var clean = true
+        for byte in utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+            clean = false
+            break
+        }
+        if clean {
+            bytes.append(contentsOf: utf8)
             bytes.append(UInt8(ascii: "\""))
             return
         }
-        for byte in value.utf8 {
+        for byte in utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
             case UInt8(ascii: "\\"): bytes += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
@@ -291,9 +304,13 @@ struct JSONParser {
     /// The member names and indices down to the value being read, kept only when an error is to be
     /// located (`nil` on the first, fast pass).
     var path: [String]?
+    /// The members of the objects being read, innermost last (see ``parseObject()``).
+    var members: [(String, JSONValue)] = []
     static let maximumDepth = 512
     /// 2⁵³ − 1: the largest integer every reader of doubles reads exactly.
     static let largestExactInteger: UInt64 = 9_007_199_254_740_991
+    /// Objects with up to this many members find a repeated name by comparing names.
+    static let scanLimit = 16
 
     init(bytes: UnsafeBufferPointer<UInt8>, tracksPath: Bool = false) {
         self.bytes = bytes
@@ -361,12 +378,18 @@ struct JSONParser {
         try enter()
         defer { depth -= 1 }
         index += 1
-        var members: [String: JSONValue] = [:]
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
             index += 1
-            return .object(members)
+            return .object([:])
         }
+        // The members are gathered on a stack shared by every object of the document, and the
+        // dictionary is made once at its final size: growing it member by member rehashed it
+        // several times per object. Repeated names are found by comparing with the names read so
+        // far (objects are small), or, past `Self.scanLimit` members, in a dictionary.
+        let base = members.count
+        defer { members.removeSubrange(base...) }
+        var large: [String: JSONValue]?
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
@@ -381,7 +404,23 @@ struct JSONParser {
             path?.append(key)
             let value = try parseValue()
             path?.removeLast()
-            if members.updateValue(value, forKey: key) != nil {
+            var repeated = false
+            if large != nil {
+                repeated = large!.updateValue(value, forKey: key) != nil
+            } else {
+                for position in base..<members.count where members[position].0 == key {
+                    repeated = true
+                    break
+                }
+                members.append((key, value))
+                if members.count - base > Self.scanLimit {
+                    var dictionary = [String: JSONValue](minimumCapacity: 2 * Self.scanLimit)
+                    for position in base..<members.count { dictionary[members[position].0] = members[position].1 }
+                    large = dictionary
+                    members.removeSubrange(base...)
+                }
+            }
+            if repeated {
                 index = keyStart
                 throw error("the member name \"\(key)\" appears twice in this object", .uniqueKeys)
             }
@@ -393,7 +432,10 @@ struct JSONParser {
             }
             if bytes[index] == UInt8(ascii: "}") {
                 index += 1
-                return .object(members)
+                if let large { return .object(large) }
+                var dictionary = [String: JSONValue](minimumCapacity: members.count - base)
+                for position in base..<members.count { dictionary[members[position].0] = members[position].1 }
+                return .object(dictionary)
             }
             throw error("expected ',' or '}' after an object member")
         }
@@ -573,6 +615,15 @@ struct JSONParser {
                 throw error("expected a digit in the exponent")
             }
             while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
+        }
+        // An integer of up to 15 digits is below 2⁵³ (see below): read it without making text first.
+        let negative = bytes[start] == UInt8(ascii: "-")
+        if integral, index - start - (negative ? 1 : 0) <= 15 {
+            var value: Int64 = 0
+            for position in (negative ? start + 1 : start)..<index {
+                value = value * 10 + Int64(bytes[position] &- UInt8(ascii: "0"))
+            }
+            return .integer(negative ? -value : value)
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         // What a reader of doubles reads must be what was written: an integer beyond ±(2⁵³−1)

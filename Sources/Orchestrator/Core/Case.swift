@@ -42,6 +42,21 @@ public struct Case: Sendable, Hashable, Codable {
     /// The state of a step.
     public func step(_ id: String) -> StepState? { steps.first { $0.id == id } }
 
+    /// The status of a step, read in place (``step(_:)`` copies the whole state, decisions and
+    /// all, which the core's loops over the steps did many times per input).
+    func status(of id: String) -> StepState.Status? {
+        for index in steps.indices where steps[index].id == id { return steps[index].status }
+        return nil
+    }
+
+    /// Whether a step is approved or skipped (``StepState/isDone``); `false` for an unknown step.
+    func isDone(_ id: String) -> Bool {
+        switch status(of: id) {
+        case .approved?, .skipped?: true
+        default: false
+        }
+    }
+
     /// The steps requested and past their due date at `now` (for `onewindow applications`,
     /// overdue first), in workflow order.
     public func overdueSteps(at now: Date) -> [StepState] {
@@ -52,8 +67,8 @@ public struct Case: Sendable, Hashable, Codable {
     /// The steps a waiting step still waits for (its dependencies not yet approved or skipped);
     /// empty for a step that does not wait.
     public func waitingFor(_ stepId: String, in workflow: Workflow) -> [String] {
-        guard step(stepId)?.status == .waiting, let definition = workflow.step(stepId) else { return [] }
-        return definition.dependsOn.filter { step($0)?.isDone != true }
+        guard status(of: stepId) == .waiting, let definition = workflow.step(stepId) else { return [] }
+        return definition.dependsOn.filter { !isDone($0) }
     }
 
     mutating func update(_ id: String, _ change: (inout StepState) -> Void) {

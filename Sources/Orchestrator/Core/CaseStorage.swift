@@ -157,25 +157,17 @@ private struct StoredJSONWriter {
     }
 
     mutating func string(_ value: String) {
-        bytes.append(UInt8(ascii: "\""))
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
-            case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [
-                    UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)],
-                    hex[Int(byte & 0xF)],
-                ])
-            default: bytes.append(byte)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
+        // JSON's escapes (`\n` rather than `\u000a`): any JSON reader, `JSONDecoder` included,
+        // reads them as the same text.
+        JSONValue.writeString(value, to: &bytes)
     }
 
     mutating func integer(_ value: Int) {
-        bytes.append(contentsOf: String(value).utf8)
+        if value >= 0, value < 10 {
+            bytes.append(UInt8(ascii: "0") + UInt8(value))
+        } else {
+            bytes.append(contentsOf: value.description.utf8)
+        }
     }
 
     mutating func bool(_ value: Bool) {
@@ -186,11 +178,15 @@ private struct StoredJSONWriter {
     /// shortest text that reads back as the same `Double`).
     mutating func date(_ value: Date) {
         let seconds = value.timeIntervalSinceReferenceDate
-        bytes.append(contentsOf: (seconds.isFinite ? "\(seconds)" : "0").utf8)
+        if seconds.isFinite {
+            bytes.append(contentsOf: seconds.description.utf8)
+        } else {
+            bytes.append(UInt8(ascii: "0"))
+        }
     }
 
     mutating func json(_ value: JSONValue) {
-        bytes.append(contentsOf: value.serialized(sortedKeys: false))
+        value.write(to: &bytes, sortedKeys: false)
         first = false
     }
 

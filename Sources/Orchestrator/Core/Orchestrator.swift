@@ -270,8 +270,8 @@ public struct Orchestrator: Sendable {
     /// Requests every waiting step whose dependencies are done; completes the case when every step
     /// is done.
     func advance(_ state: inout Case, _ workflow: Workflow, now: Date, into effects: inout [Effect]) throws(Rejection) {
-        for step in workflow.steps where state.step(step.id)!.status == .waiting {
-            if step.dependsOn.allSatisfy({ state.step($0)!.isDone }) {
+        for step in workflow.steps where state.status(of: step.id)! == .waiting {
+            if step.dependsOn.allSatisfy({ state.isDone($0) }) {
                 try request(step, &state, workflow, now: now, into: &effects)
             }
         }

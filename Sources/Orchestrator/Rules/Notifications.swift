@@ -95,6 +95,22 @@ public struct NotificationRules: Sendable, Hashable {
         /// The text with placeholders, as written.
         public let text: String
         let compiled: MustacheTemplate
+        /// The text cut at its placeholders, for ``render(_:)`` to fill in without Mustache when
+        /// every value is text; `nil` when it cannot be (then Mustache renders).
+        let pieces: [Piece]?
+
+        init(sms: String, text: String, compiled: MustacheTemplate) {
+            self.sms = sms
+            self.text = text
+            self.compiled = compiled
+            self.pieces = Self.pieces(of: text)
+        }
+
+        /// A message compiled as Mustache TEXT, so nothing is HTML-escaped: a name with & or < is
+        /// sent as written.
+        init(sms: String, text: String) throws {
+            self.init(sms: sms, text: text, compiled: try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + text))
+        }
 
         public static func == (a: Template, b: Template) -> Bool { a.sms == b.sms && a.text == b.text }
         public func hash(into hasher: inout Hasher) {
@@ -103,7 +119,68 @@ public struct NotificationRules: Sendable, Hashable {
         }
 
         /// Renders with values for the placeholders (`step.title` is `["step": ["title": …]]`).
-        public func render(_ values: [String: Any]) -> String { compiled.render(values) }
+        ///
+        /// A message is text with plain placeholders only (``placeholders(in:)`` refuses the
+        /// rest), so when each placeholder names a `String` (through dictionaries of `String` or
+        /// `Any`) it is filled in directly, as Mustache's TEXT content type would (no escaping);
+        /// any other value, or a name with no value, goes to Mustache, which decides as before.
+        /// Two notifications per application made Mustache's dynamic lookups a visible cost.
+        public func render(_ values: [String: Any]) -> String {
+            guard let pieces else { return compiled.render(values) }
+            var result = ""
+            for piece in pieces {
+                switch piece {
+                case .text(let literal):
+                    result += literal
+                case .value(let path):
+                    var current: Any = values
+                    for name in path {
+                        if let object = current as? [String: String], let next = object[name] {
+                            current = next
+                        } else if let object = current as? [String: Any], let next = object[name] {
+                            current = next
+                        } else {
+                            return compiled.render(values)
+                        }
+                    }
+                    guard let text = current as? String else { return compiled.render(values) }
+                    result += text
+                }
+            }
+            return result
+        }
+
+        /// A run of text or a placeholder's dotted name.
+        enum Piece: Sendable {
+            case text(String)
+            case value([String])
+        }
+
+        /// The text cut at its `{{name}}` and `{{{name}}}` placeholders; `nil` for anything else
+        /// (a tag other than a placeholder, an unclosed one, a name with spaces inside or an
+        /// empty part) or a text starting with a line break (where the `CONTENT_TYPE` pragma
+        /// before it would be a standalone tag and Mustache would drop the break).
+        static func pieces(of text: String) -> [Piece]? {
+            if text.hasPrefix("\n") || text.hasPrefix("\r") { return nil }
+            var pieces: [Piece] = []
+            var rest = Substring(text)
+            while let open = rest.range(of: "{{") {
+                if open.lowerBound > rest.startIndex { pieces.append(.text(String(rest[..<open.lowerBound]))) }
+                var after = rest[open.upperBound...]
+                let triple = after.hasPrefix("{")
+                if triple { after = after.dropFirst() }
+                guard let close = after.range(of: triple ? "}}}" : "}}") else { return nil }
+                let name = after[..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+                let path = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+                guard !name.isEmpty, !name.contains(where: { $0.isWhitespace || "{}#^/>!&=%()|".contains($0) }),
+                    !path.contains(where: \.isEmpty)
+                else { return nil }
+                pieces.append(.value(path))
+                rest = after[close.upperBound...]
+            }
+            if !rest.isEmpty { pieces.append(.text(String(rest))) }
+            return pieces
+        }
     }
 
     /// By moment; every moment has one.
@@ -180,10 +257,8 @@ extension NotificationRules.Template {
                         "unknown placeholder {{\(name)}} for \(what); \(hint)the placeholders here are \(allowed.sorted().joined(separator: ", "))"
                     ))
             }
-            // Text, not HTML: a name with & or < is sent as written.
-            let compiled = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + body)
             // Returned with its problems recorded, so what depends on it is checked too.
-            return .init(sms: sms, text: body, compiled: compiled)
+            return try .init(sms: sms, text: body)
         } catch let error as ConfigFileError {
             problems.append(error)
         } catch {

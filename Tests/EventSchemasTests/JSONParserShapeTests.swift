@@ -1,0 +1,115 @@
+@testable import EventSchemas
+import Foundation
+import Testing
+
+/// The parser gathers an object's members on one stack and reads integers without making text:
+/// objects nested in objects and arrays, objects past the size where repeated names are looked up
+/// in a dictionary, and integers at the edges of 64 bits read as they did.
+@Suite struct JSONParserShapeTests {
+    func parseError(_ text: String) -> JSONParseError? {
+        do {
+            _ = try JSONValue.parse(Data(text.utf8))
+            return nil
+        } catch {
+            return error as? JSONParseError
+        }
+    }
+
+    /// `{"m0":0,…}` with `count` members, nested objects every third one.
+    static func wide(_ count: Int, repeating repeated: Int? = nil) -> String {
+        var members = (0..<count).map { index in
+            index % 3 == 0 ? "\"m\(index)\":{\"a\":[{\"b\":\(index)}],\"c\":\"\(index)\"}" : "\"m\(index)\":\(index)"
+        }
+        if let repeated { members.append("\"m\(repeated)\":true") }
+        return "{" + members.joined(separator: ",") + "}"
+    }
+
+    @Test(arguments: [0, 1, 15, 16, 17, 40])
+    func objectsOfEverySize(count: Int) throws {
+        let value = try JSONValue.parse(Data(Self.wide(count).utf8))
+        let members = try #require(value.objectValue)
+        #expect(members.count == count)
+        for index in 0..<count {
+            let expected: JSONValue =
+                index % 3 == 0
+                ? .object(["a": .array([.object(["b": .integer(Int64(index))])]), "c": .string("\(index)")])
+                : .integer(Int64(index))
+            #expect(members["m\(index)"] == expected)
+        }
+        // What it writes reads back the same.
+        #expect(try JSONValue.parse(value.serialized()) == value)
+    }
+
+    @Test(arguments: [(3, 1), (16, 0), (17, 16), (40, 2), (40, 39)])
+    func aRepeatedNameInAnyObjectIsRefused(count: Int, repeated: Int) throws {
+        let text = Self.wide(count, repeating: repeated)
+        let error = try #require(parseError(text))
+        #expect(error.rule == .uniqueKeys)
+        #expect(error.pointer == "")
+        #expect(error.problem.contains("\"m\(repeated)\""), "\(error.problem)")
+        // The error points at the repeated name.
+        #expect(error.offset == text.utf8.count - "\"m\(repeated)\":true}".utf8.count)
+        let nested = try #require(parseError(#"{"x":[1,{"y":"# + Self.wide(count, repeating: repeated) + "}]}"))
+        #expect(nested.pointer == "/x/1/y" && nested.rule == .uniqueKeys)
+    }
+
+    @Test func integersAtTheEdgesOf64Bits() throws {
+        let cases: [(String, JSONValue)] = [
+            ("0", .integer(0)), ("-0", .integer(0)), ("7", .integer(7)), ("-7", .integer(-7)),
+            ("999999999999999999", .integer(999_999_999_999_999_999)),
+            ("-999999999999999999", .integer(-999_999_999_999_999_999)),
+            ("9223372036854775807", .integer(.max)), ("-9223372036854775808", .integer(.min)),
+            ("9223372036854775808", .number(9_223_372_036_854_775_808)),
+            ("-9223372036854775809", .number(Double("-9223372036854775809")!)),
+            ("12345678901234567890123", .number(Double("12345678901234567890123")!)),
+            ("1.5", .number(1.5)), ("1e3", .number(1000)), ("-2.50E-1", .number(-0.25)),
+        ]
+        for (text, expected) in cases {
+            #expect(try JSONValue.parse(Data(text.utf8)) == expected, "\(text)")
+            #expect(try JSONValue.parse(Data("[\(text)]".utf8)) == .array([expected]), "\(text)")
+        }
+        for text in ["01", "-", "-01", "1.", "+1", "1e"] {
+            #expect(parseError(text)?.rule == .syntax, "\(text)")
+        }
+    }
+
+    @Test func stringsAreWrittenWithTheirEscapes() throws {
+        let text = "a\"b\\c\nd\re\tf\u{01}g/李😀"
+        var bytes: [UInt8] = []
+        JSONValue.writeString(text, to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == #""a\"b\\c\nd\re\tf\u0001g/李😀""#)
+        #expect(try JSONValue.parse(Data(bytes)) == .string(text))
+        var plain: [UInt8] = []
+        JSONValue.writeString("陈美玲 RA-2026-000001", to: &plain)
+        #expect(String(decoding: plain, as: UTF8.self) == "\"陈美玲 RA-2026-000001\"")
+    }
+}
+
+/// The byte-level resident ID check of the masking against the character-level one it replaced.
+@Suite struct PersonalDataCheckTests {
+    static func characterLevel(_ text: String) -> Bool {
+        let utf8 = Array(text.utf8)
+        guard utf8.count == 18, utf8.prefix(17).allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else { return false }
+        guard let check = ResidentIDNumber.checkCharacter(for: String(text.prefix(17))) else { return false }
+        return Character(UnicodeScalar(utf8[17])) == check
+    }
+
+    @Test func residentIDsAreFoundAsBefore() {
+        var texts = [
+            "440604199308220247", "440604199308220248", "11010519491231002X", "11010519491231002x",
+            "1101051949123100２X", "", "4406041993082202471", "44060419930822024", "a40604199308220247",
+            "李40604199308220247",
+        ]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let digits = (0..<17).map { _ in String(Int.random(in: 0...9, using: &generator)) }.joined()
+            texts.append(digits + String("0123456789Xx".randomElement(using: &generator)!))
+        }
+        for text in texts {
+            #expect(PersonalData.isResidentID(text) == Self.characterLevel(text), "\(text)")
+        }
+        #expect(PersonalData.lowercased("residentId") == "residentid")
+        #expect(PersonalData.lowercased("name") == "name")
+        #expect(PersonalData.lowercased("Ünïcode") == "Ünïcode".lowercased())
+    }
+}
