@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 # filter|what it is — one line per reliability suite.
 parts=(
+    "EmbeddedDiskTests|StoreDiskTests|a full disk and read-only files (embedded log, orchestrator store)"
 )
 
 report_dir=$(mktemp -d)
@@ -34,6 +35,15 @@ for part in "${parts[@]}"; do
     fi
     tail -n 3 "$log"
 done
+
+# Fuzzing is not a Swift test: `make fuzz` (scripts/fuzz.sh) runs it and writes its own section.
+echo "==> fuzzing (scripts/fuzz.sh, FUZZ_SECONDS=${FUZZ_SECONDS:-60} a target)"
+if ! ONEWINDOW_RELIABILITY_REPORT_DIR="$report_dir" scripts/fuzz.sh > "$report_dir/fuzz.log" 2>&1; then
+    failed+=("fuzzing")
+    { echo "### FAILED: fuzzing"; echo; echo "\`scripts/fuzz.sh\` failed; the end of its output:"; echo;
+      echo '```'; tail -n 30 "$report_dir/fuzz.log"; echo '```'; } > "$report_dir/zz-failed-fuzz.md"
+fi
+tail -n 9 "$report_dir/fuzz.log"
 
 {
     echo "# Reliability"
