@@ -6,7 +6,7 @@ SWIFT ?= swift
 APT_PACKAGES := librdkafka-dev kcat libsqlite3-dev pkg-config
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build demo test bench reliability clean openapi openapi-check
+.PHONY: all deps build demo test bench reliability fuzz clean openapi openapi-check
 
 all: build
 
@@ -78,6 +78,11 @@ bench: deps
 ## short one), its figures written into RELIABILITY.md with the commands, the machine and the date.
 reliability: deps
 	scripts/reliability.sh
+
+## Fuzzing (issue 12, Fuzz/README.md): each libFuzzer target for FUZZ_SECONDS (default 60) with the
+## address sanitizer, built in .build-fuzz; the corpus in Fuzz/corpus/ is merged and minimised.
+fuzz: deps
+	scripts/fuzz.sh
 
 clean:
 	rm -rf .build .build-* var

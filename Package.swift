@@ -1,4 +1,5 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 // One library target per responsibility; the `onewindow` executable is a thin shell over them.
@@ -375,6 +376,21 @@ let package = Package(
         ),
     ]
 )
+
+// The libFuzzer targets (Fuzz/README.md), only when `make fuzz` asks for them (ONEWINDOW_FUZZ=1,
+// built in .build-fuzz with the fuzzer and address sanitizers): neither `swift build`, `make test`
+// nor CI sees them. A target here rather than a package of its own under Fuzz/, because a package
+// depending on this one by path could use only its products (EventSchemas, Connectors and
+// Orchestrator are not), and would name it by the clone's folder name.
+if ProcessInfo.processInfo.environment["ONEWINDOW_FUZZ"] == "1" {
+    package.targets.append(
+        .executableTarget(
+            name: "onewindow-fuzz",
+            dependencies: ["EventSchemas", "EventModel", "CivilTime", "Connectors", "Orchestrator"],
+            path: "Fuzz/Sources/onewindow-fuzz"
+        )
+    )
+}
 
 for target in package.targets where target.type != .system {
     var settings = target.swiftSettings ?? []

@@ -11,12 +11,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# filter|what it is — one line per reliability suite.
+# filter|what it is — one line per reliability suite (the filter may hold |, the title may not).
 parts=(
     "HostileInputTests|hostile input at every entry point (Tests/HostileInput)"
     "killedAtRandomUnderLoad|Kills under load, embedded log and Kafka test broker"
     "brokerOutageUnderLoad|Broker outage under load (Kafka)"
     "ReliabilityTests/soak|Soak (embedded log)"
+    "EmbeddedDiskTests|StoreDiskTests|a full disk and read-only files (embedded log, orchestrator store)"
 )
 
 # ONEWINDOW_RELIABILITY_ONLY=REGEX runs only the parts whose line matches it (e.g. 'Kills|outage').
@@ -32,8 +33,8 @@ swift build --build-tests || exit 1
 
 failed=()
 for part in "${parts[@]}"; do
-    filter=${part%%|*}
-    title=${part#*|}
+    filter=${part%|*}
+    title=${part##*|}
     echo "==> $title ($filter)"
     log="$report_dir/$(echo "$filter" | tr -c 'A-Za-z0-9\n' '-').log"
     if ! ONEWINDOW_RELIABILITY=full ONEWINDOW_RELIABILITY_REPORT_DIR="$report_dir" \
@@ -45,6 +46,15 @@ for part in "${parts[@]}"; do
     fi
     tail -n 3 "$log"
 done
+
+# Fuzzing is not a Swift test: `make fuzz` (scripts/fuzz.sh) runs it and writes its own section.
+echo "==> fuzzing (scripts/fuzz.sh, FUZZ_SECONDS=${FUZZ_SECONDS:-60} a target)"
+if ! ONEWINDOW_RELIABILITY_REPORT_DIR="$report_dir" scripts/fuzz.sh > "$report_dir/fuzz.log" 2>&1; then
+    failed+=("fuzzing")
+    { echo "### FAILED: fuzzing"; echo; echo "\`scripts/fuzz.sh\` failed; the end of its output:"; echo;
+      echo '```'; tail -n 30 "$report_dir/fuzz.log"; echo '```'; } > "$report_dir/zz-failed-fuzz.md"
+fi
+tail -n 9 "$report_dir/fuzz.log"
 
 {
     echo "# Reliability"

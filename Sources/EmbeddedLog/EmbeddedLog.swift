@@ -138,7 +138,7 @@ public final class EmbeddedLog: EventLog {
                 return created
             }
         } catch {
-            throw storageError(error, while: "creating topics")
+            throw storageError(error, while: "creating topics", file: path)
         }
     }
 
@@ -206,7 +206,7 @@ public final class EmbeddedLog: EventLog {
         do {
             positions = try await writer.write { db in try self.append(records, now: now, db) }
         } catch {
-            throw storageError(error, while: "appending \(records.count) record(s)", subject: records.first?.topic)
+            throw storageError(error, while: "appending \(records.count) record(s)", subject: records.first?.topic, file: path)
         }
         appended.signal()
         // The records are stored: whatever maintenance does now cannot change that (it runs in
@@ -442,7 +442,7 @@ public final class EmbeddedLog: EventLog {
                 }
             }
         } catch {
-            throw storageError(error, while: "committing the offsets of group \(group)", subject: group)
+            throw storageError(error, while: "committing the offsets of group \(group)", subject: group, file: path)
         }
     }
 

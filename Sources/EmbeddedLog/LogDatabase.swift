@@ -192,16 +192,25 @@ extension Date {
     init(milliseconds: Int64) { self.init(millisecondsSince1970: milliseconds) }
 }
 
-/// Turns GRDB errors into ``LogError``s that say what to do.
-func storageError(_ error: any Error, while action: String, subject: String? = nil) -> any Error {
+/// Turns GRDB errors into ``LogError``s that say what to do; `file` (the log's path) is named in
+/// the advice for the errors a person fixes on the file itself (a full disk, a read-only file).
+///
+/// A full disk (`SQLITE_FULL`) is retriable: SQLite rolled the transaction back, so nothing half
+/// written stays in the file, and the same call succeeds once there is room again.
+func storageError(_ error: any Error, while action: String, subject: String? = nil, file: String? = nil) -> any Error {
     if error is LogError { return error }
     if let error = error as? DatabaseError {
+        let named = file.map { " (\($0))" } ?? ""
         let remedy: String
         switch error.resultCode {
-        case .SQLITE_FULL: remedy = "the disk is full: free space, then retry"
+        case .SQLITE_FULL:
+            remedy = "the disk holding the log file\(named) is full: free space there; nothing was stored, retry"
         case .SQLITE_BUSY, .SQLITE_LOCKED: remedy = "another process holds the log locked for too long; retry"
-        case .SQLITE_READONLY: remedy = "the log file is read-only: check its permissions"
-        case .SQLITE_CORRUPT, .SQLITE_NOTADB: remedy = "the log file is damaged: restore it from a backup"
+        case .SQLITE_READONLY:
+            remedy = "the log file\(named) is read-only: make it and its folder writable by this user"
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB: remedy = "the log file\(named) is damaged: restore it from a backup"
+        case .SQLITE_IOERR:
+            remedy = "writing the log file\(named) failed (a full disk, a file-size limit or a failing disk): check the disk"
         default: remedy = "see the SQLite message"
         }
         return LogError(

@@ -258,7 +258,37 @@ public struct OrchestratorStore: OutboxStore {
     /// outbox rows) what the core or the decoder refused.
     public func apply(_ batch: [PendingInput], core: Orchestrator, now: Date) async throws -> BatchOutcome {
         let decoded = self.decoded
-        return try await pool.write { db in try Self.apply(batch, core: core, now: now, decoded: decoded, db) }
+        do {
+            return try await pool.write { db in try Self.apply(batch, core: core, now: now, decoded: decoded, db) }
+        } catch {
+            throw Self.fileFailure(error, path: path, while: "applying a batch of \(batch.count) input(s)")
+        }
+    }
+
+    /// A SQLite error that a person fixes on the store's file (a full disk, a read-only or damaged
+    /// file) as a ``LogError`` `.storage` naming the file and what to do; other errors unchanged.
+    /// The disposition stays what it was for the SQLite error (ErrorDisposition): a full disk or
+    /// a failed write is retried — the transaction was rolled back, so the batch is applied again
+    /// once there is room, and its offsets were not committed — while a read-only or damaged file
+    /// stops the process (status 75) until someone fixes it.
+    static func fileFailure(_ error: any Error, path: String, while action: String) -> any Error {
+        guard let error = error as? DatabaseError else { return error }
+        let remedy: String
+        switch error.resultCode {
+        case .SQLITE_FULL:
+            remedy = "the disk holding the store is full: free space there; nothing of this was stored, and it is done again once there is room"
+        case .SQLITE_IOERR:
+            remedy = "writing the store failed (a full disk, a file-size limit or a failing disk): check the disk; it is retried"
+        case .SQLITE_READONLY:
+            remedy = "the store file or its folder is read-only: make them writable by this user, then restart"
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            remedy = "the store is damaged: restore it from a backup, or rebuild it from the log (onewindow orchestrator rebuild)"
+        default:
+            return error
+        }
+        return LogError(
+            .storage, "\(action) failed: \(error.message ?? "\(error)")", remedy: remedy, subject: path,
+            backendName: "\(error.resultCode)", isRetriable: [.SQLITE_FULL, .SQLITE_IOERR].contains(error.resultCode))
     }
 
     static func apply(

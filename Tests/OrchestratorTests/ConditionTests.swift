@@ -70,10 +70,37 @@ struct ConditionTests {
         }
     }
 
+    /// The cases after the first four broke the property the fuzz target `condition` checks
+    /// (Fuzz/README.md): an operand in parentheses, a right-nested and/or, a number too large or
+    /// small for plain digits in Swift's description, and a text holding a double quote all came
+    /// back as another condition (or none).
     @Test func canonicalFormParsesToTheSame() throws {
-        for text in ["a > 1 and (b < 2 or c)", "not (a == 'x')", "a in [1, 2] or not b", "(a or b) and c"] {
+        for text in [
+            "a > 1 and (b < 2 or c)", "not (a == 'x')", "a in [1, 2] or not b", "(a or b) and c",
+            "(a or b) == true", "(not a) == b", "(a == 1) in [true]", "a and (b and c)", "a or (b or c)",
+            "a == 10000000000000000", "a < 0.0000001", "a == 'say \"hi\"'",
+        ] {
             let condition = try Condition.parse(text)
             #expect(try Condition.parse(condition.description) == condition, "\(text) → \(condition)")
         }
+    }
+
+    /// Thousands of nested parentheses or `not`s (an input of the fuzz target `condition`'s size,
+    /// 4 KB) recursed without bound in the recursive-descent parser: a stack overflow, not a refusal.
+    @Test func deepNestingIsRefusedNotACrash() {
+        for text in [String(repeating: "(", count: 5000) + "a" + String(repeating: ")", count: 5000),
+                     String(repeating: "not ", count: 5000) + "a"] {
+            #expect {
+                try Condition.parse(text)
+            } throws: { error in
+                (error as? ConditionError)?.problem.contains("nested") == true
+            }
+        }
+    }
+
+    /// Found with the canonical-form property: a number of 400 digits read as infinity, which no
+    /// condition can be written back as; it is refused like any other malformed number.
+    @Test func numberTooLargeIsRefused() {
+        #expect(throws: ConditionError.self) { try Condition.parse("a == 1" + String(repeating: "0", count: 400)) }
     }
 }

@@ -47,12 +47,26 @@ public indirect enum Condition: Sendable, Hashable, CustomStringConvertible {
 
         public var description: String {
             switch self {
-            case .number(let value):
-                value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
-            case .string(let value): "\"\(value)\""
+            case .number(let value): Self.digits(value)
+            // A text holding a double quote is written between single quotes (it cannot hold both:
+            // the language has no escapes).
+            case .string(let value): value.contains("\"") ? "'\(value)'" : "\"\(value)\""
             case .date(let value): value.description
             case .bool(let value): String(value)
             }
+        }
+
+        /// A number as the tokenizer reads it back: digits, a point, a leading minus, never an
+        /// exponent (Swift writes 1e16 as `1e+16`, which the language does not read). The exact
+        /// decimal expansion (printf's) reads back as the same `Double`.
+        static func digits(_ value: Double) -> String {
+            if value == value.rounded() && abs(value) < 1e15 { return String(Int64(value)) }
+            let shortest = String(value)
+            guard shortest.contains("e") else { return shortest }
+            var text = String(format: "%.400f", value)
+            while text.hasSuffix("0") { text.removeLast() }
+            if text.hasSuffix(".") { text.removeLast() }
+            return text
         }
 
         var type: ValueType {
@@ -93,11 +107,11 @@ public indirect enum Condition: Sendable, Hashable, CustomStringConvertible {
         case .literal(let literal): literal.description
         case .field(let path): path.joined(separator: ".")
         case .not(let inner): "not \(inner.parenthesised)"
-        case .and(let a, let b): "\(a.parenthesised(in: .and)) and \(b.parenthesised(in: .and))"
-        case .or(let a, let b): "\(a.parenthesised(in: .or)) or \(b.parenthesised(in: .or))"
-        case .compare(let a, let op, let b): "\(a) \(op.rawValue) \(b)"
+        case .and(let a, let b): "\(a.parenthesised(in: .and)) and \(b.parenthesised(in: .and, right: true))"
+        case .or(let a, let b): "\(a.parenthesised(in: .or)) or \(b.parenthesised(in: .or, right: true))"
+        case .compare(let a, let op, let b): "\(a.operand) \(op.rawValue) \(b.operand)"
         case .member(let a, let list, let negated):
-            "\(a) \(negated ? "not in" : "in") [\(list.map(\.description).joined(separator: ", "))]"
+            "\(a.operand) \(negated ? "not in" : "in") [\(list.map(\.description).joined(separator: ", "))]"
         }
     }
 
@@ -110,10 +124,21 @@ public indirect enum Condition: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    private func parenthesised(in context: Context) -> String {
+    /// Within `and`/`or`: an `or` inside an `and` needs parentheses, and so does a right-hand side
+    /// of the same kind (`a and (b and c)`: the parser groups from the left).
+    private func parenthesised(in context: Context, right: Bool = false) -> String {
         switch (self, context) {
         case (.or, .and): "(\(description))"
+        case (.and, .and), (.or, .or): right ? "(\(description))" : description
         default: description
+        }
+    }
+
+    /// A side of a comparison or `in`: anything but a literal or a field in parentheses.
+    private var operand: String {
+        switch self {
+        case .literal, .field: description
+        default: "(\(description))"
         }
     }
 
@@ -345,6 +370,19 @@ struct ConditionParser {
     let characters: [Character]
     var tokens: [(token: Token, column: Int)] = []
     var position = 0
+    /// Parentheses and `not`s open around the current token: each is a level of recursion, so
+    /// thousands of them would overflow the stack; a rule needs a handful.
+    var depth = 0
+    static let maximumDepth = 64
+
+    /// Enters one more level of nesting at the current token, or refuses the condition.
+    mutating func nest() throws(ConditionError) {
+        depth += 1
+        if depth > Self.maximumDepth {
+            throw ConditionError(
+                column: current.column, problem: "nested more than \(Self.maximumDepth) levels deep (parentheses and not)")
+        }
+    }
 
     init(text: String) {
         characters = Array(text)
@@ -396,6 +434,8 @@ struct ConditionParser {
 
     mutating func parseNot() throws(ConditionError) -> Condition {
         if current.token == .word("not") {
+            try nest()
+            defer { depth -= 1 }
             position += 1
             return .not(try parseNot())
         }
@@ -430,6 +470,8 @@ struct ConditionParser {
         let (token, column) = current
         switch token {
         case .symbol("("):
+            try nest()
+            defer { depth -= 1 }
             position += 1
             let inner = try parseOr()
             guard current.token == .symbol(")") else {
@@ -511,7 +553,7 @@ struct ConditionParser {
                         throw ConditionError(column: column, problem: "\(text) is not a date (YYYY-MM-DD, a real day)")
                     }
                     tokens.append((.date(date), column))
-                } else if let value = Double(text), !text.dropFirst().contains("-") {
+                } else if let value = Double(text), value.isFinite, !text.dropFirst().contains("-") {
                     tokens.append((.number(value), column))
                 } else {
                     throw ConditionError(column: column, problem: "\(text) is neither a number nor a date (YYYY-MM-DD)")
