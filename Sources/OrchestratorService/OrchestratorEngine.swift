@@ -251,12 +251,12 @@ public struct OrchestratorEngine: Sendable {
         let publishing = ContinuousClock.now
         try await publish(rows)
         stats.spent(\.relayPublishSeconds, since: publishing)
+        stats.relayed(rows.count)  // before the position moves: whoever sees the outbox empty sees the count
         store.relayed(through: last.seq)
         let marking = ContinuousClock.now
         if try await store.recordRelayPosition(ifOlderThan: .seconds(1), orRowsBehind: Int64(limit) * 10) {
             stats.spent(\.relayMarkSeconds, since: marking)
         }
-        stats.relayed(rows.count)
         return rows.count
     }
 
