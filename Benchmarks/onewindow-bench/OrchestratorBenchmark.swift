@@ -118,13 +118,13 @@ func runOrchestrator(_ engine: OrchestratorEngine) -> Task<Void, any Error> {
 
 /// Cases in the store, open ones, and outbox rows not yet published (all three through indexes).
 func storeProgress(_ store: OrchestratorStore) async throws -> (cases: Int, open: Int, unsent: Int) {
-    try await store.pool.read { db in
+    let counts = try await store.pool.read { db in
         (
             try Int.fetchOne(db, sql: "SELECT count(*) FROM cases") ?? 0,
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM cases WHERE status = 'in-progress'") ?? 0,
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE sent = 0") ?? 0
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM cases WHERE status = 'in-progress'") ?? 0
         )
     }
+    return (counts.0, counts.1, try await store.unsentCount())
 }
 
 /// Waits until the store holds `cases` cases, `open` of them open, and the outbox is published.

@@ -33,6 +33,9 @@ struct LogDatabase: Sendable {
             // WAL + NORMAL: a committed append survives a process crash (SIGKILL); after a power
             // loss the last transactions may be lost, as with Kafka's default of not fsyncing.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // 8 MiB of page cache a connection instead of SQLite's 2 MiB (125 of its 16 KiB pages):
+            // consumers reading recent records found them read from the file again.
+            try db.execute(sql: "PRAGMA cache_size = -8192")
         }
         if !createIfMissing {
             try Self.checkExisting(path)

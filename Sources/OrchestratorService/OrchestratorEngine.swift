@@ -218,7 +218,7 @@ public struct OrchestratorEngine: Sendable {
         stats.spent(\.decodeSeconds, since: decoding)
         let inputs = try await withSharedFacts(decoded)
         let applying = ContinuousClock.now
-        let outcome = try await store.apply(inputs, core: core, now: clock.now())
+        let outcome = try await store.apply(inputs, core: core, now: clock.now(), checker: checker)
         stats.spent(\.applySeconds, since: applying)
         stats.count(outcome)
         if outcome.emitted + outcome.deadLettered > 0 { outboxWritten.signal() }
@@ -229,22 +229,34 @@ public struct OrchestratorEngine: Sendable {
         return outcome
     }
 
-    /// Publishes the first unsent outbox rows in order with the ids the core gave them, then marks
-    /// them sent. A crash between the two republishes the same ids, which readers drop.
+    /// Validates emissions as the store writes them (``EmissionChecker``), for this engine's relay.
+    var checker: EmissionChecker { EmissionChecker(validator: publisher.validator, source: Self.source) }
+
+    /// Publishes the first unsent outbox rows in order with the ids the core gave them, then moves
+    /// the relay's position past them (``OrchestratorStore/relayed(through:)``). The position is
+    /// recorded in the store by the next transaction that applies inputs, or here when the outbox
+    /// is found empty, a second has passed or `limit` × 10 rows are unrecorded. A crash before it
+    /// is recorded republishes the same ids, which readers drop.
     /// - Returns: how many rows were published.
     @discardableResult
     public func relayOnce(limit: Int = 500) async throws -> Int {
         let reading = ContinuousClock.now
         let rows = try await store.unsent(limit: limit)
         stats.spent(\.relayReadSeconds, since: reading)
-        guard !rows.isEmpty else { return 0 }
+        guard let last = rows.last else {
+            let marking = ContinuousClock.now
+            if try await store.recordRelayPosition() { stats.spent(\.relayMarkSeconds, since: marking) }
+            return 0
+        }
         let publishing = ContinuousClock.now
         try await publish(rows)
         stats.spent(\.relayPublishSeconds, since: publishing)
+        stats.relayed(rows.count)  // before the position moves: whoever sees the outbox empty sees the count
+        store.relayed(through: last.seq)
         let marking = ContinuousClock.now
-        try await store.markSent(through: rows.map(\.seq))
-        stats.spent(\.relayMarkSeconds, since: marking)
-        stats.relayed(rows.count)
+        if try await store.recordRelayPosition(ifOlderThan: .seconds(1), orRowsBehind: Int64(limit) * 10) {
+            stats.spent(\.relayMarkSeconds, since: marking)
+        }
         return rows.count
     }
 
@@ -266,7 +278,7 @@ public struct OrchestratorEngine: Sendable {
             PendingInput(
                 eventId: key.description, partition: partition, input: .success(.timerFired(key)), original: nil)
         }
-        let outcome = try await store.apply(inputs, core: core, now: now)
+        let outcome = try await store.apply(inputs, core: core, now: now, checker: checker)
         stats.count(outcome)
         if outcome.emitted + outcome.deadLettered > 0 { outboxWritten.signal() }
         return outcome
@@ -322,12 +334,22 @@ public struct OrchestratorEngine: Sendable {
     /// first. Refreshes the open and overdue gauges about once a second.
     public func runRelay() async throws {
         let outboxWritten = self.outboxWritten
-        try await relayUntilCancelled(
-            retrier: retrier, relayOnce: { try await relayOnce(limit: Self.relayBatch) },
-            everySecond: {
-                try? await refreshGauges()  // for the metrics only: tried again next time
-            },
-            whenIdle: { await outboxWritten.wait(upTo: .milliseconds(20)) })
+        let store = self.store
+        // What was published is recorded before the stop (in a task of its own: GRDB's async
+        // writes refuse to start in a cancelled one), so a restart does not publish it again.
+        func recordPosition() async { await Task { _ = try? await store.recordRelayPosition() }.value }
+        do {
+            try await relayUntilCancelled(
+                retrier: retrier, relayOnce: { try await relayOnce(limit: Self.relayBatch) },
+                everySecond: {
+                    try? await refreshGauges()  // for the metrics only: tried again next time
+                },
+                whenIdle: { await outboxWritten.wait(upTo: .milliseconds(20)) })
+        } catch {
+            await recordPosition()
+            throw error
+        }
+        await recordPosition()
     }
 
     /// Fires due timers of the assigned partitions until cancelled, waking on the injected clock

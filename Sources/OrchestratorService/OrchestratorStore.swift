@@ -1,5 +1,6 @@
 import CivilTime
 import EventLog
+import EventModel
 import EventSchemas
 import Foundation
 import GRDB
@@ -90,6 +91,10 @@ public struct OutboxRow: Sendable, Hashable {
     public var body: Data
     /// For a dead letter: the original record's headers and the refusal (`nil` for an emission).
     public var deadLetter: DeadLetterPayload?
+    /// For an emission validated when it was written (the orchestrator's store, column `checked`):
+    /// the subject validation gave it (`.some(nil)`: none), so the relay publishes it without
+    /// parsing and validating its body again. `nil`: validated by the relay.
+    public var checkedSubject: String??
 }
 
 /// What a dead-letter outbox row carries besides the original value.
@@ -121,11 +126,24 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 ///   migrate by themselves (migration `v2-case-stamps`): the bodies did not change.
 /// - Timers the core cancels (their step was decided) are deleted, fired or not; a fired timer is
 ///   kept with `fired = 1` until then, so the fired `overdue` timers are the overdue steps.
+/// - The outbox is published in `seq` order, and what is on the bus is one number, the relay's
+///   position (`relay_position`, migration `v3-relay-position`), not a flag per row: the relay
+///   moves it in memory after each append (``relayed(through:)``) and the next transaction that
+///   applies inputs records it, so the relay does not wait for the one writer at every round; it
+///   records it itself when it finds the outbox empty, each second and at its stop. Published rows
+///   stay in the table (the rebuild compares their ids). Emissions are validated as they are
+///   written (``EmissionChecker``, the body still parsed) and the relay publishes them without
+///   parsing them again (BENCHMARKS.md: parsing and validating in the relay was a tenth of the
+///   benchmark's CPU).
+/// - WAL with `synchronous = NORMAL` (``openStorePool(path:)``): durable against a crash of the
+///   process, not against a power loss.
 public struct OrchestratorStore: OutboxStore {
     public let pool: DatabasePool
     public let path: String
     /// Cases this store decoded or encoded lately, each with the stored text it stands for.
     let decoded = DecodedCases(capacity: 8192)
+    /// How far this store's relay published, and how much of that is recorded.
+    let position = RelayPosition()
 
     /// Opens (creating when missing) the store at `path` and migrates it.
     /// - Throws: a `DatabaseError` naming the file when it cannot be opened or migrated.
@@ -206,7 +224,107 @@ public struct OrchestratorStore: OutboxStore {
                     BEGIN UPDATE cases SET stamp = NULL WHERE application_id = NEW.application_id; END;
                     """)
         }
+        // The relay's position instead of a `sent` flag per row (an UPDATE of every published
+        // row and of the unsent index, and a write transaction the relay waited for each round):
+        // `relay_position.sent_through` is the last seq on the bus, recorded lazily (see
+        // ``relayed(through:)``). Rows stay in the table as before (the rebuild compares their
+        // ids); `sent` is no longer written. An emission validated when it was written says so
+        // (`checked`, with the `subject` validation gave it), and the relay does not parse it again.
+        // The position starts where the flags left off: rows are marked sent as a prefix.
+        migrator.registerMigration("v3-relay-position") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE outbox ADD COLUMN checked INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE outbox ADD COLUMN subject TEXT;
+                    CREATE TABLE relay_position (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        sent_through INTEGER NOT NULL
+                    );
+                    INSERT INTO relay_position (id, sent_through) VALUES (1, coalesce(
+                        (SELECT min(seq) - 1 FROM outbox WHERE sent = 0), (SELECT max(seq) FROM outbox), 0));
+                    DROP INDEX outbox_unsent;
+                    """)
+            // Timers clustered by their id (WITHOUT ROWID): every requested step writes two and its
+            // decision deletes them, and a rowid table kept a second B-tree for the id besides.
+            try db.execute(
+                sql: """
+                    CREATE TABLE timers_by_id (
+                        id TEXT PRIMARY KEY,
+                        partition INTEGER NOT NULL,
+                        application_id TEXT NOT NULL,
+                        step TEXT NOT NULL,
+                        attempt INTEGER NOT NULL,
+                        kind TEXT NOT NULL,
+                        due_at REAL NOT NULL,
+                        fired INTEGER NOT NULL DEFAULT 0
+                    ) WITHOUT ROWID;
+                    INSERT INTO timers_by_id (id, partition, application_id, step, attempt, kind, due_at, fired)
+                        SELECT id, partition, application_id, step, attempt, kind, due_at, fired FROM timers;
+                    DROP TABLE timers;
+                    ALTER TABLE timers_by_id RENAME TO timers;
+                    CREATE INDEX timers_due ON timers (due_at) WHERE fired = 0;
+                    """)
+        }
         return migrator
+    }
+
+    // MARK: - Relay position
+
+    /// The relay's position as recorded in the store: every row up to it is on the bus.
+    static func recordedPosition(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT sent_through FROM relay_position WHERE id = 1")) ?? 0
+    }
+
+    /// Records `position` (when it is further than the recorded one), in the caller's transaction.
+    static func record(position: Int64, _ db: Database) throws {
+        let statement = try db.cachedStatement(
+            sql: "UPDATE relay_position SET sent_through = ? WHERE id = 1 AND sent_through < ?")
+        statement.setUncheckedArguments([position, position])
+        try statement.execute()
+    }
+
+    /// The first outbox rows the relay has not published, in order: after the position this store
+    /// published through (``relayed(through:)``), recorded or not.
+    public func unsent(limit: Int = 500) async throws -> [OutboxRow] {
+        let position = self.position
+        return try await pool.read { db in
+            let recorded = try Self.recordedPosition(db)
+            let after = max(recorded, position.published)
+            return try OutboxTable.rows(after: after, limit: limit, db)
+        }
+    }
+
+    /// How many outbox rows the relay has not published.
+    public func unsentCount() async throws -> Int {
+        let position = self.position
+        return try await pool.read { db in
+            let recorded = try Self.recordedPosition(db)
+            let after = max(recorded, position.published)
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE seq > ?", arguments: [after]) ?? 0
+        }
+    }
+
+    /// Notes that the rows through `seq` are on the bus. The position is recorded in the store
+    /// lazily: by the next transaction that applies inputs (the consumer's, the timer loop's), or
+    /// by ``recordRelayPosition(ifOlderThan:orRowsBehind:)``. A crash before that publishes those
+    /// rows again with the same ids, which readers drop (as a crash between a publish and the
+    /// marking of the rows did before); in exchange the relay does not wait for the store's one
+    /// writer at every round.
+    public func relayed(through seq: Int64) {
+        position.advance(published: seq)
+    }
+
+    /// Records the relay's position in its own transaction when what was published is not recorded
+    /// yet and either `age` passed since the last recording or `rows` rows are unrecorded (with
+    /// the defaults: always). - Returns: whether it wrote.
+    @discardableResult
+    public func recordRelayPosition(ifOlderThan age: Duration = .zero, orRowsBehind rows: Int64 = 0) async throws
+        -> Bool
+    {
+        guard let published = position.due(age: age, rows: rows) else { return false }
+        try await pool.write { db in try Self.record(position: published, db) }
+        position.recorded(published)
+        return true
     }
 
     // MARK: - Rule versions
@@ -256,13 +374,28 @@ public struct OrchestratorStore: OutboxStore {
     /// Applies a batch in one write transaction: skips ids applied before, applies the core to
     /// each new input in order, writes the cases, outbox rows and timers, and dead-letters (as
     /// outbox rows) what the core or the decoder refused.
-    public func apply(_ batch: [PendingInput], core: Orchestrator, now: Date) async throws -> BatchOutcome {
+    /// - Parameter checker: validates each emission as it is written (its body is at hand, not
+    ///   yet serialised), so the relay publishes it without parsing it again; one that does not
+    ///   validate is written unchecked and the relay dead-letters it, as it did every invalid one
+    ///   before. `nil`: the relay validates every row.
+    ///
+    /// The transaction also records the relay's position (``relayed(through:)``) when it moved.
+    public func apply(
+        _ batch: [PendingInput], core: Orchestrator, now: Date, checker: EmissionChecker? = nil
+    ) async throws -> BatchOutcome {
         let decoded = self.decoded
+        let published = position.unrecorded
+        let outcome: BatchOutcome
         do {
-            return try await pool.write { db in try Self.apply(batch, core: core, now: now, decoded: decoded, db) }
+            outcome = try await pool.write { db in
+                if let published { try Self.record(position: published, db) }
+                return try Self.apply(batch, core: core, now: now, decoded: decoded, checker: checker, db)
+            }
         } catch {
             throw Self.fileFailure(error, path: path, while: "applying a batch of \(batch.count) input(s)")
         }
+        if let published { position.recorded(published) }
+        return outcome
     }
 
     /// A SQLite error that a person fixes on the store's file (a full disk, a read-only or damaged
@@ -292,7 +425,8 @@ public struct OrchestratorStore: OutboxStore {
     }
 
     static func apply(
-        _ batch: [PendingInput], core: Orchestrator, now: Date, decoded: DecodedCases? = nil, _ db: Database
+        _ batch: [PendingInput], core: Orchestrator, now: Date, decoded: DecodedCases? = nil,
+        checker: EmissionChecker? = nil, _ db: Database
     ) throws -> BatchOutcome {
         var outcome = BatchOutcome()
         let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
@@ -311,9 +445,10 @@ public struct OrchestratorStore: OutboxStore {
         let cancelTimer = try db.cachedStatement(sql: "DELETE FROM timers WHERE id = ?")
         let emit = try db.cachedStatement(
             sql: """
-                INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body, checked, subject)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
+        let eventTime = Date(timeIntervalSince1970: Double(nowMs) / 1000)
         // The cases this batch touched, loaded once and written once at the end (an application's
         // inputs often arrive together: its five decisions after the fan-out), in first-touch order.
         var cases: [String: StoredCase?] = [:]
@@ -384,9 +519,11 @@ public struct OrchestratorStore: OutboxStore {
                     break  // the case's JSON carries the completion record
                 default:
                     guard let emission = effect.emission else { continue }
+                    let body = emission.body.serialized()
+                    let subject = checker?.subject(of: emission, data: body, time: eventTime)
                     emit.setUncheckedArguments([
-                        partition, emission.topic, emission.key, emission.id, emission.type, nowMs,
-                        emission.body.serialized(),
+                        partition, emission.topic, emission.key, emission.id, emission.type, nowMs, body,
+                        subject != nil, subject ?? nil,
                     ])
                     try emit.execute()
                     outcome.emitted += 1
@@ -585,6 +722,71 @@ final class DecodedCases: Sendable {
     }
 
     var count: Int { entries.withLock { $0.count } }
+}
+
+/// Validates the orchestrator's emissions as the store writes them, with the body the core built
+/// (no parsing), exactly as the relay would validate them: the same event (id, type, source, the
+/// transition's time) for the same topic.
+public struct EmissionChecker: Sendable {
+    public let validator: EventValidator
+    /// The `ce_source` the relay publishes under.
+    public let source: String
+
+    public init(validator: EventValidator, source: String) {
+        self.validator = validator
+        self.source = source
+    }
+
+    /// The subject validation gives the emission (`.some(nil)`: none), or `nil` when it does not
+    /// validate (the relay validates it again and dead-letters it with the reason).
+    func subject(of emission: Emission, data: Data, time: Date) -> String?? {
+        let event = Event(id: emission.id, type: emission.type, source: source, subject: nil, time: time, data: data)
+        guard let validated = try? validator.validate(event, topic: emission.topic, body: emission.body) else {
+            return nil
+        }
+        return .some(validated.event.subject)
+    }
+}
+
+/// How far the relay of one store published (in memory) and how much of that the store records
+/// (`relay_position`): the relay moves the first, transactions that write anyway record it.
+final class RelayPosition: Sendable {
+    private struct State {
+        var published: Int64 = 0
+        var recorded: Int64 = 0
+        var recordedAt = ContinuousClock.now
+    }
+    private let state = Mutex(State())
+
+    var published: Int64 { state.withLock { $0.published } }
+
+    /// The published position when it is not recorded yet.
+    var unrecorded: Int64? {
+        state.withLock { $0.published > $0.recorded ? $0.published : nil }
+    }
+
+    func advance(published seq: Int64) {
+        state.withLock { $0.published = max($0.published, seq) }
+    }
+
+    func recorded(_ seq: Int64) {
+        state.withLock {
+            $0.recorded = max($0.recorded, seq)
+            $0.recordedAt = ContinuousClock.now
+        }
+    }
+
+    /// The published position when it is unrecorded and `age` passed since the last recording or
+    /// `rows` are unrecorded.
+    func due(age: Duration, rows: Int64) -> Int64? {
+        state.withLock { state in
+            guard state.published > state.recorded else { return nil }
+            guard ContinuousClock.now - state.recordedAt >= age || state.published - state.recorded >= rows else {
+                return nil
+            }
+            return state.published
+        }
+    }
 }
 
 /// A store that cannot be used, with what to do.

@@ -205,12 +205,16 @@ struct StoreProbe {
         }
     }
 
-    /// The last outbox row written, and how many rows are marked sent.
+    /// Outbox rows after the relay's recorded position (a row published since is still unsent
+    /// here: a restart publishes it again).
+    static let unsent = "seq > (SELECT sent_through FROM relay_position)"
+
+    /// The last outbox row written, and the relay's recorded position.
     func progress() throws -> (written: Int64, sent: Int) {
         try retryingBusy {
             try queue.read { db in
                 let written = try Int64.fetchOne(db, sql: "SELECT max(seq) FROM outbox") ?? 0
-                let sent = try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE sent = 1") ?? 0
+                let sent = try Int.fetchOne(db, sql: "SELECT sent_through FROM relay_position") ?? 0
                 return (written, sent)
             }
         }
@@ -218,7 +222,7 @@ struct StoreProbe {
 
     func unsentRows() throws -> Int {
         try retryingBusy {
-            try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE sent = 0") ?? 0 }
+            try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM outbox WHERE \(Self.unsent)") ?? 0 }
         }
     }
 
@@ -229,7 +233,7 @@ struct StoreProbe {
             try Row.fetchAll(
                 db,
                 sql:
-                    "SELECT topic, partition, event_id FROM outbox WHERE sent = 0 AND dead_letter IS NULL ORDER BY seq LIMIT 500"
+                    "SELECT topic, partition, event_id FROM outbox WHERE \(Self.unsent) AND dead_letter IS NULL ORDER BY seq LIMIT 500"
             )
         }
         var wanted: [TopicPartition: Set<String>] = [:]
