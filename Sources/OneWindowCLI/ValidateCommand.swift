@@ -31,8 +31,9 @@ struct ValidateCommand: AsyncParsableCommand {
     func run() async throws {
         let catalog = try options.loadCatalog()
         let data = try InputFile.read(file ?? fileOption)
-        // The validator wants an event; its id is not the user's and is never shown.
-        let event = Event(id: "", type: type, source: "/onewindow/validate", subject: nil, data: data)
+        // The validator wants an event with an id (an empty one is refused); this one is not the
+        // user's and is never shown.
+        let event = Event(id: "onewindow-validate", type: type, source: "/onewindow/validate", subject: nil, data: data)
         do {
             let validated = try EventValidator(catalog: catalog).validate(
                 event, topic: topic)
