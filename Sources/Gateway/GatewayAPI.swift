@@ -59,11 +59,14 @@ struct GatewayAPI: APIProtocol {
             do {
                 parsed = try JSONValue.parse(bytes)
             } catch {
-                // JSON to Foundation but not to every reader (a member name twice, a lone surrogate).
+                // JSON to Foundation but not to every reader (a member name twice, a lone surrogate, a
+                // number no Double holds): a 400 naming the field's pointer and the rule.
                 if case .refused(let refusal) = await access.authenticate(apiKey: RequestScope.apiKey) {
                     metrics.refusal(operation: Operations.SubmitApplication.id, code: refusal.code)
                     return .unauthorized(.init(body: .json(Self.refusal(refusal))))
                 }
+                metrics.submission(workflow: submission.workflow, outcome: "invalid")
+                if let error = error as? JSONParseError { return .badRequest(.init(body: .json(Self.notJSON(error)))) }
                 return .badRequest(
                     .init(
                         body: .json(
