@@ -516,13 +516,7 @@ public enum Formats {
 
     /// The number written with exactly `count` ASCII digits from `start`, `nil` if any is not one.
     static func digits(_ bytes: UnsafeBufferPointer<UInt8>, _ start: Int, _ count: Int) -> Int? {
-        var value = 0
-        for index in start..<start + count {
-            let digit = bytes[index] &- UInt8(ascii: "0")
-            guard digit < 10 else { return nil }
-            value = value * 10 + Int(digit)
-        }
-        return value
+        ASCIIDigits.read(bytes, start, count)
     }
 
     /// RFC 3339 date-time with a time zone: `2025-01-31T08:30:00+08:00` or `…Z`, optionally with a
