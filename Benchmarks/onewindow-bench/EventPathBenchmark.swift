@@ -26,11 +26,7 @@ struct EventPathMeasurement {
 }
 
 /// The CPU time this thread has used so far, in seconds.
-func threadCPUSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-}
+func threadCPUSeconds() -> Double { cpuSeconds(CLOCK_THREAD_CPUTIME_ID) }
 
 /// Runs `body` `count` times after a warm-up of a tenth as many, timing it in thread CPU time.
 func measureEach(_ name: String, figure: String, count: Int, _ body: (Int) throws -> Void) rethrows

@@ -138,9 +138,7 @@ final class FrontDeskClient: @unchecked Sendable {
             }
             pending.removeFirst(total)
         }
-        var threadTime = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &threadTime)
-        let threadCPU = Double(threadTime.tv_sec) + Double(threadTime.tv_nsec) / 1e9
+        let threadCPU = threadCPUSeconds()
         tally.state.withLock { state in
             state.clientCPUSeconds += threadCPU
             state.accepted += accepted

@@ -215,11 +215,7 @@ struct OrchestratorThroughput {
 }
 
 /// The CPU time this process has used so far (user and system, every thread), in seconds.
-func processCPUSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-}
+func processCPUSeconds() -> Double { cpuSeconds(CLOCK_PROCESS_CPUTIME_ID) }
 
 /// Completed restaurant workflows per second on `log` (empty, topics not yet created).
 func benchOrchestratorThroughput(log: any EventLog, directory: URL, applications: Int, name: String) async throws
