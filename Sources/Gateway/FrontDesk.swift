@@ -95,18 +95,21 @@ struct FrontDesk: Sendable {
     /// different content under the same number gets another id, and the orchestrator refuses it as
     /// a conflicting submission. (A random id made each retry a second application event: found by
     /// Tests/ReliabilityTests' broker outage under load.)
-    static func eventId(workflow: String, application: JSONValue) -> String {
+    /// - Parameter canonical: `application.serialized()` (keys sorted), which is also the event's data.
+    static func eventId(workflow: String, application: JSONValue, canonical: Data) -> String {
         let number = application[pointer: "/applicationId"]?.stringValue ?? "application"
-        return "\(workflow)/\(number)/\(DeadLetter.sha256Hex(application.serialized()).prefix(16))"
+        return "\(workflow)/\(number)/\(DeadLetter.sha256Hex(canonical).prefix(16))"
     }
 
     /// Validates `application` as `workflow`'s application event and appends it.
     /// - Throws: ``Invalid`` (`invalid-application`) with each violation's pointer under
     ///   `/application`; a ``LogError`` when the bus fails.
     func submit(_ application: JSONValue, to workflow: Workflow, source: String) async throws -> Accepted {
+        // Serialised once: the event's data and the content its id is derived from.
+        let canonical = application.serialized()
         let event = Event(
-            id: Self.eventId(workflow: workflow.id, application: application), type: workflow.applicationType,
-            source: source, subject: nil, data: application.serialized())
+            id: Self.eventId(workflow: workflow.id, application: application, canonical: canonical),
+            type: workflow.applicationType, source: source, subject: nil, data: canonical)
         let record: OutgoingRecord
         let published: Event
         do {
