@@ -22,8 +22,13 @@ scratch=.build-fuzz
 # of two separate ones the compiler keeps only the last.
 build=(swift build --scratch-path "$scratch" --product onewindow-fuzz --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address)
 export ONEWINDOW_FUZZ=1
-"${build[@]}" 2>&1 | grep -v "Cannot export local symbol" || true
-[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "fuzz: the build failed"; exit 1; }
+# The build's own status (after `|| true`, PIPESTATUS would be true's): grep only hides the
+# linker's noise about local symbols.
+mkdir -p "$scratch"
+"${build[@]}" > "$scratch/build.log" 2>&1
+build_status=$?
+grep -v "Cannot export local symbol" "$scratch/build.log"
+[ "$build_status" -eq 0 ] || { echo "fuzz: the build failed (exit $build_status; its output is above and in $scratch/build.log)"; exit 1; }
 binary="$("${build[@]}" --show-bin-path)/onewindow-fuzz"
 
 work=$(mktemp -d)
