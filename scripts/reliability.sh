@@ -36,13 +36,15 @@ for part in "${parts[@]}"; do
     filter=${part%|*}
     title=${part##*|}
     echo "==> $title ($filter)"
-    log="$report_dir/$(echo "$filter" | tr -c 'A-Za-z0-9\n' '-').log"
-    if ! ONEWINDOW_RELIABILITY=full ONEWINDOW_RELIABILITY_REPORT_DIR="$report_dir" \
-        scripts/with-test-broker.sh swift test --skip-build --filter "$filter" > "$log" 2>&1; then
-        status=$?
+    name=$(echo "$filter" | tr -c 'A-Za-z0-9\n' '-')
+    log="$report_dir/$name.log"
+    ONEWINDOW_RELIABILITY=full ONEWINDOW_RELIABILITY_REPORT_DIR="$report_dir" \
+        scripts/with-test-broker.sh swift test --skip-build --filter "$filter" > "$log" 2>&1
+    status=$?
+    if [ "$status" -ne 0 ]; then
         failed+=("$title")
         { echo "### FAILED: $title"; echo; echo "\`swift test --filter '$filter'\` exited $status; the end of its output:"; echo;
-          echo '```'; tail -n 30 "$log"; echo '```'; } > "$report_dir/zz-failed-$filter.md"
+          echo '```'; tail -n 30 "$log"; echo '```'; } > "$report_dir/zz-failed-$name.md"
     fi
     tail -n 3 "$log"
 done
