@@ -72,9 +72,19 @@ public enum DeadLetter {
 
     /// The SHA-256 digest of `bytes` as 64 lower-case hexadecimal digits (swift-crypto's).
     public static func sha256Hex(_ bytes: some DataProtocol) -> String {
-        SHA256.hash(data: bytes).map { byte in
-            let digits = Array("0123456789abcdef".utf8)
-            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0f)]], as: UTF8.self)
-        }.joined()
+        // Written into one buffer: a string per byte, joined, cost more than the hash itself.
+        let digest = SHA256.hash(data: bytes)
+        return String(unsafeUninitializedCapacity: SHA256.byteCount * 2) { text in
+            var index = 0
+            for byte in digest {
+                text[index] = hexDigits[Int(byte >> 4)]
+                text[index + 1] = hexDigits[Int(byte & 0x0f)]
+                index += 2
+            }
+            return index
+        }
     }
 }
+
+/// The lower-case hexadecimal digits, by value.
+private let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
