@@ -88,38 +88,40 @@ struct ProgressStore: Sendable {
     /// progress older than the one stored (a replayed topic) is ignored.
     func apply(submissions: [Submission], updates: [Update], positions: [TopicPartition: Int64]) async throws {
         try await pool.write { db in
+            // Cached statements: this runs for every batch the progress loop reads, and preparing
+            // each statement anew (with GRDB's authorizer) cost more than running it.
             for submission in submissions {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO application (applicationId, workflow, applicant, submittedAt)
                         VALUES (?, ?, ?, ?)
                         ON CONFLICT (applicationId) DO UPDATE SET
                           workflow = excluded.workflow, applicant = excluded.applicant,
                           submittedAt = excluded.submittedAt
-                        """,
-                    arguments: [
-                        submission.applicationId, submission.workflow, submission.applicant,
-                        submission.submittedAt?.timeIntervalSince1970,
-                    ])
+                        """
+                ).execute(arguments: [
+                    submission.applicationId, submission.workflow, submission.applicant,
+                    submission.submittedAt?.timeIntervalSince1970,
+                ])
             }
             for update in updates {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO application (applicationId, workflow, progress, progressMillis)
                         VALUES (?, ?, ?, ?)
                         ON CONFLICT (applicationId) DO UPDATE SET
                           progress = excluded.progress, progressMillis = excluded.progressMillis
                         WHERE application.progressMillis IS NULL OR application.progressMillis <= excluded.progressMillis
-                        """,
-                    arguments: [update.applicationId, update.workflow, update.body, update.millis])
+                        """
+                ).execute(arguments: [update.applicationId, update.workflow, update.body, update.millis])
             }
             for (partition, next) in positions {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
                         INSERT INTO position (topic, partition, next) VALUES (?, ?, ?)
                         ON CONFLICT (topic, partition) DO UPDATE SET next = excluded.next
-                        """,
-                    arguments: [partition.topic, partition.partition, next])
+                        """
+                ).execute(arguments: [partition.topic, partition.partition, next])
             }
         }
     }
