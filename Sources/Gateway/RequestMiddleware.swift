@@ -145,13 +145,30 @@ struct RequestMiddleware: ServerMiddleware {
     /// `application/json`: what the generated code would accept without a word.
     static func answersJSON(_ request: HTTPRequest) -> Bool {
         guard let contentType = request.headerFields[.contentType],
-            contentType.split(separator: ";", maxSplits: 1).first?.trimmingCharacters(in: .whitespaces)
-                .lowercased() == "application/json"
+            let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first,
+            Self.isMediaType(mediaType, oneOf: ["application/json"])
         else { return false }
         guard let accept = request.headerFields[.accept] else { return true }
         // Media ranges with parameters (`q=`) are left to the generated code.
         return accept.split(separator: ",").contains { range in
-            ["application/json", "application/*", "*/*"].contains(range.trimmingCharacters(in: .whitespaces).lowercased())
+            Self.isMediaType(range, oneOf: ["application/json", "application/*", "*/*"])
+        }
+    }
+
+    /// Whether `text`, without the spaces and tabs around it, is one of `names` (lower-case), compared
+    /// without regard to ASCII case: a header's media type, read at every submission without
+    /// Foundation's trimming and lower-casing, which cost more than the rest of the check.
+    static func isMediaType(_ text: Substring, oneOf names: [StaticString]) -> Bool {
+        var utf8 = text.utf8[...]
+        while let first = utf8.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") { utf8 = utf8.dropFirst() }
+        while let last = utf8.last, last == UInt8(ascii: " ") || last == UInt8(ascii: "\t") { utf8 = utf8.dropLast() }
+        return names.contains { name in
+            name.withUTF8Buffer { expected in
+                expected.count == utf8.count
+                    && zip(expected, utf8).allSatisfy { wanted, byte in
+                        wanted == (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte)
+                    }
+            }
         }
     }
 
