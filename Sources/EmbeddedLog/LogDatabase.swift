@@ -83,8 +83,9 @@ struct LogDatabase: Sendable {
             remedy = "the log file or its folder is read-only for this user: make both writable by the user that runs "
                 + "onewindow (chmod u+w, or chown), then run it again; nothing was written"
         case .SQLITE_CANTOPEN:
-            remedy = "SQLite cannot open the file or create its -wal and -shm files beside it: make the file and its "
-                + "folder readable and writable by the user that runs onewindow, then run it again"
+            remedy = "SQLite cannot open the file or create its -wal and -shm files beside it (the file, its folder "
+                + "or the file system read-only, or the folder missing): make the file and its folder readable and "
+                + "writable by the user that runs onewindow, on a file system mounted read-write, then run it again"
         case .SQLITE_FULL:
             remedy = "the disk holding the log file is full: free space there, then run it again; nothing was written"
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:

@@ -428,8 +428,9 @@ public struct OrchestratorStore: OutboxStore {
                 + "runs the orchestrator (chmod u+w, or chown), then start it again; nothing of this was stored, and "
                 + "what was not stored is consumed again (offsets are committed only after the store)"
         case .SQLITE_CANTOPEN:
-            remedy = "SQLite cannot open the store or create its -wal and -shm files beside it: make the file and its "
-                + "folder readable and writable by the user that runs the orchestrator, then start it again"
+            remedy = "SQLite cannot open the store or create its -wal and -shm files beside it (the file, its folder "
+                + "or the file system read-only): make the file and its folder readable and writable by the user that "
+                + "runs the orchestrator, on a file system mounted read-write, then start it again"
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
             remedy = "the store is damaged: restore it from a backup, or rebuild it from the log (onewindow orchestrator rebuild)"
         default:

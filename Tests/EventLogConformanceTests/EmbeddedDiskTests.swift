@@ -134,10 +134,15 @@ struct EmbeddedDiskTests {
         let publish = [
             "publish", "--bus", "embedded:" + path, "--catalog", catalog, "--example", "household.birth.registered",
         ]
-        /// `onewindow ARGUMENTS`, as this process's user or as the child user of ReadOnlyFiles.
-        func onewindow(_ arguments: [String], asChild: Bool = true) async throws -> ProcessOutput {
+        /// `onewindow ARGUMENTS`, as this process's user or as the child of ReadOnlyFiles (with the
+        /// folder read-only for it when `readOnly`: its read-only mount, if that is the method).
+        func onewindow(_ arguments: [String], asChild: Bool = true, readOnly: Bool = true) async throws
+            -> ProcessOutput
+        {
             let (program, all) =
-                asChild ? ReadOnlyFiles.command(executable, arguments, readOnly: [folder]) : (executable, arguments)
+                asChild
+                ? ReadOnlyFiles.command(executable, arguments, readOnly: readOnly ? [folder] : [])
+                : (executable, arguments)
             let process = childProcess(program, all)
             let output = Pipe()
             let error = Pipe()
@@ -185,7 +190,7 @@ struct EmbeddedDiskTests {
 
         // Writable again (and the child's): the same command appends after the first record.
         try ReadOnlyFiles.makeWritable(folder)
-        let after = try await onewindow(publish)
+        let after = try await onewindow(publish, readOnly: false)
         #expect(after.status == 0, "\(text(after.error))")
         #expect(try Self.recordCount(path) == 2)
         #expect(try Self.integrity(path) == "ok")

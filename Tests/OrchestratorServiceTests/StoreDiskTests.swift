@@ -119,12 +119,12 @@ struct StoreDiskTests {
         // The bus is the child's to write (its consumer group, its publishing), the store is not.
         try ReadOnlyFiles.giveToChild(bench.directory, except: [folder])
         var incarnation = 0
-        func start() throws -> OrchestratorProcess {
+        func start(readOnly: Bool = true) throws -> OrchestratorProcess {
             incarnation += 1
             return try OrchestratorProcess(
                 executable: executable, bus: bus, store: storePath,
                 logFile: bench.directory.appendingPathComponent("orchestrator-\(incarnation).log"),
-                arguments: ["--log-level", "warning", "--session-timeout", "1"], readOnly: [folder])
+                arguments: ["--log-level", "warning", "--session-timeout", "1"], readOnly: readOnly ? [folder] : [])
         }
 
         var refusals: [Refusal] = []
@@ -161,7 +161,7 @@ struct StoreDiskTests {
         try ReadOnlyFiles.makeWritable(folder)
         let began = ContinuousClock.now
         let responder = try await Responder(bench: bench, group: "test-readonly-responder")
-        let orchestrator = try start()
+        let orchestrator = try start(readOnly: false)
         defer { if orchestrator.process.isRunning { kill(orchestrator.process.processIdentifier, SIGKILL) } }
         while responder.completedCount < ids.count, ContinuousClock.now - began < .seconds(60),
             orchestrator.process.isRunning
