@@ -115,11 +115,9 @@ struct EmbeddedDiskTests {
     /// record that was there.
     @Test("a read-only log file and folder: onewindow publish exits 74 naming the file, nothing changes, it goes on once writable")
     func readOnly() async throws {
-        if let reason = ReadOnlyFiles.unavailable {
-            print("EmbeddedDiskTests.readOnly skipped: \(reason)")
-            try ReliabilityRun.report(
-                part: "disk-readonly-embedded",
-                markdown: "### A read-only embedded log\n\nNot tested on this machine: \(reason)\n")
+        if let reason = try ReadOnlyFiles.reportUnavailable(
+            test: "EmbeddedDiskTests.readOnly", part: "disk-readonly-embedded", title: "A read-only embedded log")
+        {
             try Test.cancel(Comment(rawValue: reason))
         }
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("onewindow-disk-ro-\(UUID())")
@@ -143,14 +141,7 @@ struct EmbeddedDiskTests {
                 asChild
                 ? ReadOnlyFiles.command(executable, arguments, readOnly: readOnly ? [folder] : [])
                 : (executable, arguments)
-            let process = childProcess(program, all)
-            let output = Pipe()
-            let error = Pipe()
-            process.standardOutput = output
-            process.standardError = error
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            return await collect(process, output: output, error: error, timeout: .seconds(30))
+            return try await runProgram(program.path, all, timeout: .seconds(30))
         }
         func text(_ data: Data) -> String { String(decoding: data, as: UTF8.self) }
         let started = ContinuousClock.now
@@ -182,9 +173,7 @@ struct EmbeddedDiskTests {
         // The folder writable by the child, the file still 0444 and root's (a read-only mount has
         // no such case: everything under it is read-only).
         if ReadOnlyFiles.method.separatesFileAndFolder {
-            try ReadOnlyFiles.makeReadOnly(folder)
-            try ReadOnlyFiles.giveToChild(folder, except: [URL(fileURLWithPath: path)])
-            chmod(folder.path, 0o755)
+            try ReadOnlyFiles.makeOnlyFileReadOnly(URL(fileURLWithPath: path))
             try await refused("file read-only, folder writable")
         }
 

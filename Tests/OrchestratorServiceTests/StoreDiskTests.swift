@@ -95,11 +95,9 @@ struct StoreDiskTests {
     /// failing with SQLITE_READONLY or SQLITE_IOERR, which `fileFailure` names as above.)
     @Test("a read-only store: the orchestrator exits 74 naming it, commits nothing, and completes every application once writable")
     func readOnly() async throws {
-        if let reason = ReadOnlyFiles.unavailable {
-            print("StoreDiskTests.readOnly skipped: \(reason)")
-            try ReliabilityRun.report(
-                part: "disk-readonly-store",
-                markdown: "### A read-only orchestrator store\n\nNot tested on this machine: \(reason)\n")
+        if let reason = try ReadOnlyFiles.reportUnavailable(
+            test: "StoreDiskTests.readOnly", part: "disk-readonly-store", title: "A read-only orchestrator store")
+        {
             try Test.cancel(Comment(rawValue: reason))
         }
         let executable = try onewindowExecutable()
@@ -151,9 +149,7 @@ struct StoreDiskTests {
         try ReadOnlyFiles.makeReadOnly(folder)
         try await refused("store and its folder read-only")
         if ReadOnlyFiles.method.separatesFileAndFolder {
-            try ReadOnlyFiles.makeReadOnly(folder)
-            try ReadOnlyFiles.giveToChild(folder, except: [URL(fileURLWithPath: storePath)])
-            chmod(folder.path, 0o755)
+            try ReadOnlyFiles.makeOnlyFileReadOnly(URL(fileURLWithPath: storePath))
             try await refused("store read-only, its folder writable")
         }
 

@@ -10,7 +10,7 @@ import Foundation
 ///   capability `CAP_DAC_READ_SEARCH` (read any file, search any folder: the build folder may lie
 ///   under a home that is 0700), which does not let it write anything its permissions refuse.
 ///   Files the child must write (a bus beside the read-only store) are given to it with
-///   ``giveToChild(_:)``; the read-only ones stay root's with mode 0444 in a 0555 folder.
+///   ``giveToChild(_:except:)``; the read-only ones stay root's with mode 0444 in a 0555 folder.
 /// - root without a working `setpriv`: in a mount namespace of its own (`unshare -m`) where each
 ///   read-only folder is bind-mounted read-only over itself, so writes there fail with `EROFS`.
 /// - neither works (a container without `CAP_SETUID` nor `CAP_SYS_ADMIN`): ``unavailable`` says
@@ -50,6 +50,16 @@ public enum ReadOnlyFiles {
         return nil
     }
 
+    /// ``unavailable``, printed with `test`'s name and written as `part`'s section of the
+    /// reliability report (headed `title`), so a skipped test says why in both places; the test
+    /// then cancels itself with it (`Test.cancel`). `nil` when read-only files can be tested.
+    public static func reportUnavailable(test: String, part: String, title: String) throws -> String? {
+        guard let reason = unavailable else { return nil }
+        print("\(test) skipped: \(reason)")
+        try ReliabilityRun.report(part: part, markdown: "### \(title)\n\nNot tested on this machine: \(reason)\n")
+        return reason
+    }
+
     /// The method in use; call only when ``unavailable`` is `nil`.
     public static var method: Method {
         switch probe {
@@ -75,6 +85,16 @@ public enum ReadOnlyFiles {
             chmod(folder.appendingPathComponent(file).path, 0o644)
         }
         try giveToChild(folder)
+    }
+
+    /// Makes `file` read-only (0444, this process's) in a folder the child can write (its own,
+    /// 0755): SQLite then opens the file for reading only. Not under a read-only mount
+    /// (``Method/separatesFileAndFolder``).
+    public static func makeOnlyFileReadOnly(_ file: URL) throws {
+        let folder = file.deletingLastPathComponent()
+        try makeReadOnly(folder)
+        try giveToChild(folder, except: [file])
+        chmod(folder.path, 0o755)
     }
 
     /// Gives `folder` and the files in it but `except` to the child's user (root running
