@@ -183,9 +183,13 @@ public enum ReadOnlyFiles {
                     + message.trimmingCharacters(in: .whitespacesAndNewlines))
             return false
         }
-        // The child must reach the executable and the repository's files (Topics, Rules).
+        // The child must reach the executable, the repository's files (Topics, Rules) and the
+        // temporary folder the tests' files are in.
         let executable = (try? onewindowExecutable().path) ?? "/bin/sh"
-        let reach = "[ -x \(shellQuoted(executable)) ] && [ -r \(shellQuoted(repositoryRoot.appendingPathComponent("Topics").path)) ] || { echo 'cannot reach \(executable) or the repository'\" as user \(childUser)\" >&2; exit 5; }; "
+        let topics = repositoryRoot.appendingPathComponent("Topics").path
+        let reach =
+            "[ -x \(shellQuoted(executable)) ] && [ -r \(shellQuoted(topics)) ] && [ -x \(shellQuoted(folder.path)) ] || "
+            + "{ echo \"user \(childUser) cannot reach \(executable), \(topics) or the temporary folder \(folder.path)\" >&2; exit 5; }; "
         let write = "( : > \(shellQuoted(target)) ) 2>/dev/null && exit 0; exit 3"
         if let setpriv {
             for arguments in setprivCandidates where tryMethod(setpriv, arguments + ["/bin/sh", "-c", reach + write]) {
