@@ -167,18 +167,11 @@ struct EmbeddedDiskTests {
             #expect(try Self.integrity(path) == "ok")
             #expect(try Self.recordCount(path) == 1)
         }
-        // The file 0444 in a 0555 folder, both root's: SQLite cannot even keep its -shm beside it.
-        try ReadOnlyFiles.makeReadOnly(folder)
-        try await refused("file and folder read-only")
-        // The folder writable by the child, the file still 0444 and root's (a read-only mount has
-        // no such case: everything under it is read-only).
-        if ReadOnlyFiles.method.separatesFileAndFolder {
-            try ReadOnlyFiles.makeOnlyFileReadOnly(URL(fileURLWithPath: path))
-            try await refused("file read-only, folder writable")
-        }
+        // The file 0444 in a 0555 folder, both root's (SQLite cannot even keep its -shm beside
+        // it); then the folder writable by the child, the file still 0444 and root's.
+        try await ReadOnlyFiles.eachReadOnlyCase(of: URL(fileURLWithPath: path), refused)
 
         // Writable again (and the child's): the same command appends after the first record.
-        try ReadOnlyFiles.makeWritable(folder)
         let after = try await onewindow(publish, readOnly: false)
         #expect(after.status == 0, "\(text(after.error))")
         #expect(try Self.recordCount(path) == 2)

@@ -146,15 +146,9 @@ struct StoreDiskTests {
             #expect(try Data(contentsOf: URL(fileURLWithPath: storePath)) == before, "\(what): the store changed")
             #expect(try Self.integrity(storePath) == "ok")
         }
-        try ReadOnlyFiles.makeReadOnly(folder)
-        try await refused("store and its folder read-only")
-        if ReadOnlyFiles.method.separatesFileAndFolder {
-            try ReadOnlyFiles.makeOnlyFileReadOnly(URL(fileURLWithPath: storePath))
-            try await refused("store read-only, its folder writable")
-        }
+        try await ReadOnlyFiles.eachReadOnlyCase(of: URL(fileURLWithPath: storePath), refused)
 
         // Writable again: the next start applies what waited, once, and every application completes.
-        try ReadOnlyFiles.makeWritable(folder)
         let began = ContinuousClock.now
         let responder = try await Responder(bench: bench, group: "test-readonly-responder")
         let orchestrator = try start(readOnly: false)

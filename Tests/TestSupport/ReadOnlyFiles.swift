@@ -97,6 +97,21 @@ public enum ReadOnlyFiles {
         chmod(folder.path, 0o755)
     }
 
+    /// Runs `body` once for each way `file` is read-only here, with the case's name: the file
+    /// and its folder (``makeReadOnly(_:)``), then the file alone in a folder the child can write
+    /// (``makeOnlyFileReadOnly(_:)``) where the method allows; then makes them writable again
+    /// for the child (``makeWritable(_:)``).
+    public static func eachReadOnlyCase(of file: URL, _ body: (String) async throws -> Void) async throws {
+        let folder = file.deletingLastPathComponent()
+        try makeReadOnly(folder)
+        try await body("the file and its folder read-only")
+        if method.separatesFileAndFolder {
+            try makeOnlyFileReadOnly(file)
+            try await body("the file read-only, its folder writable")
+        }
+        try makeWritable(folder)
+    }
+
     /// Gives `folder` and the files in it but `except` to the child's user (root running
     /// setpriv), so the child can write them; nothing otherwise.
     public static func giveToChild(_ folder: URL, except: [URL] = []) throws {
