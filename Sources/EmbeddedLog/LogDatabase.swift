@@ -64,11 +64,39 @@ struct LogDatabase: Sendable {
             writer = try DatabasePool(path: path, configuration: configuration)
             try Self.migrator.migrate(writer)
         } catch let error as DatabaseError {
-            throw LogError(
-                .storage, "cannot open the embedded log: \(error.message ?? error.description)",
-                remedy: "check that the path is writable and is a OneWindow log file", subject: path,
-                backendName: "SQLITE_\(error.resultCode)")
+            throw Self.openFailure(error, path: path)
         }
+    }
+
+    /// Why the log at `path` could not be opened, naming the file and what to do.
+    ///
+    /// A read-only file or folder is the case a person meets most (a log copied from a backup, a
+    /// volume mounted read-only, a log created by another user): SQLite answers `SQLITE_READONLY`
+    /// when it opened the file for reading only, `SQLITE_CANTOPEN` when the folder refuses the
+    /// `-wal` and `-shm` files it keeps beside it. Nothing was written in either case (opening
+    /// writes only when it creates or migrates the file, in a transaction). Not retriable: the
+    /// same open fails until someone changes the permissions; `onewindow` exits with status 74.
+    static func openFailure(_ error: DatabaseError, path: String) -> LogError {
+        let remedy: String
+        switch error.resultCode {
+        case .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_AUTH:
+            remedy = "the log file or its folder is read-only for this user: make both writable by the user that runs "
+                + "onewindow (chmod u+w, or chown), then run it again; nothing was written"
+        case .SQLITE_CANTOPEN:
+            remedy = "SQLite cannot open the file or create its -wal and -shm files beside it (the file, its folder "
+                + "or the file system read-only, or the folder missing): make the file and its folder readable and "
+                + "writable by the user that runs onewindow, on a file system mounted read-write, then run it again"
+        case .SQLITE_FULL:
+            remedy = "the disk holding the log file is full: free space there, then run it again; nothing was written"
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            remedy = "the file is damaged or not a SQLite file: check the path, or restore the log from a backup"
+        default:
+            remedy = "check that the path is readable and writable and is a OneWindow log file"
+        }
+        return LogError(
+            .storage, "cannot open the embedded log: \(error.message ?? error.description)", remedy: remedy,
+            subject: path, backendName: "SQLITE_\(error.resultCode)",
+            isRetriable: error.resultCode == .SQLITE_FULL || error.resultCode == .SQLITE_BUSY)
     }
 
     /// Refuses a path where there is no OneWindow log, without creating or changing anything
@@ -91,10 +119,7 @@ struct LogDatabase: Sendable {
             defer { try? probe.close() }
             isLog = try probe.read { db in try db.tableExists("topic") && db.tableExists("record") }
         } catch let error as DatabaseError {
-            throw LogError(
-                .storage, "cannot open the embedded log: \(error.message ?? error.description)",
-                remedy: "check that the path is readable and is a OneWindow log file", subject: path,
-                backendName: "SQLITE_\(error.resultCode)")
+            throw openFailure(error, path: path)
         }
         guard isLog else {
             throw LogError(
@@ -209,8 +234,9 @@ func storageError(_ error: any Error, while action: String, subject: String? = n
         case .SQLITE_FULL:
             remedy = "the disk holding the log file\(named) is full: free space there; nothing was stored, retry"
         case .SQLITE_BUSY, .SQLITE_LOCKED: remedy = "another process holds the log locked for too long; retry"
-        case .SQLITE_READONLY:
-            remedy = "the log file\(named) is read-only: make it and its folder writable by this user"
+        case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
+            remedy = "the log file\(named) or its folder is read-only for this user: make both writable by the user "
+                + "that runs onewindow (chmod u+w, or chown); nothing was written"
         case .SQLITE_CORRUPT, .SQLITE_NOTADB: remedy = "the log file\(named) is damaged: restore it from a backup"
         case .SQLITE_IOERR:
             remedy = "writing the log file\(named) failed (a full disk, a file-size limit or a failing disk): check the disk"

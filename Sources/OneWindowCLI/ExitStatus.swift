@@ -27,7 +27,8 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case unavailable = 69
     /// A bug: an error that should not happen. Please report it with the message.
     case `internal` = 70
-    /// The log failed to read or write (disk full, a corrupt file).
+    /// The log or the orchestrator's store cannot be written or read (a read-only file or folder,
+    /// a corrupt file); a full disk is ``temporary``.
     case ioError = 74
     /// A temporary failure: trying again later may succeed (a timeout, a busy group).
     case temporary = 75

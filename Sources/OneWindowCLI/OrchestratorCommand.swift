@@ -191,7 +191,9 @@ struct OrchestratorCommand: AsyncParsableCommand {
                 and every approval.*.decided topic, keeps its state in the store (SQLite), and \
                 publishes from the store's outbox. Stops cleanly on SIGTERM or SIGINT (status 0). \
                 Exit status 75: the bus closed or broken, or the store damaged, which retrying \
-                cannot fix; run it under a supervisor that restarts it (the store is consistent).
+                cannot fix; run it under a supervisor that restarts it (the store is consistent). \
+                Exit status 74 at the start: the store cannot be written (a read-only file or \
+                folder); the message names the file, nothing is consumed.
                 Examples:
                   onewindow orchestrator run
                   onewindow orchestrator run --bus kafka:localhost:9092 --metrics-port 9465

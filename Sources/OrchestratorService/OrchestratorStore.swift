@@ -146,11 +146,18 @@ public struct OrchestratorStore: OutboxStore {
     let position = RelayPosition()
 
     /// Opens (creating when missing) the store at `path` and migrates it.
-    /// - Throws: a `DatabaseError` naming the file when it cannot be opened or migrated.
+    /// - Throws: ``LogError`` `.storage` naming the file and what to do when the file cannot be
+    ///   opened for writing (read-only, in a read-only folder, on a full disk, damaged): `onewindow
+    ///   orchestrator run` then exits with status 74 before it joins the consumer group, so no
+    ///   offset is committed; other errors as they come.
     public init(path: String) throws {
-        pool = try openStorePool(path: path)
+        do {
+            pool = try openStorePool(path: path)
+            try migrate(Self.migrator, pool)
+        } catch {
+            throw Self.fileFailure(error, path: path, while: "opening the orchestrator's store")
+        }
         self.path = path
-        try migrate(Self.migrator, pool)
     }
 
     /// Opens an existing store for reading (the `status` and `applications` commands).
@@ -322,7 +329,11 @@ public struct OrchestratorStore: OutboxStore {
         -> Bool
     {
         guard let published = position.due(age: age, rows: rows) else { return false }
-        try await pool.write { db in try Self.record(position: published, db) }
+        do {
+            try await pool.write { db in try Self.record(position: published, db) }
+        } catch {
+            throw Self.fileFailure(error, path: path, while: "recording the relay's position")
+        }
         position.recorded(published)
         return true
     }
@@ -412,8 +423,14 @@ public struct OrchestratorStore: OutboxStore {
             remedy = "the disk holding the store is full: free space there; nothing of this was stored, and it is done again once there is room"
         case .SQLITE_IOERR:
             remedy = "writing the store failed (a full disk, a file-size limit or a failing disk): check the disk; it is retried"
-        case .SQLITE_READONLY:
-            remedy = "the store file or its folder is read-only: make them writable by this user, then restart"
+        case .SQLITE_READONLY, .SQLITE_PERM:
+            remedy = "the store file or its folder is read-only for this user: make both writable by the user that "
+                + "runs the orchestrator (chmod u+w, or chown), then start it again; nothing of this was stored, and "
+                + "what was not stored is consumed again (offsets are committed only after the store)"
+        case .SQLITE_CANTOPEN:
+            remedy = "SQLite cannot open the store or create its -wal and -shm files beside it (the file, its folder "
+                + "or the file system read-only): make the file and its folder readable and writable by the user that "
+                + "runs the orchestrator, on a file system mounted read-write, then start it again"
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
             remedy = "the store is damaged: restore it from a backup, or rebuild it from the log (onewindow orchestrator rebuild)"
         default:
@@ -650,10 +667,14 @@ public struct OrchestratorStore: OutboxStore {
     /// Refreshes the `overdue` flag of open cases whose next due instant has passed (the timer
     /// loop calls it; `applications` lists them first).
     public func markOverdue(at now: Date) async throws {
-        try await pool.write { db in
-            try db.execute(
-                sql: "UPDATE cases SET overdue = 1 WHERE status = 'in-progress' AND overdue = 0 AND next_due <= ?",
-                arguments: [now.timeIntervalSince1970])
+        do {
+            try await pool.write { db in
+                try db.execute(
+                    sql: "UPDATE cases SET overdue = 1 WHERE status = 'in-progress' AND overdue = 0 AND next_due <= ?",
+                    arguments: [now.timeIntervalSince1970])
+            }
+        } catch {
+            throw Self.fileFailure(error, path: path, while: "marking overdue applications")
         }
     }
 

@@ -92,43 +92,103 @@ struct EmbeddedDiskTests {
                 """)
     }
 
-    /// chmod does not stop root, so this test runs only for another user (CI's and a developer's).
-    @Test(
-        "a read-only log file and folder: opening names the file and says to make it writable; nothing changes",
-        .enabled(if: geteuid() != 0, "root writes through file permissions")
-    )
+    /// What one run of `onewindow publish` on the read-only log did.
+    struct Refusal {
+        var what: String
+        var status: Int32
+        var message: String
+    }
+
+    /// The records in the log file, counted by another connection.
+    static func recordCount(_ path: String) throws -> Int {
+        let queue = try DatabaseQueue(path: path)
+        defer { try? queue.close() }
+        return try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM record") ?? -1 }
+    }
+
+    /// The real `onewindow` against a log whose file (and folder) it cannot write: as root, the
+    /// child runs as user nobody (``ReadOnlyFiles``), since chmod does not stop root. Twice: the
+    /// file 0444 in a 0555 folder, then the file 0444 in a folder the child may write (SQLite then
+    /// opens the file for reading and the append is what fails). Each run ends with status 74
+    /// (`ExitStatus.ioError`), not a crash, and one error naming the file and saying to make it
+    /// writable; the file keeps every byte. Writable again, the same command appends after the
+    /// record that was there.
+    @Test("a read-only log file and folder: onewindow publish exits 74 naming the file, nothing changes, it goes on once writable")
     func readOnly() async throws {
-        let (folder, log, path) = try await Self.makeLog()
+        if let reason = try ReadOnlyFiles.reportUnavailable(
+            test: "EmbeddedDiskTests.readOnly", part: "disk-readonly-embedded", title: "A read-only embedded log")
+        {
+            try Test.cancel(Comment(rawValue: reason))
+        }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("onewindow-disk-ro-\(UUID())")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer {
             chmod(folder.path, 0o755)
             try? FileManager.default.removeItem(at: folder)
         }
-        _ = try await log.append([OutgoingRecord(topic: Self.topic, key: Data("k".utf8), value: Data("before".utf8))])
-        await log.close()
-        let before = try Data(contentsOf: URL(fileURLWithPath: path))
-        for file in try FileManager.default.contentsOfDirectory(atPath: folder.path) {
-            chmod(folder.appendingPathComponent(file).path, 0o444)
+        let path = folder.appendingPathComponent("log.sqlite").path
+        let executable = try onewindowExecutable()
+        let catalog = repositoryRoot.appendingPathComponent("Topics").path
+        let publish = [
+            "publish", "--bus", "embedded:" + path, "--catalog", catalog, "--example", "household.birth.registered",
+        ]
+        /// `onewindow ARGUMENTS`, as this process's user or as the child of ReadOnlyFiles (with the
+        /// folder read-only for it when `readOnly`: its read-only mount, if that is the method).
+        func onewindow(_ arguments: [String], asChild: Bool = true, readOnly: Bool = true) async throws
+            -> ProcessOutput
+        {
+            let (program, all) =
+                asChild
+                ? ReadOnlyFiles.command(executable, arguments, readOnly: readOnly ? [folder] : [])
+                : (executable, arguments)
+            return try await runProgram(program.path, all, timeout: .seconds(30))
         }
-        chmod(folder.path, 0o555)
-        do {
-            let reopened = try EmbeddedLog(path: path)
-            _ = try await reopened.append([OutgoingRecord(topic: Self.topic, key: Data("k".utf8), value: Data("refused".utf8))])
-            Issue.record("a read-only log accepted an append")
-        } catch let error as LogError {
-            #expect(error.description.contains(path), "\(error)")
-            #expect(error.description.contains("writable") || error.description.contains("read-only"), "\(error)")
+        func text(_ data: Data) -> String { String(decoding: data, as: UTF8.self) }
+        let started = ContinuousClock.now
+
+        let created = try await onewindow(["topics", "apply", "--bus", "embedded:" + path, "--catalog", catalog], asChild: false)
+        #expect(created.status == 0, "\(text(created.error))")
+        let first = try await onewindow(publish, asChild: false)
+        #expect(first.status == 0, "\(text(first.error))")
+        #expect(try Self.recordCount(path) == 1)
+
+        var refusals: [Refusal] = []
+        func refused(_ what: String) async throws {
+            let before = try Data(contentsOf: URL(fileURLWithPath: path))
+            let run = try await onewindow(publish)
+            let message = text(run.error).trimmingCharacters(in: .whitespacesAndNewlines)
+            refusals.append(Refusal(what: what, status: run.status, message: message))
+            #expect(run.status == 74, "\(what): exit status \(run.status) (74: the log cannot be written):\n\(message)")
+            #expect(run.output.isEmpty, "\(what): nothing published: \(text(run.output))")
+            #expect(message.hasPrefix("Error: ") && message.split(separator: "\n").count == 1, "\(what): \(message)")
+            #expect(message.contains(path), "\(what): the error names the file: \(message)")
+            #expect(message.contains("read-only") && message.contains("writable"), "\(what): \(message)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before, "\(what): the file changed")
+            #expect(try Self.integrity(path) == "ok")
+            #expect(try Self.recordCount(path) == 1)
         }
-        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
-        chmod(folder.path, 0o755)
-        for file in try FileManager.default.contentsOfDirectory(atPath: folder.path) {
-            chmod(folder.appendingPathComponent(file).path, 0o644)
-        }
-        // Writable again: a restart goes on with what was there.
-        let restarted = try EmbeddedLog(path: path)
-        _ = try await restarted.append([OutgoingRecord(topic: Self.topic, key: Data("k".utf8), value: Data("after".utf8))])
-        let records = try await restarted.read(TopicPartition(Self.topic, 0), from: 0, maxRecords: 10)
-        #expect(records.map { String(decoding: $0.value, as: UTF8.self) } == ["before", "after"])
-        await restarted.close()
+        // The file 0444 in a 0555 folder, both root's (SQLite cannot even keep its -shm beside
+        // it); then the folder writable by the child, the file still 0444 and root's.
+        try await ReadOnlyFiles.eachReadOnlyCase(of: URL(fileURLWithPath: path), refused)
+
+        // Writable again (and the child's): the same command appends after the first record.
+        let after = try await onewindow(publish, readOnly: false)
+        #expect(after.status == 0, "\(text(after.error))")
+        #expect(try Self.recordCount(path) == 2)
         #expect(try Self.integrity(path) == "ok")
+        let elapsed = ContinuousClock.now - started
+        try ReliabilityRun.report(
+            part: "disk-readonly-embedded",
+            markdown: """
+                ### A read-only embedded log
+
+                `swift test --filter EmbeddedDiskTests/readOnly`: a log with one record, made read-only, \
+                then `onewindow publish --example household.birth.registered` run against it as a process \
+                that cannot write it: \(ReadOnlyFiles.method).
+
+                \(refusals.map { "- \($0.what): exit status \($0.status), the file unchanged, `integrity_check` ok:\n  `\($0.message)`" }.joined(separator: "\n"))
+                - made writable again: the same command exited \(after.status); \(try Self.recordCount(path)) records, \
+                `integrity_check` ok (\(String(format: "%.1f", elapsed / .seconds(1))) s in all)
+                """)
     }
 }

@@ -18,13 +18,19 @@ final class OrchestratorProcess: Sendable {
 
     /// Starts `onewindow orchestrator run` on `bus` with `store`, the repository's catalog and
     /// rules, and `arguments` after them (`--session-timeout`, `--log-level`…).
-    init(executable: URL, bus: String, store: String, logFile: URL, arguments: [String] = []) throws {
-        process = childProcess(
-            executable,
+    /// - Parameter readOnly: run it as a process that cannot write in these folders
+    ///   (``ReadOnlyFiles``: as user nobody when the tests run as root); `nil`: as this process.
+    init(
+        executable: URL, bus: String, store: String, logFile: URL, arguments: [String] = [], readOnly: [URL]? = nil
+    ) throws {
+        let all =
             [
                 "orchestrator", "run", "--bus", bus, "--store", store, "--catalog",
                 repositoryRoot.appendingPathComponent("Topics").path, "--rules", Repo.rulesDirectory.path,
-            ] + arguments)
+            ] + arguments
+        let (program, programArguments) =
+            readOnly.map { ReadOnlyFiles.command(executable, all, readOnly: $0) } ?? (executable, all)
+        process = childProcess(program, programArguments)
         self.logFile = logFile
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let handle = try FileHandle(forWritingTo: logFile)
