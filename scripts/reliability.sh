@@ -10,6 +10,9 @@
 # RELIABILITY.md with its exit status and the tail of its output, and makes this script exit 1
 # after the others have run. The last part, fuzzing, is scripts/fuzz.sh (make fuzz).
 set -uo pipefail
+# The whole script is one compound command, read before it runs: editing this file while a long
+# run is going (a soak takes 15 minutes) cannot change what the running script does next.
+{
 cd "$(dirname "$0")/.."
 
 # filter|what it is — one line per reliability suite (the filter may hold |, the title may not).
@@ -108,3 +111,5 @@ done
 } > RELIABILITY.md
 echo "wrote RELIABILITY.md"
 [ ${#failed[@]} -eq 0 ] || { echo "failed: ${failed[*]}"; exit 1; }
+exit
+}
