@@ -145,7 +145,7 @@ struct UnsafeWorld: @unchecked Sendable {
 let countedTopics = [
     "application.house-transfer.submitted", "approval.real-estate.requested", "approval.tax.requested",
     "approval.real-estate.decided", "approval.tax.decided", "notification.sms.requested", "tax.payment.received",
-    catalog.deadLetterTopic,
+    "household.birth.registered", "household.death.registered", catalog.deadLetterTopic,
 ]
 
 /// Every record of `topics` on the world's bus, read as a consumer group of its own until nothing
@@ -213,8 +213,10 @@ struct Ledger {
         return rows.joined(separator: "\n")
     }
 
-    /// Counts a world after its processes stopped. `applications`: the ids the load had accepted.
-    init(world: LoadWorld, applications: [String]) async throws {
+    /// Counts a world after its processes stopped. `applications`: the ids the load had accepted;
+    /// `departmentEvents`: the births and deaths a ``DepartmentEventLoad`` sent, counted by resident
+    /// ID (two event ids for one resident is a duplicate; an event the load never sent is one too).
+    init(world: LoadWorld, applications: [String], departmentEvents: DepartmentEventLoad? = nil) async throws {
         let log = try world.reader()
         let records = try await census(log)
         await log.close()
@@ -344,6 +346,29 @@ struct Ledger {
                 what: "department events (tax payment rows)", expected: rows.count, found: paymentIds.count,
                 lost: Set(rows).subtracting(paymentIds).sorted(),
                 duplicated: paymentIds.subtracting(rows).sorted() + payments.conflicting, copies: payments.copies))
+
+        // Department events pushed through a webhook source and a file-drop source, by resident ID.
+        if let departmentEvents {
+            for (what, topic, pointer, sent) in [
+                ("department events by webhook (births, by child's resident ID)", "household.birth.registered",
+                 "/child/residentId", departmentEvents.births),
+                ("department events by file drop (deaths, by resident ID)", "household.death.registered", "/residentId",
+                 departmentEvents.deaths),
+            ] {
+                let events = byId([topic])
+                var eventsOf: [String: [String]] = [:]
+                for (id, record) in events.first { eventsOf[field(record, pointer), default: []].append(id) }
+                let expected = Set(sent)
+                lines.append(
+                    Line(
+                        what: what, expected: expected.count, found: expected.intersection(eventsOf.keys).count,
+                        lost: expected.subtracting(eventsOf.keys).sorted(),
+                        duplicated: eventsOf.filter { $0.value.count > 1 }.map { "\($0.key): \($0.value.sorted())" }.sorted()
+                            + Set(eventsOf.keys).subtracting(expected).map { "\($0) (never sent)" }.sorted()
+                            + events.conflicting,
+                        copies: events.copies))
+            }
+        }
 
         deadLetters = (records[catalog.deadLetterTopic] ?? []).map {
             "\($0.header("dl_original_topic") ?? "?") \($0.header("ce_id") ?? "?") (\($0.header("dl_refused_by") ?? "?")): \($0.header("dl_reason") ?? "?")"
