@@ -141,6 +141,11 @@ struct UnsafeWorld: @unchecked Sendable {
     init(_ value: LoadWorld) { self.value = value }
 }
 
+/// The text at `pointer` in a record's body, `?` when it has none.
+func bodyField(_ record: LogRecord, _ pointer: String) -> String {
+    ((try? JSONValue.parse(record.value))?[pointer: pointer]?.stringValue) ?? "?"
+}
+
 /// The topics a ``Ledger`` counts.
 let countedTopics = [
     "application.house-transfer.submitted", "approval.real-estate.requested", "approval.tax.requested",
@@ -236,15 +241,12 @@ struct Ledger {
             }
             return (first, copies, conflicting)
         }
-        func field(_ record: LogRecord, _ pointer: String) -> String {
-            ((try? JSONValue.parse(record.value))?[pointer: pointer]?.stringValue) ?? "?"
-        }
         let expectedApplications = Set(applications)
 
         // Applications: by application id; two event ids for one application is a duplicate.
         let submitted = byId(["application.house-transfer.submitted"])
         var eventsOfApplication: [String: [String]] = [:]
-        for (id, record) in submitted.first { eventsOfApplication[field(record, "/applicationId"), default: []].append(id) }
+        for (id, record) in submitted.first { eventsOfApplication[bodyField(record, "/applicationId"), default: []].append(id) }
         lines.append(
             Line(
                 what: "applications submitted (by application id)", expected: expectedApplications.count,
@@ -290,7 +292,7 @@ struct Ledger {
         let decisions = byId(["approval.real-estate.decided", "approval.tax.decided"])
         var decisionsOf: [String: [String]] = [:]
         for (id, record) in decisions.first {
-            decisionsOf["\(field(record, "/applicationId")) \(field(record, "/item"))", default: []].append(id)
+            decisionsOf["\(bodyField(record, "/applicationId")) \(bodyField(record, "/item"))", default: []].append(id)
         }
         lines.append(
             Line(
@@ -357,7 +359,7 @@ struct Ledger {
             ] {
                 let events = byId([topic])
                 var eventsOf: [String: [String]] = [:]
-                for (id, record) in events.first { eventsOf[field(record, pointer), default: []].append(id) }
+                for (id, record) in events.first { eventsOf[bodyField(record, pointer), default: []].append(id) }
                 let expected = Set(sent)
                 lines.append(
                     Line(

@@ -1,5 +1,4 @@
 import EventLog
-import EventSchemas
 import Foundation
 import GRDB
 import OrchestratorService
@@ -31,18 +30,14 @@ final class Progress {
                 let id = record.header("ce_id") ?? "?"
                 switch record.topic {
                 case "tax.payment.received": published.insert(id)
-                case "household.birth.registered": births.insert(Self.field(record, "/child/residentId"))
-                case "household.death.registered": deaths.insert(Self.field(record, "/residentId"))
+                case "household.birth.registered": births.insert(bodyField(record, "/child/residentId"))
+                case "household.death.registered": deaths.insert(bodyField(record, "/residentId"))
                 default: notified.insert(id)
                 }
             }
         } catch {
             try? await Task.sleep(for: timeout)
         }
-    }
-
-    static func field(_ record: LogRecord, _ pointer: String) -> String {
-        ((try? JSONValue.parse(record.value))?[pointer: pointer]?.stringValue) ?? "?"
     }
 
     /// How many of `applications` the store has completed now.
