@@ -75,8 +75,13 @@ struct FileDropSource: Sendable {
             return
         }
         let fingerprint = ContentFingerprint.hex(data)
-        let cursorKey = "\(id)/\(fingerprint)"
         let fileId = "\(name)/\(fingerprint)"
+        // The cursor is the file's, as its ids are: its name and its bytes. Keyed on the bytes
+        // alone, the cursor a kill leaves behind (below) made a later file of the same bytes under
+        // another name — whose lines have ids of their own — look read already, and its lines were
+        // never published. (A cursor of the former key, of a file half-read when the connector was
+        // upgraded, is not found: that file is read again from its first line, under the same ids.)
+        let cursorKey = "\(id)/\(fileId)"
         let lines: [(number: Int, publication: Publication)]
         switch configuration.format {
         case .csv:
@@ -123,7 +128,8 @@ struct FileDropSource: Sendable {
             return target
         }
         // A crash before this removal leaves a finished cursor behind: a later file with the same
-        // bytes is then taken as already read — its ids would be the same, so nothing is lost.
+        // name and bytes is then taken as already read — its ids would be the same, so nothing is
+        // lost; one of another name or other bytes has a cursor of its own.
         try await context.persistently(id, "clearing the cursor of \(name)") {
             try await context.cursors.remove(cursorKey)
         }

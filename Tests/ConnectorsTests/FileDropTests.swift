@@ -104,6 +104,32 @@ struct FileDropTests {
         #expect(again.count == 8)
     }
 
+    @Test func aCursorLeftByAKillDoesNotSkipTheSameBytesUnderAnotherName() async throws {
+        // A connector killed after moving a finished file to done/ and before removing its cursor
+        // leaves "every line read" behind (the kill test of Tests/ReliabilityTests can hit that
+        // window). A later file with the same bytes under another name has ids of its own
+        // (tax/<name>/<fingerprint>/<line>): that cursor must not make it look read already. The
+        // state is made here as the kill leaves it, then the connector starts.
+        let bench = try await Workbench(.embedded)
+        atEnd { await bench.tearDown() }
+        let drop = bench.path("drop")
+        try FileManager.default.createDirectory(atPath: "\(drop)/done", withIntermediateDirectories: true)
+        let bytes = Data(try (1...3).map(Self.line).joined(separator: "\n").utf8)
+        let fingerprint = ContentFingerprint.hex(bytes)
+        try bytes.write(to: URL(fileURLWithPath: "\(drop)/done/monday.jsonl"))
+        let left = try CursorStore(path: bench.path("state.sqlite"))
+        for key in ["file-drop:\(drop)/\(fingerprint)", "file-drop:\(drop)/monday.jsonl/\(fingerprint)"] {
+            try await left.save("3", of: key)  // the key as it was before this test, and as it is
+        }
+        try bytes.write(to: URL(fileURLWithPath: "\(drop)/tuesday.jsonl"))
+
+        let connector = try RunningConnector(Self.yaml(bench, drop: drop), on: bench)
+        atEnd { await connector.stop() }
+        try await bench.eventually("tuesday.jsonl done") { FileManager.default.fileExists(atPath: "\(drop)/done/tuesday.jsonl") }
+        let ids = try await bench.events(on: Self.type, idPrefix: "tax/tuesday.jsonl/").compactMap { $0.header("ce_id") }
+        #expect(ids.sorted() == (1...3).map { "tax/tuesday.jsonl/\(fingerprint)/\($0)" }, "every line of the second file")
+    }
+
     @Test func filesStillBeingWrittenAreNotRead() throws {
         let bench = try Self.offlineBench()
         defer { try? FileManager.default.removeItem(at: bench) }

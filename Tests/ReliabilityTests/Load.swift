@@ -141,11 +141,16 @@ struct UnsafeWorld: @unchecked Sendable {
     init(_ value: LoadWorld) { self.value = value }
 }
 
+/// The text at `pointer` in a record's body, `?` when it has none.
+func bodyField(_ record: LogRecord, _ pointer: String) -> String {
+    ((try? JSONValue.parse(record.value))?[pointer: pointer]?.stringValue) ?? "?"
+}
+
 /// The topics a ``Ledger`` counts.
 let countedTopics = [
     "application.house-transfer.submitted", "approval.real-estate.requested", "approval.tax.requested",
     "approval.real-estate.decided", "approval.tax.decided", "notification.sms.requested", "tax.payment.received",
-    catalog.deadLetterTopic,
+    "household.birth.registered", "household.death.registered", catalog.deadLetterTopic,
 ]
 
 /// Every record of `topics` on the world's bus, read as a consumer group of its own until nothing
@@ -213,8 +218,10 @@ struct Ledger {
         return rows.joined(separator: "\n")
     }
 
-    /// Counts a world after its processes stopped. `applications`: the ids the load had accepted.
-    init(world: LoadWorld, applications: [String]) async throws {
+    /// Counts a world after its processes stopped. `applications`: the ids the load had accepted;
+    /// `departmentEvents`: the births and deaths a ``DepartmentEventLoad`` sent, counted by resident
+    /// ID (two event ids for one resident is a duplicate; an event the load never sent is one too).
+    init(world: LoadWorld, applications: [String], departmentEvents: DepartmentEventLoad? = nil) async throws {
         let log = try world.reader()
         let records = try await census(log)
         await log.close()
@@ -234,15 +241,12 @@ struct Ledger {
             }
             return (first, copies, conflicting)
         }
-        func field(_ record: LogRecord, _ pointer: String) -> String {
-            ((try? JSONValue.parse(record.value))?[pointer: pointer]?.stringValue) ?? "?"
-        }
         let expectedApplications = Set(applications)
 
         // Applications: by application id; two event ids for one application is a duplicate.
         let submitted = byId(["application.house-transfer.submitted"])
         var eventsOfApplication: [String: [String]] = [:]
-        for (id, record) in submitted.first { eventsOfApplication[field(record, "/applicationId"), default: []].append(id) }
+        for (id, record) in submitted.first { eventsOfApplication[bodyField(record, "/applicationId"), default: []].append(id) }
         lines.append(
             Line(
                 what: "applications submitted (by application id)", expected: expectedApplications.count,
@@ -288,7 +292,7 @@ struct Ledger {
         let decisions = byId(["approval.real-estate.decided", "approval.tax.decided"])
         var decisionsOf: [String: [String]] = [:]
         for (id, record) in decisions.first {
-            decisionsOf["\(field(record, "/applicationId")) \(field(record, "/item"))", default: []].append(id)
+            decisionsOf["\(bodyField(record, "/applicationId")) \(bodyField(record, "/item"))", default: []].append(id)
         }
         lines.append(
             Line(
@@ -344,6 +348,29 @@ struct Ledger {
                 what: "department events (tax payment rows)", expected: rows.count, found: paymentIds.count,
                 lost: Set(rows).subtracting(paymentIds).sorted(),
                 duplicated: paymentIds.subtracting(rows).sorted() + payments.conflicting, copies: payments.copies))
+
+        // Department events pushed through a webhook source and a file-drop source, by resident ID.
+        if let departmentEvents {
+            for (what, topic, pointer, sent) in [
+                ("department events by webhook (births, by child's resident ID)", "household.birth.registered",
+                 "/child/residentId", departmentEvents.births),
+                ("department events by file drop (deaths, by resident ID)", "household.death.registered", "/residentId",
+                 departmentEvents.deaths),
+            ] {
+                let events = byId([topic])
+                var eventsOf: [String: [String]] = [:]
+                for (id, record) in events.first { eventsOf[bodyField(record, pointer), default: []].append(id) }
+                let expected = Set(sent)
+                lines.append(
+                    Line(
+                        what: what, expected: expected.count, found: expected.intersection(eventsOf.keys).count,
+                        lost: expected.subtracting(eventsOf.keys).sorted(),
+                        duplicated: eventsOf.filter { $0.value.count > 1 }.map { "\($0.key): \($0.value.sorted())" }.sorted()
+                            + Set(eventsOf.keys).subtracting(expected).map { "\($0) (never sent)" }.sorted()
+                            + events.conflicting,
+                        copies: events.copies))
+            }
+        }
 
         deadLetters = (records[catalog.deadLetterTopic] ?? []).map {
             "\($0.header("dl_original_topic") ?? "?") \($0.header("ce_id") ?? "?") (\($0.header("dl_refused_by") ?? "?")): \($0.header("dl_reason") ?? "?")"

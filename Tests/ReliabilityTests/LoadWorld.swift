@@ -22,7 +22,10 @@ enum Backend: String, Sendable, CaseIterable, CustomStringConvertible {
 /// department simulators of the house transfer (real estate, tax, deciding on an accelerated clock;
 /// tax also writing payment rows, the department events), their connectors (a table source and an
 /// inbox sink each), the SMS gateway and its connector (a table sink), the orchestrator and the
-/// HTTP gateway, all on one bus in a temporary folder.
+/// HTTP gateway, all on one bus in a temporary folder. On request (``startEventSources()``) also
+/// the two source kinds a department pushes to: a connector with a webhook source (births POSTed
+/// over HTTP) and one with a file-drop source (deaths dropped as CSV files), both of the household
+/// registry, fed by a ``DepartmentEventLoad``.
 ///
 /// A process can be killed with SIGKILL and started again under its name (``kill9(_:)``,
 /// ``restart(_:)``); the ones that ended without being killed are reported (``unexpectedExits``);
@@ -33,6 +36,11 @@ final class LoadWorld {
     /// The processes a world runs, in start order; the names ``kill9(_:)`` takes.
     static let departments = ["real-estate", "tax", "sms-gateway"]
     static let killable = ["orchestrator", "gateway", "connector-real-estate", "connector-tax", "connector-sms-gateway"]
+    /// The connectors ``startEventSources()`` adds: a webhook source and a file-drop source.
+    static let eventSourceConnectors = ["connector-webhook", "connector-file-drop"]
+
+    /// The processes the kill test kills: ``killable``, and ``eventSourceConnectors`` once started.
+    var killable: [String] { Self.killable + Self.eventSourceConnectors.filter { members[$0] != nil } }
 
     let bus: Backend
     let directory: URL
@@ -45,6 +53,10 @@ final class LoadWorld {
     /// The gateway's port and the front desk's API key (`submit:house-transfer`).
     let gatewayPort: Int
     private(set) var frontDeskKey = ""
+    /// The port of the webhook source's connector (births are POSTed to `/births`).
+    let webhookPort: Int
+    /// The folder of the file-drop source's connector (deaths are dropped there as CSV files).
+    let dropDirectory: URL
     let broker: TestBroker?
     let proxy: TestProxy?
     private let kafkaConfig: URL?
@@ -75,6 +87,8 @@ final class LoadWorld {
         }
         storePath = directory.appendingPathComponent("orchestrator.sqlite").path
         gatewayPort = freePort()
+        webhookPort = freePort()
+        dropDirectory = directory.appendingPathComponent("var/drop/household-registry")
         switch bus {
         case .embedded:
             broker = nil
@@ -261,6 +275,58 @@ final class LoadWorld {
         guard await waitForListenerAsync(gatewayPort) else {
             throw SupportError("the gateway did not listen on \(gatewayPort):\n\(output("gateway"))")
         }
+    }
+
+    /// Starts the household registry's two connectors of the source kinds a department pushes to,
+    /// each from a file of its own written into the world's `Connectors/`: `connector-webhook`
+    /// (births POSTed to `http://127.0.0.1:PORT/births`, the posted body being the event body) and
+    /// `connector-file-drop` (deaths as CSV lines of files in ``dropDirectory``, read 200 ms after
+    /// they settle); returns once the webhook listens.
+    func startEventSources() async throws {
+        let connectors = directory.appendingPathComponent("Connectors")
+        try """
+        name: household-webhook
+        department: household-registry
+        sources:
+          - kind: webhook
+            listen: 127.0.0.1:\(webhookPort)
+            path: /births
+            type: household.birth.registered
+
+        """.write(to: connectors.appendingPathComponent("household-webhook.yaml"), atomically: true, encoding: .utf8)
+        try """
+        name: household-file-drop
+        department: household-registry
+        sources:
+          - kind: file-drop
+            directory: \(dropDirectory.path)
+            format: csv
+            type: household.death.registered
+            interval: 200ms
+            settle: 200ms
+            mapping:
+              /residentId: {column: id_no}
+              /name: {column: name}
+              /dateOfDeath: {column: death_date, convert: date}
+              /registeredAt: {column: registered_at, convert: date-time}
+
+        """.write(to: connectors.appendingPathComponent("household-file-drop.yaml"), atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(at: dropDirectory, withIntermediateDirectories: true)
+        for (name, file) in [("connector-webhook", "household-webhook"), ("connector-file-drop", "household-file-drop")] {
+            try start(name, ["connector", "run", "Connectors/\(file).yaml", "--log-level", "warning"] + busArguments)
+        }
+        guard await waitForListenerAsync(webhookPort) else {
+            throw SupportError("the webhook connector did not listen on \(webhookPort):\n\(output("connector-webhook"))")
+        }
+    }
+
+    /// Files in the drop folder that a drained file-drop connector did not finish: any left in the
+    /// folder itself, and any moved to `failed/`.
+    var dropFolderLeftovers: [String] {
+        let manager = FileManager.default
+        let waiting = ((try? manager.contentsOfDirectory(atPath: dropDirectory.path)) ?? []).filter { $0 != "done" && $0 != "failed" }
+        let failed = (try? manager.contentsOfDirectory(atPath: dropDirectory.appendingPathComponent("failed").path)) ?? []
+        return waiting + failed.map { "failed/\($0)" }
     }
 
     /// Stops the tax simulator's row generator with SIGTERM (it finishes the row under way).

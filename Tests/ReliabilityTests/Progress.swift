@@ -5,7 +5,8 @@ import OrchestratorService
 import TestSupport
 
 /// Follows a running world from the outside: applications completed (the orchestrator's store),
-/// tax payment rows written and published, notifications emitted and queued in the SMS outbox.
+/// tax payment rows written and published, notifications emitted and queued in the SMS outbox, and
+/// the births and deaths of a ``DepartmentEventLoad`` published (by resident ID).
 final class Progress {
     let world: LoadWorld
     private let watcher: any LogConsumer
@@ -13,11 +14,13 @@ final class Progress {
     private(set) var completed: Set<String> = []
     private(set) var published: Set<String> = []
     private(set) var notified: Set<String> = []
+    private(set) var births: Set<String> = []
+    private(set) var deaths: Set<String> = []
 
     init(_ world: LoadWorld, log: any EventLog) async throws {
         self.world = world
         watcher = try await log.makeConsumer(
-            .group("progress-\(UUID().uuidString.prefix(8))", topics: ["tax.payment.received", "notification.sms.requested"]))
+            .group("progress-\(UUID().uuidString.prefix(8))", topics: ["tax.payment.received", "notification.sms.requested", "household.birth.registered", "household.death.registered"]))
     }
 
     /// Reads what came on the watched topics (up to `timeout`), tolerating a bus that is away.
@@ -25,7 +28,12 @@ final class Progress {
         do {
             for record in try await watcher.poll(maxRecords: 5000, timeout: timeout) {
                 let id = record.header("ce_id") ?? "?"
-                if record.topic == "tax.payment.received" { published.insert(id) } else { notified.insert(id) }
+                switch record.topic {
+                case "tax.payment.received": published.insert(id)
+                case "household.birth.registered": births.insert(bodyField(record, "/child/residentId"))
+                case "household.death.registered": deaths.insert(bodyField(record, "/residentId"))
+                default: notified.insert(id)
+                }
             }
         } catch {
             try? await Task.sleep(for: timeout)
@@ -51,8 +59,9 @@ final class Progress {
     }
 
     /// Waits until every one of `applications` is completed, every tax payment row is published
-    /// and every notification is in the SMS outbox, or `limit` passed; whether it all happened.
-    func drained(_ applications: [String], limit: Duration) async throws -> Bool {
+    /// and every notification is in the SMS outbox, and every one of `departmentEvents`' births and
+    /// deaths is published, or `limit` passed; whether it all happened.
+    func drained(_ applications: [String], departmentEvents: DepartmentEventLoad? = nil, limit: Duration) async throws -> Bool {
         let deadline = ContinuousClock.now + limit
         var checked = ContinuousClock.now - .seconds(1)
         while ContinuousClock.now < deadline {
@@ -62,7 +71,8 @@ final class Progress {
             if try completedCount(of: applications) == applications.count,
                 try rows("tax", "tax_payments") <= published.count,
                 try rows("sms-gateway", "sms_outbox") >= notified.count,
-                notified.count >= 2 * applications.count
+                notified.count >= 2 * applications.count,
+                departmentEvents.map({ births.isSuperset(of: $0.births) && deaths.isSuperset(of: $0.deaths) }) ?? true
             {
                 return true
             }
