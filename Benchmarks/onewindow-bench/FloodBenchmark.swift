@@ -57,28 +57,26 @@ enum FloodBenchmark {
     /// are too large for one batch's dead letters, which connectors send alone).
     static func garbage(_ count: Int) -> (publications: [Publication], kinds: Int) {
         let bad = badRecords()
-        let bodies = bad.map { ($0, $0.bytes) }
-        let publications = (0..<count).map { index in
-            let (record, bytes) = bodies[index % bodies.count]
-            return Publication(
-                event: Event(
-                    id: "flood-bad-\(index)", type: record.type ?? "", source: "/bench/flood",
-                    subject: record.header("ce-subject"), data: bytes),
-                topic: record.topic.flatMap { $0.isEmpty ? nil : $0 })
-        }
-        return (publications, Set(bad.map(\.kind)).count)
+        return (cycled(bad, count, prefix: "flood-bad"), Set(bad.map(\.kind)).count)
     }
 
     /// `count` accepted events: the corpus's good event bodies for the publisher (the types the
-    /// garbage has), cycled, each with an id of its own.
+    /// garbage has), cycled.
     static func corpusGood(_ count: Int) -> [Publication] {
-        let good = HostileCorpus.all.filter { $0.entry == "event" && $0.expect.accepted && $0.goes(to: "publisher") }
-        let bodies = good.map { ($0, $0.bytes) }
+        cycled(
+            HostileCorpus.all.filter { $0.entry == "event" && $0.expect.accepted && $0.goes(to: "publisher") }, count,
+            prefix: "flood-corpus-good")
+    }
+
+    /// `count` publications of the corpus records' bodies, types, subjects and topics, cycled, each
+    /// with an id of its own (`prefix-index`).
+    static func cycled(_ records: [HostileRecord], _ count: Int, prefix: String) -> [Publication] {
+        let bodies = records.map { ($0, $0.bytes) }
         return (0..<count).map { index in
             let (record, bytes) = bodies[index % bodies.count]
             return Publication(
                 event: Event(
-                    id: "flood-corpus-good-\(index)", type: record.type ?? "", source: "/bench/flood",
+                    id: "\(prefix)-\(index)", type: record.type ?? "", source: "/bench/flood",
                     subject: record.header("ce-subject"), data: bytes),
                 topic: record.topic.flatMap { $0.isEmpty ? nil : $0 })
         }

@@ -111,16 +111,16 @@ struct PublisherTests {
 
     /// `records(for:deadLetter:)` is `publish`'s work without the log (the flood benchmark measures
     /// it): the same records in the same order, dead letters with their reasons, nothing appended.
+    /// It is synchronous, so it cannot append: the log has not even its topics.
     @Test func theRecordsOfABatchAreBuiltWithoutAppending() async throws {
         let bus = try TemporaryBus()
         atEnd { await bus.tearDown() }
-        try await bus.log.createTopics(repositoryCatalog.topicSpecs)
-        let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "test")
-        let birth = try birthExample()
+        let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "records")
+        let body = try birthExample().serialized()
         let batch = [
             Publication(event: event("household.birth.registered", Data(#"{"child":{"name":tru}}"#.utf8))),
-            Publication(event: event("household.birth.registered", birth.serialized())),
-            Publication(event: event("household.wedding.registered", birth.serialized())),
+            Publication(event: event("household.birth.registered", body)),
+            Publication(event: event("household.wedding.registered", body)),
         ]
         let (records, results) = try publisher.records(for: batch, deadLetter: true)
         #expect(records.map(\.topic) == ["deadletter.record.refused", "household.birth.registered", "deadletter.record.refused"])
@@ -132,8 +132,6 @@ struct PublisherTests {
         #expect(records[2].headers.first { $0.name == "dl_original_topic" }?.text == "")
         #expect(results.map { (try? $0.get()) != nil } == [false, true, false])
         #expect(throws: ValidationFailure.self) { try publisher.records(for: batch, deadLetter: false) }
-        #expect(try await readAll(bus.log, topic: "household.birth.registered").isEmpty)
-        #expect(try await readAll(bus.log, topic: "deadletter.record.refused").isEmpty)
     }
 
     /// The embedded log's record timestamp and the `ce_time` header say the same millisecond,
