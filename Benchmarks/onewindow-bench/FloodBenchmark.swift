@@ -17,6 +17,22 @@ enum FloodBenchmark {
         var garbagePerSecond: Double
         var goodBesideGarbagePerSecond: Double
         var garbageBesideGoodPerSecond: Double
+        /// CPU of the whole process per record in the runs alone (validation, dead letters, the
+        /// log's append and SQLite), microseconds: unlike the rates, barely moved by other processes.
+        var goodCPUMicroseconds: Double
+        var garbageCPUMicroseconds: Double
+        /// Thread CPU per record of the publisher's own work alone (``Publisher/records(for:deadLetter:)``:
+        /// parse, validate, build the record or the dead letter), microseconds, the median of five rounds.
+        var goodWorkMicroseconds: Double
+        var garbageWorkMicroseconds: Double
+        /// The same for the corpus's good events, of the same types as the garbage (the good
+        /// stream's tax payments are the smallest type).
+        var corpusGoodWorkMicroseconds: Double
+        /// The same for each kind of garbage, costliest first.
+        var kindWorkMicroseconds: [(kind: String, microseconds: Double)]
+        /// Bytes appended per record (value, key and headers): the dead letters against the good events.
+        var goodBytes: Double
+        var garbageBytes: Double
         var garbageKinds: Int
         var count: Int
         var batch: Int
@@ -40,33 +56,80 @@ enum FloodBenchmark {
     /// `count` refused events: the corpus's bad event bodies under 64 KiB, cycled (the larger ones
     /// are too large for one batch's dead letters, which connectors send alone).
     static func garbage(_ count: Int) -> (publications: [Publication], kinds: Int) {
-        let bad = HostileCorpus.all.filter {
-            $0.entry == "event" && !$0.expect.accepted && $0.goes(to: "publisher") && $0.bytes.count < 65_536
-        }
-        let bodies = bad.map { ($0, $0.bytes) }
-        let publications = (0..<count).map { index in
+        let bad = badRecords()
+        return (cycled(bad, count, prefix: "flood-bad"), Set(bad.map(\.kind)).count)
+    }
+
+    /// `count` accepted events: the corpus's good event bodies for the publisher (the types the
+    /// garbage has), cycled.
+    static func corpusGood(_ count: Int) -> [Publication] {
+        cycled(
+            HostileCorpus.all.filter { $0.entry == "event" && $0.expect.accepted && $0.goes(to: "publisher") }, count,
+            prefix: "flood-corpus-good")
+    }
+
+    /// `count` publications of the corpus records' bodies, types, subjects and topics, cycled, each
+    /// with an id of its own (`prefix-index`).
+    static func cycled(_ records: [HostileRecord], _ count: Int, prefix: String) -> [Publication] {
+        let bodies = records.map { ($0, $0.bytes) }
+        return (0..<count).map { index in
             let (record, bytes) = bodies[index % bodies.count]
             return Publication(
                 event: Event(
-                    id: "flood-bad-\(index)", type: record.type ?? "", source: "/bench/flood",
+                    id: "\(prefix)-\(index)", type: record.type ?? "", source: "/bench/flood",
                     subject: record.header("ce-subject"), data: bytes),
                 topic: record.topic.flatMap { $0.isEmpty ? nil : $0 })
         }
-        return (publications, Set(bad.map(\.kind)).count)
+    }
+
+    /// The corpus's refused event bodies for the publisher under 64 KiB, in corpus order.
+    static func badRecords() -> [HostileRecord] {
+        HostileCorpus.all.filter {
+            $0.entry == "event" && !$0.expect.accepted && $0.goes(to: "publisher") && $0.bytes.count < 65_536
+        }
     }
 
     static let catalog: TopicCatalog = try! TopicCatalog.load(from: repositoryRoot.appendingPathComponent("Topics"))
 
-    /// Publishes in batches of `batch`, dead-lettering refusals; the seconds it took.
-    static func run(_ publisher: Publisher, _ publications: [Publication], batch: Int) async throws -> Double {
+    /// Publishes in batches of `batch`, dead-lettering refusals; the seconds it took and the process's
+    /// CPU seconds in that time.
+    static func run(_ publisher: Publisher, _ publications: [Publication], batch: Int) async throws
+        -> (seconds: Double, cpu: Double)
+    {
         let clock = ContinuousClock()
+        let cpuBefore = cpuSeconds(CLOCK_PROCESS_CPUTIME_ID)
         let elapsed = try await clock.measure {
             for start in stride(from: 0, to: publications.count, by: batch) {
                 _ = try await publisher.publish(
                     Array(publications[start..<min(start + batch, publications.count)]), deadLetter: true)
             }
         }
-        return elapsed.seconds
+        return (elapsed.seconds, cpuSeconds(CLOCK_PROCESS_CPUTIME_ID) - cpuBefore)
+    }
+
+    /// Thread CPU microseconds per publication of the publisher's work without the log, in batches
+    /// of `batch` as ``run(_:_:batch:)`` publishes them: the median of `rounds` rounds.
+    static func work(_ publisher: Publisher, _ publications: [Publication], batch: Int, rounds: Int = 5) throws -> Double {
+        var perRound: [Double] = []
+        for _ in 0..<rounds {
+            let before = cpuSeconds(CLOCK_THREAD_CPUTIME_ID)
+            for start in stride(from: 0, to: publications.count, by: batch) {
+                _ = try publisher.records(
+                    for: Array(publications[start..<min(start + batch, publications.count)]), deadLetter: true)
+            }
+            perRound.append((cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - before) / Double(max(publications.count, 1)) * 1e6)
+        }
+        return perRound.sorted()[rounds / 2]
+    }
+
+    /// Bytes per record of what publishing `publications` appends.
+    static func bytes(_ publisher: Publisher, _ publications: [Publication]) throws -> Double {
+        let records = try publisher.records(for: publications, deadLetter: true).records
+        let total = records.reduce(0) { sum, record in
+            sum + record.value.count + (record.key?.count ?? 0)
+                + record.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.count }
+        }
+        return Double(total) / Double(max(records.count, 1))
     }
 
     static func measure(directory: URL, count: Int, batch: Int = 100) async throws -> Result {
@@ -78,13 +141,30 @@ enum FloodBenchmark {
             return log
         }
         let (garbage, kinds) = Self.garbage(count)
+        let goodOnes = try good(count, offset: 0)
+        // The publisher's own work, on this thread, without the log.
+        let bare = Publisher(log: try await log("work"), catalog: catalog, name: "flood")
+        let sample = min(count, 10_000)
+        let goodWork = try work(bare, Array(goodOnes.prefix(sample)), batch: batch)
+        let garbageWork = try work(bare, Array(garbage.prefix(sample)), batch: batch)
+        let corpusGoodWork = try work(bare, corpusGood(sample), batch: batch)
+        // One cycle of the corpus by kind (publication i holds the body of bad record i % its count).
+        let bad = badRecords()
+        var byKind: [String: [Publication]] = [:]
+        for (index, publication) in garbage.prefix(bad.count).enumerated() {
+            byKind[bad[index].kind, default: []].append(publication)
+        }
+        let kindWork = try byKind.map { kind, publications in
+            (kind: kind, microseconds: try work(bare, Array(repeating: publications, count: 20).flatMap { $0 }, batch: batch))
+        }.sorted { $0.microseconds > $1.microseconds }
+        let goodBytes = try bytes(bare, Array(goodOnes.prefix(sample)))
+        let garbageBytes = try bytes(bare, Array(garbage.prefix(sample)))
         // Alone, each on a fresh log.
         let goodLog = try await log("good")
-        let goodSeconds = try await run(
-            Publisher(log: goodLog, catalog: catalog, name: "flood"), try good(count, offset: 0), batch: batch)
+        let goodRun = try await run(Publisher(log: goodLog, catalog: catalog, name: "flood"), goodOnes, batch: batch)
         await goodLog.close()
         let badLog = try await log("garbage")
-        let garbageSeconds = try await run(Publisher(log: badLog, catalog: catalog, name: "flood"), garbage, batch: batch)
+        let garbageRun = try await run(Publisher(log: badLog, catalog: catalog, name: "flood"), garbage, batch: batch)
         await badLog.close()
         // Side by side on one log: the good stream's rate while the flood runs.
         let mixedLog = try await log("mixed")
@@ -99,8 +179,26 @@ enum FloodBenchmark {
             throw SupportError("the flood run published \(published) good events of \(count)")
         }
         return Result(
-            goodPerSecond: Double(count) / goodSeconds, garbagePerSecond: Double(count) / garbageSeconds,
-            goodBesideGarbagePerSecond: Double(count) / goodMixed,
-            garbageBesideGoodPerSecond: Double(count) / garbageMixed, garbageKinds: kinds, count: count, batch: batch)
+            goodPerSecond: Double(count) / goodRun.seconds, garbagePerSecond: Double(count) / garbageRun.seconds,
+            goodBesideGarbagePerSecond: Double(count) / goodMixed.seconds,
+            garbageBesideGoodPerSecond: Double(count) / garbageMixed.seconds,
+            goodCPUMicroseconds: goodRun.cpu / Double(count) * 1e6,
+            garbageCPUMicroseconds: garbageRun.cpu / Double(count) * 1e6,
+            goodWorkMicroseconds: goodWork, garbageWorkMicroseconds: garbageWork,
+            corpusGoodWorkMicroseconds: corpusGoodWork, kindWorkMicroseconds: kindWork,
+            goodBytes: goodBytes, garbageBytes: garbageBytes, garbageKinds: kinds, count: count, batch: batch)
+    }
+
+
+    /// The publisher's work alone on one stream (`good` or `garbage`) for about ten seconds.
+    static func profile(_ stream: String, directory: URL) async throws {
+        let log = try EmbeddedLog(
+            path: directory.appendingPathComponent("flood-profile.sqlite").path,
+            configuration: EmbeddedLogConfiguration(maintenanceInterval: nil))
+        let publisher = Publisher(log: log, catalog: catalog, name: "flood")
+        let publications = stream == "good" ? try good(10_000, offset: 0) : garbage(10_000).publications
+        let end = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < end { _ = try work(publisher, publications, batch: 100, rounds: 1) }
+        await log.close()
     }
 }

@@ -397,6 +397,12 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENC
 // ONEWINDOW_BENCH_FLOOD_EVENTS the events of each stream (default 50,000).
 if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENCH_PARTS"] == nil || parts.contains("flood") {
     let count = Int(environment["ONEWINDOW_BENCH_FLOOD_EVENTS"] ?? "") ?? 50_000 * scale
+    // ONEWINDOW_BENCH_FLOOD_PROFILE=good or garbage: only the publisher's work on that stream, for
+    // about ten seconds, to run under `perf record` (nothing is reported).
+    if let stream = environment["ONEWINDOW_BENCH_FLOOD_PROFILE"] {
+        try await FloodBenchmark.profile(stream, directory: directory)
+        exit(0)
+    }
     let run = try await FloodBenchmark.measure(directory: directory, count: count)
     report("")
     report("### Floods: refusing bad input against accepting good input")
@@ -409,9 +415,22 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENC
     report("| the garbage flood beside them | \(format(Double(run.count))) | \(format(run.garbageBesideGoodPerSecond)) |")
     report("")
     report("One validated `Publisher` on an embedded log, batches of \(run.batch), refusals dead-lettered in the same append as connectors do; the two streams side by side are two tasks publishing at once through it. Refusing is at least as fast as accepting when the garbage rate is at least the good rate.")
+    report("")
+    report("CPU per record, which other processes on the machine barely move (load average \(String(format: "%.1f", loadAverage())) at the end):")
+    report("")
+    report("| what | good | garbage | garbage / good |")
+    report("|---|---:|---:|---:|")
+    report("| process CPU per record, alone (validation, dead letters, append, SQLite) | \(String(format: "%.1f", run.goodCPUMicroseconds)) µs | \(String(format: "%.1f", run.garbageCPUMicroseconds)) µs | \(String(format: "%.2f", run.garbageCPUMicroseconds / run.goodCPUMicroseconds)) |")
+    report("| thread CPU per record of the publisher's work without the log (`Publisher.records(for:deadLetter:)`, median of 5) | \(String(format: "%.1f", run.goodWorkMicroseconds)) µs | \(String(format: "%.1f", run.garbageWorkMicroseconds)) µs | \(String(format: "%.2f", run.garbageWorkMicroseconds / run.goodWorkMicroseconds)) |")
+    report("| the same for the corpus's good events of the garbage's five types, instead of tax payments | \(String(format: "%.1f", run.corpusGoodWorkMicroseconds)) µs | \(String(format: "%.1f", run.garbageWorkMicroseconds)) µs | \(String(format: "%.2f", run.garbageWorkMicroseconds / run.corpusGoodWorkMicroseconds)) |")
+    report("| bytes appended per record (value, key, headers) | \(format(run.goodBytes)) | \(format(run.garbageBytes)) | \(String(format: "%.2f", run.garbageBytes / run.goodBytes)) |")
+    report("")
+    report("The publisher's work per refused record by kind of garbage, thread CPU: " + run.kindWorkMicroseconds.map { "\($0.kind) \(String(format: "%.1f", $0.microseconds)) µs" }.joined(separator: ", ") + ".")
     figure("flood_good_per_second", run.goodPerSecond)
     figure("flood_garbage_per_second", run.garbagePerSecond)
     figure("flood_good_beside_garbage_per_second", run.goodBesideGarbagePerSecond)
+    figure("flood_good_cpu_us_per_record", run.goodCPUMicroseconds)
+    figure("flood_garbage_cpu_us_per_record", run.garbageCPUMicroseconds)
 }
 
 // The pure per-event work (EventPathBenchmark.swift). Part `eventpath` of ONEWINDOW_BENCH_PARTS

@@ -81,9 +81,15 @@ public struct Publisher: Sendable {
     /// call (a dead letter's redrive and its marker).
     /// - Throws: ``ValidationFailure`` when refused (``Publication/refusal`` included).
     public func validatedRecord(for publication: Publication) throws -> (record: OutgoingRecord, event: Event) {
-        if let refusal = publication.refusal { throw refusal }
-        let validated = try validator.validate(publication.event, topic: publication.topic, body: publication.body)
-        return (CloudEventsBinding.record(for: validated.event, topic: validated.topic), validated.event)
+        try checked(publication).get()
+    }
+
+    /// ``validatedRecord(for:)``'s answer as a value: a refusal is no error boxed and cast.
+    private func checked(_ publication: Publication) -> Result<(record: OutgoingRecord, event: Event), ValidationFailure> {
+        if let refusal = publication.refusal { return .failure(refusal) }
+        return validator.check(publication.event, topic: publication.topic, body: publication.body).map { validated in
+            (CloudEventsBinding.record(for: validated.event, topic: validated.topic), validated.event)
+        }
     }
 
     /// Validates a batch and appends it in one call, in order.
@@ -94,21 +100,7 @@ public struct Publisher: Sendable {
     /// - Throws: ``LogError`` when the log fails (then nothing, or on Kafka possibly a part, was
     ///   appended: publish again; event ids let consumers drop the repeats).
     public func publish(_ publications: [Publication], deadLetter: Bool) async throws -> [PublishOutcome] {
-        var records: [OutgoingRecord] = []
-        records.reserveCapacity(publications.count)
-        var results: [Result<Event, ValidationFailure>] = []
-        results.reserveCapacity(publications.count)
-        for publication in publications {
-            do {
-                let (record, event) = try validatedRecord(for: publication)
-                records.append(record)
-                results.append(.success(event))
-            } catch let failure as ValidationFailure {
-                guard deadLetter else { throw failure }
-                records.append(deadLetterRecord(for: publication, failure: failure))
-                results.append(.failure(failure))
-            }
-        }
+        let (records, results) = try records(for: publications, deadLetter: deadLetter)
         let positions = try await log.append(records)
         return zip(positions, results).map { position, result in
             switch result {
@@ -116,6 +108,31 @@ public struct Publisher: Sendable {
             case .failure(let failure): .deadLettered(position, failure)
             }
         }
+    }
+
+    /// The records ``publish(_:deadLetter:)`` appends for a batch, in order, and what becomes of
+    /// each publication, without appending anything: the validated records and, for refused ones
+    /// when `deadLetter` is `true`, their dead letters.
+    /// - Throws: the first ``ValidationFailure`` when `deadLetter` is `false`.
+    public func records(for publications: [Publication], deadLetter: Bool) throws
+        -> (records: [OutgoingRecord], results: [Result<Event, ValidationFailure>])
+    {
+        var records: [OutgoingRecord] = []
+        records.reserveCapacity(publications.count)
+        var results: [Result<Event, ValidationFailure>] = []
+        results.reserveCapacity(publications.count)
+        for publication in publications {
+            switch checked(publication) {
+            case .success(let (record, event)):
+                records.append(record)
+                results.append(.success(event))
+            case .failure(let failure):
+                guard deadLetter else { throw failure }
+                records.append(deadLetterRecord(for: publication, failure: failure))
+                results.append(.failure(failure))
+            }
+        }
+        return (records, results)
     }
 
     /// Sends raw bytes that could not even become an event (a connector's unreadable row, a
@@ -152,8 +169,7 @@ public struct Publisher: Sendable {
     private func deadLetterRecord(for publication: Publication, failure: ValidationFailure) -> OutgoingRecord {
         let original = CloudEventsBinding.record(for: publication.event, topic: publication.topic ?? "")
         // The topic it was meant for: the named one, or the one topic that carries its type.
-        let carriers = catalog.topics(carrying: publication.event.type)
-        let intended = publication.topic ?? (carriers.count == 1 ? carriers[0].name : nil)
+        let intended = publication.topic ?? catalog.onlyTopic(carrying: publication.event.type)
         return DeadLetter.record(
             deadLetterTopic: catalog.deadLetterTopic, originalTopic: intended, key: original.key,
             value: original.value, headers: original.headers, failure: failure, refusedBy: name, at: clock.now())

@@ -52,6 +52,13 @@ public struct TopicCatalog: Sendable {
     /// The topics that may carry this event type, in catalog order.
     public func topics(carrying type: String) -> [CatalogTopic] { (index.carriers[type] ?? []).map { topics[$0] } }
 
+    /// The name of the one topic that carries `type`, `nil` when none or several do; without
+    /// copying topics, for a dead letter's `dl_original_topic` on every refused record.
+    public func onlyTopic(carrying type: String) -> String? {
+        guard let positions = index.carriers[type], positions.count == 1 else { return nil }
+        return topics[positions[0]].name
+    }
+
     /// Every event type with a schema, sorted.
     public var eventTypes: [String] { schemas.keys.sorted() }
 

@@ -111,6 +111,20 @@ public struct EventValidator: Sendable {
     public func validate(_ event: Event, topic requestedTopic: String? = nil, body parsed: JSONValue? = nil) throws
         -> ValidatedEvent
     {
+        try check(event, topic: requestedTopic, body: parsed).get()
+    }
+
+    /// ``validate(_:topic:body:)``'s answer as a value: for a caller that refuses many records (a
+    /// flood of garbage dead-lettered), which then neither boxes nor casts an error per record.
+    public func check(_ event: Event, topic requestedTopic: String? = nil, body parsed: JSONValue? = nil)
+        -> Result<ValidatedEvent, ValidationFailure>
+    {
+        Result { () throws(ValidationFailure) in try validating(event, topic: requestedTopic, body: parsed) }
+    }
+
+    private func validating(_ event: Event, topic requestedTopic: String?, body parsed: JSONValue?)
+        throws(ValidationFailure) -> ValidatedEvent
+    {
         func failure(_ code: ValidationFailure.Code, _ message: String, _ violations: [SchemaViolation] = [])
             -> ValidationFailure
         {

@@ -109,6 +109,31 @@ struct PublisherTests {
         #expect(try await readAll(bus.log, topic: "deadletter.record.refused").isEmpty)
     }
 
+    /// `records(for:deadLetter:)` is `publish`'s work without the log (the flood benchmark measures
+    /// it): the same records in the same order, dead letters with their reasons, nothing appended.
+    /// It is synchronous, so it cannot append: the log has not even its topics.
+    @Test func theRecordsOfABatchAreBuiltWithoutAppending() async throws {
+        let bus = try TemporaryBus()
+        atEnd { await bus.tearDown() }
+        let publisher = Publisher(log: bus.log, catalog: repositoryCatalog, name: "records")
+        let body = try birthExample().serialized()
+        let batch = [
+            Publication(event: event("household.birth.registered", Data(#"{"child":{"name":tru}}"#.utf8))),
+            Publication(event: event("household.birth.registered", body)),
+            Publication(event: event("household.wedding.registered", body)),
+        ]
+        let (records, results) = try publisher.records(for: batch, deadLetter: true)
+        #expect(records.map(\.topic) == ["deadletter.record.refused", "household.birth.registered", "deadletter.record.refused"])
+        #expect(records[0].value == batch[0].event.data)
+        #expect(records[0].headers.first { $0.name == "dl_code" }?.text == "invalid-json")
+        #expect(records[0].headers.first { $0.name == "dl_reason" }?.text?.contains("/child/name") == true)
+        #expect(records[0].headers.first { $0.name == "dl_original_topic" }?.text == "household.birth.registered")
+        #expect(records[2].headers.first { $0.name == "dl_code" }?.text == "unknown-type")
+        #expect(records[2].headers.first { $0.name == "dl_original_topic" }?.text == "")
+        #expect(results.map { (try? $0.get()) != nil } == [false, true, false])
+        #expect(throws: ValidationFailure.self) { try publisher.records(for: batch, deadLetter: false) }
+    }
+
     /// The embedded log's record timestamp and the `ce_time` header say the same millisecond,
     /// truncated as Kafka clients truncate (not rounded up to the next one).
     @Test func recordTimestampAndCloudEventsTimeAgree() async throws {
@@ -199,6 +224,15 @@ struct CatalogTests {
         }
         #expect(repositoryCatalog.topic(named: repositoryCatalog.deadLetterTopic)?.types == [])
         #expect(repositoryCatalog.topic(named: "application.progress.updated")?.spec.cleanup == .compact)
+    }
+
+    /// A dead letter's intended topic, read without copying topics, is the one topic that carries
+    /// the type, or none when several or none do.
+    @Test func theOnlyTopicCarryingATypeIsTheOneOfTopicsCarryingIt() {
+        for type in repositoryCatalog.eventTypes + ["no.such.type"] {
+            let carriers = repositoryCatalog.topics(carrying: type)
+            #expect(repositoryCatalog.onlyTopic(carrying: type) == (carriers.count == 1 ? carriers[0].name : nil), "\(type)")
+        }
     }
 
     @Test func topicNamesFollowTheConvention() {

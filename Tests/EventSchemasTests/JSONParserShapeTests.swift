@@ -53,6 +53,30 @@ import Testing
         #expect(nested.pointer == "/x/1/y" && nested.rule == .uniqueKeys)
     }
 
+    /// A refusal is located in the one pass that finds it (issue 12's floods: refusing must cost no
+    /// more than accepting): the pointer is read back from where the names began, so names written
+    /// with escapes come out as the names, `~` and `/` escaped as RFC 6901 says.
+    @Test func theRefusedFieldIsNamedWithoutASecondPass() throws {
+        let cases: [(String, String)] = [
+            (#"{"a":{"b":[1,2,{"c":tru}]}}"#, "/a/b/2/c"),
+            (#"{"a\/b":{"c~d":[0,{"e\u0066":nul}]}}"#, "/a~1b/c~0d/1/ef"),
+            (#"{"x\u002fy":[[],[1,"\ud800"]]}"#, "/x~1y/1/1"),
+            (#"{"ok":1,"bad":{"k":1,"k":2}}"#, "/bad"),
+            (#"{"n":[1e400]}"#, "/n/0"),
+            (#"{"s":"\#u{1}"}"#, "/s"),
+            ("[1,", "/1"),
+        ]
+        for (text, pointer) in cases {
+            let error = try #require(parseError(text), "\(text)")
+            #expect(error.pointer == pointer, "\(text): \(error)")
+        }
+        // Nested past the limit: every level on the way is named.
+        let deep = #"{"reason":"# + String(repeating: "[", count: 600) + String(repeating: "]", count: 600) + "}"
+        let error = try #require(parseError(deep))
+        #expect(error.pointer == "/reason" + String(repeating: "/0", count: JSONParser.maximumDepth - 1), "\(error.pointer.prefix(40))")
+        #expect(error.problem.contains("nested more than"))
+    }
+
     /// Integers read exactly up to ±(2⁵³−1), on the fast path (up to 15 digits) and the slow one;
     /// beyond it, and beyond a Double's range, the reader refuses (`number-range`, issue 12).
     @Test func integersAtTheEdgesOfTheExactRange() throws {

@@ -140,17 +140,8 @@ public enum JSONValue: Sendable, Hashable {
     ///   the rule broken and what was expected.
     public static func parse(_ data: Data) throws -> JSONValue {
         try data.withUnsafeBytes { raw in
-            let bytes = raw.bindMemory(to: UInt8.self)
-            var parser = JSONParser(bytes: bytes)
-            do {
-                return try parser.parseDocument()
-            } catch {
-                // Parse again, keeping the path this time, to say which field failed; a valid
-                // document pays nothing for it.
-                var locating = JSONParser(bytes: bytes, tracksPath: true)
-                _ = try locating.parseDocument()
-                throw error
-            }
+            var parser = JSONParser(bytes: raw.bindMemory(to: UInt8.self))
+            return try parser.parseDocument()
         }
     }
 
@@ -301,9 +292,12 @@ struct JSONParser {
     let bytes: UnsafeBufferPointer<UInt8>
     var index = 0
     var depth = 0
-    /// The member names and indices down to the value being read, kept only when an error is to be
-    /// located (`nil` on the first, fast pass).
-    var path: [String]?
+    /// Where the value being read sits, outermost first: for a member, the offset of its name's
+    /// opening quote; for an array element, −(index + 1). Offsets and not names, so that a valid
+    /// document pays no string for it and a refused one needs no second pass to be located:
+    /// ``error(_:_:)`` reads the names back into a JSON pointer (issue 12's floods: refusing
+    /// must cost no more than accepting).
+    var trail: [Int] = []
     /// The members of the objects being read, innermost last (see ``parseObject()``).
     var members: [(String, JSONValue)] = []
     static let maximumDepth = 512
@@ -312,9 +306,8 @@ struct JSONParser {
     /// Objects with up to this many members find a repeated name by comparing names.
     static let scanLimit = 16
 
-    init(bytes: UnsafeBufferPointer<UInt8>, tracksPath: Bool = false) {
+    init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
-        self.path = tracksPath ? [] : nil
     }
 
     mutating func parseDocument() throws -> JSONValue {
@@ -332,9 +325,36 @@ struct JSONParser {
             line += 1
             lineStart = position + 1
         }
-        let pointer = (path ?? []).map { "/" + SchemaNode.escape($0) }.joined()
         return JSONParseError(
-            offset: index, line: line, column: index - lineStart + 1, pointer: pointer, rule: rule, problem: problem)
+            offset: index, line: line, column: index - lineStart + 1, pointer: pointer(), rule: rule, problem: problem)
+    }
+
+    /// The RFC 6901 pointer of the value being read, from ``trail`` (`""`: the whole document),
+    /// `~` and `/` in names escaped as `~0` and `~1`. The names on the trail were read already, so
+    /// reading them again cannot fail.
+    func pointer() -> String {
+        if trail.isEmpty { return "" }
+        // Built as bytes and made a string once: a document nested 512 levels deep has a pointer
+        // of 512 steps, and appending to a String step by step showed in a flood's profile.
+        var text: [UInt8] = []
+        text.reserveCapacity(trail.count * 4)
+        for step in trail {
+            text.append(UInt8(ascii: "/"))
+            if step < 0 {
+                text.append(contentsOf: String(-(step + 1)).utf8)
+                continue
+            }
+            var name = JSONParser(bytes: bytes)
+            name.index = step
+            for byte in ((try? name.parseString()) ?? "").utf8 {
+                switch byte {
+                case UInt8(ascii: "~"): text += [UInt8(ascii: "~"), UInt8(ascii: "0")]
+                case UInt8(ascii: "/"): text += [UInt8(ascii: "~"), UInt8(ascii: "1")]
+                default: text.append(byte)
+                }
+            }
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     mutating func skipWhitespace() {
@@ -388,7 +408,8 @@ struct JSONParser {
         // several times per object. Repeated names are found by comparing with the names read so
         // far (objects are small), or, past `Self.scanLimit` members, in a dictionary.
         let base = members.count
-        defer { members.removeSubrange(base...) }
+        // Popped one by one: `removeSubrange(base...)` looked up generic metadata on every object.
+        defer { while members.count > base { members.removeLast() } }
         var large: [String: JSONValue]?
         while true {
             skipWhitespace()
@@ -401,9 +422,9 @@ struct JSONParser {
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':' after a member name") }
             index += 1
             skipWhitespace()
-            path?.append(key)
+            trail.append(keyStart)
             let value = try parseValue()
-            path?.removeLast()
+            trail.removeLast()
             var repeated = false
             if large != nil {
                 repeated = large!.updateValue(value, forKey: key) != nil
@@ -417,7 +438,7 @@ struct JSONParser {
                     var dictionary = [String: JSONValue](minimumCapacity: 2 * Self.scanLimit)
                     for position in base..<members.count { dictionary[members[position].0] = members[position].1 }
                     large = dictionary
-                    members.removeSubrange(base...)
+                    while members.count > base { members.removeLast() }
                 }
             }
             if repeated {
@@ -453,9 +474,9 @@ struct JSONParser {
         }
         while true {
             skipWhitespace()
-            path?.append(String(elements.count))
+            trail.append(-(elements.count + 1))
             elements.append(try parseValue())
-            path?.removeLast()
+            trail.removeLast()
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of the document in an array") }
             if bytes[index] == UInt8(ascii: ",") {
