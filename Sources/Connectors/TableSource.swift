@@ -120,7 +120,8 @@ struct TableSource: Sendable {
             let query = "SELECT * FROM \(table) \(condition) ORDER BY \(cursor), \(key) LIMIT ?"
             let rows = try await context.persistently(id, "reading \(configuration.table)") {
                 try await department.read { db in
-                    try Row.fetchAll(db, sql: query, arguments: arguments + [configuration.batch]).map(SourceRow.init)
+                    // From the statement, not copied rows: SourceRow sees the bytes of text that is not UTF-8.
+                    try Array(Row.fetchCursor(db, sql: query, arguments: arguments + [configuration.batch]).map(SourceRow.init))
                 }
             }
             if lagDue.now() {
@@ -184,8 +185,22 @@ struct TableSource: Sendable {
         }
     }
 
+    /// The columns a row's event is made of, each with what it becomes: `id`, `version`, `subject`,
+    /// `time` or the mapped field's pointer.
+    var usedColumns: [(column: String, use: String)] {
+        var used: [(String, String)] = [(configuration.id, "id"), (configuration.cursor, "cursor")]
+        if let version = configuration.version { used.append((version, "version")) }
+        if let subject = configuration.subject { used.append((subject, "subject")) }
+        if let time = configuration.time { used.append((time, "time")) }
+        for rule in configuration.mapping {
+            if case .column(let column) = rule.value { used.append((column, rule.field)) }
+        }
+        return used
+    }
+
     func publication(for row: SourceRow, mapper: BodyMapper) -> Publication {
         let version = configuration.version.flatMap { row.mapped($0).text } ?? "1"
+        if !row.invalidText.isEmpty, let refusal = refusalForBytes(row, version: version) { return refusal }
         guard let key = row.mapped(configuration.id).text else {
             let cursor = row.mapped(configuration.cursor).text ?? "NULL"
             let eventId = "\(context.configuration.department)/\(configuration.table)/null-\(cursor)/\(version)"
@@ -226,6 +241,36 @@ struct TableSource: Sendable {
                     .mappingFailed, "row \(key) of \(configuration.table): \(error)", eventType: configuration.type,
                     eventId: eventId))
         }
+    }
+}
+
+extension TableSource {
+    /// The dead letter of a row a column of which, used by the event, holds bytes that are not
+    /// UTF-8: refused (rule `utf-8`), never published with U+FFFD in their place. `nil` when the
+    /// only such columns are ones the file does not use.
+    func refusalForBytes(_ row: SourceRow, version: String) -> Publication? {
+        let bad = usedColumns.filter { row.invalidText[$0.column] != nil }
+        guard let first = bad.first, let bytes = row.invalidText[first.column] else { return nil }
+        let cursor = row.mapped(configuration.cursor).text ?? "NULL"
+        // A key that is itself not text: the row is named by its cursor value, as a NULL key is.
+        let key = row.mapped(configuration.id).text
+        let eventId =
+            "\(context.configuration.department)/\(configuration.table)/\(key ?? "invalid-\(cursor)")/\(version)"
+        let name = key.map { "row \($0) of \(configuration.table)" }
+            ?? "the row of \(configuration.table) with \(configuration.cursor) \(cursor)"
+        let offset = SourceRow.firstInvalidByte(bytes) ?? 0
+        let fields = bad.map { "\($0.use) (from column \($0.column))" }.joined(separator: ", ")
+        return Publication(
+            event: Event(
+                id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: nil,
+                time: context.clock.now(), data: row.json.serialized()),
+            topic: configuration.topic,
+            refusal: ValidationFailure(
+                .mappingFailed,
+                "\(name): \(fields): utf-8: the value is not UTF-8 text (\(bytes.count) bytes, the first bad byte "
+                    + "0x\(String(bytes[bytes.startIndex + min(offset, bytes.count - 1)], radix: 16)) at offset \(offset)); "
+                    + "it is refused rather than published with replacement characters: correct the text in the department's database",
+                eventType: configuration.type, eventId: eventId))
     }
 }
 
