@@ -35,10 +35,17 @@ struct TableSource: Sendable {
 
         var cursor: Int64
         var key: Key
+        /// The last row read had a key that is not UTF-8 (dead-lettered): its bytes, compared as
+        /// TEXT, and `key` is `.none`. (Read as text, the key would not compare equal to itself;
+        /// taken as NULL, the row was read again at every poll: a stall.) A field of its own: as a
+        /// case of `Key` with a payload, Swift 6.3's debug build read a `nil` `Position?` as a
+        /// position of garbage (`{"cursor":7813868915974483037,"id":0}`).
+        var keyBytes: [UInt8]?
 
-        init(cursor: Int64, key: Key) {
+        init(cursor: Int64, key: Key, keyBytes: [UInt8]? = nil) {
             self.cursor = cursor
             self.key = key
+            self.keyBytes = keyBytes
         }
 
         /// Reads a saved position: `{"cursor":…,"id":…}`, or an older connector's bare integer.
@@ -54,12 +61,19 @@ struct TableSource: Sendable {
             case .number(let number)?: self.init(cursor: cursor, key: .value(.number(number)))
             case .string(let text)?: self.init(cursor: cursor, key: .value(.text(text)))
             case .null?: self.init(cursor: cursor, key: .null)
+            case .object(let members)?:
+                guard case .string(let base64)? = members["base64"], let bytes = Data(base64Encoded: base64) else { return nil }
+                self.init(cursor: cursor, key: .none, keyBytes: Array(bytes))
             default: return nil
             }
         }
 
         /// Where the rows after `row` start.
         init(after row: SourceRow, cursor: Int64, keyColumn: String) {
+            if let bytes = row.invalidText[keyColumn] {
+                self.init(cursor: cursor, key: .none, keyBytes: Array(bytes))
+                return
+            }
             switch row.mapped(keyColumn) {
             case .null: self.init(cursor: cursor, key: .null)
             case let value: self.init(cursor: cursor, key: .value(value))
@@ -73,12 +87,16 @@ struct TableSource: Sendable {
             case .null: object["id"] = .null
             case .value(let value): object["id"] = value.json
             }
+            if let keyBytes { object["id"] = .object(["base64": .string(Data(keyBytes).base64EncodedString())]) }
             return String(decoding: JSONValue.object(object).serialized(), as: UTF8.self)
         }
 
         /// The WHERE clause and its arguments. `cursor >= c AND (…)`
         /// lets SQLite use an index on the cursor column for the range.
         func condition(cursor column: String, key keyColumn: String) -> (String, StatementArguments) {
+            if let keyBytes {
+                return ("WHERE \(column) >= ? AND (\(column) > ? OR \(keyColumn) > CAST(? AS TEXT))", [cursor, cursor, Data(keyBytes)])
+            }
             switch key {
             case .none:
                 return ("WHERE \(column) >= ?", [cursor])

@@ -136,4 +136,44 @@ struct TableSourceTests {
         #expect(dead.header("dl_code") == "mapping-failed")
         #expect(dead.header("dl_reason")?.contains("change_seq 2 has no id (NULL)") == true, "\(dead.header("dl_reason") ?? "")")
     }
+
+    /// Issue 12: a key that is not UTF-8 ending a batch. Taken as NULL, the position made the source
+    /// read that row again at every poll; it is dead-lettered once and the next row is read.
+    @Test func aRowWhoseKeyIsNotUTF8IsDeadLetteredOnceAndReadingGoesOn() async throws {
+        let bench = try await Workbench(.embedded)
+        atEnd { await bench.tearDown() }
+        let table = try ExampleTable(type: Self.type, table: "payments_\(bench.unique)", catalog: catalog)
+        let department = try bench.departmentDatabase()
+        try await department.write { db in
+            try db.execute(
+                sql: table.createSQL.replacingOccurrences(of: "id INTEGER PRIMARY KEY AUTOINCREMENT", with: "id TEXT"))
+            for _ in 0..<3 { try table.insert(db) }
+            try db.execute(sql: "UPDATE \(table.table) SET id = 'P-' || change_seq WHERE change_seq <> 3")
+            // The last row of the first batch of 3: a key of bytes that are not UTF-8.
+            try db.execute(sql: "UPDATE \(table.table) SET id = CAST(X'50FF2D33' AS TEXT) WHERE change_seq = 3")
+        }
+        let prefix = "tax/\(table.table)/"
+        let connector = try RunningConnector(Self.yaml(bench, table), on: bench)
+        try await bench.eventually("2 events and 1 dead letter") {
+            let published = try await bench.events(on: Self.type, idPrefix: prefix).count
+            let dead = try await bench.events(on: catalog.deadLetterTopic, idPrefix: prefix).count
+            return published == 2 && dead == 1
+        }
+        try await Task.sleep(for: .milliseconds(500))  // ten polls
+        try await department.write { db in
+            try table.insert(db)
+            try db.execute(sql: "UPDATE \(table.table) SET id = 'P-4' WHERE change_seq = 4")
+        }
+        try await bench.eventually("the row after it") {
+            try await bench.events(on: Self.type, idPrefix: prefix).count == 3
+        }
+        await connector.stop()
+        let dead = try await bench.events(on: catalog.deadLetterTopic, idPrefix: prefix, deduplicate: false)
+        #expect(dead.count == 1, "the row was read \(dead.count) times")
+        #expect(dead.first?.header("ce_id") == "\(prefix)invalid-3/1")
+        let reason = dead.first?.header("dl_reason") ?? ""
+        #expect(reason.contains("id (from column id): utf-8"), "\(reason)")
+        let published = try await bench.events(on: Self.type, idPrefix: prefix, deduplicate: false).compactMap { $0.header("ce_id") }
+        #expect(published == ["\(prefix)P-1/1", "\(prefix)P-2/1", "\(prefix)P-4/1"])
+    }
 }
