@@ -221,17 +221,10 @@ struct TableSource: Sendable {
         if !row.invalidText.isEmpty, let refusal = refusalForBytes(row, version: version) { return refusal }
         guard let key = row.mapped(configuration.id).text else {
             let cursor = row.mapped(configuration.cursor).text ?? "NULL"
-            let eventId = "\(context.configuration.department)/\(configuration.table)/null-\(cursor)/\(version)"
-            return Publication(
-                event: Event(
-                    id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: nil,
-                    time: context.clock.now(), data: row.json.serialized()),
-                topic: configuration.topic,
-                refusal: ValidationFailure(
-                    .mappingFailed,
-                    "the row of \(configuration.table) with \(configuration.cursor) \(cursor) has no \(configuration.id) "
-                        + "(NULL): its event would have no id; give the row its primary key",
-                    eventType: configuration.type, eventId: eventId))
+            return refused(
+                row, eventId: "\(context.configuration.department)/\(configuration.table)/null-\(cursor)/\(version)",
+                "the row of \(configuration.table) with \(configuration.cursor) \(cursor) has no \(configuration.id) "
+                    + "(NULL): its event would have no id; give the row its primary key")
         }
         let eventId = "\(context.configuration.department)/\(configuration.table)/\(key)/\(version)"
         var time = context.clock.now()
@@ -278,17 +271,21 @@ extension TableSource {
             ?? "the row of \(configuration.table) with \(configuration.cursor) \(cursor)"
         let offset = SourceRow.firstInvalidByte(bytes) ?? 0
         let fields = bad.map { "\($0.use) (from column \($0.column))" }.joined(separator: ", ")
-        return Publication(
+        return refused(
+            row, eventId: eventId,
+            "\(name): \(fields): utf-8: the value is not UTF-8 text (\(bytes.count) bytes, the first bad byte "
+                + "0x\(String(bytes[bytes.startIndex + min(offset, bytes.count - 1)], radix: 16)) at offset \(offset)); "
+                + "it is refused rather than published with replacement characters: correct the text in the department's database")
+    }
+
+    /// The dead letter of a row that makes no event: the row itself as the data, no subject.
+    private func refused(_ row: SourceRow, eventId: String, _ message: String) -> Publication {
+        Publication(
             event: Event(
                 id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: nil,
                 time: context.clock.now(), data: row.json.serialized()),
             topic: configuration.topic,
-            refusal: ValidationFailure(
-                .mappingFailed,
-                "\(name): \(fields): utf-8: the value is not UTF-8 text (\(bytes.count) bytes, the first bad byte "
-                    + "0x\(String(bytes[bytes.startIndex + min(offset, bytes.count - 1)], radix: 16)) at offset \(offset)); "
-                    + "it is refused rather than published with replacement characters: correct the text in the department's database",
-                eventType: configuration.type, eventId: eventId))
+            refusal: ValidationFailure(.mappingFailed, message, eventType: configuration.type, eventId: eventId))
     }
 }
 

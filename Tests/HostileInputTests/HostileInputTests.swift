@@ -221,22 +221,13 @@ struct HostileInputTests {
             yaml += "  - kind: file-drop\n    directory: \(folder.path)\n    format: jsonl\n    type: \(type)\n"
             yaml += "    topic: \(topic)\n    interval: 50ms\n    settle: 0ms\n"
         }
-        let connector = try Connector(
-            configuration: try ConnectorConfiguration.parse(yaml, file: "hostile-drops"), log: bench.log, catalog: catalog,
-            logger: quiet("hostile-drops"))
-        let group = ServiceGroup(services: [connector], logger: quiet("hostile-drops"))
-        let running = Task { try await group.run() }
-        let deadline = ContinuousClock.now + .seconds(120)
-        var done = false
-        while !done, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(200))
-            done = Self.eventTopics.keys.allSatisfy {
+        let types = Array(Self.eventTopics.keys)
+        _ = try await runConnector(yaml, on: bench, seconds: 120) {
+            types.allSatisfy {
                 FileManager.default.fileExists(atPath: bench.file("drop-\($0)/done/records.jsonl").path)
                     || FileManager.default.fileExists(atPath: bench.file("drop-\($0)/failed/records.jsonl").path)
             }
         }
-        await group.triggerGracefulShutdown()
-        _ = try? await running.value
 
         var tally = Tally("file-drop source (JSON lines)")
         tally.records = records.count

@@ -5,7 +5,6 @@ import EventSchemas
 import Foundation
 import GRDB
 import Logging
-import ServiceLifecycle
 import Testing
 import TestSupport
 
@@ -225,24 +224,6 @@ struct HostileTableAndCSVTests {
         return Data(bytes)
     }
 
-    /// Runs a connector file until `finished` holds (or 60 s), then stops it gracefully.
-    static func run(_ yaml: String, on bench: Bench, until finished: @Sendable () async throws -> Bool) async throws -> Bool {
-        let connector = try Connector(
-            configuration: try ConnectorConfiguration.parse(yaml, file: "hostile-table"), log: bench.log, catalog: catalog,
-            logger: quiet("hostile-table"))
-        let group = ServiceGroup(services: [connector], logger: quiet("hostile-table"))
-        let running = Task { try await group.run() }
-        let deadline = ContinuousClock.now + .seconds(60)
-        var done = false
-        while !done, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(100))
-            done = try await finished()
-        }
-        await group.triggerGracefulShutdown()
-        _ = try? await running.value
-        return done
-    }
-
     /// The checks both sources share: each good row once and in order, each bad one dead-lettered
     /// once naming its field and a rule; Python reads every accepted record.
     static func check(
@@ -326,7 +307,7 @@ struct HostileTableAndCSVTests {
             guard let id = record.header("ce_id"), id.hasPrefix(prefix) else { return nil }
             return Int(id.dropFirst(prefix.count).split(separator: "/").first ?? "")
         }
-        let finished = try await Self.run(yaml, on: bench) {
+        let finished = try await runConnector(yaml, on: bench) {
             if try await department.read({ db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") }) == rows.count {
                 guard let good = rows.first(where: { $0.refusal == nil }) else { return false }
                 try await department.write { db in try Self.insert(good, id: last, into: table, db) }
@@ -452,7 +433,7 @@ struct HostileTableAndCSVTests {
             """
         let done = folder.appendingPathComponent("done/payments.csv").path
         let failed = folder.appendingPathComponent("failed/payments.csv").path
-        let finished = try await Self.run(yaml, on: bench) {
+        let finished = try await runConnector(yaml, on: bench) {
             FileManager.default.fileExists(atPath: done) || FileManager.default.fileExists(atPath: failed)
         }
         var tally = Tally("file-drop source (CSV)")
