@@ -353,8 +353,8 @@ let package = Package(
             name: "HostileInputTests",
             dependencies: [
                 "AccessControl", "Audit", "Bus", "CivilTime", "Connectors", "EmbeddedLog", "EventLog", "EventModel",
-                "EventSchemas", "Gateway", "Orchestrator", "OrchestratorService", "Retrying", "TestSupport",
-                .product(name: "Logging", package: "swift-log"),
+                "EventSchemas", "Gateway", "KafkaLog", "Orchestrator", "OrchestratorService", "Retrying", "TestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),

@@ -405,21 +405,46 @@ public struct Connector: Service {
 }
 
 /// A row read from a department table, copied out of GRDB so it can cross tasks.
+///
+/// Text is read as the bytes SQLite holds: a TEXT or BLOB value that is not UTF-8 is not turned
+/// into text (GRDB's copy would replace the bad bytes with U+FFFD, and a text with a NUL byte
+/// would be cut short at it — data silently changed). Such a column reads as `.null` and its bytes
+/// are kept in ``invalidText``; the table source refuses a row when a column it uses is there.
+/// Read rows from a statement (`Row.fetchCursor`) for this to see the bytes: a row copied by
+/// `Row.fetchAll` has already been decoded.
 struct SourceRow: Sendable {
     let columns: [String]
     let values: [MappedValue]
+    /// The columns whose value is not UTF-8 text, with their bytes (empty for almost every row).
+    let invalidText: [String: Data]
 
     init(_ row: Row) {
-        columns = Array(row.columnNames)
-        values = row.databaseValues.map { value in
+        var columns: [String] = []
+        var values: [MappedValue] = []
+        var invalid: [String: Data] = [:]
+        columns.reserveCapacity(row.count)
+        values.reserveCapacity(row.count)
+        for (index, column) in row.columnNames.enumerated() {
+            columns.append(column)
+            let value: DatabaseValue = row[index]
             switch value.storage {
-            case .null: .null
-            case .int64(let number): .integer(number)
-            case .double(let number): .number(number)
-            case .string(let text): .text(text)
-            case .blob(let data): .text(String(decoding: data, as: UTF8.self))
+            case .null: values.append(.null)
+            case .int64(let number): values.append(.integer(number))
+            case .double(let number): values.append(.number(number))
+            case .string, .blob:
+                // The bytes as stored (for a TEXT value, sqlite3_column_blob gives its bytes unchanged).
+                let bytes = (try? row.withUnsafeData(atIndex: index) { $0.map { Data($0) } }) ?? Data()
+                if let text = String(validating: bytes, as: UTF8.self) {
+                    values.append(.text(text))
+                } else {
+                    values.append(.null)
+                    invalid[column] = bytes
+                }
             }
         }
+        self.columns = columns
+        self.values = values
+        self.invalidText = invalid
     }
 
     /// A column's value, `.null` when the row has no such column.
@@ -429,10 +454,27 @@ struct SourceRow: Sendable {
     }
 
     /// The row as a JSON object, for dead letters: nothing of the original is lost.
+    /// A column that is not UTF-8 appears as `{"base64": …}`, its bytes as they are.
     var json: JSONValue {
         var object: [String: JSONValue] = [:]
         for (column, value) in zip(columns, values) { object[column] = value.json }
+        for (column, bytes) in invalidText { object[column] = .object(["base64": .string(bytes.base64EncodedString())]) }
         return .object(object)
+    }
+
+    /// Where the first byte that is not UTF-8 sits in `bytes` (its 0-based offset), `nil` when
+    /// they all are.
+    static func firstInvalidByte(_ bytes: Data) -> Int? {
+        var iterator = bytes.makeIterator()
+        var decoder = Unicode.UTF8()
+        var offset = 0
+        while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue(let scalar): offset += Unicode.UTF8.width(scalar)
+            case .emptyInput: return nil
+            case .error: return offset
+            }
+        }
     }
 }
 

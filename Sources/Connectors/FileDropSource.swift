@@ -7,9 +7,11 @@ import Foundation
 /// `<department>/<file name>/<fingerprint>/<line>`, where the fingerprint is a 64-bit hash of the
 /// file's bytes (16 hex digits): a file re-read after a crash gives the same ids, and a later file
 /// under a reused name gives new ones. A finished file moves to `done/`, a file that cannot be
-/// read at all (a CSV file that is not UTF-8 or has no header) to `failed/` with a `<file>.reason`
-/// beside it. Lines that cannot be read (a JSON line that is not UTF-8 or not JSON), mapped or
-/// validated go to the dead-letter topic with their line number; the rest of the file goes on.
+/// read at all (a CSV file without a readable header line) to `failed/` with a `<file>.reason`
+/// beside it. Lines that cannot be read (a JSON line that is not UTF-8 or not JSON, a CSV line
+/// with a field that is not UTF-8, broken quoting or another number of fields than the header),
+/// mapped or validated go to the dead-letter topic with their line number; the rest of the file
+/// goes on.
 ///
 /// Departments should write a file under another name (or a name starting with `.`) and rename
 /// it when complete: files starting with `.` or ending in `.tmp` or `.part` are not read, and
@@ -85,12 +87,13 @@ struct FileDropSource: Sendable {
         let lines: [(number: Int, publication: Publication)]
         switch configuration.format {
         case .csv:
-            guard let text = String(data: data, encoding: .utf8) else {
-                try await fail(file, in: directory, reason: "the file is not readable UTF-8 text")
-                return
-            }
-            guard let table = CSVTable(text: text) else {
-                try await fail(file, in: directory, reason: "the file has no CSV header line")
+            // On the bytes: a line that is not UTF-8 or breaks the quoting is dead-lettered with its
+            // number, field and rule, the lines around it go on (issue 12: one bad byte sent a whole
+            // file of good lines to failed/).
+            guard let table = CSVTable(data: data) else {
+                try await fail(
+                    file, in: directory,
+                    reason: "the file has no readable CSV header line (empty, not UTF-8, or broken quoting on line 1)")
                 return
             }
             lines = table.rows.map { row in
@@ -166,9 +169,25 @@ struct FileDropSource: Sendable {
         let eventId = "\(context.configuration.department)/\(fileId)/\(row.line)"
         var values: [String: String] = [:]
         for (index, column) in header.enumerated() where index < row.fields.count { values[column] = row.fields[index] }
-        let original = JSONValue.object(values.mapValues { .string($0) }).serialized()
+        // The dead letter keeps the line's fields (a field that is not UTF-8 as {"base64": …}).
+        var kept = values.mapValues { JSONValue.string($0) }
+        for (index, bytes) in row.invalid {
+            kept[index < header.count ? header[index] : "field \(index + 1)"] = .object(["base64": .string(bytes.base64EncodedString())])
+        }
+        let original = JSONValue.object(kept).serialized()
+        if let problem = row.problem {
+            let column = problem.field < header.count ? "column \(header[problem.field])" : "beyond the header's columns"
+            return refused(
+                eventId, original, .mappingFailed,
+                "line \(row.line) of \(file): field \(problem.field + 1) (\(column)): \(problem.rule): \(problem.message)")
+        }
         if row.fields.count != header.count {
-            return refused(eventId, original, .mappingFailed, "line \(row.line) of \(file) has \(row.fields.count) fields, the header \(header.count)")
+            return refused(
+                eventId, original, .mappingFailed,
+                "line \(row.line) of \(file): columns: it has \(row.fields.count) fields, the header \(header.count) ("
+                    + (row.fields.count < header.count
+                        ? "no field for \(header[row.fields.count...].joined(separator: ", "))"
+                        : "field \(header.count + 1) and after have no column") + ")")
         }
         do {
             let body: JSONValue
@@ -250,64 +269,160 @@ enum ContentFingerprint {
     }
 }
 
-/// RFC 4180 CSV: a header line, fields separated by commas, double quotes around fields that hold
-/// commas, quotes (doubled) or line breaks.
+/// RFC 4180 CSV, read on the file's bytes: a header line, fields separated by commas, double
+/// quotes around fields that hold commas, quotes (doubled) or line breaks; CR LF or LF line ends,
+/// a UTF-8 byte order mark ignored, blank lines skipped.
+///
+/// A line that breaks the format does not stop the file: its row carries a ``Problem`` (the field,
+/// the rule and what is wrong) and the rows after it are read as usual. The rules:
+/// - `utf-8`: a field's bytes are not UTF-8 (the field, not the file, is refused);
+/// - `quoting`: a quote inside a field that does not start with one (`ab"c`: RFC 4180 allows a
+///   quote only in a quoted field, doubled), text after a field's closing quote (`"ab"c`), or a
+///   quote that never closes, or closes on a later line followed by text — then the row is the one
+///   that line starts, and reading goes on from the next line, so a stray quote costs one line
+///   instead of the lines it swallowed.
 struct CSVTable {
+    /// Why a row cannot be read: the 0-based index of the field, the rule, what is wrong.
+    struct Problem: Equatable {
+        let field: Int
+        let rule: String
+        let message: String
+    }
+
     struct Row {
         /// The 1-based line number where the row starts (the header is line 1).
         let line: Int
+        /// The fields as text; a field that is not UTF-8 is empty here and its bytes in `invalid`.
         let fields: [String]
+        /// The fields whose bytes are not UTF-8, by index.
+        var invalid: [Int: Data] = [:]
+        /// What is wrong with the line, if anything (the first problem).
+        var problem: Problem?
     }
 
     let header: [String]
     let rows: [Row]
 
-    init?(text: String) {
-        var records: [(Int, [String])] = []
-        var field = ""
-        var fields: [String] = []
-        var inQuotes = false
+    init?(text: String) { self.init(data: Data(text.utf8)) }
+
+    /// `nil` when there is no header line, or the header line itself breaks the format.
+    init?(data: Data) {
+        let bytes = [UInt8](data)
+        let quote = UInt8(ascii: "\""), comma = UInt8(ascii: ","), newline = UInt8(ascii: "\n"), cr = UInt8(ascii: "\r")
+        var index = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0
         var line = 1
-        var recordLine = 1
-        var iterator = Array(text.unicodeScalars)[...]
-        if iterator.first == "\u{FEFF}" { iterator.removeFirst() }  // a byte order mark (Excel's UTF-8)
-        func endRecord() {
-            fields.append(field)
-            field = ""
-            if !(fields.count == 1 && fields[0].isEmpty) { records.append((recordLine, fields)) }
-            fields = []
-        }
-        while let scalar = iterator.popFirst() {
-            if inQuotes {
-                if scalar == "\"" {
-                    if iterator.first == "\"" {
-                        field.unicodeScalars.append("\"")
-                        iterator.removeFirst()
-                    } else {
-                        inQuotes = false
+        var records: [Row] = []
+        while index < bytes.count {
+            let start = index
+            let startLine = line
+            var fields: [[UInt8]] = []
+            var field: [UInt8] = []
+            var problem: Problem?
+            var restart: Int?  // where reading goes on after a quote that never closed
+            record: while true {
+                // At the start of a field.
+                if index < bytes.count, bytes[index] == quote {
+                    index += 1
+                    var closed = false
+                    while index < bytes.count {
+                        let byte = bytes[index]
+                        if byte == quote {
+                            if index + 1 < bytes.count, bytes[index + 1] == quote {
+                                field.append(quote)
+                                index += 2
+                                continue
+                            }
+                            index += 1
+                            closed = true
+                            break
+                        }
+                        if byte == newline { line += 1 }
+                        field.append(byte)
+                        index += 1
+                    }
+                    if !closed {
+                        problem = Problem(
+                            field: fields.count, rule: "quoting",
+                            message: "the quote that opens field \(fields.count + 1) never closes")
+                        // The row is this line only; the lines after it are read again on their own.
+                        let end = bytes[start...].firstIndex(of: newline) ?? bytes.count
+                        restart = end + 1
+                        line = startLine + 1
+                        fields.append(field)
+                        break record
+                    }
+                    // After the closing quote: a comma, the line's end, or the file's.
+                    var junk = false
+                    while index < bytes.count, bytes[index] != comma, bytes[index] != newline {
+                        if bytes[index] != cr { junk = true }
+                        index += 1
+                    }
+                    if junk, problem == nil, line > startLine {
+                        // A quote that spans lines and then breaks: a stray quote that swallowed the
+                        // lines after it. The row is this line only; those lines are read again.
+                        problem = Problem(
+                            field: fields.count, rule: "quoting",
+                            message: "the quote that opens field \(fields.count + 1) does not close on its line "
+                                + "(it closes on line \(line), followed by text)")
+                        let end = bytes[start...].firstIndex(of: newline) ?? bytes.count
+                        restart = end + 1
+                        line = startLine + 1
+                        fields.append(field)
+                        break record
+                    }
+                    if junk, problem == nil {
+                        problem = Problem(
+                            field: fields.count, rule: "quoting",
+                            message: "field \(fields.count + 1) has text after its closing quote")
                     }
                 } else {
-                    if scalar == "\n" { line += 1 }
-                    field.unicodeScalars.append(scalar)
+                    while index < bytes.count, bytes[index] != comma, bytes[index] != newline {
+                        let byte = bytes[index]
+                        if byte == quote, problem == nil {
+                            problem = Problem(
+                                field: fields.count, rule: "quoting",
+                                message: "field \(fields.count + 1) holds a quote but does not start with one "
+                                    + "(quote the field and double the quote)")
+                        }
+                        if byte != cr { field.append(byte) }
+                        index += 1
+                    }
                 }
-                continue
-            }
-            switch scalar {
-            case "\"": inQuotes = true
-            case ",":
                 fields.append(field)
-                field = ""
-            case "\r": continue
-            case "\n":
-                endRecord()
+                field = []
+                if index >= bytes.count { break record }
+                if bytes[index] == comma {
+                    index += 1
+                    if index >= bytes.count { fields.append([]) ; break record }
+                    continue record
+                }
+                // A line feed: the record ends.
+                index += 1
                 line += 1
-                recordLine = line
-            default: field.unicodeScalars.append(scalar)
+                break record
             }
+            if let restart { index = restart }
+            if fields.count == 1, fields[0].isEmpty, problem == nil { continue }  // a blank line
+            var texts: [String] = []
+            var invalid: [Int: Data] = [:]
+            for (number, bytes) in fields.enumerated() {
+                if let text = String(validating: bytes, as: UTF8.self) {
+                    texts.append(text)
+                } else {
+                    texts.append("")
+                    invalid[number] = Data(bytes)
+                    if problem == nil {
+                        let offset = SourceRow.firstInvalidByte(Data(bytes)) ?? 0
+                        problem = Problem(
+                            field: number, rule: "utf-8",
+                            message: "field \(number + 1) is not UTF-8 text (byte 0x\(String(bytes[offset], radix: 16)) at offset \(offset))")
+                    }
+                }
+            }
+            records.append(Row(line: startLine, fields: texts, invalid: invalid, problem: problem))
         }
-        if !field.isEmpty || !fields.isEmpty { endRecord() }
-        guard let first = records.first, !first.1.allSatisfy(\.isEmpty) else { return nil }
-        header = first.1.map { $0.trimmingCharacters(in: .whitespaces) }
-        rows = records.dropFirst().map { Row(line: $0.0, fields: $0.1) }
+        guard let first = records.first, first.problem == nil, !first.fields.allSatisfy(\.isEmpty) else { return nil }
+        header = first.fields.map { $0.trimmingCharacters(in: .whitespaces) }
+        rows = Array(records.dropFirst())
     }
 }

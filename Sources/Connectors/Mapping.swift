@@ -104,11 +104,17 @@ public enum Conversion: String, Sendable, CaseIterable {
         case .integer:
             if case .integer(let number) = value { return .integer(number) }
             if let number = Int64(text) { return .integer(number) }
-            if let number = Double(text), number == number.rounded(), abs(number) < 9e15 { return .integer(Int64(number)) }
+            if let number = Double(text), number == number.rounded(), abs(number) < 9e15 {
+                try Self.checkUnderflow(number, text)
+                return .integer(Int64(number))
+            }
             throw MappingProblem("'\(text)' is not a whole number")
         case .number:
             if let number = Int64(text) { return .integer(number) }
-            if let number = Double(text), number.isFinite { return .number(number) }
+            if let number = Double(text), number.isFinite {
+                try Self.checkUnderflow(number, text)
+                return .number(number)
+            }
             throw MappingProblem("'\(text)' is not a number")
         case .boolean:
             switch text.lowercased() {
@@ -130,6 +136,16 @@ public enum Conversion: String, Sendable, CaseIterable {
 }
 
 extension Conversion {
+    /// Refuses text such as `1e-400`, which a double reads as 0 although it is not zero
+    /// (`number-range`, as the hub's JSON reader refuses it in a body).
+    static func checkUnderflow(_ number: Double, _ text: String) throws(MappingProblem) {
+        guard number == 0 else { return }
+        let mantissa = text.prefix { $0 != "e" && $0 != "E" }
+        if mantissa.contains(where: { $0 >= "1" && $0 <= "9" }) {
+            throw MappingProblem("'\(text.prefix(40))' is too small for a double, which reads it as 0", rule: "number-range")
+        }
+    }
+
     /// The text without leading and trailing white space (`CharacterSet.whitespaces`); the
     /// usual text, which starts and ends with a visible ASCII character, is returned as it is.
     static func trimmed(_ text: String) -> String {
@@ -191,7 +207,12 @@ extension Conversion {
 /// Why a value could not be mapped.
 public struct MappingProblem: Error, Sendable, CustomStringConvertible {
     public var description: String
-    init(_ description: String) { self.description = description }
+    /// The rule broken when it is not the mapping's own (`number-range`).
+    var rule: String?
+    init(_ description: String, rule: String? = nil) {
+        self.description = description
+        self.rule = rule
+    }
 }
 
 /// A field that could not be mapped: which field, from where, and why.
@@ -199,7 +220,10 @@ public struct MappingError: Error, Sendable, CustomStringConvertible {
     public var field: String
     public var origin: String
     public var problem: String
-    public var description: String { "\(field) (from \(origin)): \(problem)" }
+    /// The rule of the mapping that failed: `codes` (the code table) or the conversion's name
+    /// (`integer`, `date`, `date-time`, …).
+    public var rule: String = ""
+    public var description: String { "\(field) (from \(origin)): \(rule.isEmpty ? "" : "\(rule): ")\(problem)" }
 }
 
 /// Builds event bodies from the mapping rules of a connector file.
@@ -242,12 +266,31 @@ public struct BodyMapper: Sendable {
                 } else {
                     value = raw.json
                 }
+                try Self.checkRange(value)
             } catch let problem as MappingProblem {
-                throw MappingError(field: rule.field, origin: Self.origin(of: rule), problem: problem.description)
+                throw MappingError(
+                    field: rule.field, origin: Self.origin(of: rule), problem: problem.description,
+                    rule: problem.rule ?? (rule.codes != nil ? "codes" : rule.convert?.rawValue ?? ""))
             }
             body.set(value, atTokens: field[...])
         }
         return body
+    }
+
+    /// Refuses a number the hub's JSON reader would refuse in a body (`number-range`): an integer
+    /// beyond ±(2⁵³−1), which a reader of doubles reads as another amount, or a number that is not
+    /// finite (an SQLite REAL can hold ±Inf). A department's INTEGER column holds up to 2⁶³−1, so
+    /// without this the event would carry an amount the rest of the hub cannot read back.
+    static func checkRange(_ value: JSONValue) throws(MappingProblem) {
+        switch value {
+        case .integer(let number) where number > 9_007_199_254_740_991 || number < -9_007_199_254_740_991:
+            throw MappingProblem(
+                "\(number) is beyond ±9007199254740991, the integers a Double holds exactly: store it as text",
+                rule: "number-range")
+        case .number(let number) where !number.isFinite:
+            throw MappingProblem("\(number) is not a finite number", rule: "number-range")
+        default: break
+        }
     }
 
     /// Where a rule's value comes from, as an error names it.
@@ -268,8 +311,23 @@ enum CalendarDay {
 }
 
 enum RFC3339 {
-    /// RFC 3339 with or without a fraction of a second (``Timestamp/parse(_:)``).
-    static func parse(_ text: String) -> Date? { Timestamp.parse(text) }
+    /// RFC 3339 with or without a fraction of a second (``Timestamp/parse(_:)``), with a real time
+    /// of day: `24:30`, `10:60` or a 61st second are no time (Timestamp.parse leaves the forms it
+    /// does not read itself to Foundation, which rolls them over into the next hour or day, so a
+    /// department's impossible time was published as another, valid one: issue 12's corpus).
+    static func parse(_ text: String) -> Date? {
+        let bytes = Array(text.utf8.prefix(19))
+        if bytes.count == 19, bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":") {
+            func number(_ at: Int) -> Int? {
+                let high = bytes[at] &- UInt8(ascii: "0"), low = bytes[at + 1] &- UInt8(ascii: "0")
+                return high < 10 && low < 10 ? Int(high) * 10 + Int(low) : nil
+            }
+            guard let hour = number(11), let minute = number(14), let second = number(17), hour < 24, minute < 60,
+                second < 60
+            else { return nil }
+        }
+        return Timestamp.parse(text)
+    }
 
     /// `2024-01-15T08:30:00+08:00`: whole seconds at a fixed offset.
     static func format(_ date: Date, offsetHours: Int) -> String {

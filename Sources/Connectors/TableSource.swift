@@ -35,10 +35,17 @@ struct TableSource: Sendable {
 
         var cursor: Int64
         var key: Key
+        /// The last row read had a key that is not UTF-8 (dead-lettered): its bytes, compared as
+        /// TEXT, and `key` is `.none`. (Read as text, the key would not compare equal to itself;
+        /// taken as NULL, the row was read again at every poll: a stall.) A field of its own: as a
+        /// case of `Key` with a payload, Swift 6.3's debug build read a `nil` `Position?` as a
+        /// position of garbage (`{"cursor":7813868915974483037,"id":0}`).
+        var keyBytes: [UInt8]?
 
-        init(cursor: Int64, key: Key) {
+        init(cursor: Int64, key: Key, keyBytes: [UInt8]? = nil) {
             self.cursor = cursor
             self.key = key
+            self.keyBytes = keyBytes
         }
 
         /// Reads a saved position: `{"cursor":…,"id":…}`, or an older connector's bare integer.
@@ -54,12 +61,19 @@ struct TableSource: Sendable {
             case .number(let number)?: self.init(cursor: cursor, key: .value(.number(number)))
             case .string(let text)?: self.init(cursor: cursor, key: .value(.text(text)))
             case .null?: self.init(cursor: cursor, key: .null)
+            case .object(let members)?:
+                guard case .string(let base64)? = members["base64"], let bytes = Data(base64Encoded: base64) else { return nil }
+                self.init(cursor: cursor, key: .none, keyBytes: Array(bytes))
             default: return nil
             }
         }
 
         /// Where the rows after `row` start.
         init(after row: SourceRow, cursor: Int64, keyColumn: String) {
+            if let bytes = row.invalidText[keyColumn] {
+                self.init(cursor: cursor, key: .none, keyBytes: Array(bytes))
+                return
+            }
             switch row.mapped(keyColumn) {
             case .null: self.init(cursor: cursor, key: .null)
             case let value: self.init(cursor: cursor, key: .value(value))
@@ -73,12 +87,16 @@ struct TableSource: Sendable {
             case .null: object["id"] = .null
             case .value(let value): object["id"] = value.json
             }
+            if let keyBytes { object["id"] = .object(["base64": .string(Data(keyBytes).base64EncodedString())]) }
             return String(decoding: JSONValue.object(object).serialized(), as: UTF8.self)
         }
 
         /// The WHERE clause and its arguments. `cursor >= c AND (…)`
         /// lets SQLite use an index on the cursor column for the range.
         func condition(cursor column: String, key keyColumn: String) -> (String, StatementArguments) {
+            if let keyBytes {
+                return ("WHERE \(column) >= ? AND (\(column) > ? OR \(keyColumn) > CAST(? AS TEXT))", [cursor, cursor, Data(keyBytes)])
+            }
             switch key {
             case .none:
                 return ("WHERE \(column) >= ?", [cursor])
@@ -120,7 +138,8 @@ struct TableSource: Sendable {
             let query = "SELECT * FROM \(table) \(condition) ORDER BY \(cursor), \(key) LIMIT ?"
             let rows = try await context.persistently(id, "reading \(configuration.table)") {
                 try await department.read { db in
-                    try Row.fetchAll(db, sql: query, arguments: arguments + [configuration.batch]).map(SourceRow.init)
+                    // From the statement, not copied rows: SourceRow sees the bytes of text that is not UTF-8.
+                    try Array(Row.fetchCursor(db, sql: query, arguments: arguments + [configuration.batch]).map(SourceRow.init))
                 }
             }
             if lagDue.now() {
@@ -184,21 +203,28 @@ struct TableSource: Sendable {
         }
     }
 
+    /// The columns a row's event is made of, each with what it becomes: `id`, `version`, `subject`,
+    /// `time` or the mapped field's pointer.
+    var usedColumns: [(column: String, use: String)] {
+        var used: [(String, String)] = [(configuration.id, "id"), (configuration.cursor, "cursor")]
+        if let version = configuration.version { used.append((version, "version")) }
+        if let subject = configuration.subject { used.append((subject, "subject")) }
+        if let time = configuration.time { used.append((time, "time")) }
+        for rule in configuration.mapping {
+            if case .column(let column) = rule.value { used.append((column, rule.field)) }
+        }
+        return used
+    }
+
     func publication(for row: SourceRow, mapper: BodyMapper) -> Publication {
         let version = configuration.version.flatMap { row.mapped($0).text } ?? "1"
+        if !row.invalidText.isEmpty, let refusal = refusalForBytes(row, version: version) { return refusal }
         guard let key = row.mapped(configuration.id).text else {
             let cursor = row.mapped(configuration.cursor).text ?? "NULL"
-            let eventId = "\(context.configuration.department)/\(configuration.table)/null-\(cursor)/\(version)"
-            return Publication(
-                event: Event(
-                    id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: nil,
-                    time: context.clock.now(), data: row.json.serialized()),
-                topic: configuration.topic,
-                refusal: ValidationFailure(
-                    .mappingFailed,
-                    "the row of \(configuration.table) with \(configuration.cursor) \(cursor) has no \(configuration.id) "
-                        + "(NULL): its event would have no id; give the row its primary key",
-                    eventType: configuration.type, eventId: eventId))
+            return refused(
+                row, eventId: "\(context.configuration.department)/\(configuration.table)/null-\(cursor)/\(version)",
+                "the row of \(configuration.table) with \(configuration.cursor) \(cursor) has no \(configuration.id) "
+                    + "(NULL): its event would have no id; give the row its primary key")
         }
         let eventId = "\(context.configuration.department)/\(configuration.table)/\(key)/\(version)"
         var time = context.clock.now()
@@ -226,6 +252,40 @@ struct TableSource: Sendable {
                     .mappingFailed, "row \(key) of \(configuration.table): \(error)", eventType: configuration.type,
                     eventId: eventId))
         }
+    }
+}
+
+extension TableSource {
+    /// The dead letter of a row a column of which, used by the event, holds bytes that are not
+    /// UTF-8: refused (rule `utf-8`), never published with U+FFFD in their place. `nil` when the
+    /// only such columns are ones the file does not use.
+    func refusalForBytes(_ row: SourceRow, version: String) -> Publication? {
+        let bad = usedColumns.filter { row.invalidText[$0.column] != nil }
+        guard let first = bad.first, let bytes = row.invalidText[first.column] else { return nil }
+        let cursor = row.mapped(configuration.cursor).text ?? "NULL"
+        // A key that is itself not text: the row is named by its cursor value, as a NULL key is.
+        let key = row.mapped(configuration.id).text
+        let eventId =
+            "\(context.configuration.department)/\(configuration.table)/\(key ?? "invalid-\(cursor)")/\(version)"
+        let name = key.map { "row \($0) of \(configuration.table)" }
+            ?? "the row of \(configuration.table) with \(configuration.cursor) \(cursor)"
+        let offset = SourceRow.firstInvalidByte(bytes) ?? 0
+        let fields = bad.map { "\($0.use) (from column \($0.column))" }.joined(separator: ", ")
+        return refused(
+            row, eventId: eventId,
+            "\(name): \(fields): utf-8: the value is not UTF-8 text (\(bytes.count) bytes, the first bad byte "
+                + "0x\(String(bytes[bytes.startIndex + min(offset, bytes.count - 1)], radix: 16)) at offset \(offset)); "
+                + "it is refused rather than published with replacement characters: correct the text in the department's database")
+    }
+
+    /// The dead letter of a row that makes no event: the row itself as the data, no subject.
+    private func refused(_ row: SourceRow, eventId: String, _ message: String) -> Publication {
+        Publication(
+            event: Event(
+                id: eventId, type: configuration.type, source: context.configuration.eventSource, subject: nil,
+                time: context.clock.now(), data: row.json.serialized()),
+            topic: configuration.topic,
+            refusal: ValidationFailure(.mappingFailed, message, eventType: configuration.type, eventId: eventId))
     }
 }
 

@@ -223,6 +223,21 @@ struct CSVTests {
         #expect(table.rows.map(\.line) == [2, 4])
     }
 
+    @Test func aLineThatBreaksTheFormatIsRefusedAloneWithItsFieldAndRule() throws {
+        var file = Data("a,b\n1,ok\n2,".utf8)
+        file.append(contentsOf: [0xFF, 0x41])  // not UTF-8
+        file.append(Data("\n3,ab\"c\n4,\"x\"y\n5,\"never\n6,ok\n7,\"two\nlines\"\n8,\"a,\"\"b\"\"\"\n".utf8))
+        let table = try #require(CSVTable(data: file))
+        #expect(table.rows.map(\.line) == [2, 3, 4, 5, 6, 7, 8, 10])
+        #expect(table.rows.map { $0.problem?.rule } == [nil, "utf-8", "quoting", "quoting", "quoting", nil, nil, nil])
+        #expect(table.rows.map { $0.problem?.field } == [nil, 1, 1, 1, 1, nil, nil, nil])
+        #expect(table.rows[1].invalid[1] == Data([0xFF, 0x41]))
+        #expect(table.rows[5].fields == ["6", "ok"], "the line after a quote that never closed is read on its own")
+        #expect(table.rows[6].fields == ["7", "two\nlines"])
+        #expect(table.rows[7].fields == ["8", "a,\"b\""])
+        #expect(CSVTable(data: Data([0x61, 0xFF, 0x0A, 0x31, 0x0A])) == nil, "a header that is not UTF-8 is no header")
+    }
+
     @Test func noHeaderIsNoTable() {
         #expect(CSVTable(text: "") == nil)
         #expect(CSVTable(text: "\n\n") == nil)

@@ -109,17 +109,20 @@ struct TableSourceTests {
         #expect(connector.stats.snapshot.recordsIn == 0)
     }
 
-    @Test func aRowWithoutAnIdIsDeadLetteredWithTheReason() async throws {
-        let bench = try await Workbench(.embedded)
-        atEnd { await bench.tearDown() }
+    /// Three rows of the example in a table whose key is an ordinary TEXT column: `P-<change_seq>`,
+    /// but `key` (SQL) for row `row`; a connector reading it, once it has published 2 and
+    /// dead-lettered 1.
+    static func textKeyTable(_ bench: Workbench, row: Int, key: String) async throws
+        -> (ExampleTable, DatabasePool, RunningConnector)
+    {
         let table = try ExampleTable(type: Self.type, table: "payments_\(bench.unique)", catalog: catalog)
         let department = try bench.departmentDatabase()
         try await department.write { db in
-            // A department table whose key is an ordinary (nullable) column.
             try db.execute(
                 sql: table.createSQL.replacingOccurrences(of: "id INTEGER PRIMARY KEY AUTOINCREMENT", with: "id TEXT"))
             for _ in 0..<3 { try table.insert(db) }
-            try db.execute(sql: "UPDATE \(table.table) SET id = 'P-' || change_seq WHERE change_seq <> 2")
+            try db.execute(sql: "UPDATE \(table.table) SET id = 'P-' || change_seq WHERE change_seq <> ?", arguments: [row])
+            try db.execute(sql: "UPDATE \(table.table) SET id = \(key) WHERE change_seq = ?", arguments: [row])
         }
         let prefix = "tax/\(table.table)/"
         let connector = try RunningConnector(Self.yaml(bench, table), on: bench)
@@ -128,6 +131,14 @@ struct TableSourceTests {
             let dead = try await bench.events(on: catalog.deadLetterTopic, idPrefix: prefix).count
             return published == 2 && dead == 1
         }
+        return (table, department, connector)
+    }
+
+    @Test func aRowWithoutAnIdIsDeadLetteredWithTheReason() async throws {
+        let bench = try await Workbench(.embedded)
+        atEnd { await bench.tearDown() }
+        let (table, _, connector) = try await Self.textKeyTable(bench, row: 2, key: "NULL")
+        let prefix = "tax/\(table.table)/"
         await connector.stop()
         let ids = Set(try await bench.events(on: Self.type, idPrefix: prefix).compactMap { $0.header("ce_id") })
         #expect(ids == ["\(prefix)P-1/1", "\(prefix)P-3/1"])
@@ -135,5 +146,31 @@ struct TableSourceTests {
         #expect(dead.header("ce_id") == "\(prefix)null-2/1")
         #expect(dead.header("dl_code") == "mapping-failed")
         #expect(dead.header("dl_reason")?.contains("change_seq 2 has no id (NULL)") == true, "\(dead.header("dl_reason") ?? "")")
+    }
+
+    /// Issue 12: a key that is not UTF-8 ending a batch. Taken as NULL, the position made the source
+    /// read that row again at every poll; it is dead-lettered once and the next row is read.
+    @Test func aRowWhoseKeyIsNotUTF8IsDeadLetteredOnceAndReadingGoesOn() async throws {
+        let bench = try await Workbench(.embedded)
+        atEnd { await bench.tearDown() }
+        // The last row of the first batch of 3: a key of bytes that are not UTF-8.
+        let (table, department, connector) = try await Self.textKeyTable(bench, row: 3, key: "CAST(X'50FF2D33' AS TEXT)")
+        let prefix = "tax/\(table.table)/"
+        try await Task.sleep(for: .milliseconds(500))  // ten polls
+        try await department.write { db in
+            try table.insert(db)
+            try db.execute(sql: "UPDATE \(table.table) SET id = 'P-4' WHERE change_seq = 4")
+        }
+        try await bench.eventually("the row after it") {
+            try await bench.events(on: Self.type, idPrefix: prefix).count == 3
+        }
+        await connector.stop()
+        let dead = try await bench.events(on: catalog.deadLetterTopic, idPrefix: prefix, deduplicate: false)
+        #expect(dead.count == 1, "the row was read \(dead.count) times")
+        #expect(dead.first?.header("ce_id") == "\(prefix)invalid-3/1")
+        let reason = dead.first?.header("dl_reason") ?? ""
+        #expect(reason.contains("id (from column id): utf-8"), "\(reason)")
+        let published = try await bench.events(on: Self.type, idPrefix: prefix, deduplicate: false).compactMap { $0.header("ce_id") }
+        #expect(published == ["\(prefix)P-1/1", "\(prefix)P-2/1", "\(prefix)P-4/1"])
     }
 }

@@ -61,12 +61,23 @@ struct HostileInputTests {
         let publisher = Publisher(log: bench.log, catalog: catalog, name: "hostile-input-test")
         let records = HostileCorpus.records(entry: "event", to: "publisher")
         var tally = Tally("validated publisher")
+        try await Self.publish(records, through: publisher, tally: &tally)
+        try await Self.finish(&tally, bench, records: records, part: "hostile-publisher", started: started)
+    }
+
+    /// Publishes `records` one at a time through `publisher`, refused ones to the dead-letter topic,
+    /// counting each in `tally`. Event ids are `idPrefix` + the record's `ce-id` (or `seq-N`).
+    static func publish(_ records: [HostileRecord], through publisher: Publisher, tally: inout Tally, idPrefix: String = "")
+        async throws
+    {
         for record in records {
             tally.records += 1
             let topic = record.topic.flatMap { $0.isEmpty ? nil : $0 }
+            let id = record.header("ce-id").map { idPrefix + $0 }
+                ?? (idPrefix.isEmpty ? UUID().uuidString.lowercased() : "\(idPrefix)seq-\(record.seq)")
             let event = Event(
-                id: record.header("ce-id") ?? UUID().uuidString.lowercased(), type: record.type ?? "",
-                source: "/hostile-input", subject: record.header("ce-subject"), data: record.bytes)
+                id: id, type: record.type ?? "", source: "/hostile-input", subject: record.header("ce-subject"),
+                data: record.bytes)
             let publication = Publication(event: event, topic: topic)
             do {
                 switch try await publisher.publish([publication], deadLetter: true)[0] {
@@ -85,7 +96,6 @@ struct HostileInputTests {
                 }
             }
         }
-        try await Self.finish(&tally, bench, records: records, part: "hostile-publisher", started: started)
     }
 
     /// `onewindow publish`, a real process per record (the body on standard input, `ce-id` as
@@ -211,22 +221,13 @@ struct HostileInputTests {
             yaml += "  - kind: file-drop\n    directory: \(folder.path)\n    format: jsonl\n    type: \(type)\n"
             yaml += "    topic: \(topic)\n    interval: 50ms\n    settle: 0ms\n"
         }
-        let connector = try Connector(
-            configuration: try ConnectorConfiguration.parse(yaml, file: "hostile-drops"), log: bench.log, catalog: catalog,
-            logger: quiet("hostile-drops"))
-        let group = ServiceGroup(services: [connector], logger: quiet("hostile-drops"))
-        let running = Task { try await group.run() }
-        let deadline = ContinuousClock.now + .seconds(120)
-        var done = false
-        while !done, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(200))
-            done = Self.eventTopics.keys.allSatisfy {
+        let types = Array(Self.eventTopics.keys)
+        _ = try await runConnector(yaml, on: bench, seconds: 120) {
+            types.allSatisfy {
                 FileManager.default.fileExists(atPath: bench.file("drop-\($0)/done/records.jsonl").path)
                     || FileManager.default.fileExists(atPath: bench.file("drop-\($0)/failed/records.jsonl").path)
             }
         }
-        await group.triggerGracefulShutdown()
-        _ = try? await running.value
 
         var tally = Tally("file-drop source (JSON lines)")
         tally.records = records.count

@@ -1,7 +1,9 @@
 import EmbeddedLog
 import EventLog
 import EventSchemas
+import Connectors
 import Foundation
+import ServiceLifecycle
 import Testing
 import TestSupport
 
@@ -207,4 +209,25 @@ private func dechunk(_ data: Data) -> Data {
         rest = rest[min(rest.index(end, offsetBy: 2, limitedBy: rest.endIndex) ?? rest.endIndex, rest.endIndex)...]
     }
     return result
+}
+
+/// Runs a connector file against the bench's log until `finished` holds (checked every 100 ms) or
+/// `seconds` pass, then stops it gracefully; whether `finished` came to hold.
+func runConnector(
+    _ yaml: String, on bench: Bench, seconds: Int = 60, until finished: @Sendable () async throws -> Bool
+) async throws -> Bool {
+    let connector = try Connector(
+        configuration: try ConnectorConfiguration.parse(yaml, file: "hostile-connector"), log: bench.log, catalog: catalog,
+        logger: quiet("hostile-connector"))
+    let group = ServiceGroup(services: [connector], logger: quiet("hostile-connector"))
+    let running = Task { try await group.run() }
+    let deadline = ContinuousClock.now + .seconds(seconds)
+    var done = false
+    while !done, ContinuousClock.now < deadline {
+        try await Task.sleep(for: .milliseconds(100))
+        done = try await finished()
+    }
+    await group.triggerGracefulShutdown()
+    _ = try? await running.value
+    return done
 }
