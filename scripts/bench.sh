@@ -155,7 +155,8 @@ line("Floods: refusing garbage at least as fast as accepting good events, and th
      ["flood_good_per_second", "flood_garbage_per_second", "flood_good_beside_garbage_per_second"],
      lambda f: f["flood_garbage_per_second"] >= f["flood_good_per_second"],
      lambda f: f"good {f['flood_good_per_second']:,.0f}/s, garbage {f['flood_garbage_per_second']:,.0f}/s, "
-     f"good beside a flood {f['flood_good_beside_garbage_per_second']:,.0f}/s")
+     f"good beside a flood {f['flood_good_beside_garbage_per_second']:,.0f}/s; CPU per record "
+     f"{f.get('flood_good_cpu_us_per_record', float('nan')):.1f} µs good, {f.get('flood_garbage_cpu_us_per_record', float('nan')):.1f} µs garbage")
 for side in ("produce", "consume"):
     key = f"kafka_{side}_ratio"
     line(f"Kafka {side}, at least 0.8 of raw librdkafka's rate", [key, key + "_lowest_round", key + "_highest_round"],
