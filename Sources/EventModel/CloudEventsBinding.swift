@@ -217,8 +217,25 @@ public enum Timestamp {
         // Foundation's parser rolls a day the calendar lacks over (a `ce_time` of 2025-02-30 was read
         // as 2025-03-02 by the orchestrator: issue 12's hostile inputs): such a time is no time.
         guard let day = CivilDate(String(text.prefix(10))), day.description == String(text.prefix(10)) else { return nil }
+        // It rolls a time of day the clock lacks over too (24:30, 10:60, a 61st second — a leap
+        // second as well, which RFC 3339 allows but no clock here keeps): such a time is no time.
+        guard Self.timeOfDayIsReal(text) else { return nil }
         if let date = try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text) { return date }
         return try? Date.ISO8601FormatStyle().parse(text)
+    }
+
+    /// Whether the `HH:MM:SS` after the date (characters 11 to 18), where it is written so, is a
+    /// time a clock shows: hours below 24, minutes and seconds below 60. Other shapes are left to
+    /// Foundation's parser, which refuses them.
+    static func timeOfDayIsReal(_ text: String) -> Bool {
+        let bytes = Array(text.utf8.prefix(19))
+        guard bytes.count == 19, bytes[13] == UInt8(ascii: ":"), bytes[16] == UInt8(ascii: ":") else { return true }
+        func number(_ start: Int) -> Int? {
+            let tens = bytes[start] &- UInt8(ascii: "0"), ones = bytes[start + 1] &- UInt8(ascii: "0")
+            return tens < 10 && ones < 10 ? Int(tens) * 10 + Int(ones) : nil
+        }
+        guard let hour = number(11), let minute = number(14), let second = number(17) else { return true }
+        return hour < 24 && minute < 60 && second < 60
     }
 
     /// `YYYY-MM-DDTHH:MM:SS[.f…](Z|±HH:MM)` with a real calendar day, hours below 24, minutes and

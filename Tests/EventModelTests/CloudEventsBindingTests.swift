@@ -112,13 +112,24 @@ struct TimestampTests {
         #expect(Timestamp.parse(text) == nil)
     }
 
+    /// A time of day the clock lacks is no time either, where Foundation's parser rolls it over
+    /// (found by the table source's hostile rows: 24:30 was read as half past midnight the next
+    /// day). A leap second (`:60`) is refused too: no clock here keeps one.
+    @Test(arguments: [
+        "2024-01-15T24:00:00Z", "2024-01-15T24:30:00+08:00", "2024-01-15T10:60:00Z", "2024-01-15T10:00:61Z",
+        "2016-12-31T23:59:60Z", "2024-01-15T10:00:60.5+08:00",
+    ])
+    func aTimeTheClockLacksIsNoTime(_ text: String) {
+        #expect(Timestamp.parse(text) == nil)
+    }
+
     /// The direct parser agrees with Foundation's ISO 8601 parser on the forms it reads, and
     /// leaves every other form to it.
     @Test(arguments: [
         "2024-01-15T06:26:40Z", "2024-01-15T14:26:40.250+08:00", "2024-02-29T23:59:59.999-05:30", "1970-01-01T00:00:00.002Z",
         "2000-03-01T00:00:00+14:00", "2025-12-31T23:59:59.123456789Z", "1969-12-31T23:59:59.5Z", "2024-01-15T06:26:40.1Z",
         "2024-01-15 06:26:40Z", "2024-01-15T06:26:40", "2024-01-15T06:26:40+0800", "yesterday",
-        "2024-01-15T24:00:00Z", "2024-01-15T06:26:40.Z",
+        "2024-01-15T06:26:40.Z",
     ])
     func parseAgreesWithFoundation(_ text: String) {
         let foundation =
