@@ -179,19 +179,23 @@ enum Targets {
 
     // MARK: - csv
 
-    /// The file-drop source's CSV reader on any UTF-8 text (the source refuses other bytes before
-    /// it), then each row through a connector mapping as the file-drop source maps it. Row line
-    /// numbers (where resuming starts) only grow.
+    /// The file-drop source's CSV reader on any bytes (it reads bytes, and a line that is not
+    /// UTF-8 is one bad row), then each good row through a connector mapping as the file-drop
+    /// source maps it. Row line numbers (where resuming starts) only grow; a field whose bytes
+    /// are not UTF-8 is named in the row's `invalid` and empty in its text.
     static let csv: @Sendable (Data) -> Void = { data in
-        guard let text = String(data: data, encoding: .utf8), let table = CSVTable(text: text) else { return }
+        guard let table = CSVTable(data: data) else { return }
         var previous = 1
         for row in table.rows {
             require(row.line > previous, "row line \(row.line) after line \(previous)")
             previous = row.line
+            for index in row.invalid.keys {
+                require(index < row.fields.count && row.fields[index].isEmpty, "invalid field \(index) with text")
+            }
         }
         let (type, rules) = mappings[data.count % mappings.count]
         let mapper = BodyMapper(rules: rules)
-        for row in table.rows.prefix(50) {
+        for row in table.rows.prefix(50) where row.problem == nil && row.invalid.isEmpty {
             var values: [String: String] = [:]
             for (index, column) in table.header.enumerated() where index < row.fields.count {
                 values[column] = row.fields[index]
