@@ -31,18 +31,7 @@ struct SinkTests {
         let bench = try await Workbench(backend)
         atEnd { await bench.tearDown() }
         let department = try bench.departmentDatabase()
-        let yaml = """
-            name: tax-inbox-\(bench.unique)
-            department: tax
-            database: \(bench.path("department.sqlite"))
-            state: \(bench.path("state.sqlite"))
-            sinks:
-              - kind: inbox
-                requests: approval.tax.requested
-                decisions: approval.tax.decided
-                interval: 100ms
-            """
-        let connector = try RunningConnector(yaml, on: bench)
+        let connector = try RunningConnector(bench.inboxConnectorYAML("tax-inbox"), on: bench)
         atEnd { await connector.stop() }
         let (application, event) = try request(bench)
         let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
@@ -108,18 +97,7 @@ struct SinkTests {
         try await insert("'Missing documents'")
         try await insert("CAST(X'\(bad.map { String(format: "%02X", $0) }.joined())' AS TEXT)")
         try await insert("'Unpaid tax'")
-        let connector = try RunningConnector(
-            """
-            name: tax-inbox-\(bench.unique)
-            department: tax
-            database: \(bench.path("department.sqlite"))
-            state: \(bench.path("state.sqlite"))
-            sinks:
-              - kind: inbox
-                requests: approval.tax.requested
-                decisions: approval.tax.decided
-                interval: 50ms
-            """, on: bench)
+        let connector = try RunningConnector(bench.inboxConnectorYAML("tax-inbox", interval: "50ms"), on: bench)
         atEnd { await connector.stop() }
         let prefix = "tax/approval_decisions/"
         try await bench.eventually("2 decisions and 1 dead letter", seconds: 10) {
