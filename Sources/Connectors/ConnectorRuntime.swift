@@ -409,7 +409,8 @@ public struct Connector: Service {
 /// Text is read as the bytes SQLite holds: a TEXT or BLOB value that is not UTF-8 is not turned
 /// into text (GRDB's copy would replace the bad bytes with U+FFFD, and a text with a NUL byte
 /// would be cut short at it — data silently changed). Such a column reads as `.null` and its bytes
-/// are kept in ``invalidText``; the table source refuses a row when a column it uses is there.
+/// are kept in ``invalidText``; the table source and the inbox sink's decisions refuse a row when a
+/// column they use is there (``utf8Problem(of:used:)``).
 /// Read rows from a statement (`Row.fetchCursor`) for this to see the bytes: a row copied by
 /// `Row.fetchAll` has already been decoded.
 struct SourceRow: Sendable {
@@ -460,6 +461,21 @@ struct SourceRow: Sendable {
         for (column, value) in zip(columns, values) { object[column] = value.json }
         for (column, bytes) in invalidText { object[column] = .object(["base64": .string(bytes.base64EncodedString())]) }
         return .object(object)
+    }
+
+    /// Why the row is refused when a column it uses holds bytes that are not UTF-8 (rule `utf-8`),
+    /// `nil` when none does: `name` names the row (`row P-3 of tax_payments`), `used` pairs each
+    /// column with what it becomes (`id`, a field's pointer). The reason names the row, every such
+    /// field with its column, and the first bad byte of the first with its offset.
+    func utf8Problem(of name: String, used: [(column: String, use: String)]) -> String? {
+        guard !invalidText.isEmpty else { return nil }
+        let bad = used.filter { invalidText[$0.column] != nil }
+        guard let first = bad.first, let bytes = invalidText[first.column] else { return nil }
+        let offset = Self.firstInvalidByte(bytes) ?? 0
+        let fields = bad.map { "\($0.use) (from column \($0.column))" }.joined(separator: ", ")
+        return "\(name): \(fields): utf-8: the value is not UTF-8 text (\(bytes.count) bytes, the first bad byte "
+            + "0x\(String(bytes[bytes.startIndex + min(offset, bytes.count - 1)], radix: 16)) at offset \(offset)); "
+            + "it is refused rather than published with replacement characters: correct the text in the department's database"
     }
 
     /// Where the first byte that is not UTF-8 sits in `bytes` (its 0-based offset), `nil` when

@@ -193,7 +193,10 @@ struct InboxSink: Sendable {
         while partShouldContinue {
             let after = position
             let rows = try await context.persistently(part, "reading \(configuration.decisionsTable)") {
-                try await department.read { db in try Row.fetchAll(db, sql: query, arguments: [after]).map(SourceRow.init) }
+                // From the statement, not copied rows: SourceRow sees the bytes of text that is not UTF-8.
+                try await department.read { db in
+                    try Array(Row.fetchCursor(db, sql: query, arguments: [after]).map(SourceRow.init))
+                }
             }
             guard let last = rows.last, case .integer(let next) = last.mapped("seq") else {
                 try await context.idle(for: configuration.interval)
@@ -230,16 +233,41 @@ struct InboxSink: Sendable {
         }
     }
 
+    /// The columns of a decision's body, each with its field.
+    static let bodyColumns = [
+        ("applicationId", "application_id"), ("item", "item"), ("decision", "decision"), ("reason", "reason"),
+        ("decidedAt", "decided_at"), ("decidedBy", "decided_by"), ("licenceNumber", "licence_number"),
+    ]
+
+    /// The columns a decision is made of, each with what it becomes: a body field, the causation id
+    /// (the request's event id, from the inbox) or a `fields` member.
+    var usedColumns: [(column: String, use: String)] {
+        Self.bodyColumns.map { (column: $0.1, use: $0.0) } + [(column: "request_id", use: "causationId")]
+            + configuration.fields.compactMap { rule in
+                if case .column(let column) = rule.value { return (column: column, use: "fields\(rule.field)") }
+                return nil
+            }
+    }
+
+    /// The decision of a row, or its dead letter: a row a used column of which is not UTF-8 is
+    /// refused (`utf-8`, as the table source refuses one), its bytes kept as `{"base64": …}`,
+    /// never published with U+FFFD in their place; the cursor moves past it like past any other.
     private func decision(_ row: SourceRow) -> Publication {
         let seq = row.mapped("seq").text ?? "?"
+        let eventId = "\(context.configuration.department)/\(configuration.decisionsTable)/\(seq)"
+        let application = row.mapped("application_id").text
+        if let problem = row.utf8Problem(of: "decision \(seq) of \(configuration.decisionsTable)", used: usedColumns) {
+            let event = Event(
+                id: eventId, type: "approval.decided", source: context.configuration.eventSource, subject: application,
+                time: context.clock.now(), data: row.json.serialized(), correlationId: application)
+            return Publication(
+                event: event, topic: configuration.decisions,
+                refusal: ValidationFailure(.mappingFailed, problem, eventType: event.type, eventId: eventId))
+        }
         var body: [String: JSONValue] = ["department": .string(context.configuration.department)]
-        for (field, column) in [
-            ("applicationId", "application_id"), ("item", "item"), ("decision", "decision"), ("reason", "reason"),
-            ("decidedAt", "decided_at"), ("decidedBy", "decided_by"), ("licenceNumber", "licence_number"),
-        ] {
+        for (field, column) in Self.bodyColumns {
             if let text = row.mapped(column).text, !text.isEmpty { body[field] = .string(text) }
         }
-        let application = row.mapped("application_id").text
         var refusal: ValidationFailure?
         if !configuration.fields.isEmpty {
             do {
@@ -251,7 +279,7 @@ struct InboxSink: Sendable {
             }
         }
         let event = Event(
-            id: "\(context.configuration.department)/\(configuration.decisionsTable)/\(seq)", type: "approval.decided",
+            id: eventId, type: "approval.decided",
             source: context.configuration.eventSource, subject: application,
             time: row.mapped("decided_at").text.flatMap(Timestamp.parse) ?? context.clock.now(),
             data: JSONValue.object(body).serialized(), correlationId: application,

@@ -260,22 +260,15 @@ extension TableSource {
     /// UTF-8: refused (rule `utf-8`), never published with U+FFFD in their place. `nil` when the
     /// only such columns are ones the file does not use.
     func refusalForBytes(_ row: SourceRow, version: String) -> Publication? {
-        let bad = usedColumns.filter { row.invalidText[$0.column] != nil }
-        guard let first = bad.first, let bytes = row.invalidText[first.column] else { return nil }
         let cursor = row.mapped(configuration.cursor).text ?? "NULL"
         // A key that is itself not text: the row is named by its cursor value, as a NULL key is.
         let key = row.mapped(configuration.id).text
-        let eventId =
-            "\(context.configuration.department)/\(configuration.table)/\(key ?? "invalid-\(cursor)")/\(version)"
         let name = key.map { "row \($0) of \(configuration.table)" }
             ?? "the row of \(configuration.table) with \(configuration.cursor) \(cursor)"
-        let offset = SourceRow.firstInvalidByte(bytes) ?? 0
-        let fields = bad.map { "\($0.use) (from column \($0.column))" }.joined(separator: ", ")
-        return refused(
-            row, eventId: eventId,
-            "\(name): \(fields): utf-8: the value is not UTF-8 text (\(bytes.count) bytes, the first bad byte "
-                + "0x\(String(bytes[bytes.startIndex + min(offset, bytes.count - 1)], radix: 16)) at offset \(offset)); "
-                + "it is refused rather than published with replacement characters: correct the text in the department's database")
+        guard let problem = row.utf8Problem(of: name, used: usedColumns) else { return nil }
+        let eventId =
+            "\(context.configuration.department)/\(configuration.table)/\(key ?? "invalid-\(cursor)")/\(version)"
+        return refused(row, eventId: eventId, problem)
     }
 
     /// The dead letter of a row that makes no event: the row itself as the data, no subject.

@@ -128,19 +128,7 @@ struct ErrorHandlingTests {
         let bench = try await Workbench(backend)
         atEnd { await bench.tearDown() }
         let department = try bench.departmentDatabase()
-        func yaml(_ instance: String) -> String {
-            """
-            name: inbox-\(bench.unique)
-            department: tax
-            database: \(bench.path("department.sqlite"))
-            state: \(bench.path("state-\(instance).sqlite"))
-            sinks:
-              - kind: inbox
-                requests: approval.tax.requested
-                decisions: approval.tax.decided
-                interval: 100ms
-            """
-        }
+        func yaml(_ instance: String) -> String { bench.inboxConnectorYAML("inbox", state: "state-\(instance).sqlite") }
         let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
         var example = try #require(catalog.schemas["approval.requested"]?.examples.first)
         example.set(.string("tax"), at: "/department")

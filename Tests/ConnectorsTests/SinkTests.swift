@@ -31,18 +31,7 @@ struct SinkTests {
         let bench = try await Workbench(backend)
         atEnd { await bench.tearDown() }
         let department = try bench.departmentDatabase()
-        let yaml = """
-            name: tax-inbox-\(bench.unique)
-            department: tax
-            database: \(bench.path("department.sqlite"))
-            state: \(bench.path("state.sqlite"))
-            sinks:
-              - kind: inbox
-                requests: approval.tax.requested
-                decisions: approval.tax.decided
-                interval: 100ms
-            """
-        let connector = try RunningConnector(yaml, on: bench)
+        let connector = try RunningConnector(bench.inboxConnectorYAML("tax-inbox"), on: bench)
         atEnd { await connector.stop() }
         let (application, event) = try request(bench)
         let publisher = Publisher(log: bench.log, catalog: catalog, name: "test")
@@ -83,6 +72,60 @@ struct SinkTests {
         let body = try JSONValue.parse(decision.data)
         #expect(body[pointer: "/decision"] == .string("approved"))
         #expect(try await bench.events(on: catalog.deadLetterTopic, idPrefix: "tax/approval_decisions/").isEmpty)
+    }
+
+    /// Issue 12: a decision whose text is not UTF-8 was read with U+FFFD in place of its bytes and
+    /// published as the department's decision. It is dead-lettered once, with the row's bytes and a
+    /// reason naming the decision, the field, the column and the byte; the decisions around it are
+    /// published once, in order, and the sink reads on past it.
+    @Test func aDecisionWhoseTextIsNotUTF8IsDeadLetteredOnceAndTheOthersArePublishedInOrder() async throws {
+        let bench = try await Workbench(.embedded)
+        atEnd { await bench.tearDown() }
+        let department = try bench.departmentDatabase()
+        // One application's decisions, so that they share a partition and their order shows.
+        let bad = Data("Missing ".utf8) + Data([0xFF]) + Data("docs".utf8)
+        func insert(_ reason: String) async throws {
+            try await department.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO approval_decisions (application_id, item, decision, reason, decided_at, decided_by)
+                        VALUES ('TS-2025-000101', 'tax-clearance',
+                                'rejected', \(reason), '2025-03-03T10:00:00+08:00', 'officer-017')
+                        """)
+            }
+        }
+        try await insert("'Missing documents'")
+        try await insert("CAST(X'\(bad.map { String(format: "%02X", $0) }.joined())' AS TEXT)")
+        try await insert("'Unpaid tax'")
+        let connector = try RunningConnector(bench.inboxConnectorYAML("tax-inbox", interval: "50ms"), on: bench)
+        atEnd { await connector.stop() }
+        let prefix = "tax/approval_decisions/"
+        try await bench.eventually("2 decisions and 1 dead letter", seconds: 10) {
+            let published = try await bench.events(on: "approval.tax.decided", idPrefix: prefix).count
+            let dead = try await bench.events(on: catalog.deadLetterTopic, idPrefix: prefix).count
+            return published + dead >= 3
+        }
+        try await Task.sleep(for: .milliseconds(300))  // several polls: the bad row is not read again
+        try await insert("'Late filing'")
+        try await bench.eventually("the decision after it", seconds: 10) {
+            try await bench.events(on: "approval.tax.decided", idPrefix: prefix, deduplicate: false).count >= 3
+        }
+        await connector.stop()
+
+        let published = try await bench.events(on: "approval.tax.decided", idPrefix: prefix, deduplicate: false)
+        #expect(published.compactMap { $0.header("ce_id") } == ["\(prefix)1", "\(prefix)3", "\(prefix)4"])
+        let reasons = try published.map { try JSONValue.parse(CloudEventsBinding.event(from: $0).data)[pointer: "/reason"] }
+        #expect(reasons == [.string("Missing documents"), .string("Unpaid tax"), .string("Late filing")])
+        let dead = try await bench.events(on: catalog.deadLetterTopic, idPrefix: prefix, deduplicate: false)
+        #expect(dead.compactMap { $0.header("ce_id") } == ["\(prefix)2"], "dead-lettered once")
+        let letter = try #require(dead.first)
+        #expect(letter.header("dl_code") == "mapping-failed")
+        let reason = letter.header("dl_reason") ?? ""
+        #expect(reason.contains("decision 2 of approval_decisions: reason (from column reason): utf-8"), "\(reason)")
+        #expect(reason.contains("the first bad byte 0xff at offset 8"), "\(reason)")
+        let kept = try JSONValue.parse(letter.value)
+        #expect(kept[pointer: "/reason"] == .object(["base64": .string(bad.base64EncodedString())]), "the bytes as they are")
+        #expect(kept[pointer: "/application_id"] == .string("TS-2025-000101"))
     }
 
     @Test(arguments: Backend.allCases)

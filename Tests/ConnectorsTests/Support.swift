@@ -89,6 +89,15 @@ struct Workbench: Sendable {
             .joined(separator: "\n")
     }
 
+    /// The text of a tax connector file with one inbox sink (`approval.tax.requested` in, the
+    /// decisions out to `approval.tax.decided`) on this bench's department database and the state
+    /// file `state`.
+    func inboxConnectorYAML(_ name: String, state: String = "state.sqlite", interval: String = "100ms") -> String {
+        ["name: \(name)-\(unique)", "department: tax", "database: \(path("department.sqlite"))",
+         "state: \(path(state))", "sinks:", "  - kind: inbox", "    requests: approval.tax.requested",
+         "    decisions: approval.tax.decided", "    interval: \(interval)"].joined(separator: "\n")
+    }
+
     /// A department database file with the approval tables of the connector contract.
     func departmentDatabase() throws -> DatabasePool {
         let pool = try DatabasePool(path: path("department.sqlite"))
