@@ -105,7 +105,8 @@ done
     echo "Each section below ends with the date, the commit and the machine's load of the run that wrote"
     echo "it: \`ONEWINDOW_RELIABILITY_ONLY=REGEX make reliability\` re-runs some parts and replaces only"
     echo "their sections (kept in docs/reliability/). \`make test\` runs a short version of every part"
-    echo "(the same tests with smaller counts) and fuzzing's regression inputs."
+    echo "(the same tests with smaller counts) and fuzzing's regression inputs. Floods (refusing bad input"
+    echo "at least as fast as accepting good input) are measured by \`make bench\`: see BENCHMARKS.md."
     echo
     for section in $(ls "$sections"/*.md 2>/dev/null | sort); do cat "$section"; echo; done
 } > RELIABILITY.md
