@@ -82,13 +82,7 @@ final class ProcessWorld {
     /// Starts `onewindow ARGUMENTS` in the folder, its output in `NAME.log`.
     @discardableResult
     func start(_ name: String, _ arguments: [String]) throws -> Process {
-        let process = childProcess(executable, arguments)
-        process.currentDirectoryURL = directory
-        if let kafkaConfig {
-            var environment = ProcessInfo.processInfo.environment
-            environment["ONEWINDOW_KAFKA_CONFIG"] = kafkaConfig.path
-            process.environment = environment
-        }
+        let process = childProcess(executable, arguments, in: directory, kafkaConfig: kafkaConfig)
         let log = directory.appendingPathComponent("\(name).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
         let handle = try FileHandle(forWritingTo: log)

@@ -131,15 +131,9 @@ final class LoadWorld {
     /// Starts `onewindow ARGUMENTS` in the folder as `name`, its output appended to `NAME.log`.
     @discardableResult
     func start(_ name: String, _ arguments: [String]) throws -> Process {
-        let process = childProcess(executable, arguments)
-        process.currentDirectoryURL = directory
-        if let kafkaConfig {
-            var environment = ProcessInfo.processInfo.environment
-            environment["ONEWINDOW_KAFKA_CONFIG"] = kafkaConfig.path
-            process.environment = environment
-        }
+        let process = childProcess(executable, arguments, in: directory, kafkaConfig: kafkaConfig)
         let log = directory.appendingPathComponent("\(name).log")
-        if !FileManager.default.fileExists(atPath: log.path) { FileManager.default.createFile(atPath: log.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
         let handle = try FileHandle(forWritingTo: log)
         try handle.seekToEnd()
         let incarnation = (members[name]?.incarnation ?? 0) + 1
@@ -156,13 +150,7 @@ final class LoadWorld {
 
     /// Runs `onewindow ARGUMENTS` to its end; its exit status and output.
     func run(_ arguments: [String]) async throws -> ProcessOutput {
-        let process = childProcess(executable, arguments)
-        process.currentDirectoryURL = directory
-        if let kafkaConfig {
-            var environment = ProcessInfo.processInfo.environment
-            environment["ONEWINDOW_KAFKA_CONFIG"] = kafkaConfig.path
-            process.environment = environment
-        }
+        let process = childProcess(executable, arguments, in: directory, kafkaConfig: kafkaConfig)
         let output = Pipe()
         let error = Pipe()
         process.standardOutput = output

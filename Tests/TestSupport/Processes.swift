@@ -89,6 +89,19 @@ public func childProcess(_ executable: URL, _ arguments: [String]) -> Process {
     return process
 }
 
+/// ``childProcess(_:_:)`` of a test world's member: run in `directory`, and, when the world's bus
+/// is a Kafka broker with a client configuration file, given that file as `ONEWINDOW_KAFKA_CONFIG`.
+public func childProcess(_ executable: URL, _ arguments: [String], in directory: URL, kafkaConfig: URL?) -> Process {
+    let process = childProcess(executable, arguments)
+    process.currentDirectoryURL = directory
+    if let kafkaConfig {
+        var environment = ProcessInfo.processInfo.environment
+        environment["ONEWINDOW_KAFKA_CONFIG"] = kafkaConfig.path
+        process.environment = environment
+    }
+    return process
+}
+
 /// Waits up to ten seconds for something to accept connections on a loopback port.
 public func waitForListener(_ port: Int) -> Bool {
     for _ in 0..<100 {
