@@ -142,11 +142,7 @@ struct EngineTests {
         let bench = try await Bench()
         let engine = try bench.engine()
         try await bench.submit(Repo.restaurant(id: "RA-2026-000004"))
-        let consumer = try await bench.log.makeConsumer(.group(OrchestratorEngine.group, topics: engine.topics))
-        let records = try await consumer.poll(maxRecords: 100, timeout: .milliseconds(200))
-        try await engine.process(records)
-        try await consumer.commit(records)
-        await consumer.close()
+        try await bench.apply(engine)
         // The crash: the rows are published but not marked sent.
         let rows = try await engine.store.unsent()
         #expect(!rows.isEmpty)
