@@ -419,6 +419,9 @@ struct SourceRow: Sendable {
     /// The columns whose value is not UTF-8 text, with their bytes (empty for almost every row).
     let invalidText: [String: Data]
 
+    /// A value's bytes that are not UTF-8.
+    private struct BadText: Error { let bytes: Data }
+
     init(_ row: Row) {
         var columns: [String] = []
         var values: [MappedValue] = []
@@ -433,13 +436,23 @@ struct SourceRow: Sendable {
             case .int64(let number): values.append(.integer(number))
             case .double(let number): values.append(.number(number))
             case .string, .blob:
-                // The bytes as stored (for a TEXT value, sqlite3_column_blob gives its bytes unchanged).
-                let bytes = (try? row.withUnsafeData(atIndex: index) { $0.map { Data($0) } }) ?? Data()
-                if let text = String(validating: bytes, as: UTF8.self) {
-                    values.append(.text(text))
-                } else {
+                // The bytes as stored (for a TEXT value, sqlite3_column_blob gives its bytes
+                // unchanged), made text where they are UTF-8 without a copy of their own: the
+                // bytes are copied only for a value that is refused, and copied for real (GRDB's
+                // Data does not own them and must not outlive the closure; `Data(data)` may keep
+                // sharing them).
+                let read = try? row.withUnsafeData(atIndex: index) { data -> Result<String, BadText> in
+                    let bytes = data ?? Data()
+                    return String(validating: bytes, as: UTF8.self).map { .success($0) } ?? .failure(BadText(bytes: Data([UInt8](bytes))))
+                }
+                switch read {
+                case .success(let text): values.append(.text(text))
+                case .failure(let bad):
                     values.append(.null)
-                    invalid[column] = bytes
+                    invalid[column] = bad.bytes
+                case nil:
+                    values.append(.null)
+                    invalid[column] = Data()
                 }
             }
         }
