@@ -75,7 +75,8 @@ bench: deps
 	scripts/bench.sh
 
 ## Reliability, measured (issue 12): the full version of each reliability test (make test runs the
-## short one), its figures written into RELIABILITY.md with the commands, the machine and the date.
+## short one), its figures written into RELIABILITY.md with the commands, the machine and the date;
+## ONEWINDOW_RELIABILITY_ONLY=REGEX runs some parts and keeps the others' sections (docs/reliability/).
 reliability: deps
 	scripts/reliability.sh
 
