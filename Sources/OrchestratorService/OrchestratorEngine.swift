@@ -28,11 +28,17 @@ public final class OrchestratorStats: Sendable {
         public var retries: [String: Int] = [:]
         /// Polled batches applied, and the relay's appends.
         public var batches = 0
+        /// Batches planned again in their transaction (``BatchOutcome/replanned``).
+        public var replanned = 0
         public var relayBatches = 0
         /// Seconds spent in each phase (the benchmark's breakdown): decoding and validating polled
-        /// records, the store transactions applying them, and the relay's reading of
-        /// the outbox, publishing (validating and appending) and marking rows sent.
+        /// records, planning batches outside the store's transactions (``BatchPlan``), the store
+        /// transactions writing them, and the relay's reading of the outbox, publishing
+        /// (validating and appending) and marking rows sent.
         public var decodeSeconds = 0.0
+        public var planSeconds = 0.0
+        /// The CPU time of the consumer's store transactions (their wall time is `applySeconds`).
+        public var writeCPUSeconds = 0.0
         public var applySeconds = 0.0
         public var relayReadSeconds = 0.0
         public var relayPublishSeconds = 0.0
@@ -55,6 +61,7 @@ public final class OrchestratorStats: Sendable {
     func count(_ outcome: BatchOutcome) {
         state.withLock {
             $0.batches += 1
+            $0.replanned += outcome.replanned
             $0.inputsApplied += outcome.applied
             $0.duplicates += outcome.duplicates
             $0.deadLettered += outcome.deadLettered
@@ -84,6 +91,11 @@ public final class OrchestratorStats: Sendable {
     func spent(_ phase: WritableKeyPath<Snapshot, Double>, since start: ContinuousClock.Instant) {
         let seconds = (ContinuousClock.now - start).seconds
         state.withLock { $0[keyPath: phase] += seconds }
+    }
+
+    /// Adds to a figure.
+    func add(_ figure: WritableKeyPath<Snapshot, Double>, _ amount: Double) {
+        state.withLock { $0[keyPath: figure] += amount }
     }
 
     func gauges(open: Int, overdue: Int) {
@@ -128,6 +140,8 @@ public struct OrchestratorEngine: Sendable {
     public let sharedFacts: (any SharedFactLookup)?
     /// Wakes the relay as soon as a transaction wrote outbox rows, instead of at its next poll.
     let outboxWritten = Wakeup()
+    /// The consumer's last plan, which the next batch is planned after.
+    let lastPlan = LastPlan()
 
     /// The partition numbers the consumer holds now; `nil` before its first poll.
     public var assignedPartitions: Set<Int>? { assigned.get() }
@@ -210,15 +224,46 @@ public struct OrchestratorEngine: Sendable {
 
     // MARK: - One step each
 
-    /// Applies a polled batch in one store transaction (ids applied before are skipped).
+    /// Applies a polled batch in one store transaction (ids applied before are skipped):
+    /// ``prepare(_:)`` then ``commit(_:)``.
     @discardableResult
     public func process(_ records: [LogRecord]) async throws -> BatchOutcome {
+        try await commit(try await prepare(records))
+    }
+
+    /// Decodes a polled batch and plans it outside the store's write transaction, after the plan
+    /// this engine prepared before (which may still be being written: the consumer prepares a
+    /// batch while the previous one is written).
+    public func prepare(_ records: [LogRecord]) async throws -> BatchPlan {
         let decoding = ContinuousClock.now
         let decoded = records.map(decode)
         stats.spent(\.decodeSeconds, since: decoding)
         let inputs = try await withSharedFacts(decoded)
+        let planning = ContinuousClock.now
+        let plan = try await store.prepare(
+            inputs, core: core, now: clock.now(), checker: checker, after: lastPlan.get())
+        lastPlan.set(plan)
+        stats.spent(\.planSeconds, since: planning)
+        return plan
+    }
+
+    /// Writes a plan of ``prepare(_:)`` in one store transaction (planning it again there when
+    /// the store changed under it: ``OrchestratorStore/commit(_:core:checker:)``).
+    @discardableResult
+    public func commit(_ plan: BatchPlan) async throws -> BatchOutcome {
         let applying = ContinuousClock.now
-        let outcome = try await store.apply(inputs, core: core, now: clock.now(), checker: checker)
+        let outcome: BatchOutcome
+        do {
+            let stats = self.stats
+            outcome = try await store.commit(plan, core: core, checker: checker) { seconds in
+                stats.add(\.writeCPUSeconds, seconds)
+            }
+        } catch {
+            // Not written: the next batch is planned on the store alone (this one, prepared
+            // again, must not find its own ids applied).
+            lastPlan.forget(plan)
+            throw error
+        }
         stats.spent(\.applySeconds, since: applying)
         stats.count(outcome)
         if outcome.emitted + outcome.deadLettered > 0 { outboxWritten.signal() }
@@ -313,15 +358,17 @@ public struct OrchestratorEngine: Sendable {
         }
     }
 
-    /// Consumes the input topics as group ``group`` until cancelled: each polled batch is applied
-    /// in one store transaction, then its offsets are committed. The transaction and the commit
-    /// run in a task of their own, so a stop (cancellation) that arrives meanwhile lets them finish.
+    /// Consumes the input topics as group ``group`` until cancelled: each polled batch is planned
+    /// (``prepare(_:)``) while the one before is written, then written in one store transaction
+    /// (``commit(_:)``), then its offsets are committed. The transaction and the commit run in a
+    /// task of their own, so a stop (cancellation) that arrives meanwhile lets them finish.
     public func runConsumer(maxRecords: Int = 500) async throws {
         let assigned = self.assigned
         let engine = self
         try await consumeInBatches(
             log: log, group: Self.group, topics: topics, retrier: retrier, logger: logger, maxRecords: maxRecords,
-            what: store.path, assigned: assigned, process: { _ = try await engine.process($0) })
+            what: store.path, assigned: assigned, overlapping: true, prepare: { try await engine.prepare($0) },
+            process: { _ = try await engine.commit($0) })
     }
 
     /// The most outbox rows one round of the relay publishes: a batch of 500 inputs writes about
@@ -414,3 +461,12 @@ final class Wakeup: Sendable {
     }
 }
 
+
+/// The consumer's last plan (``OrchestratorEngine/prepare(_:)``).
+final class LastPlan: Sendable {
+    private let plan = Mutex<BatchPlan?>(nil)
+    func get() -> BatchPlan? { plan.withLock { $0 } }
+    func set(_ new: BatchPlan) { plan.withLock { $0 = new } }
+    /// Forgets `failed` when it is the last plan.
+    func forget(_ failed: BatchPlan) { plan.withLock { if $0?.token == failed.token { $0 = nil } } }
+}

@@ -73,6 +73,9 @@ public struct BatchOutcome: Sendable, Hashable {
     public var deadLettered = 0
     /// Outbox rows written for emissions (requests, progress, notifications, alerts).
     public var emitted = 0
+    /// Batches planned again inside their transaction because the store changed under the plan
+    /// made outside it (``BatchPlan``).
+    public var replanned = 0
 
     public init() {}
 }
@@ -441,117 +444,23 @@ public struct OrchestratorStore: OutboxStore {
             backendName: "\(error.resultCode)", isRetriable: [.SQLITE_FULL, .SQLITE_IOERR].contains(error.resultCode))
     }
 
+    /// Applies a batch inside the caller's write transaction: plans it against the store as it is
+    /// (``plan(_:core:now:checker:cases:isApplied:)`` with the store's own cases and applied ids),
+    /// then writes the plan.
     static func apply(
         _ batch: [PendingInput], core: Orchestrator, now: Date, decoded: DecodedCases? = nil,
         checker: EmissionChecker? = nil, _ db: Database
     ) throws -> BatchOutcome {
-        var outcome = BatchOutcome()
-        let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
-        // Prepared once per connection (GRDB's statement cache), not parsed again for every row.
-        let markApplied = try db.cachedStatement(
-            sql:
-                "INSERT INTO applied_inputs (event_id, partition, application_id, applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
-        )
-        let markFired = try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE id = ?")
-        let setTimer = try db.cachedStatement(
-            sql: """
-                INSERT INTO timers (id, partition, application_id, step, attempt, kind, due_at, fired)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 0)
-                ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at
-                """)
-        let cancelTimer = try db.cachedStatement(sql: "DELETE FROM timers WHERE id = ?")
-        let emit = try db.cachedStatement(
-            sql: """
-                INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body, checked, subject)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-        let eventTime = Date(timeIntervalSince1970: Double(nowMs) / 1000)
-        // The cases this batch touched, loaded once and written once at the end (an application's
-        // inputs often arrive together: its five decisions after the fan-out), in first-touch order.
-        var cases: [String: StoredCase?] = [:]
-        var changed: [String] = []
-        var changedSet = Set<String>()
-        for pending in batch {
-            let applicationId = (try? pending.input.get().applicationId) ?? ""
-            markApplied.setUncheckedArguments(
-                [pending.eventId, pending.partition, applicationId, now.timeIntervalSince1970])
-            try markApplied.execute()
-            guard db.changesCount > 0 else {
-                outcome.duplicates += 1
-                continue
-            }
-            let input: Input
-            switch pending.input {
-            case .failure(let refusal):
-                try deadLetter(pending, refusal, nowMs: nowMs, db)
-                outcome.deadLettered += 1
-                continue
-            case .success(let value): input = value
-            }
-            let current: StoredCase?
-            if let cached = cases[input.applicationId] {
-                current = cached
-            } else {
-                current = try loadCase(input.applicationId, db, decoded: decoded)
-                cases[input.applicationId] = .some(current)
-            }
-            let transition: Transition
-            do {
-                transition = try core.apply(current?.state, input, now: now)
-            } catch {
-                if case .timerFired(let key) = input {
-                    // A timer with no case to fire on: nothing to tell anyone; drop it.
-                    markFired.setUncheckedArguments([key.description])
-                    try markFired.execute()
-                    continue
-                }
-                try deadLetter(pending, Refusal(error), nowMs: nowMs, db)
-                outcome.deadLettered += 1
-                continue
-            }
-            outcome.applied += 1
-            if case .timerFired(let key) = input {
-                markFired.setUncheckedArguments([key.description])
-                try markFired.execute()
-            }
-            if transition.effects.isEmpty && transition.state == current?.state { continue }
-            let partition = current?.partition ?? pending.partition
-            if current == nil, let workflow = core.rules.workflow(version: transition.state.ruleVersion) {
-                try remember(workflow, db, now: now)
-            }
-            if changedSet.insert(input.applicationId).inserted { changed.append(input.applicationId) }
-            cases[input.applicationId] = .some(StoredCase(state: transition.state, partition: partition))
-            for effect in transition.effects {
-                switch effect {
-                case .setTimer(let key, let at):
-                    setTimer.setUncheckedArguments([
-                        key.description, partition, key.applicationId, key.step, key.attempt, key.kind.rawValue,
-                        at.timeIntervalSince1970,
-                    ])
-                    try setTimer.execute()
-                case .cancelTimer(let key):
-                    cancelTimer.setUncheckedArguments([key.description])
-                    try cancelTimer.execute()
-                case .recordCompletion:
-                    break  // the case's JSON carries the completion record
-                default:
-                    guard let emission = effect.emission else { continue }
-                    let body = emission.body.serialized()
-                    let subject = checker?.subject(of: emission, data: body, time: eventTime)
-                    emit.setUncheckedArguments([
-                        partition, emission.topic, emission.key, emission.id, emission.type, nowMs, body,
-                        subject != nil, subject ?? nil,
-                    ])
-                    try emit.execute()
-                    outcome.emitted += 1
-                }
-            }
+        let applied = try db.cachedStatement(sql: "SELECT 1 FROM applied_inputs WHERE event_id = ?")
+        let plan = try Self.plan(
+            batch, core: core, now: now, checker: checker,
+            cases: { try loadCase($0, db, decoded: decoded) },
+            isApplied: { try Int.fetchOne(applied, arguments: [$0]) != nil })
+        guard try write(plan, db) else {
+            throw StoreError("a batch planned inside its own transaction conflicted with the store: report this as a bug")
         }
-        for applicationId in changed {
-            guard let stored = cases[applicationId] ?? nil else { continue }
-            try saveCase(stored.state, partition: stored.partition, now: now, decoded: decoded, db)
-        }
-        return outcome
+        plan.remember(in: decoded)
+        return plan.outcome
     }
 
     static func deadLetter(_ pending: PendingInput, _ refusal: Refusal, nowMs: Int64, _ db: Database) throws {
@@ -573,6 +482,8 @@ public struct OrchestratorStore: OutboxStore {
     struct StoredCase {
         var state: Case
         var partition: Int
+        /// The row's write stamp when it was read (`nil` in rows written before stamps).
+        var stamp: Int64? = nil
     }
 
     /// The stored case; read from its JSON unless `decoded` holds it for the row's write stamp
@@ -586,7 +497,7 @@ public struct OrchestratorStore: OutboxStore {
             else { return nil }
             let partition: Int = row["partition"]
             if let stamp: Int64 = row["stamp"], let state = decoded.state(applicationId, stamp: stamp) {
-                return StoredCase(state: state, partition: partition)
+                return StoredCase(state: state, partition: partition, stamp: stamp)
             }
         }
         guard
@@ -595,8 +506,9 @@ public struct OrchestratorStore: OutboxStore {
                 arguments: [applicationId])
         else { return nil }
         let state = try readCase(row["body"], applicationId: applicationId)
-        if let stamp: Int64 = row["stamp"] { decoded?.remember(applicationId, stamp: stamp, state: state) }
-        return StoredCase(state: state, partition: row["partition"])
+        let stamp: Int64? = row["stamp"]
+        if let stamp { decoded?.remember(applicationId, stamp: stamp, state: state) }
+        return StoredCase(state: state, partition: row["partition"], stamp: stamp)
     }
 
     /// A case from its stored JSON (``Case/init(storedJSON:)``).
@@ -607,30 +519,6 @@ public struct OrchestratorStore: OutboxStore {
         } catch {
             throw StoreError("the stored case of \(applicationId) cannot be read: \(error)")
         }
-    }
-
-    static func saveCase(_ state: Case, partition: Int, now: Date, decoded: DecodedCases? = nil, _ db: Database) throws {
-        let requested = state.steps.filter { $0.status == .requested }
-        let nextDue = requested.compactMap(\.overdueAt).min()
-        let overdue = state.status == .inProgress && requested.contains { ($0.overdueAt ?? .distantFuture) <= now }
-        let body = String(decoding: state.storedJSON(), as: UTF8.self)
-        // A new stamp for every write: a cached case is used only while its row holds the stamp
-        // this store wrote with it (another writer, or this transaction rolled back, and it never matches).
-        let stamp = Int64.random(in: .min ... .max)
-        let statement = try db.cachedStatement(
-            sql: """
-                INSERT INTO cases (application_id, partition, workflow, rule_version, status, next_due, overdue, updated_at, body, stamp)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (application_id) DO UPDATE SET status = excluded.status, next_due = excluded.next_due,
-                    overdue = excluded.overdue, updated_at = excluded.updated_at, body = excluded.body,
-                    stamp = excluded.stamp
-                """)
-        statement.setUncheckedArguments([
-            state.applicationId, partition, state.workflow, state.ruleVersion.description, state.status.rawValue,
-            nextDue?.timeIntervalSince1970, overdue, now.timeIntervalSince1970, body, stamp,
-        ])
-        try statement.execute()
-        decoded?.remember(state.applicationId, stamp: stamp, state: state)
     }
 
     // MARK: - Timers

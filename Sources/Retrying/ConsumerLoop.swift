@@ -36,20 +36,54 @@ public func consumeInBatches(
     what: String, assigned: Assignment,
     process: @escaping @Sendable ([LogRecord]) async throws -> Void
 ) async throws {
+    try await consumeInBatches(
+        log: log, group: group, topics: topics, retrier: retrier, logger: logger, maxRecords: maxRecords, what: what,
+        assigned: assigned, overlapping: false, prepare: { $0 }, process: process)
+}
+
+/// ``consumeInBatches(log:group:topics:retrier:logger:maxRecords:what:assigned:process:)`` in two
+/// stages: `prepare` works a polled batch out (outside any transaction), `process` writes what it
+/// prepared (one transaction), then the batch's offsets are committed. With `overlapping`, the
+/// next batch is polled and prepared while the previous one is processed (the orchestrator plans a
+/// batch while the last one is written: ``BatchPlan``); batches are still processed and committed
+/// one at a time, in order, and each one's offsets only after its transaction. `prepare` is retried
+/// as `process` is; both run with the one retry rule.
+public func consumeInBatches<Prepared: Sendable>(
+    log: any EventLog, group: String, topics: [String], retrier: Retrier, logger: Logger, maxRecords: Int = 500,
+    what: String, assigned: Assignment, overlapping: Bool,
+    prepare: @escaping @Sendable ([LogRecord]) async throws -> Prepared,
+    process: @escaping @Sendable (Prepared) async throws -> Void
+) async throws {
     let consumer = try await retrier.inLoop("consumer", "joining group \(group)") {
         try await log.makeConsumer(.group(group, topics: topics))
     }
     logger.notice("consuming \(topics.joined(separator: ", ")) as group \(group)")
+    // The batch being processed (in a task of its own, so a stop that arrives meanwhile lets its
+    // transaction finish) and its records, whose offsets are committed once it is done.
+    var inFlight: (records: [LogRecord], task: Task<Void, any Error>)?
+    func settle() async throws {
+        guard let (records, task) = inFlight else { return }
+        inFlight = nil
+        try await task.value
+        try await Task {
+            do {
+                try await retrier.inLoop("consumer", "committing offsets") { try await consumer.commit(records) }
+            } catch let error as LogError where error.code == .groupBusy {
+                logger.notice("commit refused by a rebalance, polling again: \(error)")
+            }
+        }.value
+    }
     do {
         while !Task.isCancelled {
             let records: [LogRecord]
             do {
                 records = try await retrier.inLoop("consumer", "polling the bus") {
-                    try await consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(200))
+                    try await consumer.poll(maxRecords: maxRecords, timeout: .milliseconds(inFlight == nil ? 200 : 0))
                 }
             } catch is CancellationError {
                 break
             } catch let error as LogError where error.code == .groupBusy {
+                try await settle()
                 continue  // the group rebalanced under this member: poll again
             }
             if let partitions = try? await consumer.assignment() {
@@ -58,21 +92,28 @@ public func consumeInBatches(
                     logger.notice("holding partitions \(numbers.sorted().map(String.init).joined(separator: ","))")
                 }
             }
-            if records.isEmpty { continue }
-            try await Task {
-                _ = try await retrier.inLoop("consumer", "applying a batch of \(records.count) to \(what)") {
-                    try await process(records)
-                }
-                do {
-                    try await retrier.inLoop("consumer", "committing offsets") {
-                        try await consumer.commit(records)
+            if records.isEmpty {
+                try await settle()
+                continue
+            }
+            let prepared = try await retrier.inLoop("consumer", "preparing a batch of \(records.count) for \(what)") {
+                try await prepare(records)
+            }
+            try await settle()
+            let count = records.count
+            inFlight = (
+                records,
+                Task {
+                    _ = try await retrier.inLoop("consumer", "applying a batch of \(count) to \(what)") {
+                        try await process(prepared)
                     }
-                } catch let error as LogError where error.code == .groupBusy {
-                    logger.notice("commit refused by a rebalance, polling again: \(error)")
                 }
-            }.value
+            )
+            if !overlapping { try await settle() }
         }
+        try await settle()
     } catch {
+        _ = try? await inFlight?.task.value
         await consumer.close()
         throw error
     }

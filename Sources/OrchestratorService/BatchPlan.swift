@@ -1,0 +1,338 @@
+import CivilTime
+import EventSchemas
+import Foundation
+import GRDB
+import Orchestrator
+
+/// What applying a batch writes, worked out before it is written: the applied ids, the outbox
+/// rows (emissions serialised and validated, dead letters), the timers, and each changed case
+/// with its stored JSON, against the write stamp of the row it was planned on.
+///
+/// The consumer plans a batch outside the store's one write transaction
+/// (``OrchestratorStore/prepare(_:core:now:checker:after:)``), while the previous batch is being
+/// written, and then writes it (``OrchestratorStore/commit(_:core:checker:)``), which checks in the
+/// transaction that nothing it was planned on changed: every id is still unapplied and every case
+/// row still holds the stamp it was read with. Anything else (a redelivered input, a timer that
+/// fired on one of the cases meanwhile, a previous batch that was written differently from its
+/// plan) rolls the written part back and plans the batch again inside the transaction, against
+/// the store as it is — so the outcome is always the one a plan inside the transaction gives.
+/// What the transaction holds the writer for is then the SQL alone: the core, serialising,
+/// validating and the cases' JSON, about three quarters of it before, run beside it.
+public struct BatchPlan: Sendable {
+    /// An `applied_inputs` row.
+    struct Applied: Sendable {
+        let eventId: String
+        let partition: Int
+        let applicationId: String
+    }
+
+    /// An outbox row, in the order written.
+    enum OutboxWrite: Sendable {
+        /// An emission: its body serialised, and the subject validation gave it (`nil`: did not
+        /// validate; the relay validates it again and dead-letters it).
+        case emission(Emission, partition: Int, body: Data, subject: String??)
+        case deadLetter(PendingInput, Refusal)
+    }
+
+    /// A change to the timers, in the order of the effects.
+    enum TimerWrite: Sendable {
+        case set(TimerKey, partition: Int, at: Date)
+        case cancel(TimerKey)
+        case fired(TimerKey)
+    }
+
+    /// A changed case, after the batch's last input for it.
+    struct CaseWrite: Sendable {
+        let state: Case
+        let partition: Int
+        /// The stamp of the row it was planned on: `nil` when there was no row, `.some(nil)` for a
+        /// row written before stamps.
+        let base: Int64??
+        /// The row's new stamp.
+        let stamp: Int64
+        let body: String
+        let nextDue: Date?
+        let overdue: Bool
+    }
+
+    /// Tells plans apart.
+    let token = UInt64.random(in: .min ... .max)
+    /// The inputs, for planning again inside the transaction.
+    let batch: [PendingInput]
+    /// The time of processing.
+    let now: Date
+    var applied: [Applied] = []
+    var outbox: [OutboxWrite] = []
+    var timers: [TimerWrite] = []
+    var cases: [CaseWrite] = []
+    /// The rule versions of new cases, to keep their sources.
+    var workflows: [Workflow] = []
+    public internal(set) var outcome = BatchOutcome()
+
+    /// Keeps the written cases in the decoded-case cache under their new stamps.
+    func remember(in decoded: DecodedCases?) {
+        guard let decoded else { return }
+        for write in cases { decoded.remember(write.state.applicationId, stamp: write.stamp, state: write.state) }
+    }
+}
+
+extension OrchestratorStore {
+    /// Plans a batch: skips ids applied before (`isApplied`, and repeats within the batch), applies
+    /// the core to each new input in order on the case `cases` gives (read once per batch and
+    /// application), and gathers what to write. Pure but for what the two closures read.
+    static func plan(
+        _ batch: [PendingInput], core: Orchestrator, now: Date, checker: EmissionChecker?,
+        cases load: (String) throws -> StoredCase?, isApplied: (String) throws -> Bool
+    ) throws -> BatchPlan {
+        var plan = BatchPlan(batch: batch, now: now)
+        let eventTime = Date(timeIntervalSince1970: Double(milliseconds(now)) / 1000)
+        // The cases this batch touched, loaded once and written once at the end (an application's
+        // inputs often arrive together: its five decisions after the fan-out), in first-touch order.
+        var cases: [String: StoredCase?] = [:]
+        var bases: [String: Int64??] = [:]
+        var changed: [String] = []
+        var seen = Set<String>()
+        for pending in batch {
+            guard seen.insert(pending.eventId).inserted, try !isApplied(pending.eventId) else {
+                plan.outcome.duplicates += 1
+                continue
+            }
+            let applicationId = (try? pending.input.get().applicationId) ?? ""
+            plan.applied.append(.init(eventId: pending.eventId, partition: pending.partition, applicationId: applicationId))
+            let input: Input
+            switch pending.input {
+            case .failure(let refusal):
+                plan.outbox.append(.deadLetter(pending, refusal))
+                plan.outcome.deadLettered += 1
+                continue
+            case .success(let value): input = value
+            }
+            let current: StoredCase?
+            if let cached = cases[input.applicationId] {
+                current = cached
+            } else {
+                current = try load(input.applicationId)
+                cases[input.applicationId] = .some(current)
+                bases[input.applicationId] = current.map { .some($0.stamp) } ?? .none
+            }
+            let transition: Transition
+            do {
+                transition = try core.apply(current?.state, input, now: now)
+            } catch {
+                if case .timerFired(let key) = input {
+                    // A timer with no case to fire on: nothing to tell anyone; drop it.
+                    plan.timers.append(.fired(key))
+                    continue
+                }
+                plan.outbox.append(.deadLetter(pending, Refusal(error)))
+                plan.outcome.deadLettered += 1
+                continue
+            }
+            plan.outcome.applied += 1
+            if case .timerFired(let key) = input { plan.timers.append(.fired(key)) }
+            if transition.effects.isEmpty && transition.state == current?.state { continue }
+            let partition = current?.partition ?? pending.partition
+            if current == nil, let workflow = core.rules.workflow(version: transition.state.ruleVersion) {
+                plan.workflows.append(workflow)
+            }
+            if !changed.contains(input.applicationId) { changed.append(input.applicationId) }
+            cases[input.applicationId] = .some(StoredCase(state: transition.state, partition: partition))
+            for effect in transition.effects {
+                switch effect {
+                case .setTimer(let key, let at): plan.timers.append(.set(key, partition: partition, at: at))
+                case .cancelTimer(let key): plan.timers.append(.cancel(key))
+                case .recordCompletion: break  // the case's JSON carries the completion record
+                default:
+                    guard let emission = effect.emission else { continue }
+                    let body = emission.body.serialized()
+                    plan.outbox.append(
+                        .emission(
+                            emission, partition: partition, body: body,
+                            subject: checker?.subject(of: emission, data: body, time: eventTime)))
+                    plan.outcome.emitted += 1
+                }
+            }
+        }
+        for applicationId in changed {
+            guard let stored = cases[applicationId] ?? nil else { continue }
+            let state = stored.state
+            let requested = state.steps.filter { $0.status == .requested }
+            plan.cases.append(
+                BatchPlan.CaseWrite(
+                    state: state, partition: stored.partition, base: bases[applicationId] ?? nil,
+                    // A new stamp for every write: a cached case is used only while its row holds
+                    // the stamp this store wrote with it (another writer, or a rolled-back
+                    // transaction, and it never matches).
+                    stamp: Int64.random(in: .min ... .max),
+                    body: String(decoding: state.storedJSON(), as: UTF8.self),
+                    nextDue: requested.compactMap(\.overdueAt).min(),
+                    overdue: state.status == .inProgress
+                        && requested.contains { ($0.overdueAt ?? .distantFuture) <= now }))
+        }
+        return plan
+    }
+
+    /// The time of processing in whole milliseconds, as outbox rows carry it.
+    static func milliseconds(_ now: Date) -> Int64 { Int64((now.timeIntervalSince1970 * 1000).rounded()) }
+
+    /// Writes a plan in the caller's transaction.
+    /// - Returns: `false`, having written part of it, when the store is no longer what the plan
+    ///   was made on (an id already applied, a case row with another stamp): the caller rolls
+    ///   back (``commit(_:core:checker:)`` writes in a savepoint).
+    static func write(_ plan: BatchPlan, _ db: Database) throws -> Bool {
+        let appliedAt = plan.now.timeIntervalSince1970
+        // Prepared once per connection (GRDB's statement cache), not parsed again for every row.
+        let markApplied = try db.cachedStatement(
+            sql:
+                "INSERT INTO applied_inputs (event_id, partition, application_id, applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        )
+        for applied in plan.applied {
+            markApplied.setUncheckedArguments([applied.eventId, applied.partition, applied.applicationId, appliedAt])
+            try markApplied.execute()
+            guard db.changesCount > 0 else { return false }
+        }
+        let nowMs = milliseconds(plan.now)
+        let emit = try db.cachedStatement(
+            sql: """
+                INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body, checked, subject)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        for row in plan.outbox {
+            switch row {
+            case .emission(let emission, let partition, let body, let subject):
+                emit.setUncheckedArguments([
+                    partition, emission.topic, emission.key, emission.id, emission.type, nowMs, body,
+                    subject != nil, subject ?? nil,
+                ])
+                try emit.execute()
+            case .deadLetter(let pending, let refusal):
+                try deadLetter(pending, refusal, nowMs: nowMs, db)
+            }
+        }
+        let setTimer = try db.cachedStatement(
+            sql: """
+                INSERT INTO timers (id, partition, application_id, step, attempt, kind, due_at, fired)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 0)
+                ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at
+                """)
+        let cancelTimer = try db.cachedStatement(sql: "DELETE FROM timers WHERE id = ?")
+        let markFired = try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE id = ?")
+        for timer in plan.timers {
+            switch timer {
+            case .set(let key, let partition, let at):
+                setTimer.setUncheckedArguments([
+                    key.description, partition, key.applicationId, key.step, key.attempt, key.kind.rawValue,
+                    at.timeIntervalSince1970,
+                ])
+                try setTimer.execute()
+            case .cancel(let key):
+                cancelTimer.setUncheckedArguments([key.description])
+                try cancelTimer.execute()
+            case .fired(let key):
+                markFired.setUncheckedArguments([key.description])
+                try markFired.execute()
+            }
+        }
+        for workflow in plan.workflows { try remember(workflow, db, now: plan.now) }
+        let insertCase = try db.cachedStatement(
+            sql: """
+                INSERT INTO cases (application_id, partition, workflow, rule_version, status, next_due, overdue, updated_at, body, stamp)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (application_id) DO NOTHING
+                """)
+        let updateCase = try db.cachedStatement(
+            sql: """
+                UPDATE cases SET status = ?, next_due = ?, overdue = ?, updated_at = ?, body = ?, stamp = ?
+                WHERE application_id = ? AND stamp IS ?
+                """)
+        for write in plan.cases {
+            let state = write.state
+            if let base = write.base {
+                updateCase.setUncheckedArguments([
+                    state.status.rawValue, write.nextDue?.timeIntervalSince1970, write.overdue, appliedAt, write.body,
+                    write.stamp, state.applicationId, base,
+                ])
+                try updateCase.execute()
+            } else {
+                insertCase.setUncheckedArguments([
+                    state.applicationId, write.partition, state.workflow, state.ruleVersion.description,
+                    state.status.rawValue, write.nextDue?.timeIntervalSince1970, write.overdue, appliedAt, write.body,
+                    write.stamp,
+                ])
+                try insertCase.execute()
+            }
+            guard db.changesCount > 0 else { return false }
+        }
+        return true
+    }
+
+    /// Plans a consumed batch outside the write transaction, on the store as last committed,
+    /// with `previous` — the plan being written now, if any — taken as written: its applied ids
+    /// and its cases. Only ids repeated within the batch or in `previous` are known as
+    /// duplicates here; the write finds the others (``commit(_:core:checker:)``).
+    public func prepare(
+        _ batch: [PendingInput], core: Orchestrator, now: Date, checker: EmissionChecker?, after previous: BatchPlan?
+    ) async throws -> BatchPlan {
+        let decoded = self.decoded
+        let written = Dictionary(
+            (previous?.cases ?? []).map {
+                ($0.state.applicationId, StoredCase(state: $0.state, partition: $0.partition, stamp: $0.stamp))
+            }, uniquingKeysWith: { $1 })
+        let appliedBefore = Set((previous?.applied ?? []).map(\.eventId))
+        do {
+            return try await pool.read { db in
+                try Self.plan(
+                    batch, core: core, now: now, checker: checker,
+                    cases: { try written[$0] ?? Self.loadCase($0, db, decoded: decoded) },
+                    isApplied: { appliedBefore.contains($0) })
+            }
+        } catch {
+            throw Self.fileFailure(error, path: path, while: "planning a batch of \(batch.count) input(s)")
+        }
+    }
+
+    /// Writes a plan from ``prepare(_:core:now:checker:after:)`` in one write transaction; when the
+    /// store is no longer what it was planned on, plans the batch again inside the transaction
+    /// and writes that. Records the relay's position when it moved, as ``apply(_:core:now:checker:)``.
+    /// - Returns: what the batch did (from the plan written).
+    /// - Parameter writeCPU: told the CPU time the transaction took on its thread.
+    public func commit(
+        _ plan: BatchPlan, core: Orchestrator, checker: EmissionChecker?,
+        writeCPU: @escaping @Sendable (Double) -> Void = { _ in }
+    ) async throws -> BatchOutcome {
+        let decoded = self.decoded
+        let published = position.unrecorded
+        let outcome: BatchOutcome
+        do {
+            outcome = try await pool.write { db in
+                let started = threadCPUSeconds()
+                defer { writeCPU(threadCPUSeconds() - started) }
+                if let published { try Self.record(position: published, db) }
+                var wrote = false
+                try db.inSavepoint {
+                    wrote = try Self.write(plan, db)
+                    return wrote ? .commit : .rollback
+                }
+                if wrote {
+                    plan.remember(in: decoded)
+                    return plan.outcome
+                }
+                var outcome = try Self.apply(
+                    plan.batch, core: core, now: plan.now, decoded: decoded, checker: checker, db)
+                outcome.replanned = 1
+                return outcome
+            }
+        } catch {
+            throw Self.fileFailure(error, path: path, while: "applying a batch of \(plan.batch.count) input(s)")
+        }
+        if let published { position.recorded(published) }
+        return outcome
+    }
+}
+
+/// The CPU time the calling thread has used, in seconds (for the benchmark's breakdown).
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
