@@ -120,6 +120,11 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 /// - Within a batch, a case is read and decoded once and written once, after the batch's last input
 ///   for it (its five decisions after the fan-out often arrive together); the hot statements are
 ///   prepared once per connection. (Measured in the benchmark: BENCHMARKS.md.)
+/// - The consumer's batches are planned outside the transaction (``BatchPlan``): the core, the
+///   emissions' serialising and validation and the cases' JSON run while the previous batch is
+///   written, and the transaction checks that what the plan was made on still holds (its ids
+///   unapplied, its case rows at the stamps it read) before it writes, planning the batch again
+///   inside itself when not. The timer loop's firings are planned inside their transaction.
 /// - A dead letter is an outbox row to the dead-letter topic, not a publish from the consumer, so
 ///   a crash can neither lose it (the offset moved on) nor send it twice.
 /// - Cases are JSON (the core's `Case`, in `Codable`'s format but written and read by hand:
