@@ -28,20 +28,23 @@ public struct PendingInput: Sendable {
 }
 
 /// The bytes of a consumed record, for its dead letter.
-public struct OriginalRecord: Sendable, Codable {
+public struct OriginalRecord: Sendable {
     public var topic: String
     public var key: Data?
     public var value: Data
-    public var headers: [[String]]
+    /// The headers as the log gave them (made into text only for a dead letter: every consumed
+    /// record carries one, and few are refused).
+    public var logHeaders: [LogHeader]
 
     public init(_ record: LogRecord) {
         topic = record.topic
         key = record.key
         value = record.value
-        headers = record.headers.map { [$0.name, String(decoding: $0.value, as: UTF8.self)] }
+        logHeaders = record.headers
     }
 
-    var logHeaders: [LogHeader] { headers.map { LogHeader(name: $0[0], text: $0[1]) } }
+    /// The headers as `[name, text]` pairs, as a dead letter keeps them.
+    public var headers: [[String]] { logHeaders.map { [$0.name, String(decoding: $0.value, as: UTF8.self)] } }
 }
 
 /// Why an input is dead-lettered instead of applied: a ``Rejection`` code of the core
