@@ -503,8 +503,8 @@ public struct OrchestratorStore: OutboxStore {
                     db.cachedStatement(sql: "SELECT partition, stamp FROM cases WHERE application_id = ?"),
                     arguments: [applicationId])
             else { return nil }
-            let partition: Int = row["partition"]
-            if let stamp: Int64 = row["stamp"], let state = decoded.state(applicationId, stamp: stamp) {
+            let partition: Int = row[0]
+            if let stamp: Int64 = row[1], let state = decoded.state(applicationId, stamp: stamp) {
                 return StoredCase(state: state, partition: partition, stamp: stamp)
             }
         }
@@ -513,10 +513,10 @@ public struct OrchestratorStore: OutboxStore {
                 db.cachedStatement(sql: "SELECT partition, stamp, body FROM cases WHERE application_id = ?"),
                 arguments: [applicationId])
         else { return nil }
-        let state = try readCase(row["body"], applicationId: applicationId)
-        let stamp: Int64? = row["stamp"]
+        let state = try readCase(row[2], applicationId: applicationId)
+        let stamp: Int64? = row[1]
         if let stamp { decoded?.remember(applicationId, stamp: stamp, state: state) }
-        return StoredCase(state: state, partition: row["partition"], stamp: stamp)
+        return StoredCase(state: state, partition: row[0], stamp: stamp)
     }
 
     /// A case from its stored JSON (``Case/init(storedJSON:)``).
