@@ -165,6 +165,29 @@ struct ValidationGapTests {
         }
     }
 
+    /// A member nested within the JSON reader's 64 levels is the schema's to refuse; one level
+    /// more is refused as JSON, the reason naming the field and the limit.
+    @Test func aBodyNestedPastTheLimitIsRefusedAsJSONNamingTheLimit() throws {
+        let validator = EventValidator(catalog: catalog)
+        let example = try #require(catalog.schemas["approval.decided"]?.examples.first)
+        func event(_ levels: Int) -> Event {
+            var body = example
+            body.set(.string("@@"), at: "/reason")
+            let nested = String(repeating: "[", count: levels) + String(repeating: "]", count: levels)
+            let text = String(decoding: body.serialized(), as: UTF8.self).replacingOccurrences(of: "\"@@\"", with: nested)
+            return Event(type: "approval.decided", source: "/test", subject: nil, data: Data(text.utf8))
+        }
+        // The body is the first level: 63 more under /reason are 64 in all.
+        let within = #expect(throws: ValidationFailure.self) { try validator.validate(event(63)) }
+        #expect(within?.code == .schemaViolation)
+        #expect(within?.reason.hasPrefix("schema-violation: /reason: type: ") == true, "\(within?.reason ?? "")")
+        let beyond = #expect(throws: ValidationFailure.self) { try validator.validate(event(64)) }
+        #expect(beyond?.code == .invalidJSON)
+        let reason = beyond?.reason ?? ""
+        #expect(reason.hasPrefix("invalid-json: /reason" + String(repeating: "/0", count: 63) + ": syntax: "), "\(reason)")
+        #expect(reason.contains("nested more than 64 levels deep"), "\(reason)")
+    }
+
     @Test func withoutATopicTheBodysDepartmentPicksItsOwnTopic() throws {
         let validator = EventValidator(catalog: catalog)
         var request = try #require(catalog.schemas["approval.requested"]?.examples.first)
