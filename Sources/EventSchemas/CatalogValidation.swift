@@ -54,8 +54,63 @@ public struct ValidationFailure: Error, Sendable, CustomStringConvertible {
 
     /// The reason in one line, e.g. `schema-violation: /child/residentId: format cn-resident-id: …`.
     public var reason: String {
-        if violations.isEmpty { return "\(code.rawValue): \(message)" }
-        return "\(code.rawValue): " + violations.map(\.description).joined(separator: "; ")
+        // Written into one string: interpolating each violation, then joining, made a string per
+        // part (every dead letter carries its reason: issue 12's floods).
+        var text = code.rawValue
+        text += ": "
+        if violations.isEmpty {
+            text += message
+            return text
+        }
+        for (index, violation) in violations.enumerated() {
+            if index > 0 { text += "; " }
+            text += violation.pointer.isEmpty ? "/" : violation.pointer
+            text += ": "
+            text += violation.keyword
+            text += ": "
+            text += violation.message
+        }
+        return text
+    }
+
+    /// ``reason`` as UTF-8 bytes, written at its final size in one go: a dead letter's `dl_reason`
+    /// (every refused record carries one: issue 12's floods).
+    public var reasonUTF8: Data {
+        let code = code.rawValue
+        var size = code.utf8.count + 2
+        if violations.isEmpty {
+            size += message.utf8.count
+        } else {
+            for violation in violations {
+                size += max(violation.pointer.utf8.count, 1) + violation.keyword.utf8.count + violation.message.utf8.count + 4
+            }
+            size += 2 * (violations.count - 1)
+        }
+        var data = Data(count: size)
+        data.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) in
+            var index = 0
+            func put(_ text: String) {
+                var text = text
+                text.withUTF8 { utf8 in
+                    if utf8.count > 0 {
+                        buffer.baseAddress!.advanced(by: index).copyMemory(from: utf8.baseAddress!, byteCount: utf8.count)
+                    }
+                    index += utf8.count
+                }
+            }
+            put(code)
+            put(": ")
+            if violations.isEmpty { put(message) }
+            for (position, violation) in violations.enumerated() {
+                if position > 0 { put("; ") }
+                put(violation.pointer.isEmpty ? "/" : violation.pointer)
+                put(": ")
+                put(violation.keyword)
+                put(": ")
+                put(violation.message)
+            }
+        }
+        return data
     }
 
     public var description: String {

@@ -188,6 +188,30 @@ struct ValidationGapTests {
         #expect(reason.contains("nested more than 64 levels deep"), "\(reason)")
     }
 
+    /// A dead letter's `dl_reason` is written as bytes in one go: the same text as ``reason``, which
+    /// is the code, then the message or each violation as it describes itself.
+    @Test func theReasonAsBytesIsTheReason() {
+        let violations = [
+            SchemaViolation(pointer: "", keyword: "type", message: "should be object, found array"),
+            SchemaViolation(pointer: "/child/residentId", keyword: "format", message: "cn-resident-id: check character should be 'X', found '1'"),
+            SchemaViolation(pointer: "/名字", keyword: "maxLength", message: "is 3 characters 李小明, more than 2"),
+        ]
+        let failures = [
+            ValidationFailure(.unknownType, "the catalog has no event type x.y; see `onewindow topics list`"),
+            ValidationFailure(.invalidJSON, ""),
+            ValidationFailure(.schemaViolation, "ignored", violations: Array(violations.prefix(1))),
+            ValidationFailure(.schemaViolation, "ignored", violations: violations),
+        ]
+        for failure in failures {
+            let expected =
+                failure.violations.isEmpty
+                ? "\(failure.code.rawValue): \(failure.message)"
+                : "\(failure.code.rawValue): " + failure.violations.map(\.description).joined(separator: "; ")
+            #expect(failure.reason == expected)
+            #expect(failure.reasonUTF8 == Data(expected.utf8), "\(String(decoding: failure.reasonUTF8, as: UTF8.self))")
+        }
+    }
+
     @Test func withoutATopicTheBodysDepartmentPicksItsOwnTopic() throws {
         let validator = EventValidator(catalog: catalog)
         var request = try #require(catalog.schemas["approval.requested"]?.examples.first)
