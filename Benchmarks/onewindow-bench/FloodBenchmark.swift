@@ -190,15 +190,24 @@ enum FloodBenchmark {
     }
 
 
-    /// The publisher's work alone on one stream (`good` or `garbage`) for about ten seconds.
+    /// The publisher's work alone on one stream (`good` or `garbage`) for about ten seconds; with
+    /// `+log` (`good+log`, `garbage+log`), the whole publication, the log's append included.
     static func profile(_ stream: String, directory: URL) async throws {
         let log = try EmbeddedLog(
             path: directory.appendingPathComponent("flood-profile.sqlite").path,
             configuration: EmbeddedLogConfiguration(maintenanceInterval: nil))
+        let withLog = stream.hasSuffix("+log")
+        if withLog { _ = try await log.createTopics(catalog.topicSpecs) }
         let publisher = Publisher(log: log, catalog: catalog, name: "flood")
-        let publications = stream == "good" ? try good(10_000, offset: 0) : garbage(10_000).publications
+        let publications = stream.hasPrefix("good") ? try good(10_000, offset: 0) : garbage(10_000).publications
         let end = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < end { _ = try work(publisher, publications, batch: 100, rounds: 1) }
+        while ContinuousClock.now < end {
+            if withLog {
+                _ = try await run(publisher, publications, batch: 100)
+            } else {
+                _ = try work(publisher, publications, batch: 100, rounds: 1)
+            }
+        }
         await log.close()
     }
 }

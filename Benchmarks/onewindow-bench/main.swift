@@ -398,7 +398,8 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENC
 if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil, environment["ONEWINDOW_BENCH_PARTS"] == nil || parts.contains("flood") {
     let count = Int(environment["ONEWINDOW_BENCH_FLOOD_EVENTS"] ?? "") ?? 50_000 * scale
     // ONEWINDOW_BENCH_FLOOD_PROFILE=good or garbage: only the publisher's work on that stream, for
-    // about ten seconds, to run under `perf record` (nothing is reported).
+    // about ten seconds, to run under `perf record` (nothing is reported); good+log or garbage+log:
+    // the whole publication, the log's append included.
     if let stream = environment["ONEWINDOW_BENCH_FLOOD_PROFILE"] {
         try await FloodBenchmark.profile(stream, directory: directory)
         exit(0)
