@@ -203,8 +203,9 @@ enum FloodBenchmark {
     }
 
 
-    /// The publisher's work alone on one stream (`good` or `garbage`) for about ten seconds; with
-    /// `+log` (`good+log`, `garbage+log`), the whole publication, the log's append included.
+    /// The publisher's work alone on one stream (`good`, `garbage` or `corpus-good`, the second
+    /// comparison's) for about ten seconds; with `+log` (`good+log`, `garbage+log`…), the whole
+    /// publication, the log's append included.
     static func profile(_ stream: String, directory: URL) async throws {
         let log = try EmbeddedLog(
             path: directory.appendingPathComponent("flood-profile.sqlite").path,
@@ -212,7 +213,9 @@ enum FloodBenchmark {
         let withLog = stream.hasSuffix("+log")
         if withLog { _ = try await log.createTopics(catalog.topicSpecs) }
         let publisher = Publisher(log: log, catalog: catalog, name: "flood")
-        let publications = stream.hasPrefix("good") ? try good(10_000, offset: 0) : garbage(10_000).publications
+        let publications =
+            stream.hasPrefix("good")
+            ? try good(10_000, offset: 0) : stream.hasPrefix("corpus-good") ? corpusGood(10_000) : garbage(10_000).publications
         let end = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < end {
             if withLog {
