@@ -76,6 +76,8 @@ public struct ValidationFailure: Error, Sendable, CustomStringConvertible {
     /// ``reason`` as UTF-8 bytes, written at its final size in one go: a dead letter's `dl_reason`
     /// (every refused record carries one: issue 12's floods).
     public var reasonUTF8: Data {
+        // Appended to one buffer reserved at the final size; no closure, so neither the failure
+        // nor the write position is captured (a nested writer paid an exclusivity check a call).
         let code = code.rawValue
         var size = code.utf8.count + 2
         if violations.isEmpty {
@@ -86,31 +88,26 @@ public struct ValidationFailure: Error, Sendable, CustomStringConvertible {
             }
             size += 2 * (violations.count - 1)
         }
-        var data = Data(count: size)
-        data.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) in
-            var index = 0
-            func put(_ text: String) {
-                var text = text
-                text.withUTF8 { utf8 in
-                    if utf8.count > 0 {
-                        buffer.baseAddress!.advanced(by: index).copyMemory(from: utf8.baseAddress!, byteCount: utf8.count)
-                    }
-                    index += utf8.count
-                }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(size)
+        bytes.append(contentsOf: code.utf8)
+        bytes.append(UInt8(ascii: ":"))
+        bytes.append(UInt8(ascii: " "))
+        if violations.isEmpty { bytes.append(contentsOf: message.utf8) }
+        for (position, violation) in violations.enumerated() {
+            if position > 0 {
+                bytes.append(UInt8(ascii: ";"))
+                bytes.append(UInt8(ascii: " "))
             }
-            put(code)
-            put(": ")
-            if violations.isEmpty { put(message) }
-            for (position, violation) in violations.enumerated() {
-                if position > 0 { put("; ") }
-                put(violation.pointer.isEmpty ? "/" : violation.pointer)
-                put(": ")
-                put(violation.keyword)
-                put(": ")
-                put(violation.message)
-            }
+            if violation.pointer.isEmpty { bytes.append(UInt8(ascii: "/")) } else { bytes.append(contentsOf: violation.pointer.utf8) }
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(UInt8(ascii: " "))
+            bytes.append(contentsOf: violation.keyword.utf8)
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(UInt8(ascii: " "))
+            bytes.append(contentsOf: violation.message.utf8)
         }
-        return data
+        return bytes.withUnsafeBufferPointer { Data(buffer: $0) }
     }
 
     public var description: String {
