@@ -28,6 +28,12 @@ enum FloodBenchmark {
         /// The same for the corpus's good events, of the same types as the garbage (the good
         /// stream's tax payments are the smallest type).
         var corpusGoodWorkMicroseconds: Double
+        /// A second comparison beside the first, not instead of it: the corpus's good events of the
+        /// garbage's five types, published alone on a fresh log like the others (the good stream's
+        /// tax payments are the smallest type, and the garbage's bodies are larger still).
+        var corpusGoodPerSecond: Double
+        var corpusGoodCPUMicroseconds: Double
+        var corpusGoodBytes: Double
         /// The same for each kind of garbage, costliest first.
         var kindWorkMicroseconds: [(kind: String, microseconds: Double)]
         /// Bytes appended per record (value, key and headers): the dead letters against the good events.
@@ -166,6 +172,11 @@ enum FloodBenchmark {
         let badLog = try await log("garbage")
         let garbageRun = try await run(Publisher(log: badLog, catalog: catalog, name: "flood"), garbage, batch: batch)
         await badLog.close()
+        let corpusGoodOnes = corpusGood(count)
+        let corpusGoodBytes = try bytes(bare, Array(corpusGoodOnes.prefix(sample)))
+        let corpusLog = try await log("corpus-good")
+        let corpusGoodRun = try await run(Publisher(log: corpusLog, catalog: catalog, name: "flood"), corpusGoodOnes, batch: batch)
+        await corpusLog.close()
         // Side by side on one log: the good stream's rate while the flood runs.
         let mixedLog = try await log("mixed")
         let publisher = Publisher(log: mixedLog, catalog: catalog, name: "flood")
@@ -185,20 +196,34 @@ enum FloodBenchmark {
             goodCPUMicroseconds: goodRun.cpu / Double(count) * 1e6,
             garbageCPUMicroseconds: garbageRun.cpu / Double(count) * 1e6,
             goodWorkMicroseconds: goodWork, garbageWorkMicroseconds: garbageWork,
-            corpusGoodWorkMicroseconds: corpusGoodWork, kindWorkMicroseconds: kindWork,
+            corpusGoodWorkMicroseconds: corpusGoodWork, corpusGoodPerSecond: Double(count) / corpusGoodRun.seconds,
+            corpusGoodCPUMicroseconds: corpusGoodRun.cpu / Double(count) * 1e6, corpusGoodBytes: corpusGoodBytes,
+            kindWorkMicroseconds: kindWork,
             goodBytes: goodBytes, garbageBytes: garbageBytes, garbageKinds: kinds, count: count, batch: batch)
     }
 
 
-    /// The publisher's work alone on one stream (`good` or `garbage`) for about ten seconds.
+    /// The publisher's work alone on one stream (`good`, `garbage` or `corpus-good`, the second
+    /// comparison's) for about ten seconds; with `+log` (`good+log`, `garbage+log`…), the whole
+    /// publication, the log's append included.
     static func profile(_ stream: String, directory: URL) async throws {
         let log = try EmbeddedLog(
             path: directory.appendingPathComponent("flood-profile.sqlite").path,
             configuration: EmbeddedLogConfiguration(maintenanceInterval: nil))
+        let withLog = stream.hasSuffix("+log")
+        if withLog { _ = try await log.createTopics(catalog.topicSpecs) }
         let publisher = Publisher(log: log, catalog: catalog, name: "flood")
-        let publications = stream == "good" ? try good(10_000, offset: 0) : garbage(10_000).publications
+        let publications =
+            stream.hasPrefix("good")
+            ? try good(10_000, offset: 0) : stream.hasPrefix("corpus-good") ? corpusGood(10_000) : garbage(10_000).publications
         let end = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < end { _ = try work(publisher, publications, batch: 100, rounds: 1) }
+        while ContinuousClock.now < end {
+            if withLog {
+                _ = try await run(publisher, publications, batch: 100)
+            } else {
+                _ = try work(publisher, publications, batch: 100, rounds: 1)
+            }
+        }
         await log.close()
     }
 }

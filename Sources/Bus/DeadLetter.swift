@@ -47,13 +47,36 @@ public enum DeadLetter {
         deadLetterTopic: String, originalTopic: String?, key: Data?, value: Data, headers: [LogHeader],
         failure: ValidationFailure, refusedBy: String, at time: Date
     ) -> OutgoingRecord {
-        var all = headers.filter { !$0.name.hasPrefix("dl_") }
+        record(
+            deadLetterTopic: deadLetterTopic, originalTopic: originalTopic, key: key, value: value, headers: headers,
+            failure: failure, refusedBy: LogHeader(name: Self.refusedBy, text: refusedBy),
+            time: LogHeader(name: Self.time, text: Timestamp.format(time)))
+    }
+
+    /// ``record(deadLetterTopic:originalTopic:key:value:headers:failure:refusedBy:at:)`` with the
+    /// `dl_refused_by` and `dl_time` headers made already: a publisher makes the first once, and
+    /// the second once for each batch it refuses records of.
+    static func record(
+        deadLetterTopic: String, originalTopic: String?, key: Data?, value: Data, headers: [LogHeader],
+        failure: ValidationFailure, refusedBy: LogHeader, time: LogHeader
+    ) -> OutgoingRecord {
+        // One array at its final size: filtering, then appending five, grew it twice.
+        var all: [LogHeader] = []
+        all.reserveCapacity(headers.count + 5)
+        for header in headers where !isDeadLetterHeader(header.name) { all.append(header) }
         all.append(LogHeader(name: code, text: failure.code.rawValue))
-        all.append(LogHeader(name: reason, text: failure.reason))
+        all.append(LogHeader(name: reason, value: failure.reasonUTF8))
         all.append(LogHeader(name: Self.originalTopic, text: originalTopic ?? ""))
-        all.append(LogHeader(name: Self.time, text: Timestamp.format(time)))
-        all.append(LogHeader(name: Self.refusedBy, text: refusedBy))
+        all.append(time)
+        all.append(refusedBy)
         return OutgoingRecord(topic: deadLetterTopic, key: key, value: value, headers: all)
+    }
+
+    /// Whether a header name starts with `dl_` (a dead letter's own header, replaced when a record
+    /// is dead-lettered again), read on its bytes.
+    static func isDeadLetterHeader(_ name: String) -> Bool {
+        var bytes = name.utf8.makeIterator()
+        return bytes.next() == UInt8(ascii: "d") && bytes.next() == UInt8(ascii: "l") && bytes.next() == UInt8(ascii: "_")
     }
 
     /// The dead-letter record `record` with its value cut to its first `keep` bytes, and headers

@@ -56,11 +56,15 @@ public struct Publisher: Sendable {
     /// resident ID's birth date in the future). Default: the system clock.
     public let clock: any WallClock
 
+    /// `dl_refused_by` with ``name``, made once.
+    private let refusedBy: LogHeader
+
     public init(log: any EventLog, catalog: TopicCatalog, name: String, clock: any WallClock = .system) {
         self.log = log
         self.validator = EventValidator(catalog: catalog, clock: clock)
         self.name = name
         self.clock = clock
+        self.refusedBy = LogHeader(name: DeadLetter.refusedBy, text: name)
     }
 
     public var catalog: TopicCatalog { validator.catalog }
@@ -121,6 +125,8 @@ public struct Publisher: Sendable {
         records.reserveCapacity(publications.count)
         var results: [Result<Event, ValidationFailure>] = []
         results.reserveCapacity(publications.count)
+        // The batch's refusals are refused at one time: `dl_time` is read and formatted once.
+        var refusedAt: LogHeader?
         for publication in publications {
             switch checked(publication) {
             case .success(let (record, event)):
@@ -128,7 +134,8 @@ public struct Publisher: Sendable {
                 results.append(.success(event))
             case .failure(let failure):
                 guard deadLetter else { throw failure }
-                records.append(deadLetterRecord(for: publication, failure: failure))
+                if refusedAt == nil { refusedAt = LogHeader(name: DeadLetter.time, text: Timestamp.format(clock.now())) }
+                records.append(deadLetterRecord(for: publication, failure: failure, time: refusedAt!))
                 results.append(.failure(failure))
             }
         }
@@ -166,12 +173,16 @@ public struct Publisher: Sendable {
 
     /// The dead-letter record of a refused publication: its CloudEvents record as it would have
     /// been appended, addressed to the dead-letter topic, with the reason.
-    private func deadLetterRecord(for publication: Publication, failure: ValidationFailure) -> OutgoingRecord {
+    /// - Parameter time: its `dl_time` header; default: now.
+    private func deadLetterRecord(for publication: Publication, failure: ValidationFailure, time: LogHeader? = nil)
+        -> OutgoingRecord
+    {
         let original = CloudEventsBinding.record(for: publication.event, topic: publication.topic ?? "")
         // The topic it was meant for: the named one, or the one topic that carries its type.
         let intended = publication.topic ?? catalog.onlyTopic(carrying: publication.event.type)
         return DeadLetter.record(
             deadLetterTopic: catalog.deadLetterTopic, originalTopic: intended, key: original.key,
-            value: original.value, headers: original.headers, failure: failure, refusedBy: name, at: clock.now())
+            value: original.value, headers: original.headers, failure: failure, refusedBy: refusedBy,
+            time: time ?? LogHeader(name: DeadLetter.time, text: Timestamp.format(clock.now())))
     }
 }

@@ -54,8 +54,60 @@ public struct ValidationFailure: Error, Sendable, CustomStringConvertible {
 
     /// The reason in one line, e.g. `schema-violation: /child/residentId: format cn-resident-id: …`.
     public var reason: String {
-        if violations.isEmpty { return "\(code.rawValue): \(message)" }
-        return "\(code.rawValue): " + violations.map(\.description).joined(separator: "; ")
+        // Written into one string: interpolating each violation, then joining, made a string per
+        // part (every dead letter carries its reason: issue 12's floods).
+        var text = code.rawValue
+        text += ": "
+        if violations.isEmpty {
+            text += message
+            return text
+        }
+        for (index, violation) in violations.enumerated() {
+            if index > 0 { text += "; " }
+            text += violation.pointer.isEmpty ? "/" : violation.pointer
+            text += ": "
+            text += violation.keyword
+            text += ": "
+            text += violation.message
+        }
+        return text
+    }
+
+    /// ``reason`` as UTF-8 bytes, written at its final size in one go: a dead letter's `dl_reason`
+    /// (every refused record carries one: issue 12's floods).
+    public var reasonUTF8: Data {
+        // Appended to one buffer reserved at the final size; no closure, so neither the failure
+        // nor the write position is captured (a nested writer paid an exclusivity check a call).
+        let code = code.rawValue
+        var size = code.utf8.count + 2
+        if violations.isEmpty {
+            size += message.utf8.count
+        } else {
+            for violation in violations {
+                size += max(violation.pointer.utf8.count, 1) + violation.keyword.utf8.count + violation.message.utf8.count + 4
+            }
+            size += 2 * (violations.count - 1)
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(size)
+        bytes.append(contentsOf: code.utf8)
+        bytes.append(UInt8(ascii: ":"))
+        bytes.append(UInt8(ascii: " "))
+        if violations.isEmpty { bytes.append(contentsOf: message.utf8) }
+        for (position, violation) in violations.enumerated() {
+            if position > 0 {
+                bytes.append(UInt8(ascii: ";"))
+                bytes.append(UInt8(ascii: " "))
+            }
+            if violation.pointer.isEmpty { bytes.append(UInt8(ascii: "/")) } else { bytes.append(contentsOf: violation.pointer.utf8) }
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(UInt8(ascii: " "))
+            bytes.append(contentsOf: violation.keyword.utf8)
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(UInt8(ascii: " "))
+            bytes.append(contentsOf: violation.message.utf8)
+        }
+        return bytes.withUnsafeBufferPointer { Data(buffer: $0) }
     }
 
     public var description: String {

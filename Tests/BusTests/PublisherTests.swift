@@ -92,6 +92,22 @@ struct PublisherTests {
         #expect(schema.header("dl_reason")?.contains("/child/residentId") == true)
         #expect(schema.header("dl_reason")?.contains("cn-resident-id") == true)
         #expect(byCode["wrong-topic"]?.first?.header("dl_original_topic") == "tax.payment.received")
+        // Each dead letter keeps the original record's headers, in order, then the five dl_ ones;
+        // the batch's refusals share one dl_time, and each reason is its failure's.
+        let failures = Dictionary(
+            uniqueKeysWithValues: outcomes.compactMap { outcome -> (String, ValidationFailure)? in
+                if case .deadLettered(_, let failure) = outcome { (failure.eventId ?? "", failure) } else { nil }
+            })
+        #expect(failures.count == 5)
+        for record in dead {
+            let failure = try #require(failures[record.header("ce_id") ?? ""])
+            let original = CloudEventsBinding.record(for: try CloudEventsBinding.event(from: record), topic: "")
+            #expect(record.headers.map(\.name) == original.headers.map(\.name) + ["dl_code", "dl_reason", "dl_original_topic", "dl_time", "dl_refused_by"])
+            #expect(Array(record.headers.prefix(original.headers.count)) == original.headers)
+            #expect(record.header("dl_reason") == failure.reason)
+            #expect(record.header("dl_code") == failure.code.rawValue)
+        }
+        #expect(Set(dead.compactMap { $0.header("dl_time") }).count == 1)
     }
 
     @Test func withoutDeadLetteringARefusalThrowsAndAppendsNothing() async throws {

@@ -77,6 +77,33 @@ import Testing
         #expect(error.problem.contains("nested more than"))
     }
 
+    /// Arrays and objects nest at most 64 levels (the document being the first): 64 are read, the
+    /// 65th is refused, naming the limit, at the pointer where it opens.
+    @Test(arguments: [("[", "]"), (#"{"a":"#, "}")])
+    func nestingStopsAt64Levels(_ opener: String, _ closer: String) throws {
+        #expect(JSONParser.maximumDepth == 64)
+        func nested(_ depth: Int) -> String {
+            String(repeating: opener, count: depth) + "1" + String(repeating: closer, count: depth)
+        }
+        var value = try JSONValue.parse(Data(nested(64).utf8))
+        for _ in 0..<64 {
+            switch value {
+            case .array(let elements): value = try #require(elements.first)
+            case .object(let members): value = try #require(members["a"])
+            default: Issue.record("\(value) is not nested 64 levels")
+            }
+        }
+        #expect(value == .integer(1))
+        for depth in [65, 66, 513, 5000] {
+            let error = try #require(parseError(nested(depth)), "\(depth) levels accepted")
+            #expect(error.rule == .syntax)
+            #expect(error.problem == "nested more than 64 levels deep", "\(error)")
+            let step = opener == "[" ? "/0" : "/a"
+            #expect(error.pointer == String(repeating: step, count: 64), "\(depth): \(error.pointer)")
+            #expect(error.offset == 64 * opener.utf8.count, "\(depth): the 65th level opens there")
+        }
+    }
+
     /// Integers read exactly up to ±(2⁵³−1), on the fast path (up to 15 digits) and the slow one;
     /// beyond it, and beyond a Double's range, the reader refuses (`number-range`, issue 12).
     @Test func integersAtTheEdgesOfTheExactRange() throws {

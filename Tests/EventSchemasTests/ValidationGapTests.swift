@@ -165,6 +165,53 @@ struct ValidationGapTests {
         }
     }
 
+    /// A member nested within the JSON reader's 64 levels is the schema's to refuse; one level
+    /// more is refused as JSON, the reason naming the field and the limit.
+    @Test func aBodyNestedPastTheLimitIsRefusedAsJSONNamingTheLimit() throws {
+        let validator = EventValidator(catalog: catalog)
+        let example = try #require(catalog.schemas["approval.decided"]?.examples.first)
+        func event(_ levels: Int) -> Event {
+            var body = example
+            body.set(.string("@@"), at: "/reason")
+            let nested = String(repeating: "[", count: levels) + String(repeating: "]", count: levels)
+            let text = String(decoding: body.serialized(), as: UTF8.self).replacingOccurrences(of: "\"@@\"", with: nested)
+            return Event(type: "approval.decided", source: "/test", subject: nil, data: Data(text.utf8))
+        }
+        // The body is the first level: 63 more under /reason are 64 in all.
+        let within = #expect(throws: ValidationFailure.self) { try validator.validate(event(63)) }
+        #expect(within?.code == .schemaViolation)
+        #expect(within?.reason.hasPrefix("schema-violation: /reason: type: ") == true, "\(within?.reason ?? "")")
+        let beyond = #expect(throws: ValidationFailure.self) { try validator.validate(event(64)) }
+        #expect(beyond?.code == .invalidJSON)
+        let reason = beyond?.reason ?? ""
+        #expect(reason.hasPrefix("invalid-json: /reason" + String(repeating: "/0", count: 63) + ": syntax: "), "\(reason)")
+        #expect(reason.contains("nested more than 64 levels deep"), "\(reason)")
+    }
+
+    /// A dead letter's `dl_reason` is written as bytes in one go: the same text as ``reason``, which
+    /// is the code, then the message or each violation as it describes itself.
+    @Test func theReasonAsBytesIsTheReason() {
+        let violations = [
+            SchemaViolation(pointer: "", keyword: "type", message: "should be object, found array"),
+            SchemaViolation(pointer: "/child/residentId", keyword: "format", message: "cn-resident-id: check character should be 'X', found '1'"),
+            SchemaViolation(pointer: "/名字", keyword: "maxLength", message: "is 3 characters 李小明, more than 2"),
+        ]
+        let failures = [
+            ValidationFailure(.unknownType, "the catalog has no event type x.y; see `onewindow topics list`"),
+            ValidationFailure(.invalidJSON, ""),
+            ValidationFailure(.schemaViolation, "ignored", violations: Array(violations.prefix(1))),
+            ValidationFailure(.schemaViolation, "ignored", violations: violations),
+        ]
+        for failure in failures {
+            let expected =
+                failure.violations.isEmpty
+                ? "\(failure.code.rawValue): \(failure.message)"
+                : "\(failure.code.rawValue): " + failure.violations.map(\.description).joined(separator: "; ")
+            #expect(failure.reason == expected)
+            #expect(failure.reasonUTF8 == Data(expected.utf8), "\(String(decoding: failure.reasonUTF8, as: UTF8.self))")
+        }
+    }
+
     @Test func withoutATopicTheBodysDepartmentPicksItsOwnTopic() throws {
         let validator = EventValidator(catalog: catalog)
         var request = try #require(catalog.schemas["approval.requested"]?.examples.first)

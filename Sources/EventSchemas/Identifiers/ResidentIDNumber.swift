@@ -18,36 +18,50 @@ public enum ResidentIDNumber {
     public static func problem(in text: String, today: CivilDate? = nil) -> String? {
         let today = today ?? CivilDate.china(Date())
         if isValidASCII(text, today: today) { return nil }
-        let characters = Array(text)
-        guard characters.count == 18 else { return "should be 18 characters, found \(characters.count)" }
-        guard characters.prefix(17).allSatisfy({ $0.isASCII && $0.isNumber }) else {
-            return "the first 17 characters should be digits"
+        // Worked out on the UTF-8 bytes, without an array of characters (issue 12's floods: a
+        // refusal must cost no more than an acceptance). Text that is not plain ASCII is counted
+        // and read in characters, so the message says what it always said.
+        var utf8 = text
+        return utf8.withUTF8 { bytes -> String? in
+            guard IdentifierText.isPlainASCII(bytes) else {
+                let count = text.count
+                guard count == 18 else { return "should be 18 characters, found \(count)" }
+                // Some character is not ASCII (or is a CR LF): within the first 17, or the last.
+                return text.prefix(17).allSatisfy({ $0.isASCII && $0.isNumber })
+                    ? "the last character should be a digit or X" : "the first 17 characters should be digits"
+            }
+            guard bytes.count == 18 else { return "should be 18 characters, found \(bytes.count)" }
+            guard bytes[0..<17].allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else {
+                return "the first 17 characters should be digits"
+            }
+            let last = bytes[17]
+            if last == UInt8(ascii: "x") { return "the check character X should be upper-case" }
+            guard last &- UInt8(ascii: "0") < 10 || last == UInt8(ascii: "X") else {
+                return "the last character should be a digit or X"
+            }
+            guard (UInt8(ascii: "1")...UInt8(ascii: "8")).contains(bytes[0]) else {
+                return "region code \(IdentifierText.text(bytes, 0..<6)) does not exist (it starts with 1 to 8)"
+            }
+            let birth = IdentifierText.text(bytes, 6..<14)
+            guard let born = CivilDate(
+                year: Formats.digits(bytes, 6, 4)!, month: Formats.digits(bytes, 10, 2)!, day: Formats.digits(bytes, 12, 2)!)
+            else {
+                return "birth date \(birth) is not a date"
+            }
+            guard born >= earliestBirthDate else {
+                return "birth date \(birth) is before 1900-01-01"
+            }
+            guard born <= today else {
+                return "birth date \(birth) is in the future (today is \(today) in China time)"
+            }
+            var sum = 0
+            for index in 0..<17 { sum += Int(bytes[index] &- UInt8(ascii: "0")) * weights[index] }
+            let expected = checkBytes[sum % 11]
+            guard expected == last else {
+                return "check character should be '\(IdentifierText.text(expected))', found '\(IdentifierText.text(last))'"
+            }
+            return nil
         }
-        if characters[17] == "x" { return "the check character X should be upper-case" }
-        guard characters[17].isASCII, characters[17].isNumber || characters[17] == "X" else {
-            return "the last character should be a digit or X"
-        }
-        guard let first = characters.first, ("1"..."8").contains(first) else {
-            return "region code \(String(characters.prefix(6))) does not exist (it starts with 1 to 8)"
-        }
-        let birth = String(characters[6..<14])
-        let year = Int(birth.prefix(4))!
-        let month = Int(birth.dropFirst(4).prefix(2))!
-        let day = Int(birth.suffix(2))!
-        guard let born = CivilDate(year: year, month: month, day: day) else {
-            return "birth date \(birth) is not a date"
-        }
-        guard born >= earliestBirthDate else {
-            return "birth date \(birth) is before 1900-01-01"
-        }
-        guard born <= today else {
-            return "birth date \(birth) is in the future (today is \(today) in China time)"
-        }
-        let expected = checkCharacter(for: String(characters.prefix(17)))!
-        guard expected == characters[17] else {
-            return "check character should be '\(expected)', found '\(characters[17])'"
-        }
-        return nil
     }
 
     /// The check on the UTF-8 bytes, without building characters: `true` only for a valid number
@@ -100,20 +114,41 @@ public enum UnifiedSocialCreditCode {
     /// What is wrong with `text` as a credit code, or `nil` when it is valid.
     public static func problem(in text: String) -> String? {
         if isValidASCII(text) { return nil }
-        let characters = Array(text)
-        guard characters.count == 18 else { return "should be 18 characters, found \(characters.count)" }
-        for (index, character) in characters.enumerated() where values[character] == nil {
-            return "character \(index + 1) '\(character)' is not allowed (use 0-9 and upper-case letters except I, O, S, V, Z)"
+        // On the UTF-8 bytes, as ``ResidentIDNumber/problem(in:today:)``; text that is not plain
+        // ASCII is counted and read in characters, so the message says what it always said.
+        let allowed = "is not allowed (use 0-9 and upper-case letters except I, O, S, V, Z)"
+        var utf8 = text
+        return utf8.withUTF8 { bytes -> String? in
+            guard IdentifierText.isPlainASCII(bytes) else {
+                let count = text.count
+                guard count == 18 else { return "should be 18 characters, found \(count)" }
+                // Some character is not ASCII (or is a CR LF), and so not in the alphabet.
+                for (index, character) in text.enumerated() where values[character] == nil {
+                    return "character \(index + 1) '\(character)' \(allowed)"
+                }
+                return nil
+            }
+            guard bytes.count == 18 else { return "should be 18 characters, found \(bytes.count)" }
+            var sum = 0
+            for index in 0..<18 {
+                let byte = bytes[index]
+                guard byteValues[Int(byte)] >= 0 else {
+                    return "character \(index + 1) '\(IdentifierText.text(byte))' \(allowed)"
+                }
+                if index < 17 { sum += Int(byteValues[Int(byte)]) * weights[index] }
+            }
+            guard bytes[2..<8].allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else {
+                return "characters 3 to 8 (the region code) should be digits"
+            }
+            let expected = alphabetBytes[(31 - sum % 31) % 31]
+            guard expected == bytes[17] else {
+                return "check character should be '\(IdentifierText.text(expected))', found '\(IdentifierText.text(bytes[17]))'"
+            }
+            return nil
         }
-        guard characters[2..<8].allSatisfy({ $0.isASCII && $0.isNumber }) else {
-            return "characters 3 to 8 (the region code) should be digits"
-        }
-        let expected = checkCharacter(for: String(characters.prefix(17)))!
-        guard expected == characters[17] else {
-            return "check character should be '\(expected)', found '\(characters[17])'"
-        }
-        return nil
     }
+
+    static let alphabetBytes = Array("0123456789ABCDEFGHJKLMNPQRTUWXY".utf8)
 
     /// Each ASCII byte's value in the alphabet, -1 for a byte outside it.
     static let byteValues: [Int8] = {
@@ -157,18 +192,35 @@ public enum UnifiedSocialCreditCode {
 public enum MobileNumber {
     /// What is wrong with `text` as a mobile number, or `nil` when it is valid.
     public static func problem(in text: String) -> String? {
-        if text.utf8.count == 11, text.utf8.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }),
-            text.utf8.first == UInt8(ascii: "1"), text.utf8.dropFirst().first! >= UInt8(ascii: "3")
-        {
-            return nil
-        }
-        let characters = Array(text)
-        guard characters.count == 11, characters.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+        // Eleven characters that are ASCII digits are exactly eleven bytes that are: no array of
+        // characters needed.
+        guard text.utf8.count == 11, text.utf8.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else {
             return "should be 11 digits (no +86 prefix, no spaces)"
         }
-        guard characters[0] == "1", ("3"..."9").contains(characters[1]) else {
+        guard text.utf8.first == UInt8(ascii: "1"), text.utf8.dropFirst().first! >= UInt8(ascii: "3") else {
             return "should start with 13 to 19"
         }
         return nil
     }
+}
+
+/// The identifiers' refusal messages read from UTF-8 bytes.
+enum IdentifierText {
+    /// ASCII without a CR LF: each character is then one byte (a CR LF is one character).
+    static func isPlainASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var previous: UInt8 = 0
+        for byte in bytes {
+            if byte >= 0x80 || (byte == 0x0A && previous == 0x0D) { return false }
+            previous = byte
+        }
+        return true
+    }
+
+    /// The text of some ASCII bytes.
+    static func text(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>) -> String {
+        String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+    }
+
+    /// The text of one ASCII byte.
+    static func text(_ byte: UInt8) -> String { String(Character(Unicode.Scalar(byte))) }
 }
