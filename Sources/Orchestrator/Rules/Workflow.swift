@@ -275,9 +275,15 @@ extension Workflow {
     /// Whether the application's `materials` list a material by name with source `shared-data`
     /// (the window found it itself), or with any source when `anySource`.
     static func listed(_ name: String, in application: JSONValue, anySource: Bool) -> Bool {
-        (application[pointer: "/materials"]?.arrayValue ?? []).contains {
-            $0[pointer: "/name"]?.stringValue == name
-                && (anySource || $0[pointer: "/source"]?.stringValue == "shared-data")
+        // Members read directly, not through pointers (what `[pointer: "/name"]` finds: only an
+        // object's member).
+        guard case .object(let members) = application, case .array(let listed)? = members["materials"] else {
+            return false
+        }
+        return listed.contains { element in
+            guard case .object(let material) = element, case .string(let text)? = material["name"], text == name
+            else { return false }
+            return anySource || material["source"]?.stringValue == "shared-data"
         }
     }
 
