@@ -196,8 +196,10 @@ struct StoredCaseScanner {
                     var days: [String: Int] = [:]
                     // Step ids are any text: each once, as the parser refuses a name twice.
                     guard
-                        scanner.members({ scanner, step in
-                            guard days[step] == nil, let count = scanner.integer() else { return false }
+                        scanner.members({ scanner, key in
+                            guard let step = key.text, days[step] == nil, let count = scanner.integer() else {
+                                return false
+                            }
                             days[step] = count
                             return true
                         })
@@ -270,13 +272,27 @@ struct StoredCaseScanner {
         return true
     }
 
+    /// A member name as its bytes, matched against the names the format has without making a
+    /// `String` of it (`case "steps":` in a `switch` compares the bytes).
+    struct Key {
+        let bytes: UnsafeBufferPointer<UInt8>
+
+        static func ~= (pattern: StaticString, key: Key) -> Bool {
+            pattern.utf8CodeUnitCount == key.bytes.count
+                && memcmp(pattern.utf8Start, key.bytes.baseAddress!, key.bytes.count) == 0
+        }
+
+        /// The name as text (for names that are data: a step's id), `nil` when not UTF-8.
+        var text: String? { StoredCaseScanner.text(bytes) }
+    }
+
     /// An object: `member` reads each member's value after its name and says whether it took it.
-    mutating func members(_ member: (inout StoredCaseScanner, String) -> Bool) -> Bool {
+    mutating func members(_ member: (inout StoredCaseScanner, Key) -> Bool) -> Bool {
         guard take(UInt8(ascii: "{")) else { return false }
         if take(UInt8(ascii: "}")) { return true }
         while true {
             whitespace()
-            guard let name = string(), take(UInt8(ascii: ":")) else { return false }
+            guard let name = stringBytes(), take(UInt8(ascii: ":")) else { return false }
             whitespace()
             guard member(&self, name) else { return false }
             if take(UInt8(ascii: ",")) { continue }
@@ -297,9 +313,8 @@ struct StoredCaseScanner {
         }
     }
 
-    /// A string without escapes or control characters, whose bytes are UTF-8 (as the parser
-    /// decides it).
-    mutating func string() -> String? {
+    /// The bytes of a string without escapes or control characters (not checked for UTF-8).
+    mutating func stringBytes() -> Key? {
         guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { return nil }
         let start = index + 1
         var end = start
@@ -309,11 +324,29 @@ struct StoredCaseScanner {
             if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
             end += 1
         }
-        guard end < bytes.count,
-            let text = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
-        else { return nil }
+        guard end < bytes.count else { return nil }
         index = end + 1
+        return Key(bytes: UnsafeBufferPointer(rebasing: bytes[start..<end]))
+    }
+
+    /// A string without escapes or control characters, whose bytes are UTF-8.
+    mutating func string() -> String? {
+        let start = index
+        guard let key = stringBytes(), let text = key.text else {
+            index = start
+            return nil
+        }
         return text
+    }
+
+    /// Bytes as text when they are UTF-8, as the parser decides it (`String(validating:)`, which
+    /// was a tenth of reading a case, generic as it is): `String(decoding:)` replaces what is not
+    /// UTF-8 with U+FFFD, so the text has the same bytes exactly when they were UTF-8.
+    static func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard text.utf8.count == bytes.count else { return nil }
+        if bytes.allSatisfy({ $0 < 0x80 }) { return text }
+        return text.utf8.elementsEqual(bytes) ? text : nil
     }
 
     mutating func bool() -> Bool? {
@@ -380,6 +413,10 @@ struct StoredCaseScanner {
     /// from its extent, which is found first. Values nested deeper than 64 levels are left to the
     /// general reading, which counts the depth from the top of the document.
     mutating func anyValue() -> JSONValue? {
+        if index + 1 < bytes.count, bytes[index] == UInt8(ascii: "{"), bytes[index + 1] == UInt8(ascii: "}") {
+            index += 2  // most decisions' `fields`
+            return .object([:])
+        }
         let start = index
         var depth = 0
         var inString = false
