@@ -254,6 +254,40 @@ struct GoldenTransitionTests {
         #expect(error?.problem.hasPrefix("case RA-2026-000001: ") == true)
     }
 
+    /// What the store's fast reading leaves to the general one reads as before: a reason with an
+    /// escape, members in another order, numbers with an exponent; bytes that are not UTF-8 are
+    /// still refused.
+    @Test func theStoredCaseReadsWhatTheFastPathLeaves() throws {
+        let core = Fixtures.core
+        let first = try core.apply(nil, .submitted(F.restaurant()), now: F.at("2026-03-02", 10))
+        let asked = try core.apply(
+            first.state,
+            .decided(
+                F.decision(
+                    "RA-2026-000001", "market-regulation", "business-licence", .needsMoreInformation,
+                    at: F.at("2026-03-03"), reason: "请补充\"平面图\"\n及租赁合同 / 原件")), now: F.at("2026-03-03", 10)
+        ).state
+        let stored = asked.storedJSON()
+        #expect(try Case(storedJSON: stored) == asked)
+        // Sorted members, as another writer might order them.
+        let sorted = Array(try Self.sorted(stored).utf8)
+        #expect(try Case(storedJSON: sorted) == asked)
+        // An instant with an exponent.
+        let seconds = asked.submittedAt.timeIntervalSinceReferenceDate
+        let exponent = String(decoding: stored, as: UTF8.self).replacingOccurrences(
+            of: "\"submittedAt\":\(seconds.description)", with: "\"submittedAt\":\(seconds / 10)e1")
+        #expect(exponent != String(decoding: stored, as: UTF8.self))
+        #expect(try Case(storedJSON: Array(exponent.utf8)) == asked)
+        // A byte that is not UTF-8 in a step's id.
+        var broken = stored
+        let id = Array("\"food-licence\"".utf8)
+        let at = try #require(
+            (0...(broken.count - id.count)).first { Array(broken[$0..<($0 + id.count)]) == id })
+        broken[at + 1] = 0xFF
+        let error = #expect(throws: StoredCaseError.self) { try Case(storedJSON: broken) }
+        #expect(error?.problem.contains("not JSON") == true)
+    }
+
     /// Sets a value at a path of member names and array indices (`JSONValue.set` takes member
     /// names only).
     static func replace(_ document: inout JSONValue, _ tokens: ArraySlice<String>, with value: JSONValue) {
