@@ -143,6 +143,37 @@ func benchEventPath(rounds: Int) throws -> [EventPathMeasurement] {
         try measureEach("core: apply a decision", figure: "apply_decision", count: rounds) { _ in
             consume(try core.apply(first.state, .decided(decision), now: now))
         })
+    // Every decision of the workflow in turn, each on the case as the one before left it: the
+    // business licence's (the fan-out, as above), then each parallel step's; the last completes.
+    var state = first.state
+    var decisions: [(Case, Decision)] = []
+    while state.status == .inProgress, let stepState = state.steps.first(where: { $0.status == .requested }) {
+        guard let step = core.rules.workflow(version: state.ruleVersion)?.step(stepState.id),
+            let next = Decision(
+                body: RestaurantExample.decision(
+                    applicationId: state.applicationId, department: step.department, item: step.item,
+                    decidedAt: now.addingTimeInterval(3600 * Double(decisions.count + 1))))
+        else { throw BenchmarkFailure("no decision for step \(stepState.id) of the benchmark's case") }
+        decisions.append((state, next))
+        state = try core.apply(state, .decided(next), now: now.addingTimeInterval(3600 * Double(decisions.count))).state
+    }
+    guard state.status == .completed else { throw BenchmarkFailure("the benchmark's case did not complete") }
+    for (index, (before, next)) in decisions.enumerated() {
+        results.append(
+            try measureEach(
+                "core: apply decision \(index + 1) of \(decisions.count) (\(next.item))", figure: "apply_decision_\(index + 1)",
+                count: rounds
+            ) { _ in consume(try core.apply(before, .decided(next), now: now)) })
+    }
+    let completedJSON = state.storedJSON()
+    results.append(
+        try measureEach("completed case to the store's JSON", figure: "completed_case_write", count: rounds) { _ in
+            consume(state.storedJSON())
+        })
+    results.append(
+        try measureEach("completed case from the store's JSON", figure: "completed_case_read", count: rounds) { _ in
+            consume(try Case(storedJSON: completedJSON))
+        })
     results.append(
         try measureEach("case to the store's JSON", figure: "case_write", count: rounds) { _ in
             consume(first.state.storedJSON())

@@ -29,6 +29,12 @@ public struct WorkingDayCalendar: Sendable, Hashable {
     public let movedWorkingDays: Set<CivilDate>
     /// Where the data came from (a file path), for error messages.
     public let source: String
+    /// The covered days' kinds, from January 1st of the first covered year (``firstDay``, days
+    /// since 1970-01-01) to December 31st of the last: 1 working, 2 off, 0 not covered (a year
+    /// missing in between). Derived from the sets above, once: due dates count a few dozen days
+    /// per request, and each day was three set lookups.
+    private let dayKinds: [UInt8]
+    private let firstDay: Int
 
     /// The calendar file's path from the repository root (and the default working directory of
     /// the department simulators): `Rules/calendar.yaml`.
@@ -63,6 +69,23 @@ public struct WorkingDayCalendar: Sendable, Hashable {
         self.movedWorkingDays = movedWorkingDays
         self.provisionalYears = provisionalYears
         self.source = source
+        // Up to a century (36.5 KB); years further apart are looked up in the sets as before.
+        if let first = years.min(), let last = years.max(), last - first < 100 {
+            let start = CivilDate.daysSinceEpoch(year: first, month: 1, day: 1)
+            let end = CivilDate.daysSinceEpoch(year: last + 1, month: 1, day: 1)
+            var kinds = [UInt8](repeating: 0, count: end - start)
+            for offset in kinds.indices {
+                let date = CivilDate(daysSinceEpoch: start + offset)
+                guard years.contains(date.year) else { continue }
+                kinds[offset] =
+                    movedWorkingDays.contains(date) || (!holidays.contains(date) && !date.isWeekend) ? 1 : 2
+            }
+            dayKinds = kinds
+            firstDay = start
+        } else {
+            dayKinds = []
+            firstDay = 0
+        }
     }
 
     /// Loads the calendar file (format: `Rules/README.md`, "The working-day calendar").
@@ -96,6 +119,15 @@ public struct WorkingDayCalendar: Sendable, Hashable {
     /// Whether people work on `date`.
     /// - Throws: ``WorkingDayCalendarError`` (`.outsideData`) when `date`'s year is not covered.
     public func isWorkingDay(_ date: CivilDate) throws -> Bool {
+        try isWorkingDay(daysSinceEpoch: date.daysSinceEpoch, date)
+    }
+
+    /// ``isWorkingDay(_:)`` of the day `days` after 1970-01-01, from the table when it covers the
+    /// day; `date` (that day, or `nil` to make it from `days`) only for the sets and the error.
+    private func isWorkingDay(daysSinceEpoch days: Int, _ date: CivilDate? = nil) throws -> Bool {
+        let offset = days - firstDay
+        if offset >= 0, offset < dayKinds.count, dayKinds[offset] != 0 { return dayKinds[offset] == 1 }
+        let date = date ?? CivilDate(daysSinceEpoch: days)
         guard years.contains(date.year) else { throw outside(date) }
         if movedWorkingDays.contains(date) { return true }
         if holidays.contains(date) { return false }
@@ -108,13 +140,13 @@ public struct WorkingDayCalendar: Sendable, Hashable {
     ///   year is not covered.
     public func addingWorkingDays(_ count: Int, to date: CivilDate) throws -> CivilDate {
         let step = count < 0 ? -1 : 1
-        var day = date
+        var day = date.daysSinceEpoch
         var remaining = abs(count)
         while remaining > 0 {
-            day = day.adding(days: step)
-            if try isWorkingDay(day) { remaining -= 1 }
+            day += step
+            if try isWorkingDay(daysSinceEpoch: day) { remaining -= 1 }
         }
-        return day
+        return CivilDate(daysSinceEpoch: day)
     }
 
     /// The working days in `(start, end]`: after `start`, up to and including `end`; 0 when `end`
@@ -123,10 +155,11 @@ public struct WorkingDayCalendar: Sendable, Hashable {
     public func workingDays(after start: CivilDate, through end: CivilDate) throws -> Int {
         guard start < end else { return 0 }
         var count = 0
-        var day = start.adding(days: 1)
-        while day <= end {
-            if try isWorkingDay(day) { count += 1 }
-            day = day.adding(days: 1)
+        let last = end.daysSinceEpoch
+        var day = start.daysSinceEpoch + 1
+        while day <= last {
+            if try isWorkingDay(daysSinceEpoch: day) { count += 1 }
+            day += 1
         }
         return count
     }

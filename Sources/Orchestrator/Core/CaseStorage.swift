@@ -61,6 +61,12 @@ extension Case {
     /// Reads a case from the store's JSON (this file's writer's or `JSONEncoder`'s).
     /// - Throws: ``StoredCaseError`` naming the member that is missing or malformed.
     public init(storedJSON data: some Collection<UInt8>) throws {
+        // The common case straight from the bytes (StoredCaseScanner.swift); anything it does not
+        // take is read here as before, and refused naming the member.
+        if let found = StoredCaseScanner.read(data) {
+            self = found
+            return
+        }
         let value: JSONValue
         do {
             value = try JSONValue.parse(Data(data))

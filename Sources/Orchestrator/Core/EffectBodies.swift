@@ -10,28 +10,29 @@ enum EffectBodies {
     /// `approval.requested`: the applicant, the materials (submitted ones the application lists,
     /// and what earlier steps produced), the details (application fields and passed decision
     /// fields).
-    static func approvalRequest(_ step: Step, _ state: Case, _ workflow: Workflow, due: CivilDate, now: Date)
-        -> JSONValue
-    {
+    /// - Parameter applicant: ``applicant(_:_:)`` of the case, when the caller has it (one per
+    ///   transition, however many steps it requests); `nil` to find it.
+    static func approvalRequest(
+        _ step: Step, _ state: Case, _ workflow: Workflow, due: CivilDate, now: Date, applicant: JSONValue? = nil
+    ) -> JSONValue {
         let application = state.application
-        var applicant = [String: JSONValue](minimumCapacity: 4)
-        applicant["name"] = workflow.applicant.name.value(in: application)
-        applicant["residentId"] = workflow.applicant.residentId.value(in: application)
-        applicant["mobile"] = workflow.applicant.mobile.value(in: application)
-        if let path = workflow.applicant.creditCode, let code = path.value(in: application) {
-            applicant["creditCode"] = code
-        }
+        let applicant = applicant ?? Self.applicant(workflow, application)
 
-        let listed = application[pointer: "/materials"]?.arrayValue ?? []
+        let listed: [JSONValue]
+        if case .object(let members) = application, case .array(let elements)? = members["materials"] {
+            listed = elements
+        } else {
+            listed = []
+        }
         var materials: [JSONValue] = []
+        materials.reserveCapacity(step.materials.count)
         for material in step.materials {
             switch material.source {
             case .submitted:
-                if let found = listed.first(where: { $0[pointer: "/name"]?.stringValue == material.name }) {
+                if let found = listedMaterial(material.name, in: listed) {
                     materials.append(
                         .object([
-                            "name": .string(material.name),
-                            "source": found[pointer: "/source"] ?? .string("submitted"),
+                            "name": .string(material.name), "source": found["source"] ?? .string("submitted"),
                         ]))
                 }
             case .shared:
@@ -41,12 +42,11 @@ enum EffectBodies {
                             "name": .string(material.name), "source": .string("shared-data"),
                             "eventId": .string(fact.eventId), "topic": .string(fact.topic),
                         ]))
-                } else if let found = listed.first(where: { $0[pointer: "/name"]?.stringValue == material.name }) {
+                } else if let found = listedMaterial(material.name, in: listed) {
                     // Brought by the applicant (or found by the window) instead.
                     materials.append(
                         .object([
-                            "name": .string(material.name),
-                            "source": found[pointer: "/source"] ?? .string("submitted"),
+                            "name": .string(material.name), "source": found["source"] ?? .string("submitted"),
                         ]))
                 }
             case .step(let reference):
@@ -73,16 +73,43 @@ enum EffectBodies {
         body["department"] = .string(step.department)
         body["item"] = .string(step.item)
         body["dueBy"] = .string(due.description)
-        body["applicant"] = .object(applicant)
+        body["applicant"] = applicant
         body["materials"] = .array(materials)
         body["requestedAt"] = time(now)
         if !details.isEmpty { body["details"] = .object(details) }
         return .object(body)
     }
 
+    /// A request's `applicant`: the name, ID number, mobile (and credit code) the workflow's
+    /// applicant fields point at.
+    static func applicant(_ workflow: Workflow, _ application: JSONValue) -> JSONValue {
+        var applicant = [String: JSONValue](minimumCapacity: 4)
+        applicant["name"] = workflow.applicant.name.value(in: application)
+        applicant["residentId"] = workflow.applicant.residentId.value(in: application)
+        applicant["mobile"] = workflow.applicant.mobile.value(in: application)
+        if let path = workflow.applicant.creditCode, let code = path.value(in: application) {
+            applicant["creditCode"] = code
+        }
+        return .object(applicant)
+    }
+
+    /// The members of the first object in the application's `materials` whose `name` is `name`
+    /// (what `[pointer: "/name"]` found, without a pointer walk per element and material).
+    static func listedMaterial(_ name: String, in listed: [JSONValue]) -> [String: JSONValue]? {
+        for element in listed {
+            if case .object(let members) = element, case .string(let text)? = members["name"], text == name {
+                return members
+            }
+        }
+        return nil
+    }
+
     static func decisionField(_ reference: StepField, in state: Case) -> JSONValue? {
-        guard let step = state.step(reference.step), step.status == .approved else { return nil }
-        return step.decision?.field(reference.field)
+        // Read in place: `state.step(_:)` would copy the step's state, decisions and all.
+        guard let index = state.steps.firstIndex(where: { $0.id == reference.step }),
+            state.steps[index].status == .approved
+        else { return nil }
+        return state.steps[index].decision?.field(reference.field)
     }
 
     static func text(_ value: JSONValue) -> String {
@@ -103,16 +130,23 @@ enum EffectBodies {
             case .completed: "completed"
             case .failed: "rejected"
             }
-        let steps: [JSONValue] = workflow.steps.map { step in
-            let stepState = state.step(step.id)!
+        var steps: [JSONValue] = []
+        steps.reserveCapacity(workflow.steps.count)
+        for (position, step) in workflow.steps.enumerated() {
+            // The case keeps its steps in the workflow's order; read each in place (a copy of a
+            // step's state retains its decisions, times and id).
+            let index =
+                position < state.steps.count && state.steps[position].id == step.id
+                ? position : state.steps.firstIndex { $0.id == step.id }!
             // Sized for every member at once: a literal of four grew (rehashing) on the fifth.
             var entry = [String: JSONValue](minimumCapacity: 9)
             entry["step"] = .string(step.id)
             entry["title"] = .string(step.title)
             entry["department"] = .string(step.department)
             entry["item"] = .string(step.item)
+            let stepStatus = state.steps[index].status
             entry["status"] =
-                switch stepState.status {
+                switch stepStatus {
                 case .waiting: .string("waiting")
                 case .skipped: .string("skipped")
                 case .requested: .string("requested")
@@ -120,13 +154,14 @@ enum EffectBodies {
                 case .rejected: .string("rejected")
                 case .awaitingResubmission, .awaitingDocuments: .string("needs-more-information")
                 }
-            if let due = stepState.dueDate { entry["dueBy"] = .string(due.description) }
-            if let requestedAt = stepState.requestedAt { entry["requestedAt"] = time(requestedAt) }
-            if let decision = stepState.decision { entry["decidedAt"] = time(decision.decision.decidedAt) }
-            if stepState.status == .waiting {
-                entry["waitingFor"] = .array(state.waitingFor(step.id, in: workflow).map(JSONValue.string))
+            if let due = state.steps[index].dueDate { entry["dueBy"] = .string(due.description) }
+            if let requestedAt = state.steps[index].requestedAt { entry["requestedAt"] = time(requestedAt) }
+            if let decision = state.steps[index].decision { entry["decidedAt"] = time(decision.decision.decidedAt) }
+            if stepStatus == .waiting {
+                // `Case.waitingFor(_:in:)`, without looking the step up again.
+                entry["waitingFor"] = .array(step.dependsOn.filter { !state.isDone($0) }.map(JSONValue.string))
             }
-            return .object(entry)
+            steps.append(.object(entry))
         }
         var body = [String: JSONValue](minimumCapacity: 6)
         body["applicationId"] = .string(state.applicationId)
@@ -158,9 +193,12 @@ enum EffectBodies {
 
     /// `notification.sms.requested`, with the rendered text in `parameters.text` (the SMS
     /// gateway's own wording is used when a sink ignores it).
-    static func notification(_ moment: NotificationMoment, _ state: Case, _ workflow: Workflow, step: Step?, now: Date)
-        -> Emission
-    {
+    /// - Parameter missing: the application's missing documents when the caller has them already
+    ///   (the submission's), for the `received` moment; `nil` to find them.
+    static func notification(
+        _ moment: NotificationMoment, _ state: Case, _ workflow: Workflow, step: Step?, now: Date,
+        missing: [MissingDocument]? = nil
+    ) -> Emission {
         let applicant = applicantContact(state, workflow)
         let recipient: Contact =
             switch moment.recipient {
@@ -170,8 +208,8 @@ enum EffectBodies {
             case .supervisor: workflow.notifications.supervisor
             }
         var values: [String: Any] = [
-            "applicationId": state.applicationId, "service": ["title": workflow.title],
-            "applicant": ["name": applicant.name], "recipient": ["name": recipient.name],
+            "applicationId": state.applicationId, "service": ["title": workflow.title] as [String: Any],
+            "applicant": ["name": applicant.name] as [String: Any], "recipient": ["name": recipient.name] as [String: Any],
             "date": ChinaTime.date(at: now).description,
         ]
         var parameters: [String: JSONValue] = [
@@ -180,7 +218,7 @@ enum EffectBodies {
         var id = "\(state.applicationId)/sms/\(moment.rawValue)"
         if let step, let stepState = state.step(step.id) {
             let department = workflow.departments.departments[step.department]?.name ?? step.department
-            values["step"] = ["title": step.title, "department": department, "item": step.item]
+            values["step"] = ["title": step.title, "department": department, "item": step.item] as [String: Any]
             values["dueDate"] = stepState.dueDate?.description ?? ""
             values["requestedDate"] = stepState.requestedAt.map { ChinaTime.date(at: $0).description } ?? ""
             let reason = stepState.decision?.decision.reason ?? ""
@@ -197,7 +235,7 @@ enum EffectBodies {
         if moment == .received {
             // The documents nobody holds, which the application waits for; 无 (none) when the
             // view held every fact.
-            let missing = workflow.missingDocuments(application: state.application, facts: state.facts ?? [])
+            let missing = (missing ?? workflow.missingDocuments(application: state.application, facts: state.facts ?? []))
                 .map(\.name)
             values["missingDocuments"] = missing.isEmpty ? "无" : missing.joined(separator: "、")
             if !missing.isEmpty { parameters["missingDocuments"] = .string(missing.joined(separator: "、")) }

@@ -90,7 +90,8 @@ public struct Orchestrator: Sendable {
             throw Rejection(.invalidInput, "the application has no applicationId or no submittedAt")
         }
         // Steps listing a document nobody holds wait for the applicant to bring it.
-        let missing = Set(workflow.missingDocuments(application: application, facts: submission.facts).flatMap(\.steps))
+        let missingDocuments = workflow.missingDocuments(application: application, facts: submission.facts)
+        let missing = Set(missingDocuments.flatMap(\.steps))
         let steps = workflow.steps.map { step in
             StepState(
                 id: step.id,
@@ -104,7 +105,7 @@ public struct Orchestrator: Sendable {
             applicationId: submission.applicationId, workflow: workflow.id, ruleVersion: workflow.version,
             application: application, submittedAt: submittedAt, status: .inProgress, steps: steps, revision: 0,
             completion: nil, facts: submission.facts)
-        var effects = [notification(.received, state, workflow, step: nil, now: now)]
+        var effects = [notification(.received, state, workflow, step: nil, now: now, missing: missingDocuments)]
         try advance(&state, workflow, now: now, into: &effects)
         return finish(state, effects, now: now, workflow)
     }
@@ -270,9 +271,13 @@ public struct Orchestrator: Sendable {
     /// Requests every waiting step whose dependencies are done; completes the case when every step
     /// is done.
     func advance(_ state: inout Case, _ workflow: Workflow, now: Date, into effects: inout [Effect]) throws(Rejection) {
+        // The applicant's details once, for every request of the transition (the application
+        // does not change within it).
+        var applicant: JSONValue?
         for step in workflow.steps where state.status(of: step.id)! == .waiting {
             if step.dependsOn.allSatisfy({ state.isDone($0) }) {
-                try request(step, &state, workflow, now: now, into: &effects)
+                if applicant == nil { applicant = EffectBodies.applicant(workflow, state.application) }
+                try request(step, &state, workflow, now: now, into: &effects, applicant: applicant)
             }
         }
         if state.steps.allSatisfy(\.isDone) {
@@ -284,9 +289,10 @@ public struct Orchestrator: Sendable {
         }
     }
 
-    func request(_ step: Step, _ state: inout Case, _ workflow: Workflow, now: Date, into effects: inout [Effect])
-        throws(Rejection)
-    {
+    func request(
+        _ step: Step, _ state: inout Case, _ workflow: Workflow, now: Date, into effects: inout [Effect],
+        applicant: JSONValue? = nil
+    ) throws(Rejection) {
         let attempt = state.step(step.id)!.attempt + 1
         let due: CivilDate
         let reminderDay: CivilDate
@@ -313,7 +319,7 @@ public struct Orchestrator: Sendable {
             $0.reminded = false
             $0.escalated = false
         }
-        let body = EffectBodies.approvalRequest(step, state, workflow, due: due, now: now)
+        let body = EffectBodies.approvalRequest(step, state, workflow, due: due, now: now, applicant: applicant)
         effects.append(
             .requestApproval(
                 step: step.id,
@@ -369,10 +375,12 @@ public struct Orchestrator: Sendable {
         return Transition(state: state, effects: effects)
     }
 
-    func notification(_ moment: NotificationMoment, _ state: Case, _ workflow: Workflow, step: Step?, now: Date)
-        -> Effect
-    {
-        .notify(moment: moment, EffectBodies.notification(moment, state, workflow, step: step, now: now))
+    func notification(
+        _ moment: NotificationMoment, _ state: Case, _ workflow: Workflow, step: Step?, now: Date,
+        missing: [MissingDocument]? = nil
+    ) -> Effect {
+        .notify(
+            moment: moment, EffectBodies.notification(moment, state, workflow, step: step, now: now, missing: missing))
     }
 
     func alert(_ state: Case, _ workflow: Workflow, step: Step, now: Date) -> Effect {

@@ -135,9 +135,11 @@ public struct NotificationRules: Sendable, Hashable {
                 case .value(let path):
                     var current: Any = values
                     for name in path {
-                        if let object = current as? [String: String], let next = object[name] {
+                        // `[String: Any]` first: the core passes its values so (nested ones too),
+                        // and a cast to `[String: String]` of those checked every member.
+                        if let object = current as? [String: Any], let next = object[name] {
                             current = next
-                        } else if let object = current as? [String: Any], let next = object[name] {
+                        } else if let object = current as? [String: String], let next = object[name] {
                             current = next
                         } else {
                             return compiled.render(values)

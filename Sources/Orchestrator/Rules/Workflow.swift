@@ -27,6 +27,8 @@ public struct Workflow: Sendable, Hashable {
     public let notifications: NotificationRules
     /// The texts it was compiled from: what a store keeps to compile this version again.
     public let sources: RuleSources
+    /// Each step's materials numbered by name (derived from ``steps``).
+    let materialNumbers: MaterialNumbers
 
     /// The step with an id.
     public func step(_ id: String) -> Step? { steps.first { $0.id == id } }
@@ -224,6 +226,29 @@ public struct DocumentCount: Sendable, Hashable, Codable {
     }
 }
 
+/// A workflow's material names numbered: the same number for the same name (as `==` has it, in
+/// any step), so that ``Workflow/documentCount(application:facts:)`` counts distinct names with an
+/// array of flags instead of hashing every (Chinese, so Unicode-normalised) name into a set at
+/// each completion.
+struct MaterialNumbers: Sendable, Hashable {
+    /// `numbers[step][material]`, in the order of ``Workflow/steps`` and their materials.
+    let numbers: [[Int]]
+    /// How many distinct names.
+    let count: Int
+
+    init(steps: [Step]) {
+        var known: [String: Int] = [:]
+        numbers = steps.map { step in
+            step.materials.map { material in
+                if let number = known[material.name] { return number }
+                known[material.name] = known.count
+                return known.count - 1
+            }
+        }
+        count = known.count
+    }
+}
+
 /// A document the applicant still has to bring: a `sharedFact:` material the view does not hold.
 public struct MissingDocument: Sendable, Hashable {
     /// The material's name: `社会保险参保证明`.
@@ -275,9 +300,15 @@ extension Workflow {
     /// Whether the application's `materials` list a material by name with source `shared-data`
     /// (the window found it itself), or with any source when `anySource`.
     static func listed(_ name: String, in application: JSONValue, anySource: Bool) -> Bool {
-        (application[pointer: "/materials"]?.arrayValue ?? []).contains {
-            $0[pointer: "/name"]?.stringValue == name
-                && (anySource || $0[pointer: "/source"]?.stringValue == "shared-data")
+        // Members read directly, not through pointers (what `[pointer: "/name"]` finds: only an
+        // object's member).
+        guard case .object(let members) = application, case .array(let listed)? = members["materials"] else {
+            return false
+        }
+        return listed.contains { element in
+            guard case .object(let material) = element, case .string(let text)? = material["name"], text == name
+            else { return false }
+            return anySource || material["source"]?.stringValue == "shared-data"
         }
     }
 
@@ -306,24 +337,30 @@ extension Workflow {
     /// promise. Materials not asked for (``asked(_:application:)``) count nowhere.
     public func documentCount(application: JSONValue? = nil, facts: [SharedFact] = []) -> DocumentCount {
         var serial = 0
-        var brought: Set<String> = []
-        for step in steps where application.map({ applies(step, to: $0) }) ?? true {
-            for material in step.materials where application.map({ Self.asked(material, application: $0) }) ?? true {
+        var brought = [Bool](repeating: false, count: materialNumbers.count)
+        var submitted = 0
+        for (stepIndex, step) in steps.enumerated() where application.map({ applies(step, to: $0) }) ?? true {
+            for (materialIndex, material) in step.materials.enumerated()
+            where application.map({ Self.asked(material, application: $0) }) ?? true {
                 serial += 1
+                var brings = false
                 switch material.source {
-                case .submitted: brought.insert(material.name)
+                case .submitted: brings = true
                 case .step: break
                 case .shared:
                     guard let application else { break }
-                    if fact(for: material, application: application, facts: facts) == nil,
-                        !Self.listed(material.name, in: application, anySource: false)
-                    {
-                        brought.insert(material.name)
-                    }
+                    brings =
+                        fact(for: material, application: application, facts: facts) == nil
+                        && !Self.listed(material.name, in: application, anySource: false)
+                }
+                let number = materialNumbers.numbers[stepIndex][materialIndex]
+                if brings, !brought[number] {
+                    brought[number] = true
+                    submitted += 1
                 }
             }
         }
-        return DocumentCount(serial: serial, submitted: brought.count)
+        return DocumentCount(serial: serial, submitted: submitted)
     }
 }
 

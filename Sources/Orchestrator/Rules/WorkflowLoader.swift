@@ -142,7 +142,8 @@ struct WorkflowLoader {
         return Workflow(
             id: id, title: title, applicationType: schema.0, applicant: applicant, steps: steps,
             version: sources.version(of: id),
-            file: file, departments: departments, notifications: notifications, sources: sources)
+            file: file, departments: departments, notifications: notifications, sources: sources,
+            materialNumbers: MaterialNumbers(steps: steps))
     }
 
     func checkField(_ path: FieldPath, node: ConfigNode, schema: JSONSchema, types: Set<String>? = nil) throws {
