@@ -301,32 +301,22 @@ extension OrchestratorStore {
         writeCPU: @escaping @Sendable (Double) -> Void = { _ in }
     ) async throws -> BatchOutcome {
         let decoded = self.decoded
-        let published = position.unrecorded
-        let outcome: BatchOutcome
-        do {
-            outcome = try await pool.write { db in
-                let started = threadCPUSeconds()
-                defer { writeCPU(threadCPUSeconds() - started) }
-                if let published { try Self.record(position: published, db) }
-                var wrote = false
-                try db.inSavepoint {
-                    wrote = try Self.write(plan, db)
-                    return wrote ? .commit : .rollback
-                }
-                if wrote {
-                    plan.remember(in: decoded)
-                    return plan.outcome
-                }
-                var outcome = try Self.apply(
-                    plan.batch, core: core, now: plan.now, decoded: decoded, checker: checker, db)
-                outcome.replanned = 1
-                return outcome
+        return try await writeRecordingPosition(while: "applying a batch of \(plan.batch.count) input(s)") { db in
+            let started = threadCPUSeconds()
+            defer { writeCPU(threadCPUSeconds() - started) }
+            var wrote = false
+            try db.inSavepoint {
+                wrote = try Self.write(plan, db)
+                return wrote ? .commit : .rollback
             }
-        } catch {
-            throw Self.fileFailure(error, path: path, while: "applying a batch of \(plan.batch.count) input(s)")
+            if wrote {
+                plan.remember(in: decoded)
+                return plan.outcome
+            }
+            var outcome = try Self.apply(plan.batch, core: core, now: plan.now, decoded: decoded, checker: checker, db)
+            outcome.replanned = 1
+            return outcome
         }
-        if let published { position.recorded(published) }
-        return outcome
     }
 }
 

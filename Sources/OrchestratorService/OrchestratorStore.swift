@@ -406,18 +406,29 @@ public struct OrchestratorStore: OutboxStore {
         _ batch: [PendingInput], core: Orchestrator, now: Date, checker: EmissionChecker? = nil
     ) async throws -> BatchOutcome {
         let decoded = self.decoded
+        return try await writeRecordingPosition(while: "applying a batch of \(batch.count) input(s)") { db in
+            try Self.apply(batch, core: core, now: now, decoded: decoded, checker: checker, db)
+        }
+    }
+
+    /// Runs `body` in one write transaction that also records the relay's position when it moved
+    /// (``relayed(through:)``). A SQLite error a person fixes on the file comes back as
+    /// ``fileFailure(_:path:while:)``, naming `action`.
+    func writeRecordingPosition<T: Sendable>(
+        while action: String, _ body: @Sendable (Database) throws -> T
+    ) async throws -> T {
         let published = position.unrecorded
-        let outcome: BatchOutcome
+        let result: T
         do {
-            outcome = try await pool.write { db in
+            result = try await pool.write { db in
                 if let published { try Self.record(position: published, db) }
-                return try Self.apply(batch, core: core, now: now, decoded: decoded, checker: checker, db)
+                return try body(db)
             }
         } catch {
-            throw Self.fileFailure(error, path: path, while: "applying a batch of \(batch.count) input(s)")
+            throw Self.fileFailure(error, path: path, while: action)
         }
         if let published { position.recorded(published) }
-        return outcome
+        return result
     }
 
     /// A SQLite error that a person fixes on the store's file (a full disk, a read-only or damaged
