@@ -68,8 +68,11 @@ public struct Case: Sendable, Hashable, Codable {
     /// empty for a step that does not wait.
     public func waitingFor(_ stepId: String, in workflow: Workflow) -> [String] {
         guard status(of: stepId) == .waiting, let definition = workflow.step(stepId) else { return [] }
-        return definition.dependsOn.filter { !isDone($0) }
+        return notDone(definition.dependsOn)
     }
+
+    /// Those of `steps` not approved or skipped yet.
+    func notDone(_ steps: [String]) -> [String] { steps.filter { !isDone($0) } }
 
     mutating func update(_ id: String, _ change: (inout StepState) -> Void) {
         guard let index = steps.firstIndex(where: { $0.id == id }) else { return }

@@ -18,12 +18,7 @@ enum EffectBodies {
         let application = state.application
         let applicant = applicant ?? Self.applicant(workflow, application)
 
-        let listed: [JSONValue]
-        if case .object(let members) = application, case .array(let elements)? = members["materials"] {
-            listed = elements
-        } else {
-            listed = []
-        }
+        let listed = Workflow.listedMaterials(in: application)
         var materials: [JSONValue] = []
         materials.reserveCapacity(step.materials.count)
         for material in step.materials {
@@ -159,7 +154,7 @@ enum EffectBodies {
             if let decision = state.steps[index].decision { entry["decidedAt"] = time(decision.decision.decidedAt) }
             if stepStatus == .waiting {
                 // `Case.waitingFor(_:in:)`, without looking the step up again.
-                entry["waitingFor"] = .array(step.dependsOn.filter { !state.isDone($0) }.map(JSONValue.string))
+                entry["waitingFor"] = .array(state.notDone(step.dependsOn).map(JSONValue.string))
             }
             steps.append(.object(entry))
         }

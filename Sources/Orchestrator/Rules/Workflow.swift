@@ -297,15 +297,20 @@ extension Workflow {
         return facts.first { $0.kind == kind && $0.subject == subject }
     }
 
+    /// The elements of the application's `materials` (empty when it has none), read as members
+    /// rather than through a JSON pointer per element (what `[pointer: "/name"]` finds: only an
+    /// object's member).
+    static func listedMaterials(in application: JSONValue) -> [JSONValue] {
+        guard case .object(let members) = application, case .array(let listed)? = members["materials"] else {
+            return []
+        }
+        return listed
+    }
+
     /// Whether the application's `materials` list a material by name with source `shared-data`
     /// (the window found it itself), or with any source when `anySource`.
     static func listed(_ name: String, in application: JSONValue, anySource: Bool) -> Bool {
-        // Members read directly, not through pointers (what `[pointer: "/name"]` finds: only an
-        // object's member).
-        guard case .object(let members) = application, case .array(let listed)? = members["materials"] else {
-            return false
-        }
-        return listed.contains { element in
+        listedMaterials(in: application).contains { element in
             guard case .object(let material) = element, case .string(let text)? = material["name"], text == name
             else { return false }
             return anySource || material["source"]?.stringValue == "shared-data"
