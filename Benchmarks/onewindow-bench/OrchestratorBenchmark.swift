@@ -153,6 +153,18 @@ func waitForStore(
     }
 }
 
+/// Whether the engine's counters say `applications` workflows since `before` could be done: every
+/// input applied (the submission and a decision per request) and every row written published.
+func allDone(_ stats: OrchestratorStats, since before: OrchestratorStats.Snapshot, applications: Int)
+    -> @Sendable () -> Bool
+{
+    {
+        let now = stats.snapshot
+        return now.inputsApplied - before.inputsApplied >= (1 + requestsPerApplication) * applications
+            && now.relayed >= now.effectsEmitted + now.deadLettered
+    }
+}
+
 /// Waits for the orchestrator's consumer to hold partitions (a Kafka group takes seconds to form).
 func waitForAssignment(_ engine: OrchestratorEngine) async throws {
     for _ in 0..<600 where (engine.assignedPartitions ?? []).isEmpty { try await Task.sleep(for: .milliseconds(100)) }
@@ -238,16 +250,9 @@ func benchOrchestratorThroughput(log: any EventLog, directory: URL, applications
     for first in stride(from: 1, through: applications, by: 500) {
         try await submit(first..<min(first + 500, applications + 1), publisher: rig.publisher)
     }
-    let stats = engine.stats
     try await waitForStore(
         engine.store, cases: OrchestratorRig.warmUp + applications, open: 0, timeout: .seconds(600),
-        what: "the throughput run",
-        ready: {
-            // Every input applied and every row written published.
-            let now = stats.snapshot
-            return now.inputsApplied - before.inputsApplied >= (1 + requestsPerApplication) * applications
-                && now.relayed >= now.effectsEmitted + now.deadLettered
-        })
+        what: "the throughput run", ready: allDone(engine.stats, since: before, applications: applications))
     let seconds = (clock.now - start).seconds
     let cpuSeconds = processCPUSeconds() - cpuStart
     let after = engine.stats.snapshot
@@ -323,14 +328,9 @@ func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seco
         if next < total { try await Task.sleep(until: start.advanced(by: interval * next), clock: clock) }
     }
     let submitted = clock.now
-    let stats = engine.stats
     try await waitForStore(
         engine.store, cases: OrchestratorRig.warmUp + total, open: 0, timeout: .seconds(300), what: "the latency run",
-        ready: {
-            let now = stats.snapshot
-            return now.inputsApplied - before.inputsApplied >= (1 + requestsPerApplication) * total
-                && now.relayed >= now.effectsEmitted + now.deadLettered
-        })
+        ready: allDone(engine.stats, since: before, applications: total))
     let after = engine.stats.snapshot
     let (count, p50, p99, slowest) = tracking.state.withLock { state in
         (
