@@ -50,13 +50,6 @@ func nowMicros() -> UInt64 {
     return UInt64(spec.tv_sec) * 1_000_000 + UInt64(spec.tv_nsec) / 1000
 }
 
-/// CPU seconds of a clock (`CLOCK_PROCESS_CPUTIME_ID`, `CLOCK_THREAD_CPUTIME_ID`).
-func cpuSeconds(_ clock: clockid_t) -> Double {
-    var spec = timespec()
-    clock_gettime(clock, &spec)
-    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
-}
-
 /// The machine's 1-minute load average.
 func loadAverage() -> Double {
     guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return 0 }

@@ -22,6 +22,14 @@ extension Duration {
     }
 }
 
+/// CPU seconds a clock has counted (`CLOCK_PROCESS_CPUTIME_ID`, `CLOCK_THREAD_CPUTIME_ID`): what
+/// the benchmarks and the orchestrator's breakdown of its transactions read.
+public func cpuSeconds(_ clock: clockid_t) -> Double {
+    var spec = timespec()
+    clock_gettime(clock, &spec)
+    return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+}
+
 /// OneWindow's one conversion between a `Date` and a record timestamp: milliseconds since 1970.
 extension Date {
     /// Milliseconds since 1970, truncated (rounded down, as Kafka clients and Java's

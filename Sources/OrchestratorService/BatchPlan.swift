@@ -1,4 +1,5 @@
 import CivilTime
+import EventLog
 import EventSchemas
 import Foundation
 import GRDB
@@ -85,12 +86,16 @@ extension OrchestratorStore {
         cases load: (String) throws -> StoredCase?, isApplied: (String) throws -> Bool
     ) throws -> BatchPlan {
         var plan = BatchPlan(batch: batch, now: now)
-        let eventTime = Date(timeIntervalSince1970: Double(milliseconds(now)) / 1000)
+        // The time the relay stamps on the emissions, to the millisecond (the outbox rows carry it).
+        let eventTime = Date(millisecondsSince1970: now.millisecondsSince1970)
         // The cases this batch touched, loaded once and written once at the end (an application's
         // inputs often arrive together: its five decisions after the fan-out), in first-touch order.
         var cases: [String: StoredCase?] = [:]
-        var bases: [String: Int64??] = [:]
+        // The stamp of each case row read (`nil` inside: a row written before stamps); no entry:
+        // no row.
+        var bases: [String: Int64?] = [:]
         var changed: [String] = []
+        var changedSet = Set<String>()
         var seen = Set<String>()
         for pending in batch {
             guard seen.insert(pending.eventId).inserted, try !isApplied(pending.eventId) else {
@@ -113,7 +118,7 @@ extension OrchestratorStore {
             } else {
                 current = try load(input.applicationId)
                 cases[input.applicationId] = .some(current)
-                bases[input.applicationId] = current.map { .some($0.stamp) } ?? .none
+                if let current { bases[input.applicationId] = .some(current.stamp) }
             }
             let transition: Transition
             do {
@@ -135,7 +140,7 @@ extension OrchestratorStore {
             if current == nil, let workflow = core.rules.workflow(version: transition.state.ruleVersion) {
                 plan.workflows.append(workflow)
             }
-            if !changed.contains(input.applicationId) { changed.append(input.applicationId) }
+            if changedSet.insert(input.applicationId).inserted { changed.append(input.applicationId) }
             cases[input.applicationId] = .some(StoredCase(state: transition.state, partition: partition))
             for effect in transition.effects {
                 switch effect {
@@ -159,7 +164,7 @@ extension OrchestratorStore {
             let requested = state.steps.filter { $0.status == .requested }
             plan.cases.append(
                 BatchPlan.CaseWrite(
-                    state: state, partition: stored.partition, base: bases[applicationId] ?? nil,
+                    state: state, partition: stored.partition, base: bases[applicationId],
                     // A new stamp for every write: a cached case is used only while its row holds
                     // the stamp this store wrote with it (another writer, or a rolled-back
                     // transaction, and it never matches).
@@ -171,9 +176,6 @@ extension OrchestratorStore {
         }
         return plan
     }
-
-    /// The time of processing in whole milliseconds, as outbox rows carry it.
-    static func milliseconds(_ now: Date) -> Int64 { Int64((now.timeIntervalSince1970 * 1000).rounded()) }
 
     /// Writes a plan in the caller's transaction.
     /// - Returns: `false`, having written part of it, when the store is no longer what the plan
@@ -191,7 +193,7 @@ extension OrchestratorStore {
             try markApplied.execute()
             guard db.changesCount > 0 else { return false }
         }
-        let nowMs = milliseconds(plan.now)
+        let nowMs = plan.now.millisecondsSince1970
         let emit = try db.cachedStatement(
             sql: """
                 INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body, checked, subject)
@@ -302,8 +304,8 @@ extension OrchestratorStore {
     ) async throws -> BatchOutcome {
         let decoded = self.decoded
         return try await writeRecordingPosition(while: "applying a batch of \(plan.batch.count) input(s)") { db in
-            let started = threadCPUSeconds()
-            defer { writeCPU(threadCPUSeconds() - started) }
+            let started = cpuSeconds(CLOCK_THREAD_CPUTIME_ID)
+            defer { writeCPU(cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - started) }
             var wrote = false
             try db.inSavepoint {
                 wrote = try Self.write(plan, db)
@@ -318,11 +320,4 @@ extension OrchestratorStore {
             return outcome
         }
     }
-}
-
-/// The CPU time the calling thread has used, in seconds (for the benchmark's breakdown).
-func threadCPUSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }

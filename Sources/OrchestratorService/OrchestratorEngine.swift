@@ -89,8 +89,7 @@ public final class OrchestratorStats: Sendable {
 
     /// Adds time spent in a phase.
     func spent(_ phase: WritableKeyPath<Snapshot, Double>, since start: ContinuousClock.Instant) {
-        let seconds = (ContinuousClock.now - start).seconds
-        state.withLock { $0[keyPath: phase] += seconds }
+        add(phase, (ContinuousClock.now - start).seconds)
     }
 
     /// Adds to a figure.
@@ -264,6 +263,9 @@ public struct OrchestratorEngine: Sendable {
             lastPlan.forget(plan)
             throw error
         }
+        // Planned again: the store is not what the plan says, so the next batch is planned on
+        // the store alone, not after it.
+        if outcome.replanned > 0 { lastPlan.forget(plan) }
         stats.spent(\.applySeconds, since: applying)
         stats.count(outcome)
         if outcome.emitted + outcome.deadLettered > 0 { outboxWritten.signal() }
@@ -467,6 +469,6 @@ final class LastPlan: Sendable {
     private let plan = Mutex<BatchPlan?>(nil)
     func get() -> BatchPlan? { plan.withLock { $0 } }
     func set(_ new: BatchPlan) { plan.withLock { $0 = new } }
-    /// Forgets `failed` when it is the last plan.
-    func forget(_ failed: BatchPlan) { plan.withLock { if $0?.token == failed.token { $0 = nil } } }
+    /// Forgets `stale` (a plan not written, or written differently) when it is the last plan.
+    func forget(_ stale: BatchPlan) { plan.withLock { if $0?.token == stale.token { $0 = nil } } }
 }
