@@ -28,13 +28,18 @@ func makeConf(_ properties: [String: String]) throws -> OpaquePointer {
 /// destroyed here (rd_kafka_new frees it only on success). Free the client with `destroyClient`.
 func makeClient(_ type: rd_kafka_type_t, _ conf: OpaquePointer, logger: Logger) throws -> OpaquePointer {
     var buffer = [CChar](repeating: 0, count: 512)
-    let made = LibrdkafkaLogging.creating(logger) { rd_kafka_new(type, conf, &buffer, buffer.count) }
+    // Registered before `creating` lets go of the logger: a line of the new client's threads in
+    // between went to the default logger (and reached standard error in a one-shot command).
+    let made = LibrdkafkaLogging.creating(logger) {
+        let client = rd_kafka_new(type, conf, &buffer, buffer.count)
+        if let client { LibrdkafkaLogging.register(client, logger) }
+        return client
+    }
     guard let client = made else {
         rd_kafka_conf_destroy(conf)
         let message = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         throw LogError(.configuration, "cannot create the Kafka client: \(message)")
     }
-    LibrdkafkaLogging.register(client, logger)
     return client
 }
 
