@@ -113,7 +113,11 @@ struct FailureTests {
         #expect(orchestrator.logText.contains("relay: publishing the outbox failed, pausing and retrying"))
 
         // The bus breaks: its records' table is gone, which the consumer's next poll finds.
-        let bus = try DatabaseQueue(path: path)
+        // Waiting for the orchestrator's own writes to the log (a commit, a heartbeat): without a
+        // busy timeout the drop failed at once, now and then, with "database is locked".
+        var waiting = Configuration()
+        waiting.busyMode = .timeout(10)
+        let bus = try DatabaseQueue(path: path, configuration: waiting)
         try await bus.write { db in try db.execute(sql: "DROP TABLE record") }
         let clock = ContinuousClock()
         let broken = clock.now
