@@ -61,17 +61,35 @@ public func consumeInBatches<Prepared: Sendable>(
     // The batch being processed (in a task of its own, so a stop that arrives meanwhile lets its
     // transaction finish) and its records, whose offsets are committed once it is done.
     var inFlight: (records: [LogRecord], task: Task<Void, any Error>)?
+    // With `overlapping`, a written batch's offsets are committed while the next batch is written
+    // (the commit is a write to the log, which may wait behind the log's other writers, such as the
+    // relay's appends; the next transaction need not wait for it). A commit is awaited before the
+    // next one starts, so they stay in order and a failed one stops the loop one batch later.
+    var committing: Task<Void, any Error>?
     func settle() async throws {
         guard let (records, task) = inFlight else { return }
         inFlight = nil
         try await task.value
-        try await Task {
+        try await awaitCommit()
+        let commit = Task {
             do {
                 try await retrier.inLoop("consumer", "committing offsets") { try await consumer.commit(records) }
             } catch let error as LogError where error.code == .groupBusy {
                 logger.notice("commit refused by a rebalance, polling again: \(error)")
             }
-        }.value
+        }
+        committing = commit
+        if !overlapping { try await awaitCommit() }
+    }
+    func awaitCommit() async throws {
+        guard let commit = committing else { return }
+        committing = nil
+        try await commit.value
+    }
+    /// Waits for the batch in flight and its offsets' commit.
+    func settleAll() async throws {
+        try await settle()
+        try await awaitCommit()
     }
     do {
         while !Task.isCancelled {
@@ -83,7 +101,7 @@ public func consumeInBatches<Prepared: Sendable>(
             } catch is CancellationError {
                 break
             } catch let error as LogError where error.code == .groupBusy {
-                try await settle()
+                try await settleAll()
                 continue  // the group rebalanced under this member: poll again
             }
             if let partitions = try? await consumer.assignment() {
@@ -93,7 +111,7 @@ public func consumeInBatches<Prepared: Sendable>(
                 }
             }
             if records.isEmpty {
-                try await settle()
+                try await settleAll()
                 continue
             }
             let prepared = try await retrier.inLoop("consumer", "preparing a batch of \(records.count) for \(what)") {
@@ -111,9 +129,10 @@ public func consumeInBatches<Prepared: Sendable>(
             )
             if !overlapping { try await settle() }
         }
-        try await settle()
+        try await settleAll()
     } catch {
         _ = try? await inFlight?.task.value
+        _ = try? await committing?.value
         await consumer.close()
         throw error
     }
