@@ -141,6 +141,8 @@ public struct OrchestratorEngine: Sendable {
     let outboxWritten = Wakeup()
     /// The consumer's last plan, which the next batch is planned after.
     let lastPlan = LastPlan()
+    /// The relay loop's recordings of its position, one at a time beside its rounds.
+    let positionRecorder = BackgroundWork()
 
     /// The partition numbers the consumer holds now; `nil` before its first poll.
     public var assignedPartitions: Set<Int>? { assigned.get() }
@@ -282,17 +284,17 @@ public struct OrchestratorEngine: Sendable {
     /// Publishes the first unsent outbox rows in order with the ids the core gave them, then moves
     /// the relay's position past them (``OrchestratorStore/relayed(through:)``). The position is
     /// recorded in the store by the next transaction that applies inputs, or here when the outbox
-    /// is found empty, a second has passed or `limit` × 10 rows are unrecorded. A crash before it
-    /// is recorded republishes the same ids, which readers drop.
+    /// is found empty, a second has passed or `limit` × 10 rows are unrecorded (before returning,
+    /// or, with `recording` `.inBackground`, beside the relay's next rounds). A crash before it is
+    /// recorded republishes the same ids, which readers drop.
     /// - Returns: how many rows were published.
     @discardableResult
-    public func relayOnce(limit: Int = 500) async throws -> Int {
+    public func relayOnce(limit: Int = 500, recording: PositionRecording = .awaited) async throws -> Int {
         let reading = ContinuousClock.now
         let rows = try await store.unsent(limit: limit)
         stats.spent(\.relayReadSeconds, since: reading)
         guard let last = rows.last else {
-            let marking = ContinuousClock.now
-            if try await store.recordRelayPosition() { stats.spent(\.relayMarkSeconds, since: marking) }
+            try await record(recording) { try await $0.recordRelayPosition() }
             return 0
         }
         let publishing = ContinuousClock.now
@@ -300,11 +302,29 @@ public struct OrchestratorEngine: Sendable {
         stats.spent(\.relayPublishSeconds, since: publishing)
         stats.relayed(rows.count)  // before the position moves: whoever sees the outbox empty sees the count
         store.relayed(through: last.seq)
-        let marking = ContinuousClock.now
-        if try await store.recordRelayPosition(ifOlderThan: .seconds(1), orRowsBehind: Int64(limit) * 10) {
-            stats.spent(\.relayMarkSeconds, since: marking)
+        try await record(recording) {
+            try await $0.recordRelayPosition(ifOlderThan: .seconds(1), orRowsBehind: Int64(limit) * 10)
         }
         return rows.count
+    }
+
+    /// Records the relay's position as `recording` says (`write` answers whether it wrote).
+    private func record(
+        _ recording: PositionRecording, _ write: @escaping @Sendable (OrchestratorStore) async throws -> Bool
+    ) async throws {
+        let store = self.store, stats = self.stats
+        let marking = ContinuousClock.now
+        switch recording {
+        case .awaited:
+            if try await write(store) { stats.spent(\.relayMarkSeconds, since: marking) }
+        case .inBackground:
+            // A failure is not the relay's: the next recording, or the consumer's next
+            // transaction, records the position (a store that cannot be written stops the
+            // consumer with the reason).
+            positionRecorder.start {
+                if (try? await write(store)) == true { stats.spent(\.relayMarkSeconds, since: marking) }
+            }
+        }
     }
 
     /// Appends outbox rows to the log in one call, in order (``OutboxRelay``, with the
@@ -386,10 +406,14 @@ public struct OrchestratorEngine: Sendable {
         let store = self.store
         // What was published is recorded before the stop (in a task of its own: GRDB's async
         // writes refuse to start in a cancelled one), so a restart does not publish it again.
-        func recordPosition() async { await Task { _ = try? await store.recordRelayPosition() }.value }
+        let recorder = positionRecorder
+        func recordPosition() async {
+            await recorder.finish()
+            await Task { _ = try? await store.recordRelayPosition() }.value
+        }
         do {
             try await relayUntilCancelled(
-                retrier: retrier, relayOnce: { try await relayOnce(limit: Self.relayBatch) },
+                retrier: retrier, relayOnce: { try await relayOnce(limit: Self.relayBatch, recording: .inBackground) },
                 everySecond: {
                     try? await refreshGauges()  // for the metrics only: tried again next time
                 },
@@ -408,6 +432,41 @@ public struct OrchestratorEngine: Sendable {
         try await fireTimersUntilCancelled(
             clock: clock, assigned: assigned, retrier: retrier, idle: .seconds(60),
             fire: { _ = try await fireDueTimers(partitions: $0) }, next: { try? await store.nextTimer() })
+    }
+}
+
+/// How ``OrchestratorEngine/relayOnce(limit:recording:)`` records the relay's position when that is due.
+public enum PositionRecording: Sendable {
+    /// Before it returns (a single round: tests, tools).
+    case awaited
+    /// In a task of its own, one at a time, while the relay goes on publishing (the relay loop):
+    /// the recording waits for the store's one writer, which the consumer's transaction holds for
+    /// tens of milliseconds under load, and the rows written meanwhile should not wait with it.
+    case inBackground
+}
+
+/// Work started at most once at a time: ``start(_:)`` does nothing while the last one runs, and
+/// ``finish()`` waits for it.
+final class BackgroundWork: Sendable {
+    private struct State {
+        var running = false
+        var task: Task<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func start(_ work: @escaping @Sendable () async -> Void) {
+        state.withLock { state in
+            guard !state.running else { return }
+            state.running = true
+            state.task = Task {
+                await work()
+                self.state.withLock { $0.running = false }
+            }
+        }
+    }
+
+    func finish() async {
+        await state.withLock { $0.task }?.value
     }
 }
 
