@@ -6,8 +6,8 @@ import GRDB
 import Orchestrator
 
 /// What applying a batch writes, worked out before it is written: the applied ids, the outbox
-/// rows (emissions serialised and validated, dead letters), the timers, and each changed case
-/// with its stored JSON, against the write stamp of the row it was planned on.
+/// rows (emissions serialised and validated, dead letters), and each changed case with its stored
+/// JSON and its timers (``CaseTimers``), against the write stamp of the row it was planned on.
 ///
 /// The consumer plans a batch outside the store's one write transaction
 /// (``OrchestratorStore/prepare(_:core:now:checker:after:)``), while the previous batch is being
@@ -35,13 +35,6 @@ public struct BatchPlan: Sendable {
         case deadLetter(PendingInput, Refusal)
     }
 
-    /// A change to the timers, in the order of the effects.
-    enum TimerWrite: Sendable {
-        case set(TimerKey, partition: Int, at: Date)
-        case cancel(TimerKey)
-        case fired(TimerKey)
-    }
-
     /// A changed case, after the batch's last input for it.
     struct CaseWrite: Sendable {
         let state: Case
@@ -54,6 +47,8 @@ public struct BatchPlan: Sendable {
         let body: String
         let nextDue: Date?
         let overdue: Bool
+        /// Its timers, in its row (``CaseTimers``).
+        let timers: CaseTimers
     }
 
     /// Tells plans apart.
@@ -64,7 +59,6 @@ public struct BatchPlan: Sendable {
     let now: Date
     var applied: [Applied] = []
     var outbox: [OutboxWrite] = []
-    var timers: [TimerWrite] = []
     var cases: [CaseWrite] = []
     /// The rule versions of new cases, to keep their sources.
     var workflows: [Workflow] = []
@@ -73,7 +67,9 @@ public struct BatchPlan: Sendable {
     /// Keeps the written cases in the decoded-case cache under their new stamps.
     func remember(in decoded: DecodedCases?) {
         guard let decoded else { return }
-        for write in cases { decoded.remember(write.state.applicationId, stamp: write.stamp, state: write.state) }
+        for write in cases {
+            decoded.remember(write.state.applicationId, stamp: write.stamp, state: write.state, timers: write.timers)
+        }
     }
 }
 
@@ -96,6 +92,9 @@ extension OrchestratorStore {
         var bases: [String: Int64?] = [:]
         var changed: [String] = []
         var changedSet = Set<String>()
+        func noteChanged(_ applicationId: String) {
+            if changedSet.insert(applicationId).inserted { changed.append(applicationId) }
+        }
         var seen = Set<String>()
         for pending in batch {
             guard seen.insert(pending.eventId).inserted, try !isApplied(pending.eventId) else {
@@ -120,13 +119,24 @@ extension OrchestratorStore {
                 cases[input.applicationId] = .some(current)
                 if let current { bases[input.applicationId] = .some(current.stamp) }
             }
+            // The case's timers: a firing marks its own fired (a firing changes its case's row even
+            // when the core changes nothing, so a plan made before it fails its stamp check), and
+            // the core's effects set and cancel them.
+            var timers = current?.timers ?? CaseTimers()
+            var timersChanged = false
+            if case .timerFired(let key) = input { timersChanged = timers.markFired(key) }
             let transition: Transition
             do {
                 transition = try core.apply(current?.state, input, now: now)
             } catch {
-                if case .timerFired(let key) = input {
-                    // A timer with no case to fire on: nothing to tell anyone; drop it.
-                    plan.timers.append(.fired(key))
+                if case .timerFired = input {
+                    // A timer the core cannot fire (no such case, step or rules): nothing to tell
+                    // anyone; it is marked fired, and so not fired again.
+                    if timersChanged, let current {
+                        noteChanged(input.applicationId)
+                        cases[input.applicationId] = .some(
+                            StoredCase(state: current.state, partition: current.partition, timers: timers))
+                    }
                     continue
                 }
                 plan.outbox.append(.deadLetter(pending, Refusal(error)))
@@ -134,18 +144,17 @@ extension OrchestratorStore {
                 continue
             }
             plan.outcome.applied += 1
-            if case .timerFired(let key) = input { plan.timers.append(.fired(key)) }
-            if transition.effects.isEmpty && transition.state == current?.state { continue }
+            if transition.effects.isEmpty && transition.state == current?.state && !timersChanged { continue }
             let partition = current?.partition ?? pending.partition
             if current == nil, let workflow = core.rules.workflow(version: transition.state.ruleVersion) {
                 plan.workflows.append(workflow)
             }
-            if changedSet.insert(input.applicationId).inserted { changed.append(input.applicationId) }
-            cases[input.applicationId] = .some(StoredCase(state: transition.state, partition: partition))
+            noteChanged(input.applicationId)
             for effect in transition.effects {
                 switch effect {
-                case .setTimer(let key, let at): plan.timers.append(.set(key, partition: partition, at: at))
-                case .cancelTimer(let key): plan.timers.append(.cancel(key))
+                // The core sets and cancels the timers of the case it transitions (their key names it).
+                case .setTimer(let key, let at): timers.set(key, at: at)
+                case .cancelTimer(let key): timers.cancel(key)
                 case .recordCompletion: break  // the case's JSON carries the completion record
                 default:
                     guard let emission = effect.emission else { continue }
@@ -157,6 +166,8 @@ extension OrchestratorStore {
                     plan.outcome.emitted += 1
                 }
             }
+            cases[input.applicationId] = .some(
+                StoredCase(state: transition.state, partition: partition, timers: timers))
         }
         for applicationId in changed {
             guard let stored = cases[applicationId] ?? nil else { continue }
@@ -172,7 +183,8 @@ extension OrchestratorStore {
                     body: String(decoding: state.storedJSON(), as: UTF8.self),
                     nextDue: requested.compactMap(\.overdueAt).min(),
                     overdue: state.status == .inProgress
-                        && requested.contains { ($0.overdueAt ?? .distantFuture) <= now }))
+                        && requested.contains { ($0.overdueAt ?? .distantFuture) <= now },
+                    timers: stored.timers))
         }
         return plan
     }
@@ -211,40 +223,17 @@ extension OrchestratorStore {
                 try deadLetter(pending, refusal, nowMs: nowMs, db)
             }
         }
-        let setTimer = try db.cachedStatement(
-            sql: """
-                INSERT INTO timers (id, partition, application_id, step, attempt, kind, due_at, fired)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 0)
-                ON CONFLICT (id) DO UPDATE SET due_at = excluded.due_at
-                """)
-        let cancelTimer = try db.cachedStatement(sql: "DELETE FROM timers WHERE id = ?")
-        let markFired = try db.cachedStatement(sql: "UPDATE timers SET fired = 1 WHERE id = ?")
-        for timer in plan.timers {
-            switch timer {
-            case .set(let key, let partition, let at):
-                setTimer.setUncheckedArguments([
-                    key.description, partition, key.applicationId, key.step, key.attempt, key.kind.rawValue,
-                    at.timeIntervalSince1970,
-                ])
-                try setTimer.execute()
-            case .cancel(let key):
-                cancelTimer.setUncheckedArguments([key.description])
-                try cancelTimer.execute()
-            case .fired(let key):
-                markFired.setUncheckedArguments([key.description])
-                try markFired.execute()
-            }
-        }
         for workflow in plan.workflows { try remember(workflow, db, now: plan.now) }
         let insertCase = try db.cachedStatement(
             sql: """
-                INSERT INTO cases (application_id, partition, workflow, rule_version, status, next_due, overdue, updated_at, body, stamp)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO cases (application_id, partition, workflow, rule_version, status, next_due, overdue, updated_at, body, stamp, timers, next_timer, fired_overdue)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (application_id) DO NOTHING
                 """)
         let updateCase = try db.cachedStatement(
             sql: """
-                UPDATE cases SET status = ?, next_due = ?, overdue = ?, updated_at = ?, body = ?, stamp = ?
+                UPDATE cases SET status = ?, next_due = ?, overdue = ?, updated_at = ?, body = ?, stamp = ?,
+                    timers = ?, next_timer = ?, fired_overdue = ?
                 WHERE application_id = ? AND stamp IS ?
                 """)
         for write in plan.cases {
@@ -252,14 +241,15 @@ extension OrchestratorStore {
             if let base = write.base {
                 updateCase.setUncheckedArguments([
                     state.status.rawValue, write.nextDue?.timeIntervalSince1970, write.overdue, appliedAt, write.body,
-                    write.stamp, state.applicationId, base,
+                    write.stamp, write.timers.stored, write.timers.next, write.timers.firedOverdue, state.applicationId,
+                    base,
                 ])
                 try updateCase.execute()
             } else {
                 insertCase.setUncheckedArguments([
                     state.applicationId, write.partition, state.workflow, state.ruleVersion.description,
                     state.status.rawValue, write.nextDue?.timeIntervalSince1970, write.overdue, appliedAt, write.body,
-                    write.stamp,
+                    write.stamp, write.timers.stored, write.timers.next, write.timers.firedOverdue,
                 ])
                 try insertCase.execute()
             }
@@ -278,7 +268,10 @@ extension OrchestratorStore {
         let decoded = self.decoded
         let written = Dictionary(
             (previous?.cases ?? []).map {
-                ($0.state.applicationId, StoredCase(state: $0.state, partition: $0.partition, stamp: $0.stamp))
+                (
+                    $0.state.applicationId,
+                    StoredCase(state: $0.state, partition: $0.partition, stamp: $0.stamp, timers: $0.timers)
+                )
             }, uniquingKeysWith: { $1 })
         let appliedBefore = Set((previous?.applied ?? []).map(\.eventId))
         do {

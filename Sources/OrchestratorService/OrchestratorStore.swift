@@ -112,7 +112,7 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 }
 
 /// The orchestrator's state in one SQLite file (GRDB, WAL): cases, the ids of the inputs already
-/// applied, the outbox, the timers and the rule sources of every pinned version. Every row carries
+/// applied (each case with its timers), the outbox and the rule sources of every pinned version. Every row carries
 /// the partition number of its application, so a partition's rows can move together.
 ///
 /// Decisions:
@@ -135,8 +135,13 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 ///   instant and whether a step is overdue, indexed for `status` and `applications`; and a
 ///   write stamp for the decoded-case cache (``DecodedCases``). Stores written before the stamp
 ///   migrate by themselves (migration `v2-case-stamps`): the bodies did not change.
-/// - Timers the core cancels (their step was decided) are deleted, fired or not; a fired timer is
-///   kept with `fired = 1` until then, so the fired `overdue` timers are the overdue steps.
+/// - A case's timers live in its row (``CaseTimers``: columns `timers`, `next_timer`,
+///   `fired_overdue`, migration `v4-timers-in-cases`), written by the statement that writes the
+///   case, not as rows of their own; the timer loop finds the due ones through the `next_timer`
+///   index, and a firing marks its timer fired in the row (a new stamp, so a batch planned before
+///   on that case is planned again). Timers the core cancels (their step was decided) are removed,
+///   fired or not; a fired timer is kept, marked, until then, so the fired `overdue` timers are
+///   the overdue steps.
 /// - The outbox is published in `seq` order, and what is on the bus is one number, the relay's
 ///   position (`relay_position`, migration `v3-relay-position`), not a flag per row: the relay
 ///   moves it in memory after each append (``relayed(through:)``) and the next transaction that
@@ -281,6 +286,52 @@ public struct OrchestratorStore: OutboxStore {
                     DROP TABLE timers;
                     ALTER TABLE timers_by_id RENAME TO timers;
                     CREATE INDEX timers_due ON timers (due_at) WHERE fired = 0;
+                    """)
+        }
+        // The timers in their case's row (``CaseTimers``: columns `timers`, `next_timer`,
+        // `fired_overdue`) instead of a table of their own: every requested step set two timer
+        // rows and its decision deleted them, 24 row operations on a text-keyed B-tree and its
+        // index per restaurant workflow in the consumer's one write transaction, while the case
+        // row they belong to is rewritten in that transaction anyway. Each application's timers
+        // move into its row; a timer whose case is not in the store (none is: a timer is written
+        // with its case) is dropped — its firing would have changed nothing. The rows' stamps
+        // are cleared, so no decoded-case cache takes a row for timers it did not read.
+        migrator.registerMigration("v4-timers-in-cases") { db in
+            try db.execute(
+                sql: """
+                    ALTER TABLE cases ADD COLUMN timers TEXT;
+                    ALTER TABLE cases ADD COLUMN next_timer REAL;
+                    ALTER TABLE cases ADD COLUMN fired_overdue INTEGER NOT NULL DEFAULT 0;
+                    """)
+            var byCase: [String: CaseTimers] = [:]
+            let rows = try Row.fetchCursor(
+                db, sql: "SELECT application_id, step, attempt, kind, due_at, fired FROM timers ORDER BY due_at, id")
+            while let row = try rows.next() {
+                let applicationId: String = row["application_id"]
+                let kindName: String = row["kind"]
+                guard let kind = TimerKey.Kind(rawValue: kindName) else {
+                    throw StoreError(
+                        "timer of \(applicationId) step \(row["step"] as String) has an unknown kind '\(kindName)'; rebuild the store from the log (onewindow orchestrator rebuild)"
+                    )
+                }
+                let key = TimerKey(applicationId: applicationId, step: row["step"], attempt: row["attempt"], kind: kind)
+                byCase[applicationId, default: CaseTimers()].set(
+                    key, at: Date(timeIntervalSince1970: row["due_at"]))
+                if row["fired"] as Bool { byCase[applicationId]?.markFired(key) }
+            }
+            let update = try db.makeStatement(
+                sql: """
+                    UPDATE cases SET timers = ?, next_timer = ?, fired_overdue = ?, stamp = NULL
+                    WHERE application_id = ?
+                    """)
+            for (applicationId, timers) in byCase {
+                try update.execute(arguments: [timers.stored, timers.next, timers.firedOverdue, applicationId])
+            }
+            try db.execute(
+                sql: """
+                    DROP TABLE timers;
+                    CREATE INDEX cases_next_timer ON cases (next_timer, application_id) WHERE next_timer IS NOT NULL;
+                    CREATE INDEX cases_fired_overdue ON cases (fired_overdue) WHERE fired_overdue > 0;
                     """)
         }
         return migrator
@@ -503,10 +554,12 @@ public struct OrchestratorStore: OutboxStore {
         var partition: Int
         /// The row's write stamp when it was read (`nil` in rows written before stamps).
         var stamp: Int64? = nil
+        /// The case's timers (its row's `timers` column).
+        var timers = CaseTimers()
     }
 
-    /// The stored case; read from its JSON unless `decoded` holds it for the row's write stamp
-    /// (then the body is not even read).
+    /// The stored case and its timers; read from the row unless `decoded` holds them for the
+    /// row's write stamp (then neither the body nor the timers are read).
     static func loadCase(_ applicationId: String, _ db: Database, decoded: DecodedCases? = nil) throws -> StoredCase? {
         if let decoded {
             guard
@@ -515,19 +568,20 @@ public struct OrchestratorStore: OutboxStore {
                     arguments: [applicationId])
             else { return nil }
             let partition: Int = row[0]
-            if let stamp: Int64 = row[1], let state = decoded.state(applicationId, stamp: stamp) {
-                return StoredCase(state: state, partition: partition, stamp: stamp)
+            if let stamp: Int64 = row[1], let entry = decoded.entry(applicationId, stamp: stamp) {
+                return StoredCase(state: entry.state, partition: partition, stamp: stamp, timers: entry.timers)
             }
         }
         guard
             let row = try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT partition, stamp, body FROM cases WHERE application_id = ?"),
+                db.cachedStatement(sql: "SELECT partition, stamp, body, timers FROM cases WHERE application_id = ?"),
                 arguments: [applicationId])
         else { return nil }
         let state = try readCase(row[2], applicationId: applicationId)
+        let timers = try CaseTimers(stored: row[3], applicationId: applicationId)
         let stamp: Int64? = row[1]
-        if let stamp { decoded?.remember(applicationId, stamp: stamp, state: state) }
-        return StoredCase(state: state, partition: row[0], stamp: stamp)
+        if let stamp { decoded?.remember(applicationId, stamp: stamp, state: state, timers: timers) }
+        return StoredCase(state: state, partition: row[0], stamp: stamp, timers: timers)
     }
 
     /// A case from its stored JSON (``Case/init(storedJSON:)``).
@@ -542,30 +596,40 @@ public struct OrchestratorStore: OutboxStore {
 
     // MARK: - Timers
 
-    /// Timers due at `now` on the given partitions (all partitions when `nil`), earliest first.
+    /// Timers due at `now` on the given partitions (all partitions when `nil`), earliest first
+    /// (then by id): the first `limit` unfired due timers of the store, those of other partitions
+    /// left out. Read from the cases whose earliest unfired timer is due (the `cases_next_timer`
+    /// index): the first `limit` of them in that order hold the first `limit` timers.
     public func dueTimers(at now: Date, partitions: Set<Int>?, limit: Int = 500) async throws -> [(TimerKey, Int)] {
         try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM timers WHERE fired = 0 AND due_at <= ? ORDER BY due_at, id LIMIT ?",
-                arguments: [now.timeIntervalSince1970, limit]
-            ).compactMap { row -> (TimerKey, Int)? in
-                let partition: Int = row["partition"]
-                if let partitions, !partitions.contains(partition) { return nil }
-                guard let kind = TimerKey.Kind(rawValue: row["kind"]) else { return nil }
-                return (
-                    TimerKey(
-                        applicationId: row["application_id"], step: row["step"], attempt: row["attempt"], kind: kind),
-                    partition
-                )
+            var due: [(key: TimerKey, partition: Int, due: Double)] = []
+            let rows = try Row.fetchCursor(
+                db.cachedStatement(sql: Self.dueTimersQuery), arguments: [now.timeIntervalSince1970, limit])
+            while let row = try rows.next() {
+                let applicationId: String = row[0]
+                let partition: Int = row[1]
+                for timer in try CaseTimers(stored: row[2], applicationId: applicationId).due(at: now) {
+                    due.append((timer.key(applicationId), partition, timer.due.timeIntervalSince1970))
+                }
+            }
+            due.sort { ($0.due, $0.key.description) < ($1.due, $1.key.description) }
+            return due.prefix(limit).compactMap { timer in
+                if let partitions, !partitions.contains(timer.partition) { return nil }
+                return (timer.key, timer.partition)
             }
         }
     }
 
+    /// The query of ``dueTimers(at:partitions:limit:)`` (a test checks its plan uses the index).
+    public static let dueTimersQuery = """
+        SELECT application_id, partition, timers FROM cases WHERE next_timer <= ?
+        ORDER BY next_timer, application_id LIMIT ?
+        """
+
     /// The earliest instant an unfired timer is due, if any.
     public func nextTimer() async throws -> Date? {
         try await pool.read { db in
-            try Double.fetchOne(db, sql: "SELECT min(due_at) FROM timers WHERE fired = 0").map {
+            try Double.fetchOne(db, sql: "SELECT min(next_timer) FROM cases WHERE next_timer IS NOT NULL").map {
                 Date(timeIntervalSince1970: $0)
             }
         }
@@ -613,7 +677,7 @@ public struct OrchestratorStore: OutboxStore {
         try await pool.read { db in
             let open = try Int.fetchOne(db, sql: "SELECT count(*) FROM cases WHERE status = 'in-progress'") ?? 0
             let overdue =
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM timers WHERE kind = 'overdue' AND fired = 1") ?? 0
+                try Int.fetchOne(db, sql: "SELECT total(fired_overdue) FROM cases WHERE fired_overdue > 0") ?? 0
             return (open, overdue)
         }
     }
@@ -626,26 +690,32 @@ public struct OrchestratorStore: OutboxStore {
 /// transaction rolled back, never matches. Only open cases are kept (a finished one gets no more
 /// inputs but repeats); bounded: at `capacity` entries an arbitrary one makes room.
 final class DecodedCases: Sendable {
-    private let entries = Mutex<[String: (stamp: Int64, state: Case)]>([:])
+    struct Entry {
+        let stamp: Int64
+        let state: Case
+        let timers: CaseTimers
+    }
+    private let entries = Mutex<[String: Entry]>([:])
     private let capacity: Int
 
     init(capacity: Int) { self.capacity = capacity }
 
-    func state(_ applicationId: String, stamp: Int64) -> Case? {
+    /// The case and its timers as the row with `stamp` holds them, if kept.
+    func entry(_ applicationId: String, stamp: Int64) -> Entry? {
         entries.withLock { entries in
             guard let entry = entries[applicationId], entry.stamp == stamp else { return nil }
-            return entry.state
+            return entry
         }
     }
 
-    func remember(_ applicationId: String, stamp: Int64, state: Case) {
+    func remember(_ applicationId: String, stamp: Int64, state: Case, timers: CaseTimers) {
         entries.withLock { entries in
             guard state.status == .inProgress else {
                 entries[applicationId] = nil
                 return
             }
             if entries.count >= capacity, entries[applicationId] == nil { entries.remove(at: entries.startIndex) }
-            entries[applicationId] = (stamp, state)
+            entries[applicationId] = Entry(stamp: stamp, state: state, timers: timers)
         }
     }
 

@@ -164,8 +164,13 @@ public enum StoreRebuild {
                     let body: String = row["body"]
                     snapshot.cases[row["application_id"]] = try JSONDecoder().decode(Case.self, from: Data(body.utf8))
                 }
-                for row in try Row.fetchAll(db, sql: "SELECT id, application_id, due_at, fired FROM timers") {
-                    snapshot.timers[row["id"]] = (row["application_id"], row["due_at"], row["fired"])
+                for row in try Row.fetchAll(db, sql: "SELECT application_id, timers FROM cases WHERE timers IS NOT NULL") {
+                    let applicationId: String = row["application_id"]
+                    for timer in try CaseTimers(stored: row["timers"], applicationId: applicationId).timers {
+                        snapshot.timers[timer.key(applicationId).description] = (
+                            applicationId, timer.due.timeIntervalSince1970, timer.fired
+                        )
+                    }
                 }
                 for row in try Row.fetchAll(db, sql: "SELECT event_id, application_id FROM applied_inputs") {
                     snapshot.processed[row["application_id"], default: []].insert(row["event_id"])

@@ -26,6 +26,8 @@ struct RelayPositionTests {
             try db.execute(sql: "UPDATE outbox SET sent = 1 WHERE seq <= 3")
             try db.execute(
                 sql: """
+                    INSERT INTO cases (application_id, partition, workflow, rule_version, status, updated_at, body)
+                    VALUES ('RA-2026-000001', 2, 'restaurant-opening', 'restaurant-opening@0000000000000000', 'in-progress', 0, '{}');
                     INSERT INTO timers (id, partition, application_id, step, attempt, kind, due_at, fired)
                     VALUES ('t-due', 2, 'RA-2026-000001', 'tax-registration', 1, 'overdue', 100, 0),
                            ('t-fired', 2, 'RA-2026-000001', 'business-licence', 1, 'overdue', 50, 1)
@@ -39,7 +41,8 @@ struct RelayPositionTests {
         #expect(unsent.allSatisfy { $0.checkedSubject == nil }, "rows written before are validated by the relay")
         #expect(try await store.unsentCount() == 2)
 
-        // The timers moved to their new table, the fired one kept (it counts as overdue).
+        // The timers moved (now into their case's row: migration v4), the fired one kept (it
+        // counts as overdue).
         let due = try await store.dueTimers(at: Date(timeIntervalSince1970: 200), partitions: nil)
         #expect(due.map(\.0.step) == ["tax-registration"])
         #expect(due.map(\.1) == [2])
