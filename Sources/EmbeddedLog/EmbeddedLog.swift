@@ -87,7 +87,9 @@ public final class EmbeddedLog: EventLog {
     /// - Throws: ``LogError`` `.logNotFound` when there is no log at `path` and it is not to be
     ///   created; `.storage` when the file cannot be opened or is not a log.
     public init(path: String, configuration: EmbeddedLogConfiguration = EmbeddedLogConfiguration()) throws {
-        self.database = try LogDatabase(path: path, createIfMissing: configuration.createIfMissing)
+        self.database = try LogDatabase(
+            path: path, createIfMissing: configuration.createIfMissing,
+            logger: configuration.logger ?? Logger(label: "onewindow.embedded-log"))
         self.configuration = configuration
         self.path = path
         state.withLock { $0.lastMaintenance = configuration.now() }
