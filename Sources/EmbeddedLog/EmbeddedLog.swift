@@ -325,12 +325,7 @@ public final class EmbeddedLog: EventLog {
 
     /// The first offset whose timestamp is at or after `milliseconds`, else the high-water mark.
     static func offset(_ db: Database, topicId: Int64, partition: Int, atOrAfter milliseconds: Int64) throws -> Int64 {
-        let found = try Int64.fetchOne(
-            db,
-            sql: """
-                SELECT offset FROM record WHERE topic_id = ? AND partition = ? AND timestamp_ms >= ?
-                ORDER BY offset LIMIT 1
-                """, arguments: [topicId, partition, milliseconds])
+        let found = try Int64.fetchOne(db, sql: RecordSQL.firstAtOrAfter, arguments: [topicId, partition, milliseconds])
         if let found { return found }
         return try watermarks(db, topicId: topicId, partition: partition).high
     }
@@ -607,16 +602,36 @@ struct TopicPartitionKey: Hashable {
     let partition: Int
 }
 
+/// The statements that find records by position, each a search of the `record_position` index
+/// (a test checks their query plans): the rows themselves are then looked up by `id`.
+enum RecordSQL {
+    /// A partition's records from an offset on, in offset order (the consumers' read).
+    static let read = """
+        SELECT offset, timestamp_ms, key, value, headers FROM record
+        WHERE topic_id = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?
+        """
+    /// The first offset of a partition stamped at or after a time.
+    static let firstAtOrAfter = """
+        SELECT offset FROM record WHERE topic_id = ? AND partition = ? AND timestamp_ms >= ?
+        ORDER BY offset LIMIT 1
+        """
+    /// Retention: a partition's records before an offset go.
+    static let deleteBefore = "DELETE FROM record WHERE topic_id = ? AND partition = ? AND offset < ?"
+    /// Compaction: a partition's keyed records.
+    static let keyed = "SELECT offset, key FROM record WHERE topic_id = ? AND partition = ? AND key IS NOT NULL"
+    /// Compaction: one superseded record goes.
+    static let deleteOne = "DELETE FROM record WHERE topic_id = ? AND partition = ? AND offset = ?"
+
+    /// Every statement above.
+    static let all = [read, firstAtOrAfter, deleteBefore, keyed, deleteOne]
+}
+
 /// Reads records of one partition.
 enum RecordReader {
     static func read(_ db: Database, topic: TopicRow, partition: Int, from offset: Int64, limit: Int) throws
         -> [LogRecord]
     {
-        let statement = try db.cachedStatement(
-            sql: """
-                SELECT offset, timestamp_ms, key, value, headers FROM record
-                WHERE topic_id = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?
-                """)
+        let statement = try db.cachedStatement(sql: RecordSQL.read)
         statement.setUncheckedArguments([topic.id, partition, offset, limit])
         var records: [LogRecord] = []
         records.reserveCapacity(min(limit, 4096))
