@@ -2,6 +2,7 @@ import EventLog
 import Foundation
 import GRDB
 import Logging
+import Synchronization
 import TestSupport
 import Testing
 @testable import EmbeddedLog
@@ -20,7 +21,7 @@ struct EmbeddedMigrationTests {
     /// Writes a log in the v1/v2 format (records clustered by position, `WITHOUT ROWID`) by hand:
     /// `orders` with 3 partitions whose records were appended interleaved, its partition 2 with
     /// records retention removed (starting at offset 2), and the compacted `residents` with a gap.
-    static func writeOldLog(_ path: String) throws -> OldLog {
+    static func writeOldLog(_ path: String, rounds: Int = 40) throws -> OldLog {
         let creator = try DatabaseQueue(path: path)
         try creator.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA page_size = 16384")
@@ -46,7 +47,7 @@ struct EmbeddedMigrationTests {
                 let record = LogRecord(
                     topic: topic, partition: partition, offset: offset,
                     timestamp: Date(milliseconds: base + Int64(old.records.count) * 1000), key: key.map { Data($0.utf8) },
-                    value: Data(repeating: UInt8(truncatingIfNeeded: old.records.count), count: 200 + old.records.count * 37),
+                    value: Data(repeating: UInt8(truncatingIfNeeded: old.records.count), count: 200 + old.records.count % 50 * 37),
                     headers: [LogHeader(name: "ce_id", text: "event-\(old.records.count)")])
                 try db.execute(
                     sql: """
@@ -60,7 +61,7 @@ struct EmbeddedMigrationTests {
                 old.records.append(record)
             }
             // Interleaved: the clustered table stored them by position, not in this order.
-            for round in 0..<40 {
+            for round in 0..<rounds {
                 try store("orders", 1, round % 3, key: "case-\(round)")
                 try store("orders", 1, (round * 7 + 1) % 3, key: nil)
                 if round % 4 == 0 { try store("residents", 2, 0, key: "resident-\(round % 3)", gap: round % 8 == 0 ? 3 : 0) }
@@ -142,6 +143,35 @@ struct EmbeddedMigrationTests {
         let reopened = try EmbeddedLog(path: folder.log, configuration: configuration)
         #expect(lines.all.filter { $0.message.contains("append-ordered table") }.count == 2)
         await reopened.close()
+    }
+
+    /// Processes opening an old log at the same moment (a deployment's services started
+    /// together): each read that the migration was due, one applied it, and the others, which
+    /// waited for its write lock, find it applied and open the migrated log instead of failing.
+    @Test func opensOfAnOldLogAtTheSameMomentAllSucceed() async throws {
+        let folder = try EmbeddedLogTests.Folder()
+        defer { folder.remove() }
+        let old = try Self.writeOldLog(folder.log, rounds: 3000)
+        let opened = Mutex<[EmbeddedLog]>([])
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 3) { _ in
+            do {
+                let log = try EmbeddedLog(path: folder.log)
+                opened.withLock { $0.append(log) }
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        let logs = opened.withLock { $0 }
+        for log in logs {
+            var count = 0
+            for (position, marks) in old.marks {
+                count += try await log.read(position, from: marks.low, maxRecords: 10_000).count
+            }
+            #expect(count == old.records.count)
+            await log.close()
+        }
     }
 
     /// The consumer's read of a partition is a range of the position index, each row then looked
