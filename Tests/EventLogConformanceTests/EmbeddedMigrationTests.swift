@@ -174,6 +174,32 @@ struct EmbeddedMigrationTests {
         }
     }
 
+    /// One append's records of a partition are neighbours in the table (a consumer reading the
+    /// partition finds them on the same pages), each partition's in offset order, whatever the
+    /// order of the records given; their positions come back in that order.
+    @Test func anAppendStoresEachPartitionsRecordsTogether() async throws {
+        let folder = try EmbeddedLogTests.Folder()
+        defer { folder.remove() }
+        let log = try EmbeddedLog(path: folder.log, configuration: EmbeddedLogConfiguration(maintenanceInterval: nil))
+        try await log.createTopics([TopicSpec(name: "orders", partitions: 3)])
+        let partitions = [2, 0, 1, 0, 2, 1, 0, 2]
+        let positions = try await log.append(
+            partitions.enumerated().map { index, partition in
+                OutgoingRecord(topic: "orders", key: "k", value: Data("\(index)".utf8), partition: partition)
+            })
+        #expect(positions.map(\.partition) == partitions)
+        #expect(positions.map(\.offset) == [0, 0, 0, 1, 1, 1, 2, 2])
+        await log.close()
+        let queue = try DatabaseQueue(path: folder.log)
+        defer { try? queue.close() }
+        let stored = try await queue.read { db in
+            try Row.fetchAll(db, sql: "SELECT partition, offset, value FROM record ORDER BY id").map { row in
+                "\(row["partition"] as Int)/\(row["offset"] as Int64)=\(String(decoding: row["value"] as Data, as: UTF8.self))"
+            }
+        }
+        #expect(stored == ["0/0=1", "0/1=3", "0/2=6", "1/0=2", "1/1=5", "2/0=0", "2/1=4", "2/2=7"])
+    }
+
     /// The consumer's read of a partition is a range of the position index, each row then looked
     /// up by its id; retention and compaction find their records through the same index.
     @Test func everyStatementOnRecordsUsesThePositionIndex() async throws {
