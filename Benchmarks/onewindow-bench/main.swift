@@ -70,11 +70,13 @@ func benchRawInsert(directory: URL, batch: Int, total: Int) async throws -> Meas
     }
     try creator.close()
     let pool = try DatabasePool(path: path, configuration: configuration)
+    // The log's table: rows appended in rowid order, a unique index on the position.
     try await pool.write { db in
         try db.execute(
             sql: """
-                CREATE TABLE raw (topic_id INTEGER, partition INTEGER, offset INTEGER, timestamp_ms INTEGER,
-                key BLOB, value BLOB, headers BLOB, PRIMARY KEY (topic_id, partition, offset)) WITHOUT ROWID
+                CREATE TABLE raw (id INTEGER PRIMARY KEY, topic_id INTEGER, partition INTEGER, offset INTEGER,
+                timestamp_ms INTEGER, key BLOB, value BLOB, headers BLOB);
+                CREATE UNIQUE INDEX raw_position ON raw (topic_id, partition, offset)
                 """)
     }
     let records = makeRecords(topic: "bench.raw", count: total)
@@ -86,7 +88,8 @@ func benchRawInsert(directory: URL, batch: Int, total: Int) async throws -> Meas
         for start in stride(from: 0, to: total, by: batch) {
             let end = min(start + batch, total)
             try await pool.write { db in
-                let statement = try db.cachedStatement(sql: "INSERT INTO raw VALUES (?, ?, ?, ?, ?, ?, ?)")
+                let statement = try db.cachedStatement(
+                    sql: "INSERT INTO raw (topic_id, partition, offset, timestamp_ms, key, value, headers) VALUES (?, ?, ?, ?, ?, ?, ?)")
                 for index in start..<end {
                     let record = records[index]
                     statement.setUncheckedArguments([

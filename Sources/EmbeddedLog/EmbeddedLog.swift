@@ -87,7 +87,9 @@ public final class EmbeddedLog: EventLog {
     /// - Throws: ``LogError`` `.logNotFound` when there is no log at `path` and it is not to be
     ///   created; `.storage` when the file cannot be opened or is not a log.
     public init(path: String, configuration: EmbeddedLogConfiguration = EmbeddedLogConfiguration()) throws {
-        self.database = try LogDatabase(path: path, createIfMissing: configuration.createIfMissing)
+        self.database = try LogDatabase(
+            path: path, createIfMissing: configuration.createIfMissing,
+            logger: configuration.logger ?? Logger(label: "onewindow.embedded-log"))
         self.configuration = configuration
         self.path = path
         state.withLock { $0.lastMaintenance = configuration.now() }
@@ -266,19 +268,34 @@ public final class EmbeddedLog: EventLog {
                 INSERT INTO record (topic_id, partition, offset, timestamp_ms, key, value, headers)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
                 """)
+        // Offsets in the order given: a partition's records keep their order.
         var positions: [RecordPosition] = []
         positions.reserveCapacity(records.count)
+        var keys: [TopicPartitionKey] = []
+        keys.reserveCapacity(records.count)
         for (index, record) in records.enumerated() {
             let topic = topics[record.topic]!
             let key = TopicPartitionKey(topicId: topic.id, partition: partitionOf[index])
             let offset = nextOffset[key]!
             nextOffset[key] = offset + 1
+            keys.append(key)
+            positions.append(RecordPosition(topic: topic.name, partition: key.partition, offset: offset))
+        }
+        // Inserted partition by partition, so a partition's records of one append are neighbours
+        // in the table (appended in rowid order): a consumer reading the partition then finds
+        // consecutive rows on the same pages instead of one row a page among the other
+        // partitions' (a backlog of 6 interleaved partitions read about a third faster).
+        var order = Array(records.indices)
+        if counts.count > 1 {
+            order.sort { (keys[$0].topicId, keys[$0].partition, $0) < (keys[$1].topicId, keys[$1].partition, $1) }
+        }
+        for index in order {
+            let record = records[index]
             insert.setUncheckedArguments([
-                topic.id, key.partition, offset, record.timestamp?.milliseconds ?? now, record.key, record.value,
-                HeaderCodec.encode(record.headers),
+                keys[index].topicId, keys[index].partition, positions[index].offset,
+                record.timestamp?.milliseconds ?? now, record.key, record.value, HeaderCodec.encode(record.headers),
             ])
             try insert.execute()
-            positions.append(RecordPosition(topic: topic.name, partition: key.partition, offset: offset))
         }
         return positions
     }
@@ -323,12 +340,7 @@ public final class EmbeddedLog: EventLog {
 
     /// The first offset whose timestamp is at or after `milliseconds`, else the high-water mark.
     static func offset(_ db: Database, topicId: Int64, partition: Int, atOrAfter milliseconds: Int64) throws -> Int64 {
-        let found = try Int64.fetchOne(
-            db,
-            sql: """
-                SELECT offset FROM record WHERE topic_id = ? AND partition = ? AND timestamp_ms >= ?
-                ORDER BY offset LIMIT 1
-                """, arguments: [topicId, partition, milliseconds])
+        let found = try Int64.fetchOne(db, sql: RecordSQL.firstAtOrAfter, arguments: [topicId, partition, milliseconds])
         if let found { return found }
         return try watermarks(db, topicId: topicId, partition: partition).high
     }
@@ -605,16 +617,36 @@ struct TopicPartitionKey: Hashable {
     let partition: Int
 }
 
+/// The statements that find records by position, each a search of the `record_position` index
+/// (a test checks their query plans): the rows themselves are then looked up by `id`.
+enum RecordSQL {
+    /// A partition's records from an offset on, in offset order (the consumers' read).
+    static let read = """
+        SELECT offset, timestamp_ms, key, value, headers FROM record
+        WHERE topic_id = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?
+        """
+    /// The first offset of a partition stamped at or after a time.
+    static let firstAtOrAfter = """
+        SELECT offset FROM record WHERE topic_id = ? AND partition = ? AND timestamp_ms >= ?
+        ORDER BY offset LIMIT 1
+        """
+    /// Retention: a partition's records before an offset go.
+    static let deleteBefore = "DELETE FROM record WHERE topic_id = ? AND partition = ? AND offset < ?"
+    /// Compaction: a partition's keyed records.
+    static let keyed = "SELECT offset, key FROM record WHERE topic_id = ? AND partition = ? AND key IS NOT NULL"
+    /// Compaction: one superseded record goes.
+    static let deleteOne = "DELETE FROM record WHERE topic_id = ? AND partition = ? AND offset = ?"
+
+    /// Every statement above.
+    static let all = [read, firstAtOrAfter, deleteBefore, keyed, deleteOne]
+}
+
 /// Reads records of one partition.
 enum RecordReader {
     static func read(_ db: Database, topic: TopicRow, partition: Int, from offset: Int64, limit: Int) throws
         -> [LogRecord]
     {
-        let statement = try db.cachedStatement(
-            sql: """
-                SELECT offset, timestamp_ms, key, value, headers FROM record
-                WHERE topic_id = ? AND partition = ? AND offset >= ? ORDER BY offset LIMIT ?
-                """)
+        let statement = try db.cachedStatement(sql: RecordSQL.read)
         statement.setUncheckedArguments([topic.id, partition, offset, limit])
         var records: [LogRecord] = []
         records.reserveCapacity(min(limit, 4096))

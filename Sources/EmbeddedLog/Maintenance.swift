@@ -72,9 +72,7 @@ extension EmbeddedLog {
 
     private static func expire(_ db: Database, topicId: Int64, partition: Int, before cutoff: Int64) throws -> Int {
         let keepFrom = try offset(db, topicId: topicId, partition: partition, atOrAfter: cutoff)
-        try db.execute(
-            sql: "DELETE FROM record WHERE topic_id = ? AND partition = ? AND offset < ?",
-            arguments: [topicId, partition, keepFrom])
+        try db.execute(sql: RecordSQL.deleteBefore, arguments: [topicId, partition, keepFrom])
         let removed = db.changesCount
         try db.execute(
             sql: "UPDATE partition SET start_offset = max(start_offset, ?) WHERE topic_id = ? AND partition = ?",
@@ -85,9 +83,7 @@ extension EmbeddedLog {
     private static func compact(_ db: Database, topicId: Int64, partition: Int) throws -> Int {
         // The latest offset of each key, then every keyed record that is not it goes.
         var latest: [Data: Int64] = [:]
-        let rows = try Row.fetchCursor(
-            db, sql: "SELECT offset, key FROM record WHERE topic_id = ? AND partition = ? AND key IS NOT NULL",
-            arguments: [topicId, partition])
+        let rows = try Row.fetchCursor(db, sql: RecordSQL.keyed, arguments: [topicId, partition])
         var superseded: [Int64] = []
         while let row = try rows.next() {
             let key: Data = row[1]
@@ -95,8 +91,7 @@ extension EmbeddedLog {
             if let previous = latest[key] { superseded.append(min(previous, offset)) }
             latest[key] = max(latest[key] ?? offset, offset)
         }
-        let delete = try db.cachedStatement(
-            sql: "DELETE FROM record WHERE topic_id = ? AND partition = ? AND offset = ?")
+        let delete = try db.cachedStatement(sql: RecordSQL.deleteOne)
         for offset in superseded { try delete.execute(arguments: [topicId, partition, offset]) }
         return superseded.count
     }
