@@ -175,7 +175,13 @@ final class SchemaNode: @unchecked Sendable {
     }
     var propertyNames: Set<String> = []
     /// ``properties``' names, for finding an instance member's property without hashing it.
-    var propertyTable = PropertyTable([])
+    var propertyTable = PropertyTable([]) {
+        didSet { propertyTableTarget = Unmanaged.passUnretained(propertyTable) }
+    }
+    /// ``propertyTable`` and ``properties``' nodes without ownership, for validating without a
+    /// retain and release per member (the node and its ``properties`` keep them alive).
+    private(set) var propertyTableTarget: Unmanaged<PropertyTable>
+    var propertyNodes: [Unmanaged<SchemaNode>] = []
     var required: [String] = []
     /// Per entry of ``properties``, whether `required` names it; and how many names `required`
     /// has, when every one of them is a property (else `nil`): a valid object's required members
@@ -199,7 +205,12 @@ final class SchemaNode: @unchecked Sendable {
     var allOf: [SchemaNode] = []
     var anyOf: [SchemaNode] = []
     var oneOf: [SchemaNode] = []
-    var reference: SchemaNode?
+    var reference: SchemaNode? {
+        didSet { referenceTarget = reference.map { Unmanaged.passUnretained($0) } }
+    }
+    /// ``reference`` without ownership, so that following it retains nothing (``reference`` keeps
+    /// it alive for as long as this node lives).
+    private(set) var referenceTarget: Unmanaged<SchemaNode>?
     var format: (name: String, check: @Sendable (String, FormatContext) -> String?)?
     var alwaysFalse = false
     /// Where the node is in its schema file, as a JSON pointer (`/properties/child`, `/$defs/name`):
@@ -208,6 +219,10 @@ final class SchemaNode: @unchecked Sendable {
     /// Whether the node is a `$ref` and nothing else (a property `{"$ref": …}`, and each resolved
     /// definition's placeholder): validating it is validating its target.
     var isOnlyReference = false
+
+    init() {
+        propertyTableTarget = Unmanaged.passUnretained(propertyTable)
+    }
 
     /// Whether ``reference`` is the node's only keyword (see ``isOnlyReference``).
     var hasOnlyReference: Bool {
@@ -223,7 +238,7 @@ final class SchemaNode: @unchecked Sendable {
             violations.append(SchemaViolation(pointer: at ?? path.pointer, keyword: keyword, message: message))
         }
         if isOnlyReference {
-            reference!.validate(value, at: &path, into: &violations)
+            referenceTarget!._withUnsafeGuaranteedRef { $0.validate(value, at: &path, into: &violations) }
             return
         }
         if alwaysFalse {
@@ -284,15 +299,18 @@ final class SchemaNode: @unchecked Sendable {
                 // the members' order; the violations, if any, then put in property order, the
                 // order of the lookups below and the order they always had.
                 var segments: [(position: Int, start: Int, end: Int)] = []
-                for (key, member) in members {
-                    guard let position = propertyTable.position(of: key) else { continue }
-                    known += 1
-                    if propertyRequired[position] { requiredFound += 1 }
-                    let before = violations.count
-                    path.steps.append(.member(properties[position].0))
-                    properties[position].1.validate(member, at: &path, into: &violations)
-                    path.steps.removeLast()
-                    if violations.count != before { segments.append((position, before, violations.count)) }
+                let table = propertyTableTarget
+                propertyNodes.withUnsafeBufferPointer { nodes in
+                    for (key, member) in members {
+                        guard let position = table._withUnsafeGuaranteedRef({ $0.position(of: key) }) else { continue }
+                        known += 1
+                        if propertyRequired[position] { requiredFound += 1 }
+                        let before = violations.count
+                        path.steps.append(.member(properties[position].0))
+                        nodes[position]._withUnsafeGuaranteedRef { $0.validate(member, at: &path, into: &violations) }
+                        path.steps.removeLast()
+                        if violations.count != before { segments.append((position, before, violations.count)) }
+                    }
                 }
                 if segments.count > 1 {
                     var ordered: [SchemaViolation] = []
@@ -502,6 +520,7 @@ struct SchemaCompiler {
         let requiredNames = Set(node.required)
         node.propertyRequired = node.properties.map { requiredNames.contains($0.0) }
         node.propertyTable = PropertyTable(node.properties.map(\.0))
+        node.propertyNodes = node.properties.map { Unmanaged.passUnretained($0.1) }
         node.isOnlyReference = node.hasOnlyReference
         node.requiredPropertyCount =
             requiredNames.count == node.required.count && requiredNames.isSubset(of: node.propertyNames)

@@ -2,8 +2,8 @@ import Foundation
 
 /// An object schema's property names, for finding which property an instance's member is without
 /// `Hasher`: SipHash over each member name and the dictionary probe it fed were a quarter of
-/// validating an event body (issue 9's profile). A name is hashed with FNV-1a over its UTF-8 bytes
-/// into a small open-addressed table and then compared byte for byte.
+/// validating an event body (issue 9's profile). A name is hashed from its length and a few of its
+/// UTF-8 bytes into a small open-addressed table and then compared byte for byte.
 ///
 /// Byte equality is `String` equality only where both sides are ASCII (`String` compares canonical
 /// equivalents as equal: `"\u{212A}"`, the Kelvin sign, equals `"K"`). A name that is not ASCII,
@@ -47,7 +47,7 @@ final class PropertyTable: @unchecked Sendable {
                 end += 1
             }
             starts[position + 1] = end
-            var slot = utf8[position].withUnsafeBufferPointer { Self.hash($0).value } & mask
+            var slot = utf8[position].withUnsafeBufferPointer { Self.hash($0) } & mask
             while slots[slot] != 0 { slot = (slot + 1) & mask }
             slots[slot] = Int32(position + 1)
         }
@@ -65,35 +65,44 @@ final class PropertyTable: @unchecked Sendable {
     func position(of name: String) -> Int? {
         var name = name
         let found = name.withUTF8 { utf8 -> Int? in
-            let (hash, seen) = Self.hash(utf8)
-            guard seen < 0x80, ascii else { return -1 }
-            var slot = hash & mask
-            while true {
-                let entry = Int(slots[slot])
-                if entry == 0 { return nil }
-                let position = entry - 1
-                let start = starts[position]
-                if starts[position + 1] - start == utf8.count,
-                    utf8.isEmpty || memcmp(bytes.baseAddress! + start, utf8.baseAddress!, utf8.count) == 0
-                {
-                    return position
+            if ascii {
+                // Bytes equal to an ASCII name's are that name; only a miss may still be a
+                // non-ASCII spelling of one (below).
+                var slot = Self.hash(utf8) & mask
+                while true {
+                    let entry = Int(slots[slot])
+                    if entry == 0 { break }
+                    let position = entry - 1
+                    let start = starts[position]
+                    if starts[position + 1] - start == utf8.count,
+                        utf8.isEmpty || memcmp(bytes.baseAddress! + start, utf8.baseAddress!, utf8.count) == 0
+                    {
+                        return position
+                    }
+                    slot = (slot + 1) & mask
                 }
-                slot = (slot + 1) & mask
+                var seen: UInt8 = 0
+                for byte in utf8 { seen |= byte }
+                if seen < 0x80 { return nil }
             }
+            return -1
         }
         if found == -1 { return byName[name] }
         return found
     }
 
-    /// FNV-1a of the bytes, and the bytes OR-ed (below 0x80: ASCII).
+    /// A hash of a name from its length and up to four of its bytes (first, second, middle, last):
+    /// enough to spread a schema's few property names, and it does not read the whole name.
     @inline(__always)
-    private static func hash(_ utf8: UnsafeBufferPointer<UInt8>) -> (value: Int, seen: UInt8) {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        var seen: UInt8 = 0
-        for byte in utf8 {
-            seen |= byte
-            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
-        }
-        return (Int(truncatingIfNeeded: hash ^ (hash >> 29)), seen)
+    private static func hash(_ utf8: UnsafeBufferPointer<UInt8>) -> Int {
+        let count = utf8.count
+        guard count > 0 else { return 0 }
+        var mixed = UInt64(count)
+        mixed |= UInt64(utf8[0]) << 8
+        mixed |= UInt64(utf8[count > 1 ? 1 : 0]) << 16
+        mixed |= UInt64(utf8[count >> 1]) << 24
+        mixed |= UInt64(utf8[count - 1]) << 32
+        mixed &*= 0x9E37_79B9_7F4A_7C15
+        return Int(truncatingIfNeeded: mixed >> 32)
     }
 }
