@@ -215,7 +215,7 @@ public enum JSONValue: Sendable, Hashable {
     private static func writeSorted(_ members: [String: JSONValue], to bytes: inout [UInt8]) {
         typealias Entry = (high: UInt64, low: UInt64, ordinal: Int)
         let count = members.count
-        let written = withUnsafeTemporaryAllocation(of: (key: String, value: JSONValue).self, capacity: count) {
+        let written = withUnsafeTemporaryAllocation(of: Member.self, capacity: count) {
             pairs -> Bool in
             withUnsafeTemporaryAllocation(of: Entry.self, capacity: count) { entries -> Bool in
                 var filled = 0
@@ -224,7 +224,7 @@ public enum JSONValue: Sendable, Hashable {
                     var key = key
                     let (high, low, isASCII) = key.withUTF8 { sortPrefix(of: $0) }
                     ascii = ascii && isASCII
-                    (pairs.baseAddress! + filled).initialize(to: (key, value))
+                    (pairs.baseAddress! + filled).initialize(to: Member(key: key, value: value))
                     entries[filled] = (high, low, filled)
                     filled += 1
                 }
@@ -249,6 +249,13 @@ public enum JSONValue: Sendable, Hashable {
             if position > 0 { bytes.append(UInt8(ascii: ",")) }
             writeMember(member.key, member.value, sortedKeys: true, to: &bytes)
         }
+    }
+
+    /// An object's member, held while the members are sorted (a struct: a tuple's buffer was
+    /// destroyed through its type's metadata).
+    private struct Member {
+        var key: String
+        var value: JSONValue
     }
 
     /// The first 16 bytes of a name as two big-endian words (zero-padded), and whether it is ASCII.
