@@ -114,6 +114,10 @@ func benchEventPath(rounds: Int) throws -> [EventPathMeasurement] {
             consume(request.body.serialized())
         })
     results.append(
+        try measureEach("serialise a progress update (sorted keys)", figure: "serialize_progress", count: rounds) { _ in
+            consume(progress.body.serialized())
+        })
+    results.append(
         try measureEach("EventValidator: parse and validate an application event", figure: "event_application", count: rounds) {
             _ in consume(try validator.validate(applicationEvent))
         })

@@ -174,6 +174,14 @@ final class SchemaNode: @unchecked Sendable {
         didSet { propertyNames = Set(properties.map(\.0)) }
     }
     var propertyNames: Set<String> = []
+    /// ``properties``' names, for finding an instance member's property without hashing it.
+    var propertyTable = PropertyTable([]) {
+        didSet { propertyTableTarget = Unmanaged.passUnretained(propertyTable) }
+    }
+    /// ``propertyTable`` and ``properties``' nodes without ownership, for validating without a
+    /// retain and release per member (the node and its ``properties`` keep them alive).
+    private(set) var propertyTableTarget: Unmanaged<PropertyTable>
+    var propertyNodes: [Unmanaged<SchemaNode>] = []
     var required: [String] = []
     /// Per entry of ``properties``, whether `required` names it; and how many names `required`
     /// has, when every one of them is a property (else `nil`): a valid object's required members
@@ -197,16 +205,41 @@ final class SchemaNode: @unchecked Sendable {
     var allOf: [SchemaNode] = []
     var anyOf: [SchemaNode] = []
     var oneOf: [SchemaNode] = []
-    var reference: SchemaNode?
+    var reference: SchemaNode? {
+        didSet { referenceTarget = reference.map { Unmanaged.passUnretained($0) } }
+    }
+    /// ``reference`` without ownership, so that following it retains nothing (``reference`` keeps
+    /// it alive for as long as this node lives).
+    private(set) var referenceTarget: Unmanaged<SchemaNode>?
     var format: (name: String, check: @Sendable (String, FormatContext) -> String?)?
     var alwaysFalse = false
     /// Where the node is in its schema file, as a JSON pointer (`/properties/child`, `/$defs/name`):
     /// how the compatibility check names the place of a change.
     var location = ""
+    /// Whether the node is a `$ref` and nothing else (a property `{"$ref": …}`, and each resolved
+    /// definition's placeholder): validating it is validating its target.
+    var isOnlyReference = false
+
+    init() {
+        propertyTableTarget = Unmanaged.passUnretained(propertyTable)
+    }
+
+    /// Whether ``reference`` is the node's only keyword (see ``isOnlyReference``).
+    var hasOnlyReference: Bool {
+        reference != nil && types == nil && properties.isEmpty && required.isEmpty && additionalProperties == nil
+            && !forbidsAdditional && enumValues == nil && constValue == nil && pattern == nil && minLength == nil
+            && maxLength == nil && minimum == nil && maximum == nil && exclusiveMinimum == nil && exclusiveMaximum == nil
+            && items == nil && minItems == nil && maxItems == nil && allOf.isEmpty && anyOf.isEmpty && oneOf.isEmpty
+            && format == nil && !alwaysFalse
+    }
 
     func validate(_ value: JSONValue, at path: inout InstancePath, into violations: inout [SchemaViolation]) {
         func fail(_ keyword: String, _ message: String, _ at: String? = nil) {
             violations.append(SchemaViolation(pointer: at ?? path.pointer, keyword: keyword, message: message))
+        }
+        if isOnlyReference {
+            referenceTarget!._withUnsafeGuaranteedRef { $0.validate(value, at: &path, into: &violations) }
+            return
         }
         if alwaysFalse {
             fail("false", "no value is allowed here")
@@ -233,7 +266,7 @@ final class SchemaNode: @unchecked Sendable {
         switch value {
         case .string(let text):
             if minLength != nil || maxLength != nil {
-                let length = text.unicodeScalars.count
+                let length = Self.scalarCount(text)
                 if let minLength, length < minLength { fail("minLength", "should have at least \(minLength) characters, has \(length)") }
                 if let maxLength, length > maxLength { fail("maxLength", "should have at most \(maxLength) characters, has \(length)") }
             }
@@ -261,14 +294,44 @@ final class SchemaNode: @unchecked Sendable {
             let start = violations.count
             var known = 0
             var requiredFound = 0
-            for position in properties.indices {
-                let (name, node) = properties[position]
-                guard let member = members[name] else { continue }
-                known += 1
-                if propertyRequired[position] { requiredFound += 1 }
-                path.steps.append(.member(name))
-                node.validate(member, at: &path, into: &violations)
-                path.steps.removeLast()
+            if members.count <= 2 * properties.count {
+                // Each member's property found by ``propertyTable`` (no hashing) and validated in
+                // the members' order; the violations, if any, then put in property order, the
+                // order of the lookups below and the order they always had.
+                var segments: [(position: Int, start: Int, end: Int)] = []
+                let table = propertyTableTarget
+                propertyNodes.withUnsafeBufferPointer { nodes in
+                    for (key, member) in members {
+                        guard let position = table._withUnsafeGuaranteedRef({ $0.position(of: key) }) else { continue }
+                        known += 1
+                        if propertyRequired[position] { requiredFound += 1 }
+                        let before = violations.count
+                        path.steps.append(.member(properties[position].0))
+                        nodes[position]._withUnsafeGuaranteedRef { $0.validate(member, at: &path, into: &violations) }
+                        path.steps.removeLast()
+                        if violations.count != before { segments.append((position, before, violations.count)) }
+                    }
+                }
+                if segments.count > 1 {
+                    var ordered: [SchemaViolation] = []
+                    ordered.reserveCapacity(violations.count - start)
+                    for segment in segments.sorted(by: { $0.position < $1.position }) {
+                        ordered += violations[segment.start..<segment.end]
+                    }
+                    violations.replaceSubrange(start..., with: ordered)
+                }
+            } else {
+                // Many more members than properties (a map, or a flood's padding): look each
+                // property up instead of going through every member.
+                for position in properties.indices {
+                    let (name, node) = properties[position]
+                    guard let member = members[name] else { continue }
+                    known += 1
+                    if propertyRequired[position] { requiredFound += 1 }
+                    path.steps.append(.member(name))
+                    node.validate(member, at: &path, into: &violations)
+                    path.steps.removeLast()
+                }
             }
             if requiredFound != requiredPropertyCount {
                 // Something required is missing (or not every required name is a property): the
@@ -323,6 +386,17 @@ final class SchemaNode: @unchecked Sendable {
             } else if matched > 1 {
                 fail("oneOf", "matches \(matched) alternatives, exactly one is allowed")
             }
+        }
+    }
+
+    /// The number of Unicode scalars in `text` (what `minLength`/`maxLength` count), from its UTF-8
+    /// bytes: every byte that is not a continuation byte starts one.
+    static func scalarCount(_ text: String) -> Int {
+        var text = text
+        return text.withUTF8 { utf8 in
+            var count = 0
+            for byte in utf8 where byte & 0xC0 != 0x80 { count += 1 }
+            return count
         }
     }
 
@@ -445,6 +519,9 @@ struct SchemaCompiler {
         }
         let requiredNames = Set(node.required)
         node.propertyRequired = node.properties.map { requiredNames.contains($0.0) }
+        node.propertyTable = PropertyTable(node.properties.map(\.0))
+        node.propertyNodes = node.properties.map { Unmanaged.passUnretained($0.1) }
+        node.isOnlyReference = node.hasOnlyReference
         node.requiredPropertyCount =
             requiredNames.count == node.required.count && requiredNames.isSubset(of: node.propertyNames)
             ? node.required.count : nil
@@ -464,6 +541,7 @@ struct SchemaCompiler {
         definitions[reference] = placeholder
         let compiled = try compile(target, at: String(reference.dropFirst()))
         placeholder.reference = compiled
+        placeholder.isOnlyReference = true
         return placeholder
     }
 

@@ -9,7 +9,9 @@ import Foundation
 /// `$` matches at the end of the text only, as ECMA-262 (the dialect JSON Schema names) says.
 /// Any other construct (`\d`, `.`, look-arounds, back-references…) is handed to
 /// `NSRegularExpression`.
-struct SchemaPattern: Sendable {
+///
+/// A class, so that a schema node reading its pattern retains one object, not each of its arrays.
+final class SchemaPattern: Sendable {
     /// The pattern as the schema writes it.
     let source: String
     private let program: Program?
@@ -103,6 +105,7 @@ private struct Program: Sendable {
         var program = Program(instructions: [])
         guard program.emit(node, budget: 2_000) else { return nil }
         program.instructions.append(.match)
+        program.layOut()
         return program
     }
 
@@ -157,10 +160,65 @@ private struct Program: Sendable {
         return true
     }
 
-    /// Whether the program matches anywhere in `text`.
+    /// One instruction laid out flat for matching: no payload to copy (and retain) per step.
+    struct Operation {
+        enum Kind: UInt8 {
+            case scalar, split, jump, start, end, match
+        }
+
+        var kind: Kind
+        /// The targets of a split or a jump.
+        var first: Int = 0
+        var second: Int = 0
+        /// A scalar class: its ASCII bitmap, negation, and its index in ``Program/classes``.
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+        var negated = false
+        var classIndex = 0
+
+        /// Whether a scalar class takes `scalar`; above ASCII, the class's ranges decide.
+        @inline(__always)
+        func accepts(_ scalar: UInt32, classes: [ScalarClass]) -> Bool {
+            if scalar < 64 { return (low & (1 << UInt64(scalar)) != 0) != negated }
+            if scalar < 128 { return (high & (1 << UInt64(scalar - 64)) != 0) != negated }
+            return classes[classIndex].contains(scalar)
+        }
+    }
+
+    /// ``instructions`` as ``Operation``s, and the scalar classes they index.
+    private(set) var operations: [Operation] = []
+    private(set) var classes: [ScalarClass] = []
+
+    /// Lays ``instructions`` out as ``operations``.
+    mutating func layOut() {
+        operations = instructions.map { instruction in
+            switch instruction {
+            case .scalar(let set):
+                classes.append(set)
+                return Operation(
+                    kind: .scalar, low: set.low, high: set.high, negated: set.negated, classIndex: classes.count - 1)
+            case .split(let first, let second): return Operation(kind: .split, first: first, second: second)
+            case .jump(let target): return Operation(kind: .jump, first: target)
+            case .start: return Operation(kind: .start)
+            case .end: return Operation(kind: .end)
+            case .match: return Operation(kind: .match)
+            }
+        }
+    }
+
+    /// Whether the program matches anywhere in `text`. It reads the text's UTF-8 bytes, decoding a
+    /// scalar only where a byte is not ASCII; a program that starts with `^` stops as soon as no
+    /// thread is left, since no match can start later.
     func matches(_ text: String) -> Bool {
-        let scalars = text.unicodeScalars
-        let count = instructions.count
+        var text = text
+        return text.withUTF8 { utf8 in
+            operations.withUnsafeBufferPointer { operations in run(operations, on: utf8) }
+        }
+    }
+
+    private func run(_ operations: UnsafeBufferPointer<Operation>, on utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        let count = operations.count
+        let anchored = operations[0].kind == .start
         return withUnsafeTemporaryAllocation(of: Int.self, capacity: count * 3) { buffer in
             // Two thread lists and, per instruction, the step at which it was last added.
             let current = UnsafeMutableBufferPointer(rebasing: buffer[0..<count])
@@ -170,21 +228,21 @@ private struct Program: Sendable {
             var currentCount = 0
             var nextCount = 0
             var step = 0
-            var position = 0
-            var index = scalars.startIndex
-            var atEnd = index == scalars.endIndex
+            var index = 0
+            var atEnd = utf8.isEmpty
             var matched = false
 
             // Adds a thread at `pc` and everything reachable from it without reading a scalar.
             func add(_ pc: Int, to list: UnsafeMutableBufferPointer<Int>, _ listCount: inout Int) {
                 if marks[pc] == step { return }
                 marks[pc] = step
-                switch instructions[pc] {
-                case .jump(let target): add(target, to: list, &listCount)
-                case .split(let first, let second):
-                    add(first, to: list, &listCount)
-                    add(second, to: list, &listCount)
-                case .start: if position == 0 { add(pc + 1, to: list, &listCount) }
+                let operation = operations[pc]
+                switch operation.kind {
+                case .jump: add(operation.first, to: list, &listCount)
+                case .split:
+                    add(operation.first, to: list, &listCount)
+                    add(operation.second, to: list, &listCount)
+                case .start: if index == 0 { add(pc + 1, to: list, &listCount) }
                 case .end: if atEnd { add(pc + 1, to: list, &listCount) }
                 case .match: matched = true
                 case .scalar:
@@ -195,21 +253,26 @@ private struct Program: Sendable {
 
             add(0, to: current, &currentCount)
             while !matched {
-                if atEnd { return false }
-                let scalar = scalars[index].value
-                index = scalars.index(after: index)
-                position += 1
-                atEnd = index == scalars.endIndex
+                if atEnd || (anchored && currentCount == 0) { return false }
+                var scalar = UInt32(utf8[index])
+                if scalar < 0x80 {
+                    index += 1
+                } else {
+                    // Well-formed UTF-8 (it is a String's): the lead byte says the length.
+                    let length = scalar >= 0xF0 ? 4 : scalar >= 0xE0 ? 3 : 2
+                    scalar &= length == 2 ? 0x1F : length == 3 ? 0x0F : 0x07
+                    for offset in 1..<length { scalar = scalar << 6 | UInt32(utf8[index + offset] & 0x3F) }
+                    index += length
+                }
+                atEnd = index == utf8.count
                 step += 1
                 nextCount = 0
                 for slot in 0..<currentCount {
                     let pc = current[slot]
-                    if case .scalar(let set) = instructions[pc], set.contains(scalar) {
-                        add(pc + 1, to: next, &nextCount)
-                    }
+                    if operations[pc].accepts(scalar, classes: classes) { add(pc + 1, to: next, &nextCount) }
                 }
                 // Unanchored: a match may also start here.
-                add(0, to: next, &nextCount)
+                if !anchored { add(0, to: next, &nextCount) }
                 for slot in 0..<nextCount { current[slot] = next[slot] }
                 currentCount = nextCount
             }
