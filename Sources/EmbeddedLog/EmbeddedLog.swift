@@ -284,7 +284,7 @@ public final class EmbeddedLog: EventLog {
         // Inserted partition by partition, so a partition's records of one append are neighbours
         // in the table (appended in rowid order): a consumer reading the partition then finds
         // consecutive rows on the same pages instead of one row a page among the other
-        // partitions' (a backlog of 6 interleaved partitions read about a third faster).
+        // partitions' (a backlog of 6 interleaved partitions read with about a third less CPU).
         var order = Array(records.indices)
         if counts.count > 1 {
             order.sort { (keys[$0].topicId, keys[$0].partition, $0) < (keys[$1].topicId, keys[$1].partition, $1) }

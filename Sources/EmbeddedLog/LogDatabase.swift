@@ -164,11 +164,15 @@ struct LogDatabase: Sendable {
     /// 35–45 % less CPU per record (300 B–3 KB records, 12 partitions interleaved, batches of 100);
     /// in the flood benchmark a refused event (1 KB appended) went from 26.5 to 21.8 µs of CPU.
     /// Reading pays part of it back: a record read is an index entry plus a look-up of its row by
-    /// `id`, and the rows of one partition now share their pages with the other partitions'. A
-    /// consumer reading what was just appended pays about 0.2–0.3 µs more a record; one catching
-    /// up on a long backlog (a replay, a rebuild) about 1.3 µs more, its pages being read once per
-    /// partition instead of once (6 partitions, 700 B records; the benchmark's catch-up consume of
-    /// 200,000 records went from about 400,000 to 250,000 records/s).
+    /// `id`, and a partition's rows share their pages with the other partitions' appended at the
+    /// same time. A consumer reading what was just appended pays about 0.2–0.3 µs more a record.
+    /// One catching up on a long backlog (a replay, a rebuild) paid about 1.3 µs more when each
+    /// append's records were stored in the order given (6 partitions interleaved record by
+    /// record, 700 B records, Python's sqlite3): the benchmark's catch-up consume of 200,000
+    /// records went from about 340,000 to 270,000 records/s. An append therefore stores its
+    /// records partition by partition (``EmbeddedLog``'s append), so a partition's records of one
+    /// append are neighbours: the same catch-up then ran at about 330,000 records/s (medians of 3
+    /// noisy runs each; appends of 1,000 records over 6 partitions).
     ///
     /// What it costs a log that has records: it runs once, at the first open by a version that
     /// has it, in one write transaction that copies every record into the new table (in position
