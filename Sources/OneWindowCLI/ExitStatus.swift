@@ -4,6 +4,7 @@ import CivilTime
 import EventLog
 import EventSchemas
 import Foundation
+import KafkaLog
 
 /// The exit statuses of `onewindow`: the same cause ends every command with the same status.
 ///
@@ -128,8 +129,15 @@ extension OneWindowCommand {
 
 /// Ends the process (a free function: inside a command type, `exit` names ArgumentParser's).
 private func terminate(_ status: Int32) -> Never {
+    finishKafkaTeardown()
     fflush(nil)
     exit(status)
+}
+
+/// Waits (up to 10 s) for the Kafka clients being destroyed in the background: exiting while
+/// librdkafka destroys one can crash the process (``KafkaTeardown``).
+func finishKafkaTeardown() {
+    KafkaTeardown.wait(upTo: .seconds(10))
 }
 
 /// Reads a command's input: a file, or standard input for `-` or no path.

@@ -57,6 +57,7 @@ public struct OneWindowCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
+            finishKafkaTeardown()
         } catch {
             let commandType = type(of: command)
             guard !(error is CleanExit), commandPath(of: commandType) != nil else {

@@ -1,6 +1,6 @@
 import EventLog
 import Foundation
-import KafkaLog
+@testable import KafkaLog
 import Logging
 import Synchronization
 import TestSupport
@@ -26,5 +26,27 @@ struct LibrdkafkaLoggingTests {
         #expect(refused.level >= .warning, "a failed connection is a warning or worse: \(refused.level)")
         #expect(refused.metadata["facility"]?.isEmpty == false)
         #expect(refused.metadata["client"]?.hasPrefix("onewindow") == true, "\(refused.metadata)")
+    }
+
+    /// A consumer dropped by its owner is closed and destroyed on its own queue; `onewindow` waits
+    /// for that before it exits (``KafkaTeardown``), since exiting while librdkafka destroys a
+    /// client can crash the process. A group member against a closed port: closing it has no
+    /// coordinator to leave, and its destroy still takes librdkafka's threads a while.
+    @Test func aDroppedConsumerIsDestroyedBeforeTheWaitReturns() async throws {
+        var configuration = KafkaConfiguration(bootstrapServers: ["127.0.0.1:1"])
+        configuration.requestTimeout = .seconds(2)
+        // A label of its own: other tests make and destroy clients at the same time.
+        let label = "test.teardown.\(UUID().uuidString)"
+        configuration.logger = Logger(label: label) { _ in SwiftLogNoOpLogHandler() }
+        let log = try KafkaLog(configuration: configuration)
+        let before = LibrdkafkaLogging.registered(label: label)
+        var consumer: (any LogConsumer)? = try await log.makeConsumer(
+            ConsumerConfiguration(subscription: .pattern("teardown-.*"), group: "teardown-test"))
+        #expect(LibrdkafkaLogging.registered(label: label) == before + 1)
+        _ = try? await consumer?.poll(maxRecords: 1, timeout: .milliseconds(100))
+        consumer = nil
+        #expect(KafkaTeardown.wait(upTo: .seconds(30)), "the dropped consumer's destroy finished in time")
+        #expect(LibrdkafkaLogging.registered(label: label) == before, "its client is destroyed when the wait returns")
+        await log.close()
     }
 }

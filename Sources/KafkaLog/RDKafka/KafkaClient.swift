@@ -78,7 +78,11 @@ final class AdminClient: @unchecked Sendable {
     deinit {
         // Destroying waits for the client's threads: on its queue, off the cooperative pool.
         let handle = SendableHandle(client)
-        blocking.queue.async { destroyClient(handle.pointer) }
+        KafkaTeardown.begin()
+        blocking.queue.async {
+            destroyClient(handle.pointer)
+            KafkaTeardown.end()
+        }
     }
 
     /// Topic name → partition count, of every topic in the cluster.
@@ -230,9 +234,11 @@ final class PartitionReader: @unchecked Sendable {
     deinit {
         let handle = SendableHandle(client)
         let wasClosed = closed
+        KafkaTeardown.begin()
         blocking.queue.async {
             if !wasClosed { rd_kafka_consumer_close(handle.pointer) }
             destroyClient(handle.pointer)
+            KafkaTeardown.end()
         }
     }
 

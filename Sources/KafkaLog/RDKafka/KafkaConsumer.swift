@@ -300,10 +300,12 @@ final class KafkaConsumer: LogConsumer, @unchecked Sendable {
         let handle = SendableHandle(client)
         let wasClosed = closed
         let context = SendableContext(context)
+        KafkaTeardown.begin()
         blocking.queue.async {
             if !wasClosed { rd_kafka_consumer_close(handle.pointer) }
             destroyClient(handle.pointer)
             context.value.release()
+            KafkaTeardown.end()
         }
     }
 

@@ -1,4 +1,6 @@
 internal import CRDKafka
+import Dispatch
+import EventLog
 import Logging
 import Synchronization
 
@@ -41,6 +43,12 @@ enum LibrdkafkaLogging {
         _ = loggers.withLock { $0.removeValue(forKey: Int(bitPattern: client)) }
     }
 
+    /// How many clients whose lines go to a logger labelled `label` are registered: made and not
+    /// destroyed yet.
+    static func registered(label: String) -> Int {
+        loggers.withLock { $0.values.count { $0.label == label } }
+    }
+
     static func logger(for client: OpaquePointer?) -> Logger {
         if let client, let logger = loggers.withLock({ $0[Int(bitPattern: client)] }) { return logger }
         return pending.withLock { $0.last } ?? Logger(label: defaultLabel)
@@ -72,4 +80,28 @@ func librdkafkaLogLine(_ client: OpaquePointer?, _ level: Int32, _ facility: Uns
 func destroyClient(_ client: OpaquePointer) {
     rd_kafka_destroy(client)
     LibrdkafkaLogging.unregister(client)
+}
+
+/// The Kafka clients being destroyed: a process waits for them before it exits.
+///
+/// A client dropped by its last owner is closed and destroyed on its own queue, in the
+/// background (closing waits for the group and the broker). A process that exits meanwhile runs
+/// its exit handlers while librdkafka's threads are still inside the destroy: that crashed a
+/// connector with signal 11 inside librdkafka once, at its stop after a broker outage, when
+/// closing is slow. `onewindow` calls ``wait(upTo:)`` before it exits.
+public enum KafkaTeardown {
+    private static let inProgress = DispatchGroup()
+
+    /// A client's destruction started (on whatever thread will finish it).
+    static func begin() { inProgress.enter() }
+
+    /// A client's destruction finished (after ``destroyClient(_:)``).
+    static func end() { inProgress.leave() }
+
+    /// Waits until every client whose destruction has started is destroyed, or `timeout`.
+    /// - Returns: whether they all were.
+    @discardableResult
+    public static func wait(upTo timeout: Duration) -> Bool {
+        inProgress.wait(timeout: .now() + .milliseconds(Int(clamping: timeout.milliseconds))) == .success
+    }
 }

@@ -246,6 +246,7 @@ final class ProducerCore: @unchecked Sendable {
     func close() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let finished = inbox.withLock { inbox -> Bool in
+                if !inbox.closing { KafkaTeardown.begin() }
                 inbox.closing = true
                 if inbox.finished { return true }
                 inbox.closeWaiters.append(continuation)
@@ -259,6 +260,7 @@ final class ProducerCore: @unchecked Sendable {
     /// Starts closing without waiting (the safety net for a producer dropped without `close`).
     func beginClose() {
         inbox.withLock { inbox in
+            if !inbox.closing { KafkaTeardown.begin() }
             inbox.closing = true
             wake(inbox)
         }
@@ -282,6 +284,7 @@ final class ProducerCore: @unchecked Sendable {
         }
         inbox.withLock { $0.stopped = true }
         shutdown()
+        KafkaTeardown.end()  // begun when closing was set, which is what ended the loop
         let waiters = inbox.withLock { inbox in
             inbox.finished = true
             defer { inbox.closeWaiters = [] }
