@@ -6,8 +6,10 @@ import Synchronization
 import TestSupport
 import Testing
 /// librdkafka's own log lines go through swift-log, to the configuration's logger. Needs no
-/// broker: the lines come from connecting to a closed port.
-@Suite("librdkafka logging", .timeLimit(.minutes(1)))
+/// broker: the lines come from connecting to a closed port. One test at a time: a line of a
+/// client still being created goes to the logger of the latest client being created, which may be
+/// the other test's.
+@Suite("librdkafka logging", .serialized, .timeLimit(.minutes(1)))
 struct LibrdkafkaLoggingTests {
     @Test func aRefusedConnectionIsLoggedThroughSwiftLog() async throws {
         let lines = CapturedLines()
@@ -33,7 +35,8 @@ struct LibrdkafkaLoggingTests {
     /// client can crash the process. A group member against a closed port: closing it has no
     /// coordinator to leave, and its destroy still takes librdkafka's threads a while.
     @Test func aDroppedConsumerIsDestroyedBeforeTheWaitReturns() async throws {
-        var configuration = KafkaConfiguration(bootstrapServers: ["127.0.0.1:1"])
+        // Port 2, not 1: the lines of the test above are about port 1.
+        var configuration = KafkaConfiguration(bootstrapServers: ["127.0.0.1:2"])
         configuration.requestTimeout = .seconds(2)
         // A label of its own: other tests make and destroy clients at the same time.
         let label = "test.teardown.\(UUID().uuidString)"
