@@ -52,4 +52,33 @@ struct LibrdkafkaLoggingTests {
         #expect(LibrdkafkaLogging.registered(label: label) == before, "its client is destroyed when the wait returns")
         await log.close()
     }
+
+    /// Two clients created at once on two threads: the one started first ends first, and the
+    /// lines of the other, still being created, still go to that other's logger.
+    @Test func overlappingCreationsKeepEachOthersLoggers() {
+        let first = Logger(label: "test.creation.first")
+        let second = Logger(label: "test.creation.second")
+        let firstStarted = DispatchSemaphore(value: 0), secondStarted = DispatchSemaphore(value: 0)
+        let firstEnded = DispatchSemaphore(value: 0), secondChecked = DispatchSemaphore(value: 0)
+        let seen = Mutex<String?>(nil)
+        Thread.detachNewThread {
+            LibrdkafkaLogging.creating(first) {
+                firstStarted.signal()
+                secondStarted.wait()
+            }
+            firstEnded.signal()
+        }
+        Thread.detachNewThread {
+            firstStarted.wait()
+            LibrdkafkaLogging.creating(second) {
+                secondStarted.signal()
+                firstEnded.wait()
+                seen.withLock { $0 = LibrdkafkaLogging.logger(for: nil).label }
+            }
+            secondChecked.signal()
+        }
+        secondChecked.wait()
+        #expect(seen.withLock { $0 } == "test.creation.second")
+        #expect(LibrdkafkaLogging.creationsUnderWay == 0, "both creations are forgotten")
+    }
 }

@@ -22,16 +22,26 @@ enum LibrdkafkaLogging {
     static let defaultLabel = "onewindow.kafka.librdkafka"
 
     private static let loggers = Mutex<[Int: Logger]>([:])
-    /// The loggers of clients being created now, latest last.
-    private static let pending = Mutex<[Logger]>([])
+    /// The loggers of clients being created now, latest last, each under the number of its
+    /// creation (creations on two threads can end in either order).
+    private static let pending = Mutex<(next: Int, loggers: [(creation: Int, logger: Logger)])>((0, []))
 
     /// Runs `create` (which calls `rd_kafka_new`) with `logger` taking the lines of a client not
     /// registered yet.
     static func creating<T>(_ logger: Logger, _ create: () throws -> T) rethrows -> T {
-        pending.withLock { $0.append(logger) }
-        defer { pending.withLock { _ = $0.popLast() } }
+        let creation = pending.withLock { pending in
+            pending.next += 1
+            pending.loggers.append((pending.next, logger))
+            return pending.next
+        }
+        // Its own entry, wherever it is now: removing the last one took another creation's when
+        // that one had started later and ended sooner.
+        defer { pending.withLock { $0.loggers.removeAll { $0.creation == creation } } }
         return try create()
     }
+
+    /// How many creations are under way (for tests).
+    static var creationsUnderWay: Int { pending.withLock { $0.loggers.count } }
 
     /// Sends `client`'s lines to `logger` from now on.
     static func register(_ client: OpaquePointer, _ logger: Logger) {
@@ -51,7 +61,7 @@ enum LibrdkafkaLogging {
 
     static func logger(for client: OpaquePointer?) -> Logger {
         if let client, let logger = loggers.withLock({ $0[Int(bitPattern: client)] }) { return logger }
-        return pending.withLock { $0.last } ?? Logger(label: defaultLabel)
+        return pending.withLock { $0.loggers.last?.logger } ?? Logger(label: defaultLabel)
     }
 
     static func level(syslog: Int32) -> Logger.Level {
