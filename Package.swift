@@ -88,11 +88,19 @@ let package = Package(
         ),
         // The log interface: topics, partitions, offsets, consumer groups. Knows bytes, not events.
         .target(name: "EventLog"),
+        // What the SQLite files (the embedded log, the orchestrator's and the services' stores) share:
+        // the WAL checkpoint off the writer's path. The one place that calls SQLite's C API itself.
+        .target(
+            name: "SQLiteSupport",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
+        ),
         // The embedded backend: the log in one SQLite file (GRDB, WAL).
         .target(
             name: "EmbeddedLog",
             dependencies: [
-                "EventLog", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
+                "EventLog", "SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // librdkafka, through pkg-config. Only KafkaLog imports it.
@@ -158,7 +166,7 @@ let package = Package(
             name: "OrchestratorService",
             dependencies: [
                 "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "Connectors", "Retrying",
-                "SharedView",
+                "SharedView", "SQLiteSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -263,6 +271,10 @@ let package = Package(
         // which the benchmark links, so that only test targets link Swift Testing.
         .target(name: "TestCleanup", path: "Tests/TestCleanup"),
         .testTarget(name: "CivilTimeTests", dependencies: ["CivilTime", "EventLog"]),
+        .testTarget(
+            name: "SQLiteSupportTests",
+            dependencies: ["SQLiteSupport", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
         .testTarget(
             name: "AccessControlTests",
             dependencies: [
