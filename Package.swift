@@ -180,7 +180,7 @@ let package = Package(
             name: "CitizenServices",
             dependencies: [
                 "Orchestrator", "OrchestratorService", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime",
-                "ConfigFiles", "Connectors", "Retrying",
+                "ConfigFiles", "Connectors", "Retrying", "SQLiteSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 import Orchestrator
 import OrchestratorService
+import SQLiteSupport
 
 /// What the citizen services consume, decoded.
 public enum CitizenInput: Sendable {
@@ -70,10 +71,12 @@ public struct CitizenBatchOutcome: Sendable, Hashable {
 public struct CitizenStore: OutboxStore {
     public let pool: DatabasePool
     public let path: String
+    /// The WAL's checkpoints, off the writer's path (``openStorePool(path:)``).
+    let checkpointer: WALCheckpointer
 
     /// Opens (creating when missing) the store at `path` and migrates it.
     public init(path: String) throws {
-        pool = try openStorePool(path: path)
+        (pool, checkpointer) = try openStorePool(path: path)
         self.path = path
         try migrate(Self.migrator, pool)
     }

@@ -568,6 +568,7 @@ public final class EmbeddedLog: EventLog {
         await maintenance?.value
         // Checkpoint the WAL now so the file is compact; the pool closes its connections when freed.
         _ = try? await writer.write { db in try db.checkpoint(.passive) }
+        database.checkpointer.stop()
     }
 
     // MARK: Maintenance

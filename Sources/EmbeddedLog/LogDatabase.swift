@@ -2,6 +2,7 @@ import EventLog
 import Foundation
 import GRDB
 import Logging
+import SQLiteSupport
 
 /// The SQLite file behind an ``EmbeddedLog``: one `DatabasePool` in WAL mode and its migrations.
 ///
@@ -24,12 +25,18 @@ import Logging
 /// offset counter is read and bumped under SQLite's write lock), readers see committed data only.
 struct LogDatabase: Sendable {
     let writer: DatabasePool
+    /// Copies the WAL into the file on a thread of its own instead of in the commit that crosses
+    /// 1,000 pages (16 MiB with the log's pages): appends do not wait for those copies and their
+    /// syncs. Stopped by ``EmbeddedLog/close()``.
+    let checkpointer: WALCheckpointer
 
     /// Opens the file at `path`; when there is none, creates it (and its folder) if
     /// `createIfMissing`, else throws ``LogError`` `.logNotFound`. Migrates a log written by an
     /// older version, saying so on `logger` when that rewrites its records (see
     /// ``recordRowidMigration``).
     init(path: String, createIfMissing: Bool = true, logger: Logger) throws {
+        let checkpointer = WALCheckpointer(path: path)
+        self.checkpointer = checkpointer
         var configuration = Configuration()
         // Another process may hold the write lock for a batch: wait for it instead of failing.
         configuration.busyMode = .timeout(30)
@@ -43,6 +50,7 @@ struct LogDatabase: Sendable {
             // 8 MiB of page cache a connection instead of SQLite's 2 MiB (125 of its 16 KiB pages):
             // consumers reading recent records found them read from the file again.
             try db.execute(sql: "PRAGMA cache_size = -8192")
+            checkpointer.install(on: db)
         }
         if !createIfMissing {
             try Self.checkExisting(path)

@@ -5,6 +5,7 @@ import EventSchemas
 import Foundation
 import GRDB
 import Orchestrator
+import SQLiteSupport
 import Synchronization
 
 /// One input to apply, as the consumer or the timer loop hands it to the store.
@@ -156,6 +157,8 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 public struct OrchestratorStore: OutboxStore {
     public let pool: DatabasePool
     public let path: String
+    /// The WAL's checkpoints, off the writer's path (``openStorePool(path:)``).
+    let checkpointer: WALCheckpointer
     /// Cases this store decoded or encoded lately, each with the stored text it stands for.
     let decoded = DecodedCases(capacity: 8192)
     /// How far this store's relay published, and how much of that is recorded.
@@ -168,7 +171,7 @@ public struct OrchestratorStore: OutboxStore {
     ///   offset is committed; other errors as they come.
     public init(path: String) throws {
         do {
-            pool = try openStorePool(path: path)
+            (pool, checkpointer) = try openStorePool(path: path)
             try migrate(Self.migrator, pool)
         } catch {
             throw Self.fileFailure(error, path: path, while: "opening the orchestrator's store")

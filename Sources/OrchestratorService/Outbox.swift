@@ -7,6 +7,7 @@ import Foundation
 import GRDB
 import Logging
 import Retrying
+import SQLiteSupport
 
 /// The outbox table a service writes its emissions to in the transaction that applies its inputs,
 /// and the relay publishes from: the orchestrator's store and the citizen services' store share
@@ -199,9 +200,15 @@ public func migrate(_ migrator: DatabaseMigrator, _ pool: DatabasePool) throws {
 /// (in the log, with the same setting) were committed after them, may then have moved past inputs
 /// the store lost. SQLite's default (`FULL`) synced every commit, which held the one writer for the
 /// length of a disk flush at each batch and each relay round.
-public func openStorePool(path: String) throws -> DatabasePool {
+///
+/// The WAL is copied into the file by the returned ``WALCheckpointer``'s thread, not by the commit
+/// that crosses 1,000 pages: the consumer's transaction and the relay's position do not wait for
+/// those copies and their syncs. Keep the checkpointer as long as the pool (its thread ends when
+/// it is released).
+public func openStorePool(path: String) throws -> (pool: DatabasePool, checkpointer: WALCheckpointer) {
     let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
     try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    let checkpointer = WALCheckpointer(path: path)
     var configuration = Configuration()
     configuration.busyMode = .timeout(10)
     configuration.prepareDatabase { db in
@@ -209,8 +216,9 @@ public func openStorePool(path: String) throws -> DatabasePool {
         // 16 MiB of page cache a connection instead of SQLite's 2 MiB: the writer's working set
         // (the outbox's tail, the applied ids, the open cases) did not fit, and each miss is a read.
         try db.execute(sql: "PRAGMA cache_size = -16384")
+        checkpointer.install(on: db)
     }
-    return try DatabasePool(path: path, configuration: configuration)
+    return (try DatabasePool(path: path, configuration: configuration), checkpointer)
 }
 
 /// Publishes an outbox until cancelled (a fatal bus error ends it with that error): `relayOnce` publishes what is unsent and says how many
