@@ -10,15 +10,19 @@ enum EffectBodies {
     /// `approval.requested`: the applicant, the materials (submitted ones the application lists,
     /// and what earlier steps produced), the details (application fields and passed decision
     /// fields).
-    /// - Parameter applicant: ``applicant(_:_:)`` of the case, when the caller has it (one per
-    ///   transition, however many steps it requests); `nil` to find it.
+    /// - Parameters:
+    ///   - applicant: ``applicant(_:_:)`` of the case, when the caller has it (one per
+    ///     transition, however many steps it requests); `nil` to find it.
+    ///   - listed: `Workflow.listedMaterials(in:)` of the case's application, likewise.
+    ///   - times: the transition's texts of times (its `now` is the request's time).
     static func approvalRequest(
-        _ step: Step, _ state: Case, _ workflow: Workflow, due: CivilDate, now: Date, applicant: JSONValue? = nil
+        _ step: Step, _ state: Case, _ workflow: Workflow, due: CivilDate, applicant: JSONValue? = nil,
+        listed: [JSONValue]? = nil, times: inout TimeTexts
     ) -> JSONValue {
         let application = state.application
         let applicant = applicant ?? Self.applicant(workflow, application)
 
-        let listed = Workflow.listedMaterials(in: application)
+        let listed = listed ?? Workflow.listedMaterials(in: application)
         var materials: [JSONValue] = []
         materials.reserveCapacity(step.materials.count)
         for material in step.materials {
@@ -67,10 +71,10 @@ enum EffectBodies {
         body["service"] = .string(workflow.id)
         body["department"] = .string(step.department)
         body["item"] = .string(step.item)
-        body["dueBy"] = .string(due.description)
+        body["dueBy"] = times.text(due)
         body["applicant"] = applicant
         body["materials"] = .array(materials)
-        body["requestedAt"] = time(now)
+        body["requestedAt"] = times.nowText
         if !details.isEmpty { body["details"] = .object(details) }
         return .object(body)
     }
@@ -117,28 +121,48 @@ enum EffectBodies {
         }
     }
 
-    /// `application.progress.updated`: every step's state, due date, times and what it waits for.
-    static func progress(_ state: Case, _ workflow: Workflow, now: Date) -> Emission {
-        let status: String =
-            switch state.status {
-            case .inProgress: "in-progress"
-            case .completed: "completed"
-            case .failed: "rejected"
-            }
-        var steps: [JSONValue] = []
-        steps.reserveCapacity(workflow.steps.count)
-        for (position, step) in workflow.steps.enumerated() {
-            // The case keeps its steps in the workflow's order; read each in place (a copy of a
-            // step's state retains its decisions, times and id).
-            let index =
-                position < state.steps.count && state.steps[position].id == step.id
-                ? position : state.steps.firstIndex { $0.id == step.id }!
+    /// The members of each step's entry in `application.progress.updated` that never change
+    /// (`step`, `title`, `department`, `item`), in the workflow's step order, with room for the
+    /// others: ``progress(_:_:now:templates:times:)`` copies an entry and adds what changes instead
+    /// of hashing every name again for each of a workflow's seven progress updates.
+    static func progressTemplates(_ workflow: Workflow) -> [[String: JSONValue]] {
+        workflow.steps.map { step in
             // Sized for every member at once: a literal of four grew (rehashing) on the fifth.
             var entry = [String: JSONValue](minimumCapacity: 9)
             entry["step"] = .string(step.id)
             entry["title"] = .string(step.title)
             entry["department"] = .string(step.department)
             entry["item"] = .string(step.item)
+            return entry
+        }
+    }
+
+    /// `application.progress.updated`: every step's state, due date, times and what it waits for.
+    /// - Parameters:
+    ///   - templates: ``progressTemplates(_:)`` of `workflow`, when the caller keeps them; `nil` to
+    ///     make them.
+    ///   - times: the transition's texts of times (what its other bodies formatted already).
+    static func progress(
+        _ state: Case, _ workflow: Workflow, now: Date, templates: [[String: JSONValue]]? = nil,
+        times: inout TimeTexts
+    ) -> Emission {
+        let status: String =
+            switch state.status {
+            case .inProgress: "in-progress"
+            case .completed: "completed"
+            case .failed: "rejected"
+            }
+        let templates = templates ?? progressTemplates(workflow)
+        var steps: [JSONValue] = []
+        steps.reserveCapacity(workflow.steps.count)
+        for position in workflow.steps.indices {
+            // The case keeps its steps in the workflow's order; read each in place (a copy of a
+            // step's state retains its decisions, times and id, a copy of a step its rules).
+            let id = workflow.steps[position].id
+            let index =
+                position < state.steps.count && state.steps[position].id == id
+                ? position : state.steps.firstIndex { $0.id == id }!
+            var entry = templates[position]
             let stepStatus = state.steps[index].status
             entry["status"] =
                 switch stepStatus {
@@ -149,12 +173,12 @@ enum EffectBodies {
                 case .rejected: .string("rejected")
                 case .awaitingResubmission, .awaitingDocuments: .string("needs-more-information")
                 }
-            if let due = state.steps[index].dueDate { entry["dueBy"] = .string(due.description) }
-            if let requestedAt = state.steps[index].requestedAt { entry["requestedAt"] = time(requestedAt) }
-            if let decision = state.steps[index].decision { entry["decidedAt"] = time(decision.decision.decidedAt) }
+            if let due = state.steps[index].dueDate { entry["dueBy"] = times.text(due) }
+            if let requestedAt = state.steps[index].requestedAt { entry["requestedAt"] = times.text(requestedAt) }
+            if let decision = state.steps[index].decision { entry["decidedAt"] = times.text(decision.decision.decidedAt) }
             if stepStatus == .waiting {
                 // `Case.waitingFor(_:in:)`, without looking the step up again.
-                entry["waitingFor"] = .array(state.notDone(step.dependsOn).map(JSONValue.string))
+                entry["waitingFor"] = .array(state.notDone(workflow.steps[position].dependsOn).map(JSONValue.string))
             }
             steps.append(.object(entry))
         }
@@ -163,11 +187,17 @@ enum EffectBodies {
         body["service"] = .string(workflow.id)
         body["status"] = .string(status)
         body["steps"] = .array(steps)
-        body["updatedAt"] = time(now)
+        body["updatedAt"] = times.text(now)
         if let documents = state.completion?.documents { body["documents"] = documentsBody(documents) }
         return Emission(
             id: "\(state.applicationId)/progress/\(state.revision)", type: "application.progress.updated",
             topic: "application.progress.updated", key: state.applicationId, body: .object(body))
+    }
+
+    /// ``progress(_:_:now:templates:times:)`` with texts of its own.
+    static func progress(_ state: Case, _ workflow: Workflow, now: Date) -> Emission {
+        var times = TimeTexts(now: now)
+        return progress(state, workflow, now: now, times: &times)
     }
 
     /// The `documents` member of a completed application's progress.
@@ -188,11 +218,13 @@ enum EffectBodies {
 
     /// `notification.sms.requested`, with the rendered text in `parameters.text` (the SMS
     /// gateway's own wording is used when a sink ignores it).
-    /// - Parameter missing: the application's missing documents when the caller has them already
-    ///   (the submission's), for the `received` moment; `nil` to find them.
+    /// - Parameters:
+    ///   - missing: the application's missing documents when the caller has them already (the
+    ///     submission's), for the `received` moment; `nil` to find them.
+    ///   - nowText: `time(now)` when the caller has it.
     static func notification(
         _ moment: NotificationMoment, _ state: Case, _ workflow: Workflow, step: Step?, now: Date,
-        missing: [MissingDocument]? = nil
+        missing: [MissingDocument]? = nil, nowText: JSONValue? = nil
     ) -> Emission {
         let applicant = applicantContact(state, workflow)
         let recipient: Contact =
@@ -241,7 +273,7 @@ enum EffectBodies {
             "notificationId": .string(id), "residentId": .string(recipient.residentId),
             "mobile": .string(recipient.mobile),
             "template": .string(template.sms), "parameters": .object(parameters),
-            "applicationId": .string(state.applicationId), "requestedAt": time(now),
+            "applicationId": .string(state.applicationId), "requestedAt": nowText ?? time(now),
         ])
         return Emission(
             id: id, type: "notification.sms.requested", topic: "notification.sms.requested", key: recipient.residentId,
@@ -261,5 +293,43 @@ enum EffectBodies {
         return Emission(
             id: id, type: "supervision.alert.raised", topic: "supervision.alert.raised", key: applicant.residentId,
             body: body)
+    }
+}
+
+/// The texts of the times and dates one transition's bodies carry, each made once: a transition
+/// writes its own time into its requests, its notification and its progress update, and a
+/// progress update lists the steps requested together (the same time, often the same due date).
+/// `ChinaTime.rfc3339` and `CivilDate.description` of the same value are always the same text.
+struct TimeTexts {
+    /// The transition's time.
+    let now: Date
+    /// `ChinaTime.rfc3339(now)`.
+    let nowText: JSONValue
+    private var instant: (Date, JSONValue)?
+    private var earlier: (Date, JSONValue)?
+    private var day: (CivilDate, JSONValue)?
+
+    init(now: Date) {
+        self.now = now
+        nowText = EffectBodies.time(now)
+    }
+
+    /// `.string(ChinaTime.rfc3339(instant))`.
+    mutating func text(_ instant: Date) -> JSONValue {
+        if instant == now { return nowText }
+        if let last = self.instant, last.0 == instant { return last.1 }
+        if let earlier, earlier.0 == instant { return earlier.1 }
+        let text = EffectBodies.time(instant)
+        earlier = self.instant
+        self.instant = (instant, text)
+        return text
+    }
+
+    /// `.string(date.description)`.
+    mutating func text(_ date: CivilDate) -> JSONValue {
+        if let day, day.0 == date { return day.1 }
+        let text = JSONValue.string(date.description)
+        day = (date, text)
+        return text
     }
 }
