@@ -13,26 +13,24 @@ enum EffectBodies {
     /// - Parameters:
     ///   - applicant: ``applicant(_:_:)`` of the case, when the caller has it (one per
     ///     transition, however many steps it requests); `nil` to find it.
-    ///   - listed: `Workflow.listedMaterials(in:)` of the case's application, likewise.
+    ///   - listed: ``ListedMaterials`` of the case's application, likewise.
+    ///   - template: ``requestTemplates(_:)``'s entry for the step, when the caller keeps them.
     ///   - times: the transition's texts of times (its `now` is the request's time).
     static func approvalRequest(
         _ step: Step, _ state: Case, _ workflow: Workflow, due: CivilDate, applicant: JSONValue? = nil,
-        listed: [JSONValue]? = nil, times: inout TimeTexts
+        listed: ListedMaterials? = nil, template: [String: JSONValue]? = nil, times: inout TimeTexts
     ) -> JSONValue {
         let application = state.application
         let applicant = applicant ?? Self.applicant(workflow, application)
 
-        let listed = listed ?? Workflow.listedMaterials(in: application)
+        let listed = listed ?? ListedMaterials(application)
         var materials: [JSONValue] = []
         materials.reserveCapacity(step.materials.count)
         for material in step.materials {
             switch material.source {
             case .submitted:
-                if let found = listedMaterial(material.name, in: listed) {
-                    materials.append(
-                        .object([
-                            "name": .string(material.name), "source": found["source"] ?? .string("submitted"),
-                        ]))
+                if let source = listed.source(of: material.name) {
+                    materials.append(.object(["name": .string(material.name), "source": source]))
                 }
             case .shared:
                 if let fact = workflow.fact(for: material, application: application, facts: state.facts ?? []) {
@@ -41,12 +39,9 @@ enum EffectBodies {
                             "name": .string(material.name), "source": .string("shared-data"),
                             "eventId": .string(fact.eventId), "topic": .string(fact.topic),
                         ]))
-                } else if let found = listedMaterial(material.name, in: listed) {
+                } else if let source = listed.source(of: material.name) {
                     // Brought by the applicant (or found by the window) instead.
-                    materials.append(
-                        .object([
-                            "name": .string(material.name), "source": found["source"] ?? .string("submitted"),
-                        ]))
+                    materials.append(.object(["name": .string(material.name), "source": source]))
                 }
             case .step(let reference):
                 if let value = decisionField(reference, in: state) {
@@ -66,11 +61,8 @@ enum EffectBodies {
         for reference in step.passes {
             if let value = decisionField(reference, in: state) { details[reference.field] = value }
         }
-        var body = [String: JSONValue](minimumCapacity: 9)
+        var body = template ?? requestTemplate(step, workflow)
         body["applicationId"] = .string(state.applicationId)
-        body["service"] = .string(workflow.id)
-        body["department"] = .string(step.department)
-        body["item"] = .string(step.item)
         body["dueBy"] = times.text(due)
         body["applicant"] = applicant
         body["materials"] = .array(materials)
@@ -92,15 +84,14 @@ enum EffectBodies {
         return .object(applicant)
     }
 
-    /// The members of the first object in the application's `materials` whose `name` is `name`
-    /// (what `[pointer: "/name"]` found, without a pointer walk per element and material).
-    static func listedMaterial(_ name: String, in listed: [JSONValue]) -> [String: JSONValue]? {
-        for element in listed {
-            if case .object(let members) = element, case .string(let text)? = members["name"], text == name {
-                return members
-            }
-        }
-        return nil
+    /// The members of an `approval.requested` for a step that are the same in every request of
+    /// it (`service`, `department`, `item`), with room for the others.
+    static func requestTemplate(_ step: Step, _ workflow: Workflow) -> [String: JSONValue] {
+        var body = [String: JSONValue](minimumCapacity: 9)
+        body["service"] = .string(workflow.id)
+        body["department"] = .string(step.department)
+        body["item"] = .string(step.item)
+        return body
     }
 
     static func decisionField(_ reference: StepField, in state: Case) -> JSONValue? {
@@ -118,6 +109,18 @@ enum EffectBodies {
         case .number(let number): String(number)
         case .bool(let flag): String(flag)
         default: String(decoding: value.serialized(), as: UTF8.self)
+        }
+    }
+
+    /// The fixed members of a workflow's bodies, per step in the workflow's order
+    /// (``requestTemplate(_:_:)``, ``progressTemplates(_:)``), made once per rule version.
+    struct Templates: Sendable {
+        let requests: [[String: JSONValue]]
+        let progress: [[String: JSONValue]]
+
+        init(_ workflow: Workflow) {
+            requests = workflow.steps.map { EffectBodies.requestTemplate($0, workflow) }
+            progress = EffectBodies.progressTemplates(workflow)
         }
     }
 
@@ -332,4 +335,29 @@ struct TimeTexts {
         day = (date, text)
         return text
     }
+}
+
+/// The materials an application lists (its `materials`), by name: the `source` of the first
+/// element with each name (`submitted` when it has none). Made once per transition, for every
+/// material of every request in it, instead of comparing each material's name with each element's
+/// (a comparison of Chinese names goes through Unicode normalisation) and hashing `name` for each.
+/// Names are compared as `String`s, canonical equivalents alike, as the element-by-element search
+/// did.
+struct ListedMaterials {
+    private let sources: [String: JSONValue]
+
+    init(_ application: JSONValue) {
+        var sources: [String: JSONValue] = [:]
+        for element in Workflow.listedMaterials(in: application) {
+            guard case .object(let members) = element, case .string(let name)? = members["name"],
+                sources[name] == nil
+            else { continue }
+            sources[name] = members["source"] ?? .string("submitted")
+        }
+        self.sources = sources
+    }
+
+    /// The `source` of the first listed material named `name` (`submitted` when it has none);
+    /// `nil` when none is.
+    func source(of name: String) -> JSONValue? { sources.isEmpty ? nil : sources[name] }
 }

@@ -27,13 +27,13 @@ public struct Orchestrator: Sendable {
     /// Working days, for due dates, reminders and durations.
     public let calendar: WorkingDayCalendar
 
-    /// Each rule version's progress entries' fixed members (``EffectBodies/progressTemplates(_:)``).
-    let progressTemplates: [RuleVersion: [[String: JSONValue]]]
+    /// Each rule version's bodies' fixed members.
+    let templates: [RuleVersion: EffectBodies.Templates]
 
     public init(rules: RuleBook, calendar: WorkingDayCalendar) {
         self.rules = rules
         self.calendar = calendar
-        progressTemplates = rules.versions.mapValues(EffectBodies.progressTemplates)
+        templates = rules.versions.mapValues(EffectBodies.Templates.init)
     }
 
     /// Applies an input to a case.
@@ -287,17 +287,19 @@ public struct Orchestrator: Sendable {
         // The applicant's details and listed materials once, for every request of the transition
         // (the application does not change within it).
         var applicant: JSONValue?
-        var listed: [JSONValue]?
+        var listed: ListedMaterials?
+        var templates: EffectBodies.Templates?
         // By index: a loop over the steps copied each one, its materials, paths and texts.
         for index in workflow.steps.indices where state.status(of: workflow.steps[index].id)! == .waiting {
             if workflow.steps[index].dependsOn.allSatisfy({ state.isDone($0) }) {
                 if applicant == nil {
                     applicant = EffectBodies.applicant(workflow, state.application)
-                    listed = Workflow.listedMaterials(in: state.application)
+                    listed = ListedMaterials(state.application)
+                    templates = self.templates[workflow.version]
                 }
                 try request(
                     workflow.steps[index], &state, workflow, times: &times, into: &effects, applicant: applicant,
-                    listed: listed)
+                    listed: listed, template: templates?.requests[index])
             }
         }
         if state.steps.allSatisfy(\.isDone) {
@@ -311,7 +313,7 @@ public struct Orchestrator: Sendable {
 
     func request(
         _ step: Step, _ state: inout Case, _ workflow: Workflow, times: inout TimeTexts, into effects: inout [Effect],
-        applicant: JSONValue? = nil, listed: [JSONValue]? = nil
+        applicant: JSONValue? = nil, listed: ListedMaterials? = nil, template: [String: JSONValue]? = nil
     ) throws(Rejection) {
         let now = times.now
         let attempt = state.step(step.id)!.attempt + 1
@@ -341,7 +343,7 @@ public struct Orchestrator: Sendable {
             $0.escalated = false
         }
         let body = EffectBodies.approvalRequest(
-            step, state, workflow, due: due, applicant: applicant, listed: listed, times: &times)
+            step, state, workflow, due: due, applicant: applicant, listed: listed, template: template, times: &times)
         effects.append(
             .requestApproval(
                 step: step.id,
@@ -396,7 +398,8 @@ public struct Orchestrator: Sendable {
         effects.append(
             .updateProgress(
                 EffectBodies.progress(
-                    state, workflow, now: times.now, templates: progressTemplates[workflow.version], times: &times)))
+                    state, workflow, now: times.now, templates: templates[workflow.version]?.progress,
+                    times: &times)))
         return Transition(state: state, effects: effects)
     }
 
