@@ -25,13 +25,17 @@ struct BodyShortcutTests {
     }
 
     /// Repeated names with other sources, canonically equivalent spellings (composed and
-    /// decomposed), elements without a name, with a name that is no string, that are no object, and
+    /// decomposed, a compatibility ideograph and its unified one), full-width forms, elements without a name, with a name that is no string, that are no object, and
     /// without a source; an application without materials and one whose materials are no array.
     @Test func listedMaterialsFindWhatTheSearchFound() {
         let composed = "caf\u{E9}"
         let decomposed = "cafe\u{301}"
         let hangul = "\u{D55C}"
         let jamo = "\u{1112}\u{1161}\u{11AB}"
+        // A CJK compatibility ideograph and the unified one it decomposes to; a full-width and an
+        // ideographic comma before a combining mark (NFC composes neither, so only `==` knows).
+        let compatibility = "\u{F900}"
+        let unified = "\u{8C48}"
         let element: (String, String?) -> JSONValue = { name, source in
             var members: [String: JSONValue] = ["name": .string(name)]
             if let source { members["source"] = .string(source) }
@@ -41,13 +45,18 @@ struct BodyShortcutTests {
             .array([
                 element("身份证", "shared-data"), element("身份证", "submitted"), element("租赁合同", nil),
                 element(decomposed, "shared-data"), element(composed, "submitted"), element(jamo, nil),
+                element(compatibility, "shared-data"), element(unified, "submitted"), element("身份证\u{301}", nil),
+                element("（一）、", "shared-data"), element("ＡＢ", nil),
                 .object(["source": "submitted"]), .object(["name": .integer(3), "source": "submitted"]),
                 .string("身份证"), element("经营场所平面图", "submitted"),
             ]),
             .array([]),
             .string("not a list"),
         ]
-        let names = ["身份证", "租赁合同", composed, decomposed, hangul, jamo, "经营场所平面图", "招牌设计效果图", "", "3"]
+        let names = [
+            "身份证", "租赁合同", composed, decomposed, hangul, jamo, "经营场所平面图", "招牌设计效果图", "", "3", compatibility,
+            unified, "身份证\u{301}", "（一）、", "（一）", "ＡＢ", "AB",
+        ]
         var applications: [JSONValue] = lists.map { .object(["applicationId": "X", "materials": $0]) }
         applications.append(.object(["applicationId": "X"]))
         applications.append(.string("no object"))
@@ -56,6 +65,27 @@ struct BodyShortcutTests {
             for name in names {
                 #expect(table.source(of: name) == Self.plainSource(name, in: application), "\(name) in \(application)")
             }
+        }
+    }
+
+    /// Every scalar the listed-materials table compares as bytes is in NFC on its own and beside
+    /// each other kind (Foundation's canonical composition leaves it as it is), and a few others
+    /// are not taken for plain.
+    @Test func plainNamesAreInNFC() {
+        let ranges: [ClosedRange<UInt32>] = [0...0x7F, 0x3001...0x3003, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xFF01...0xFF5E]
+        for range in ranges {
+            for value in range {
+                let text = String(Character(Unicode.Scalar(value)!))
+                #expect(ListedMaterials.isPlainNFC(text))
+                for neighbour in ["a", "、", "证", "Ａ"] {
+                    for pair in [text + neighbour, neighbour + text] {
+                        #expect(pair.precomposedStringWithCanonicalMapping.utf8.elementsEqual(pair.utf8), "\(value)")
+                    }
+                }
+            }
+        }
+        for other in ["\u{F900}", "e\u{301}", "\u{1112}", "\u{302A}", "\u{3000}", "\u{FF5F}", "😀"] {
+            #expect(!ListedMaterials.isPlainNFC(other))
         }
     }
 

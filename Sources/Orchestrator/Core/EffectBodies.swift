@@ -54,7 +54,8 @@ enum EffectBodies {
                 }
             }
         }
-        var details: [String: JSONValue] = [:]
+        // Sized at once: it grew, rehashing, from empty.
+        var details = [String: JSONValue](minimumCapacity: step.details.count + step.passes.count)
         for path in step.details {
             if let value = path.value(in: application) { details[path.leaf] = value }
         }
@@ -339,25 +340,59 @@ struct TimeTexts {
 
 /// The materials an application lists (its `materials`), by name: the `source` of the first
 /// element with each name (`submitted` when it has none). Made once per transition, for every
-/// material of every request in it, instead of comparing each material's name with each element's
-/// (a comparison of Chinese names goes through Unicode normalisation) and hashing `name` for each.
-/// Names are compared as `String`s, canonical equivalents alike, as the element-by-element search
-/// did.
+/// material of every request in it, instead of hashing `name` in each element for each material.
+///
+/// Names are equal as `String`s are, canonical equivalents alike, as the element-by-element search
+/// had them; but `String`'s `==` on two different Chinese names went through Unicode
+/// normalisation, and so did hashing one. Two names made only of characters that are in NFC
+/// whatever surrounds them (``isPlainNFC(_:)``) are both in NFC, so they are canonically
+/// equivalent exactly when their bytes are equal: those are compared as bytes, others with `==`.
 struct ListedMaterials {
-    private let sources: [String: JSONValue]
+    private struct Entry {
+        let name: String
+        let plain: Bool
+        let source: JSONValue
+    }
+
+    private let entries: [Entry]
 
     init(_ application: JSONValue) {
-        var sources: [String: JSONValue] = [:]
+        var entries: [Entry] = []
         for element in Workflow.listedMaterials(in: application) {
-            guard case .object(let members) = element, case .string(let name)? = members["name"],
-                sources[name] == nil
-            else { continue }
-            sources[name] = members["source"] ?? .string("submitted")
+            guard case .object(let members) = element, case .string(let name)? = members["name"] else { continue }
+            entries.append(
+                Entry(name: name, plain: Self.isPlainNFC(name), source: members["source"] ?? .string("submitted")))
         }
-        self.sources = sources
+        self.entries = entries
     }
 
     /// The `source` of the first listed material named `name` (`submitted` when it has none);
     /// `nil` when none is.
-    func source(of name: String) -> JSONValue? { sources.isEmpty ? nil : sources[name] }
+    func source(of name: String) -> JSONValue? {
+        guard !entries.isEmpty else { return nil }
+        let plain = Self.isPlainNFC(name)
+        let count = name.utf8.count
+        for entry in entries {
+            let equal =
+                plain && entry.plain
+                ? entry.name.utf8.count == count && entry.name.utf8.elementsEqual(name.utf8) : entry.name == name
+            if equal { return entry.source }
+        }
+        return nil
+    }
+
+    /// Whether every scalar of `text` is ASCII, a CJK unified ideograph (U+3400–U+4DBF,
+    /// U+4E00–U+9FFF), the ideographic comma, full stop or ditto mark (U+3001–U+3003), or a
+    /// full-width form (U+FF01–U+FF5E): characters without a canonical decomposition, of
+    /// combining class 0, that compose with nothing that can follow them here. Such text is in
+    /// NFC. (CJK compatibility ideographs, U+F900–U+FAFF, are not among them: most decompose.)
+    static func isPlainNFC(_ text: String) -> Bool {
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0..<0x80, 0x3001...0x3003, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xFF01...0xFF5E: continue
+            default: return false
+            }
+        }
+        return true
+    }
 }
