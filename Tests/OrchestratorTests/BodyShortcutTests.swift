@@ -84,9 +84,18 @@ struct BodyShortcutTests {
                 }
             }
         }
-        for other in ["\u{F900}", "e\u{301}", "\u{1112}", "\u{302A}", "\u{3000}", "\u{FF5F}", "😀"] {
+        // Every other scalar of one to three UTF-8 bytes, alone and after a plain one, is not plain.
+        for value in UInt32(0x80)...0xFFFF where !ranges.contains(where: { $0.contains(value) }) {
+            guard let scalar = Unicode.Scalar(value) else { continue }
+            #expect(!ListedMaterials.isPlainNFC(String(Character(scalar))), "\(value)")
+            #expect(!ListedMaterials.isPlainNFC("证" + String(Character(scalar))), "\(value)")
+        }
+        for other in ["\u{F900}", "e\u{301}", "\u{1112}", "\u{302A}", "\u{3000}", "\u{FF5F}", "😀", "a😀"] {
             #expect(!ListedMaterials.isPlainNFC(other))
         }
+        #expect(ListedMaterials.isPlainNFC(""))
+        #expect(ListedMaterials.sameBytes("身份证", "身份证") && !ListedMaterials.sameBytes("身份证", "身份"))
+        #expect(ListedMaterials.sameBytes("", "") && !ListedMaterials.sameBytes("a", "b"))
     }
 
     /// Times repeated, interleaved and new, and the transition's own time, through both slots.

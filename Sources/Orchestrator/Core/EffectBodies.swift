@@ -371,14 +371,23 @@ struct ListedMaterials {
     func source(of name: String) -> JSONValue? {
         guard !entries.isEmpty else { return nil }
         let plain = Self.isPlainNFC(name)
-        let count = name.utf8.count
         for entry in entries {
-            let equal =
-                plain && entry.plain
-                ? entry.name.utf8.count == count && entry.name.utf8.elementsEqual(name.utf8) : entry.name == name
+            let equal = plain && entry.plain ? Self.sameBytes(entry.name, name) : entry.name == name
             if equal { return entry.source }
         }
         return nil
+    }
+
+    /// Whether two strings have the same UTF-8 bytes.
+    static func sameBytes(_ left: String, _ right: String) -> Bool {
+        guard left.utf8.count == right.utf8.count else { return false }
+        var left = left
+        var right = right
+        return left.withUTF8 { leftBytes in
+            right.withUTF8 { rightBytes in
+                leftBytes.isEmpty || memcmp(leftBytes.baseAddress!, rightBytes.baseAddress!, leftBytes.count) == 0
+            }
+        }
     }
 
     /// Whether every scalar of `text` is ASCII, a CJK unified ideograph (U+3400–U+4DBF,
@@ -387,12 +396,26 @@ struct ListedMaterials {
     /// combining class 0, that compose with nothing that can follow them here. Such text is in
     /// NFC. (CJK compatibility ideographs, U+F900–U+FAFF, are not among them: most decompose.)
     static func isPlainNFC(_ text: String) -> Bool {
-        for scalar in text.unicodeScalars {
-            switch scalar.value {
-            case 0..<0x80, 0x3001...0x3003, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xFF01...0xFF5E: continue
-            default: return false
+        var text = text
+        return text.withUTF8 { bytes in
+            // On the UTF-8 bytes (a `String`'s are well-formed): these scalars take one or three.
+            var position = 0
+            while position < bytes.count {
+                let lead = bytes[position]
+                if lead < 0x80 {
+                    position += 1
+                    continue
+                }
+                guard lead & 0xF0 == 0xE0, position + 2 < bytes.count else { return false }
+                let scalar =
+                    UInt32(lead & 0x0F) << 12 | UInt32(bytes[position + 1] & 0x3F) << 6
+                    | UInt32(bytes[position + 2] & 0x3F)
+                switch scalar {
+                case 0x3001...0x3003, 0x3400...0x4DBF, 0x4E00...0x9FFF, 0xFF01...0xFF5E: position += 3
+                default: return false
+                }
             }
+            return true
         }
-        return true
     }
 }
