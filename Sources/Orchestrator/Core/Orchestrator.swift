@@ -27,9 +27,13 @@ public struct Orchestrator: Sendable {
     /// Working days, for due dates, reminders and durations.
     public let calendar: WorkingDayCalendar
 
+    /// Each rule version's bodies' fixed members.
+    let templates: [RuleVersion: EffectBodies.Templates]
+
     public init(rules: RuleBook, calendar: WorkingDayCalendar) {
         self.rules = rules
         self.calendar = calendar
+        templates = rules.versions.mapValues(EffectBodies.Templates.init)
     }
 
     /// Applies an input to a case.
@@ -105,9 +109,12 @@ public struct Orchestrator: Sendable {
             applicationId: submission.applicationId, workflow: workflow.id, ruleVersion: workflow.version,
             application: application, submittedAt: submittedAt, status: .inProgress, steps: steps, revision: 0,
             completion: nil, facts: submission.facts)
-        var effects = [notification(.received, state, workflow, step: nil, now: now, missing: missingDocuments)]
-        try advance(&state, workflow, now: now, into: &effects)
-        return finish(state, effects, now: now, workflow)
+        var times = TimeTexts(now: now)
+        var effects = [
+            notification(.received, state, workflow, step: nil, times: times, missing: missingDocuments)
+        ]
+        try advance(&state, workflow, times: &times, into: &effects)
+        return finish(state, &effects, workflow, times: &times)
     }
 
     func decide(_ current: Case, _ decision: Decision, now: Date) throws(Rejection) -> Transition {
@@ -136,6 +143,7 @@ public struct Orchestrator: Sendable {
             )
         }
         var state = current
+        var times = TimeTexts(now: now)
         var effects: [Effect] = [
             .cancelTimer(
                 TimerKey(applicationId: state.applicationId, step: step.id, attempt: stepState.attempt, kind: .reminder)
@@ -147,12 +155,12 @@ public struct Orchestrator: Sendable {
         switch decision.outcome {
         case .approved:
             state.update(step.id) { $0.status = .approved }
-            if state.status == .inProgress { try advance(&state, workflow, now: now, into: &effects) }
+            if state.status == .inProgress { try advance(&state, workflow, times: &times, into: &effects) }
         case .rejected where step.onRejection == .fail:
             state.update(step.id) { $0.status = .rejected }
             if state.status == .inProgress {
                 state.status = .failed
-                effects.append(notification(.stepRejected, state, workflow, step: step, now: now))
+                effects.append(notification(.stepRejected, state, workflow, step: step, times: times))
                 // No reminders or escalations for a failed application's other steps.
                 for other in state.steps where other.status == .requested {
                     for kind in [TimerKey.Kind.reminder, .overdue] {
@@ -167,10 +175,10 @@ public struct Orchestrator: Sendable {
         case .rejected, .needsMoreInformation:
             state.update(step.id) { $0.status = .awaitingResubmission }
             if state.status == .inProgress {
-                effects.append(notification(.resubmissionRequested, state, workflow, step: step, now: now))
+                effects.append(notification(.resubmissionRequested, state, workflow, step: step, times: times))
             }
         }
-        return finish(state, effects, now: now, workflow)
+        return finish(state, &effects, workflow, times: &times)
     }
 
     func resubmit(_ current: Case, _ resubmission: Resubmission, now: Date) throws(Rejection) -> Transition {
@@ -206,8 +214,9 @@ public struct Orchestrator: Sendable {
         var state = current
         if let application = resubmission.application { state.application = application }
         var effects: [Effect] = []
-        try request(workflow.step(stepState.id)!, &state, workflow, now: now, into: &effects)
-        return finish(state, effects, now: now, workflow)
+        var times = TimeTexts(now: now)
+        try request(workflow.step(stepState.id)!, &state, workflow, times: &times, into: &effects)
+        return finish(state, &effects, workflow, times: &times)
     }
 
     /// The applicant brings documents the shared data view did not hold: a resubmission naming any
@@ -225,8 +234,9 @@ public struct Orchestrator: Sendable {
             state.update(step.id) { $0.status = .waiting }
         }
         var effects: [Effect] = []
-        try advance(&state, workflow, now: now, into: &effects)
-        return finish(state, effects, now: now, workflow)
+        var times = TimeTexts(now: now)
+        try advance(&state, workflow, times: &times, into: &effects)
+        return finish(state, &effects, workflow, times: &times)
     }
 
     func fire(_ current: Case, _ key: TimerKey, now: Date) throws(Rejection) -> Transition {
@@ -240,17 +250,18 @@ public struct Orchestrator: Sendable {
         }
         var state = current
         var effects: [Effect] = []
+        let times = TimeTexts(now: now)
         switch key.kind {
         case .reminder:
             guard !stepState.reminded else { return Transition(state: current, effects: []) }
             state.update(step.id) { $0.reminded = true }
-            effects.append(notification(.reminder, state, workflow, step: step, now: now))
+            effects.append(notification(.reminder, state, workflow, step: step, times: times))
         case .overdue:
             guard !stepState.escalated else { return Transition(state: current, effects: []) }
             state.update(step.id) { $0.escalated = true }
             effects.append(alert(state, workflow, step: step, now: now))
-            effects.append(notification(.escalation, state, workflow, step: step, now: now))
-            effects.append(notification(.overdue, state, workflow, step: step, now: now))
+            effects.append(notification(.escalation, state, workflow, step: step, times: times))
+            effects.append(notification(.overdue, state, workflow, step: step, times: times))
         }
         state.revision += 1
         return Transition(state: state, effects: effects)
@@ -270,14 +281,25 @@ public struct Orchestrator: Sendable {
 
     /// Requests every waiting step whose dependencies are done; completes the case when every step
     /// is done.
-    func advance(_ state: inout Case, _ workflow: Workflow, now: Date, into effects: inout [Effect]) throws(Rejection) {
-        // The applicant's details once, for every request of the transition (the application
-        // does not change within it).
+    func advance(_ state: inout Case, _ workflow: Workflow, times: inout TimeTexts, into effects: inout [Effect])
+        throws(Rejection)
+    {
+        // The applicant's details and listed materials once, for every request of the transition
+        // (the application does not change within it).
         var applicant: JSONValue?
-        for step in workflow.steps where state.status(of: step.id)! == .waiting {
-            if step.dependsOn.allSatisfy({ state.isDone($0) }) {
-                if applicant == nil { applicant = EffectBodies.applicant(workflow, state.application) }
-                try request(step, &state, workflow, now: now, into: &effects, applicant: applicant)
+        var listed: ListedMaterials?
+        var templates: EffectBodies.Templates?
+        // By index: a loop over the steps copied each one, its materials, paths and texts.
+        for index in workflow.steps.indices where state.status(of: workflow.steps[index].id)! == .waiting {
+            if workflow.steps[index].dependsOn.allSatisfy({ state.isDone($0) }) {
+                if applicant == nil {
+                    applicant = EffectBodies.applicant(workflow, state.application)
+                    listed = ListedMaterials(state.application)
+                    templates = self.templates[workflow.version]
+                }
+                try request(
+                    workflow.steps[index], &state, workflow, times: &times, into: &effects, applicant: applicant,
+                    listed: listed, template: templates?.requests[index])
             }
         }
         if state.steps.allSatisfy(\.isDone) {
@@ -285,14 +307,15 @@ public struct Orchestrator: Sendable {
             state.status = .completed
             state.completion = record
             effects.append(.recordCompletion(record))
-            effects.append(notification(.completed, state, workflow, step: nil, now: now))
+            effects.append(notification(.completed, state, workflow, step: nil, times: times))
         }
     }
 
     func request(
-        _ step: Step, _ state: inout Case, _ workflow: Workflow, now: Date, into effects: inout [Effect],
-        applicant: JSONValue? = nil
+        _ step: Step, _ state: inout Case, _ workflow: Workflow, times: inout TimeTexts, into effects: inout [Effect],
+        applicant: JSONValue? = nil, listed: ListedMaterials? = nil, template: [String: JSONValue]? = nil
     ) throws(Rejection) {
+        let now = times.now
         let attempt = state.step(step.id)!.attempt + 1
         let due: CivilDate
         let reminderDay: CivilDate
@@ -319,7 +342,8 @@ public struct Orchestrator: Sendable {
             $0.reminded = false
             $0.escalated = false
         }
-        let body = EffectBodies.approvalRequest(step, state, workflow, due: due, now: now, applicant: applicant)
+        let body = EffectBodies.approvalRequest(
+            step, state, workflow, due: due, applicant: applicant, listed: listed, template: template, times: &times)
         effects.append(
             .requestApproval(
                 step: step.id,
@@ -367,20 +391,26 @@ public struct Orchestrator: Sendable {
         }
     }
 
-    func finish(_ state: Case, _ effects: [Effect], now: Date, _ workflow: Workflow) -> Transition {
-        var state = state
+    func finish(_ state: consuming Case, _ effects: inout [Effect], _ workflow: Workflow, times: inout TimeTexts)
+        -> Transition
+    {
         state.revision += 1
-        var effects = effects
-        effects.append(.updateProgress(EffectBodies.progress(state, workflow, now: now)))
+        effects.append(
+            .updateProgress(
+                EffectBodies.progress(
+                    state, workflow, now: times.now, templates: templates[workflow.version]?.progress,
+                    times: &times)))
         return Transition(state: state, effects: effects)
     }
 
     func notification(
-        _ moment: NotificationMoment, _ state: Case, _ workflow: Workflow, step: Step?, now: Date,
+        _ moment: NotificationMoment, _ state: Case, _ workflow: Workflow, step: Step?, times: TimeTexts,
         missing: [MissingDocument]? = nil
     ) -> Effect {
         .notify(
-            moment: moment, EffectBodies.notification(moment, state, workflow, step: step, now: now, missing: missing))
+            moment: moment,
+            EffectBodies.notification(
+                moment, state, workflow, step: step, now: times.now, missing: missing, nowText: times.nowText))
     }
 
     func alert(_ state: Case, _ workflow: Workflow, step: Step, now: Date) -> Effect {
