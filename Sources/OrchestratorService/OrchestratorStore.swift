@@ -172,19 +172,24 @@ public struct OrchestratorStore: OutboxStore {
     public init(path: String, logger: Logger = Logger(label: "onewindow.orchestrator")) throws {
         do {
             pool = try openStorePool(path: path)
-            let rebuildsCases = try pool.read { db in
-                try db.tableExists("cases")
-                    && !Self.migrator.appliedIdentifiers(db).contains(Self.casesSmallColumnsFirstMigration)
+            // Asked of the writer connection, which the migration uses next: a reader opened first
+            // on a store that cannot be written gets further than the writer, and the store's
+            // refusal then came at the first batch instead of here (exit 75 instead of 74).
+            let casesToRebuild = try pool.writeWithoutTransaction { db -> Int? in
+                guard
+                    try db.tableExists("cases"),
+                    try !Self.migrator.appliedIdentifiers(db).contains(Self.casesSmallColumnsFirstMigration)
+                else { return nil }
+                return try Int.fetchOne(db, sql: "SELECT count(*) FROM cases") ?? 0
             }
             let started = ContinuousClock.now
-            if rebuildsCases {
-                let count = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM cases") ?? 0 }
+            if let count = casesToRebuild {
                 logger.notice(
                     "rebuilding the orchestrator store's case table with its small columns first (once, in one transaction)",
                     metadata: ["path": "\(path)", "cases": "\(count)"])
             }
             try migrate(Self.migrator, pool)
-            if rebuildsCases {
+            if casesToRebuild != nil {
                 logger.notice(
                     "rebuilt the orchestrator store's case table",
                     metadata: ["path": "\(path)", "seconds": "\((ContinuousClock.now - started).seconds)"])
