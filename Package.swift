@@ -160,6 +160,8 @@ let package = Package(
                 "Orchestrator", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "Connectors", "Retrying",
                 "SharedView",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // SQLite's own functions for the store's hot statements (RawStatement.swift).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -49,6 +49,28 @@ public struct BatchPlan: Sendable {
         let overdue: Bool
         /// Its timers, in its row (``CaseTimers``).
         let timers: CaseTimers
+        /// The timers' columns (`timers`, `next_timer`, `fired_overdue`), worked out with the plan
+        /// rather than in the write transaction.
+        let storedTimers: String?
+        let nextTimer: Double?
+        let firedOverdue: Int
+
+        init(
+            state: Case, partition: Int, base: Int64??, stamp: Int64, body: String, nextDue: Date?, overdue: Bool,
+            timers: CaseTimers
+        ) {
+            self.state = state
+            self.partition = partition
+            self.base = base
+            self.stamp = stamp
+            self.body = body
+            self.nextDue = nextDue
+            self.overdue = overdue
+            self.timers = timers
+            storedTimers = timers.stored
+            nextTimer = timers.next
+            firedOverdue = timers.firedOverdue
+        }
     }
 
     /// Tells plans apart.
@@ -192,13 +214,14 @@ extension OrchestratorStore {
     /// Whether each case row of `plan` still holds the stamp it was read with (no row for a new
     /// case).
     static func casesHold(_ plan: BatchPlan, _ db: Database) throws -> Bool {
-        // `nil`: no row; otherwise whether the row's stamp is the one given.
-        let stampIs = try db.cachedStatement(sql: "SELECT stamp IS ? FROM cases WHERE application_id = ?")
+        // No row (`nil`), or whether the row's stamp is the one given (1 or 0).
+        let stampIs = try RawStatement("SELECT stamp IS ? FROM cases WHERE application_id = ?", db)
         for write in plan.cases {
-            let same = try Bool.fetchOne(stampIs, arguments: [write.base ?? nil, write.state.applicationId])
+            stampIs.bind([.optionalInteger(write.base ?? nil), .text(write.state.applicationId)])
+            let same = try stampIs.int64()
             switch write.base {
             case nil: if same != nil { return false }
-            case .some: if same != true { return false }
+            case .some: if same != .some(1) { return false }
             }
         }
         return true
@@ -217,37 +240,40 @@ extension OrchestratorStore {
     /// store transactions' CPU in the benchmark, where a batch is almost never planned again (perf:
     /// writes to files 8 % of the whole process's CPU before, 3.7 % after; the transactions' CPU
     /// about 0.31 ms a workflow before, 0.24 after).
+    ///
+    /// The statements are prepared once per connection (GRDB's statement cache) and bound and run
+    /// with SQLite's functions (``RawStatement``).
     /// - Throws: ``StoreError`` when a case row changed under the write all the same (a bug: the
     ///   caller's transaction holds the store's one write lock); the transaction rolls back.
     static func write(_ plan: BatchPlan, _ db: Database) throws -> Bool {
         guard try casesHold(plan, db) else { return false }
         let appliedAt = plan.now.timeIntervalSince1970
-        // Prepared once per connection (GRDB's statement cache), not parsed again for every row.
-        let markApplied = try db.cachedStatement(
-            sql:
-                "INSERT INTO applied_inputs (event_id, partition, application_id, applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
-        )
+        let markApplied = try RawStatement(
+            "INSERT INTO applied_inputs (event_id, partition, application_id, applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            db)
         for (index, applied) in plan.applied.enumerated() {
-            markApplied.setUncheckedArguments([applied.eventId, applied.partition, applied.applicationId, appliedAt])
-            try markApplied.execute()
-            guard db.changesCount > 0 else {
+            markApplied.bind([
+                .text(applied.eventId), .int(applied.partition), .text(applied.applicationId), .real(appliedAt),
+            ])
+            guard try markApplied.execute() > 0 else {
                 let unmark = try db.cachedStatement(sql: "DELETE FROM applied_inputs WHERE event_id = ?")
                 for earlier in plan.applied[..<index] { try unmark.execute(arguments: [earlier.eventId]) }
                 return false
             }
         }
         let nowMs = plan.now.millisecondsSince1970
-        let emit = try db.cachedStatement(
-            sql: """
-                INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body, checked, subject)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
+        let emit = try RawStatement(
+            """
+            INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body, checked, subject)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, db)
         for row in plan.outbox {
             switch row {
             case .emission(let emission, let partition, let body, let subject):
-                emit.setUncheckedArguments([
-                    partition, emission.topic, emission.key, emission.id, emission.type, nowMs, body,
-                    subject != nil, subject ?? nil,
+                emit.bind([
+                    .int(partition), .text(emission.topic), .text(emission.key), .text(emission.id),
+                    .text(emission.type), .integer(nowMs), .blob(body), .bool(subject != nil),
+                    .optionalText(subject ?? nil),
                 ])
                 try emit.execute()
             case .deadLetter(let pending, let refusal):
@@ -255,36 +281,40 @@ extension OrchestratorStore {
             }
         }
         for workflow in plan.workflows { try remember(workflow, db, now: plan.now) }
-        let insertCase = try db.cachedStatement(
-            sql: """
-                INSERT INTO cases (application_id, partition, workflow, rule_version, status, next_due, overdue, updated_at, body, stamp, timers, next_timer, fired_overdue)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (application_id) DO NOTHING
-                """)
-        let updateCase = try db.cachedStatement(
-            sql: """
-                UPDATE cases SET status = ?, next_due = ?, overdue = ?, updated_at = ?, body = ?, stamp = ?,
-                    timers = ?, next_timer = ?, fired_overdue = ?
-                WHERE application_id = ? AND stamp IS ?
-                """)
+        let insertCase = try RawStatement(
+            """
+            INSERT INTO cases (application_id, partition, workflow, rule_version, status, next_due, overdue, updated_at, body, stamp, timers, next_timer, fired_overdue)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (application_id) DO NOTHING
+            """, db)
+        let updateCase = try RawStatement(
+            """
+            UPDATE cases SET status = ?, next_due = ?, overdue = ?, updated_at = ?, body = ?, stamp = ?,
+                timers = ?, next_timer = ?, fired_overdue = ?
+            WHERE application_id = ? AND stamp IS ?
+            """, db)
         for write in plan.cases {
             let state = write.state
+            let changed: Int
             if let base = write.base {
-                updateCase.setUncheckedArguments([
-                    state.status.rawValue, write.nextDue?.timeIntervalSince1970, write.overdue, appliedAt, write.body,
-                    write.stamp, write.timers.stored, write.timers.next, write.timers.firedOverdue, state.applicationId,
-                    base,
+                updateCase.bind([
+                    .text(state.status.rawValue), .optionalReal(write.nextDue?.timeIntervalSince1970), .bool(write.overdue),
+                    .real(appliedAt), .text(write.body), .integer(write.stamp), .optionalText(write.storedTimers),
+                    .optionalReal(write.nextTimer), .int(write.firedOverdue), .text(state.applicationId),
+                    .optionalInteger(base),
                 ])
-                try updateCase.execute()
+                changed = try updateCase.execute()
             } else {
-                insertCase.setUncheckedArguments([
-                    state.applicationId, write.partition, state.workflow, state.ruleVersion.description,
-                    state.status.rawValue, write.nextDue?.timeIntervalSince1970, write.overdue, appliedAt, write.body,
-                    write.stamp, write.timers.stored, write.timers.next, write.timers.firedOverdue,
+                insertCase.bind([
+                    .text(state.applicationId), .int(write.partition), .text(state.workflow),
+                    .text(state.ruleVersion.description), .text(state.status.rawValue),
+                    .optionalReal(write.nextDue?.timeIntervalSince1970), .bool(write.overdue), .real(appliedAt),
+                    .text(write.body), .integer(write.stamp), .optionalText(write.storedTimers),
+                    .optionalReal(write.nextTimer), .int(write.firedOverdue),
                 ])
-                try insertCase.execute()
+                changed = try insertCase.execute()
             }
-            guard db.changesCount > 0 else {
+            guard changed > 0 else {
                 throw StoreError(
                     "the case row of \(state.applicationId) changed under a batch's write in its own transaction: report this as a bug"
                 )

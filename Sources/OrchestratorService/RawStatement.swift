@@ -1,0 +1,108 @@
+import Foundation
+import GRDB
+import GRDBSQLite
+
+/// One of the store's hot statements (a batch's inserts and updates, the stamp look-ups), bound
+/// and stepped with SQLite's own functions on the statement GRDB prepared and caches.
+///
+/// Why: GRDB's `StatementArguments` box every value in an array of `DatabaseValue` and its
+/// execution goes through a cursor; for the few small statements a batch runs per input that
+/// machinery cost about as much CPU as SQLite's own work (perf: in the benchmark's store
+/// transactions, GRDB's binding and stepping about 6 % of the whole process against 5.8 % in
+/// `sqlite3_step`). Values are bound as GRDB binds them (a `String` as text, `Data` as a blob,
+/// integers and `Bool` as integers, `Double` as a real, `nil` as NULL), copied by SQLite
+/// (`SQLITE_TRANSIENT`), so nothing here outlives the call.
+///
+/// Use only statements that GRDB does not run itself elsewhere (the statement is left reset with
+/// its last bindings, not in the state GRDB keeps for its own arguments), and only inside a
+/// `Database` access closure (the statement is that connection's).
+struct RawStatement {
+    let statement: Statement
+    let db: Database
+
+    init(_ sql: String, _ db: Database) throws {
+        statement = try db.cachedStatement(sql: sql)
+        self.db = db
+    }
+
+    private var handle: OpaquePointer { statement.sqliteStatement }
+
+    /// Binds `values` to the statement's parameters, in order.
+    func bind(_ values: [RawValue]) {
+        let handle = handle
+        sqlite3_reset(handle)
+        for (offset, value) in values.enumerated() {
+            let index = CInt(offset + 1)
+            switch value {
+            case .null: sqlite3_bind_null(handle, index)
+            case .integer(let number): sqlite3_bind_int64(handle, index, number)
+            case .real(let number): sqlite3_bind_double(handle, index, number)
+            case .text(var text):
+                text.withUTF8 { bytes in
+                    // An empty buffer may have no address, which SQLite would bind as NULL.
+                    if bytes.isEmpty {
+                        sqlite3_bind_text(handle, index, "", 0, nil)
+                    } else {
+                        sqlite3_bind_text(
+                            handle, index, UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self),
+                            CInt(bytes.count), transient)
+                    }
+                }
+            case .blob(let data):
+                data.withUnsafeBytes { bytes in
+                    if bytes.isEmpty {
+                        sqlite3_bind_zeroblob(handle, index, 0)
+                    } else {
+                        sqlite3_bind_blob(handle, index, bytes.baseAddress, CInt(bytes.count), transient)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs a statement that returns no row (bound first with ``bind(_:)``).
+    /// - Returns: the number of rows it changed.
+    @discardableResult
+    func execute() throws -> Int {
+        let code = sqlite3_step(handle)
+        defer { sqlite3_reset(handle) }
+        guard code == SQLITE_DONE else { throw failure(code) }
+        return Int(sqlite3_changes(db.sqliteConnection))
+    }
+
+    /// Runs a query of one column and gives its first row's value: `nil` when there is no row,
+    /// `.some(nil)` for a NULL.
+    func int64() throws -> Int64?? {
+        let code = sqlite3_step(handle)
+        defer { sqlite3_reset(handle) }
+        switch code {
+        case SQLITE_DONE: return nil
+        case SQLITE_ROW:
+            return sqlite3_column_type(handle, 0) == SQLITE_NULL ? .some(nil) : .some(sqlite3_column_int64(handle, 0))
+        default: throw failure(code)
+        }
+    }
+
+    private func failure(_ code: CInt) -> DatabaseError {
+        let message = db.sqliteConnection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) }
+        return DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: statement.sql)
+    }
+}
+
+/// A value bound by ``RawStatement``.
+enum RawValue {
+    case null
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case blob(Data)
+
+    static func int(_ value: Int) -> RawValue { .integer(Int64(value)) }
+    static func bool(_ value: Bool) -> RawValue { .integer(value ? 1 : 0) }
+    static func optionalText(_ value: String?) -> RawValue { value.map { .text($0) } ?? .null }
+    static func optionalInteger(_ value: Int64?) -> RawValue { value.map { .integer($0) } ?? .null }
+    static func optionalReal(_ value: Double?) -> RawValue { value.map { .real($0) } ?? .null }
+}
+
+/// SQLite's `SQLITE_TRANSIENT`: it copies the bound bytes before the call returns.
+private let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
