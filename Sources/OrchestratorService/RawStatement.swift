@@ -83,6 +83,22 @@ struct RawStatement {
         }
     }
 
+    /// Runs a query of two integer columns and gives its first row's values (`nil` for a NULL),
+    /// or `nil` when there is no row.
+    func int64Pair() throws -> (Int64?, Int64?)? {
+        let code = sqlite3_step(handle)
+        defer { sqlite3_reset(handle) }
+        switch code {
+        case SQLITE_DONE: return nil
+        case SQLITE_ROW:
+            func column(_ index: CInt) -> Int64? {
+                sqlite3_column_type(handle, index) == SQLITE_NULL ? nil : sqlite3_column_int64(handle, index)
+            }
+            return (column(0), column(1))
+        default: throw failure(code)
+        }
+    }
+
     private func failure(_ code: CInt) -> DatabaseError {
         let message = db.sqliteConnection.flatMap { sqlite3_errmsg($0) }.map { String(cString: $0) }
         return DatabaseError(resultCode: ResultCode(rawValue: code), message: message, sql: statement.sql)
