@@ -273,7 +273,7 @@ let package = Package(
         .testTarget(name: "CivilTimeTests", dependencies: ["CivilTime", "EventLog"]),
         .testTarget(
             name: "SQLiteSupportTests",
-            dependencies: ["SQLiteSupport", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(
             name: "AccessControlTests",

@@ -43,7 +43,7 @@ public struct RawStatement {
                 text.withUTF8 { bytes in
                     // An empty buffer may have no address, which SQLite would bind as NULL.
                     if bytes.isEmpty {
-                        sqlite3_bind_text(handle, index, "", 0, nil)
+                        sqlite3_bind_text(handle, index, "", 0, transient)
                     } else {
                         sqlite3_bind_text(
                             handle, index, UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self),

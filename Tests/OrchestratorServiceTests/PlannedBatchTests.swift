@@ -91,4 +91,37 @@ struct PlannedBatchTests {
         #expect(state.step("environmental-filing")?.status == .approved)
         #expect(try await bench.events(Repo.catalog.deadLetterTopic).isEmpty)
     }
+
+    @Test(
+        "A plan whose later id was applied meanwhile, on no case of the plan, writes none of its ids and is planned again: its earlier decision is applied once"
+    )
+    func laterIdAppliedMeanwhile() async throws {
+        let bench = try await Bench()
+        let engine = try bench.engine()
+        let id = "RA-2026-000611"
+        try await bench.submit(Repo.restaurant(id: id))
+        try await bench.pump(engine)
+        let consumer = try await bench.log.makeConsumer(.group(OrchestratorEngine.group, topics: engine.topics))
+        defer { Task { await consumer.close() } }
+        // The business licence's decision, then one for an application the store does not know
+        // (dead-lettered: it changes no case).
+        let licence = try await bench.decide(id, "market-regulation", "business-licence")
+        let stray = try await bench.decide("RA-2026-000699", "market-regulation", "business-licence")
+        let records = try await poll(consumer, 2)
+        let ordered = try [licence.id, stray.id].map { wanted in
+            try #require(records.first { (try? CloudEventsBinding.event(from: $0).id) == wanted })
+        }
+        let plan = try await engine.prepare(ordered)
+        // The stray decision is applied by another path before the plan is written: the plan's
+        // case rows are as they were, its second id is not.
+        let meanwhile = try await engine.store.apply([engine.decode(ordered[1])], core: engine.core, now: bench.clock.now())
+        #expect(meanwhile.deadLettered == 1)
+        let written = try await engine.commit(plan)
+        #expect(written.replanned == 1)
+        #expect(written.applied == 1 && written.duplicates == 1 && written.deadLettered == 0)
+        let (state, _) = try #require(try engine.store.findCase(id))
+        #expect(state.step("business-licence")?.status == .approved, "the first id was not left applied")
+        while try await engine.relayOnce() > 0 {}
+        #expect(try await bench.events(Repo.catalog.deadLetterTopic).count == 1, "one dead letter, for the stray decision")
+    }
 }
