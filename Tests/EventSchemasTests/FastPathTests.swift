@@ -139,6 +139,14 @@ struct FastPathTests {
         output.append("bc")
         #expect(output.bytes == Array(repeating: UInt8(ascii: "a"), count: 1000) + Array("bc".utf8))
         #expect(output.count == 1002)
+        // A member name written as it is: what escaping it as a string and a colon give.
+        var names = JSONOutput(capacity: 1)
+        names.appendMemberName("applicationId")
+        names.appendMemberName("x")
+        names.appendMemberName("")
+        #expect(
+            names.bytes == Self.referenceString("applicationId") + Array(":".utf8) + Self.referenceString("x")
+                + Array(":".utf8) + Self.referenceString("") + Array(":".utf8))
     }
 
     /// ``JSONOutput/appendDescription(of:)`` writes what `Double.description` writes: whole

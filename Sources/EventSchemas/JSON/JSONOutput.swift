@@ -70,6 +70,48 @@ public struct JSONOutput: ~Copyable {
         }
     }
 
+    /// Appends `"name":` for a member name that needs no escape (a literal of the writer's own:
+    /// no quote, backslash or control character), with one capacity check.
+    @inlinable
+    public mutating func appendMemberName(_ name: StaticString) {
+        guard name.hasPointerRepresentation else {
+            append(UInt8(ascii: "\""))
+            append(name)
+            append("\":")
+            return
+        }
+        let length = name.utf8CodeUnitCount
+        reserve(length &+ 3)
+        base[written] = UInt8(ascii: "\"")
+        (base + (written &+ 1)).initialize(from: name.utf8Start, count: length)
+        base[written &+ 1 &+ length] = UInt8(ascii: "\"")
+        base[written &+ 2 &+ length] = UInt8(ascii: ":")
+        written &+= length &+ 3
+    }
+
+    /// Appends an integer in decimal, as `description` writes it, with one capacity check.
+    public mutating func appendDecimal(_ value: Int64) {
+        reserve(20)  // "-9223372036854775808"
+        if value < 0 {
+            base[written] = UInt8(ascii: "-")
+            written &+= 1
+        }
+        var magnitude = value.magnitude
+        var digits = 1
+        var probe = magnitude
+        while probe >= 10 {
+            probe /= 10
+            digits &+= 1
+        }
+        var position = written &+ digits
+        written = position
+        repeat {
+            position &-= 1
+            base[position] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: magnitude % 10)
+            magnitude /= 10
+        } while magnitude > 0
+    }
+
     /// Appends the UTF-8 bytes of `text` as they are (no quotes, no escapes).
     @inlinable
     public mutating func appendUTF8(_ text: String) {

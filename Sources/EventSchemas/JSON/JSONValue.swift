@@ -284,24 +284,7 @@ public enum JSONValue: Sendable, Hashable {
 
     /// Appends an integer in decimal, as `Int64.description` writes it.
     public static func writeInteger(_ value: Int64, to output: inout JSONOutput) {
-        if value < 0 {
-            output.append(UInt8(ascii: "-"))
-            if value == .min {
-                output.append("9223372036854775808")
-                return
-            }
-        }
-        var magnitude = value.magnitude
-        // The digits from the last, into a buffer on the stack (20 digits at most).
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var start = 20
-            repeat {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            output.append(UnsafeBufferPointer(rebasing: digits[start..<20]))
-        }
+        output.appendDecimal(value)
     }
 
     /// Appends `value` as a JSON string (quoted, escaped as ``serialized(sortedKeys:)`` escapes).

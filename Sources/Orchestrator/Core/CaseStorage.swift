@@ -154,9 +154,7 @@ private struct StoredJSONWriter: ~Copyable {
     mutating func key(_ name: StaticString) {
         if !first { bytes.append(UInt8(ascii: ",")) }
         first = false
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(name)
-        bytes.append("\":")
+        bytes.appendMemberName(name)
     }
 
     /// A member name from data, escaped as a JSON string.
@@ -182,7 +180,7 @@ private struct StoredJSONWriter: ~Copyable {
         if value >= 0, value < 10 {
             bytes.append(UInt8(ascii: "0") + UInt8(value))
         } else {
-            bytes.appendUTF8(value.description)
+            bytes.appendDecimal(Int64(value))
         }
     }
 
