@@ -99,6 +99,81 @@ struct FastPathTests {
         #expect(try JSONValue.parse(value.serialized(sortedKeys: false)) == value)
     }
 
+    /// Integers are written digit by digit into a buffer on the stack (``JSONOutput``): the text is
+    /// `Int64`'s own, at the edges of every digit count and of the type.
+    @Test func integersAreWrittenAsInt64WritesThem() throws {
+        var values: [Int64] = [0, -1, 1, 9, 10, 99, 100, .max, .min, .max - 1, .min + 1]
+        var power: Int64 = 1
+        for _ in 0..<18 {
+            power *= 10
+            values += [power - 1, power, power + 1, -(power - 1), -power, -(power + 1)]
+        }
+        var generator = SystemRandomNumberGenerator()
+        values += (0..<500).map { _ in Int64.random(in: .min ... .max, using: &generator) }
+        for value in values {
+            #expect(String(decoding: JSONValue.integer(value).serialized(), as: UTF8.self) == String(value))
+        }
+        let list = JSONValue.array(values.map { .integer($0) })
+        #expect(String(decoding: list.serialized(), as: UTF8.self) == "[" + values.map(String.init).joined(separator: ",") + "]")
+    }
+
+    /// The buffer grows past its first capacity keeping what it holds, and the writers into a
+    /// `[UInt8]` append after what the array holds: the same bytes as the reference either way.
+    @Test func theOutputBufferGrowsAndAppends() throws {
+        var members: [String: JSONValue] = [:]
+        for index in 0..<300 {
+            members["member-\(index)"] = .array([.string("值\(index)\n"), .integer(Int64(index)), .bool(index % 2 == 0), .null])
+        }
+        let value = JSONValue.object(members)
+        let reference = Self.reference(value)
+        #expect(reference.count > 3 * 2048)
+        #expect(Array(value.serialized()) == reference)
+        var bytes = Array("prefix:".utf8)
+        value.write(to: &bytes)
+        #expect(bytes == Array("prefix:".utf8) + reference)
+        var quoted = Array("x".utf8)
+        JSONValue.writeString("a\"b", to: &quoted)
+        #expect(quoted == Array("x".utf8) + Self.referenceString("a\"b"))
+        var output = JSONOutput(capacity: 1)
+        for _ in 0..<1000 { output.append(UInt8(ascii: "a")) }
+        output.append("bc")
+        #expect(output.bytes == Array(repeating: UInt8(ascii: "a"), count: 1000) + Array("bc".utf8))
+        #expect(output.count == 1002)
+        // A member name written as it is: what escaping it as a string and a colon give.
+        var names = JSONOutput(capacity: 1)
+        names.appendMemberName("applicationId")
+        names.appendMemberName("x")
+        names.appendMemberName("")
+        #expect(
+            names.bytes == Self.referenceString("applicationId") + Array(":".utf8) + Self.referenceString("x")
+                + Array(":".utf8) + Self.referenceString("") + Array(":".utf8))
+    }
+
+    /// ``JSONOutput/appendDescription(of:)`` writes what `Double.description` writes: whole
+    /// milliseconds (its shortcut) at every number of decimals, whole numbers, and everything it
+    /// leaves to `description` (negative zero, finer fractions, large and tiny values).
+    @Test func doublesAreWrittenAsTheirDescription() {
+        var values: [Double] = [
+            0, -0.0, 1, 0.001, 0.01, 0.1, 0.5, 0.0005, 1e-7, 0.123, 0.12, 0.1 + 0.2, 801_234_567, 801_234_567.1,
+            801_234_567.12, 801_234_567.123, 801_234_567.1234, 1_099_511_627_775.999, 1_099_511_627_776,
+            1_099_511_627_776.5, 1e15, 1e16, 1e300, -1.5, -801_234_567.25, .leastNonzeroMagnitude, .greatestFiniteMagnitude,
+            .infinity, -.infinity, .nan,
+        ]
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            let milliseconds = Int64.random(in: 0...1_099_511_627_775_999, using: &generator)
+            values.append(Double(milliseconds) / 1000)
+            values.append(Date(timeIntervalSince1970: Double(milliseconds % 4_000_000_000_000) / 1000).timeIntervalSinceReferenceDate)
+            values.append(Double.random(in: 0..<1e12, using: &generator))
+            values.append(Double(Int64.random(in: 0..<1_000_000_000, using: &generator)))
+        }
+        for value in values {
+            var output = JSONOutput(capacity: 8)
+            output.appendDescription(of: value)
+            #expect(String(decoding: output.bytes, as: UTF8.self) == value.description, "\(value.bitPattern)")
+        }
+    }
+
     func schema(_ text: String) throws -> JSONSchema { try JSONSchema(data: Data(text.utf8), name: "test") }
 
     /// Violations come in property-name order whatever order the instance's members are in, with

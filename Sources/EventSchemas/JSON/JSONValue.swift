@@ -152,56 +152,62 @@ public enum JSONValue: Sendable, Hashable {
     /// Compact JSON text. Non-ASCII characters are kept as UTF-8.
     /// - Parameter sortedKeys: sort object members by key (default), so output is stable.
     public func serialized(sortedKeys: Bool = true) -> Data {
-        var bytes: [UInt8] = []
         // One allocation for the usual event body (an approval request is ~1 KB, a progress update
         // ~1.5 KB), instead of growing from 256 bytes through three copies.
-        bytes.reserveCapacity(2048)
-        write(to: &bytes, sortedKeys: sortedKeys)
-        return Data(bytes)
+        var output = JSONOutput(capacity: 2048)
+        write(to: &output, sortedKeys: sortedKeys)
+        return output.data
     }
 
     /// Appends the compact JSON text of ``serialized(sortedKeys:)`` to `bytes`, for a writer that
     /// builds a larger document around it without copying through `Data`.
     public func write(to bytes: inout [UInt8], sortedKeys: Bool = true) {
+        var output = JSONOutput(capacity: 512)
+        write(to: &output, sortedKeys: sortedKeys)
+        output.append(to: &bytes)
+    }
+
+    /// Appends the compact JSON text of ``serialized(sortedKeys:)`` to `output`.
+    public func write(to output: inout JSONOutput, sortedKeys: Bool = true) {
         switch self {
-        case .null: bytes.append(contentsOf: "null".utf8)
-        case .bool(let value): bytes.append(contentsOf: (value ? "true" : "false").utf8)
-        case .integer(let value): Self.writeInteger(value, to: &bytes)
+        case .null: output.append("null")
+        case .bool(let value): output.append(value ? "true" : "false")
+        case .integer(let value): Self.writeInteger(value, to: &output)
         case .number(let value):
             if value.isFinite {
-                bytes.append(contentsOf: value.description.utf8)
+                output.appendUTF8(value.description)
             } else {
-                bytes.append(contentsOf: "null".utf8)
+                output.append("null")
             }
-        case .string(let value): Self.writeString(value, to: &bytes)
+        case .string(let value): Self.writeString(value, to: &output)
         case .array(let elements):
-            bytes.append(UInt8(ascii: "["))
+            output.append(UInt8(ascii: "["))
             for (index, element) in elements.enumerated() {
-                if index > 0 { bytes.append(UInt8(ascii: ",")) }
-                element.write(to: &bytes, sortedKeys: sortedKeys)
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                element.write(to: &output, sortedKeys: sortedKeys)
             }
-            bytes.append(UInt8(ascii: "]"))
+            output.append(UInt8(ascii: "]"))
         case .object(let members):
-            bytes.append(UInt8(ascii: "{"))
+            output.append(UInt8(ascii: "{"))
             if sortedKeys, members.count > 1 {
-                Self.writeSorted(members, to: &bytes)
+                Self.writeSorted(members, to: &output)
             } else {
                 var first = true
                 for (key, value) in members {
-                    if !first { bytes.append(UInt8(ascii: ",")) }
+                    if !first { output.append(UInt8(ascii: ",")) }
                     first = false
-                    Self.writeMember(key, value, sortedKeys: sortedKeys, to: &bytes)
+                    Self.writeMember(key, value, sortedKeys: sortedKeys, to: &output)
                 }
             }
-            bytes.append(UInt8(ascii: "}"))
+            output.append(UInt8(ascii: "}"))
         }
     }
 
     /// `"key":value`.
-    private static func writeMember(_ key: String, _ value: JSONValue, sortedKeys: Bool, to bytes: inout [UInt8]) {
-        writeString(key, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        value.write(to: &bytes, sortedKeys: sortedKeys)
+    private static func writeMember(_ key: String, _ value: JSONValue, sortedKeys: Bool, to output: inout JSONOutput) {
+        writeString(key, to: &output)
+        output.append(UInt8(ascii: ":"))
+        value.write(to: &output, sortedKeys: sortedKeys)
     }
 
     /// An object's members in the order of `String`'s `<` on their names, the order the output has
@@ -212,7 +218,7 @@ public enum JSONValue: Sendable, Hashable {
     /// (a tie, a longer name or one with a NUL byte, is settled by `<` on the names); the sort moves
     /// plain numbers, not names and values. Objects with a non-ASCII name (where `<` compares
     /// canonically equivalent forms, not bytes) are sorted by `<` as before.
-    private static func writeSorted(_ members: [String: JSONValue], to bytes: inout [UInt8]) {
+    private static func writeSorted(_ members: [String: JSONValue], to output: inout JSONOutput) {
         typealias Entry = (high: UInt64, low: UInt64, ordinal: Int)
         let count = members.count
         let written = withUnsafeTemporaryAllocation(of: Member.self, capacity: count) {
@@ -237,17 +243,17 @@ public enum JSONValue: Sendable, Hashable {
                     return pairs[left.ordinal].key < pairs[right.ordinal].key
                 }
                 for position in 0..<filled {
-                    if position > 0 { bytes.append(UInt8(ascii: ",")) }
+                    if position > 0 { output.append(UInt8(ascii: ",")) }
                     let ordinal = sorted[position].ordinal
-                    writeMember(pairs[ordinal].key, pairs[ordinal].value, sortedKeys: true, to: &bytes)
+                    writeMember(pairs[ordinal].key, pairs[ordinal].value, sortedKeys: true, to: &output)
                 }
                 return true
             }
         }
         if written { return }
         for (position, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
-            if position > 0 { bytes.append(UInt8(ascii: ",")) }
-            writeMember(member.key, member.value, sortedKeys: true, to: &bytes)
+            if position > 0 { output.append(UInt8(ascii: ",")) }
+            writeMember(member.key, member.value, sortedKeys: true, to: &output)
         }
     }
 
@@ -276,51 +282,49 @@ public enum JSONValue: Sendable, Hashable {
         return (UInt64(bigEndian: words.0), UInt64(bigEndian: words.1), ascii)
     }
 
-    private static func writeInteger(_ value: Int64, to bytes: inout [UInt8]) {
-        if value < 0 {
-            bytes.append(UInt8(ascii: "-"))
-            if value == .min {
-                bytes.append(contentsOf: "9223372036854775808".utf8)
-                return
-            }
-        }
-        var magnitude = value.magnitude
-        let start = bytes.count
-        repeat {
-            bytes.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
-            magnitude /= 10
-        } while magnitude > 0
-        bytes[start...].reverse()
+    /// Appends an integer in decimal, as `Int64.description` writes it.
+    public static func writeInteger(_ value: Int64, to output: inout JSONOutput) {
+        output.appendDecimal(value)
     }
 
     /// Appends `value` as a JSON string (quoted, escaped as ``serialized(sortedKeys:)`` escapes).
     public static func writeString(_ value: String, to bytes: inout [UInt8]) {
+        var output = JSONOutput(capacity: value.utf8.count + 16)
+        writeString(value, to: &output)
+        output.append(to: &bytes)
+    }
+
+    /// Appends `value` as a JSON string to `output` (quoted and escaped the same way).
+    public static func writeString(_ value: String, to output: inout JSONOutput) {
         var value = value
-        value.withUTF8 { utf8 in writeString(utf8, to: &bytes) }
+        value.withUTF8 { utf8 in writeString(utf8, to: &output) }
     }
 
     /// Writes UTF-8 text as a JSON string: `"` and `\` escaped with a backslash, line feed, carriage
     /// return and tab as `\n`, `\r`, `\t`, the other control characters below U+0020 as `\u00xx`;
     /// everything else (non-ASCII included, which JSON needs no escape for) is copied as it is, in
     /// whole runs between the bytes that need an escape, found eight bytes at a time.
-    static func writeString(_ utf8: UnsafeBufferPointer<UInt8>, to bytes: inout [UInt8]) {
-        bytes.append(UInt8(ascii: "\""))
+    static func writeString(_ utf8: UnsafeBufferPointer<UInt8>, to output: inout JSONOutput) {
         guard let base = utf8.baseAddress else {
-            bytes.append(UInt8(ascii: "\""))
+            output.append("\"\"")
             return
         }
         let count = utf8.count
+        // Room for the quotes and the text as it is: a string without escapes (the usual one)
+        // checks the capacity once.
+        output.reserve(count &+ 2)
+        output.append(UInt8(ascii: "\""))
         var runStart = 0
         while true {
             let position = firstToEscape(base, from: runStart, count: count)
             if position > runStart {
-                bytes.append(contentsOf: UnsafeBufferPointer(start: base + runStart, count: position - runStart))
+                output.append(UnsafeBufferPointer(start: base + runStart, count: position - runStart))
             }
             if position == count { break }
-            appendEscape(of: base[position], to: &bytes)
+            appendEscape(of: base[position], to: &output)
             runStart = position + 1
         }
-        bytes.append(UInt8(ascii: "\""))
+        output.append(UInt8(ascii: "\""))
     }
 
     /// The position of the first byte from `start` that a JSON string must escape (below 0x20,
@@ -351,20 +355,18 @@ public enum JSONValue: Sendable, Hashable {
     }
 
     /// Appends the escape of one byte that needs one.
-    private static func appendEscape(of byte: UInt8, to bytes: inout [UInt8]) {
-        bytes.append(UInt8(ascii: "\\"))
+    private static func appendEscape(of byte: UInt8, to output: inout JSONOutput) {
+        output.append(UInt8(ascii: "\\"))
         switch byte {
-        case UInt8(ascii: "\""), UInt8(ascii: "\\"): bytes.append(byte)
-        case 0x0A: bytes.append(UInt8(ascii: "n"))
-        case 0x0D: bytes.append(UInt8(ascii: "r"))
-        case 0x09: bytes.append(UInt8(ascii: "t"))
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): output.append(byte)
+        case 0x0A: output.append(UInt8(ascii: "n"))
+        case 0x0D: output.append(UInt8(ascii: "r"))
+        case 0x09: output.append(UInt8(ascii: "t"))
         default:
             let low = byte & 0xF
-            bytes.append(UInt8(ascii: "u"))
-            bytes.append(UInt8(ascii: "0"))
-            bytes.append(UInt8(ascii: "0"))
-            bytes.append(UInt8(ascii: "0") + (byte >> 4))
-            bytes.append(low < 10 ? UInt8(ascii: "0") + low : UInt8(ascii: "a") + low - 10)
+            output.append("u00")
+            output.append(UInt8(ascii: "0") + (byte >> 4))
+            output.append(low < 10 ? UInt8(ascii: "0") + low : UInt8(ascii: "a") + low - 10)
         }
     }
 }

@@ -16,7 +16,6 @@ extension Case {
     /// The case as the store's JSON (see the top of this file for the format).
     public func storedJSON() -> [UInt8] {
         var writer = StoredJSONWriter()
-        writer.bytes.reserveCapacity(4096)
         writer.open()
         writer.member("applicationId", applicationId)
         writer.member("workflow", workflow)
@@ -55,7 +54,7 @@ extension Case {
             writer.bytes.append(UInt8(ascii: "]"))
         }
         writer.close()
-        return writer.bytes
+        return writer.bytes.bytes
     }
 
     /// Reads a case from the store's JSON (this file's writer's or `JSONEncoder`'s).
@@ -134,9 +133,10 @@ public struct StoredCaseError: Error, Sendable, CustomStringConvertible {
     public var description: String { path.isEmpty ? problem : "\(problem) (at \(path) of the stored case)" }
 }
 
-/// Appends the store's JSON to a byte buffer.
-private struct StoredJSONWriter {
-    var bytes: [UInt8] = []
+/// Appends the store's JSON to a byte buffer (``JSONOutput``: appending to a `[UInt8]` checked
+/// its uniqueness and room per byte and per run, and member names were scanned for escapes).
+private struct StoredJSONWriter: ~Copyable {
+    var bytes = JSONOutput(capacity: 4096)
     /// Whether the object being written has no member yet.
     private var first = true
 
@@ -150,14 +150,22 @@ private struct StoredJSONWriter {
         first = false
     }
 
-    mutating func key(_ name: String) {
+    /// A member name written as it is: a literal of this file, which needs no escape.
+    mutating func key(_ name: StaticString) {
+        if !first { bytes.append(UInt8(ascii: ",")) }
+        first = false
+        bytes.appendMemberName(name)
+    }
+
+    /// A member name from data, escaped as a JSON string.
+    mutating func key(text name: String) {
         if !first { bytes.append(UInt8(ascii: ",")) }
         first = false
         string(name)
         bytes.append(UInt8(ascii: ":"))
     }
 
-    mutating func member(_ name: String, _ value: String) {
+    mutating func member(_ name: StaticString, _ value: String) {
         key(name)
         string(value)
     }
@@ -172,12 +180,12 @@ private struct StoredJSONWriter {
         if value >= 0, value < 10 {
             bytes.append(UInt8(ascii: "0") + UInt8(value))
         } else {
-            bytes.append(contentsOf: value.description.utf8)
+            bytes.appendDecimal(Int64(value))
         }
     }
 
     mutating func bool(_ value: Bool) {
-        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+        bytes.append(value ? "true" : "false")
     }
 
     /// Foundation's default: seconds since 2001-01-01 as a number, exact (Swift prints the
@@ -185,7 +193,7 @@ private struct StoredJSONWriter {
     mutating func date(_ value: Date) {
         let seconds = value.timeIntervalSinceReferenceDate
         if seconds.isFinite {
-            bytes.append(contentsOf: seconds.description.utf8)
+            bytes.appendDescription(of: seconds)
         } else {
             bytes.append(UInt8(ascii: "0"))
         }
@@ -281,7 +289,7 @@ private struct StoredJSONWriter {
         key("stepWorkingDays")
         open()
         for (step, days) in record.stepWorkingDays.sorted(by: { $0.key < $1.key }) {
-            key(step)
+            key(text: step)
             integer(days)
         }
         close()
