@@ -81,7 +81,7 @@ final class CommittedRows: Sendable {
         /// The next rows to publish.
         case rows([OutboxRow])
         /// Nothing held.
-        case none
+        case empty
         /// Rows held, but not the next ones (or the position is not known yet): the store has
         /// rows before them.
         case gap
@@ -97,7 +97,7 @@ final class CommittedRows: Sendable {
                 while state.head < state.rows.count && state.rows[state.head].seq <= published { state.head += 1 }
             }
             if state.head == state.rows.count { state.replace(with: []) }
-            guard state.count > 0 else { return .none }
+            guard state.count > 0 else { return .empty }
             guard let published, state.rows[state.head].seq == published + 1 else { return .gap }
             return .rows(Array(state.rows[state.head..<min(state.rows.count, state.head + limit)]))
         }

@@ -330,7 +330,7 @@ public struct OrchestratorEngine: Sendable {
         case .rows(let handed):
             rows = handed
             fromMemory = true
-        case .none:
+        case .empty:
             if case .whenItMayHaveMore(let interval) = storeReads,
                 !committedRows.storeMayHaveMore(within: interval)
             {
