@@ -151,7 +151,10 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 ///   moves it in memory after each append (``relayed(through:)``) and the next transaction that
 ///   applies inputs records it, so the relay does not wait for the one writer at every round; it
 ///   records it itself when it finds the outbox empty, each second and at its stop. Published rows
-///   stay in the table (the rebuild compares their ids). Emissions are validated as they are
+///   stay in the table (the rebuild compares their ids). The rows a consumer's transaction
+///   committed are handed to the same engine's relay in memory (``CommittedRows``), which publishes
+///   them without reading them back when they follow its position; the store stays the source of
+///   truth, read whenever rows were written that were not handed over. Emissions are validated as they are
 ///   written (``EmissionChecker``, the body still parsed) and the relay publishes them without
 ///   parsing them again (BENCHMARKS.md: parsing and validating in the relay was a tenth of the
 ///   benchmark's CPU).
