@@ -368,32 +368,29 @@ extension OrchestratorStore {
     /// - Returns: what the batch did (from the plan written).
     /// - Parameters:
     ///   - writeCPU: told the CPU time the transaction took on its thread.
-    ///   - committed: told, once the transaction has committed, the outbox rows the plan wrote,
-    ///     in `seq` order, as the relay would read them back (the engine hands them to its relay:
-    ///     ``CommittedRows``). Not called when the transaction failed or rolled back, nor when
-    ///     the batch was planned again inside it (the relay then reads those rows from the store).
+    ///   - committed: told the outbox rows the plan wrote, in `seq` order, as the relay would read
+    ///     them back (the engine hands them to its relay: ``CommittedRows``), as soon as the
+    ///     transaction has committed, on the store's writer queue (GRDB's `afterNextTransaction`),
+    ///     before this method resumes: a caller busy elsewhere on the cooperative threads does not
+    ///     hold them back. Not called when the transaction failed or rolled back, nor when the
+    ///     batch was planned again inside it (the relay then reads those rows from the store).
     public func commit(
         _ plan: BatchPlan, core: Orchestrator, checker: EmissionChecker?,
         writeCPU: @escaping @Sendable (Double) -> Void = { _ in },
-        committed: @Sendable ([OutboxRow]) -> Void = { _ in }
+        committed: @escaping @Sendable ([OutboxRow]) -> Void = { _ in }
     ) async throws -> BatchOutcome {
         let decoded = self.decoded
-        let (outcome, written) = try await writeRecordingPosition(
-            while: "applying a batch of \(plan.batch.count) input(s)"
-        ) { db -> (BatchOutcome, [OutboxRow]?) in
+        return try await writeRecordingPosition(while: "applying a batch of \(plan.batch.count) input(s)") { db in
             let started = cpuSeconds(CLOCK_THREAD_CPUTIME_ID)
             defer { writeCPU(cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - started) }
             if let written = try Self.write(plan, db) {
                 plan.remember(in: decoded)
-                return (plan.outcome, written)
+                if !written.isEmpty { db.afterNextTransaction(onCommit: { _ in committed(written) }) }
+                return plan.outcome
             }
             var outcome = try Self.apply(plan.batch, core: core, now: plan.now, decoded: decoded, checker: checker, db)
             outcome.replanned = 1
-            return (outcome, nil)
+            return outcome
         }
-        // After the commit (`pool.write` returned): rows of a transaction that rolled back never
-        // get here.
-        if let written, !written.isEmpty { committed(written) }
-        return outcome
     }
 }

@@ -267,10 +267,14 @@ public struct OrchestratorEngine: Sendable {
         let applying = ContinuousClock.now
         let outcome: BatchOutcome
         do {
-            let stats = self.stats, committedRows = self.committedRows
+            let stats = self.stats, committedRows = self.committedRows, outboxWritten = self.outboxWritten
             outcome = try await store.commit(
                 plan, core: core, checker: checker, writeCPU: { stats.add(\.writeCPUSeconds, $0) },
-                committed: { committedRows.handOver($0) })
+                committed: { rows in
+                    // On the writer's queue, right after the commit: the relay wakes with them.
+                    committedRows.handOver(rows)
+                    outboxWritten.signal()
+                })
         } catch {
             // Not written: the next batch is planned on the store alone (this one, prepared
             // again, must not find its own ids applied). Nothing was handed to the relay; it

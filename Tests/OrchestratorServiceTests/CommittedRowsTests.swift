@@ -33,16 +33,6 @@ struct CommittedRowsTests {
         #expect(deadLetters.count == all.filter { $0.deadLetter != nil }.count)
     }
 
-    /// Polls the orchestrator's group until `count` records are read (not committed).
-    func poll(_ consumer: any LogConsumer, _ count: Int) async throws -> [LogRecord] {
-        var records: [LogRecord] = []
-        for _ in 0..<100 where records.count < count {
-            records += try await consumer.poll(maxRecords: count - records.count, timeout: .milliseconds(100))
-        }
-        #expect(records.count == count)
-        return records
-    }
-
     @Test("Rows the consumer committed reach the relay as the store holds them and are published once, in order, unread")
     func handedOverRowsPublishedOnce() async throws {
         let bench = try await Bench()
