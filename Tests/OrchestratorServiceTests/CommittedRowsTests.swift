@@ -72,11 +72,17 @@ struct CommittedRowsTests {
         let consumer = try await bench.log.makeConsumer(.group(OrchestratorEngine.group, topics: engine.topics))
         defer { Task { await consumer.close() } }
 
-        // Rolled back: the outbox rows are inserted, then the case's insert fails.
+        // Rolled back at the commit: the batch is written, then a deferred foreign key a trigger
+        // broke refuses the commit.
         try await bench.submit(Repo.restaurant(id: "RA-2026-000051"))
         let records = try await poll(consumer, 1)
         try await engine.store.pool.write { db in
-            try db.execute(sql: "CREATE TRIGGER refuse BEFORE INSERT ON cases BEGIN SELECT RAISE(ABORT, 'refused'); END")
+            try db.execute(
+                sql: """
+                    CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                    CREATE TABLE child (parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+                    CREATE TRIGGER refuse AFTER INSERT ON cases BEGIN INSERT INTO child VALUES (42); END
+                    """)
         }
         await #expect(throws: (any Error).self) { try await engine.process(records) }
         #expect(engine.committedRows.take(after: engine.store.position.publishedIfKnown, limit: 100) == .empty)
