@@ -291,7 +291,9 @@ public struct OrchestratorEngine: Sendable {
         }
         stats.spent(\.applySeconds, since: applying)
         stats.count(outcome)
-        if outcome.emitted + outcome.deadLettered > 0 { outboxWritten.signal() }
+        // Rows written as planned woke the relay at the commit, with the hand-over; rows of a batch
+        // planned again wake it here (a second signal would only send it round once more).
+        if outcome.replanned > 0 && outcome.emitted + outcome.deadLettered > 0 { outboxWritten.signal() }
         if outcome.deadLettered > 0 {
             logger.warning(
                 "dead-lettered \(outcome.deadLettered) input(s) the orchestrator refused (see the dead-letter topic)")
