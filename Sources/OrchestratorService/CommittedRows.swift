@@ -28,6 +28,8 @@ final class CommittedRows: Sendable {
         var storeRead: UInt64 = 0
         /// When the store was last read to its end (rows another process wrote are found then).
         var readAt: ContinuousClock.Instant?
+        /// The consumer's transactions under way, whose rows are about to be handed over.
+        var committing = 0
 
         var count: Int { rows.count - head }
         mutating func replace(with new: [OutboxRow]) {
@@ -105,12 +107,23 @@ final class CommittedRows: Sendable {
 
     /// Whether the relay should read the store although nothing was handed over: rows were
     /// written that were not handed over since its last read to the end, or `interval` passed
-    /// since then (rows of another process on the same file are found within it).
+    /// since then (rows of another process on the same file are found within it) and no
+    /// transaction of the consumer is under way. While one is, its rows come with its hand-over
+    /// (and rows another process wrote before them show as a gap there): a timed read then found
+    /// them in the store first, committed a few milliseconds before the hand-over (the writer
+    /// copying the WAL after its commit, or waiting for a core), in half the throughput run's
+    /// batches.
     func storeMayHaveMore(within interval: Duration) -> Bool {
         state.withLock { state in
             guard state.storeRead == state.notHandedOver, let readAt = state.readAt else { return true }
-            return ContinuousClock.now - readAt >= interval
+            return state.committing == 0 && ContinuousClock.now - readAt >= interval
         }
+    }
+
+    /// Notes a transaction of the consumer beginning (`true`) or over (`false`, committed or
+    /// not: one that failed is noted with ``wroteWithoutHandingOver()`` first).
+    func committing(_ begins: Bool) {
+        state.withLock { $0.committing += begins ? 1 : -1 }
     }
 
     /// Called before a read of the store: the token to give ``readStore(_:toTheEnd:)`` after it.

@@ -266,6 +266,8 @@ public struct OrchestratorEngine: Sendable {
     public func commit(_ plan: BatchPlan) async throws -> BatchOutcome {
         let applying = ContinuousClock.now
         let outcome: BatchOutcome
+        committedRows.committing(true)
+        defer { committedRows.committing(false) }
         do {
             let stats = self.stats, committedRows = self.committedRows, outboxWritten = self.outboxWritten
             outcome = try await store.commit(
