@@ -232,8 +232,10 @@ extension OrchestratorStore {
     /// on: its case rows at the stamps they were read with (``casesHold(_:_:)``, checked first)
     /// and its ids unapplied (found as they are inserted; the ids inserted before one found
     /// applied are deleted again).
-    /// - Returns: `false`, having written nothing, when it is not (an id already applied, a case
-    ///   row with another stamp, a new case that has a row).
+    /// - Returns: the outbox rows it inserted, in `seq` order, as the relay would read them back
+    ///   (handed to the engine's relay once the transaction commits: ``CommittedRows``); `nil`,
+    ///   having written nothing, when the store is not what the plan was made on (an id already
+    ///   applied, a case row with another stamp, a new case that has a row).
     ///
     /// Nothing else has to be undone: the write used to run in a savepoint, rolled back when a
     /// row turned out to differ, and the savepoint kept a copy of every page the batch changed in
@@ -246,8 +248,8 @@ extension OrchestratorStore {
     /// with SQLite's functions (``RawStatement``).
     /// - Throws: ``StoreError`` when a case row changed under the write all the same (a bug: the
     ///   caller's transaction holds the store's one write lock); the transaction rolls back.
-    static func write(_ plan: BatchPlan, _ db: Database) throws -> Bool {
-        guard try casesHold(plan, db) else { return false }
+    static func write(_ plan: BatchPlan, _ db: Database) throws -> [OutboxRow]? {
+        guard try casesHold(plan, db) else { return nil }
         let appliedAt = plan.now.timeIntervalSince1970
         let markApplied = try RawStatement(
             "INSERT INTO applied_inputs (event_id, partition, application_id, applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
@@ -259,7 +261,7 @@ extension OrchestratorStore {
             guard try markApplied.execute() > 0 else {
                 let unmark = try db.cachedStatement(sql: "DELETE FROM applied_inputs WHERE event_id = ?")
                 for earlier in plan.applied[..<index] { try unmark.execute(arguments: [earlier.eventId]) }
-                return false
+                return nil
             }
         }
         let nowMs = plan.now.millisecondsSince1970
@@ -268,6 +270,8 @@ extension OrchestratorStore {
             INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body, checked, subject)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, db)
+        var written: [OutboxRow] = []
+        written.reserveCapacity(plan.outbox.count)
         for row in plan.outbox {
             switch row {
             case .emission(let emission, let partition, let body, let subject):
@@ -277,8 +281,14 @@ extension OrchestratorStore {
                     .optionalText(subject ?? nil),
                 ])
                 try emit.execute()
+                // The row as `OutboxTable.rows` reads it back: `checked` and `subject` as stored.
+                written.append(
+                    OutboxRow(
+                        seq: db.lastInsertedRowID, partition: partition, topic: emission.topic, key: emission.key,
+                        eventId: emission.id, type: emission.type, timeMilliseconds: nowMs, body: body,
+                        deadLetter: nil, checkedSubject: subject))
             case .deadLetter(let pending, let refusal):
-                try deadLetter(pending, refusal, nowMs: nowMs, db)
+                written.append(try deadLetter(pending, refusal, nowMs: nowMs, db))
             }
         }
         for workflow in plan.workflows { try remember(workflow, db, now: plan.now) }
@@ -321,7 +331,7 @@ extension OrchestratorStore {
                 )
             }
         }
-        return true
+        return written
     }
 
     /// Plans a consumed batch outside the write transaction, on the store as last committed,
@@ -356,17 +366,26 @@ extension OrchestratorStore {
     /// store is no longer what it was planned on, plans the batch again inside the transaction
     /// and writes that. Records the relay's position when it moved, as ``apply(_:core:now:checker:)``.
     /// - Returns: what the batch did (from the plan written).
-    /// - Parameter writeCPU: told the CPU time the transaction took on its thread.
+    /// - Parameters:
+    ///   - writeCPU: told the CPU time the transaction took on its thread.
+    ///   - committed: told the outbox rows the plan wrote, in `seq` order, as the relay would read
+    ///     them back (the engine hands them to its relay: ``CommittedRows``), as soon as the
+    ///     transaction has committed, on the store's writer queue (GRDB's `afterNextTransaction`),
+    ///     before this method resumes: a caller busy elsewhere on the cooperative threads does not
+    ///     hold them back. Not called when the transaction failed or rolled back, nor when the
+    ///     batch was planned again inside it (the relay then reads those rows from the store).
     public func commit(
         _ plan: BatchPlan, core: Orchestrator, checker: EmissionChecker?,
-        writeCPU: @escaping @Sendable (Double) -> Void = { _ in }
+        writeCPU: @escaping @Sendable (Double) -> Void = { _ in },
+        committed: @escaping @Sendable ([OutboxRow]) -> Void = { _ in }
     ) async throws -> BatchOutcome {
         let decoded = self.decoded
         return try await writeRecordingPosition(while: "applying a batch of \(plan.batch.count) input(s)") { db in
             let started = cpuSeconds(CLOCK_THREAD_CPUTIME_ID)
             defer { writeCPU(cpuSeconds(CLOCK_THREAD_CPUTIME_ID) - started) }
-            if try Self.write(plan, db) {
+            if let written = try Self.write(plan, db) {
                 plan.remember(in: decoded)
+                if !written.isEmpty { db.afterNextTransaction(onCommit: { _ in committed(written) }) }
                 return plan.outcome
             }
             var outcome = try Self.apply(plan.batch, core: core, now: plan.now, decoded: decoded, checker: checker, db)

@@ -43,6 +43,10 @@ public final class OrchestratorStats: Sendable {
         public var relayReadSeconds = 0.0
         public var relayPublishSeconds = 0.0
         public var relayMarkSeconds = 0.0
+        /// Rows the relay published as this engine's consumer handed them over (``CommittedRows``),
+        /// not read back from the store; and its reads of the store.
+        public var relayedFromMemory = 0
+        public var relayStoreReads = 0
     }
 
     private let state = Mutex(Snapshot())
@@ -79,12 +83,17 @@ public final class OrchestratorStats: Sendable {
         Counter(label: "onewindow_orchestrator_retries_total", dimensions: [("part", part)]).increment()
     }
 
-    func relayed(_ count: Int) {
+    func relayed(_ count: Int, fromMemory: Bool) {
         state.withLock {
             $0.relayed += count
             $0.relayBatches += 1
+            if fromMemory { $0.relayedFromMemory += count }
         }
         relayed.increment(by: count)
+    }
+
+    func readStore() {
+        state.withLock { $0.relayStoreReads += 1 }
     }
 
     /// Adds time spent in a phase.
@@ -143,6 +152,9 @@ public struct OrchestratorEngine: Sendable {
     let lastPlan = LastPlan()
     /// The relay loop's recordings of its position, one at a time beside its rounds.
     let positionRecorder = BackgroundWork()
+    /// The outbox rows the consumer's transactions committed, for the relay to publish without
+    /// reading them back (``CommittedRows``): a few rounds of the relay's.
+    let committedRows = CommittedRows(capacity: OrchestratorEngine.relayBatch * 4)
 
     /// The partition numbers the consumer holds now; `nil` before its first poll.
     public var assignedPartitions: Set<Int>? { assigned.get() }
@@ -254,23 +266,36 @@ public struct OrchestratorEngine: Sendable {
     public func commit(_ plan: BatchPlan) async throws -> BatchOutcome {
         let applying = ContinuousClock.now
         let outcome: BatchOutcome
+        committedRows.committing(true)
+        defer { committedRows.committing(false) }
         do {
-            let stats = self.stats
-            outcome = try await store.commit(plan, core: core, checker: checker) { seconds in
-                stats.add(\.writeCPUSeconds, seconds)
-            }
+            let stats = self.stats, committedRows = self.committedRows, outboxWritten = self.outboxWritten
+            outcome = try await store.commit(
+                plan, core: core, checker: checker, writeCPU: { stats.add(\.writeCPUSeconds, $0) },
+                committed: { rows in
+                    // On the writer's queue, right after the commit: the relay wakes with them.
+                    committedRows.handOver(rows)
+                    outboxWritten.signal()
+                })
         } catch {
             // Not written: the next batch is planned on the store alone (this one, prepared
-            // again, must not find its own ids applied).
+            // again, must not find its own ids applied). Nothing was handed to the relay; it
+            // reads the store, whatever became of the transaction.
             lastPlan.forget(plan)
+            committedRows.wroteWithoutHandingOver()
             throw error
         }
         // Planned again: the store is not what the plan says, so the next batch is planned on
-        // the store alone, not after it.
-        if outcome.replanned > 0 { lastPlan.forget(plan) }
+        // the store alone, not after it; and the rows written were not handed to the relay.
+        if outcome.replanned > 0 {
+            lastPlan.forget(plan)
+            committedRows.wroteWithoutHandingOver()
+        }
         stats.spent(\.applySeconds, since: applying)
         stats.count(outcome)
-        if outcome.emitted + outcome.deadLettered > 0 { outboxWritten.signal() }
+        // Rows written as planned woke the relay at the commit, with the hand-over; rows of a batch
+        // planned again wake it here (a second signal would only send it round once more).
+        if outcome.replanned > 0 && outcome.emitted + outcome.deadLettered > 0 { outboxWritten.signal() }
         if outcome.deadLettered > 0 {
             logger.warning(
                 "dead-lettered \(outcome.deadLettered) input(s) the orchestrator refused (see the dead-letter topic)")
@@ -282,7 +307,9 @@ public struct OrchestratorEngine: Sendable {
     var checker: EmissionChecker { EmissionChecker(validator: publisher.validator, source: Self.source) }
 
     /// Publishes the first unsent outbox rows in order with the ids the core gave them, then moves
-    /// the relay's position past them (``OrchestratorStore/relayed(through:)``). The position is
+    /// the relay's position past them (``OrchestratorStore/relayed(through:)``). The rows are
+    /// those this engine's consumer handed over when they begin right after the position
+    /// (``CommittedRows``), else read from the store. The position is
     /// recorded in the store by the next transaction that applies inputs, or here when the outbox
     /// is found empty, a second has passed or `limit` × 10 rows are unrecorded (before returning,
     /// or, with `recording` `.inBackground`, beside the relay's next rounds). A crash before it is
@@ -290,8 +317,41 @@ public struct OrchestratorEngine: Sendable {
     /// - Returns: how many rows were published.
     @discardableResult
     public func relayOnce(limit: Int = 500, recording: PositionRecording = .awaited) async throws -> Int {
+        try await relayRound(limit: limit, recording: recording, storeReads: .always)
+    }
+
+    /// When a round of the relay with nothing handed over reads the store.
+    enum StoreReads {
+        /// Every time (``relayOnce(limit:recording:)``: a caller that asks means it).
+        case always
+        /// Only when it may hold rows not handed over, or `interval` passed since the last read
+        /// (the relay loop: rows of another process on the same store are found within it).
+        case whenItMayHaveMore(interval: Duration)
+    }
+
+    /// One round of the relay (``relayOnce(limit:recording:)``).
+    func relayRound(limit: Int, recording: PositionRecording, storeReads: StoreReads) async throws -> Int {
         let reading = ContinuousClock.now
-        let rows = try await store.unsent(limit: limit)
+        let rows: [OutboxRow]
+        let fromMemory: Bool
+        switch committedRows.take(after: store.position.publishedIfKnown, limit: limit) {
+        case .rows(let handed):
+            rows = handed
+            fromMemory = true
+        case .empty:
+            if case .whenItMayHaveMore(let interval) = storeReads,
+                !committedRows.storeMayHaveMore(within: interval)
+            {
+                return 0
+            }
+            fallthrough
+        case .gap:
+            let token = committedRows.readingStore()
+            rows = try await store.unsent(limit: limit)
+            committedRows.readStore(token, toTheEnd: rows.count < limit)
+            stats.readStore()
+            fromMemory = false
+        }
         stats.spent(\.relayReadSeconds, since: reading)
         guard let last = rows.last else {
             try await record(recording) { try await $0.recordRelayPosition() }
@@ -300,7 +360,8 @@ public struct OrchestratorEngine: Sendable {
         let publishing = ContinuousClock.now
         try await publish(rows)
         stats.spent(\.relayPublishSeconds, since: publishing)
-        stats.relayed(rows.count)  // before the position moves: whoever sees the outbox empty sees the count
+        // Before the position moves: whoever sees the outbox empty sees the count.
+        stats.relayed(rows.count, fromMemory: fromMemory)
         store.relayed(through: last.seq)
         try await record(recording) {
             try await $0.recordRelayPosition(ifOlderThan: .seconds(1), orRowsBehind: Int64(limit) * 10)
@@ -345,7 +406,15 @@ public struct OrchestratorEngine: Sendable {
             PendingInput(
                 eventId: key.description, partition: partition, input: .success(.timerFired(key)), original: nil)
         }
-        let outcome = try await store.apply(inputs, core: core, now: now, checker: checker)
+        let outcome: BatchOutcome
+        do {
+            outcome = try await store.apply(inputs, core: core, now: now, checker: checker)
+        } catch {
+            committedRows.wroteWithoutHandingOver()  // it may have committed before the error reached here
+            throw error
+        }
+        // Its rows are read from the store by the relay (they are not handed over).
+        committedRows.wroteWithoutHandingOver()
         stats.count(outcome)
         if outcome.emitted + outcome.deadLettered > 0 { outboxWritten.signal() }
         return outcome
@@ -413,7 +482,12 @@ public struct OrchestratorEngine: Sendable {
         }
         do {
             try await relayUntilCancelled(
-                retrier: retrier, relayOnce: { try await relayOnce(limit: Self.relayBatch, recording: .inBackground) },
+                retrier: retrier,
+                relayOnce: {
+                    try await relayRound(
+                        limit: Self.relayBatch, recording: .inBackground,
+                        storeReads: .whenItMayHaveMore(interval: .milliseconds(20)))
+                },
                 everySecond: {
                     try? await refreshGauges()  // for the metrics only: tried again next time
                 },

@@ -151,7 +151,10 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 ///   moves it in memory after each append (``relayed(through:)``) and the next transaction that
 ///   applies inputs records it, so the relay does not wait for the one writer at every round; it
 ///   records it itself when it finds the outbox empty, each second and at its stop. Published rows
-///   stay in the table (the rebuild compares their ids). Emissions are validated as they are
+///   stay in the table (the rebuild compares their ids). The rows a consumer's transaction
+///   committed are handed to the same engine's relay in memory (``CommittedRows``), which publishes
+///   them without reading them back when they follow its position; the store stays the source of
+///   truth, read whenever rows were written that were not handed over. Emissions are validated as they are
 ///   written (``EmissionChecker``, the body still parsed) and the relay publishes them without
 ///   parsing them again (BENCHMARKS.md: parsing and validating in the relay was a tenth of the
 ///   benchmark's CPU).
@@ -452,6 +455,7 @@ public struct OrchestratorStore: OutboxStore {
         let position = self.position
         return try await pool.read { db in
             let recorded = try Self.recordedPosition(db)
+            position.read(recorded: recorded)
             let after = max(recorded, position.published)
             return try OutboxTable.rows(after: after, limit: limit, db)
         }
@@ -620,27 +624,36 @@ public struct OrchestratorStore: OutboxStore {
             batch, core: core, now: now, checker: checker,
             cases: { try loadCase($0, db, decoded: decoded) },
             isApplied: { try Int.fetchOne(applied, arguments: [$0]) != nil })
-        guard try write(plan, db) else {
+        guard try write(plan, db) != nil else {
             throw StoreError("a batch planned inside its own transaction conflicted with the store: report this as a bug")
         }
         plan.remember(in: decoded)
         return plan.outcome
     }
 
-    static func deadLetter(_ pending: PendingInput, _ refusal: Refusal, nowMs: Int64, _ db: Database) throws {
+    /// Writes a dead letter's outbox row. - Returns: the row as the relay reads it back.
+    @discardableResult
+    static func deadLetter(_ pending: PendingInput, _ refusal: Refusal, nowMs: Int64, _ db: Database) throws
+        -> OutboxRow
+    {
         let original = pending.original
         let payload = DeadLetterPayload(
             originalTopic: original?.topic ?? "", headers: original?.headers ?? [], code: refusal.code,
             reason: refusal.reason)
+        let key = original?.key.map { String(decoding: $0, as: UTF8.self) }
+        let body = original?.value ?? Data()
         try db.execute(
             sql: """
                 INSERT INTO outbox (partition, topic, key, event_id, type, time_ms, body, dead_letter)
                 VALUES (?, '', ?, ?, 'dead-letter', ?, ?, ?)
                 """,
             arguments: [
-                pending.partition, original?.key.map { String(decoding: $0, as: UTF8.self) }, pending.eventId, nowMs,
-                original?.value ?? Data(), String(decoding: try JSONEncoder().encode(payload), as: UTF8.self),
+                pending.partition, key, pending.eventId, nowMs, body,
+                String(decoding: try JSONEncoder().encode(payload), as: UTF8.self),
             ])
+        return OutboxRow(
+            seq: db.lastInsertedRowID, partition: pending.partition, topic: "", key: key, eventId: pending.eventId,
+            type: "dead-letter", timeMilliseconds: nowMs, body: body, deadLetter: payload, checkedSubject: nil)
     }
 
     struct StoredCase {
@@ -847,10 +860,27 @@ final class RelayPosition: Sendable {
         var published: Int64 = 0
         var recorded: Int64 = 0
         var recordedAt = ContinuousClock.now
+        /// Whether the store's recorded position was read (``unsent(limit:)``) since the store
+        /// was opened: before, `published` does not know what an earlier run published.
+        var known = false
     }
     private let state = Mutex(State())
 
     var published: Int64 { state.withLock { $0.published } }
+
+    /// The last seq published, once the recorded position was read from the store; `nil` before
+    /// (the relay then reads the store rather than trusting rows handed to it in memory).
+    var publishedIfKnown: Int64? { state.withLock { $0.known ? $0.published : nil } }
+
+    /// Takes in the position recorded in the store: what an earlier run (or this one) published
+    /// and recorded.
+    func read(recorded seq: Int64) {
+        state.withLock {
+            $0.published = max($0.published, seq)
+            $0.recorded = max($0.recorded, seq)
+            $0.known = true
+        }
+    }
 
     /// The published position when it is not recorded yet.
     var unrecorded: Int64? {

@@ -11,16 +11,6 @@ import Testing
 /// been planned inside its own transaction.
 @Suite("Batches planned outside the store's transaction")
 struct PlannedBatchTests {
-    /// Polls the orchestrator's group until `count` records are read (not committed).
-    func poll(_ consumer: any LogConsumer, _ count: Int) async throws -> [LogRecord] {
-        var records: [LogRecord] = []
-        for _ in 0..<100 where records.count < count {
-            records += try await consumer.poll(maxRecords: count - records.count, timeout: .milliseconds(100))
-        }
-        #expect(records.count == count)
-        return records
-    }
-
     @Test("A batch planned while the one before is unwritten takes that one's ids and cases as written")
     func plannedWhileThePreviousIsWritten() async throws {
         let bench = try await Bench()

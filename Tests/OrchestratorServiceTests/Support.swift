@@ -167,6 +167,16 @@ final class Bench: Sendable {
     }
 }
 
+/// Polls the orchestrator's group until `count` records are read (not committed).
+func poll(_ consumer: any LogConsumer, _ count: Int) async throws -> [LogRecord] {
+    var records: [LogRecord] = []
+    for _ in 0..<100 where records.count < count {
+        records += try await consumer.poll(maxRecords: count - records.count, timeout: .milliseconds(100))
+    }
+    #expect(records.count == count)
+    return records
+}
+
 extension BatchOutcome {
     /// Adds another batch's counts.
     mutating func add(_ other: BatchOutcome) {
