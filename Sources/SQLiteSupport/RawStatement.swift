@@ -120,8 +120,6 @@ public struct RawStatement {
     public struct Row {
         let handle: OpaquePointer
 
-        /// Whether column `index` (from 0) is NULL.
-        public func isNull(_ index: Int32) -> Bool { sqlite3_column_type(handle, index) == SQLITE_NULL }
         /// Column `index` as an integer (0 for NULL).
         public func int64(_ index: Int32) -> Int64 { sqlite3_column_int64(handle, index) }
         /// Column `index`'s bytes, copied (`nil` for NULL, empty for an empty blob).

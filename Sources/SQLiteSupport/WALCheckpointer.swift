@@ -42,7 +42,6 @@ public final class WALCheckpointer: Sendable {
         let inBackground = Atomic<Int>(0)
         let byWriter = Atomic<Int>(0)
         let failed = Atomic<Int>(0)
-        let busy = Atomic<Int>(0)
         let lastFailure = Atomic<Int32>(0)
 
         init(path: String, framesBeforeCheckpoint: Int32, writerCheckpointsAt: Int32) {
@@ -116,9 +115,9 @@ public final class WALCheckpointer: Sendable {
                 if status == SQLITE_OK {
                     inBackground.add(1, ordering: .relaxed)
                 } else if status & 0xff == SQLITE_BUSY || status & 0xff == SQLITE_LOCKED {
-                    // Another checkpoint is running, or the writer is restarting the WAL: the
-                    // next commit over the threshold asks again.
-                    busy.add(1, ordering: .relaxed)
+                    // Another checkpoint is running, or the writer is restarting the WAL: not a
+                    // failure; the next commit over the threshold asks again.
+                    continue
                 } else {
                     failed.add(1, ordering: .relaxed)
                     lastFailure.store(status, ordering: .relaxed)
@@ -190,11 +189,8 @@ public final class WALCheckpointer: Sendable {
     public var checkpointsInBackground: Int { shared.inBackground.load(ordering: .relaxed) }
     /// Checkpoints a committing writer ran itself, the thread being `writerCheckpointsAt` behind.
     public var checkpointsByWriter: Int { shared.byWriter.load(ordering: .relaxed) }
-    /// Checkpoints the thread skipped because another one was running or the writer was
-    /// restarting the WAL (the next commit over the threshold asks again).
-    public var busyCheckpoints: Int { shared.busy.load(ordering: .relaxed) }
-    /// Checkpoints that failed otherwise (a full disk, a read-only file), or a connection the
-    /// thread could not open.
+    /// Checkpoints that failed (a full disk, a read-only file; not one skipped because another
+    /// was running), or a connection the thread could not open.
     public var failedCheckpoints: Int { shared.failed.load(ordering: .relaxed) }
     /// SQLite's result code of the last failure counted in ``failedCheckpoints`` (0: none).
     public var lastFailureCode: Int32 { shared.lastFailure.load(ordering: .relaxed) }
