@@ -7,10 +7,13 @@ extension ReliabilityTests {
     /// resident memory at the end (the mean of the last tenth of the samples) at most 10 % above the
     /// baseline (the mean of the tenth right after the warm-up), or at most 8 MB above it for a
     /// small process, whose allocator moves by a few MB either way; open descriptors never more than
-    /// 5 above the most the process had open during the warm-up.
+    /// 5 above the most the process had open during the warm-up, plus the 6 that the WAL
+    /// checkpointers of the two SQLite files a process writes (its log and its store) open once, at
+    /// their first checkpoint, which may come after the warm-up (a file, its WAL and its shared
+    /// memory each: the orchestrator went from 22 to 28 in a run where both came late).
     static let rssGrowthBound = 0.10
     static let rssSlackKB = 8 * 1024
-    static let descriptorBound = 5
+    static let descriptorBound = 5 + 2 * 3
 
     /// An hour-equivalent of load on the embedded log, every process sampled once a second for its
     /// resident memory (`VmRSS` of /proc/PID/status) and open descriptors (/proc/PID/fd); no
