@@ -65,9 +65,10 @@ func submit(_ ids: some Sequence<Int>, publisher: Publisher, prefix: String = "R
 
 /// Departments that approve every request at once: one consumer group on every
 /// `approval.<department>.requested` topic, one validated append of decisions per polled batch.
-/// `observe` is called with each request's application id as it is read.
+/// `observe` is called with each request's application id and its time (when the orchestrator
+/// planned it) as it is read.
 func runInstantDepartments(
-    log: any EventLog, setup: OrchestratorSetup, observe: @escaping @Sendable (String) -> Void = { _ in }
+    log: any EventLog, setup: OrchestratorSetup, observe: @escaping @Sendable (String, Date) -> Void = { _, _ in }
 ) async throws {
     let publisher = Publisher(log: log, catalog: setup.catalog, name: "bench-departments")
     let topics = setup.catalog.topics(carrying: "approval.requested").map(\.name)
@@ -89,7 +90,7 @@ func runInstantDepartments(
                 let department = body[pointer: "/department"]?.stringValue,
                 let item = body[pointer: "/item"]?.stringValue
             else { throw BenchmarkFailure("approval request \(request.id) lacks applicationId, department or item") }
-            observe(application)
+            observe(application, request.time)
             let decision = RestaurantExample.decision(
                 applicationId: application, department: department, item: item, decidedAt: now)
             publications.append(
@@ -190,7 +191,8 @@ struct OrchestratorRig {
     let departments: Task<Void, any Error>
 
     static func start(
-        log: any EventLog, directory: URL, name: String, observe: @escaping @Sendable (String) -> Void = { _ in }
+        log: any EventLog, directory: URL, name: String,
+        observe: @escaping @Sendable (String, Date) -> Void = { _, _ in }
     ) async throws -> OrchestratorRig {
         let setup = try OrchestratorSetup.load()
         _ = try await log.createTopics(setup.catalog.topicSpecs)
@@ -267,10 +269,38 @@ func benchOrchestratorThroughput(log: any EventLog, directory: URL, applications
 final class LatencyTracking: Sendable {
     struct State {
         var scheduled: [String: ContinuousClock.Instant] = [:]
+        /// The same instants on the wall clock, which the requests' times are on.
+        var scheduledWall: [String: Date] = [:]
         var requests: [String: Int] = [:]
+        /// When the first request was planned and read.
+        var first: [String: (planned: Date, read: Date)] = [:]
         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000)
+        /// The latency's stages (``LatencyStage``), microseconds, of the applications whose last request was read.
+        var stages = LatencyStage.allCases.map { _ in Histogram<UInt64>(highestTrackableValue: 60_000_000) }
     }
     let state = Mutex(State())
+}
+
+/// Where an application's latency goes, from the times the orchestrator gave its requests (whole
+/// milliseconds: a stage is within a millisecond) and the wall clock when the departments read them.
+enum LatencyStage: Int, CaseIterable {
+    /// Due → its first request planned: the submission's append, the orchestrator's poll, decoding and planning.
+    case firstPlanned
+    /// → the first request read by the departments: the store's transaction, the relay's append, their poll.
+    case firstRead
+    /// → the last request planned: the decision's append, the orchestrator's poll, decoding and planning.
+    case lastPlanned
+    /// → the last request read: the store's transaction, the relay's append, the departments' poll.
+    case lastRead
+
+    var name: String {
+        switch self {
+        case .firstPlanned: "due → first request planned"
+        case .firstRead: "→ read"
+        case .lastPlanned: "→ last request planned"
+        case .lastRead: "→ read"
+        }
+    }
 }
 
 struct OrchestratorLatency {
@@ -280,6 +310,8 @@ struct OrchestratorLatency {
     let p99: Double
     let max: Double
     let phases: String
+    /// Each ``LatencyStage``'s p50/p99 in milliseconds, one line.
+    let stages: String
 }
 
 /// The latencies of an open loop at `rate` applications a second for `seconds` seconds, in
@@ -289,14 +321,23 @@ func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seco
 {
     let clock = ContinuousClock()
     let tracking = LatencyTracking()
-    let observe: @Sendable (String) -> Void = { application in
+    let observe: @Sendable (String, Date) -> Void = { application, planned in
         let now = clock.now
+        let wall = Date()
         tracking.state.withLock { state in
             let count = state.requests[application, default: 0] + 1
             state.requests[application] = count
+            if count == 1 { state.first[application] = (planned, wall) }
             if count == requestsPerApplication, let scheduled = state.scheduled[application] {
                 let micros = (now - scheduled).seconds * 1_000_000
                 _ = state.histogram.record(UInt64(max(1, micros.rounded())))
+                if let due = state.scheduledWall[application], let first = state.first[application] {
+                    let times = [due, first.planned, first.read, planned, wall]
+                    for stage in LatencyStage.allCases {
+                        let micros = times[stage.rawValue + 1].timeIntervalSince(times[stage.rawValue]) * 1_000_000
+                        _ = state.stages[stage.rawValue].record(UInt64(max(1, micros.rounded())))
+                    }
+                }
             }
         }
     }
@@ -306,6 +347,7 @@ func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seco
     let total = rate * seconds
     let interval = Duration.seconds(1) / rate
     let start = clock.now.advanced(by: .milliseconds(10))
+    let startWall = Date(timeIntervalSinceNow: 0.010)
     var next = 0
     while next < total {
         // Everything due by now, in one append: a submitter that falls behind catches up at once,
@@ -319,8 +361,9 @@ func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seco
         if !due.isEmpty {
             tracking.state.withLock { state in
                 for number in due {
-                    state.scheduled["RA-2026-" + String(format: "%06d", number)] = start.advanced(
-                        by: interval * (number - 1))
+                    let id = "RA-2026-" + String(format: "%06d", number)
+                    state.scheduled[id] = start.advanced(by: interval * (number - 1))
+                    state.scheduledWall[id] = startWall.addingTimeInterval((interval * (number - 1)).seconds)
                 }
             }
             try await submit(due, publisher: rig.publisher)
@@ -338,13 +381,21 @@ func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seco
             state.histogram.max
         )
     }
+    let stages = tracking.state.withLock { state in
+        LatencyStage.allCases.map { stage in
+            let histogram = state.stages[stage.rawValue]
+            let p50 = Double(histogram.valueAtPercentile(50)) / 1000
+            let p99 = Double(histogram.valueAtPercentile(99)) / 1000
+            return "\(stage.name) " + String(format: "%.1f/%.1f", p50, p99)
+        }.joined(separator: ", ")
+    }
     await rig.stop()
     guard count == UInt64(total) else {
         throw BenchmarkFailure("the latency run saw the last request of \(count) of \(total) applications")
     }
     return OrchestratorLatency(
         rate: rate, applications: total, p50: Double(p50) / 1000, p99: Double(p99) / 1000, max: Double(slowest) / 1000,
-        phases: phases(before, after, seconds: (submitted - start).seconds))
+        phases: phases(before, after, seconds: (submitted - start).seconds), stages: stages)
 }
 
 // MARK: - Memory

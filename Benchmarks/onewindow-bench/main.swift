@@ -179,8 +179,8 @@ let connectorRows = Int(environment["ONEWINDOW_BENCH_ROWS"] ?? "") ?? 100_000 * 
 let workflows = Int(environment["ONEWINDOW_BENCH_WORKFLOWS"] ?? "") ?? 20_000 * scale
 let rateSeconds = Int(environment["ONEWINDOW_BENCH_RATE_SECONDS"] ?? "") ?? 20
 let openApplications = Int(environment["ONEWINDOW_BENCH_OPEN"] ?? "") ?? 100_000
-/// The offered rate of the latency run (applications a second).
-let offeredRate = 500
+/// The offered rate of the latency run (applications a second): 500, the target's, unless `ONEWINDOW_BENCH_RATE` says otherwise.
+let offeredRate = Int(environment["ONEWINDOW_BENCH_RATE"] ?? "") ?? 500
 
 if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil && environment["ONEWINDOW_BENCH_ORCHESTRATOR_KAFKA"] == nil {
     if parts.contains("append") || parts.contains("consume") {
@@ -244,6 +244,7 @@ if environment["ONEWINDOW_BENCH_ONLY_KAFKA"] == nil && environment["ONEWINDOW_BE
         figure("orchestrator_latency_p50_ms", run.p50)
         figure("orchestrator_latency_p99_ms", run.p99)
         phaseLines.append("- fixed rate: \(run.phases)")
+        phaseLines.append("- fixed rate, the latency's stages, p50/p99 ms: \(run.stages)")
     }
     if parts.contains("memory") {
         let run = try await benchOrchestratorMemory(directory: directory, applications: openApplications)
