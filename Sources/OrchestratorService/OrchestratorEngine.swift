@@ -247,17 +247,42 @@ public struct OrchestratorEngine: Sendable {
     /// Decodes a polled batch and plans it outside the store's write transaction, after the plan
     /// this engine prepared before (which may still be being written: the consumer prepares a
     /// batch while the previous one is written).
+    ///
+    /// A batch of records from more than one partition is split in two by partition and both
+    /// halves are decoded and planned at once, each on a thread of its own, into one plan
+    /// (``PlanningInHalves``). The stats' decoding time is then the longer half's.
     public func prepare(_ records: [LogRecord]) async throws -> BatchPlan {
+        let started = ContinuousClock.now
+        let now = clock.now()
+        let previous = lastPlan.get()
+        let split = PlanningInHalves(records)
+        let plan: BatchPlan
+        let decodeSeconds: Double
+        if split.halves.count == 2 {
+            async let first = prepare(split.halves[0], now: now, after: previous)
+            async let second = prepare(split.halves[1], now: now, after: previous)
+            let (one, two) = try await (first, second)
+            plan = BatchPlan(merging: [one.plan, two.plan], sides: split.sides)
+            decodeSeconds = max(one.decodeSeconds, two.decodeSeconds)
+        } else {
+            (plan, decodeSeconds) = try await prepare(records, now: now, after: previous)
+        }
+        lastPlan.set(plan)
+        stats.add(\.decodeSeconds, decodeSeconds)
+        stats.add(\.planSeconds, (ContinuousClock.now - started).seconds - decodeSeconds)
+        return plan
+    }
+
+    /// Decodes and plans `records` (all of a batch, or one half of it) at `now` after `previous`.
+    private func prepare(_ records: [LogRecord], now: Date, after previous: BatchPlan?) async throws
+        -> (plan: BatchPlan, decodeSeconds: Double)
+    {
         let decoding = ContinuousClock.now
         let decoded = records.map(decode)
-        stats.spent(\.decodeSeconds, since: decoding)
+        let decodeSeconds = (ContinuousClock.now - decoding).seconds
         let inputs = try await withSharedFacts(decoded)
-        let planning = ContinuousClock.now
-        let plan = try await store.prepare(
-            inputs, core: core, now: clock.now(), checker: checker, after: lastPlan.get())
-        lastPlan.set(plan)
-        stats.spent(\.planSeconds, since: planning)
-        return plan
+        let plan = try await store.prepare(inputs, core: core, now: now, checker: checker, after: previous)
+        return (plan, decodeSeconds)
     }
 
     /// Writes a plan of ``prepare(_:)`` in one store transaction (planning it again there when
