@@ -47,6 +47,11 @@ public final class OrchestratorStats: Sendable {
         /// not read back from the store; and its reads of the store.
         public var relayedFromMemory = 0
         public var relayStoreReads = 0
+        /// Summed over the batches written, the time (on the engine's clock) from the start of
+        /// their planning to the end of their transaction; and over the rows published, from the
+        /// start of their batch's planning (their event time) to the end of their append.
+        public var plannedToCommittedSeconds = 0.0
+        public var plannedToPublishedSeconds = 0.0
     }
 
     private let state = Mutex(Snapshot())
@@ -83,8 +88,9 @@ public final class OrchestratorStats: Sendable {
         Counter(label: "onewindow_orchestrator_retries_total", dimensions: [("part", part)]).increment()
     }
 
-    func relayed(_ count: Int, fromMemory: Bool) {
+    func relayed(_ count: Int, fromMemory: Bool, sincePlanned: Double = 0) {
         state.withLock {
+            $0.plannedToPublishedSeconds += sincePlanned
             $0.relayed += count
             $0.relayBatches += 1
             if fromMemory { $0.relayedFromMemory += count }
@@ -317,6 +323,7 @@ public struct OrchestratorEngine: Sendable {
             committedRows.wroteWithoutHandingOver()
         }
         stats.spent(\.applySeconds, since: applying)
+        stats.add(\.plannedToCommittedSeconds, clock.now().timeIntervalSince(plan.now))
         stats.count(outcome)
         // Rows written as planned woke the relay at the commit, with the hand-over; rows of a batch
         // planned again wake it here (a second signal would only send it round once more).
@@ -386,7 +393,10 @@ public struct OrchestratorEngine: Sendable {
         try await publish(rows)
         stats.spent(\.relayPublishSeconds, since: publishing)
         // Before the position moves: whoever sees the outbox empty sees the count.
-        stats.relayed(rows.count, fromMemory: fromMemory)
+        let published = clock.now().millisecondsSince1970
+        stats.relayed(
+            rows.count, fromMemory: fromMemory,
+            sincePlanned: Double(rows.reduce(0) { $0 + max(0, published - $1.timeMilliseconds) }) / 1000)
         store.relayed(through: last.seq)
         try await record(recording) {
             try await $0.recordRelayPosition(ifOlderThan: .seconds(1), orRowsBehind: Int64(limit) * 10)
