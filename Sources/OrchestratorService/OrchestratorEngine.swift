@@ -504,14 +504,16 @@ public struct OrchestratorEngine: Sendable {
 
     /// Publishes the outbox until cancelled; when it is empty, waits until this engine's consumer or
     /// timer loop writes to it, or 20 ms (real time: rows another process wrote), whichever comes
-    /// first. Refreshes the open and overdue gauges about once a second.
+    /// first. Refreshes the open and overdue gauges about once a second, beside it.
     public func runRelay() async throws {
         let outboxWritten = self.outboxWritten
         let store = self.store
         // What was published is recorded before the stop (in a task of its own: GRDB's async
         // writes refuse to start in a cancelled one), so a restart does not publish it again.
         let recorder = positionRecorder
+        let gauges = BackgroundWork()
         func recordPosition() async {
+            await gauges.finish()
             await recorder.finish()
             await Task { _ = try? await store.recordRelayPosition() }.value
         }
@@ -524,7 +526,9 @@ public struct OrchestratorEngine: Sendable {
                         storeReads: .whenItMayHaveMore(interval: .milliseconds(20)))
                 },
                 everySecond: {
-                    try? await refreshGauges()  // for the metrics only: tried again next time
+                    // For the metrics only (a failure is tried again next time), beside the relay:
+                    // counting the open cases of a large store is not the relay's to wait for.
+                    gauges.start { try? await self.refreshGauges() }
                 },
                 whenIdle: { await outboxWritten.wait(upTo: .milliseconds(20)) })
         } catch {
