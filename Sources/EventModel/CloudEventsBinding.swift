@@ -1,6 +1,7 @@
 import CivilTime
 import EventLog
 import Foundation
+import Synchronization
 
 /// The CloudEvents Kafka protocol binding, binary content mode: the one mapping between an
 /// ``Event`` and a log record, used by every backend and every tool.
@@ -35,13 +36,13 @@ public enum CloudEventsBinding {
     public static func record(for event: Event, topic: String, key: String? = nil) -> OutgoingRecord {
         var headers: [LogHeader] = []
         headers.reserveCapacity(9)
-        headers.append(header(specVersion, event.specVersion))
+        headers.append(LogHeader(name: specVersion, value: HeaderValues.shared.value(event.specVersion)))
         headers.append(header(id, event.id))
-        headers.append(header(source, event.source))
-        headers.append(header(type, event.type))
+        headers.append(LogHeader(name: source, value: HeaderValues.shared.value(event.source)))
+        headers.append(LogHeader(name: type, value: HeaderValues.shared.value(event.type)))
         if let subject = event.subject { headers.append(header(Self.subject, subject)) }
-        headers.append(header(time, Timestamp.format(event.time)))
-        headers.append(header(contentType, event.dataContentType))
+        headers.append(LogHeader(name: time, value: Timestamp.formatData(event.time)))
+        headers.append(LogHeader(name: contentType, value: HeaderValues.shared.value(event.dataContentType)))
         if let value = event.correlationId { headers.append(header(correlationId, value)) }
         if let value = event.causationId { headers.append(header(causationId, value)) }
         return OutgoingRecord(
@@ -54,16 +55,33 @@ public enum CloudEventsBinding {
         LogHeader(name: name, value: utf8(text))
     }
 
-    private static func utf8(_ text: String) -> Data {
+    static func utf8(_ text: String) -> Data {
         var text = text
         return text.withUTF8 { bytes in bytes.isEmpty ? Data() : Data(bytes: bytes.baseAddress!, count: bytes.count) }
+    }
+
+    /// A header value as ``LogHeader/text`` reads it: UTF-8 text, `nil` when it is not valid UTF-8.
+    /// An ASCII value (every header OneWindow writes) is made without Foundation's decoder, which
+    /// was a third of reading an event's attributes (issue 9's profile); anything else goes to it.
+    static func text(of header: LogHeader) -> String? {
+        let ascii: String? = header.value.withUnsafeBytes { raw in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            var seen: UInt8 = 0
+            for byte in bytes { seen |= byte }
+            return seen < 0x80 ? String(decoding: bytes, as: UTF8.self) : nil
+        }
+        return ascii ?? header.text
     }
 
     /// The event a record carries.
     /// - Throws: ``BindingError`` naming the missing or malformed header and the record's position.
     public static func event(from record: LogRecord) throws -> Event {
+        // ``LogRecord/header(_:)``: the first header with the name, as text.
+        func header(_ name: String) -> String? {
+            record.headers.first { $0.name == name }.flatMap(text(of:))
+        }
         func required(_ name: String) throws -> String {
-            guard let value = record.header(name), !value.isEmpty else {
+            guard let value = header(name), !value.isEmpty else {
                 throw BindingError(position: record.position, header: name, problem: "is missing")
             }
             return value
@@ -88,9 +106,9 @@ public enum CloudEventsBinding {
         }
         return Event(
             id: try required(id), type: try required(type), source: try required(source),
-            subject: record.header(subject) ?? record.keyString, time: parsedTime, data: record.value,
-            dataContentType: record.header(contentType) ?? "application/json",
-            correlationId: record.header(correlationId), causationId: record.header(causationId),
+            subject: header(subject) ?? record.keyString, time: parsedTime, data: record.value,
+            dataContentType: header(contentType) ?? "application/json",
+            correlationId: header(correlationId), causationId: header(causationId),
             specVersion: version)
     }
 }
@@ -127,6 +145,21 @@ public enum Timestamp {
             put(dayMilliseconds % 1000, 3, buffer, &index)
             buffer[index] = UInt8(ascii: "Z")
             return index + 1
+        }
+    }
+
+    /// ``format(_:)``'s text as UTF-8 bytes, written straight into the `Data` (a header's value)
+    /// rather than into a `String` first and copied.
+    public static func formatData(_ date: Date) -> Data {
+        let (year, month, day, dayMilliseconds) = split(milliseconds(date))
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer in
+            var index = 0
+            write(year, month, day, seconds: dayMilliseconds / 1000, into: buffer, at: &index)
+            buffer[index] = UInt8(ascii: ".")
+            index += 1
+            put(dayMilliseconds % 1000, 3, buffer, &index)
+            buffer[index] = UInt8(ascii: "Z")
+            return Data(bytes: buffer.baseAddress!, count: index + 1)
         }
     }
 
@@ -293,4 +326,29 @@ public enum Timestamp {
             return Date(timeIntervalSince1970: Double(seconds) + Double(fraction) / Double(scale))
         }
     }
+}
+
+/// The header values that repeat from record to record (`ce_source`, `ce_type`,
+/// `ce_specversion`, `content-type`), each kept as one `Data` that every record shares instead of
+/// two allocations per header per record (issue 9's relay profile). At most ``capacity`` texts are
+/// kept; a text beyond them is copied as before. Ids, subjects and times are never kept.
+final class HeaderValues: Sendable {
+    static let shared = HeaderValues(capacity: 512)
+    let capacity: Int
+    private let values = Mutex<[String: Data]>([:])
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// The text's UTF-8 bytes: the kept `Data`, or a new one (kept while there is room).
+    func value(_ text: String) -> Data {
+        if let kept = values.withLock({ $0[text] }) { return kept }
+        let made = CloudEventsBinding.utf8(text)
+        values.withLock { values in
+            if values.count < capacity { values[text] = made }
+        }
+        return made
+    }
+
+    /// How many texts are kept.
+    var count: Int { values.withLock { $0.count } }
 }
