@@ -50,6 +50,16 @@ public struct RawStatement {
                             CInt(bytes.count), transient)
                     }
                 }
+            case .utf8Text(let utf8):
+                utf8.withUnsafeBufferPointer { bytes in
+                    if bytes.isEmpty {
+                        sqlite3_bind_text(handle, index, "", 0, transient)
+                    } else {
+                        sqlite3_bind_text(
+                            handle, index, UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self),
+                            CInt(bytes.count), transient)
+                    }
+                }
             case .blob(let data):
                 data.withUnsafeBytes { bytes in
                     if bytes.isEmpty {
@@ -143,6 +153,10 @@ public enum RawValue: Sendable {
     case integer(Int64)
     case real(Double)
     case text(String)
+    /// Text given as its UTF-8 bytes, bound as they are (the same as ``text(_:)`` of the `String`
+    /// they spell, without making it): the caller's bytes must be valid UTF-8, such as a JSON
+    /// writer's output from `String`s.
+    case utf8Text([UInt8])
     case blob(Data)
 
     public static func int(_ value: Int) -> RawValue { .integer(Int64(value)) }
