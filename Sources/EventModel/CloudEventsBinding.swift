@@ -36,19 +36,25 @@ public enum CloudEventsBinding {
     public static func record(for event: Event, topic: String, key: String? = nil) -> OutgoingRecord {
         var headers: [LogHeader] = []
         headers.reserveCapacity(9)
-        headers.append(LogHeader(name: specVersion, value: HeaderValues.shared.value(event.specVersion)))
+        headers.append(header(specVersion, event.specVersion))
         headers.append(header(id, event.id))
         headers.append(LogHeader(name: source, value: HeaderValues.shared.value(event.source)))
         headers.append(LogHeader(name: type, value: HeaderValues.shared.value(event.type)))
         if let subject = event.subject { headers.append(header(Self.subject, subject)) }
         headers.append(LogHeader(name: time, value: Timestamp.formatData(event.time)))
-        headers.append(LogHeader(name: contentType, value: HeaderValues.shared.value(event.dataContentType)))
+        headers.append(
+            LogHeader(
+                name: contentType,
+                value: event.dataContentType == "application/json" ? jsonContentType : utf8(event.dataContentType)))
         if let value = event.correlationId { headers.append(header(correlationId, value)) }
         if let value = event.causationId { headers.append(header(causationId, value)) }
         return OutgoingRecord(
             topic: topic, key: (key ?? event.subject).map(utf8), value: event.data, headers: headers,
             timestamp: event.time)
     }
+
+    /// `application/json`'s bytes, shared by every record that has it (the usual content type).
+    private static let jsonContentType = Data("application/json".utf8)
 
     /// A text header, its bytes copied in one go (`Data(text.utf8)` copies byte by byte).
     private static func header(_ name: String, _ text: String) -> LogHeader {
@@ -328,23 +334,28 @@ public enum Timestamp {
     }
 }
 
-/// The header values that repeat from record to record (`ce_source`, `ce_type`,
-/// `ce_specversion`, `content-type`), each kept as one `Data` that every record shares instead of
-/// two allocations per header per record (issue 9's relay profile). At most ``capacity`` texts are
-/// kept; a text beyond them is copied as before. Ids, subjects and times are never kept.
+/// The header values that repeat from record to record (`ce_source`, `ce_type`), each kept as
+/// one `Data` that every record shares instead of two allocations per header per record (issue 9's
+/// relay profile). At most ``capacity`` texts are kept, found by comparing the text with each (a
+/// publisher's source and the catalog's types: a few dozen; no hashing); a text beyond them is
+/// copied as before. Ids, subjects and times are never kept.
 final class HeaderValues: Sendable {
-    static let shared = HeaderValues(capacity: 512)
+    static let shared = HeaderValues(capacity: 64)
     let capacity: Int
-    private let values = Mutex<[String: Data]>([:])
+    private let values = Mutex<[(text: String, bytes: Data)]>([])
 
     init(capacity: Int) { self.capacity = capacity }
 
     /// The text's UTF-8 bytes: the kept `Data`, or a new one (kept while there is room).
     func value(_ text: String) -> Data {
-        if let kept = values.withLock({ $0[text] }) { return kept }
+        let kept = values.withLock { values -> Data? in
+            for entry in values where entry.text == text { return entry.bytes }
+            return nil
+        }
+        if let kept { return kept }
         let made = CloudEventsBinding.utf8(text)
         values.withLock { values in
-            if values.count < capacity { values[text] = made }
+            if values.count < capacity, !values.contains(where: { $0.text == text }) { values.append((text, made)) }
         }
         return made
     }
