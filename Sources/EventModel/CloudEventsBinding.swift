@@ -142,31 +142,28 @@ public enum Timestamp {
     /// `2024-01-15T08:30:00.000Z`. Computed directly (civil-from-days), because it runs for every
     /// record published and Foundation's formatters cost tens of microseconds a call.
     public static func format(_ date: Date) -> String {
-        let (year, month, day, dayMilliseconds) = split(milliseconds(date))
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            var index = 0
-            write(year, month, day, seconds: dayMilliseconds / 1000, into: buffer, at: &index)
-            buffer[index] = UInt8(ascii: ".")
-            index += 1
-            put(dayMilliseconds % 1000, 3, buffer, &index)
-            buffer[index] = UInt8(ascii: "Z")
-            return index + 1
-        }
+        String(unsafeUninitializedCapacity: 32) { write(date, into: $0) }
     }
 
     /// ``format(_:)``'s text as UTF-8 bytes, written straight into the `Data` (a header's value)
     /// rather than into a `String` first and copied.
     public static func formatData(_ date: Date) -> Data {
-        let (year, month, day, dayMilliseconds) = split(milliseconds(date))
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer in
-            var index = 0
-            write(year, month, day, seconds: dayMilliseconds / 1000, into: buffer, at: &index)
-            buffer[index] = UInt8(ascii: ".")
-            index += 1
-            put(dayMilliseconds % 1000, 3, buffer, &index)
-            buffer[index] = UInt8(ascii: "Z")
-            return Data(bytes: buffer.baseAddress!, count: index + 1)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer in
+            Data(bytes: buffer.baseAddress!, count: write(date, into: buffer))
         }
+    }
+
+    /// Writes ``format(_:)``'s text into `buffer` (32 bytes hold every year up to 19 digits) and
+    /// gives its length.
+    private static func write(_ date: Date, into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        let (year, month, day, dayMilliseconds) = split(milliseconds(date))
+        var index = 0
+        write(year, month, day, seconds: dayMilliseconds / 1000, into: buffer, at: &index)
+        buffer[index] = UInt8(ascii: ".")
+        index += 1
+        put(dayMilliseconds % 1000, 3, buffer, &index)
+        buffer[index] = UInt8(ascii: "Z")
+        return index + 1
     }
 
     /// `2024-01-15T08:30:00+08:00`: whole seconds (truncated) at a fixed offset from UTC, always

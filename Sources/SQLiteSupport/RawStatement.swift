@@ -39,27 +39,8 @@ public struct RawStatement {
             case .null: sqlite3_bind_null(handle, index)
             case .integer(let number): sqlite3_bind_int64(handle, index, number)
             case .real(let number): sqlite3_bind_double(handle, index, number)
-            case .text(var text):
-                text.withUTF8 { bytes in
-                    // An empty buffer may have no address, which SQLite would bind as NULL.
-                    if bytes.isEmpty {
-                        sqlite3_bind_text(handle, index, "", 0, transient)
-                    } else {
-                        sqlite3_bind_text(
-                            handle, index, UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self),
-                            CInt(bytes.count), transient)
-                    }
-                }
-            case .utf8Text(let utf8):
-                utf8.withUnsafeBufferPointer { bytes in
-                    if bytes.isEmpty {
-                        sqlite3_bind_text(handle, index, "", 0, transient)
-                    } else {
-                        sqlite3_bind_text(
-                            handle, index, UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self),
-                            CInt(bytes.count), transient)
-                    }
-                }
+            case .text(var text): text.withUTF8 { Self.bindText($0, handle, index) }
+            case .utf8Text(let utf8): utf8.withUnsafeBufferPointer { Self.bindText($0, handle, index) }
             case .blob(let data):
                 data.withUnsafeBytes { bytes in
                     if bytes.isEmpty {
@@ -69,6 +50,18 @@ public struct RawStatement {
                     }
                 }
             }
+        }
+    }
+
+    /// Binds UTF-8 bytes as text, SQLite copying them.
+    private static func bindText(_ bytes: UnsafeBufferPointer<UInt8>, _ handle: OpaquePointer, _ index: CInt) {
+        // An empty buffer may have no address, which SQLite would bind as NULL.
+        if bytes.isEmpty {
+            sqlite3_bind_text(handle, index, "", 0, transient)
+        } else {
+            sqlite3_bind_text(
+                handle, index, UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self),
+                CInt(bytes.count), transient)
         }
     }
 

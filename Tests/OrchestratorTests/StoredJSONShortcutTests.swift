@@ -21,13 +21,14 @@ struct StoredJSONShortcutTests {
         let core = F.core
         var state = try core.apply(nil, .submitted(F.restaurant(sign: false)), now: F.at("2026-03-02", 10)).state
         var states = [state]
-        for (index, decision) in [
-            F.decision("RA-2026-000001", "market-regulation", "business-licence", at: F.at("2026-03-03")),
-            F.decision(
-                "RA-2026-000001", "food-safety", "food-business-licence", .needsMoreInformation, at: F.at("2026-03-05"),
-                reason: "未提交经营场所平面图"),
-        ].enumerated() {
-            state = try core.apply(state, .decided(decision), now: F.at("2026-03-0\(3 + index)", 12)).state
+        // The business licence, then tax approved and the food licence asked for more information.
+        let decided: [(String, String, Decision.Outcome, String)] = [
+            ("market-regulation", "business-licence", .approved, "2026-03-03"), ("tax", "tax-registration", .approved, "2026-03-04"),
+            ("food-safety", "food-business-licence", .needsMoreInformation, "2026-03-05"),
+        ]
+        for (department, item, outcome, day) in decided {
+            let decision = F.decision("RA-2026-000001", department, item, outcome, at: F.at(day))
+            state = try core.apply(state, .decided(decision), now: F.at(day, 12)).state
             states.append(state)
         }
         // A resubmission with a corrected application: the case's next writes carry the new one.
