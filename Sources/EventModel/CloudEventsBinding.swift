@@ -66,28 +66,11 @@ public enum CloudEventsBinding {
         return text.withUTF8 { bytes in bytes.isEmpty ? Data() : Data(bytes: bytes.baseAddress!, count: bytes.count) }
     }
 
-    /// A header value as ``LogHeader/text`` reads it: UTF-8 text, `nil` when it is not valid UTF-8.
-    /// An ASCII value (every header OneWindow writes) is made without Foundation's decoder, which
-    /// was a third of reading an event's attributes (issue 9's profile); anything else goes to it.
-    static func text(of header: LogHeader) -> String? {
-        let ascii: String? = header.value.withUnsafeBytes { raw in
-            let bytes = raw.bindMemory(to: UInt8.self)
-            var seen: UInt8 = 0
-            for byte in bytes { seen |= byte }
-            return seen < 0x80 ? String(decoding: bytes, as: UTF8.self) : nil
-        }
-        return ascii ?? header.text
-    }
-
     /// The event a record carries.
     /// - Throws: ``BindingError`` naming the missing or malformed header and the record's position.
     public static func event(from record: LogRecord) throws -> Event {
-        // ``LogRecord/header(_:)``: the first header with the name, as text.
-        func header(_ name: String) -> String? {
-            record.headers.first { $0.name == name }.flatMap(text(of:))
-        }
         func required(_ name: String) throws -> String {
-            guard let value = header(name), !value.isEmpty else {
+            guard let value = record.header(name), !value.isEmpty else {
                 throw BindingError(position: record.position, header: name, problem: "is missing")
             }
             return value
@@ -112,9 +95,9 @@ public enum CloudEventsBinding {
         }
         return Event(
             id: try required(id), type: try required(type), source: try required(source),
-            subject: header(subject) ?? record.keyString, time: parsedTime, data: record.value,
-            dataContentType: header(contentType) ?? "application/json",
-            correlationId: header(correlationId), causationId: header(causationId),
+            subject: record.header(subject) ?? record.keyString, time: parsedTime, data: record.value,
+            dataContentType: record.header(contentType) ?? "application/json",
+            correlationId: record.header(correlationId), causationId: record.header(causationId),
             specVersion: version)
     }
 }
@@ -153,8 +136,8 @@ public enum Timestamp {
         }
     }
 
-    /// Writes ``format(_:)``'s text into `buffer` (32 bytes hold every year up to 19 digits) and
-    /// gives its length.
+    /// Writes ``format(_:)``'s text into `buffer` (32 bytes hold it for every year a count of
+    /// milliseconds in an `Int64` reaches: nine digits and a sign) and gives its length.
     private static func write(_ date: Date, into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
         let (year, month, day, dayMilliseconds) = split(milliseconds(date))
         var index = 0

@@ -4,8 +4,8 @@ import Testing
 
 @testable import EventModel
 
-/// The binding's shortcuts (shared header values, the time written straight into bytes, ASCII
-/// header values read without Foundation's decoder) against the plain code they replace.
+/// The binding's shortcuts (shared header values, the time written straight into bytes) against
+/// the plain code they replace.
 @Suite("CloudEvents binding shortcuts against the plain code")
 struct HeaderShortcutTests {
     /// The headers as `record(for:)` made them before: each value's text copied into its own `Data`.
@@ -71,22 +71,6 @@ struct HeaderShortcutTests {
         for date in dates {
             #expect(Timestamp.formatData(date) == Data(Timestamp.format(date).utf8), "\(date.timeIntervalSince1970)")
         }
-    }
-
-    @Test func headerTextIsWhatLogHeaderReads() {
-        let values: [[UInt8]] = [
-            [], Array("application/json".utf8), Array("李小明".utf8), [0xEF, 0xBB, 0xBF] + Array("bom".utf8),
-            [0xFF], [0x61, 0x80], [0xC0, 0x80], [0xED, 0xA0, 0x80], [0xE6, 0x9D], [0x00, 0x41], [0x7F],
-            Array("évt".utf8) + [0xF0, 0x9F, 0x98, 0x80],
-        ]
-        for bytes in values {
-            let header = LogHeader(name: "ce_id", value: Data(bytes))
-            #expect(CloudEventsBinding.text(of: header) == header.text, "\(bytes)")
-        }
-        // A value that is a slice of a bigger buffer (not starting at index 0).
-        let whole = Data("xxapplication/json".utf8)
-        let slice = LogHeader(name: "content-type", value: whole[2...])
-        #expect(CloudEventsBinding.text(of: slice) == slice.text)
     }
 
     @Test func eventsReadFromRecordsAreThePlainOnes() throws {
