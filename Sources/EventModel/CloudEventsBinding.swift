@@ -1,6 +1,7 @@
 import CivilTime
 import EventLog
 import Foundation
+import Synchronization
 
 /// The CloudEvents Kafka protocol binding, binary content mode: the one mapping between an
 /// ``Event`` and a log record, used by every backend and every tool.
@@ -37,11 +38,14 @@ public enum CloudEventsBinding {
         headers.reserveCapacity(9)
         headers.append(header(specVersion, event.specVersion))
         headers.append(header(id, event.id))
-        headers.append(header(source, event.source))
-        headers.append(header(type, event.type))
+        headers.append(LogHeader(name: source, value: HeaderValues.shared.value(event.source)))
+        headers.append(LogHeader(name: type, value: HeaderValues.shared.value(event.type)))
         if let subject = event.subject { headers.append(header(Self.subject, subject)) }
-        headers.append(header(time, Timestamp.format(event.time)))
-        headers.append(header(contentType, event.dataContentType))
+        headers.append(LogHeader(name: time, value: Timestamp.formatData(event.time)))
+        headers.append(
+            LogHeader(
+                name: contentType,
+                value: event.dataContentType == "application/json" ? jsonContentType : utf8(event.dataContentType)))
         if let value = event.correlationId { headers.append(header(correlationId, value)) }
         if let value = event.causationId { headers.append(header(causationId, value)) }
         return OutgoingRecord(
@@ -49,12 +53,15 @@ public enum CloudEventsBinding {
             timestamp: event.time)
     }
 
+    /// `application/json`'s bytes, shared by every record that has it (the usual content type).
+    private static let jsonContentType = Data("application/json".utf8)
+
     /// A text header, its bytes copied in one go (`Data(text.utf8)` copies byte by byte).
     private static func header(_ name: String, _ text: String) -> LogHeader {
         LogHeader(name: name, value: utf8(text))
     }
 
-    private static func utf8(_ text: String) -> Data {
+    static func utf8(_ text: String) -> Data {
         var text = text
         return text.withUTF8 { bytes in bytes.isEmpty ? Data() : Data(bytes: bytes.baseAddress!, count: bytes.count) }
     }
@@ -118,16 +125,28 @@ public enum Timestamp {
     /// `2024-01-15T08:30:00.000Z`. Computed directly (civil-from-days), because it runs for every
     /// record published and Foundation's formatters cost tens of microseconds a call.
     public static func format(_ date: Date) -> String {
-        let (year, month, day, dayMilliseconds) = split(milliseconds(date))
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            var index = 0
-            write(year, month, day, seconds: dayMilliseconds / 1000, into: buffer, at: &index)
-            buffer[index] = UInt8(ascii: ".")
-            index += 1
-            put(dayMilliseconds % 1000, 3, buffer, &index)
-            buffer[index] = UInt8(ascii: "Z")
-            return index + 1
+        String(unsafeUninitializedCapacity: 32) { write(date, into: $0) }
+    }
+
+    /// ``format(_:)``'s text as UTF-8 bytes, written straight into the `Data` (a header's value)
+    /// rather than into a `String` first and copied.
+    public static func formatData(_ date: Date) -> Data {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 32) { buffer in
+            Data(bytes: buffer.baseAddress!, count: write(date, into: buffer))
         }
+    }
+
+    /// Writes ``format(_:)``'s text into `buffer` (32 bytes hold it for every year a count of
+    /// milliseconds in an `Int64` reaches: nine digits and a sign) and gives its length.
+    private static func write(_ date: Date, into buffer: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        let (year, month, day, dayMilliseconds) = split(milliseconds(date))
+        var index = 0
+        write(year, month, day, seconds: dayMilliseconds / 1000, into: buffer, at: &index)
+        buffer[index] = UInt8(ascii: ".")
+        index += 1
+        put(dayMilliseconds % 1000, 3, buffer, &index)
+        buffer[index] = UInt8(ascii: "Z")
+        return index + 1
     }
 
     /// `2024-01-15T08:30:00+08:00`: whole seconds (truncated) at a fixed offset from UTC, always
@@ -293,4 +312,34 @@ public enum Timestamp {
             return Date(timeIntervalSince1970: Double(seconds) + Double(fraction) / Double(scale))
         }
     }
+}
+
+/// The header values that repeat from record to record (`ce_source`, `ce_type`), each kept as
+/// one `Data` that every record shares instead of two allocations per header per record (issue 9's
+/// relay profile). At most ``capacity`` texts are kept, found by comparing the text with each (a
+/// publisher's source and the catalog's types: a few dozen; no hashing); a text beyond them is
+/// copied as before. Ids, subjects and times are never kept.
+final class HeaderValues: Sendable {
+    static let shared = HeaderValues(capacity: 64)
+    let capacity: Int
+    private let values = Mutex<[(text: String, bytes: Data)]>([])
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// The text's UTF-8 bytes: the kept `Data`, or a new one (kept while there is room).
+    func value(_ text: String) -> Data {
+        let kept = values.withLock { values -> Data? in
+            for entry in values where entry.text == text { return entry.bytes }
+            return nil
+        }
+        if let kept { return kept }
+        let made = CloudEventsBinding.utf8(text)
+        values.withLock { values in
+            if values.count < capacity, !values.contains(where: { $0.text == text }) { values.append((text, made)) }
+        }
+        return made
+    }
+
+    /// How many texts are kept.
+    var count: Int { values.withLock { $0.count } }
 }

@@ -39,17 +39,8 @@ public struct RawStatement {
             case .null: sqlite3_bind_null(handle, index)
             case .integer(let number): sqlite3_bind_int64(handle, index, number)
             case .real(let number): sqlite3_bind_double(handle, index, number)
-            case .text(var text):
-                text.withUTF8 { bytes in
-                    // An empty buffer may have no address, which SQLite would bind as NULL.
-                    if bytes.isEmpty {
-                        sqlite3_bind_text(handle, index, "", 0, transient)
-                    } else {
-                        sqlite3_bind_text(
-                            handle, index, UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self),
-                            CInt(bytes.count), transient)
-                    }
-                }
+            case .text(var text): text.withUTF8 { Self.bindText($0, handle, index) }
+            case .utf8Text(let utf8): utf8.withUnsafeBufferPointer { Self.bindText($0, handle, index) }
             case .blob(let data):
                 data.withUnsafeBytes { bytes in
                     if bytes.isEmpty {
@@ -59,6 +50,18 @@ public struct RawStatement {
                     }
                 }
             }
+        }
+    }
+
+    /// Binds UTF-8 bytes as text, SQLite copying them.
+    private static func bindText(_ bytes: UnsafeBufferPointer<UInt8>, _ handle: OpaquePointer, _ index: CInt) {
+        // An empty buffer may have no address, which SQLite would bind as NULL.
+        if bytes.isEmpty {
+            sqlite3_bind_text(handle, index, "", 0, transient)
+        } else {
+            sqlite3_bind_text(
+                handle, index, UnsafeRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self),
+                CInt(bytes.count), transient)
         }
     }
 
@@ -143,6 +146,10 @@ public enum RawValue: Sendable {
     case integer(Int64)
     case real(Double)
     case text(String)
+    /// Text given as its UTF-8 bytes, bound as they are (the same as ``text(_:)`` of the `String`
+    /// they spell, without making it): the caller's bytes must be valid UTF-8, such as a JSON
+    /// writer's output from `String`s.
+    case utf8Text([UInt8])
     case blob(Data)
 
     public static func int(_ value: Int) -> RawValue { .integer(Int64(value)) }

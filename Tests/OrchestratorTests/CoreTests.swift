@@ -448,6 +448,9 @@ struct CoreTests {
         for state in states {
             let stored = state.storedJSON()
             #expect(try Case(storedJSON: stored) == state)
+            // Valid UTF-8, so the store binds the bytes as its text column as they are
+            // (`RawValue.utf8Text`): the text `String(decoding:)` made of them has the same bytes.
+            #expect(Array(String(decoding: stored, as: UTF8.self).utf8) == stored)
             // `Codable` turns a whole-numbered double of the application (an area of 120 m²)
             // into an integer; the hand-written pair keeps it. Either reader reads either writer's
             // JSON as the other does.

@@ -16,6 +16,8 @@ struct RawStatementTests {
                 (.null, .null), (.int(-7), (-7).databaseValue), (.integer(Int64.max), Int64.max.databaseValue),
                 (.bool(true), true.databaseValue), (.real(1.5), 1.5.databaseValue),
                 (.text("案件 RA-2026-000001"), "案件 RA-2026-000001".databaseValue), (.text(""), "".databaseValue),
+                (.utf8Text(Array(#"{"案件":"RA-2026-000001"}"#.utf8)), #"{"案件":"RA-2026-000001"}"#.databaseValue),
+                (.utf8Text([]), "".databaseValue),
                 (.blob(Data([0, 1, 2])), Data([0, 1, 2]).databaseValue),
                 (.optionalText(nil), .null), (.optionalReal(2.25), 2.25.databaseValue),
                 (.optionalInteger(nil), .null),

@@ -1,6 +1,7 @@
 import CivilTime
 import EventSchemas
 import Foundation
+import Synchronization
 
 /// Everything the orchestrator knows about one application, keyed by its application id: the
 /// application itself, the rule version it is pinned to, each step's state and decisions, and
@@ -14,7 +15,13 @@ public struct Case: Sendable, Hashable, Codable {
     /// The rule version the case started on and keeps.
     public let ruleVersion: RuleVersion
     /// The application as submitted (replaced by a resubmission that carries a corrected one).
-    public internal(set) var application: JSONValue
+    public internal(set) var application: JSONValue {
+        didSet { applicationJSON = SerializedApplication() }
+    }
+    /// ``application``'s stored JSON, written once per application value rather than at every
+    /// write of the case (a new, empty one whenever ``application`` changes). Not part of the
+    /// case's value: equal to any other, hashing nothing, not encoded.
+    var applicationJSON = SerializedApplication()
     /// When the application was submitted (its `submittedAt`).
     public let submittedAt: Date
     /// Where the case stands.
@@ -28,6 +35,11 @@ public struct Case: Sendable, Hashable, Codable {
     /// The shared data view's facts found for the application's `sharedFact:` materials when it
     /// arrived (`nil` in cases stored before materials could name facts).
     public internal(set) var facts: [SharedFact]?
+
+    /// Every stored property but ``applicationJSON``, which `Codable` neither writes nor reads.
+    enum CodingKeys: String, CodingKey {
+        case applicationId, workflow, ruleVersion, application, submittedAt, status, steps, revision, completion, facts
+    }
 
     /// Where a case stands.
     public enum Status: String, Sendable, Hashable, Codable {
@@ -169,4 +181,29 @@ public struct CompletionRecord: Sendable, Hashable, Codable {
     /// The documents a serial process would have asked for against those the applicant handed
     /// in (``DocumentCount``); `nil` in records stored before it was counted.
     public var documents: DocumentCount?
+}
+
+/// A case's application as its stored JSON writes it (``Case/storedJSON()``), made at the first
+/// write and reused by every later write of the same application value: a case is written at each
+/// batch that changes it, its application each time the same (issue 9's profile: serialising it
+/// was a quarter of writing the case). A ``Case`` gets a new one whenever its application changes,
+/// so the bytes always are those of the application beside them.
+final class SerializedApplication: Sendable, Hashable {
+    private let bytes = Mutex<[UInt8]?>(nil)
+
+    init() {}
+
+    /// `application`'s JSON as ``JSONValue/write(to:sortedKeys:)`` writes it unsorted, made once.
+    func json(of application: JSONValue) -> [UInt8] {
+        if let made = bytes.withLock({ $0 }) { return made }
+        var output = JSONOutput(capacity: 1024)
+        application.write(to: &output, sortedKeys: false)
+        let made = output.bytes
+        bytes.withLock { $0 = made }
+        return made
+    }
+
+    /// Not part of a case's value: every one is equal to every other.
+    static func == (left: SerializedApplication, right: SerializedApplication) -> Bool { true }
+    func hash(into hasher: inout Hasher) {}
 }

@@ -22,7 +22,7 @@ extension Case {
         writer.key("ruleVersion")
         writer.ruleVersion(ruleVersion)
         writer.key("application")
-        writer.json(application)
+        writer.raw(applicationJSON.json(of: application))
         writer.key("submittedAt")
         writer.date(submittedAt)
         writer.member("status", status.rawValue)
@@ -197,6 +197,12 @@ private struct StoredJSONWriter: ~Copyable {
         } else {
             bytes.append(UInt8(ascii: "0"))
         }
+    }
+
+    /// JSON text already written (``SerializedApplication``).
+    mutating func raw(_ json: [UInt8]) {
+        json.withUnsafeBufferPointer { bytes.append($0) }
+        first = false
     }
 
     mutating func json(_ value: JSONValue) {
