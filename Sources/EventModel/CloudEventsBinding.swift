@@ -35,18 +35,27 @@ public enum CloudEventsBinding {
     public static func record(for event: Event, topic: String, key: String? = nil) -> OutgoingRecord {
         var headers: [LogHeader] = []
         headers.reserveCapacity(9)
-        headers.append(header(specVersion, event.specVersion))
-        headers.append(header(id, event.id))
-        headers.append(header(source, event.source))
-        headers.append(header(type, event.type))
-        if let subject = event.subject { headers.append(header(Self.subject, subject)) }
-        headers.append(header(time, Timestamp.format(event.time)))
-        headers.append(header(contentType, event.dataContentType))
-        if let value = event.correlationId { headers.append(header(correlationId, value)) }
-        if let value = event.causationId { headers.append(header(causationId, value)) }
+        forEachHeader(of: event, time: Timestamp.format(event.time)) { name, text in headers.append(header(name, text)) }
         return OutgoingRecord(
             topic: topic, key: (key ?? event.subject).map(utf8), value: event.data, headers: headers,
             timestamp: event.time)
+    }
+
+    /// The headers of ``record(for:topic:key:)`` for `event`, in their order, each as its name
+    /// and text: for a record made otherwise that must carry the same headers (a dead letter's
+    /// values written into one buffer, `Bus.DeadLetter`).
+    /// - Parameter time: the event's time as ``Timestamp/format(_:)`` writes it (`ce_time`).
+    @inlinable
+    public static func forEachHeader(of event: Event, time: String, _ body: (_ name: String, _ text: String) -> Void) {
+        body(specVersion, event.specVersion)
+        body(id, event.id)
+        body(source, event.source)
+        body(type, event.type)
+        if let subject = event.subject { body(Self.subject, subject) }
+        body(Self.time, time)
+        body(contentType, event.dataContentType)
+        if let value = event.correlationId { body(correlationId, value) }
+        if let value = event.causationId { body(causationId, value) }
     }
 
     /// A text header, its bytes copied in one go (`Data(text.utf8)` copies byte by byte).
