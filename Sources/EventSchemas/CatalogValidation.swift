@@ -99,9 +99,11 @@ public struct ValidationFailure: Error, Sendable, CustomStringConvertible {
 
     /// Writes ``reason`` in UTF-8 at the start of `buffer`, which holds at least
     /// ``reasonUTF8Count`` bytes: for a dead letter that writes all its header values into one
-    /// buffer (`Bus.DeadLetter`). - Returns: the bytes written (``reasonUTF8Count``).
+    /// buffer (`Bus.DeadLetter`). A smaller buffer is a programming error.
+    /// - Returns: the bytes written (``reasonUTF8Count``).
     public func writeReason(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        precondition(buffer.count >= reasonUTF8Count, "the buffer is smaller than the reason")
+        // Checked in debug builds: counting again walks the violations a second time.
+        assert(buffer.count >= reasonUTF8Count, "the buffer is smaller than the reason")
         var index = 0
         // Copies of whole runs; no closure captures the position (a nested writer paid an
         // exclusivity check a call).
