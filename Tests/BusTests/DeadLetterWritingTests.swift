@@ -95,6 +95,30 @@ struct DeadLetterWritingTests {
         }
     }
 
+    /// The order and values written, pinned on their own (the reference above makes the event's
+    /// headers with ``CloudEventsBinding/forEachHeader(of:time:_:)`` too).
+    @Test func aDeadLetterCarriesEveryAttributeThenTheFiveDeadLetterHeaders() throws {
+        let time = try #require(Timestamp.parse("2026-11-30T03:04:05.678Z"))
+        let event = Event(
+            id: "e-7", type: "tax.payment.received", source: "/税务", subject: "主体-7", time: time,
+            data: Data("{\"a\":1}".utf8), correlationId: "c-7", causationId: "cause-7")
+        let failure = ValidationFailure(
+            .schemaViolation, "ignored", violations: [SchemaViolation(pointer: "/a", keyword: "type", message: "should be string")])
+        let record = written(event, originalTopic: "tax.payment.received", failure: failure)
+        #expect(record.topic == "deadletter.record.refused")
+        #expect(record.key == Data("主体-7".utf8))
+        #expect(record.value == event.data)
+        let expected: [(String, String)] = [
+            ("ce_specversion", "1.0"), ("ce_id", "e-7"), ("ce_source", "/税务"), ("ce_type", "tax.payment.received"),
+            ("ce_subject", "主体-7"), ("ce_time", "2026-11-30T03:04:05.678Z"), ("content-type", "application/json"),
+            ("ce_correlationid", "c-7"), ("ce_causationid", "cause-7"), ("dl_code", "schema-violation"),
+            ("dl_reason", "schema-violation: /a: type: should be string"), ("dl_original_topic", "tax.payment.received"),
+            ("dl_time", "2026-11-30T11:00:00.000Z"), ("dl_refused_by", "test-connector"),
+        ]
+        #expect(record.headers.map(\.name) == expected.map(\.0))
+        #expect(record.headers.map { String(decoding: $0.value, as: UTF8.self) } == expected.map(\.1))
+    }
+
     @Test func theReasonBytesAreTheReasonForEveryCorpusRefusal() {
         for refusal in refusals() {
             #expect(refusal.failure.reasonUTF8 == Data(refusal.failure.reason.utf8), "event \(refusal.event.id)")
