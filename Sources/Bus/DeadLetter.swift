@@ -72,6 +72,59 @@ public enum DeadLetter {
         return OutgoingRecord(topic: deadLetterTopic, key: key, value: value, headers: all)
     }
 
+    /// The dead letter of a refused event: what
+    /// ``record(deadLetterTopic:originalTopic:key:value:headers:failure:refusedBy:time:)`` makes of
+    /// the event's record (``CloudEventsBinding/record(for:topic:key:)``: its key, value and
+    /// headers), byte for byte, without making that record first. The header values it writes
+    /// (the event's attributes, `dl_code`, `dl_reason`, `dl_original_topic`) and the key are
+    /// slices of one buffer written at its final size: one allocation instead of one a value,
+    /// and no record made to be copied (together a fifth of a refusal's work in issue 12's floods).
+    static func record(
+        refusing event: Event, deadLetterTopic: String, originalTopic: String?, failure: ValidationFailure,
+        refusedBy: LogHeader, time: LogHeader
+    ) -> OutgoingRecord {
+        let eventTime = Timestamp.format(event.time)
+        let code = failure.code.rawValue
+        let topic = originalTopic ?? ""
+        let reasonCount = failure.reasonUTF8Count
+        var size = code.utf8.count + reasonCount + topic.utf8.count
+        var count = 5
+        CloudEventsBinding.forEachHeader(of: event, time: eventTime) { _, text in
+            size += text.utf8.count
+            count += 1
+        }
+        // Written through a pointer of its own, then handed to the `Data` that frees it: no
+        // closure copies the event and the failure to write into the buffer.
+        let base = malloc(size)!
+        var writer = TextWriter(base: base)
+        CloudEventsBinding.forEachHeader(of: event, time: eventTime) { _, text in writer.put(text) }
+        writer.put(code)
+        writer.index += failure.writeReason(into: UnsafeMutableRawBufferPointer(start: base + writer.index, count: reasonCount))
+        writer.put(topic)
+        let buffer = Data(bytesNoCopy: base, count: size, deallocator: .free)
+        // Each value a slice of the buffer (a reference to it and a range).
+        var headers: [LogHeader] = []
+        headers.reserveCapacity(count)
+        var index = 0
+        func next(_ length: Int) -> Data {
+            defer { index += length }
+            return length == 0 ? Data() : buffer[index..<index + length]
+        }
+        var key: Data?
+        let hasSubject = event.subject != nil
+        CloudEventsBinding.forEachHeader(of: event, time: eventTime) { name, text in
+            let value = next(text.utf8.count)
+            if hasSubject, key == nil, name == CloudEventsBinding.subject { key = value }
+            headers.append(LogHeader(name: name, value: value))
+        }
+        headers.append(LogHeader(name: Self.code, value: next(code.utf8.count)))
+        headers.append(LogHeader(name: reason, value: next(reasonCount)))
+        headers.append(LogHeader(name: Self.originalTopic, value: next(topic.utf8.count)))
+        headers.append(time)
+        headers.append(refusedBy)
+        return OutgoingRecord(topic: deadLetterTopic, key: key, value: event.data, headers: headers)
+    }
+
     /// Whether a header name starts with `dl_` (a dead letter's own header, replaced when a record
     /// is dead-lettered again), read on its bytes.
     static func isDeadLetterHeader(_ name: String) -> Bool {
@@ -105,6 +158,20 @@ public enum DeadLetter {
                 index += 2
             }
             return index
+        }
+    }
+}
+
+/// Writes text into a buffer known to be large enough, each string's UTF-8 copied in one go.
+private struct TextWriter {
+    let base: UnsafeMutableRawPointer
+    var index = 0
+
+    mutating func put(_ text: String) {
+        var text = text
+        text.withUTF8 { utf8 in
+            if utf8.count > 0 { (base + index).copyMemory(from: utf8.baseAddress!, byteCount: utf8.count) }
+            index += utf8.count
         }
     }
 }

@@ -177,12 +177,11 @@ public struct Publisher: Sendable {
     private func deadLetterRecord(for publication: Publication, failure: ValidationFailure, time: LogHeader? = nil)
         -> OutgoingRecord
     {
-        let original = CloudEventsBinding.record(for: publication.event, topic: publication.topic ?? "")
         // The topic it was meant for: the named one, or the one topic that carries its type.
         let intended = publication.topic ?? catalog.onlyTopic(carrying: publication.event.type)
         return DeadLetter.record(
-            deadLetterTopic: catalog.deadLetterTopic, originalTopic: intended, key: original.key,
-            value: original.value, headers: original.headers, failure: failure, refusedBy: refusedBy,
+            refusing: publication.event, deadLetterTopic: catalog.deadLetterTopic, originalTopic: intended,
+            failure: failure, refusedBy: refusedBy,
             time: time ?? LogHeader(name: DeadLetter.time, text: Timestamp.format(clock.now())))
     }
 }

@@ -36,6 +36,7 @@ public enum CloudEventsBinding {
     public static func record(for event: Event, topic: String, key: String? = nil) -> OutgoingRecord {
         var headers: [LogHeader] = []
         headers.reserveCapacity(9)
+        // In ``forEachHeader(of:time:_:)``'s order, which dead letters follow (DeadLetterWritingTests).
         headers.append(header(specVersion, event.specVersion))
         headers.append(header(id, event.id))
         headers.append(LogHeader(name: source, value: HeaderValues.shared.value(event.source)))
@@ -55,6 +56,23 @@ public enum CloudEventsBinding {
 
     /// `application/json`'s bytes, shared by every record that has it (the usual content type).
     private static let jsonContentType = Data("application/json".utf8)
+
+    /// The headers of ``record(for:topic:key:)`` for `event`, in their order, each as its name
+    /// and text: for a record made otherwise that must carry the same headers (a dead letter's
+    /// values written into one buffer, `Bus.DeadLetter`).
+    /// - Parameter time: the event's time as ``Timestamp/format(_:)`` writes it (`ce_time`).
+    @inlinable
+    public static func forEachHeader(of event: Event, time: String, _ body: (_ name: String, _ text: String) -> Void) {
+        body(specVersion, event.specVersion)
+        body(id, event.id)
+        body(source, event.source)
+        body(type, event.type)
+        if let subject = event.subject { body(Self.subject, subject) }
+        body(Self.time, time)
+        body(contentType, event.dataContentType)
+        if let value = event.correlationId { body(correlationId, value) }
+        if let value = event.causationId { body(causationId, value) }
+    }
 
     /// A text header, its bytes copied in one go (`Data(text.utf8)` copies byte by byte).
     private static func header(_ name: String, _ text: String) -> LogHeader {

@@ -76,10 +76,16 @@ public struct ValidationFailure: Error, Sendable, CustomStringConvertible {
     /// ``reason`` as UTF-8 bytes, written at its final size in one go: a dead letter's `dl_reason`
     /// (every refused record carries one: issue 12's floods).
     public var reasonUTF8: Data {
-        // Appended to one buffer reserved at the final size; no closure, so neither the failure
-        // nor the write position is captured (a nested writer paid an exclusivity check a call).
-        let code = code.rawValue
-        var size = code.utf8.count + 2
+        let size = reasonUTF8Count
+        guard size > 0 else { return Data() }
+        var bytes = Data(count: size)
+        bytes.withUnsafeMutableBytes { buffer in _ = writeReason(into: buffer) }
+        return bytes
+    }
+
+    /// The number of bytes of ``reason`` in UTF-8.
+    public var reasonUTF8Count: Int {
+        var size = code.rawValue.utf8.count + 2
         if violations.isEmpty {
             size += message.utf8.count
         } else {
@@ -88,26 +94,50 @@ public struct ValidationFailure: Error, Sendable, CustomStringConvertible {
             }
             size += 2 * (violations.count - 1)
         }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(size)
-        bytes.append(contentsOf: code.utf8)
-        bytes.append(UInt8(ascii: ":"))
-        bytes.append(UInt8(ascii: " "))
-        if violations.isEmpty { bytes.append(contentsOf: message.utf8) }
-        for (position, violation) in violations.enumerated() {
-            if position > 0 {
-                bytes.append(UInt8(ascii: ";"))
-                bytes.append(UInt8(ascii: " "))
+        return size
+    }
+
+    /// Writes ``reason`` in UTF-8 at the start of `buffer`, which holds at least
+    /// ``reasonUTF8Count`` bytes: for a dead letter that writes all its header values into one
+    /// buffer (`Bus.DeadLetter`). A smaller buffer is a programming error.
+    /// - Returns: the bytes written (``reasonUTF8Count``).
+    public func writeReason(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        // Checked in debug builds: counting again walks the violations a second time.
+        assert(buffer.count >= reasonUTF8Count, "the buffer is smaller than the reason")
+        var index = 0
+        // Copies of whole runs; no closure captures the position (a nested writer paid an
+        // exclusivity check a call).
+        func put(_ text: String, _ index: inout Int) {
+            var text = text
+            text.withUTF8 { utf8 in
+                if utf8.count > 0 {
+                    buffer.baseAddress!.advanced(by: index).copyMemory(from: utf8.baseAddress!, byteCount: utf8.count)
+                }
+                index += utf8.count
             }
-            if violation.pointer.isEmpty { bytes.append(UInt8(ascii: "/")) } else { bytes.append(contentsOf: violation.pointer.utf8) }
-            bytes.append(UInt8(ascii: ":"))
-            bytes.append(UInt8(ascii: " "))
-            bytes.append(contentsOf: violation.keyword.utf8)
-            bytes.append(UInt8(ascii: ":"))
-            bytes.append(UInt8(ascii: " "))
-            bytes.append(contentsOf: violation.message.utf8)
         }
-        return bytes.withUnsafeBufferPointer { Data(buffer: $0) }
+        func separator(_ first: UInt8, _ index: inout Int) {
+            buffer[index] = first
+            buffer[index + 1] = UInt8(ascii: " ")
+            index += 2
+        }
+        put(code.rawValue, &index)
+        separator(UInt8(ascii: ":"), &index)
+        if violations.isEmpty { put(message, &index) }
+        for (position, violation) in violations.enumerated() {
+            if position > 0 { separator(UInt8(ascii: ";"), &index) }
+            if violation.pointer.isEmpty {
+                buffer[index] = UInt8(ascii: "/")
+                index += 1
+            } else {
+                put(violation.pointer, &index)
+            }
+            separator(UInt8(ascii: ":"), &index)
+            put(violation.keyword, &index)
+            separator(UInt8(ascii: ":"), &index)
+            put(violation.message, &index)
+        }
+        return index
     }
 
     public var description: String {
@@ -174,6 +204,22 @@ public struct EventValidator: Sendable {
         Result { () throws(ValidationFailure) in try validating(event, topic: requestedTopic, body: parsed) }
     }
 
+    /// A JSON reader's problem with its place, `problem (line 3, column 14)`, written into one
+    /// string at its size (a flood of broken bodies refuses each with one).
+    static func placed(_ error: JSONParseError) -> String {
+        let line = String(error.line)
+        let column = String(error.column)
+        var text = ""
+        text.reserveCapacity(error.problem.utf8.count + line.utf8.count + column.utf8.count + 18)
+        text += error.problem
+        text += " (line "
+        text += line
+        text += ", column "
+        text += column
+        text += ")"
+        return text
+    }
+
     private func validating(_ event: Event, topic requestedTopic: String?, body parsed: JSONValue?)
         throws(ValidationFailure) -> ValidatedEvent
     {
@@ -202,7 +248,7 @@ public struct EventValidator: Sendable {
         } catch let error as JSONParseError {
             throw failure(
                 .invalidJSON, "the body is not JSON as every reader reads it (RFC 8259: UTF-8, each member name once)",
-                [SchemaViolation(pointer: error.pointer, keyword: error.rule.rawValue, message: "\(error.problem) (line \(error.line), column \(error.column))")])
+                [SchemaViolation(pointer: error.pointer, keyword: error.rule.rawValue, message: Self.placed(error))])
         } catch {
             throw failure(.invalidJSON, "the body is not JSON: \(error)")
         }
@@ -231,7 +277,9 @@ public struct EventValidator: Sendable {
         }
         let violations = schema.validate(body, now: clock.now())
         if !violations.isEmpty {
-            throw failure(.schemaViolation, "the body does not match the schema of \(event.type)", violations)
+            // Concatenated: an interpolation writes each part through a generic text stream
+            // (most refusals of a flood of garbage are schema violations).
+            throw failure(.schemaViolation, "the body does not match the schema of " + event.type, violations)
         }
         if let field = topic.ownerField {
             let named = body[pointer: field]
