@@ -248,7 +248,7 @@ let package = Package(
             dependencies: [
                 "Bus", "EventLog", "EmbeddedLog", "KafkaLog", "EventModel", "EventSchemas", "Connectors", "TestSupport",
                 "SharedView", "Orchestrator", "OrchestratorService", "CivilTime", "Subscriptions", "Gateway",
-                "AccessControl", "Audit",
+                "AccessControl", "Audit", "Retrying",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -8,6 +8,10 @@ import EventModel
 import Foundation
 import GRDB
 import KafkaLog
+import Retrying
+
+// As `onewindow` does (the memory run's orchestrator is this program too).
+MallocArenas.limit()
 
 struct Measurement {
     let name: String

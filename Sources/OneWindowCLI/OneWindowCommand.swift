@@ -5,6 +5,7 @@ import EventLog
 import EventSchemas
 import Foundation
 import Logging
+import Retrying
 import ServiceLifecycle
 
 /// The version `onewindow --version` prints (semantic versioning; raised by hand with each release,
@@ -45,6 +46,7 @@ public struct OneWindowCommand: AsyncParsableCommand {
     /// ``fail(_:with:)``: its message, the usage of that subcommand for a usage error, and the
     /// status ``ExitStatus/of(_:)`` gives it.
     public static func runFromCommandLine(_ arguments: [String]? = nil) async {
+        MallocArenas.limit()
         var command: any ParsableCommand
         do {
             command = try parseAsRoot(arguments)
