@@ -83,6 +83,15 @@ public struct BatchOutcome: Sendable, Hashable {
     public var replanned = 0
 
     public init() {}
+
+    /// Adds another batch's counts (the halves of one batch, a run's batches).
+    public mutating func add(_ other: BatchOutcome) {
+        applied += other.applied
+        duplicates += other.duplicates
+        deadLettered += other.deadLettered
+        emitted += other.emitted
+        replanned += other.replanned
+    }
 }
 
 /// An outbox row as the relay reads it.

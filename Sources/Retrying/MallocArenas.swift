@@ -10,8 +10,9 @@ import Foundation
 /// halves on two threads at once (and GRDB, Hummingbird and librdkafka run threads of their own),
 /// so its allocations spread over many arenas: resident memory with 100,000 open applications
 /// went from 192 to 263 MB when planning in halves came. Measured on the 2-core machine
-/// (`MALLOC_ARENA_MAX`, 2026-11-30): 2 arenas 160 MB but 20 % fewer workflows/s (the threads wait
-/// for each other's arena), 4 arenas 173 MB and about 5 % fewer, 8 arenas 196 MB at the full rate.
+/// (`MALLOC_ARENA_MAX`, 2026-11-30, the orchestrator benchmark): 2 arenas 160 MB but 733–813
+/// workflows/s against 930–1,007 (the threads wait for each other's arena), 4 arenas 173 MB and
+/// 901–937/s, 8 arenas 196 MB and 970–1,023/s.
 /// So four per core: half of glibc's default.
 public enum MallocArenas {
     /// Caps the arenas at four per core, unless the environment sets

@@ -29,8 +29,10 @@ struct PlanningInHalvesTests {
         let zero = Set(split.halves[0].map(\.partition)), one = Set(split.halves[1].map(\.partition))
         #expect(zero.isDisjoint(with: one), "a partition is in one half only")
         #expect(zero.union(one) == Set(partitions))
-        // Largest first into the lighter half: 0 (5 records) | 1 (3), 2 (2), 3, 4 → 5 against 7 … at most 2 apart.
-        #expect(abs(split.halves[0].count - split.halves[1].count) <= 2)
+        // Largest first into the lighter half: 0 (5 records) to the first, 1 (3) and 2 (2) to the
+        // second, 3 to the first (5 against 5: the first), 4 to the second: 6 and 6.
+        #expect(split.halves.map(\.count) == [6, 6])
+        #expect(Set(split.halves[0].map(\.partition)) == [0, 3])
         for (index, record) in records.enumerated() {
             #expect(split.halves[split.sides[index]].contains { $0.offset == record.offset })
         }

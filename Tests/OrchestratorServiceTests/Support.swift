@@ -177,16 +177,6 @@ func poll(_ consumer: any LogConsumer, _ count: Int) async throws -> [LogRecord]
     return records
 }
 
-extension BatchOutcome {
-    /// Adds another batch's counts.
-    mutating func add(_ other: BatchOutcome) {
-        applied += other.applied
-        duplicates += other.duplicates
-        deadLettered += other.deadLettered
-        emitted += other.emitted
-    }
-}
-
 extension Event {
     var body: JSONValue { try! JSONValue.parse(data) }
 }
