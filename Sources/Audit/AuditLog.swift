@@ -243,7 +243,7 @@ public struct AuditLog: Sendable {
         actor: String, action: AuditAction, subject: String, details: [String: String] = [:], eventId: String? = nil
     ) async throws -> AuditEntry? {
         try await append(
-            [Draft(actor: actor, action: action, subject: subject, details: .object(details.mapValues { .string($0) }), eventId: eventId)]
+            [Draft(actor: actor, action: action, subject: subject, details: .object(JSONObject(details.mapValues { JSONValue.string($0) })), eventId: eventId)]
         ).first
     }
 

@@ -55,7 +55,7 @@ public struct DecisionRecorder: Sendable {
 
     /// The entry a decision record becomes.
     public static func draft(of record: LogRecord) -> AuditLog.Draft {
-        let position: [String: JSONValue] = [
+        let position: JSONObject = [
             "topic": .string(record.topic), "partition": .integer(Int64(record.partition)),
             "offset": .integer(record.offset),
         ]

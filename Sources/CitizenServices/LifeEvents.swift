@@ -117,12 +117,12 @@ struct Transaction {
         values["services"] = push.servicesText
         values["date"] = ChinaTime.date(at: now).description
         if let applicationId { values["applicationId"] = applicationId }
-        var parameters: [String: JSONValue] = [
+        var parameters: JSONObject = [
             "text": .string(push.template.render(values)), "lifeEvent": .string(push.event.rawValue),
             "services": .string(push.services.map(\.title).joined(separator: "、")),
         ]
         if let applicationId { parameters["applicationId"] = .string(applicationId) }
-        var body: [String: JSONValue] = [
+        var body: JSONObject = [
             "notificationId": .string(id), "residentId": .string(recipient.residentId),
             "mobile": .string(recipient.mobile), "template": .string(push.template.sms),
             "parameters": .object(parameters), "requestedAt": .string(ChinaTime.rfc3339(now)),
@@ -162,7 +162,7 @@ struct Transaction {
         guard let push = rules.lifeEvents.pushes[.death], let workflow = push.starts.flatMap({ rules.workflows.current[$0] })
         else { return }
         let informant = Self.contact(body, "/informant")
-        var deceased: [String: JSONValue] = [
+        var deceased: JSONObject = [
             "residentId": .string(residentId),
             "dateOfDeath": body[pointer: "/dateOfDeath"] ?? .string(ChinaTime.date(at: now).description),
         ]
@@ -236,7 +236,7 @@ struct Transaction {
         var resident: Contact?
         if let name, let mobile { resident = Contact(name: name, residentId: residentId, mobile: mobile) }
         let retirementDate: String = row["retirement_date"]
-        var retiree: [String: JSONValue] = [
+        var retiree: JSONObject = [
             "residentId": .string(residentId), "birthDate": .string(row["birth_date"]),
             "retirementDate": .string(retirementDate), "scheme": .string(row["scheme"]),
         ]
@@ -256,7 +256,7 @@ struct Transaction {
     /// Writes the application of `workflow` to the outbox, numbered from the store's counter.
     /// - Parameter applicant: `nil`: the duty officer of the workflow's first department stands in.
     /// - Returns: the application number.
-    mutating func start(_ workflow: Workflow, id: String, applicant: Contact?, fields: [String: JSONValue]) throws
+    mutating func start(_ workflow: Workflow, id: String, applicant: Contact?, fields: JSONObject) throws
         -> String
     {
         let prefix = Self.prefix(of: workflow.id)

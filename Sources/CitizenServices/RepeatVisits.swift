@@ -108,7 +108,7 @@ extension Transaction {
         try db.execute(sql: "UPDATE visits SET alerted = 1 WHERE seq = ?", arguments: [later.seq])
         let rule = kind == "submission" ? "repeat-visit" : "rejected-twice"
         let id = "\(rule)/\(later.eventId)"
-        var body: [String: JSONValue] = [
+        var body: JSONObject = [
             "alertId": .string(id), "rule": .string(rule), "residentId": .string(residentId),
             "item": .string(item.split(separator: "/").last.map(String.init) ?? item),
             "occurrences": .array([.string(ChinaTime.rfc3339(earlier.at)), .string(ChinaTime.rfc3339(later.at))]),

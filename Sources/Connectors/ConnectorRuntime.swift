@@ -470,7 +470,7 @@ struct SourceRow: Sendable {
     /// The row as a JSON object, for dead letters: nothing of the original is lost.
     /// A column that is not UTF-8 appears as `{"base64": …}`, its bytes as they are.
     var json: JSONValue {
-        var object: [String: JSONValue] = [:]
+        var object: JSONObject = [:]
         for (column, value) in zip(columns, values) { object[column] = value.json }
         for (column, bytes) in invalidText { object[column] = .object(["base64": .string(bytes.base64EncodedString())]) }
         return .object(object)

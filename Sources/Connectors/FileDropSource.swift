@@ -170,7 +170,7 @@ struct FileDropSource: Sendable {
         var values: [String: String] = [:]
         for (index, column) in header.enumerated() where index < row.fields.count { values[column] = row.fields[index] }
         // The dead letter keeps the line's fields (a field that is not UTF-8 as {"base64": …}).
-        var kept = values.mapValues { JSONValue.string($0) }
+        var kept = JSONObject(values.mapValues { JSONValue.string($0) })
         for (index, bytes) in row.invalid {
             kept[index < header.count ? header[index] : "field \(index + 1)"] = .object(["base64": .string(bytes.base64EncodedString())])
         }
@@ -195,7 +195,7 @@ struct FileDropSource: Sendable {
                 body = try BodyMapper(rules: rules).body(
                     column: { values[$0].map { $0.isEmpty ? MappedValue.null : .text($0) } ?? .null }, path: { _ in .null })
             } else {
-                body = .object(values.mapValues { .string($0) })
+                body = .object(JSONObject(values.mapValues { JSONValue.string($0) }))
             }
             return Publication(event: event(eventId, body.serialized()), topic: configuration.topic)
         } catch {

@@ -243,7 +243,7 @@ public struct BodyMapper: Sendable {
     ///   - path: the value at a JSON pointer of the input document.
     /// - Throws: ``MappingError`` for the first field whose value cannot be converted.
     public func body(column: (String) -> MappedValue, path: (String) -> MappedValue) throws -> JSONValue {
-        var body: JSONValue = .object(Dictionary(minimumCapacity: rules.count))
+        var body: JSONValue = .object(JSONObject(minimumCapacity: rules.count))
         for (rule, field) in zip(rules, fields) {
             let raw: MappedValue
             switch rule.value {

@@ -264,7 +264,7 @@ struct InboxSink: Sendable {
                 event: event, topic: configuration.decisions,
                 refusal: ValidationFailure(.mappingFailed, problem, eventType: event.type, eventId: eventId))
         }
-        var body: [String: JSONValue] = ["department": .string(context.configuration.department)]
+        var body: JSONObject = ["department": .string(context.configuration.department)]
         for (field, column) in Self.bodyColumns {
             if let text = row.mapped(column).text, !text.isEmpty { body[field] = .string(text) }
         }
@@ -390,7 +390,7 @@ struct FileSink: Sendable {
             let day = calendar.dateComponents([.year, .month, .day], from: record.timestamp)
             let name = String(format: "%@-%04d-%02d-%02d.jsonl", record.topic, day.year!, day.month!, day.day!)
             let path = URL(fileURLWithPath: directory).appendingPathComponent(name).path
-            var line: [String: JSONValue] = [
+            var line: JSONObject = [
                 "id": .string(event.id), "type": .string(event.type), "source": .string(event.source),
                 "time": .string(Timestamp.format(event.time)), "topic": .string(record.topic),
                 "partition": .integer(Int64(record.partition)), "offset": .integer(record.offset),

@@ -81,7 +81,7 @@ struct TableSource: Sendable {
         }
 
         var saved: String {
-            var object: [String: JSONValue] = ["cursor": .integer(cursor)]
+            var object: JSONObject = ["cursor": .integer(cursor)]
             switch key {
             case .none: break
             case .null: object["id"] = .null

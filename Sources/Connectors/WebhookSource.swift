@@ -174,7 +174,7 @@ struct WebhookSource: Sendable {
             retryAfter: true)
     }
 
-    private func json(_ status: HTTPResponse.Status, _ object: [String: JSONValue], retryAfter: Bool = false) -> Response {
+    private func json(_ status: HTTPResponse.Status, _ object: JSONObject, retryAfter: Bool = false) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if retryAfter { headers[.retryAfter] = "5" }
         return Response(

@@ -56,7 +56,7 @@ public enum PersonalData {
                 let lower = lowercased(key)
                 return isIdentifierKey(lower) || isPhoneKey(lower) || isResidentID(text)
             }
-            var masked = [String: JSONValue](minimumCapacity: members.count)
+            var masked = JSONObject(minimumCapacity: members.count)
             for (key, member) in members {
                 masked[key] = maskMember(key, member, isPerson: isPerson, siblings: members)
             }
@@ -66,7 +66,7 @@ public enum PersonalData {
         }
     }
 
-    private static func maskMember(_ key: String, _ value: JSONValue, isPerson: Bool, siblings: [String: JSONValue])
+    private static func maskMember(_ key: String, _ value: JSONValue, isPerson: Bool, siblings: JSONObject)
         -> JSONValue
     {
         guard case .string(let text) = value else { return mask(value) }

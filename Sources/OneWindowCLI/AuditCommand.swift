@@ -96,7 +96,7 @@ struct AuditCommand: AsyncParsableCommand {
                     until: until.flatMap(ChinaTime.parse), limit: limit))
             for entry in entries {
                 if json {
-                    var object: [String: JSONValue] = [
+                    var object: JSONObject = [
                         "sequence": .integer(entry.sequence), "time": .string(ChinaTime.rfc3339(entry.time)),
                         "actor": .string(entry.actor), "action": .string(entry.action.rawValue),
                         "subject": .string(entry.subject), "details": entry.detailsValue,

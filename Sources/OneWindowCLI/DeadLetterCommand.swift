@@ -342,7 +342,7 @@ enum DeadLetterText {
     static func json(_ listing: DeadLetterListing, withValue: Bool = false, show: Bool) -> String {
         let letter = listing.letter
         let record = letter.record
-        var object: [String: JSONValue] = [
+        var object: JSONObject = [
             "id": .string(letter.id.description), "topic": .string(letter.id.topic),
             "partition": .integer(Int64(letter.id.partition)), "offset": .integer(letter.id.offset),
             "time": .string(Timestamp.format(letter.time)), "code": .string(letter.code),

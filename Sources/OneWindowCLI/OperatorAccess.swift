@@ -68,7 +68,7 @@ extension AuditLog {
     /// Appends one entry per dead letter redriven or purged (the dead letter's id as subject).
     func recordDeadLetters(by principal: Principal, _ report: DeadLetterReport) async throws {
         let drafts = report.outcomes.compactMap { outcome -> AuditLog.Draft? in
-            var details: [String: JSONValue] = ["eventId": outcome.eventId.map(JSONValue.string) ?? .null]
+            var details: JSONObject = ["eventId": outcome.eventId.map(JSONValue.string) ?? .null]
             switch outcome.result {
             case .published(let position):
                 details["outcome"] = .string("published")

@@ -310,7 +310,7 @@ struct ResubmitCommand: AsyncParsableCommand {
         let catalog = try options.loadCatalog()
         let ruleBook = try loadRules(rules, catalog: catalog)
         let flow = try chooseWorkflow(ruleBook)
-        var body: [String: JSONValue] = [
+        var body: JSONObject = [
             "applicationId": .string(applicationId), "workflow": .string(flow.id), "step": .string(step),
             "resubmittedAt": .string(ChinaTime.rfc3339(Date())),
         ]

@@ -118,7 +118,7 @@ enum RefusalText {
 /// The JSON lines the CLI prints.
 enum OutputLine {
     static func published(_ position: RecordPosition, _ event: Event) -> String {
-        var object: [String: JSONValue] = [
+        var object: JSONObject = [
             "topic": .string(position.topic), "partition": .integer(Int64(position.partition)),
             "offset": .integer(position.offset), "id": .string(event.id), "type": .string(event.type),
         ]
@@ -133,18 +133,18 @@ enum OutputLine {
     ///   the body.
     static func record(_ record: LogRecord, showPersonalData: Bool = false) -> String {
         func text(_ value: String) -> String { showPersonalData ? value : PersonalData.maskText(value) }
-        var object: [String: JSONValue] = [
+        var object: JSONObject = [
             "topic": .string(record.topic), "partition": .integer(Int64(record.partition)),
             "offset": .integer(record.offset), "timestamp": .string(Timestamp.format(record.timestamp)),
             "key": record.keyString.map { JSONValue.string(text($0)) } ?? .null,
         ]
-        var headers: [String: JSONValue] = [:]
+        var headers: JSONObject = [:]
         for header in record.headers {
             headers[header.name] = .string(header.text.map { text($0) } ?? header.value.base64EncodedString())
         }
         object["headers"] = .object(headers)
         if let event = try? CloudEventsBinding.event(from: record) {
-            var attributes: [String: JSONValue] = [
+            var attributes: JSONObject = [
                 "id": .string(event.id), "type": .string(event.type), "source": .string(event.source),
                 "time": .string(Timestamp.format(event.time)), "specversion": .string(event.specVersion),
                 "datacontenttype": .string(event.dataContentType),

@@ -281,7 +281,7 @@ public struct SharedViewEngine: Sendable {
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM alerts WHERE alert_id = ?", arguments: [id]) == true {
                 continue
             }
-            var body: [String: JSONValue] = [
+            var body: JSONObject = [
                 "alertId": .string(id), "rule": .string("data-comparison"), "item": .string(discrepancy.rule),
                 "occurrences": .array(discrepancy.times.map { .string(ChinaTime.rfc3339($0)) }),
                 "raisedAt": .string(ChinaTime.rfc3339(now)), "facts": .array(discrepancy.facts.map { .string($0) }),

@@ -19,7 +19,7 @@ public typealias EventRedaction = @Sendable (_ event: inout JSONValue, _ record:
 public enum DeliveredEvent {
     /// The unredacted object for `record`.
     public static func object(of record: LogRecord) -> JSONValue {
-        var members: [String: JSONValue] = [:]
+        var members: JSONObject = [:]
         let attributes: [(String, String)] = [
             ("specversion", CloudEventsBinding.specVersion), ("id", CloudEventsBinding.id),
             ("source", CloudEventsBinding.source), ("type", CloudEventsBinding.type),

@@ -14,7 +14,7 @@ struct RepeatVisitTests {
 
     /// A restaurant application by the same company (or, without `company`, by the applicant alone).
     static func restaurant(_ id: String, submitted: Date, company: Bool = true) -> JSONValue {
-        var business: [String: JSONValue] = [
+        var business: JSONObject = [
             "name": "佛山市禅城区粤味轩餐饮店", "address": "佛山市禅城区祖庙路33号首层", "areaSquareMetres": .number(120),
             "seats": .integer(48),
         ]
@@ -85,7 +85,7 @@ struct RepeatVisitTests {
             "application.restaurant.submitted", id: "submit-r",
             Self.restaurant("RA-2026-300001", submitted: Repo.at("2026-03-02", 9)))
         func decide(_ id: String, _ outcome: String, _ at: Date) async throws {
-            var body: [String: JSONValue] = [
+            var body: JSONObject = [
                 "applicationId": "RA-2026-300001", "department": "food-safety", "item": "food-business-licence",
                 "decision": .string(outcome), "decidedAt": .string(ChinaTime.rfc3339(at)), "decidedBy": "FS-0417",
             ]

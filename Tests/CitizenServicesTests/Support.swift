@@ -130,9 +130,9 @@ enum Examples {
     static let child = Repo.residentId(born: "2026-02-20", sequence: 13)
 
     static func birth(motherMobile: String? = "13802761234", fatherMobile: String? = "13902765678") -> JSONValue {
-        var mother: [String: JSONValue] = ["name": "陈慧敏", "residentId": .string(Self.mother)]
+        var mother: JSONObject = ["name": "陈慧敏", "residentId": .string(Self.mother)]
         if let motherMobile { mother["mobile"] = .string(motherMobile) }
-        var father: [String: JSONValue] = ["name": "李志强", "residentId": .string(Self.father)]
+        var father: JSONObject = ["name": "李志强", "residentId": .string(Self.father)]
         if let fatherMobile { father["mobile"] = .string(fatherMobile) }
         return .object([
             "child": .object([
@@ -147,7 +147,7 @@ enum Examples {
     static let informant = Repo.residentId(born: "1965-02-14", sequence: 31)
 
     static func death(informantMobile: String? = "13802769876") -> JSONValue {
-        var body: [String: JSONValue] = [
+        var body: JSONObject = [
             "residentId": .string(deceased), "name": "黄桂英", "dateOfDeath": "2026-02-26",
             "householdNumber": "440604009876", "registeredAt": "2026-02-28T09:40:00+08:00",
             "registrationOffice": "佛山市公安局禅城分局石湾派出所",
@@ -164,7 +164,7 @@ enum Examples {
     static func enrolment(_ residentId: String, mobile: String? = "13800138000", scheme: String = "employee-pension")
         -> JSONValue
     {
-        var body: [String: JSONValue] = [
+        var body: JSONObject = [
             "residentId": .string(residentId), "name": "梁淑仪", "scheme": .string(scheme),
             "effectiveFrom": "1995-07-01", "registeredAt": "1995-07-01T10:00:00+08:00",
         ]

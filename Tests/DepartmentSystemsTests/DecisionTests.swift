@@ -11,9 +11,9 @@ import Testing
 func request(
     _ application: String, department: DepartmentID, item: String, service: String = "restaurant-opening",
     residentId: String = "440604199308220247", creditCode: String? = "92440604MA4X8K2Q1R",
-    details: [String: JSONValue] = [:], materials: [String] = ["经营场所平面图", "租赁合同"]
+    details: JSONObject = [:], materials: [String] = ["经营场所平面图", "租赁合同"]
 ) -> JSONValue {
-    var applicant: [String: JSONValue] = ["name": "陈美玲", "residentId": .string(residentId), "mobile": "13802761234"]
+    var applicant: JSONObject = ["name": "陈美玲", "residentId": .string(residentId), "mobile": "13802761234"]
     if let creditCode { applicant["creditCode"] = .string(creditCode) }
     return .object([
         "applicationId": .string(application), "service": .string(service), "department": .string(department.rawValue),
@@ -44,7 +44,7 @@ func deliver(_ body: JSONValue, to database: DepartmentDatabase, receivedAt: Str
 
 /// The `approval.decided` body the connector's inbox sink builds from a decisions row.
 func decidedBody(_ row: Row, department: DepartmentID) -> JSONValue {
-    var body: [String: JSONValue] = ["department": .string(department.rawValue)]
+    var body: JSONObject = ["department": .string(department.rawValue)]
     for (field, column) in [
         ("applicationId", "application_id"), ("item", "item"), ("decision", "decision"), ("reason", "reason"),
         ("decidedAt", "decided_at"), ("decidedBy", "decided_by"), ("licenceNumber", "licence_number"),
@@ -141,7 +141,7 @@ func decidedBody(_ row: Row, department: DepartmentID) -> JSONValue {
     }
 
     @Test func everyDepartmentDecidesByItsRules() async throws {
-        let cases: [(DepartmentID, [String: JSONValue], Decision.Outcome)] = [
+        let cases: [(DepartmentID, JSONObject, Decision.Outcome)] = [
             (.householdRegistry, ["toAddress": "长沙市芙蓉区五一大道98号"], .rejected),
             (.householdRegistry, ["toAddress": "佛山市禅城区季华五路22号", "degree": "bachelor"], .approved),
             (.socialSecurity, ["insured": false], .rejected),

@@ -84,7 +84,7 @@ struct FastPathTests {
         ["申请人", "applicant", "材料", "status", "é"],
     ])
     func membersAreSortedAsNamesCompare(_ names: [String]) throws {
-        var members: [String: JSONValue] = [:]
+        var members: JSONObject = [:]
         for (index, name) in names.enumerated() {
             members[name] = index % 2 == 0 ? .integer(Int64(index)) : .object(["z": .null, "y": .string(name), "x": .array([])])
         }
@@ -120,7 +120,7 @@ struct FastPathTests {
     /// The buffer grows past its first capacity keeping what it holds, and the writers into a
     /// `[UInt8]` append after what the array holds: the same bytes as the reference either way.
     @Test func theOutputBufferGrowsAndAppends() throws {
-        var members: [String: JSONValue] = [:]
+        var members: JSONObject = [:]
         for index in 0..<300 {
             members["member-\(index)"] = .array([.string("值\(index)\n"), .integer(Int64(index)), .bool(index % 2 == 0), .null])
         }
@@ -182,7 +182,7 @@ struct FastPathTests {
         let properties = (0..<20).map { #""p\#($0)":{"type":"integer"}"# }.joined(separator: ",")
         let s = try schema(
             #"{"type":"object","required":["p3","p19"],"additionalProperties":false,"properties":{\#(properties)}}"#)
-        var members: [String: JSONValue] = [:]
+        var members: JSONObject = [:]
         for index in [0, 5, 7, 11, 18] { members["p\(index)"] = .string("x") }
         members["zz"] = .integer(1)
         members["extra"] = .integer(1)
@@ -195,7 +195,7 @@ struct FastPathTests {
                 "/extra: additionalProperties: is not allowed here", "/zz: additionalProperties: is not allowed here",
             ])
         // Many more members than properties (looked up property by property): the same order.
-        var wide: [String: JSONValue] = ["p2": .string("x"), "p1": .string("y")]
+        var wide: JSONObject = ["p2": .string("x"), "p1": .string("y")]
         for index in 0..<50 { wide["m\(index)"] = .integer(Int64(index)) }
         let few = try schema(
             #"{"type":"object","properties":{"p1":{"type":"integer"},"p2":{"type":"integer"}},"additionalProperties":{"type":"integer"}}"#

@@ -66,7 +66,7 @@ struct EngineTests {
         #expect(try engine.store.findCase(id)?.state.step("food-licence")?.status == .awaitingResubmission)
 
         func resubmit(_ eventId: String, application: JSONValue?) async throws {
-            var body: [String: JSONValue] = [
+            var body: JSONObject = [
                 "applicationId": .string(id), "workflow": "restaurant-opening", "step": "food-licence",
                 "resubmittedAt": .string(ChinaTime.rfc3339(bench.clock.now())),
             ]

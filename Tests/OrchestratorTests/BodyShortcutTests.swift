@@ -37,7 +37,7 @@ struct BodyShortcutTests {
         let compatibility = "\u{F900}"
         let unified = "\u{8C48}"
         let element: (String, String?) -> JSONValue = { name, source in
-            var members: [String: JSONValue] = ["name": .string(name)]
+            var members: JSONObject = ["name": .string(name)]
             if let source { members["source"] = .string(source) }
             return .object(members)
         }
@@ -128,7 +128,7 @@ struct BodyShortcutTests {
             }
         let steps: [JSONValue] = workflow.steps.map { step in
             let stepState = state.step(step.id)!
-            var entry: [String: JSONValue] = [
+            var entry: JSONObject = [
                 "step": .string(step.id), "title": .string(step.title), "department": .string(step.department),
                 "item": .string(step.item),
             ]
@@ -149,7 +149,7 @@ struct BodyShortcutTests {
             }
             return .object(entry)
         }
-        var body: [String: JSONValue] = [
+        var body: JSONObject = [
             "applicationId": .string(state.applicationId), "service": .string(workflow.id), "status": .string(status),
             "steps": .array(steps), "updatedAt": .string(ChinaTime.rfc3339(now)),
         ]

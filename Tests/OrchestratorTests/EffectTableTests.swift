@@ -13,7 +13,7 @@ struct EffectTableTests {
 
     static func decided(
         _ department: String, _ item: String, _ day: String, _ outcome: Decision.Outcome = .approved,
-        fields: [String: JSONValue] = [:]
+        fields: JSONObject = [:]
     ) -> Input {
         .decided(F.decision(id, department, item, outcome, at: F.at(day), fields: fields))
     }

@@ -62,7 +62,7 @@ enum Fixtures {
 
     static func decision(
         _ applicationId: String, _ department: String, _ item: String, _ outcome: Decision.Outcome = .approved,
-        at: Date, reason: String? = nil, licence: String? = "LIC-0001", fields: [String: JSONValue] = [:]
+        at: Date, reason: String? = nil, licence: String? = "LIC-0001", fields: JSONObject = [:]
     ) -> Decision {
         Decision(
             applicationId: applicationId, department: department, item: item, outcome: outcome,

@@ -19,7 +19,7 @@ struct GoldenTransitionTests {
 
     /// One line: the run, the input's place in it, and what the core answered.
     static func line(_ run: String, _ index: Int, _ answer: Result<Transition, Rejection>) throws -> String {
-        var entry: [String: JSONValue] = ["run": .string(run), "input": .integer(Int64(index))]
+        var entry: JSONObject = ["run": .string(run), "input": .integer(Int64(index))]
         switch answer {
         case .success(let transition):
             entry["effects"] = .array(try transition.effects.map(Self.effect))
@@ -31,7 +31,7 @@ struct GoldenTransitionTests {
     }
 
     static func effect(_ effect: Effect) throws -> JSONValue {
-        func emission(_ kind: String, _ emission: Emission, _ extra: [String: JSONValue] = [:]) -> JSONValue {
+        func emission(_ kind: String, _ emission: Emission, _ extra: JSONObject = [:]) -> JSONValue {
             var members = extra
             members["kind"] = .string(kind)
             members["id"] = .string(emission.id)
@@ -137,7 +137,7 @@ struct GoldenTransitionTests {
         let house = F.house()
         var houseInputs: [(Input, Date)] = [(.submitted(house), F.at("2026-03-02", 10))]
         for (index, (department, item, fields)) in [
-            ("real-estate", "contract-filing", [String: JSONValue]()),
+            ("real-estate", "contract-filing", JSONObject()),
             ("real-estate", "valuation", ["assessedPriceFen": .integer(162_000_000), "ratio": .number(0.375)]),
             ("tax", "tax-assessment-clearance", ["taxFen": .integer(4_860_000)]),
             ("real-estate", "transfer-registration", [:]),

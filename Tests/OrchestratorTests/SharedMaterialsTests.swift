@@ -14,7 +14,7 @@ struct SharedMaterialsTests {
     static func graduate(
         id: String = "GR-2026-000001", employer: String? = SharedMaterialsTests.employer, materials: [String] = []
     ) -> Submission {
-        var body: [String: JSONValue] = [
+        var body: JSONObject = [
             "applicationId": .string(id), "submittedAt": .string(ChinaTime.rfc3339(Fixtures.at("2026-03-02", 15))),
             "applicant": .object(["name": "周雨桐", "residentId": .string(graduateId), "mobile": "15874001234"]),
             "university": "中南大学", "graduationDate": "2025-06-20", "degree": "bachelor",
@@ -34,8 +34,8 @@ struct SharedMaterialsTests {
         fact("business-licence", employer),
     ]
 
-    static func materials(_ request: Emission) -> [String: JSONValue] {
-        var result: [String: JSONValue] = [:]
+    static func materials(_ request: Emission) -> JSONObject {
+        var result: JSONObject = [:]
         for material in request.body[pointer: "/materials"]?.arrayValue ?? [] {
             result[material[pointer: "/name"]?.stringValue ?? ""] = material
         }

@@ -94,7 +94,7 @@ public enum DepartmentFacts {
         return .object(body)
     }
 
-    private static func fields(_ members: [String: String]) -> [String: JSONValue] {
-        members.mapValues { .string($0) }
+    private static func fields(_ members: [String: String]) -> JSONObject {
+        JSONObject(uniqueKeysWithValues: members.map { ($0.key, JSONValue.string($0.value)) })
     }
 }

@@ -32,7 +32,7 @@ public enum RestaurantExample {
     public static func decision(
         applicationId: String, department: String, item: String, outcome: String = "approved", decidedAt: Date
     ) -> JSONValue {
-        var body: [String: JSONValue] = [
+        var body: JSONObject = [
             "applicationId": .string(applicationId), "department": .string(department), "item": .string(item),
             "decision": .string(outcome), "decidedAt": .string(ChinaTime.rfc3339(decidedAt)),
             "decidedBy": .string("XX-0417"),

@@ -158,7 +158,7 @@ public struct DeadLetterMarker: Sendable, Hashable {
 
     /// The event body.
     public var body: JSONValue {
-        var object: [String: JSONValue] = [
+        var object: JSONObject = [
             "deadLetterId": .string(deadLetterId.description), "action": .string(action.rawValue),
             "at": .string(Timestamp.format(at)), "by": .string(by),
         ]

@@ -10,7 +10,7 @@ public enum JSONValue: Sendable, Hashable {
     case number(Double)
     case string(String)
     case array([JSONValue])
-    case object([String: JSONValue])
+    case object(JSONObject)
 
     /// The value at an RFC 6901 JSON pointer (`""` is the whole document, `/a/0/b` a member of
     /// the first element of `a`), or `nil` when there is none.
@@ -87,7 +87,7 @@ public enum JSONValue: Sendable, Hashable {
             self = value
             return
         }
-        var object: [String: JSONValue]
+        var object: JSONObject
         if case .object(let existing) = self { object = existing } else { object = [:] }
         // Let go of this value's reference to the members so they are changed in place, not copied.
         self = .null
@@ -102,7 +102,7 @@ public enum JSONValue: Sendable, Hashable {
     /// The text, when this is a string.
     public var stringValue: String? { if case .string(let value) = self { value } else { nil } }
     /// The members, when this is an object.
-    public var objectValue: [String: JSONValue]? { if case .object(let value) = self { value } else { nil } }
+    public var objectValue: JSONObject? { if case .object(let value) = self { value } else { nil } }
     /// The elements, when this is an array.
     public var arrayValue: [JSONValue]? { if case .array(let value) = self { value } else { nil } }
     /// The number, when this is an integer.
@@ -150,7 +150,9 @@ public enum JSONValue: Sendable, Hashable {
     }
 
     /// Compact JSON text. Non-ASCII characters are kept as UTF-8.
-    /// - Parameter sortedKeys: sort object members by key (default), so output is stable.
+    /// - Parameter sortedKeys: kept for callers that ask for sorted members; an object's members are
+    ///   always written in the order of `String`'s `<` on their names, the order a ``JSONObject``
+    ///   holds them in (golden files and stored rows compare bytes), so output is stable either way.
     public func serialized(sortedKeys: Bool = true) -> Data {
         // One allocation for the usual event body (an approval request is ~1 KB, a progress update
         // ~1.5 KB), instead of growing from 256 bytes through three copies.
@@ -188,15 +190,12 @@ public enum JSONValue: Sendable, Hashable {
             }
             output.append(UInt8(ascii: "]"))
         case .object(let members):
+            // The members are kept in the order sorted output has (``JSONObject``).
             output.append(UInt8(ascii: "{"))
-            if sortedKeys, members.count > 1 {
-                Self.writeSorted(members, to: &output)
-            } else {
-                var first = true
-                for (key, value) in members {
-                    if !first { output.append(UInt8(ascii: ",")) }
-                    first = false
-                    Self.writeMember(key, value, sortedKeys: sortedKeys, to: &output)
+            members.sortedMembers.withUnsafeBufferPointer { members in
+                for index in members.indices {
+                    if index > 0 { output.append(UInt8(ascii: ",")) }
+                    Self.writeMember(members[index].key, members[index].value, sortedKeys: sortedKeys, to: &output)
                 }
             }
             output.append(UInt8(ascii: "}"))
@@ -208,78 +207,6 @@ public enum JSONValue: Sendable, Hashable {
         writeString(key, to: &output)
         output.append(UInt8(ascii: ":"))
         value.write(to: &output, sortedKeys: sortedKeys)
-    }
-
-    /// An object's members in the order of `String`'s `<` on their names, the order the output has
-    /// always had (golden files and stored rows compare bytes).
-    ///
-    /// For names that are all ASCII that order is the order of their bytes, so each name is read
-    /// once into its first 16 bytes as two big-endian words and the members are sorted by those
-    /// (a tie, a longer name or one with a NUL byte, is settled by `<` on the names); the sort moves
-    /// plain numbers, not names and values. Objects with a non-ASCII name (where `<` compares
-    /// canonically equivalent forms, not bytes) are sorted by `<` as before.
-    private static func writeSorted(_ members: [String: JSONValue], to output: inout JSONOutput) {
-        typealias Entry = (high: UInt64, low: UInt64, ordinal: Int)
-        let count = members.count
-        let written = withUnsafeTemporaryAllocation(of: Member.self, capacity: count) {
-            pairs -> Bool in
-            withUnsafeTemporaryAllocation(of: Entry.self, capacity: count) { entries -> Bool in
-                var filled = 0
-                var ascii = true
-                for (key, value) in members {
-                    var key = key
-                    let (high, low, isASCII) = key.withUTF8 { sortPrefix(of: $0) }
-                    ascii = ascii && isASCII
-                    (pairs.baseAddress! + filled).initialize(to: Member(key: key, value: value))
-                    entries[filled] = (high, low, filled)
-                    filled += 1
-                }
-                defer { pairs.baseAddress!.deinitialize(count: filled) }
-                guard ascii else { return false }
-                var sorted = UnsafeMutableBufferPointer(rebasing: entries[0..<filled])
-                sorted.sort { left, right in
-                    if left.high != right.high { return left.high < right.high }
-                    if left.low != right.low { return left.low < right.low }
-                    return pairs[left.ordinal].key < pairs[right.ordinal].key
-                }
-                for position in 0..<filled {
-                    if position > 0 { output.append(UInt8(ascii: ",")) }
-                    let ordinal = sorted[position].ordinal
-                    writeMember(pairs[ordinal].key, pairs[ordinal].value, sortedKeys: true, to: &output)
-                }
-                return true
-            }
-        }
-        if written { return }
-        for (position, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
-            if position > 0 { output.append(UInt8(ascii: ",")) }
-            writeMember(member.key, member.value, sortedKeys: true, to: &output)
-        }
-    }
-
-    /// An object's member, held while the members are sorted (a struct: a tuple's buffer was
-    /// destroyed through its type's metadata).
-    private struct Member {
-        var key: String
-        var value: JSONValue
-    }
-
-    /// The first 16 bytes of a name as two big-endian words (zero-padded), and whether it is ASCII.
-    @inline(__always)
-    private static func sortPrefix(of utf8: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64, Bool) {
-        var words: (UInt64, UInt64) = (0, 0)
-        let head = min(utf8.count, 16)
-        if head > 0 {
-            withUnsafeMutableBytes(of: &words) { $0.baseAddress!.copyMemory(from: utf8.baseAddress!, byteCount: head) }
-        }
-        var ascii = (words.0 | words.1) & 0x8080_8080_8080_8080 == 0
-        if utf8.count > 16 {
-            for position in 16..<utf8.count where utf8[position] >= 0x80 {
-                ascii = false
-                break
-            }
-        }
-        return (UInt64(bigEndian: words.0), UInt64(bigEndian: words.1), ascii)
     }
 
     /// Appends an integer in decimal, as `Int64.description` writes it.
@@ -423,7 +350,7 @@ struct JSONParser {
     /// must cost no more than accepting).
     var trail: [Int] = []
     /// The members of the objects being read, innermost last (see ``parseObject()``).
-    var members: [(String, JSONValue)] = []
+    var members: ContiguousArray<JSONObject.Member> = []
     /// How deep arrays and objects may nest (the outermost counts as one level). No government
     /// event body nests beyond about 8 levels; 64 is generous and keeps what a refusal of a deeper
     /// body costs small (read to the limit, a pointer of as many steps): issue 12's floods, where
@@ -532,9 +459,10 @@ struct JSONParser {
             return .object([:])
         }
         // The members are gathered on a stack shared by every object of the document, and the
-        // dictionary is made once at its final size: growing it member by member rehashed it
-        // several times per object. Repeated names are found by comparing with the names read so
-        // far (objects are small), or, past `Self.scanLimit` members, in a dictionary.
+        // object is made once from them, sorted by name (``JSONObject``; nothing moves when the
+        // document was written sorted). Repeated names are found by comparing with the names read
+        // so far (objects are small), or, past `Self.scanLimit` members, in a dictionary (a
+        // flood's padding of thousands of members).
         let base = members.count
         // Popped one by one: `removeSubrange(base...)` looked up generic metadata on every object.
         defer { while members.count > base { members.removeLast() } }
@@ -557,14 +485,14 @@ struct JSONParser {
             if large != nil {
                 repeated = large!.updateValue(value, forKey: key) != nil
             } else {
-                for position in base..<members.count where members[position].0 == key {
+                for position in base..<members.count where members[position].key == key {
                     repeated = true
                     break
                 }
-                members.append((key, value))
+                members.append(JSONObject.Member(key: key, value: value))
                 if members.count - base > Self.scanLimit {
                     var dictionary = [String: JSONValue](minimumCapacity: 2 * Self.scanLimit)
-                    for position in base..<members.count { dictionary[members[position].0] = members[position].1 }
+                    for position in base..<members.count { dictionary[members[position].key] = members[position].value }
                     large = dictionary
                     while members.count > base { members.removeLast() }
                 }
@@ -581,10 +509,10 @@ struct JSONParser {
             }
             if bytes[index] == UInt8(ascii: "}") {
                 index += 1
-                if let large { return .object(large) }
-                var dictionary = [String: JSONValue](minimumCapacity: members.count - base)
-                for position in base..<members.count { dictionary[members[position].0] = members[position].1 }
-                return .object(dictionary)
+                if let large { return .object(JSONObject(large)) }
+                // Names already known to differ: sorted (most documents are written sorted, and
+                // then nothing moves).
+                return .object(JSONObject(sortingUnique: members[base...]))
             }
             throw error("expected ',' or '}' after an object member")
         }

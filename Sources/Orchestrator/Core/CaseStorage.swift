@@ -399,6 +399,6 @@ private struct StoredJSONReader {
             outcome: try enumeration("outcome"), reason: try optionalMember("reason")?.string(),
             decidedAt: try member("decidedAt").date(), decidedBy: try string("decidedBy"),
             licenceNumber: try optionalMember("licenceNumber")?.string(),
-            fields: try optionalMember("fields")?.object().mapValues(\.value) ?? [:])
+            fields: JSONObject(try optionalMember("fields")?.object().mapValues(\.value) ?? [:]))
     }
 }

@@ -18,7 +18,7 @@ enum EffectBodies {
     ///   - times: the transition's texts of times (its `now` is the request's time).
     static func approvalRequest(
         _ step: Step, _ state: Case, _ workflow: Workflow, due: CivilDate, applicant: JSONValue? = nil,
-        listed: ListedMaterials? = nil, template: [String: JSONValue]? = nil, times: inout TimeTexts
+        listed: ListedMaterials? = nil, template: JSONObject? = nil, times: inout TimeTexts
     ) -> JSONValue {
         let application = state.application
         let applicant = applicant ?? Self.applicant(workflow, application)
@@ -54,8 +54,8 @@ enum EffectBodies {
                 }
             }
         }
-        // Sized at once: it grew, rehashing, from empty.
-        var details = [String: JSONValue](minimumCapacity: step.details.count + step.passes.count)
+        // Sized at once: it grew from empty.
+        var details = JSONObject(minimumCapacity: step.details.count + step.passes.count)
         for path in step.details {
             if let value = path.value(in: application) { details[path.leaf] = value }
         }
@@ -75,7 +75,7 @@ enum EffectBodies {
     /// A request's `applicant`: the name, ID number, mobile (and credit code) the workflow's
     /// applicant fields point at.
     static func applicant(_ workflow: Workflow, _ application: JSONValue) -> JSONValue {
-        var applicant = [String: JSONValue](minimumCapacity: 4)
+        var applicant = JSONObject(minimumCapacity: 4)
         applicant["name"] = workflow.applicant.name.value(in: application)
         applicant["residentId"] = workflow.applicant.residentId.value(in: application)
         applicant["mobile"] = workflow.applicant.mobile.value(in: application)
@@ -87,8 +87,8 @@ enum EffectBodies {
 
     /// The members of an `approval.requested` for a step that are the same in every request of
     /// it (`service`, `department`, `item`), with room for the others.
-    static func requestTemplate(_ step: Step, _ workflow: Workflow) -> [String: JSONValue] {
-        var body = [String: JSONValue](minimumCapacity: 9)
+    static func requestTemplate(_ step: Step, _ workflow: Workflow) -> JSONObject {
+        var body = JSONObject(minimumCapacity: 9)
         body["service"] = .string(workflow.id)
         body["department"] = .string(step.department)
         body["item"] = .string(step.item)
@@ -116,8 +116,8 @@ enum EffectBodies {
     /// The fixed members of a workflow's bodies, per step in the workflow's order
     /// (``requestTemplate(_:_:)``, ``progressTemplates(_:)``), made once per rule version.
     struct Templates: Sendable {
-        let requests: [[String: JSONValue]]
-        let progress: [[String: JSONValue]]
+        let requests: [JSONObject]
+        let progress: [JSONObject]
 
         init(_ workflow: Workflow) {
             requests = workflow.steps.map { EffectBodies.requestTemplate($0, workflow) }
@@ -128,11 +128,11 @@ enum EffectBodies {
     /// The members of each step's entry in `application.progress.updated` that never change
     /// (`step`, `title`, `department`, `item`), in the workflow's step order, with room for the
     /// others: ``progress(_:_:now:templates:times:)`` copies an entry and adds what changes instead
-    /// of hashing every name again for each of a workflow's seven progress updates.
-    static func progressTemplates(_ workflow: Workflow) -> [[String: JSONValue]] {
+    /// of setting every fixed name again for each of a workflow's seven progress updates.
+    static func progressTemplates(_ workflow: Workflow) -> [JSONObject] {
         workflow.steps.map { step in
-            // Sized for every member at once: a literal of four grew (rehashing) on the fifth.
-            var entry = [String: JSONValue](minimumCapacity: 9)
+            // Sized for every member at once: a literal of four grew on the fifth.
+            var entry = JSONObject(minimumCapacity: 9)
             entry["step"] = .string(step.id)
             entry["title"] = .string(step.title)
             entry["department"] = .string(step.department)
@@ -147,7 +147,7 @@ enum EffectBodies {
     ///     make them.
     ///   - times: the transition's texts of times (what its other bodies formatted already).
     static func progress(
-        _ state: Case, _ workflow: Workflow, now: Date, templates: [[String: JSONValue]]? = nil,
+        _ state: Case, _ workflow: Workflow, now: Date, templates: [JSONObject]? = nil,
         times: inout TimeTexts
     ) -> Emission {
         let status: String =
@@ -186,7 +186,7 @@ enum EffectBodies {
             }
             steps.append(.object(entry))
         }
-        var body = [String: JSONValue](minimumCapacity: 6)
+        var body = JSONObject(minimumCapacity: 6)
         body["applicationId"] = .string(state.applicationId)
         body["service"] = .string(workflow.id)
         body["status"] = .string(status)
@@ -243,7 +243,7 @@ enum EffectBodies {
             "applicant": ["name": applicant.name] as [String: Any], "recipient": ["name": recipient.name] as [String: Any],
             "date": ChinaTime.date(at: now).description,
         ]
-        var parameters: [String: JSONValue] = [
+        var parameters: JSONObject = [
             "applicationId": .string(state.applicationId), "service": .string(workflow.title),
         ]
         var id = "\(state.applicationId)/sms/\(moment.rawValue)"

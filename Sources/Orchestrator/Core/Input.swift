@@ -63,11 +63,11 @@ public struct Decision: Sendable, Hashable, Codable {
     public let licenceNumber: String?
     /// Facts the decision establishes for later steps (`approval.decided`'s `fields`), e.g.
     /// `assessedPriceFen`.
-    public let fields: [String: JSONValue]
+    public let fields: JSONObject
 
     public init(
         applicationId: String, department: String, item: String, outcome: Outcome, reason: String? = nil,
-        decidedAt: Date, decidedBy: String, licenceNumber: String? = nil, fields: [String: JSONValue] = [:]
+        decidedAt: Date, decidedBy: String, licenceNumber: String? = nil, fields: JSONObject = [:]
     ) {
         self.applicationId = applicationId
         self.department = department

@@ -313,7 +313,7 @@ public struct Orchestrator: Sendable {
 
     func request(
         _ step: Step, _ state: inout Case, _ workflow: Workflow, times: inout TimeTexts, into effects: inout [Effect],
-        applicant: JSONValue? = nil, listed: ListedMaterials? = nil, template: [String: JSONValue]? = nil
+        applicant: JSONValue? = nil, listed: ListedMaterials? = nil, template: JSONObject? = nil
     ) throws(Rejection) {
         let now = times.now
         let attempt = state.step(step.id)!.attempt + 1

@@ -149,7 +149,7 @@ struct StoredCaseScanner {
         var decidedAt: Date?
         var decidedBy: String?
         var licenceNumber: String?
-        var fields: [String: JSONValue]?
+        var fields: JSONObject?
         guard
             members({ scanner, key in
                 switch key {
