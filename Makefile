@@ -2,8 +2,9 @@
 # `make demo` and `make test` (see README.md).
 SHELL := /bin/bash
 SWIFT ?= swift
-# System packages: librdkafka (the Kafka backend links it), kcat (interop tests), SQLite headers.
-APT_PACKAGES := librdkafka-dev kcat libsqlite3-dev pkg-config
+# System packages: librdkafka (the Kafka backend links it), kcat (interop tests), SQLite headers,
+# jemalloc (the executables' allocator).
+APT_PACKAGES := librdkafka-dev kcat libsqlite3-dev pkg-config libjemalloc-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps build demo test bench reliability fuzz clean openapi openapi-check

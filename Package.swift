@@ -11,6 +11,10 @@ import PackageDescription
 // calendar, so EmbeddedLogConfiguration keeps its `now` closure (callers pass `clock.now`), its
 // polling waits are real-time I/O waits, and Duration's one conversion to milliseconds and
 // seconds lives in EventLog, which every target reaches.
+/// jemalloc as the executables' allocator (Debian's libjemalloc-dev, installed by `make deps`):
+/// 7 % less CPU per orchestrated workflow than glibc's malloc, measured (BENCHMARKS.md).
+let jemalloc: [LinkerSetting] = [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
+
 let package = Package(
     name: "OneWindow",
     platforms: [.macOS(.v14)],
@@ -242,7 +246,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "onewindow", dependencies: ["OneWindowCLI"]),
+        // The processes allocate through jemalloc (README, "Decisions"; MallocArenas.swift).
+        .executableTarget(name: "onewindow", dependencies: ["OneWindowCLI"], linkerSettings: jemalloc),
         .executableTarget(
             name: "onewindow-bench",
             dependencies: [
@@ -255,7 +260,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            path: "Benchmarks/onewindow-bench"
+            path: "Benchmarks/onewindow-bench",
+            linkerSettings: jemalloc
         ),
         // Shared by the test targets and the benchmark (example-shaped tables, ports, the executable).
         .target(

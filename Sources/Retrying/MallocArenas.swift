@@ -14,15 +14,31 @@ import Foundation
 /// workflows/s against 930–1,007 (the threads wait for each other's arena), 4 arenas 173 MB and
 /// 901–937/s, 8 arenas 196 MB and 970–1,023/s.
 /// So four per core: half of glibc's default.
+///
+/// The two executables, `onewindow` and the benchmark, allocate through jemalloc instead (they
+/// link it: Package.swift), which keeps arenas of its own, four per core by default; glibc's
+/// allocator then serves nothing and is left alone. The cap is for the processes that do not
+/// link jemalloc: the test runner, and any program built on the libraries.
 public enum MallocArenas {
+    /// Whether this process allocates through jemalloc (it exports `mallctl`).
+    public static var jemallocIsTheAllocator: Bool {
+        #if canImport(Glibc)
+            dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallctl") != nil
+        #else
+            false
+        #endif
+    }
+
     /// Caps the arenas at four per core, unless the environment sets
     /// `MALLOC_ARENA_MAX` (glibc reads it, and it wins). Call it first thing in a process: arenas
-    /// made before stay. Does nothing where the C library is not glibc.
-    /// - Returns: the cap set, or `nil` when none was (the variable is set, or not glibc).
+    /// made before stay. Does nothing where the C library is not glibc, or where jemalloc is the
+    /// allocator.
+    /// - Returns: the cap set, or `nil` when none was (the variable is set, jemalloc allocates,
+    ///   or not glibc).
     @discardableResult
     public static func limit() -> Int? {
         #if canImport(Glibc)
-            if ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] != nil { return nil }
+            if ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] != nil || jemallocIsTheAllocator { return nil }
             guard let mallopt else { return nil }
             let cap = 4 * max(1, ProcessInfo.processInfo.activeProcessorCount)
             return mallopt(arenaMax, Int32(cap)) == 1 ? cap : nil
