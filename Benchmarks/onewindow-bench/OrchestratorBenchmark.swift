@@ -271,6 +271,8 @@ final class LatencyTracking: Sendable {
         var scheduled: [String: ContinuousClock.Instant] = [:]
         /// The same instants on the wall clock, which the requests' times are on.
         var scheduledWall: [String: Date] = [:]
+        /// When the submitter's append of it returned (wall clock).
+        var appended: [String: Date] = [:]
         var requests: [String: Int] = [:]
         /// When the first request was planned and read.
         var first: [String: (planned: Date, read: Date)] = [:]
@@ -284,7 +286,10 @@ final class LatencyTracking: Sendable {
 /// Where an application's latency goes, from the times the orchestrator gave its requests (whole
 /// milliseconds: a stage is within a millisecond) and the wall clock when the departments read them.
 enum LatencyStage: Int, CaseIterable {
-    /// Due → its first request planned: the submission's append, the orchestrator's poll, decoding and planning.
+    /// Due → its submission appended: the submitter's wake-up (it shares the process's threads with
+    /// the orchestrator and the departments) and the append.
+    case appended
+    /// → its first request planned: the orchestrator's poll, decoding and planning.
     case firstPlanned
     /// → the first request read by the departments: the store's transaction, the relay's append, their poll.
     case firstRead
@@ -295,7 +300,8 @@ enum LatencyStage: Int, CaseIterable {
 
     var name: String {
         switch self {
-        case .firstPlanned: "due → first request planned"
+        case .appended: "due → appended"
+        case .firstPlanned: "→ first request planned"
         case .firstRead: "→ read"
         case .lastPlanned: "→ last request planned"
         case .lastRead: "→ read"
@@ -331,8 +337,10 @@ func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seco
             if count == requestsPerApplication, let scheduled = state.scheduled[application] {
                 let micros = (now - scheduled).seconds * 1_000_000
                 _ = state.histogram.record(UInt64(max(1, micros.rounded())))
-                if let due = state.scheduledWall[application], let first = state.first[application] {
-                    let times = [due, first.planned, first.read, planned, wall]
+                if let due = state.scheduledWall[application], let appended = state.appended[application],
+                    let first = state.first[application]
+                {
+                    let times = [due, appended, first.planned, first.read, planned, wall]
                     for stage in LatencyStage.allCases {
                         let micros = times[stage.rawValue + 1].timeIntervalSince(times[stage.rawValue]) * 1_000_000
                         _ = state.stages[stage.rawValue].record(UInt64(max(1, micros.rounded())))
@@ -367,6 +375,10 @@ func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seco
                 }
             }
             try await submit(due, publisher: rig.publisher)
+            let appended = Date()
+            tracking.state.withLock { state in
+                for number in due { state.appended["RA-2026-" + String(format: "%06d", number)] = appended }
+            }
         }
         if next < total { try await Task.sleep(until: start.advanced(by: interval * next), clock: clock) }
     }
