@@ -47,7 +47,7 @@ struct LogDatabase: Sendable {
             // WAL + NORMAL: a committed append survives a process crash (SIGKILL); after a power
             // loss the last transactions may be lost, as with Kafka's default of not fsyncing.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
-            // 8 MiB of page cache a connection instead of SQLite's 2 MiB (125 of its 16 KiB pages):
+            // 8 MiB of page cache a connection instead of SQLite's 2 MiB:
             // consumers reading recent records found them read from the file again.
             try db.execute(sql: "PRAGMA cache_size = -8192")
             checkpointer.install(on: db)
@@ -66,12 +66,19 @@ struct LogDatabase: Sendable {
         }
         do {
             if !FileManager.default.fileExists(atPath: path) {
-                // A new file gets 16 KiB pages (about 20 records of 700 bytes a page instead of 5).
-                // The page size is fixed when the file is first written and cannot change once the
-                // file is in WAL mode, so set it, then switch to WAL, before the pool opens it.
+                // A new file gets 4 KiB pages. Most of the log's transactions are small (one
+                // submission, a relay's or a department's few records, an offset commit), and each
+                // writes every page it changed into the WAL whole: with 16 KiB pages, as files
+                // made before 2026-11-30 have (they keep them), the orchestrator's latency run
+                // wrote about 10,000 frames of 16 KiB a second, and the kernel's writeback of
+                // them made appends wait (p99 at 500 applications/s 30.5-48.1 ms against
+                // 24.7-26.0 with 4 KiB pages, BENCHMARKS.md; batched appends and consumption
+                // within a few percent either way). The page size is fixed when the file is first
+                // written and cannot change once the file is in WAL mode, so set it, then switch
+                // to WAL, before the pool opens it.
                 let creator = try DatabaseQueue(path: path)
                 try creator.writeWithoutTransaction { db in
-                    try db.execute(sql: "PRAGMA page_size = 16384")
+                    try db.execute(sql: "PRAGMA page_size = 4096")
                     try db.execute(sql: "PRAGMA journal_mode = WAL")
                 }
                 try creator.close()
