@@ -57,7 +57,8 @@ public struct JSONObject: Sendable, Hashable {
         self.init(sorting: ContiguousArray(elements.lazy.map { Member(key: $0.0, value: $0.1) }))
     }
 
-    /// Members in any order, names all different (trapping otherwise): sorted once.
+    /// Members in any order, names all different (trapping otherwise; the parser has checked):
+    /// sorted once, unless they already are (the hub writes its documents sorted).
     init(sorting unsorted: ContiguousArray<Member>) {
         members = unsorted
         if !Self.isStrictlyAscending(members) {
@@ -66,16 +67,6 @@ public struct JSONObject: Sendable, Hashable {
                 precondition(members[index - 1].key != members[index].key, "the member name \"\(members[index].key)\" appears twice")
             }
         }
-    }
-
-    /// Members already sorted by name, each name once (the caller has checked; the parser has).
-    init(sorted: ContiguousArray<Member>) { members = sorted }
-
-    /// Members whose names the caller has found to differ, in any order: sorted unless they
-    /// already are (the parser's objects; the hub writes its documents sorted).
-    init(sortingUnique unsorted: ArraySlice<Member>) {
-        members = ContiguousArray(unsorted)
-        if !Self.isStrictlyAscending(members) { members.sort { $0.key < $1.key } }
     }
 
     static func isStrictlyAscending(_ members: ContiguousArray<Member>) -> Bool {
@@ -182,49 +173,20 @@ public struct JSONObject: Sendable, Hashable {
         return members.remove(at: index).value
     }
 
-    /// The members `isIncluded` keeps, as an object.
-    public func filter(_ isIncluded: ((key: String, value: JSONValue)) throws -> Bool) rethrows -> JSONObject {
-        JSONObject(sorted: try members.filter { try isIncluded(($0.key, $0.value)) })
-    }
-
-    /// The same names with the values `transform` gives.
-    public func mapValues(_ transform: (JSONValue) throws -> JSONValue) rethrows -> JSONObject {
-        var copy = self
-        for index in copy.members.indices { copy.members[index].value = try transform(copy.members[index].value) }
-        return copy
-    }
-
-    /// The names with the values `transform` gives, without those it gives `nil` for.
-    public func compactMapValues(_ transform: (JSONValue) throws -> JSONValue?) rethrows -> JSONObject {
-        var kept = ContiguousArray<Member>()
-        kept.reserveCapacity(members.count)
-        for member in members {
-            if let value = try transform(member.value) { kept.append(Member(key: member.key, value: value)) }
-        }
-        return JSONObject(sorted: kept)
-    }
-
     /// This object with `other`'s members added; for a name both have, `combine` picks the value.
     public func merging(
         _ other: JSONObject, uniquingKeysWith combine: (JSONValue, JSONValue) throws -> JSONValue
     ) rethrows -> JSONObject {
         var result = self
-        try result.merge(other, uniquingKeysWith: combine)
-        return result
-    }
-
-    /// Adds `other`'s members; for a name both have, `combine` picks the value.
-    public mutating func merge(
-        _ other: JSONObject, uniquingKeysWith combine: (JSONValue, JSONValue) throws -> JSONValue
-    ) rethrows {
         for member in other.members {
-            let (index, found) = position(of: member.key)
+            let (index, found) = result.position(of: member.key)
             if found {
-                members[index].value = try combine(members[index].value, member.value)
+                result.members[index].value = try combine(result.members[index].value, member.value)
             } else {
-                members.insert(member, at: index)
+                result.members.insert(member, at: index)
             }
         }
+        return result
     }
 
     /// The members as a dictionary (for APIs that take one).
@@ -238,7 +200,7 @@ public struct JSONObject: Sendable, Hashable {
 extension JSONObject: ExpressibleByDictionaryLiteral {
     /// A literal's names must all differ (a repeated one traps, as in a dictionary literal).
     public init(dictionaryLiteral elements: (String, JSONValue)...) {
-        self.init(sorting: ContiguousArray(elements.lazy.map { Member(key: $0.0, value: $0.1) }))
+        self.init(uniqueKeysWithValues: elements)
     }
 }
 

@@ -512,7 +512,7 @@ struct JSONParser {
                 if let large { return .object(JSONObject(large)) }
                 // Names already known to differ: sorted (most documents are written sorted, and
                 // then nothing moves).
-                return .object(JSONObject(sortingUnique: members[base...]))
+                return .object(JSONObject(sorting: ContiguousArray(members[base...])))
             }
             throw error("expected ',' or '}' after an object member")
         }
