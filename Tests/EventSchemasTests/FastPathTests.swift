@@ -261,4 +261,47 @@ struct FastPathTests {
             for text in bad { #expect(!compiled.matches(text), "\(pattern) should not match \(text)") }
         }
     }
+
+    /// The one-pass matcher (``LinearPattern``) takes the patterns of the shape it is exact for,
+    /// refuses the others, and answers as the automaton does: every pattern the schemas in
+    /// `Topics/schemas` use, and harder ones, on texts made of the patterns' own characters and
+    /// a few others (every text up to 3 characters of a small alphabet, and random longer ones).
+    @Test func onePassPatternsAnswerAsTheAutomaton() throws {
+        let linear = [
+            "^[A-Z]{2,4}-[0-9]{4}-[0-9]{6}$", "^[0-9]{9,12}$", "^[0-9A-Z]{8,28}$", "^[a-z][a-z0-9-]*$",
+            "^[a-zA-Z0-9._-]+/[0-9]+/[0-9]+$", "^JY[0-9]{14}$", "^a?$", "^[ab]{0,2}c+$", "^$", "^x{0}y$",
+        ]
+        let notLinear = [
+            "^[0-9]{4}-(0[1-9]|1[0-2])$",  // a group
+            "[0-9]{3}",  // not anchored
+            "^a*a$",  // a run giving back to the next of its own class
+            "^a+b?c$",  // a varying run followed by an optional one
+            "^[^a]+$",  // negated
+            "^[一-龥]+$",  // not ASCII
+        ]
+        for pattern in linear { #expect(try SchemaPattern(pattern).isLinear, "\(pattern)") }
+        for pattern in notLinear { #expect(try !SchemaPattern(pattern).isLinear, "\(pattern)") }
+        let alphabet = Array("aAbcxyZ09-./_李")
+        var generator = SystemRandomNumberGenerator()
+        for pattern in linear {
+            let compiled = try SchemaPattern(pattern)
+            var texts: [String] = [""]
+            var frontier: [String] = [""]
+            for _ in 0..<3 {
+                frontier = frontier.flatMap { prefix in alphabet.map { prefix + String($0) } }
+                texts += frontier
+            }
+            let own = Array(Set(pattern.filter { $0.isLetter || $0.isNumber || "-./_".contains($0) }))
+            for _ in 0..<3_000 {
+                let length = Int.random(in: 0...30, using: &generator)
+                texts.append(String((0..<length).map { _ in
+                    Bool.random(using: &generator) && !own.isEmpty ? own.randomElement(using: &generator)! : alphabet.randomElement(using: &generator)!
+                }))
+            }
+            texts += ["AB-2025-000123", "ABCDE-2025-000123", "RA-2025-00012", "123456789", "1234567890123", "abc-9", "a.b/1/2", "JY20250101000001"]
+            for text in texts {
+                #expect(compiled.matches(text) == compiled.automatonMatches(text), "\(pattern) on \(text)")
+            }
+        }
+    }
 }

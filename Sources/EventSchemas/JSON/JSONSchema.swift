@@ -138,6 +138,9 @@ struct InstancePath {
     enum Step {
         case member(String)
         case index(Int)
+        /// The member named by property `position` of `node` (``SchemaNode/properties``): no
+        /// name is copied (nor retained) until a violation asks for the pointer.
+        case property(Unmanaged<SchemaNode>, position: Int)
     }
 
     var steps: [Step] = []
@@ -156,6 +159,8 @@ struct InstancePath {
             switch step {
             case .member(let name): text += "/" + SchemaNode.escape(name)
             case .index(let index): text += "/" + String(index)
+            case .property(let node, let position):
+                text += "/" + SchemaNode.escape(node._withUnsafeGuaranteedRef { $0.properties[position].0 })
             }
         }
         return text
@@ -171,8 +176,13 @@ final class SchemaNode: @unchecked Sendable {
     // holds because nothing mutates a node once `JSONSchema.init` returns.
     var types: JSONTypes?
     var properties: [(String, SchemaNode)] = [] {
-        didSet { propertyNames = Set(properties.map(\.0)) }
+        didSet {
+            propertyNames = Set(properties.map(\.0))
+            propertyNameList = ContiguousArray(properties.map(\.0))
+        }
     }
+    /// ``properties``' names, in their order (sorted with `<`, as a ``JSONObject``'s members are).
+    var propertyNameList: ContiguousArray<String> = []
     var propertyNames: Set<String> = []
     /// ``properties``' names, for finding an instance member's property without hashing it.
     var propertyTable = PropertyTable([]) {
@@ -199,7 +209,11 @@ final class SchemaNode: @unchecked Sendable {
     var maximum: Double?
     var exclusiveMinimum: Double?
     var exclusiveMaximum: Double?
-    var items: SchemaNode?
+    var items: SchemaNode? {
+        didSet { itemsTarget = items.map { Unmanaged.passUnretained($0) } }
+    }
+    /// ``items`` without ownership (``items`` keeps it alive), as ``referenceTarget``.
+    private(set) var itemsTarget: Unmanaged<SchemaNode>?
     var minItems: Int?
     var maxItems: Int?
     var allOf: [SchemaNode] = []
@@ -245,7 +259,7 @@ final class SchemaNode: @unchecked Sendable {
             fail("false", "no value is allowed here")
             return
         }
-        if let reference { reference.validate(value, at: &path, into: &violations) }
+        if let referenceTarget { referenceTarget._withUnsafeGuaranteedRef { $0.validate(value, at: &path, into: &violations) } }
         if let types {
             let type = JSONTypes(of: value)
             let matches =
@@ -283,11 +297,13 @@ final class SchemaNode: @unchecked Sendable {
         case .array(let elements):
             if let minItems, elements.count < minItems { fail("minItems", "should have at least \(minItems) items, has \(elements.count)") }
             if let maxItems, elements.count > maxItems { fail("maxItems", "should have at most \(maxItems) items, has \(elements.count)") }
-            if let items {
-                for (index, element) in elements.enumerated() {
-                    path.steps.append(.index(index))
-                    items.validate(element, at: &path, into: &violations)
-                    path.steps.removeLast()
+            if let items = itemsTarget {
+                elements.withUnsafeBufferPointer { elements in
+                    for index in elements.indices {
+                        path.steps.append(.index(index))
+                        items._withUnsafeGuaranteedRef { $0.validate(elements[index], at: &path, into: &violations) }
+                        path.steps.removeLast()
+                    }
                 }
             }
         case .object(let members):
@@ -295,30 +311,41 @@ final class SchemaNode: @unchecked Sendable {
             var known = 0
             var requiredFound = 0
             if members.count <= 2 * properties.count {
-                // Each member's property found by ``propertyTable`` (no hashing) and validated in
-                // the members' order; the violations, if any, then put in property order, the
-                // order of the lookups below and the order they always had.
-                var segments: [(position: Int, start: Int, end: Int)] = []
-                let table = propertyTableTarget
+                // Members and properties are both sorted by name with `<` (a ``JSONObject``'s
+                // order, and the compiler's), so one walk pairs them: each member's property is
+                // the next property equal to it, and none if a greater one comes first. Validated
+                // in the members' order, the property order; no name is hashed or copied.
+                let this = Unmanaged.passUnretained(self)
+                let names = propertyNameList
+                let count = names.count
+                var cursor = 0
                 propertyNodes.withUnsafeBufferPointer { nodes in
-                    for (key, member) in members {
-                        guard let position = table._withUnsafeGuaranteedRef({ $0.position(of: key) }) else { continue }
-                        known += 1
-                        if propertyRequired[position] { requiredFound += 1 }
-                        let before = violations.count
-                        path.steps.append(.member(properties[position].0))
-                        nodes[position]._withUnsafeGuaranteedRef { $0.validate(member, at: &path, into: &violations) }
-                        path.steps.removeLast()
-                        if violations.count != before { segments.append((position, before, violations.count)) }
+                    members.sortedMembers.withUnsafeBufferPointer { pairs in
+                        for index in 0..<pairs.count {
+                            var position = cursor
+                            var found = false
+                            while position < count {
+                                if names[position] == pairs[index].key {
+                                    found = true
+                                    break
+                                }
+                                if pairs[index].key < names[position] { break }
+                                position += 1
+                            }
+                            guard found else {
+                                cursor = position
+                                continue
+                            }
+                            cursor = position + 1
+                            known += 1
+                            if propertyRequired[position] { requiredFound += 1 }
+                            path.steps.append(.property(this, position: position))
+                            nodes[position]._withUnsafeGuaranteedRef {
+                                $0.validate(pairs[index].value, at: &path, into: &violations)
+                            }
+                            path.steps.removeLast()
+                        }
                     }
-                }
-                if segments.count > 1 {
-                    var ordered: [SchemaViolation] = []
-                    ordered.reserveCapacity(violations.count - start)
-                    for segment in segments.sorted(by: { $0.position < $1.position }) {
-                        ordered += violations[segment.start..<segment.end]
-                    }
-                    violations.replaceSubrange(start..., with: ordered)
                 }
             } else {
                 // Many more members than properties (a map, or a flood's padding): look each

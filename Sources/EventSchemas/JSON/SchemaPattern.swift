@@ -15,22 +15,26 @@ final class SchemaPattern: Sendable {
     /// The pattern as the schema writes it.
     let source: String
     private let program: Program?
+    private let linear: LinearPattern?
     private let fallback: NSRegularExpressionBox?
 
     /// - Throws: when the pattern is not a regular expression.
     init(_ source: String) throws {
         self.source = source
-        if let program = Program.compile(source) {
+        if let (program, node) = Program.compile(source) {
             self.program = program
+            self.linear = LinearPattern(node)
             self.fallback = nil
         } else {
             self.program = nil
+            self.linear = nil
             self.fallback = NSRegularExpressionBox(try NSRegularExpression(pattern: source))
         }
     }
 
     /// Whether the pattern matches somewhere in `text` (patterns are not implicitly anchored).
     func matches(_ text: String) -> Bool {
+        if let linear { return linear.matches(text) }
         if let program { return program.matches(text) }
         let range = NSRange(text.startIndex..., in: text)
         return fallback!.regex.firstMatch(in: text, range: range) != nil
@@ -38,6 +42,84 @@ final class SchemaPattern: Sendable {
 
     /// Whether the pattern runs on the built-in automaton (for tests).
     var isCompiled: Bool { program != nil }
+
+    /// Whether the pattern runs as a ``LinearPattern`` (for tests).
+    var isLinear: Bool { linear != nil }
+
+    /// The answer of the automaton, whichever way ``matches(_:)`` takes (for tests).
+    func automatonMatches(_ text: String) -> Bool? { program?.matches(text) }
+}
+
+/// A pattern that is `^`, then runs of ASCII classes or characters each with a count, then `$`
+/// (`^[A-Z]{2,4}-[0-9]{4}-[0-9]{6}$`, most of the schemas' patterns), matched in one pass over the
+/// text's bytes, without the automaton's thread lists.
+///
+/// One pass is exact when no run can give a character back to the next: a run of fixed length
+/// takes exactly its count, and a run of varying length is either the last or followed by a run
+/// that takes at least one character, of a class sharing none with it. Then a run takes every
+/// character of its class in a row (up to its maximum), as any match must. Classes are ASCII
+/// and not negated, so a text with any other byte does not match, as the automaton says.
+struct LinearPattern: Sendable {
+    struct Run: Sendable {
+        var low: UInt64
+        var high: UInt64
+        var minimum: Int
+        var maximum: Int?
+
+        @inline(__always)
+        func accepts(_ byte: UInt8) -> Bool {
+            byte < 64 ? low & (1 << UInt64(byte)) != 0 : byte < 128 && high & (1 << UInt64(byte - 64)) != 0
+        }
+
+        func overlaps(_ other: Run) -> Bool { low & other.low != 0 || high & other.high != 0 }
+    }
+
+    let runs: [Run]
+
+    /// `nil` unless `node` (the automaton's parse) has the shape above.
+    fileprivate init?(_ node: Program.Node) {
+        guard case .sequence(let nodes) = node, nodes.count >= 2, case .start = nodes.first!, case .end = nodes.last!
+        else { return nil }
+        var runs: [Run] = []
+        for atom in nodes.dropFirst().dropLast() {
+            let set: ScalarClass
+            var minimum = 1
+            var maximum: Int? = 1
+            switch atom {
+            case .scalar(let scalars):
+                set = scalars
+            case .repetition(.scalar(let scalars), let low, let high):
+                set = scalars
+                minimum = low
+                maximum = high
+            default:
+                return nil
+            }
+            guard !set.negated, set.ranges.isEmpty else { return nil }
+            runs.append(Run(low: set.low, high: set.high, minimum: minimum, maximum: maximum))
+        }
+        for index in runs.indices.dropLast() where runs[index].minimum != runs[index].maximum {
+            let next = runs[index + 1]
+            guard next.minimum >= 1, !runs[index].overlaps(next) else { return nil }
+        }
+        self.runs = runs
+    }
+
+    func matches(_ text: String) -> Bool {
+        var text = text
+        return text.withUTF8 { utf8 in
+            runs.withUnsafeBufferPointer { runs in
+                var index = 0
+                for run in runs {
+                    let limit = run.maximum.map { utf8.count - index > $0 ? index + $0 : utf8.count } ?? utf8.count
+                    let start = index
+                    while index < limit, run.accepts(utf8[index]) { index += 1 }
+                    if index - start < run.minimum { return false }
+                }
+                return index == utf8.count
+            }
+        }
+    }
 }
 
 /// `NSRegularExpression` is immutable once made and documented as safe to use from several threads.
@@ -98,15 +180,15 @@ private struct Program: Sendable {
         case end
     }
 
-    /// Compiles the supported subset; `nil` for anything else.
-    static func compile(_ source: String) -> Program? {
+    /// Compiles the supported subset, with its parse; `nil` for anything else.
+    static func compile(_ source: String) -> (Program, Node)? {
         var parser = Parser(scalars: Array(source.unicodeScalars))
         guard let node = parser.parseAlternation(), parser.index == parser.scalars.count else { return nil }
         var program = Program(instructions: [])
         guard program.emit(node, budget: 2_000) else { return nil }
         program.instructions.append(.match)
         program.layOut()
-        return program
+        return (program, node)
     }
 
     /// Lays out a node; `false` when the program would grow past `budget` instructions.
