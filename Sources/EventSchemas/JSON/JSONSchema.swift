@@ -184,13 +184,8 @@ final class SchemaNode: @unchecked Sendable {
     /// ``properties``' names, in their order (sorted with `<`, as a ``JSONObject``'s members are).
     var propertyNameList: ContiguousArray<String> = []
     var propertyNames: Set<String> = []
-    /// ``properties``' names, for finding an instance member's property without hashing it.
-    var propertyTable = PropertyTable([]) {
-        didSet { propertyTableTarget = Unmanaged.passUnretained(propertyTable) }
-    }
-    /// ``propertyTable`` and ``properties``' nodes without ownership, for validating without a
-    /// retain and release per member (the node and its ``properties`` keep them alive).
-    private(set) var propertyTableTarget: Unmanaged<PropertyTable>
+    /// ``properties``' nodes without ownership, for validating without a retain and release per
+    /// member (the node's ``properties`` keep them alive).
     var propertyNodes: [Unmanaged<SchemaNode>] = []
     var required: [String] = []
     /// Per entry of ``properties``, whether `required` names it; and how many names `required`
@@ -234,9 +229,7 @@ final class SchemaNode: @unchecked Sendable {
     /// definition's placeholder): validating it is validating its target.
     var isOnlyReference = false
 
-    init() {
-        propertyTableTarget = Unmanaged.passUnretained(propertyTable)
-    }
+    init() {}
 
     /// Whether ``reference`` is the node's only keyword (see ``isOnlyReference``).
     var hasOnlyReference: Bool {
@@ -546,7 +539,6 @@ struct SchemaCompiler {
         }
         let requiredNames = Set(node.required)
         node.propertyRequired = node.properties.map { requiredNames.contains($0.0) }
-        node.propertyTable = PropertyTable(node.properties.map(\.0))
         node.propertyNodes = node.properties.map { Unmanaged.passUnretained($0.1) }
         node.isOnlyReference = node.hasOnlyReference
         node.requiredPropertyCount =
