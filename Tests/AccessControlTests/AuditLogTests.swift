@@ -42,7 +42,9 @@ struct AuditLogTests {
         await #expect(throws: (any Error).self) {
             try await log.pool.write { try $0.execute(sql: "DELETE FROM entries WHERE seq = 2") }
         }
-        let empty = try AuditLog(path: FileManager.default.temporaryDirectory.appendingPathComponent("audit-\(UUID()).sqlite").path)
+        let emptyPath = FileManager.default.temporaryDirectory.appendingPathComponent("audit-\(UUID()).sqlite").path
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: emptyPath + suffix) } }
+        let empty = try AuditLog(path: emptyPath)
         #expect(try await empty.verify() == .intact(entries: 0, head: AuditLog.genesisHash))
     }
 

@@ -24,10 +24,18 @@ let calendar: WorkingDayCalendar = {
     }
 }()
 
-/// A fresh department database in a temporary file.
-func temporaryDatabase(_ department: DepartmentID) throws -> DepartmentDatabase {
+/// The folder of this test process's department databases, removed when the process exits (a
+/// database is opened by tests that end without closing it, and by processes they start).
+let departmentDatabases: URL = {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
         "onewindow-depts-\(UUID().uuidString.prefix(8))")
+    atexit { try? FileManager.default.removeItem(at: departmentDatabases) }
+    return directory
+}()
+
+/// A fresh department database in a temporary file.
+func temporaryDatabase(_ department: DepartmentID) throws -> DepartmentDatabase {
+    let directory = departmentDatabases.appendingPathComponent(UUID().uuidString.prefix(8).description)
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     return try DepartmentDatabase.open(department, path: directory.appendingPathComponent("\(department).sqlite").path)
 }

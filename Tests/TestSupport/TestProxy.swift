@@ -104,6 +104,8 @@ public final class TestProxy: Sendable {
         process = childProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script.path, String(port), String(target)])
         process.standardOutput = FileHandle.nullDevice
         try process.run()
+        // Python has read the script once it listens (or given up): the file is not needed.
+        defer { try? FileManager.default.removeItem(at: script) }
         if waitForListener(port) { return }
         stop()
         throw SupportError("the test proxy did not start on 127.0.0.1:\(port)")
