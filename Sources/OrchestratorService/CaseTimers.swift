@@ -56,7 +56,11 @@ struct CaseTimers: Sendable, Hashable {
     /// Reads the `timers` column (`nil`: none).
     /// - Throws: ``StoreError`` naming the application and the line that cannot be read.
     init(stored text: String?, applicationId: String) throws {
-        guard let text, !text.isEmpty else { return }
+        guard var text, !text.isEmpty else { return }
+        if let timers = text.withUTF8(Self.scan) {
+            self.timers = timers
+            return
+        }
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
             let fields = line.split(separator: " ", maxSplits: 4, omittingEmptySubsequences: false)
             guard fields.count == 5, let due = Int64(fields[0]), fields[1] == "0" || fields[1] == "1",
@@ -80,6 +84,53 @@ struct CaseTimers: Sendable, Hashable {
             text += "\(timer.dueMilliseconds) \(timer.fired ? "1" : "0") \(timer.kind == .reminder ? "r" : "o") \(timer.attempt) \(timer.step)\n"
         }
         return text
+    }
+
+    /// The timers of a well-formed `timers` column read from its bytes in one pass (reading a
+    /// case's timers by splitting the text was a fifth of loading a case from the store); `nil`
+    /// for anything else, which ``init(stored:applicationId:)`` reads the general way and names.
+    static func scan(_ bytes: UnsafeBufferPointer<UInt8>) -> [Timer]? {
+        var timers: [Timer] = []
+        var index = 0
+        let count = bytes.count
+        /// A non-negative decimal number ending at a space, at most 18 digits.
+        func number() -> Int64? {
+            let start = index
+            var value: Int64 = 0
+            while index < count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+                value = value * 10 + Int64(bytes[index] - UInt8(ascii: "0"))
+                index += 1
+            }
+            guard index > start, index - start <= 18, index < count, bytes[index] == UInt8(ascii: " ") else { return nil }
+            index += 1
+            return value
+        }
+        /// One byte, then a space.
+        func code() -> UInt8? {
+            guard index + 1 < count, bytes[index + 1] == UInt8(ascii: " ") else { return nil }
+            defer { index += 2 }
+            return bytes[index]
+        }
+        while index < count {
+            guard let due = number(), let fired = code(), fired == UInt8(ascii: "0") || fired == UInt8(ascii: "1"),
+                let kindCode = code(), let attempt = number()
+            else { return nil }
+            let kind: TimerKey.Kind
+            switch kindCode {
+            case UInt8(ascii: "r"): kind = .reminder
+            case UInt8(ascii: "o"): kind = .overdue
+            default: return nil
+            }
+            let start = index
+            while index < count, bytes[index] != UInt8(ascii: "\n") { index += 1 }
+            // Every line ends with a line break; a step id is not empty.
+            guard index < count, index > start else { return nil }
+            let step = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+            index += 1
+            timers.append(
+                Timer(step: step, attempt: Int(attempt), kind: kind, dueMilliseconds: due, fired: fired == UInt8(ascii: "1")))
+        }
+        return timers
     }
 
     static func kind(_ code: Substring) -> TimerKey.Kind? {

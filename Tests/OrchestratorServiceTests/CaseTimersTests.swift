@@ -38,6 +38,32 @@ struct CaseTimersTests {
         #expect(throws: StoreError.self) { try CaseTimers(stored: "12 0 reminder 1 x\n", applicationId: "RA-2026-000001") }
     }
 
+    @Test("The one-pass reading of the stored text takes what the writer writes and leaves the rest to the general reading")
+    func storedTextScan() throws {
+        func scanned(_ text: String) -> [CaseTimers.Timer]? {
+            var text = text
+            return text.withUTF8(CaseTimers.scan)
+        }
+        let written = "1772755200000 1 o 2 fire inspection\n1772672400000 0 r 12 税务登记\n"
+        let timers = try #require(scanned(written))
+        #expect(timers.map(\.step) == ["fire inspection", "税务登记"])
+        #expect(timers.map(\.attempt) == [2, 12])
+        #expect(timers.map(\.fired) == [true, false])
+        #expect(timers.map(\.kind) == [.overdue, .reminder])
+        #expect(timers.map(\.dueMilliseconds) == [1_772_755_200_000, 1_772_672_400_000])
+        // Not as the writer writes it: the general reading decides (and reads these the same).
+        for text in ["12 0 r 1 x", "+12 0 r 1 x\n", "12 0 r 1 x\n\n", "12  0 r 1 x\n"] {
+            #expect(scanned(text) == nil, "\(text)")
+        }
+        #expect(try CaseTimers(stored: "12 0 r 1 x", applicationId: "RA-2026-000001").timers.map(\.step) == ["x"])
+        #expect(try CaseTimers(stored: "12 0 r 1 x\n\n", applicationId: "RA-2026-000001").timers.count == 1)
+        // Refused either way, naming the case.
+        for text in ["12 2 r 1 x\n", "12 0 q 1 x\n", "12 0 r 1 \n", "12 0 r x y\n"] {
+            #expect(scanned(text) == nil, "\(text)")
+            #expect(throws: StoreError.self, "\(text)") { try CaseTimers(stored: text, applicationId: "RA-2026-000001") }
+        }
+    }
+
     @Test("A store with the timers table, with pending and fired timers, opens with them in their cases' rows and fires each once")
     func timersTableMigrates() async throws {
         let bench = try await Bench()
