@@ -2,6 +2,10 @@
 import Foundation
 import PackageDescription
 
+/// jemalloc as the executables' allocator (Debian's libjemalloc-dev, installed by `make deps`):
+/// 7 % less CPU per orchestrated workflow than glibc's malloc, measured (BENCHMARKS.md).
+let jemalloc: [LinkerSetting] = [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
+
 // One library target per responsibility; the `onewindow` executable is a thin shell over them.
 // Dependency direction: EventLog (bytes on a partitioned log) ← EventModel (CloudEvents binding)
 // ← EventSchemas (catalog, JSON Schema) ← Bus (validated publishing, backends) ← OneWindowCLI.
@@ -11,10 +15,6 @@ import PackageDescription
 // calendar, so EmbeddedLogConfiguration keeps its `now` closure (callers pass `clock.now`), its
 // polling waits are real-time I/O waits, and Duration's one conversion to milliseconds and
 // seconds lives in EventLog, which every target reaches.
-/// jemalloc as the executables' allocator (Debian's libjemalloc-dev, installed by `make deps`):
-/// 7 % less CPU per orchestrated workflow than glibc's malloc, measured (BENCHMARKS.md).
-let jemalloc: [LinkerSetting] = [.linkedLibrary("jemalloc", .when(platforms: [.linux]))]
-
 let package = Package(
     name: "OneWindow",
     platforms: [.macOS(.v14)],

@@ -292,7 +292,7 @@ public struct AuditLog: Sendable {
             sequence += 1
             var entry = AuditEntry(
                 sequence: sequence, time: time, actor: draft.actor, action: draft.action, subject: draft.subject,
-                details: String(decoding: details.serialized(sortedKeys: true), as: UTF8.self), eventId: draft.eventId,
+                details: String(decoding: details.serialized(), as: UTF8.self), eventId: draft.eventId,
                 previousHash: previous, hash: "")
             entry.hash = entry.computedHash
             try db.execute(

@@ -46,7 +46,7 @@ public enum DeliveredEvent {
     public static func body(of record: LogRecord, redaction: EventRedaction?) -> [UInt8] {
         var object = object(of: record)
         redaction?(&object, record)
-        return Array(object.serialized(sortedKeys: true))
+        return Array(object.serialized())
     }
 
     /// The redaction a hub applies unless configured otherwise: the personal data of

@@ -1,5 +1,5 @@
 /// A JSON object's members: names with their values, each name once, kept in the order of
-/// `String`'s `<` on the names (the order ``JSONValue/serialized(sortedKeys:)`` writes them in).
+/// `String`'s `<` on the names (the order ``JSONValue/serialized()`` writes them in).
 ///
 /// It reads like the `[String: JSONValue]` it replaces (a dictionary literal, `object["name"]`
 /// to read and to set, `for (name, value) in object`, `keys`, `count`), but holds its members in
@@ -89,8 +89,6 @@ public struct JSONObject: Sendable, Hashable {
 
     /// The values, in the order of their names.
     public var values: [JSONValue] { members.map(\.value) }
-
-    public mutating func reserveCapacity(_ capacity: Int) { members.reserveCapacity(capacity) }
 
     /// Where the member named `key` is (`found`), or where it would go.
     @usableFromInline

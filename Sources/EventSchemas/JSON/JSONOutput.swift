@@ -1,6 +1,6 @@
 import Foundation
 
-/// A growing buffer that JSON text is written into: ``JSONValue/serialized(sortedKeys:)`` and the
+/// A growing buffer that JSON text is written into: ``JSONValue/serialized()`` and the
 /// orchestrator's stored cases write through it.
 ///
 /// Appending to a `[UInt8]` checks that the array is uniquely referenced and has room on every

@@ -149,28 +149,27 @@ public enum JSONValue: Sendable, Hashable {
         }
     }
 
-    /// Compact JSON text. Non-ASCII characters are kept as UTF-8.
-    /// - Parameter sortedKeys: kept for callers that ask for sorted members; an object's members are
-    ///   always written in the order of `String`'s `<` on their names, the order a ``JSONObject``
-    ///   holds them in (golden files and stored rows compare bytes), so output is stable either way.
-    public func serialized(sortedKeys: Bool = true) -> Data {
+    /// Compact JSON text. Non-ASCII characters are kept as UTF-8. An object's members are written
+    /// in the order of `String`'s `<` on their names, the order a ``JSONObject`` holds them in, so
+    /// the same value always gives the same bytes (golden files and stored rows compare bytes).
+    public func serialized() -> Data {
         // One allocation for the usual event body (an approval request is ~1 KB, a progress update
         // ~1.5 KB), instead of growing from 256 bytes through three copies.
         var output = JSONOutput(capacity: 2048)
-        write(to: &output, sortedKeys: sortedKeys)
+        write(to: &output)
         return output.data
     }
 
-    /// Appends the compact JSON text of ``serialized(sortedKeys:)`` to `bytes`, for a writer that
+    /// Appends the compact JSON text of ``serialized()`` to `bytes`, for a writer that
     /// builds a larger document around it without copying through `Data`.
-    public func write(to bytes: inout [UInt8], sortedKeys: Bool = true) {
+    public func write(to bytes: inout [UInt8]) {
         var output = JSONOutput(capacity: 512)
-        write(to: &output, sortedKeys: sortedKeys)
+        write(to: &output)
         output.append(to: &bytes)
     }
 
-    /// Appends the compact JSON text of ``serialized(sortedKeys:)`` to `output`.
-    public func write(to output: inout JSONOutput, sortedKeys: Bool = true) {
+    /// Appends the compact JSON text of ``serialized()`` to `output`.
+    public func write(to output: inout JSONOutput) {
         switch self {
         case .null: output.append("null")
         case .bool(let value): output.append(value ? "true" : "false")
@@ -186,7 +185,7 @@ public enum JSONValue: Sendable, Hashable {
             output.append(UInt8(ascii: "["))
             for (index, element) in elements.enumerated() {
                 if index > 0 { output.append(UInt8(ascii: ",")) }
-                element.write(to: &output, sortedKeys: sortedKeys)
+                element.write(to: &output)
             }
             output.append(UInt8(ascii: "]"))
         case .object(let members):
@@ -195,7 +194,7 @@ public enum JSONValue: Sendable, Hashable {
             members.sortedMembers.withUnsafeBufferPointer { members in
                 for index in members.indices {
                     if index > 0 { output.append(UInt8(ascii: ",")) }
-                    Self.writeMember(members[index].key, members[index].value, sortedKeys: sortedKeys, to: &output)
+                    Self.writeMember(members[index].key, members[index].value, to: &output)
                 }
             }
             output.append(UInt8(ascii: "}"))
@@ -203,10 +202,10 @@ public enum JSONValue: Sendable, Hashable {
     }
 
     /// `"key":value`.
-    private static func writeMember(_ key: String, _ value: JSONValue, sortedKeys: Bool, to output: inout JSONOutput) {
+    private static func writeMember(_ key: String, _ value: JSONValue, to output: inout JSONOutput) {
         writeString(key, to: &output)
         output.append(UInt8(ascii: ":"))
-        value.write(to: &output, sortedKeys: sortedKeys)
+        value.write(to: &output)
     }
 
     /// Appends an integer in decimal, as `Int64.description` writes it.
@@ -214,7 +213,7 @@ public enum JSONValue: Sendable, Hashable {
         output.appendDecimal(value)
     }
 
-    /// Appends `value` as a JSON string (quoted, escaped as ``serialized(sortedKeys:)`` escapes).
+    /// Appends `value` as a JSON string (quoted, escaped as ``serialized()`` escapes).
     public static func writeString(_ value: String, to bytes: inout [UInt8]) {
         var output = JSONOutput(capacity: value.utf8.count + 16)
         writeString(value, to: &output)

@@ -193,11 +193,11 @@ final class SerializedApplication: Sendable, Hashable {
 
     init() {}
 
-    /// `application`'s JSON as ``JSONValue/write(to:sortedKeys:)`` writes it unsorted, made once.
+    /// `application`'s JSON as ``JSONValue/write(to:)`` writes it, made once.
     func json(of application: JSONValue) -> [UInt8] {
         if let made = bytes.withLock({ $0 }) { return made }
         var output = JSONOutput(capacity: 1024)
-        application.write(to: &output, sortedKeys: false)
+        application.write(to: &output)
         let made = output.bytes
         bytes.withLock { $0 = made }
         return made

@@ -206,7 +206,7 @@ private struct StoredJSONWriter: ~Copyable {
     }
 
     mutating func json(_ value: JSONValue) {
-        value.write(to: &bytes, sortedKeys: false)
+        value.write(to: &bytes)
         first = false
     }
 
