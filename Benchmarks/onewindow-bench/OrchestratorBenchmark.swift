@@ -48,11 +48,16 @@ struct OrchestratorSetup: Sendable {
 /// Every step of the restaurant workflow on: above 150 m², over 50 seats, with a sign.
 let requestsPerApplication = 6
 
+/// The id of the benchmark's application `number`: `RA-2026-000042`.
+func benchApplicationId(_ number: Int, prefix: String = "RA-2026-") -> String {
+    prefix + String(format: "%06d", number)
+}
+
 /// The applications `ids` as submissions of the window, validated and appended in one call.
 func submit(_ ids: some Sequence<Int>, publisher: Publisher, prefix: String = "RA-2026-") async throws {
     let now = Date()
     let publications = ids.map { number in
-        let id = prefix + String(format: "%06d", number)
+        let id = benchApplicationId(number, prefix: prefix)
         let body = RestaurantExample.application(id: id, submitted: now, area: 200, seats: 60, sign: true)
         return Publication(
             event: Event(
@@ -367,9 +372,9 @@ func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seco
             next += 1
         }
         if !due.isEmpty {
+            let ids = due.map { benchApplicationId($0) }
             tracking.state.withLock { state in
-                for number in due {
-                    let id = "RA-2026-" + String(format: "%06d", number)
+                for (number, id) in zip(due, ids) {
                     state.scheduled[id] = start.advanced(by: interval * (number - 1))
                     state.scheduledWall[id] = startWall.addingTimeInterval((interval * (number - 1)).seconds)
                 }
@@ -377,7 +382,7 @@ func benchOrchestratorLatency(log: any EventLog, directory: URL, rate: Int, seco
             try await submit(due, publisher: rig.publisher)
             let appended = Date()
             tracking.state.withLock { state in
-                for number in due { state.appended["RA-2026-" + String(format: "%06d", number)] = appended }
+                for id in ids { state.appended[id] = appended }
             }
         }
         if next < total { try await Task.sleep(until: start.advanced(by: interval * next), clock: clock) }
