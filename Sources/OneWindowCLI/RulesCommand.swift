@@ -60,7 +60,7 @@ struct RulesCommand: AsyncParsableCommand {
                     let conditional = workflow.steps.filter { $0.condition != nil }.count
                     let documents = workflow.documentCount()
                     print(
-                        "ok \(workflow.version): \(workflow.title), \(workflow.steps.count) steps (\(conditional) conditional), documents \(documents.serial) serial → \(documents.submitted) handed in, from \(workflow.file)"
+                        "ok \(workflow.version): \(workflow.title), \(workflow.steps.count) step\(workflow.steps.count == 1 ? "" : "s") (\(conditional) conditional), documents \(documents.serial) serial → \(documents.submitted) handed in, from \(workflow.file)"
                     )
                 }
                 // The citizen services' files, when the directory has them.
