@@ -49,12 +49,19 @@ final class Bench: Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "onewindow-citizen-\(UUID().uuidString.prefix(8).lowercased())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        // On Kafka, a broker of its own: the service reads every department's topic.
-        (log, broker) = try serviceTestLog(in: directory, kafka: kafka)
-        _ = try await log.createTopics(Repo.catalog.topicSpecs)
-        clock = TestWallClock(start)
-        publisher = Publisher(log: log, catalog: Repo.catalog, name: "test", clock: clock)
-        storePath = directory.appendingPathComponent("citizen-services.sqlite").path
+        // A failure from here on (no broker configured, a broker that does not start) leaves
+        // no folder behind: the deinit that removes it does not run for an init that throws.
+        do {
+            // On Kafka, a broker of its own: the service reads every department's topic.
+            (log, broker) = try serviceTestLog(in: directory, kafka: kafka)
+            _ = try await log.createTopics(Repo.catalog.topicSpecs)
+            clock = TestWallClock(start)
+            publisher = Publisher(log: log, catalog: Repo.catalog, name: "test", clock: clock)
+            storePath = directory.appendingPathComponent("citizen-services.sqlite").path
+        } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw error
+        }
     }
 
     deinit {

@@ -41,26 +41,33 @@ struct Workbench: Sendable {
         unique = "t" + UUID().uuidString.prefix(8).lowercased()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("onewindow-conn-\(unique)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        self.backend = backend
-        switch backend {
-        case .embedded:
-            let path = directory.appendingPathComponent("bus.sqlite").path
-            var configuration = EmbeddedLogConfiguration()
-            if let maxRecordBytes { configuration.maxRecordBytes = maxRecordBytes }
-            log = try EmbeddedLog(path: path, configuration: configuration)
-            busAddress = "embedded:\(path)"
-        case .kafka:
-            guard let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_TEST_KAFKA"] else {
-                throw WorkbenchError(
-                    "ONEWINDOW_TEST_KAFKA is not set: run the tests with `make test`, which starts a Kafka-protocol broker")
+        // A failure from here on (no broker configured, a broker that does not start) leaves
+        // no folder behind: the deinit that removes it does not run for an init that throws.
+        do {
+            self.backend = backend
+            switch backend {
+            case .embedded:
+                let path = directory.appendingPathComponent("bus.sqlite").path
+                var configuration = EmbeddedLogConfiguration()
+                if let maxRecordBytes { configuration.maxRecordBytes = maxRecordBytes }
+                log = try EmbeddedLog(path: path, configuration: configuration)
+                busAddress = "embedded:\(path)"
+            case .kafka:
+                guard let bootstrap = ProcessInfo.processInfo.environment["ONEWINDOW_TEST_KAFKA"] else {
+                    throw WorkbenchError(
+                        "ONEWINDOW_TEST_KAFKA is not set: run the tests with `make test`, which starts a Kafka-protocol broker")
+                }
+                var configuration = KafkaConfiguration(bootstrapServers: bootstrap.split(separator: ",").map(String.init))
+                configuration.properties["session.timeout.ms"] = "6000"
+                configuration.properties["heartbeat.interval.ms"] = "500"
+                log = try KafkaLog(configuration: configuration)
+                busAddress = "kafka:\(bootstrap)"
             }
-            var configuration = KafkaConfiguration(bootstrapServers: bootstrap.split(separator: ",").map(String.init))
-            configuration.properties["session.timeout.ms"] = "6000"
-            configuration.properties["heartbeat.interval.ms"] = "500"
-            log = try KafkaLog(configuration: configuration)
-            busAddress = "kafka:\(bootstrap)"
+            try await log.createTopics(catalog.topicSpecs)
+        } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw error
         }
-        try await log.createTopics(catalog.topicSpecs)
     }
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }

@@ -38,9 +38,11 @@ struct LogFixture: Sendable {
     static func make(_ backend: Backend) throws -> LogFixture {
         let id = UUID().uuidString.prefix(8).lowercased()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("onewindow-conf-\(id)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         switch backend {
         case .embedded:
+            // Made for the embedded backend only: a Kafka fixture that cannot connect (no broker
+            // configured) throws before it has a tear-down that would remove the folder.
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let log = try EmbeddedLog(path: directory.appendingPathComponent("log.sqlite").path)
             return LogFixture(backend: backend, log: log, prefix: "t\(id)", directory: directory)
         case .kafka:

@@ -49,24 +49,31 @@ final class ProcessWorld {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "onewindow-e2e-\(backend.rawValue)-\(UUID().uuidString.prefix(8).lowercased())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for folder in ["Topics", "Rules", "Connectors"] {
-            try FileManager.default.copyItem(
-                at: repositoryRoot.appendingPathComponent(folder), to: directory.appendingPathComponent(folder))
-        }
-        storePath = directory.appendingPathComponent("orchestrator.sqlite").path
-        switch backend {
-        case .embedded:
-            broker = nil
-            kafkaConfig = nil
-            bus = "embedded:" + directory.appendingPathComponent("bus.sqlite").path
-        case .kafka:
-            let broker = try TestBroker()
-            self.broker = broker
-            // Group joins take ~3.5 s with these against Tansu, ~23 s with librdkafka's defaults.
-            let config = directory.appendingPathComponent("kafka.properties")
-            try "session.timeout.ms=6000\nheartbeat.interval.ms=500\n".write(to: config, atomically: true, encoding: .utf8)
-            kafkaConfig = config
-            bus = "kafka:127.0.0.1:\(broker.port)"
+        // A failure from here on (no broker configured, a broker that does not start) leaves
+        // no folder behind: the deinit that removes it does not run for an init that throws.
+        do {
+            for folder in ["Topics", "Rules", "Connectors"] {
+                try FileManager.default.copyItem(
+                    at: repositoryRoot.appendingPathComponent(folder), to: directory.appendingPathComponent(folder))
+            }
+            storePath = directory.appendingPathComponent("orchestrator.sqlite").path
+            switch backend {
+            case .embedded:
+                broker = nil
+                kafkaConfig = nil
+                bus = "embedded:" + directory.appendingPathComponent("bus.sqlite").path
+            case .kafka:
+                let broker = try TestBroker()
+                self.broker = broker
+                // Group joins take ~3.5 s with these against Tansu, ~23 s with librdkafka's defaults.
+                let config = directory.appendingPathComponent("kafka.properties")
+                try "session.timeout.ms=6000\nheartbeat.interval.ms=500\n".write(to: config, atomically: true, encoding: .utf8)
+                kafkaConfig = config
+                bus = "kafka:127.0.0.1:\(broker.port)"
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw error
         }
     }
 

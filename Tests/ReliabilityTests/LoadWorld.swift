@@ -81,37 +81,44 @@ final class LoadWorld {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent(
             "onewindow-reliability-\(bus.rawValue)-\(UUID().uuidString.prefix(8).lowercased())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        for folder in ["Topics", "Rules", "Connectors"] {
-            try FileManager.default.copyItem(
-                at: repositoryRoot.appendingPathComponent(folder), to: directory.appendingPathComponent(folder))
-        }
-        storePath = directory.appendingPathComponent("orchestrator.sqlite").path
-        gatewayPort = freePort()
-        webhookPort = freePort()
-        dropDirectory = directory.appendingPathComponent("var/drop/household-registry")
-        switch bus {
-        case .embedded:
-            broker = nil
-            proxy = nil
-            kafkaConfig = nil
-            address = "embedded:" + directory.appendingPathComponent("bus.sqlite").path
-        case .kafka, .kafkaBehindProxy:
-            let proxyPort = bus == .kafkaBehindProxy ? freePort() : nil
-            let broker = try TestBroker(advertisedPort: proxyPort)
-            self.broker = broker
-            proxy = try proxyPort.map { try TestProxy(port: $0, target: broker.port) }
-            // Group joins take ~3.5 s with these against Tansu, ~23 s with librdkafka's defaults; a
-            // dead connection is noticed within 3 s and reconnecting backs off at most a second.
-            let config = directory.appendingPathComponent("kafka.properties")
-            try """
-            session.timeout.ms=6000
-            heartbeat.interval.ms=500
-            socket.timeout.ms=3000
-            reconnect.backoff.max.ms=1000
+        // A failure from here on (no broker configured, a broker that does not start) leaves
+        // no folder behind: the deinit that removes it does not run for an init that throws.
+        do {
+            for folder in ["Topics", "Rules", "Connectors"] {
+                try FileManager.default.copyItem(
+                    at: repositoryRoot.appendingPathComponent(folder), to: directory.appendingPathComponent(folder))
+            }
+            storePath = directory.appendingPathComponent("orchestrator.sqlite").path
+            gatewayPort = freePort()
+            webhookPort = freePort()
+            dropDirectory = directory.appendingPathComponent("var/drop/household-registry")
+            switch bus {
+            case .embedded:
+                broker = nil
+                proxy = nil
+                kafkaConfig = nil
+                address = "embedded:" + directory.appendingPathComponent("bus.sqlite").path
+            case .kafka, .kafkaBehindProxy:
+                let proxyPort = bus == .kafkaBehindProxy ? freePort() : nil
+                let broker = try TestBroker(advertisedPort: proxyPort)
+                self.broker = broker
+                proxy = try proxyPort.map { try TestProxy(port: $0, target: broker.port) }
+                // Group joins take ~3.5 s with these against Tansu, ~23 s with librdkafka's defaults; a
+                // dead connection is noticed within 3 s and reconnecting backs off at most a second.
+                let config = directory.appendingPathComponent("kafka.properties")
+                try """
+                session.timeout.ms=6000
+                heartbeat.interval.ms=500
+                socket.timeout.ms=3000
+                reconnect.backoff.max.ms=1000
 
-            """.write(to: config, atomically: true, encoding: .utf8)
-            kafkaConfig = config
-            address = "kafka:127.0.0.1:\(proxyPort ?? broker.port)"
+                """.write(to: config, atomically: true, encoding: .utf8)
+                kafkaConfig = config
+                address = "kafka:127.0.0.1:\(proxyPort ?? broker.port)"
+            }
+        } catch {
+            try? FileManager.default.removeItem(at: directory)
+            throw error
         }
     }
 
