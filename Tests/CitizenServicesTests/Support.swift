@@ -46,22 +46,12 @@ final class Bench: Sendable {
     let broker: TestBroker?
 
     init(start: Date = Repo.at("2026-03-02", 9, 30), kafka: Bool = false) async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "onewindow-citizen-\(UUID().uuidString.prefix(8).lowercased())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        // A failure from here on (no broker configured, a broker that does not start) leaves
-        // no folder behind: the deinit that removes it does not run for an init that throws.
-        do {
-            // On Kafka, a broker of its own: the service reads every department's topic.
-            (log, broker) = try serviceTestLog(in: directory, kafka: kafka)
-            _ = try await log.createTopics(Repo.catalog.topicSpecs)
-            clock = TestWallClock(start)
-            publisher = Publisher(log: log, catalog: Repo.catalog, name: "test", clock: clock)
-            storePath = directory.appendingPathComponent("citizen-services.sqlite").path
-        } catch {
-            try? FileManager.default.removeItem(at: directory)
-            throw error
-        }
+        // On Kafka, a broker of its own: the service reads every department's topic.
+        (directory, log, broker) = try await serviceTestBus(
+            prefix: "onewindow-citizen", kafka: kafka, topics: Repo.catalog.topicSpecs)
+        clock = TestWallClock(start)
+        publisher = Publisher(log: log, catalog: Repo.catalog, name: "test", clock: clock)
+        storePath = directory.appendingPathComponent("citizen-services.sqlite").path
     }
 
     deinit {

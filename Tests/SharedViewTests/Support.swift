@@ -45,31 +45,11 @@ final class ViewBench: Sendable {
     /// - Parameter kafka: on a Kafka test broker of its own (`make test` or
     ///   scripts/with-test-broker.sh provide it) instead of an embedded log.
     init(kafka: Bool = false) async throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "onewindow-view-\(UUID().uuidString.prefix(8).lowercased())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        // A failure from here on (no broker configured, a broker that does not start) leaves
-        // no folder behind: the deinit that removes it does not run for an init that throws.
-        do {
-            if kafka {
-                let broker = try TestBroker()
-                self.broker = broker
-                var configuration = KafkaConfiguration(bootstrapServers: ["127.0.0.1:\(broker.port)"])
-                configuration.properties["session.timeout.ms"] = "6000"
-                configuration.properties["heartbeat.interval.ms"] = "500"
-                log = try KafkaLog(configuration: configuration)
-            } else {
-                broker = nil
-                log = try EmbeddedLog(path: directory.appendingPathComponent("bus.sqlite").path)
-            }
-            _ = try await log.createTopics(Repo.catalog.topicSpecs)
-            clock = TestWallClock(Repo.at("2026-03-02", 9, 30))
-            publisher = Publisher(log: log, catalog: Repo.catalog, name: "test-department", clock: clock)
-            storePath = directory.appendingPathComponent("view.sqlite").path
-        } catch {
-            try? FileManager.default.removeItem(at: directory)
-            throw error
-        }
+        (directory, log, broker) = try await serviceTestBus(
+            prefix: "onewindow-view", kafka: kafka, topics: Repo.catalog.topicSpecs)
+        clock = TestWallClock(Repo.at("2026-03-02", 9, 30))
+        publisher = Publisher(log: log, catalog: Repo.catalog, name: "test-department", clock: clock)
+        storePath = directory.appendingPathComponent("view.sqlite").path
     }
 
     deinit {

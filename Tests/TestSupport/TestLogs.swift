@@ -17,3 +17,27 @@ public func serviceTestLog(in directory: URL, kafka: Bool) throws -> (log: any E
     configuration.properties["heartbeat.interval.ms"] = "500"
     return (try KafkaLog(configuration: configuration), broker)
 }
+
+/// A bus for a service test in a folder of its own: the folder (`prefix`, a dash and 8 random
+/// characters, in the temporary directory) with ``serviceTestLog(in:kafka:)`` in it and `topics`
+/// created. A failure (no broker configured, one that does not start) removes the folder and stops
+/// the broker before it throws: the test bench's deinit, which removes them otherwise, does not run
+/// for an init that throws.
+public func serviceTestBus(prefix: String, kafka: Bool, topics: [TopicSpec]) async throws
+    -> (directory: URL, log: any EventLog, broker: TestBroker?)
+{
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    var broker: TestBroker?
+    do {
+        let (log, started) = try serviceTestLog(in: directory, kafka: kafka)
+        broker = started
+        _ = try await log.createTopics(topics)
+        return (directory, log, broker)
+    } catch {
+        broker?.stop()
+        try? FileManager.default.removeItem(at: directory)
+        throw error
+    }
+}
