@@ -405,13 +405,13 @@ actor EmbeddedConsumer: LogConsumer {
             // way, 6.1 % this way.
             var ends: [Int64: [Int64]] = [:]
             let statement = try db.cachedStatement(
-                sql: "SELECT partition, next_offset FROM partition WHERE topic_id = ? ORDER BY partition")
+                sql: "SELECT partition, next_offset FROM partition WHERE topic_id = ?")
             for (topic, _, _) in requests where ends[topic.id] == nil {
                 var byPartition = [Int64](repeating: .max, count: topic.partitions)
                 let rows = try Row.fetchCursor(statement, arguments: [topic.id])
                 while let row = try rows.next() {
                     let partition: Int = row[0]
-                    if partition >= 0 && partition < byPartition.count { byPartition[partition] = row[1] }
+                    if byPartition.indices.contains(partition) { byPartition[partition] = row[1] }
                 }
                 ends[topic.id] = byPartition
             }
@@ -419,7 +419,9 @@ actor EmbeddedConsumer: LogConsumer {
             for (index, (topic, partition, position)) in requests.enumerated() {
                 let remaining = maxRecords - result.count
                 if remaining <= 0 { break }
-                let end = ends[topic.id].flatMap { $0.indices.contains(partition.partition) ? $0[partition.partition] : nil } ?? .max
+                // A partition the topic row does not count (added since it was read) is read.
+                let topicEnds = ends[topic.id] ?? []
+                let end = topicEnds.indices.contains(partition.partition) ? topicEnds[partition.partition] : .max
                 // The first partition is read even when idle, so a broken log (its record table
                 // gone) still fails every poll, as a read of every partition did.
                 if position >= end && index > 0 { continue }
