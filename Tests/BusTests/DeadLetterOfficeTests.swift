@@ -23,24 +23,14 @@ struct DeadLetterOfficeTests {
 
     @Test(.timeLimit(.minutes(3)), arguments: ["embedded", "kafka"])
     func filtersShowRedriveAndPurge(backend: String) async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "onewindow-dlq-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let (log, broker): (any EventLog, TestBroker?)
-        do {
-            (log, broker) = try serviceTestLog(in: directory, kafka: backend == "kafka")
-        } catch {
-            // No broker configured: nothing to close, but the folder is already made.
-            try? FileManager.default.removeItem(at: directory)
-            throw error
-        }
+        // The bus as `topics apply` made it with the older catalog.
+        let (directory, log, broker) = try await serviceTestBus(
+            prefix: "onewindow-dlq", kafka: backend == "kafka", topics: Self.olderCatalog.topicSpecs)
         atEnd {
             await log.close()
             broker?.stop()
             try? FileManager.default.removeItem(at: directory)
         }
-        // The bus as `topics apply` made it with the older catalog.
-        try await log.createTopics(Self.olderCatalog.topicSpecs)
         let start = try #require(Timestamp.parse("2026-11-29T01:00:00Z"))
         let clock = TestWallClock(start)
         func publisher(_ name: String) -> Publisher {

@@ -15,7 +15,12 @@ public func serviceTestLog(in directory: URL, kafka: Bool) throws -> (log: any E
     var configuration = KafkaConfiguration(bootstrapServers: ["127.0.0.1:\(broker.port)"])
     configuration.properties["session.timeout.ms"] = "6000"
     configuration.properties["heartbeat.interval.ms"] = "500"
-    return (try KafkaLog(configuration: configuration), broker)
+    do {
+        return (try KafkaLog(configuration: configuration), broker)
+    } catch {
+        broker.stop()  // started, but nobody would hold it to stop it
+        throw error
+    }
 }
 
 /// A bus for a service test in a folder of its own: the folder (`prefix`, a dash and 8 random
