@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "Audit",
             dependencies: [
-                "CivilTime", "EventLog", "EventModel", "EventSchemas", "Retrying",
+                "SQLiteSupport", "CivilTime", "EventLog", "EventModel", "EventSchemas", "Retrying",
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Metrics", package: "swift-metrics"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -93,7 +93,8 @@ let package = Package(
         // The log interface: topics, partitions, offsets, consumer groups. Knows bytes, not events.
         .target(name: "EventLog"),
         // What the SQLite files (the embedded log, the orchestrator's and the services' stores) share:
-        // the WAL checkpoint off the writer's path. The one place that calls SQLite's C API itself.
+        // the WAL checkpoint off the writer's path, and migrations that several processes opening one
+        // file at the same moment apply once. The one place that calls SQLite's C API itself.
         .target(
             name: "SQLiteSupport",
             dependencies: [
@@ -134,7 +135,7 @@ let package = Package(
         .target(
             name: "Connectors",
             dependencies: [
-                "Retrying", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "ConfigFiles",
+                "SQLiteSupport", "Retrying", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "ConfigFiles",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -148,7 +149,7 @@ let package = Package(
         .target(
             name: "DepartmentSystems",
             dependencies: [
-                "EventSchemas", "EventModel", "EventLog", "CivilTime", .product(name: "GRDB", package: "GRDB.swift"),
+                "SQLiteSupport", "EventSchemas", "EventModel", "EventLog", "CivilTime", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -198,6 +199,7 @@ let package = Package(
             name: "SharedView",
             dependencies: [
                 "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "ConfigFiles", "Connectors", "Retrying",
+                "SQLiteSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -221,7 +223,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "AccessControl", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "ConfigFiles",
+                "SQLiteSupport", "AccessControl", "Bus", "EventModel", "EventSchemas", "EventLog", "CivilTime", "ConfigFiles",
                 "Orchestrator", "OrchestratorService", "SharedView", "Connectors", "Retrying", "Subscriptions",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,6 +3,7 @@ import Crypto
 import EventSchemas
 import Foundation
 import GRDB
+import SQLiteSupport
 
 /// What an audit entry records. The hub's own actions are the static members; any other text is
 /// accepted (a new command names its own), written `noun.verb` in lower case.
@@ -174,7 +175,7 @@ public struct AuditLog: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         let pool = try DatabasePool(path: path, configuration: configuration)
-        try migrator.migrate(pool)
+        try migrator.migrateAmongProcesses(pool)
         return pool
     }
 

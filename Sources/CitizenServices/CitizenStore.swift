@@ -78,7 +78,7 @@ public struct CitizenStore: OutboxStore {
     public init(path: String) throws {
         (pool, checkpointer) = try openStorePool(path: path)
         self.path = path
-        try migrate(Self.migrator, pool)
+        try Self.migrator.migrateAmongProcesses(pool)
     }
 
     static var migrator: DatabaseMigrator {

@@ -1,6 +1,7 @@
 import CivilTime
 import Foundation
 import GRDB
+import SQLiteSupport
 
 /// A connector's own state: one cursor per source and bus, saved only after the bus confirmed
 /// what was read up to it. Lives in its own SQLite file so that the department's database is
@@ -61,7 +62,7 @@ public struct CursorStore: Sendable {
                     DROP TABLE cursor;
                     """)
         }
-        try migrator.migrate(writer)
+        try migrator.migrateAmongProcesses(writer)
     }
 
     /// What ``claim()`` found.

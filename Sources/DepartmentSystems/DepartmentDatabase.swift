@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SQLiteSupport
 
 /// A department system's own SQLite database: the store of one simulated department.
 ///
@@ -17,7 +18,7 @@ public struct DepartmentDatabase: Sendable {
     public init(system: DepartmentSystem, writer: any DatabaseWriter) throws {
         self.system = system
         self.writer = writer
-        try system.migrator.migrate(writer)
+        try system.migrator.migrateAmongProcesses(writer)
     }
 
     /// Opens (creating it and its folder if needed) the database file of a department.

@@ -95,7 +95,7 @@ struct LogDatabase: Sendable {
                     "converting the embedded log's records to the append-ordered table (once, in one transaction)",
                     metadata: ["path": "\(path)", "file_bytes": "\(size.map(String.init) ?? "?")"])
             }
-            try Self.migrate(writer)
+            try Self.migrator.migrateAmongProcesses(writer)
             if rewritesRecords {
                 // The WAL holds about twice the records now: give that space back to the disk.
                 _ = try? writer.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
@@ -206,26 +206,6 @@ struct LogDatabase: Sendable {
     /// on its empty table.
     static let recordRowidMigration = "v3-record-rowid"
 
-    /// Applies the migrations not yet applied, when other processes may be opening the same log
-    /// at the same moment (the orchestrator, connectors and simulators started together): each
-    /// reads which migrations are applied, then waits for the write lock to apply the rest, so
-    /// the one that gets it second finds them applied by the first and its migration refused
-    /// ("table … already exists", "duplicate column", a unique constraint on `grdb_migrations`),
-    /// or the lock held past the busy timeout by a long one (``recordRowidMigration``). It then
-    /// reads the applied migrations again and applies what is left, if anything: five tries,
-    /// 100 ms apart. Other failures (a full disk, a read-only file) are thrown at once.
-    static func migrate(_ writer: DatabasePool) throws {
-        for attempt in 1... {
-            do {
-                return try migrator.migrate(writer)
-            } catch let error as DatabaseError
-                where attempt < 5 && [.SQLITE_ERROR, .SQLITE_CONSTRAINT, .SQLITE_BUSY].contains(error.resultCode)
-            {
-                Thread.sleep(forTimeInterval: 0.1)
-            }
-        }
-    }
-
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -285,7 +265,7 @@ struct LogDatabase: Sendable {
         migrator.registerMigration(recordRowidMigration) { db in
             // See recordRowidMigration: the records move, in position order, to a rowid table.
             // A process that applied this migration while this one waited for the write lock has
-            // made the table already: then there is nothing to copy (see `migrate`).
+            // made the table already: then there is nothing to copy (see `migrateAmongProcesses`).
             if try db.columns(in: "record").contains(where: { $0.name == "id" }) { return }
             try db.execute(
                 sql: """

@@ -2,6 +2,7 @@ import EventLog
 import EventSchemas
 import Foundation
 import GRDB
+import SQLiteSupport
 
 /// What the gateway knows of one application: who applied (for access decisions) and the latest
 /// progress the orchestrator published.
@@ -53,7 +54,7 @@ struct ProgressStore: Sendable {
                     );
                     """)
         }
-        try migrator.migrate(pool)
+        try migrator.migrateAmongProcesses(pool)
     }
 
     /// The next offset to read of each partition read so far.

@@ -212,7 +212,7 @@ public struct OrchestratorStore: OutboxStore {
                     "rebuilding the orchestrator store's case table with its small columns first (once, in one transaction)",
                     metadata: ["path": "\(path)", "cases": "\(count)"])
             }
-            try migrate(Self.migrator, pool)
+            try Self.migrator.migrateAmongProcesses(pool)
             if casesToRebuild != nil {
                 // The WAL holds about the whole case table now: give that space back to the disk.
                 _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }

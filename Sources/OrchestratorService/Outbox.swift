@@ -175,20 +175,6 @@ public struct OutboxRelay: Sendable {
     }
 }
 
-/// Migrates a service's store when another process may be opening it at the same moment (a
-/// command reading the store while the service creates it): the loser of that race finds the
-/// tables made and its migration refused ("table … already exists"), so it reads the applied
-/// migrations again and has nothing left to do. Tries five times, 100 ms apart.
-public func migrate(_ migrator: DatabaseMigrator, _ pool: DatabasePool) throws {
-    for attempt in 1... {
-        do {
-            return try migrator.migrate(pool)
-        } catch is DatabaseError where attempt < 5 {
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-    }
-}
-
 /// Opens (creating the file and its folder when missing) a service's SQLite store with a 10 s
 /// busy timeout, as the orchestrator's and the citizen services' stores do.
 ///

@@ -1,6 +1,7 @@
 import EventSchemas
 import Foundation
 import GRDB
+import SQLiteSupport
 
 /// One fact of the shared view: the latest event of one kind about one subject (and qualifier).
 public struct ViewFact: Sendable, Hashable {
@@ -103,7 +104,7 @@ public struct SharedViewStore: Sendable {
         configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
         pool = try DatabasePool(path: path, configuration: configuration)
         self.path = path
-        try Self.migrator.migrate(pool)
+        try Self.migrator.migrateAmongProcesses(pool)
     }
 
     /// Opens an existing store (the reading commands), refusing a path with none.
