@@ -140,6 +140,11 @@ public final class TestBroker: Sendable {
         throw SupportError("a test's own broker did not start on 127.0.0.1:\(port)")
     }
 
+    /// A test that threw before it stopped its broker leaves no broker running behind it.
+    deinit {
+        if process.isRunning { stop() }
+    }
+
     /// Kills the broker and waits (at most five seconds) for it to be gone. `waitUntilExit` is
     /// not used: on Linux it spins a run loop that can hang when called off the main thread.
     public func stop() {
