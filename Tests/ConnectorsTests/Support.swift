@@ -107,7 +107,11 @@ struct Workbench: Sendable {
 
     /// A department database file with the approval tables of the connector contract.
     func departmentDatabase() throws -> DatabasePool {
-        let pool = try DatabasePool(path: path("department.sqlite"))
+        // Shared with the running connector, which writes its inbox rows into it: without a busy
+        // timeout, the test's own write failed at once ("database is locked") whenever it met one.
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        let pool = try DatabasePool(path: path("department.sqlite"), configuration: configuration)
         try pool.write { db in
             try db.execute(
                 sql: """
