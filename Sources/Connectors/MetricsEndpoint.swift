@@ -59,10 +59,8 @@ public enum ConnectorMetrics {
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "onewindow-connector-metrics"),
+            onServerRunning: { _ in logger.notice("metrics: serving Prometheus text at http://\(listen)/metrics") },
             logger: logger)
-        return ConnectorPart(name: "metrics") {
-            logger.notice("metrics: serving Prometheus text at http://\(listen)/metrics")
-            try await app.run()
-        }
+        return ConnectorPart(name: "metrics") { try await app.run() }
     }
 }

@@ -45,17 +45,23 @@ struct WebhookSource: Sendable {
             return await handler.accept(Data(buffer: body), headers: request.headers, failed: failed)
         }
         router.get("/health") { _, _ in "ok" }
+        let logger = context.logger
+        let id = self.id
+        let path = configuration.path
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "onewindow-connector"),
-            logger: context.logger)
-        let context = self.context
-        let id = self.id
+            // Said once the port is bound, not before: a port another process holds fails the part
+            // (below) instead of leaving a notice that it listens.
+            onServerRunning: { _ in logger.notice("\(id): listening on http://\(host):\(port)\(path)") },
+            logger: logger)
         return ConnectorPart(name: id) {
-            context.logger.notice("\(id): listening on http://\(host):\(port)\(configuration.path)")
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
+                    // However the server ends, the wait for failures below ends with it: when the
+                    // server failed to start (its port in use), that wait kept the part, and the
+                    // connector, running deaf until it was stopped.
+                    defer { failed.finish() }
                     try await app.run()
-                    failed.finish()
                 }
                 group.addTask {
                     for await failure in failures { throw failure }
