@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Shared by the test targets and the benchmark: where the repository is, the built executable,
 /// free ports, example-shaped department tables.
@@ -25,8 +26,20 @@ public func onewindowExecutable() throws -> URL {
     throw SupportError("the onewindow executable was not built next to \(bundle.path)")
 }
 
-/// A free loopback TCP port (bound to port 0, read back, released).
+/// A free loopback TCP port (bound to port 0, read back, released), never one this test process
+/// was given before: the kernel can give a released port again at once, and two tests running
+/// side by side were given the same one (a connector's webhook source then could not bind it).
 public func freePort() -> Int {
+    for _ in 0..<100 {
+        let port = anyFreePort()
+        if portsGiven.withLock({ $0.insert(port).inserted }) { return port }
+    }
+    return anyFreePort()
+}
+
+private let portsGiven = Mutex<Set<Int>>([])
+
+private func anyFreePort() -> Int {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(descriptor) }
     var address = sockaddr_in()
