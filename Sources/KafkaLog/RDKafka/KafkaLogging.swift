@@ -40,8 +40,11 @@ enum LibrdkafkaLogging {
         return try create()
     }
 
-    /// How many creations are under way (for tests).
-    static var creationsUnderWay: Int { pending.withLock { $0.loggers.count } }
+    /// How many creations with a logger labelled `label` are under way (for tests: counting every
+    /// creation would count those of the tests running beside them).
+    static func creationsUnderWay(label: String) -> Int {
+        pending.withLock { $0.loggers.count { $0.logger.label == label } }
+    }
 
     /// Sends `client`'s lines to `logger` from now on.
     static func register(_ client: OpaquePointer, _ logger: Logger) {
