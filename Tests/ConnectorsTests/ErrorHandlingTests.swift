@@ -204,16 +204,7 @@ struct ErrorHandlingTests {
         atEnd { await bench.tearDown() }
         let (holder, port) = try Self.listeningSocket()
         defer { close(holder) }
-        let connector = try RunningConnector(
-            """
-            name: taken-\(bench.unique)
-            department: tax
-            sources:
-              - kind: webhook
-                listen: 127.0.0.1:\(port)
-                path: /payments
-                type: \(Self.type)
-            """, on: bench)
+        let connector = try RunningConnector(bench.webhookConnectorYAML("taken", port: port, type: Self.type), on: bench)
         atEnd { await connector.stop() }
         let error = try await connector.ended(within: 30)
         let failure = try #require(

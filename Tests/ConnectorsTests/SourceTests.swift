@@ -122,16 +122,7 @@ struct SourceTests {
         let bench = try await Workbench(backend)
         atEnd { await bench.tearDown() }
         let port = freePort()
-        let yaml = """
-            name: hook-\(bench.unique)
-            department: tax
-            sources:
-              - kind: webhook
-                listen: 127.0.0.1:\(port)
-                path: /payments
-                type: \(Self.type)
-            """
-        let connector = try RunningConnector(yaml, on: bench)
+        let connector = try RunningConnector(bench.webhookConnectorYAML("hook", port: port, type: Self.type), on: bench)
         atEnd { await connector.stop() }
         let example = try #require(catalog.schemas[Self.type]?.examples.first)
         let url = URL(string: "http://127.0.0.1:\(port)/payments")!

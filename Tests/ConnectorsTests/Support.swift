@@ -105,6 +105,12 @@ struct Workbench: Sendable {
          "    decisions: approval.tax.decided", "    interval: \(interval)"].joined(separator: "\n")
     }
 
+    /// The text of a tax connector file with one webhook source of `type` on `127.0.0.1:port`.
+    func webhookConnectorYAML(_ name: String, port: Int, type: String, path: String = "/payments") -> String {
+        ["name: \(name)-\(unique)", "department: tax", "sources:", "  - kind: webhook",
+         "    listen: 127.0.0.1:\(port)", "    path: \(path)", "    type: \(type)"].joined(separator: "\n")
+    }
+
     /// A department database file with the approval tables of the connector contract.
     func departmentDatabase() throws -> DatabasePool {
         // Shared with the running connector, which writes its inbox rows into it: without a busy
