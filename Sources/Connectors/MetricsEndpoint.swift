@@ -61,6 +61,13 @@ public enum ConnectorMetrics {
             configuration: .init(address: .hostname(String(parts[0]), port: port), serverName: "onewindow-connector-metrics"),
             onServerRunning: { _ in logger.notice("metrics: serving Prometheus text at http://\(listen)/metrics") },
             logger: logger)
-        return ConnectorPart(name: "metrics") { try await app.run() }
+        return ConnectorPart(name: "metrics") {
+            do {
+                try await app.run()
+            } catch {
+                // Names the address: NIO's error ("bind(…): Address already in use") does not.
+                throw ConnectorFailure(part: "metrics", action: "serving http://\(listen)/metrics", underlying: error)
+            }
+        }
     }
 }

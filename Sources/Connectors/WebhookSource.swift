@@ -61,7 +61,12 @@ struct WebhookSource: Sendable {
                     // server failed to start (its port in use), that wait kept the part, and the
                     // connector, running deaf until it was stopped.
                     defer { failed.finish() }
-                    try await app.run()
+                    do {
+                        try await app.run()
+                    } catch {
+                        // Names the address: NIO's error ("bind(…): Address already in use") does not.
+                        throw ConnectorFailure(part: id, action: "serving http://\(host):\(port)\(path)", underlying: error)
+                    }
                 }
                 group.addTask {
                     for await failure in failures { throw failure }

@@ -202,7 +202,7 @@ struct ErrorHandlingTests {
     @Test func aWebhookSourceWhosePortIsTakenStopsTheConnector() async throws {
         let bench = try await Workbench(.embedded)
         atEnd { await bench.tearDown() }
-        let (holder, port) = try Self.listeningSocket()
+        let (holder, port) = try listeningSocket()
         defer { close(holder) }
         let connector = try RunningConnector(bench.webhookConnectorYAML("taken", port: port, type: Self.type), on: bench)
         atEnd { await connector.stop() }
@@ -210,28 +210,8 @@ struct ErrorHandlingTests {
         let failure = try #require(
             error as? ConnectorFailure, "the connector stops with a ConnectorFailure, not \(String(describing: error))")
         #expect(failure.part == "webhook:/payments")
+        #expect(failure.action == "serving http://127.0.0.1:\(port)/payments")
         #expect("\(failure)".contains("Address already in use"), "\(failure)")
-    }
-
-    /// A socket listening on a free loopback port, as another process's server would hold it.
-    static func listeningSocket() throws -> (descriptor: Int32, port: Int) {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
-        }
-        guard descriptor >= 0, bound == 0, listen(descriptor, 1) == 0 else {
-            close(descriptor)
-            throw WorkbenchError("could not listen on a loopback port: errno \(errno)")
-        }
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
     }
 
     func closedBusStopsTheConnector(_ backend: Backend) async throws {

@@ -40,8 +40,25 @@ public func freePort() -> Int {
 private let portsGiven = Mutex<Set<Int>>([])
 
 private func anyFreePort() -> Int {
+    let (descriptor, port) = loopbackSocket()
+    close(descriptor)
+    return port
+}
+
+/// A socket listening on a free loopback port, as another process's server would hold it (the
+/// caller closes it): for a test of what a server does when its port is taken.
+public func listeningSocket() throws -> (descriptor: Int32, port: Int) {
+    let (descriptor, port) = loopbackSocket()
+    guard descriptor >= 0, port > 0, listen(descriptor, 1) == 0 else {
+        if descriptor >= 0 { close(descriptor) }
+        throw SupportError("could not listen on a loopback port: errno \(errno)")
+    }
+    return (descriptor, port)
+}
+
+/// A TCP socket bound to a free loopback port (port 0, read back), and that port.
+private func loopbackSocket() -> (descriptor: Int32, port: Int) {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = 0
@@ -53,7 +70,7 @@ private func anyFreePort() -> Int {
     _ = withUnsafeMutablePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
     }
-    return Int(UInt16(bigEndian: address.sin_port))
+    return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
 }
 
 /// A blocking TCP socket connected to `127.0.0.1:port` (the caller closes it), for clients of
