@@ -3,9 +3,9 @@ import GRDB
 
 extension DatabaseMigrator {
     /// Applies the migrations not yet applied to a file that other processes may be opening at
-    /// the same moment: the services and the commands that read their files are started
-    /// together (`view run` and `orchestrator run --view`, the simulators and a table source, a
-    /// service and `onewindow status`).
+    /// the same moment: the services and the commands that open their files are started
+    /// together (`view run` and `orchestrator run --view`, `orchestrator run` and `onewindow
+    /// status`, the processes on one embedded log).
     ///
     /// GRDB's ``DatabaseMigrator/migrate(_:)`` reads which migrations are applied before it takes
     /// the write lock to apply the rest. Two processes opening a new file both read "none", and
