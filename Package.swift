@@ -279,6 +279,7 @@ let package = Package(
         // which the benchmark links, so that only test targets link Swift Testing.
         .target(name: "TestCleanup", path: "Tests/TestCleanup"),
         .testTarget(name: "CivilTimeTests", dependencies: ["CivilTime", "EventLog"]),
+        .testTarget(name: "TestSupportTests", dependencies: ["TestSupport"]),
         .testTarget(
             name: "SQLiteSupportTests",
             dependencies: ["SQLiteSupport", .product(name: "GRDB", package: "GRDB.swift")]

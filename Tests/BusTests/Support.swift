@@ -2,8 +2,8 @@ import EmbeddedLog
 import EventLog
 import EventSchemas
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The catalog of the repository, loaded once.
 let repositoryCatalog: TopicCatalog = {
@@ -46,7 +46,7 @@ struct ProcessResult: Sendable {
 /// the test's own.
 func startOnewindow(
     _ arguments: [String], input: Data? = nil, environment: [String: String] = [:], directory: URL? = nil
-) throws -> (Process, Pipe, Pipe) {
+) throws -> (ChildProcess, Pipe, Pipe) {
     let process = childProcess(try onewindowExecutable(), arguments)
     process.currentDirectoryURL = directory ?? repositoryRoot
     if !environment.isEmpty {
@@ -74,7 +74,9 @@ func runOnewindow(
 }
 
 /// Waits for the process (killing it after `timeout`) and returns what it printed as text.
-func finish(_ process: Process, _ output: Pipe, _ error: Pipe, timeout: Duration = .seconds(60)) async -> ProcessResult {
+func finish(_ process: ChildProcess, _ output: Pipe, _ error: Pipe, timeout: Duration = .seconds(60)) async
+    -> ProcessResult
+{
     let result = await collect(process, output: output, error: error, timeout: timeout)
     return ProcessResult(
         status: result.status, output: String(decoding: result.output, as: UTF8.self),

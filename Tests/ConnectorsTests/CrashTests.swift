@@ -132,7 +132,7 @@ struct CrashTests {
         #expect(midFile.count >= 3, "killed in the middle of the file, several times: \(kills)")
     }
 
-    func startConnector(_ file: String, bus: String) throws -> Process {
+    func startConnector(_ file: String, bus: String) throws -> ChildProcess {
         let process = childProcess(
             try onewindowExecutable(), ["connector", "run", file, "--bus", bus, "--log-level", "warning"])
         process.currentDirectoryURL = repositoryRoot

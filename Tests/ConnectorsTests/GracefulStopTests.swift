@@ -183,7 +183,7 @@ extension OneWindowProcess {
 
 /// An `onewindow` child process, its standard error collected.
 struct OneWindowProcess {
-    let process: Process
+    let process: ChildProcess
     let collected: Task<ProcessOutput, Never>
 
     init(_ arguments: [String]) throws {

@@ -8,7 +8,7 @@ import Testing
 @Suite("Malloc arenas")
 struct MallocArenasTests {
     /// The environment is read, never changed: `setenv` while other tests start processes
-    /// (Foundation's `Process.run` copies the environment) crashed the test process.
+    /// (starting a child copies the environment) crashed the test process.
     @Test("The cap is four arenas per core and glibc takes it; with MALLOC_ARENA_MAX in the environment nothing is set")
     func cap() {
         let expected =
@@ -20,7 +20,7 @@ struct MallocArenasTests {
 
     @Test("The onewindow executable allocates through jemalloc: it links the library")
     func executableLinksJemalloc() throws {
-        let ldd = Process()
+        let ldd = ChildProcess()
         ldd.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
         ldd.arguments = [try onewindowExecutable().path]
         let output = Pipe()

@@ -17,7 +17,7 @@ struct TestBrokerScriptTests {
         // Started as make or a terminal starts it: with SIGINT and SIGTERM handled by default. This
         // test process may ignore them (signal sources of in-process services set SIG_IGN), and an
         // ignored signal is inherited and cannot be trapped by a shell.
-        let script = Process()
+        let script = ChildProcess()
         script.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         script.currentDirectoryURL = repositoryRoot
         script.arguments = [
@@ -52,7 +52,7 @@ struct TestBrokerScriptTests {
     }
 
     /// A test process that crashes leaves what it started orphaned, each in a process group of its
-    /// own (as Foundation's Process starts children): the script stops them when the command ends.
+    /// own (as ``ChildProcess`` starts children): the script stops them when the command ends.
     @Test("a command that ends leaving a process of its own session running: the script stops it")
     func orphansOfTheCommandAreStopped() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("broker-script-\(UUID().uuidString)")

@@ -13,7 +13,7 @@ import Testing
 /// `onewindow orchestrator run` as a child process of a test, its standard error in a file of
 /// the bench's folder (read with ``logText``).
 final class OrchestratorProcess: Sendable {
-    let process: Process
+    let process: ChildProcess
     let logFile: URL
 
     /// Starts `onewindow orchestrator run` on `bus` with `store`, the repository's catalog and

@@ -40,7 +40,7 @@ final class ProcessWorld {
     private let broker: TestBroker?
     /// The librdkafka settings file the children read (`ONEWINDOW_KAFKA_CONFIG`) on Kafka.
     private let kafkaConfig: URL?
-    private var started: [(name: String, process: Process)] = []
+    private var started: [(name: String, process: ChildProcess)] = []
 
     init(backend: Backend, speed: Int = 86_400) throws {
         self.backend = backend
@@ -88,7 +88,7 @@ final class ProcessWorld {
 
     /// Starts `onewindow ARGUMENTS` in the folder, its output in `NAME.log`.
     @discardableResult
-    func start(_ name: String, _ arguments: [String]) throws -> Process {
+    func start(_ name: String, _ arguments: [String]) throws -> ChildProcess {
         let process = childProcess(executable, arguments, in: directory, kafkaConfig: kafkaConfig)
         let log = directory.appendingPathComponent("\(name).log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -147,7 +147,7 @@ final class ProcessWorld {
 
     /// `onewindow orchestrator run` on the world's clock, with `arguments` added (`--view PATH`).
     @discardableResult
-    func startOrchestrator(_ arguments: [String] = []) throws -> Process {
+    func startOrchestrator(_ arguments: [String] = []) throws -> ChildProcess {
         try start(
             "orchestrator",
             ["orchestrator", "run", "--store", storePath, "--clock-speed", "\(speed)", "--log-level", "warning"]

@@ -65,7 +65,7 @@ final class LoadWorld {
     /// killed it on purpose.
     private struct Member {
         var arguments: [String]
-        var process: Process
+        var process: ChildProcess
         var incarnation = 1
         var killed = false
         /// Stopped by the test with SIGTERM before the end.
@@ -137,7 +137,7 @@ final class LoadWorld {
 
     /// Starts `onewindow ARGUMENTS` in the folder as `name`, its output appended to `NAME.log`.
     @discardableResult
-    func start(_ name: String, _ arguments: [String]) throws -> Process {
+    func start(_ name: String, _ arguments: [String]) throws -> ChildProcess {
         let process = childProcess(executable, arguments, in: directory, kafkaConfig: kafkaConfig)
         let log = directory.appendingPathComponent("\(name).log")
         if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }

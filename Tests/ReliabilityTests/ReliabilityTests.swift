@@ -7,8 +7,8 @@ import Testing
 /// runs a dozen processes on a two-core machine, and side by side their figures (and time limits)
 /// would measure each other.
 ///
-/// `make test` runs the short versions (its own `swift test --filter ReliabilityTests`: beside the
-/// whole suite, many child processes crashed Foundation's `Process.run`, see the Makefile);
+/// `make test` runs the short versions (its own `swift test --filter ReliabilityTests`, see the
+/// Makefile);
 /// `make reliability` runs the full ones (`ONEWINDOW_RELIABILITY=full`) and writes their figures
 /// into RELIABILITY.md.
 @Suite("Reliability under load", .serialized)

@@ -20,7 +20,7 @@ public func readToEnd(_ handle: FileHandle) async -> Data {
 
 /// Reads both pipes of a started process while waiting for it to exit, and kills it after
 /// `timeout`, so a test expecting it to stop fails instead of hanging.
-public func collect(_ process: Process, output: Pipe, error: Pipe, timeout: Duration = .seconds(60)) async
+public func collect(_ process: ChildProcess, output: Pipe, error: Pipe, timeout: Duration = .seconds(60)) async
     -> ProcessOutput
 {
     async let out = readToEnd(output.fileHandleForReading)
@@ -75,15 +75,16 @@ public func acceptsConnections(port: Int) -> Bool {
     }
 }
 
-/// A child process of a test, not run yet: set its pipes and directory, then `run()`. It stays in
-/// the test process's process group, which `scripts/with-test-broker.sh` (what `make test` runs)
-/// stops as a whole however the run ends, so nothing a test started outlives a stopped run.
+/// A child process of a test, not run yet: set its pipes and directory, then `run()`. It gets a
+/// process group of its own (``ChildProcess``); `scripts/with-test-broker.sh` (what `make test`
+/// runs) runs the tests under a child subreaper that stops what is left of those groups however
+/// the run ends, so nothing a test started outlives a stopped run.
 ///
 /// (Not `setpriv --pdeathsig`: the kernel sends that signal when the *thread* that started the
 /// child ends, and the concurrency pool's idle threads do end, killing a test's own broker in the
 /// middle of the test.)
-public func childProcess(_ executable: URL, _ arguments: [String]) -> Process {
-    let process = Process()
+public func childProcess(_ executable: URL, _ arguments: [String]) -> ChildProcess {
+    let process = ChildProcess()
     process.executableURL = executable
     process.arguments = arguments
     return process
@@ -91,7 +92,8 @@ public func childProcess(_ executable: URL, _ arguments: [String]) -> Process {
 
 /// ``childProcess(_:_:)`` of a test world's member: run in `directory`, and, when the world's bus
 /// is a Kafka broker with a client configuration file, given that file as `ONEWINDOW_KAFKA_CONFIG`.
-public func childProcess(_ executable: URL, _ arguments: [String], in directory: URL, kafkaConfig: URL?) -> Process {
+public func childProcess(_ executable: URL, _ arguments: [String], in directory: URL, kafkaConfig: URL?) -> ChildProcess
+{
     let process = childProcess(executable, arguments)
     process.currentDirectoryURL = directory
     if let kafkaConfig {
@@ -114,7 +116,7 @@ public func waitForListener(_ port: Int) -> Bool {
 /// A Tansu broker of a test's own on a free port (the binary `make test` installed), for a test
 /// that cuts its broker off or must not share topics with the tests on `make test`'s broker.
 public final class TestBroker: Sendable {
-    public let process: Process
+    public let process: ChildProcess
     /// The port it listens on.
     public let port: Int
 
@@ -145,8 +147,8 @@ public final class TestBroker: Sendable {
         if process.isRunning { stop() }
     }
 
-    /// Kills the broker and waits (at most five seconds) for it to be gone. `waitUntilExit` is
-    /// not used: on Linux it spins a run loop that can hang when called off the main thread.
+    /// Kills the broker and waits (at most five seconds) for it to be gone, not longer: a broker
+    /// that does not go is left to `make test`'s subreaper rather than hanging the test.
     public func stop() {
         kill(process.processIdentifier, SIGKILL)
         for _ in 0..<50 where process.isRunning { usleep(100_000) }

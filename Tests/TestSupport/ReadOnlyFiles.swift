@@ -178,7 +178,7 @@ public enum ReadOnlyFiles {
         var reasons: [String] = []
         // The child writes the file; the method works when that fails and the child ran at all.
         func tryMethod(_ executable: String, _ arguments: [String]) -> Bool {
-            let process = Process()
+            let process = ChildProcess()
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = arguments
             let error = Pipe()

@@ -115,8 +115,8 @@ public func readTopic(_ log: any EventLog, _ topic: String) async throws -> [Log
 }
 
 /// Waits for a child process to end without blocking a thread of Swift's cooperative pool
-/// (Foundation's `waitUntilExit` spins a run loop there and has been seen to hang).
-public func waitForExit(_ process: Process, timeout: Duration = .seconds(60)) async throws {
+/// (``ChildProcess/waitUntilExit()`` blocks its thread).
+public func waitForExit(_ process: ChildProcess, timeout: Duration = .seconds(60)) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now.advanced(by: timeout)
     while process.isRunning {

@@ -5,7 +5,7 @@ import Foundation
 /// proxy rather than a restarted broker): SIGUSR1 cuts (closes every connection and the listening
 /// socket, so new connections are refused), SIGUSR2 restores (listens again).
 public final class TestProxy: Sendable {
-    public let process: Process
+    public let process: ChildProcess
     /// The port clients connect to.
     public let port: Int
 
