@@ -269,7 +269,7 @@ struct Ledger {
         // Requests as the departments received them: one inbox row per request.
         var inbox: [String: Int] = [:]
         for department in ["real-estate", "tax"] {
-            let queue = try DatabaseQueue(path: world.departmentDatabase(department))
+            let queue = try sharedDatabase(world.departmentDatabase(department))
             for row in try await queue.read({ db in
                 try Row.fetchAll(db, sql: "SELECT application_id, item, count(*) AS n FROM approval_inbox GROUP BY 1, 2")
             }) {
@@ -314,7 +314,7 @@ struct Ledger {
                 duplicated: notifications.conflicting, copies: notifications.copies))
 
         // Text messages in the SMS gateway's outbox: one row per notification.
-        let sms = try DatabaseQueue(path: world.departmentDatabase("sms-gateway"))
+        let sms = try sharedDatabase(world.departmentDatabase("sms-gateway"))
         let outbox = try await sms.read { db in try String.fetchAll(db, sql: "SELECT event_id FROM sms_outbox") }
         lines.append(
             Line(
@@ -337,7 +337,7 @@ struct Ledger {
             Line(what: "applications completed", expected: expectedApplications.count, found: completed, lost: notCompleted))
 
         // Department events: every payment row of the tax simulator, tax/tax_payments/ID/VERSION.
-        let tax = try DatabaseQueue(path: world.departmentDatabase("tax"))
+        let tax = try sharedDatabase(world.departmentDatabase("tax"))
         let rows = try await tax.read { db in
             try String.fetchAll(db, sql: "SELECT 'tax/tax_payments/' || id || '/' || version FROM tax_payments")
         }

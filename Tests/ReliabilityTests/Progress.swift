@@ -54,7 +54,7 @@ final class Progress {
 
     /// Rows in a department table now.
     func rows(_ department: String, _ table: String) throws -> Int {
-        let queue = try DatabaseQueue(path: world.departmentDatabase(department))
+        let queue = try sharedDatabase(world.departmentDatabase(department))
         return try queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0 }
     }
 
