@@ -91,7 +91,7 @@ public struct FatalFailure: Error, Sendable, CustomStringConvertible {
 
     public var description: String {
         action.isEmpty
-            ? "\(part) failed and retrying cannot help: \(underlying)"
-            : "\(part): \(action) failed and retrying cannot help: \(underlying)"
+            ? "\(part) failed and retrying in this process cannot help (restarting it may): \(underlying)"
+            : "\(part): \(action) failed and retrying in this process cannot help (restarting it may): \(underlying)"
     }
 }
