@@ -49,6 +49,7 @@ struct LibrdkafkaLoggingTests {
         _ = try? await consumer?.poll(maxRecords: 1, timeout: .milliseconds(100))
         consumer = nil
         #expect(KafkaTeardown.wait(upTo: .seconds(30)), "the dropped consumer's destroy finished in time")
+        #expect(KafkaTeardown.waitsAtExit, "a process that destroyed a client waits for the others at exit")
         #expect(LibrdkafkaLogging.registered(label: label) == before, "its client is destroyed when the wait returns")
         await log.close()
     }

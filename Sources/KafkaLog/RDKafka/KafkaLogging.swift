@@ -1,5 +1,8 @@
 internal import CRDKafka
 import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
 import EventLog
 import Logging
 import Synchronization
@@ -101,12 +104,32 @@ func destroyClient(_ client: OpaquePointer) {
 /// background (closing waits for the group and the broker). A process that exits meanwhile runs
 /// its exit handlers while librdkafka's threads are still inside the destroy: that crashed a
 /// connector with signal 11 inside librdkafka once, at its stop after a broker outage, when
-/// closing is slow. `onewindow` calls ``wait(upTo:)`` before it exits.
+/// closing is slow. `onewindow` calls ``wait(upTo:)`` before it exits; any other process that
+/// destroyed a client (a test run, a benchmark, a service embedding `KafkaLog`) waits the same
+/// way, up to 10 s, in an `atexit` handler registered at the first destruction. That handler
+/// runs before the exit handlers registered when the process started (the runtime's and the
+/// libraries' own teardown), so librdkafka's threads finish while everything they call still
+/// works. (A test run that ended while a test's dropped client was still being destroyed, its
+/// broker already stopped, crashed with signal 11 after every test had passed, 2026-12-01.)
 public enum KafkaTeardown {
     private static let inProgress = DispatchGroup()
 
+    /// Registers the wait at exit, once (a `static let` is initialized once, thread-safely).
+    private static let waitAtExit: Void = {
+        atexit { KafkaTeardown.wait(upTo: .seconds(10)) }
+        registered.store(true, ordering: .releasing)
+    }()
+    private static let registered = Atomic(false)
+
+    /// Whether the process waits at exit for the clients being destroyed (registered by the first
+    /// ``begin()``).
+    static var waitsAtExit: Bool { registered.load(ordering: .acquiring) }
+
     /// A client's destruction started (on whatever thread will finish it).
-    static func begin() { inProgress.enter() }
+    static func begin() {
+        _ = waitAtExit
+        inProgress.enter()
+    }
 
     /// A client's destruction finished (after ``destroyClient(_:)``).
     static func end() { inProgress.leave() }
