@@ -14,14 +14,14 @@ struct TestBrokerScriptTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let started = folder.appendingPathComponent("started")
 
-        // Started as make or a terminal starts it: with SIGINT and SIGTERM handled by default. This
-        // test process may ignore them (signal sources of in-process services set SIG_IGN), and an
-        // ignored signal is inherited and cannot be trapped by a shell.
+        // Started as make or a terminal starts it: ChildProcess gives it every signal at its default
+        // action. (This test process may ignore SIGINT and SIGTERM, for the signal sources of
+        // in-process services, and a shell cannot trap a signal it inherited as ignored.)
         let script = ChildProcess()
         script.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         script.currentDirectoryURL = repositoryRoot
         script.arguments = [
-            "--default-signal=INT,TERM,HUP", repositoryRoot.appendingPathComponent("scripts/with-test-broker.sh").path,
+            repositoryRoot.appendingPathComponent("scripts/with-test-broker.sh").path,
             "bash", "-c",
             "sleep 600 & echo \"$! $ONEWINDOW_TEST_KAFKA_PORT\" > \(started.path).tmp && mv \(started.path).tmp \(started.path); wait",
         ]

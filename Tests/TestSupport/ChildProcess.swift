@@ -19,7 +19,8 @@ import Synchronization
 ///
 /// This launcher does not list descriptors at all: the child closes every descriptor above 2 with
 /// glibc's `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34; Debian 12 has 2.36) after its
-/// standard streams are set. As with `Process`, the child gets a process group of its own
+/// standard streams are set. Unlike `Process`, it starts the child with every signal at its
+/// default action and none blocked, as a supervisor does. As with `Process`, the child gets a process group of its own
 /// (`scripts/reap.py`, which `make test` runs the tests under, stops what is left of those groups
 /// when the tests end), and a stream left at its default is the test process's own, while `nil`
 /// is `/dev/null`. Its exit is reaped by a thread of its own, so ``isRunning`` turns false by itself
@@ -118,7 +119,20 @@ public final class ChildProcess: @unchecked Sendable {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        try check(posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP)), "setpgroup")
+        // Started as a supervisor or a shell starts a program: every signal at its default action
+        // and none blocked. Without this the child would inherit what the test process ignores at
+        // that moment (the signal sources of in-process services set SIGINT and SIGTERM to
+        // SIG_IGN), and the starting thread's mask: a child started without this from a thread
+        // a test began had SigBlk fffffffe3bfbea27, nearly every signal blocked.
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal: Int32 in 1...31 where signal != SIGKILL && signal != SIGSTOP { sigaddset(&defaults, signal) }  // the standard ones
+        var nothingBlocked = sigset_t()
+        sigemptyset(&nothingBlocked)
+        try check(posix_spawnattr_setsigdefault(&attributes, &defaults), "setsigdefault")
+        try check(posix_spawnattr_setsigmask(&attributes, &nothingBlocked), "setsigmask")
+        let flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK
+        try check(posix_spawnattr_setflags(&attributes, Int16(flags)), "setflags")
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for argument in argv { free(argument) } }

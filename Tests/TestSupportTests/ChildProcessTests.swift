@@ -79,6 +79,45 @@ struct ChildProcessTests {
                 == "\(directory.resolvingSymlinksInPath().path)\n你好\nfrom the file\n")
     }
 
+    /// What a supervisor gives a program: no signal ignored (the test process may ignore SIGINT
+    /// and SIGTERM, for its in-process services' signal sources) and none blocked (the starting
+    /// thread's mask is not the child's).
+    @Test("The child starts with every signal at its default action and none blocked")
+    func signalsAtTheirDefaults() async throws {
+        let previous = signal(SIGUSR1, SIG_IGN)  // nothing in the test process uses SIGUSR1
+        defer { signal(SIGUSR1, previous) }
+        let text: Result<String, any Error> = await withCheckedContinuation { continuation in
+            Thread {
+                var blocked = sigset_t()
+                sigemptyset(&blocked)
+                sigaddset(&blocked, SIGUSR1)
+                sigaddset(&blocked, SIGTERM)
+                pthread_sigmask(SIG_BLOCK, &blocked, nil)  // this thread's only, and it ends here
+                continuation.resume(
+                    returning: Result {
+                        let process = childProcess(
+                            URL(fileURLWithPath: "/usr/bin/grep"), ["-E", "^Sig(Blk|Ign):", "/proc/self/status"])
+                        let output = Pipe()
+                        process.standardOutput = output
+                        try process.run()
+                        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                        process.waitUntilExit()
+                        return text
+                    })
+            }.start()
+        }
+        var masks: [String: UInt64] = [:]
+        for line in try text.get().split(separator: "\n") {
+            let parts = line.split(separator: ":")
+            if parts.count == 2 {
+                masks[String(parts[0])] = UInt64(parts[1].trimmingCharacters(in: .whitespaces), radix: 16)
+            }
+        }
+        let standardSignals: UInt64 = (1 << 31) - 1  // bit n-1 is signal n
+        #expect(masks["SigBlk"] == 0, "blocked: \(masks)")
+        #expect(masks["SigIgn"].map { $0 & standardSignals } == 0, "ignored: \(masks)")
+    }
+
     @Test("A child ended by a signal says so, with the signal's number")
     func endedBySignal() async throws {
         let process = childProcess(URL(fileURLWithPath: "/bin/sleep"), ["60"])
