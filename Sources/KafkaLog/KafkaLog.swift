@@ -400,8 +400,11 @@ public final class KafkaLog: EventLog {
         return result
     }
 
-    /// Closes the consumers made from this log, flushes the producer (waiting up to
-    /// ``KafkaConfiguration/closeTimeout``, then failing what is left) and frees the clients.
+    /// Closes the consumers made from this log (they leave their groups), flushes the producer
+    /// (waiting up to ``KafkaConfiguration/closeTimeout``, then failing what is left) and frees
+    /// its client. The other clients, each consumer's and the log's own two (for metadata and
+    /// admin requests, and for ``read``), are freed when the last reference to their owner goes,
+    /// in the background; a process waits for that at exit (``KafkaTeardown``).
     /// Appends in flight finish, with their positions or an error; every call after this throws
     /// ``LogError`` `.closed`. Closing twice does nothing.
     public func close() async {

@@ -1,11 +1,12 @@
 internal import CRDKafka
 import Dispatch
-#if canImport(Glibc)
-import Glibc
-#endif
 import EventLog
 import Logging
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// librdkafka's own log lines, through swift-log.
 ///
