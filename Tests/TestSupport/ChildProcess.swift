@@ -143,7 +143,15 @@ public final class ChildProcess: @unchecked Sendable {
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environmentPairs)
         guard spawned == 0 else {
-            throw SupportError("cannot start \(executable): \(String(cString: strerror(spawned))) (errno \(spawned))")
+            // The child's failures (its directory, the program) come back as one errno: say which.
+            var isDirectory: ObjCBool = false
+            let place =
+                currentDirectoryURL.map {
+                    FileManager.default.fileExists(atPath: $0.path, isDirectory: &isDirectory) && isDirectory.boolValue
+                        ? " in \($0.path)" : " in \($0.path), which is not a directory"
+                } ?? ""
+            throw SupportError(
+                "cannot start \(executable)\(place): \(String(cString: strerror(spawned))) (errno \(spawned))")
         }
         state.withLock {
             $0.pid = pid

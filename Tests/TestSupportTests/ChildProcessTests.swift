@@ -142,4 +142,15 @@ struct ChildProcessTests {
         }
         #expect(!process.isRunning)
     }
+
+    @Test("A directory that does not exist is refused at the start, naming it")
+    func missingDirectory() throws {
+        let process = childProcess(URL(fileURLWithPath: "/bin/true"), [])
+        process.currentDirectoryURL = URL(fileURLWithPath: "/nonexistent/onewindow-folder")
+        #expect {
+            try process.run()
+        } throws: { error in
+            "\(error)".contains("/nonexistent/onewindow-folder, which is not a directory")
+        }
+    }
 }
