@@ -37,11 +37,8 @@ struct ServicesTests {
             }
         }
         defer { services.cancel() }
-        // Every instance holds its partitions before the first application (cases do not move with
-        // a partition yet: a rebalance after would leave an application's state behind).
-        for _ in 0..<200 where engines.contains(where: { ($0.assignedPartitions ?? []).isEmpty }) {
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        // Every instance holds its partitions, settled, before the first application.
+        _ = try await settledPartitions { engines.map(\.assignedPartitions) }
         let ids = (1...applications).map { String(format: "\(prefix)%05d", $0) }
         for id in ids { try await bench.submit(Repo.restaurant(id: id, area: 200, seats: 60, sign: true)) }
         // The responder reads as a consumer group (a group-less read of every partition of nine

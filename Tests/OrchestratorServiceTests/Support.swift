@@ -164,6 +164,37 @@ final class Bench: Sendable {
     }
 }
 
+/// Waits (up to a minute) until the orchestrator instances of one group hold disjoint partitions
+/// that together are every partition of the input topics, and then a second more with the same
+/// holdings (no rebalance still under way). Cases do not move with a partition yet, so an
+/// application must start in the instance that keeps its partition: one submitted while a member
+/// still reads with the assignment of the generation before (it has not polled since the other
+/// joined; its in-flight batch's offsets are not committed yet) is applied in both stores.
+/// `held` reads each instance's partitions (`nil` for one that holds none yet).
+/// - Returns: each instance's partitions as they settled; an issue is recorded when they did not.
+func settledPartitions(_ held: () -> [Set<Int>?]) async throws -> [Set<Int>] {
+    let count = try #require(
+        Repo.catalog.topicSpecs.first { $0.name == "application.restaurant.submitted" }?.partitions)
+    func settled(_ now: [Set<Int>?]) -> [Set<Int>]? {
+        let sets = now.compactMap { $0 }
+        guard sets.count == now.count, sets.allSatisfy({ !$0.isEmpty }),
+            sets.reduce(0, { $0 + $1.count }) == count, Set(sets.joined()).count == count
+        else { return nil }
+        return sets
+    }
+    let deadline = ContinuousClock.now + .seconds(60)
+    while ContinuousClock.now < deadline {
+        if let sets = settled(held()) {
+            try await Task.sleep(for: .seconds(1))
+            if held() == sets { return sets }
+        } else {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+    Issue.record("the group's partitions did not settle in a minute: \(held())")
+    return held().compactMap { $0 }
+}
+
 /// Polls the orchestrator's group until `count` records are read (not committed).
 func poll(_ consumer: any LogConsumer, _ count: Int) async throws -> [LogRecord] {
     var records: [LogRecord] = []

@@ -30,25 +30,10 @@ struct TwoProcessesTests {
                 kill(process.process.processIdentifier, SIGKILL)
             }
         }
-        // Both hold partitions, disjoint, all of them, before the first application (cases do not
-        // move with a partition: an application must start where it will stay).
-        let partitionCount = try #require(
-            Repo.catalog.topicSpecs.first { $0.name == "application.restaurant.submitted" }?.partitions)
-        var held: [Set<Int>] = []
-        for _ in 0..<600 {
-            held = processes.compactMap(\.heldPartitions)
-            if held.count == 2, held.allSatisfy({ !$0.isEmpty }), held[0].isDisjoint(with: held[1]),
-                held[0].union(held[1]).count == partitionCount
-            {
-                break
-            }
-            try await Task.sleep(for: .milliseconds(100))
-        }
-        #expect(held.count == 2 && held.allSatisfy { !$0.isEmpty }, "\(held)\n\(processes.map(\.logText))")
+        // Both hold partitions, disjoint, all of them, settled, before the first application.
+        let held = try await settledPartitions { processes.map(\.heldPartitions) }
+        #expect(held.count == 2, "\(held)\n\(processes.map(\.logText))")
         phase("both hold partitions \(held)")
-        // Settled: the assignment stays the same for a moment (no rebalance still under way).
-        try await Task.sleep(for: .seconds(1))
-        #expect(processes.compactMap(\.heldPartitions) == held)
 
         let ids = (1...40).map { String(format: "RA-2026-9%05d", $0) }
         for id in ids { try await bench.submit(Repo.restaurant(id: id, area: 200, seats: 60, sign: true)) }
