@@ -128,16 +128,10 @@ extension OneWindowCommand {
 }
 
 /// Ends the process (a free function: inside a command type, `exit` names ArgumentParser's).
+/// `exit` first waits for the Kafka clients still being destroyed (``KafkaTeardown``).
 private func terminate(_ status: Int32) -> Never {
-    finishKafkaTeardown()
     fflush(nil)
     exit(status)
-}
-
-/// Waits (up to 10 s) for the Kafka clients being destroyed in the background: exiting while
-/// librdkafka destroys one can crash the process (``KafkaTeardown``).
-func finishKafkaTeardown() {
-    KafkaTeardown.wait(upTo: .seconds(10))
 }
 
 /// Reads a command's input: a file, or standard input for `-` or no path.

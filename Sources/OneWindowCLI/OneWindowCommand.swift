@@ -59,7 +59,6 @@ public struct OneWindowCommand: AsyncParsableCommand {
             } else {
                 try command.run()
             }
-            finishKafkaTeardown()
         } catch {
             let commandType = type(of: command)
             guard !(error is CleanExit), commandPath(of: commandType) != nil else {

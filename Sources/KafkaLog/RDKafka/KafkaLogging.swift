@@ -105,12 +105,12 @@ func destroyClient(_ client: OpaquePointer) {
 /// background (closing waits for the group and the broker). A process that exits meanwhile runs
 /// its exit handlers while librdkafka's threads are still inside the destroy: that crashed a
 /// connector with signal 11 inside librdkafka once, at its stop after a broker outage, when
-/// closing is slow. `onewindow` calls ``wait(upTo:)`` before it exits; any other process that
-/// destroyed a client (a test run, a benchmark, a service embedding `KafkaLog`) waits the same
-/// way, up to 10 s, in an `atexit` handler registered at the first destruction. That handler
-/// runs before the exit handlers registered when the process started (the runtime's and the
-/// libraries' own teardown), so librdkafka's threads finish while everything they call still
-/// works. (A test run that ended while a test's dropped client was still being destroyed, its
+/// closing is slow. So a process that destroyed a client (`onewindow`, a test run, a benchmark,
+/// a service embedding `KafkaLog`) waits for them, up to 10 s, in an `atexit` handler
+/// registered at the first destruction, however it exits (`exit`, a return from `main`). That
+/// handler runs before the exit handlers registered when the process started (the runtime's and
+/// the libraries' own teardown), so librdkafka's threads finish while everything they call
+/// still works. (A test run that ended while a test's dropped client was still being destroyed, its
 /// broker already stopped, crashed with signal 11 after every test had passed, 2026-12-01.)
 public enum KafkaTeardown {
     private static let inProgress = DispatchGroup()
