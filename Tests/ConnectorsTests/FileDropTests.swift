@@ -40,10 +40,7 @@ struct FileDropTests {
 
     /// The file-drop cursors left in a connector's state file.
     static func fileCursors(_ bench: Workbench) throws -> Int {
-        var options = Configuration()
-        options.readonly = true
-        options.busyMode = .timeout(10)  // the connector may be writing its cursors
-        let state = try DatabaseQueue(path: bench.path("state.sqlite"), configuration: options)
+        let state = try sharedDatabase(bench.path("state.sqlite"))  // the connector may be writing its cursors
         return try state.read { db in
             try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM bus_cursor WHERE source LIKE 'file-drop:%'") ?? 0
         }
