@@ -20,10 +20,10 @@ import Synchronization
 /// This launcher does not list descriptors at all: the child closes every descriptor above 2 with
 /// glibc's `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34; Debian 12 has 2.36) after its
 /// standard streams are set. Unlike `Process`, it starts the child with every signal at its
-/// default action and none blocked, as a supervisor does. As with `Process`, the child gets a process group of its own
-/// (`scripts/reap.py`, which `make test` runs the tests under, stops what is left of those groups
-/// when the tests end), and a stream left at its default is the test process's own, while `nil`
-/// is `/dev/null`. Its exit is reaped by a thread of its own, so ``isRunning`` turns false by itself
+/// default action and none blocked, as a supervisor does. As with `Process`, the child gets a
+/// process group of its own (`scripts/reap.py`, which `make test` runs the tests under, stops what
+/// is left of those groups when the tests end), and a stream left at its default is the test
+/// process's own, while `nil` is `/dev/null`. Its exit is reaped by a thread of its own, so ``isRunning`` turns false by itself
 /// and nothing blocks Swift's cooperative pool.
 public final class ChildProcess: @unchecked Sendable {
     /// How the child ended.
