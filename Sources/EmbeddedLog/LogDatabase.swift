@@ -76,7 +76,8 @@ struct LogDatabase: Sendable {
                 // within a few percent either way). The page size is fixed when the file is first
                 // written and cannot change once the file is in WAL mode, so set it, then switch
                 // to WAL, before the pool opens it.
-                let creator = try DatabaseQueue(path: path)
+                // With the busy timeout: another process may be creating the same file now.
+                let creator = try DatabaseQueue(path: path, configuration: Self.waitingConfiguration)
                 try creator.writeWithoutTransaction { db in
                     try db.execute(sql: "PRAGMA page_size = 4096")
                     try db.execute(sql: "PRAGMA journal_mode = WAL")
@@ -128,6 +129,9 @@ struct LogDatabase: Sendable {
                 + "writable by the user that runs onewindow, on a file system mounted read-write, then run it again"
         case .SQLITE_FULL:
             remedy = "the disk holding the log file is full: free space there, then run it again; nothing was written"
+        case .SQLITE_BUSY:
+            remedy = "another process held the log's write lock for longer than the 30 s this one waits (a long "
+                + "migration or append): run it again once that process has finished its work; nothing was written"
         case .SQLITE_CORRUPT, .SQLITE_NOTADB:
             remedy = "the file is damaged or not a SQLite file: check the path, or restore the log from a backup"
         default:
@@ -137,6 +141,18 @@ struct LogDatabase: Sendable {
             .storage, "cannot open the embedded log: \(error.message ?? error.description)", remedy: remedy,
             subject: path, backendName: "SQLITE_\(error.resultCode)",
             isRetriable: error.resultCode == .SQLITE_FULL || error.resultCode == .SQLITE_BUSY)
+    }
+
+    /// A connection for a moment's work on the file outside the pool (creating it, checking it is
+    /// a log), waiting as the pool does when another process holds a lock. Without the wait,
+    /// such a connection failed at once with `SQLITE_BUSY` when it met the lock that the last
+    /// connection to a WAL file takes while closing it (it copies the WAL into the file and
+    /// deletes it): two `onewindow publish` started together on one log, each checking the file
+    /// before opening its pool, made one of them exit 75, "database is locked".
+    private static var waitingConfiguration: Configuration {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        return configuration
     }
 
     /// Refuses a path where there is no OneWindow log, without creating or changing anything
@@ -155,7 +171,7 @@ struct LogDatabase: Sendable {
         // but only read: nothing in the file changes.
         let isLog: Bool
         do {
-            let probe = try DatabaseQueue(path: path)
+            let probe = try DatabaseQueue(path: path, configuration: waitingConfiguration)
             defer { try? probe.close() }
             isLog = try probe.read { db in try db.tableExists("topic") && db.tableExists("record") }
         } catch let error as DatabaseError {
@@ -340,6 +356,9 @@ func storageError(_ error: any Error, while action: String, subject: String? = n
         case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
             remedy = "the log file\(named) or its folder is read-only for this user: make both writable by the user "
                 + "that runs onewindow (chmod u+w, or chown); nothing was written"
+        case .SQLITE_BUSY:
+            remedy = "another process held the log's write lock for longer than the 30 s this one waits (a long "
+                + "migration or append): run it again once that process has finished its work; nothing was written"
         case .SQLITE_CORRUPT, .SQLITE_NOTADB: remedy = "the log file\(named) is damaged: restore it from a backup"
         case .SQLITE_IOERR:
             remedy = "writing the log file\(named) failed (a full disk, a file-size limit or a failing disk): check the disk"

@@ -133,6 +133,45 @@ struct EmbeddedLogTests {
         await reopened.close()
     }
 
+    /// Opening an existing log waits for another connection's lock instead of failing with
+    /// `SQLITE_BUSY`: the last connection to a WAL file locks it while it closes, and two
+    /// processes started together on one log met that lock when checking the file (CI, stop 20:
+    /// a second `onewindow publish` exited 75, "database is locked").
+    @Test func openingALogWaitsForAnotherConnectionsLock() async throws {
+        let folder = try Folder()
+        defer { folder.remove() }
+        do {
+            let created = try EmbeddedLog(path: folder.log)
+            await created.close()
+        }  // released here: its pool closes its connections
+        // A connection in exclusive locking mode keeps the file locked after its write, as a
+        // closing connection does while it checkpoints: every other connection meets SQLITE_BUSY.
+        var waiting = Configuration()
+        waiting.busyMode = .timeout(10)
+        let holder = try DatabaseQueue(path: folder.log, configuration: waiting)
+        try await holder.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA locking_mode = EXCLUSIVE")
+            try db.execute(sql: "CREATE TABLE held (x)")
+        }
+        let released = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: 0.5)
+            try? holder.close()
+            released.signal()
+        }
+        let started = ContinuousClock.now
+        let reopened = try EmbeddedLog(path: folder.log, configuration: EmbeddedLogConfiguration(createIfMissing: false))
+        #expect(ContinuousClock.now - started >= .milliseconds(400), "the open waited for the lock")
+        #expect(try await reopened.listTopics() == [])
+        await reopened.close()
+        released.wait()
+
+        // Past the wait, the refusal says so and is retriable.
+        let timedOut = LogDatabase.openFailure(DatabaseError(resultCode: .SQLITE_BUSY), path: folder.log)
+        #expect(timedOut.isRetriable)
+        #expect(timedOut.description.contains("run it again once that process has finished"), "\(timedOut)")
+    }
+
     /// Moving a group's offsets while it has a member is refused as retriable `groupBusy`; a
     /// commit of a partition lost in a rebalance too (the caller polls again).
     @Test func groupBusyIsRetriable() async throws {
