@@ -205,6 +205,17 @@ struct OrchestratorCommand: AsyncParsableCommand {
         /// each lookup recorded in its usage log. When the file does not exist the orchestrator
         /// runs without it and asks applicants for those documents.
         @OptionGroup var view: ViewOption
+        @Option(
+            help: ArgumentHelp(
+                "Days outbox rows stay in the store after they are published; 0 keeps them for ever.",
+                discussion: "A pass each hour deletes older ones, never a row not yet on the bus."))
+        var keepPublishedDays: Int = OutboxRetention.defaultDays
+
+        func validate() throws {
+            guard keepPublishedDays >= 0 else {
+                throw ValidationError("--keep-published-days must be 0 (keep for ever) or a number of days, not \(keepPublishedDays)")
+            }
+        }
 
         func run() async throws {
             service.bootstrap()
@@ -229,7 +240,10 @@ struct OrchestratorCommand: AsyncParsableCommand {
             logger.notice(
                 "orchestrator starting: \(ruleBook.current.count) workflow(s), store \(store.store), bus \(address)")
             try await runServiceGroup(
-                try OrchestratorServices.make(engine, metricsPort: service.metricsPort), log: log, logger: logger,
+                try OrchestratorServices.make(
+                    engine, metricsPort: service.metricsPort,
+                    keepPublished: keepPublishedDays == 0 ? nil : .seconds(keepPublishedDays * 86_400)),
+                log: log, logger: logger,
                 name: "orchestrator")
             let totals = engine.stats.snapshot
             logger.notice(

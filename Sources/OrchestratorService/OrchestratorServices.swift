@@ -5,7 +5,8 @@ import Retrying
 import ServiceLifecycle
 
 /// The orchestrator's services for one `ServiceGroup`: the consumer, the outbox relay, the timer
-/// loop and (with a port) the Prometheus endpoint.
+/// loop, the pass that deletes outbox rows published long ago, and (with a port) the Prometheus
+/// endpoint.
 ///
 /// A graceful shutdown (SIGTERM, SIGINT) cancels each loop; the consumer's batch in flight finishes
 /// its store transaction and offset commit first (``OrchestratorEngine/runConsumer(maxRecords:)``),
@@ -16,14 +17,24 @@ import ServiceLifecycle
 /// as `connector run` does.
 public enum OrchestratorServices {
     /// The services of one orchestrator process.
-    /// - Parameter metricsPort: serve `GET /metrics` on `127.0.0.1:PORT`; `nil`: no endpoint.
+    /// - Parameters:
+    ///   - metricsPort: serve `GET /metrics` on `127.0.0.1:PORT`; `nil`: no endpoint.
+    ///   - keepPublished: how long published outbox rows stay in the store before a pass deletes
+    ///     them (``OrchestratorStore/prunePublished(keeping:now:chunk:)``); `nil`: for ever.
     /// - Throws: when the metrics endpoint cannot be made.
-    public static func make(_ engine: OrchestratorEngine, metricsPort: Int?) throws -> [any Service] {
+    public static func make(
+        _ engine: OrchestratorEngine, metricsPort: Int?,
+        keepPublished: Duration? = .seconds(OutboxRetention.defaultDays * 86_400)
+    ) throws -> [any Service] {
         var services: [any Service] = [
             Loop(name: "orchestrator consumer") { try await engine.runConsumer() },
             Loop(name: "orchestrator relay") { try await engine.runRelay() },
             Loop(name: "orchestrator timers") { try await engine.runTimers() },
         ]
+        if let keepPublished {
+            services.append(
+                Loop(name: "orchestrator outbox pruning") { try await engine.runOutboxPruning(keeping: keepPublished) })
+        }
         if let metricsPort {
             // Hummingbird's application as a service of the group: it stops gracefully with it.
             services.append(try ConnectorMetrics.service(on: "127.0.0.1:\(metricsPort)", logger: engine.logger))

@@ -160,7 +160,9 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 ///   moves it in memory after each append (``relayed(through:)``) and the next transaction that
 ///   applies inputs records it, so the relay does not wait for the one writer at every round; it
 ///   records it itself when it finds the outbox empty, each second and at its stop. Published rows
-///   stay in the table (the rebuild compares their ids). The rows a consumer's transaction
+///   stay in the table for the retention `orchestrator run` is given (30 days by default), then a
+///   pass deletes them (``prunePublished(keeping:now:chunk:)``); the rebuild compares the ids of
+///   those still there. The rows a consumer's transaction
 ///   committed are handed to the same engine's relay in memory (``CommittedRows``), which publishes
 ///   them without reading them back when they follow its position; the store stays the source of
 ///   truth, read whenever rows were written that were not handed over. Emissions are validated as they are
@@ -421,6 +423,11 @@ public struct OrchestratorStore: OutboxStore {
                     WHEN NEW.stamp IS OLD.stamp AND NEW.stamp IS NOT NULL
                     BEGIN UPDATE cases SET stamp = NULL WHERE application_id = NEW.application_id; END;
                     """)
+        }
+        // Deleting published outbox rows (``prunePublished(keeping:now:chunk:)``): two small tables,
+        // nothing else changes.
+        migrator.registerMigration("v6-outbox-pruning") { db in
+            try db.execute(sql: outboxPruningSQL)
         }
         return migrator
     }

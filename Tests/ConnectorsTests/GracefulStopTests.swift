@@ -148,7 +148,11 @@ struct GracefulStopTests {
         let running = try OneWindowProcess(["dept-sim", "tax", "--db", db, "--seed", "--generate", "200", "--decide", "--speed", "86400"])
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
-            let rows = try? await DatabaseQueue(path: db).read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tax_payments") }
+            // Only once dept-sim made the file (opening it first would create it), and waiting for its locks.
+            let rows =
+                FileManager.default.fileExists(atPath: db)
+                ? try? await sharedDatabase(db).read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tax_payments") }
+                : nil
             if (rows ?? 0) > 20 { break }
             try await Task.sleep(for: .milliseconds(200))
         }
