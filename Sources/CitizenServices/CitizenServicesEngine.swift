@@ -222,16 +222,29 @@ public struct CitizenServicesEngine: Sendable {
 }
 
 /// The citizen services' services for one `ServiceGroup`: the consumer, the outbox relay, the
-/// retirement timer loop and (with a port) the Prometheus endpoint. A graceful shutdown cancels
-/// each loop; the batch in flight finishes its transaction and offset commit first.
+/// retirement timer loop, the pass that deletes outbox rows published long ago, and (with a port)
+/// the Prometheus endpoint. A graceful shutdown cancels each loop; the batch in flight finishes
+/// its transaction and offset commit first.
 public enum CitizenServicesGroup {
-    /// - Parameter metricsPort: serve `GET /metrics` on `127.0.0.1:PORT`; `nil`: no endpoint.
-    public static func make(_ engine: CitizenServicesEngine, metricsPort: Int?) throws -> [any Service] {
+    /// - Parameters:
+    ///   - metricsPort: serve `GET /metrics` on `127.0.0.1:PORT`; `nil`: no endpoint.
+    ///   - keepPublished: how long published outbox rows stay in the store before a pass deletes
+    ///     them (``OutboxStore/prunePublished(keeping:now:chunk:)``); `nil`: for ever.
+    public static func make(
+        _ engine: CitizenServicesEngine, metricsPort: Int?,
+        keepPublished: Duration? = .seconds(OutboxRetention.defaultDays * 86_400)
+    ) throws -> [any Service] {
         var services: [any Service] = [
             OrchestratorServices.Loop(name: "citizen services consumer") { try await engine.runConsumer() },
             OrchestratorServices.Loop(name: "citizen services relay") { try await engine.runRelay() },
             OrchestratorServices.Loop(name: "citizen services timers") { try await engine.runTimers() },
         ]
+        if let keepPublished {
+            services.append(
+                OrchestratorServices.Loop(name: "citizen services outbox pruning") {
+                    try await pruneOutboxUntilCancelled(engine.store, keeping: keepPublished, logger: engine.logger)
+                })
+        }
         if let metricsPort {
             services.append(try ConnectorMetrics.service(on: "127.0.0.1:\(metricsPort)", logger: engine.logger))
         }

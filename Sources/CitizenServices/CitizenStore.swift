@@ -131,6 +131,11 @@ public struct CitizenStore: OutboxStore {
                     CREATE INDEX visits_by_subject ON visits (kind, subject, item, at);
                     """)
         }
+        // Deleting published outbox rows (``OutboxStore/prunePublished(keeping:now:chunk:)``):
+        // two small tables, nothing else changes.
+        migrator.registerMigration("v2-outbox-pruning") { db in
+            try db.execute(sql: OutboxTable.pruningSQL)
+        }
         return migrator
     }
 

@@ -33,6 +33,7 @@ struct CitizenServicesCommand: AsyncParsableCommand {
         @OptionGroup var options: BusOptions
         @Option(help: "The citizen services' store (SQLite).") var store: String = "var/citizen-services.sqlite"
         @OptionGroup var service: ServiceProcessOptions
+        @OptionGroup var retention: OutboxRetentionOption
 
         func run() async throws {
             service.bootstrap()
@@ -53,7 +54,9 @@ struct CitizenServicesCommand: AsyncParsableCommand {
             let address = try options.address()
             logger.notice("citizen services starting: store \(store), bus \(address)")
             try await runServiceGroup(
-                try CitizenServicesGroup.make(engine, metricsPort: service.metricsPort), log: log, logger: logger,
+                try CitizenServicesGroup.make(
+                    engine, metricsPort: service.metricsPort, keepPublished: retention.keepPublished),
+                log: log, logger: logger,
                 name: "citizen services")
             let totals = engine.stats.snapshot
             logger.notice(

@@ -35,6 +35,25 @@ func loadRules(_ directory: String, catalog: TopicCatalog) throws -> RuleBook {
 }
 
 /// The options a service process shares (`orchestrator run`, `citizen-services run`).
+/// `--keep-published-days` of the services with an outbox (`orchestrator run`, `citizen-services run`).
+struct OutboxRetentionOption: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Days outbox rows stay in the store after they are published; 0 keeps them for ever.",
+            discussion: "A pass at start and every hour deletes older ones, never a row not yet on the bus."))
+    var keepPublishedDays: Int = OutboxRetention.defaultDays
+
+    func validate() throws {
+        guard keepPublishedDays >= 0 else {
+            throw ValidationError(
+                "--keep-published-days must be 0 (keep for ever) or a number of days, not \(keepPublishedDays)")
+        }
+    }
+
+    /// The retention, `nil` for ever.
+    var keepPublished: Duration? { keepPublishedDays == 0 ? nil : .seconds(keepPublishedDays * 86_400) }
+}
+
 struct ServiceProcessOptions: ParsableArguments {
     @Option(help: "The rules directory.") var rules: String = "Rules"
     @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics. Default: none.")
@@ -205,17 +224,7 @@ struct OrchestratorCommand: AsyncParsableCommand {
         /// each lookup recorded in its usage log. When the file does not exist the orchestrator
         /// runs without it and asks applicants for those documents.
         @OptionGroup var view: ViewOption
-        @Option(
-            help: ArgumentHelp(
-                "Days outbox rows stay in the store after they are published; 0 keeps them for ever.",
-                discussion: "A pass each hour deletes older ones, never a row not yet on the bus."))
-        var keepPublishedDays: Int = OutboxRetention.defaultDays
-
-        func validate() throws {
-            guard keepPublishedDays >= 0 else {
-                throw ValidationError("--keep-published-days must be 0 (keep for ever) or a number of days, not \(keepPublishedDays)")
-            }
-        }
+        @OptionGroup var retention: OutboxRetentionOption
 
         func run() async throws {
             service.bootstrap()
@@ -242,7 +251,7 @@ struct OrchestratorCommand: AsyncParsableCommand {
             try await runServiceGroup(
                 try OrchestratorServices.make(
                     engine, metricsPort: service.metricsPort,
-                    keepPublished: keepPublishedDays == 0 ? nil : .seconds(keepPublishedDays * 86_400)),
+                    keepPublished: retention.keepPublished),
                 log: log, logger: logger,
                 name: "orchestrator")
             let totals = engine.stats.snapshot

@@ -20,7 +20,7 @@ public enum OrchestratorServices {
     /// - Parameters:
     ///   - metricsPort: serve `GET /metrics` on `127.0.0.1:PORT`; `nil`: no endpoint.
     ///   - keepPublished: how long published outbox rows stay in the store before a pass deletes
-    ///     them (``OrchestratorStore/prunePublished(keeping:now:chunk:)``); `nil`: for ever.
+    ///     them (``OutboxStore/prunePublished(keeping:now:chunk:)``); `nil`: for ever.
     /// - Throws: when the metrics endpoint cannot be made.
     public static func make(
         _ engine: OrchestratorEngine, metricsPort: Int?,
@@ -33,7 +33,9 @@ public enum OrchestratorServices {
         ]
         if let keepPublished {
             services.append(
-                Loop(name: "orchestrator outbox pruning") { try await engine.runOutboxPruning(keeping: keepPublished) })
+                Loop(name: "orchestrator outbox pruning") {
+                    try await pruneOutboxUntilCancelled(engine.store, keeping: keepPublished, logger: engine.logger)
+                })
         }
         if let metricsPort {
             // Hummingbird's application as a service of the group: it stops gracefully with it.

@@ -161,7 +161,7 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 ///   applies inputs records it, so the relay does not wait for the one writer at every round; it
 ///   records it itself when it finds the outbox empty, each second and at its stop. Published rows
 ///   stay in the table for the retention `orchestrator run` is given (30 days by default), then a
-///   pass deletes them (``prunePublished(keeping:now:chunk:)``); the rebuild compares the ids of
+///   pass deletes them (``OutboxStore/prunePublished(keeping:now:chunk:)``); the rebuild compares the ids of
 ///   those still there. The rows a consumer's transaction
 ///   committed are handed to the same engine's relay in memory (``CommittedRows``), which publishes
 ///   them without reading them back when they follow its position; the store stays the source of
@@ -424,10 +424,10 @@ public struct OrchestratorStore: OutboxStore {
                     BEGIN UPDATE cases SET stamp = NULL WHERE application_id = NEW.application_id; END;
                     """)
         }
-        // Deleting published outbox rows (``prunePublished(keeping:now:chunk:)``): two small tables,
+        // Deleting published outbox rows (``OutboxStore/prunePublished(keeping:now:chunk:)``): two small tables,
         // nothing else changes.
         migrator.registerMigration("v6-outbox-pruning") { db in
-            try db.execute(sql: outboxPruningSQL)
+            try db.execute(sql: OutboxTable.pruningSQL)
         }
         return migrator
     }
@@ -458,6 +458,9 @@ public struct OrchestratorStore: OutboxStore {
     static let casesSmallColumnsFirstMigration = "v5-cases-small-columns-first"
 
     // MARK: - Relay position
+
+    /// The relay's recorded position (``recordedPosition(_:)``): rows are not marked `sent` here.
+    public func publishedThrough(_ db: Database) throws -> Int64 { try Self.recordedPosition(db) }
 
     /// The relay's position as recorded in the store: every row up to it is on the bus.
     static func recordedPosition(_ db: Database) throws -> Int64 {

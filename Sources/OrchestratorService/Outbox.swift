@@ -96,6 +96,20 @@ public enum OutboxTable {
 /// A store with an ``OutboxTable`` in its database.
 public protocol OutboxStore: Sendable {
     var pool: DatabasePool { get }
+    /// The store's file, named in errors.
+    var path: String { get }
+    /// The last `seq` known to be on the bus: every row up to it is published. By default the
+    /// rows before the first one not marked `sent`.
+    func publishedThrough(_ db: Database) throws -> Int64
+}
+
+extension OutboxStore {
+    public func publishedThrough(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(
+            db,
+            sql: "SELECT coalesce((SELECT min(seq) - 1 FROM outbox WHERE sent = 0), (SELECT max(seq) FROM outbox), 0)"
+        ) ?? 0
+    }
 }
 
 extension OutboxStore {

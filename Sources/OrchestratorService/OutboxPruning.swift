@@ -3,7 +3,7 @@ import Foundation
 import GRDB
 import Logging
 
-/// What one pass of ``OrchestratorStore/prunePublished(keeping:now:chunk:)`` did.
+/// What one pass of ``OutboxStore/prunePublished(keeping:now:chunk:)`` did.
 public struct OutboxPruningReport: Sendable, Equatable {
     /// Published outbox rows deleted by this pass.
     public var deleted = 0
@@ -14,7 +14,8 @@ public struct OutboxPruningReport: Sendable, Equatable {
     public var horizonMilliseconds: Int64 = 0
 }
 
-/// How long `orchestrator run` keeps outbox rows after they are on the bus.
+/// How long `orchestrator run` and `citizen-services run` keep outbox rows after they are on
+/// the bus.
 public enum OutboxRetention {
     /// 30 days: long enough for an operator to look at what was published last month, and the
     /// store stops growing by its outbox (about 9 KB a restaurant application, two thirds of what
@@ -24,18 +25,19 @@ public enum OutboxRetention {
     public static let interval = Duration.seconds(3_600)
 }
 
-/// Deleting the outbox rows that were published long ago.
+/// Deleting the outbox rows that were published long ago, in the orchestrator's store and the
+/// citizen services'.
 ///
 /// Without it the outbox grows by every emission for ever: about 15 rows of 600 bytes a
 /// restaurant application, gigabytes a year for one district. A published row is needed by
-/// nothing but the rebuild's comparison: the relay reads after its position, and the bus holds
-/// what was published.
+/// nothing but the orchestrator rebuild's comparison: the relay reads after what it published,
+/// and the bus holds what was published.
 ///
 /// How a row's age is known without a column per row (which every write of the hot path would
 /// pay): each pass notes the outbox's last `seq` with the real time of the pass (table
 /// `outbox_marks`), so every row up to a noted `seq` was written by then. Rows are deleted up to
-/// the last mark older than the retention, and never past the relay's recorded position: a row
-/// not yet on the bus is kept whatever its age. The time is the machine's wall clock, not the
+/// the last mark older than the retention, and never past what is recorded as published
+/// (``OutboxStore/publishedThrough(_:)``): a row not yet on the bus is kept whatever its age. The time is the machine's wall clock, not the
 /// orchestrator's clock (which the demo and the tests run weeks ahead): retention is about disk,
 /// in real days. `seq` is `AUTOINCREMENT`, so a deleted number is never used again.
 ///
@@ -45,7 +47,7 @@ public enum OutboxRetention {
 /// stopped, gives the space back to the disk). What was deleted is recorded in `outbox_pruned`:
 /// through which `seq`, and the latest event time among the deleted rows, which the rebuild reads
 /// to leave those emissions out of its comparison.
-extension OrchestratorStore {
+extension OutboxStore {
     /// Runs one pass: notes the outbox's end at `now`, then deletes the published rows noted more
     /// than `keep` ago.
     /// - Parameters:
@@ -69,12 +71,12 @@ extension OrchestratorStore {
                         sql: "INSERT INTO outbox_marks (seq, noted_at) VALUES (?, ?)",
                         arguments: [end, now.timeIntervalSince1970])
                 }
-                return try Self.pruned(db)
+                return try OutboxTable.pruned(db)
             }
             let limit = try await pool.read { db -> Int64 in
                 let old = try Int64.fetchOne(
                     db, sql: "SELECT max(seq) FROM outbox_marks WHERE noted_at <= ?", arguments: [cutoff]) ?? 0
-                return min(old, try Self.recordedPosition(db))
+                return min(old, try publishedThrough(db))
             }
             while report.prunedThrough < limit {
                 try Task.checkCancellation()
@@ -102,15 +104,18 @@ extension OrchestratorStore {
             }
             return report
         } catch let error as DatabaseError {
-            throw Self.fileFailure(error, path: path, while: "deleting published outbox rows")
+            throw OrchestratorStore.fileFailure(error, path: path, while: "deleting published outbox rows")
         }
     }
 
     /// What the passes so far deleted.
     public func outboxPruning() async throws -> OutboxPruningReport {
-        try await pool.read { db in try Self.pruned(db) }
+        try await pool.read { db in try OutboxTable.pruned(db) }
     }
+}
 
+extension OutboxTable {
+    /// What the pruning passes deleted so far, as recorded in the store.
     static func pruned(_ db: Database) throws -> OutboxPruningReport {
         guard let row = try Row.fetchOne(db, sql: "SELECT through, horizon_ms FROM outbox_pruned WHERE id = 1") else {
             return OutboxPruningReport()
@@ -118,8 +123,8 @@ extension OrchestratorStore {
         return OutboxPruningReport(deleted: 0, prunedThrough: row["through"], horizonMilliseconds: row["horizon_ms"])
     }
 
-    /// The tables the passes keep (migration `v6-outbox-pruning`): the marks and what was deleted.
-    static let outboxPruningSQL = """
+    /// The tables the passes keep (a migration of each store): the marks and what was deleted.
+    public static let pruningSQL = """
         CREATE TABLE outbox_marks (
             seq INTEGER PRIMARY KEY,
             noted_at REAL NOT NULL
@@ -133,30 +138,27 @@ extension OrchestratorStore {
         """
 }
 
-extension OrchestratorEngine {
-    /// The pruning loop of `orchestrator run`: a pass at start and then every
-    /// ``OutboxRetention/interval``, until cancelled. A pass that fails is logged and the next one
-    /// tries again; nothing depends on it but the store's size.
-    public func runOutboxPruning(keeping keep: Duration) async throws {
-        while !Task.isCancelled {
-            do {
-                let report = try await store.prunePublished(keeping: keep)
-                if report.deleted > 0 {
-                    logger.info(
-                        "deleted published outbox rows",
-                        metadata: [
-                            "rows": "\(report.deleted)", "through_seq": "\(report.prunedThrough)",
-                            "kept_days": "\(keep.seconds / 86_400)",
-                        ])
-                }
-            } catch is CancellationError {
-                return
-            } catch {
-                logger.warning(
-                    "deleting published outbox rows failed; the next pass tries again",
-                    metadata: ["error": "\(error)"])
+/// The pruning loop of a service: a pass at start and then every ``OutboxRetention/interval``,
+/// until cancelled. A pass that fails is logged and the next one tries again; nothing depends on
+/// it but the store's size.
+public func pruneOutboxUntilCancelled(_ store: some OutboxStore, keeping keep: Duration, logger: Logger) async throws {
+    while !Task.isCancelled {
+        do {
+            let report = try await store.prunePublished(keeping: keep)
+            if report.deleted > 0 {
+                logger.info(
+                    "deleted published outbox rows",
+                    metadata: [
+                        "rows": "\(report.deleted)", "through_seq": "\(report.prunedThrough)",
+                        "kept_days": "\(keep.seconds / 86_400)", "store": "\(store.path)",
+                    ])
             }
-            try await Task.sleep(for: OutboxRetention.interval)
+        } catch is CancellationError {
+            return
+        } catch {
+            logger.warning(
+                "deleting published outbox rows failed; the next pass tries again", metadata: ["error": "\(error)"])
         }
+        try await Task.sleep(for: OutboxRetention.interval)
     }
 }

@@ -190,7 +190,7 @@ public enum StoreRebuild {
                     snapshot.emitted[(row["key"] as String?) ?? "", default: []].insert(label)
                     snapshot.emittedAt[label] = row["time_ms"]
                 }
-                snapshot.prunedHorizon = try OrchestratorStore.pruned(db).horizonMilliseconds
+                snapshot.prunedHorizon = try OutboxTable.pruned(db).horizonMilliseconds
                 return snapshot
             }
         }
