@@ -40,7 +40,8 @@ public enum OutboxRetention {
 /// the last mark older than the retention, and never past what is recorded as published
 /// (``OutboxStore/publishedThrough(_:)``): a row not yet on the bus is kept whatever its age. The time is the machine's wall clock, not the
 /// orchestrator's clock (which the demo and the tests run weeks ahead): retention is about disk,
-/// in real days. `seq` is `AUTOINCREMENT`, so a deleted number is never used again.
+/// in real days. `seq` is `AUTOINCREMENT`, so a deleted number is never used again. Rows written
+/// before a store had marks (before its migration `…-outbox-pruning`) count from the first pass.
 ///
 /// Deleting is done in transactions of `chunk` rows, each a range of the primary key, so the
 /// consumer's transactions wait for at most one of them. SQLite reuses the freed pages for later
