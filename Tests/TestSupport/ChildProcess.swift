@@ -69,7 +69,8 @@ public final class ChildProcess: @unchecked Sendable {
     /// Whether the child was started and has not been reaped yet.
     public var isRunning: Bool { state.withLock { $0.running } }
 
-    /// The exit status, or the signal that ended the child. Only after it ended.
+    /// The exit status, or the signal that ended the child; -1 when its end could not be read
+    /// (`waitpid` failed). Only after it ended.
     public var terminationStatus: Int32 {
         state.withLock {
             precondition($0.pid > 0 && !$0.running, "terminationStatus of a child that has not ended")
@@ -177,10 +178,16 @@ public final class ChildProcess: @unchecked Sendable {
 
     private func reap(_ pid: pid_t) {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        var result = waitpid(pid, &status, 0)
+        while result == -1 && errno == EINTR { result = waitpid(pid, &status, 0) }
         let signal = status & 0x7f
         state.withLock {
-            if signal == 0 {
+            if result == -1 {
+                // The exit is lost (ECHILD: the child was reaped elsewhere, as with SIGCHLD
+                // ignored): say so with a status no process exits with, never as a success.
+                $0.status = -1
+                $0.reason = .exit
+            } else if signal == 0 {
                 $0.status = (status >> 8) & 0xff
                 $0.reason = .exit
             } else {
