@@ -242,7 +242,8 @@ public enum CitizenServicesGroup {
         if let keepPublished {
             services.append(
                 OrchestratorServices.Loop(name: "citizen services outbox pruning") {
-                    try await pruneOutboxUntilCancelled(engine.store, keeping: keepPublished, logger: engine.logger)
+                    try await pruneOutboxUntilCancelled(
+                        engine.store, keeping: keepPublished, service: "citizen-services", logger: engine.logger)
                 })
         }
         if let metricsPort {

@@ -34,7 +34,8 @@ public enum OrchestratorServices {
         if let keepPublished {
             services.append(
                 Loop(name: "orchestrator outbox pruning") {
-                    try await pruneOutboxUntilCancelled(engine.store, keeping: keepPublished, logger: engine.logger)
+                    try await pruneOutboxUntilCancelled(
+                        engine.store, keeping: keepPublished, service: "orchestrator", logger: engine.logger)
                 })
         }
         if let metricsPort {

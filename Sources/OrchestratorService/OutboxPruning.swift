@@ -2,6 +2,7 @@ import EventLog
 import Foundation
 import GRDB
 import Logging
+import Metrics
 
 /// What one pass of ``OutboxStore/prunePublished(keeping:now:chunk:)`` did.
 public struct OutboxPruningReport: Sendable, Equatable {
@@ -141,12 +142,21 @@ extension OutboxTable {
 }
 
 /// The pruning loop of a service: a pass at start and then every ``OutboxRetention/interval``,
-/// until cancelled. A pass that fails is logged and the next one tries again; nothing depends on
-/// it but the store's size.
-public func pruneOutboxUntilCancelled(_ store: some OutboxStore, keeping keep: Duration, logger: Logger) async throws {
+/// until cancelled. A pass that fails is logged and counted, and the next one tries again;
+/// nothing depends on it but the store's size.
+///
+/// Metrics, with the dimension `service` (`orchestrator`, `citizen-services`):
+/// `onewindow_outbox_pruned_rows_total` and `onewindow_outbox_pruning_failures_total` (an alert
+/// on the second is how an operator learns that the store grows again).
+public func pruneOutboxUntilCancelled(
+    _ store: some OutboxStore, keeping keep: Duration, service: String, logger: Logger
+) async throws {
+    let pruned = Counter(label: "onewindow_outbox_pruned_rows_total", dimensions: [("service", service)])
+    let failures = Counter(label: "onewindow_outbox_pruning_failures_total", dimensions: [("service", service)])
     while !Task.isCancelled {
         do {
             let report = try await store.prunePublished(keeping: keep)
+            pruned.increment(by: report.deleted)
             if report.deleted > 0 {
                 logger.info(
                     "deleted published outbox rows",
@@ -158,6 +168,7 @@ public func pruneOutboxUntilCancelled(_ store: some OutboxStore, keeping keep: D
         } catch is CancellationError {
             return
         } catch {
+            failures.increment()
             logger.warning(
                 "deleting published outbox rows failed; the next pass tries again", metadata: ["error": "\(error)"])
         }

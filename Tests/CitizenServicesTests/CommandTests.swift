@@ -81,6 +81,8 @@ struct CommandTests {
         }
         #expect(messages.count == 2)
         #expect(metrics.contains("onewindow_citizen_services_messages_total 2"), "\(metrics)")
+        // The outbox's pruning pass ran at start (nothing is 30 days old) and is counted.
+        #expect(metrics.contains("onewindow_outbox_pruned_rows_total{service=\"citizen-services\"} 0"), "\(metrics)")
         kill(process.processIdentifier, SIGTERM)
         try await waitForExit(process)
         #expect(process.terminationStatus == 0)
