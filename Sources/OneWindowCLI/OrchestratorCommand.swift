@@ -192,6 +192,11 @@ struct OrchestratorCommand: AsyncParsableCommand {
             print(
                 "rebuilt \(report.applications) application(s) from \(report.inputsRead) input(s) and \(report.timersFired) timer firing(s)"
                     + (into.map { " into \($0)" } ?? ""))
+            if let horizon = report.prunedHorizon, report.emissionsLeftOut > 0 {
+                print(
+                    "\(report.emissionsLeftOut) rebuilt emission(s) up to \(Timestamp.format(horizon)) not compared: the live "
+                        + "store deleted its published outbox rows up to then (--keep-published-days)")
+            }
             if report.differences.isEmpty {
                 print("no difference with the live store \(store.store)")
                 return

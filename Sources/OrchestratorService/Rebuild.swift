@@ -33,6 +33,11 @@ public struct RebuildReport: Sendable {
     public var applications = 0
     /// Every difference, by application, then by what.
     public var differences: [StoreDifference] = []
+    /// Rebuilt emissions not looked for in the live store because its retention may have deleted
+    /// them once published (at or before ``prunedHorizon``).
+    public var emissionsLeftOut = 0
+    /// The latest event time among the outbox rows the live store deleted; `nil`: it deleted none.
+    public var prunedHorizon: Date?
 }
 
 /// `onewindow orchestrator rebuild`: the orchestrator's state built afresh from the topics and
@@ -103,7 +108,10 @@ public enum StoreRebuild {
         }
         report.timersFired += try await fireTimers(dueBy: clock.now(), engine)
         report.applications = try await rebuilt.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM cases") ?? 0 }
-        report.differences = try await differences(live: live, rebuilt: rebuilt)
+        let comparison = try await compare(live: live, rebuilt: rebuilt)
+        report.differences = comparison.differences
+        report.emissionsLeftOut = comparison.leftOut
+        report.prunedHorizon = comparison.horizon
         return report
     }
 
@@ -200,9 +208,18 @@ public enum StoreRebuild {
     public static func differences(live: OrchestratorStore, rebuilt: OrchestratorStore) async throws
         -> [StoreDifference]
     {
+        try await compare(live: live, rebuilt: rebuilt).differences
+    }
+
+    /// The differences, how many rebuilt emissions the live store's retention left out of the
+    /// comparison, and the horizon of that retention (`nil`: the live store deleted nothing).
+    static func compare(live: OrchestratorStore, rebuilt: OrchestratorStore) async throws
+        -> (differences: [StoreDifference], leftOut: Int, horizon: Date?)
+    {
         let left = try await Snapshot.read(live)
         let right = try await Snapshot.read(rebuilt)
         var found: [StoreDifference] = []
+        var leftOut = 0
         func differ(_ application: String, _ what: String, _ live: String?, _ rebuilt: String?) {
             if live != rebuilt { found.append(StoreDifference(applicationId: application, what: what, live: live ?? "-", rebuilt: rebuilt ?? "-")) }
         }
@@ -250,11 +267,18 @@ public enum StoreRebuild {
             // A row the live store's pruning may have deleted is not missing: the rebuilt row's
             // time is its input's, at or before the live row's (written when it was applied), so
             // a rebuilt row after the horizon had a live row after it, which pruning kept.
-            for id in b.subtracting(a).sorted() where (right.emittedAt[id] ?? 0) > left.prunedHorizon {
-                differ(application, "emitted \(id)", nil, "in the outbox")
+            for id in b.subtracting(a).sorted() {
+                if (right.emittedAt[id] ?? 0) > left.prunedHorizon {
+                    differ(application, "emitted \(id)", nil, "in the outbox")
+                } else {
+                    leftOut += 1
+                }
             }
         }
-        return found.sorted { ($0.applicationId, $0.what) < ($1.applicationId, $1.what) }
+        return (
+            found.sorted { ($0.applicationId, $0.what) < ($1.applicationId, $1.what) }, leftOut,
+            left.prunedHorizon > 0 ? Date(millisecondsSince1970: left.prunedHorizon) : nil
+        )
     }
 
     /// `attempt 1 approved by 张三` for each decision, or `-`.

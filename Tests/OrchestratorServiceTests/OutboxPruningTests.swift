@@ -4,6 +4,7 @@ import Foundation
 import GRDB
 @testable import OrchestratorService
 import Testing
+import TestSupport
 
 /// Published outbox rows deleted after the retention (``OrchestratorStore/prunePublished(keeping:now:chunk:)``),
 /// never a row the relay has not published, and the rebuild's comparison after it.
@@ -87,6 +88,8 @@ struct OutboxPruningTests {
             live: engine.store, into: bench.directory.appendingPathComponent("rebuilt.sqlite").path,
             rules: Repo.rules, calendar: Repo.calendar, log: bench.log, catalog: Repo.catalog, clock: bench.clock)
         #expect(rebuilt.differences.isEmpty, "\(rebuilt.differences.map(\.description).joined(separator: "\n"))")
+        #expect(rebuilt.emissionsLeftOut == report.deleted, "every deleted row, and only those, left out")
+        #expect(rebuilt.prunedHorizon == Date(millisecondsSince1970: report.horizonMilliseconds))
 
         // A row in the live outbox that the rebuild does not make is still reported.
         try await engine.store.pool.write { db in
@@ -98,6 +101,29 @@ struct OutboxPruningTests {
             live: engine.store, into: bench.directory.appendingPathComponent("rebuilt-2.sqlite").path,
             rules: Repo.rules, calendar: Repo.calendar, log: bench.log, catalog: Repo.catalog, clock: bench.clock)
         #expect(again.differences.map(\.what) == ["emitted application.progress.updated stray"])
+    }
+
+    @Test("orchestrator rebuild says how many emissions the live store's retention left out, and finds no difference")
+    func rebuildCommandSaysWhatItLeftOut() async throws {
+        let bench = try await Bench()
+        let engine = try await RebuildTests.normalRun(bench)
+        try await engine.store.recordRelayPosition()
+        let start = Date()
+        try await engine.store.prunePublished(keeping: Self.day, now: start)
+        let deleted = try await engine.store.prunePublished(keeping: Self.day, now: start + 2 * 86_400).deleted
+        let rebuilt = try await runProgram(
+            try onewindowExecutable().path,
+            [
+                "orchestrator", "rebuild", "--bus",
+                "embedded:" + bench.directory.appendingPathComponent("bus.sqlite").path, "--store", bench.storePath,
+                "--catalog", repositoryRoot.appendingPathComponent("Topics").path, "--rules",
+                Repo.rulesDirectory.path, "--view", bench.directory.appendingPathComponent("no-view.sqlite").path,
+            ])
+        let text = String(decoding: rebuilt.output, as: UTF8.self)
+        #expect(rebuilt.status == 0, "\(text)\(String(decoding: rebuilt.error, as: UTF8.self))")
+        #expect(text.contains("\(deleted) rebuilt emission(s) up to "), "\(text)")
+        #expect(text.contains("not compared: the live store deleted its published outbox rows"), "\(text)")
+        #expect(text.contains("no difference"), "\(text)")
     }
 
     @Test("orchestrator run prunes unless told to keep published rows for ever")
