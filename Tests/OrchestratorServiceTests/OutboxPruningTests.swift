@@ -73,14 +73,20 @@ struct OutboxPruningTests {
         #expect(later.first.map { $0 > report.prunedThrough } == true, "\(later)")
     }
 
-    @Test("The rebuild finds no difference after pruning, and still finds a live row it did not make")
-    func rebuildAfterPruning() async throws {
-        let bench = try await Bench()
+    /// The rebuild tests' normal run, everything published, then two passes two days apart: the
+    /// live store's whole outbox deleted.
+    static func prunedRun(_ bench: Bench) async throws -> (OrchestratorEngine, OutboxPruningReport) {
         let engine = try await RebuildTests.normalRun(bench)
         try await engine.store.recordRelayPosition()
         let start = Date()
         try await engine.store.prunePublished(keeping: Self.day, now: start)
-        let report = try await engine.store.prunePublished(keeping: Self.day, now: start + 2 * 86_400)
+        return (engine, try await engine.store.prunePublished(keeping: Self.day, now: start + 2 * 86_400))
+    }
+
+    @Test("The rebuild finds no difference after pruning, and still finds a live row it did not make")
+    func rebuildAfterPruning() async throws {
+        let bench = try await Bench()
+        let (engine, report) = try await Self.prunedRun(bench)
         #expect(report.deleted > 0)
         #expect(try await Self.outboxSeqs(engine.store).isEmpty)
 
@@ -106,11 +112,7 @@ struct OutboxPruningTests {
     @Test("orchestrator rebuild says how many emissions the live store's retention left out, and finds no difference")
     func rebuildCommandSaysWhatItLeftOut() async throws {
         let bench = try await Bench()
-        let engine = try await RebuildTests.normalRun(bench)
-        try await engine.store.recordRelayPosition()
-        let start = Date()
-        try await engine.store.prunePublished(keeping: Self.day, now: start)
-        let deleted = try await engine.store.prunePublished(keeping: Self.day, now: start + 2 * 86_400).deleted
+        let deleted = try await Self.prunedRun(bench).1.deleted
         let rebuilt = try await runProgram(
             try onewindowExecutable().path,
             [
