@@ -138,8 +138,16 @@ struct DemoWorld: Sendable {
         var lastSeen = real.now
         do {
             while real.now < deadline, real.now - lastSeen < Self.idleLimit, !ended.isSet {
-                for record in try await watcher.poll(maxRecords: 100, timeout: .milliseconds(100)) {
-                    let event = try CloudEventsBinding.event(from: record)
+                // One poll returns its topics one after another, not in the order things happened:
+                // a decision and the requests it set off, appended between two polls, came back
+                // requests first (the watcher lists the request topics first), and the story
+                // printed the fan-out before the decision that caused it. So each poll's events
+                // are told in the order of their times (on the one clock of the demo's world),
+                // in the order polled when two share an instant.
+                let events = try await watcher.poll(maxRecords: 100, timeout: .milliseconds(100)).enumerated().map {
+                    (index: $0.offset, event: try CloudEventsBinding.event(from: $0.element))
+                }
+                for (_, event) in events.sorted(by: { ($0.event.time, $0.index) < ($1.event.time, $1.index) }) {
                     if try handle(event, try JSONValue.parse(event.data)) { lastSeen = real.now }
                 }
                 if try done() { break }
