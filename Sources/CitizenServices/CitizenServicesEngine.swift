@@ -232,7 +232,7 @@ public enum CitizenServicesGroup {
     ///     them (``OutboxStore/prunePublished(keeping:now:chunk:)``); `nil`: for ever.
     public static func make(
         _ engine: CitizenServicesEngine, metricsPort: Int?,
-        keepPublished: Duration? = .seconds(OutboxRetention.defaultDays * 86_400)
+        keepPublished: Duration? = OutboxRetention.defaultKeep
     ) throws -> [any Service] {
         var services: [any Service] = [
             OrchestratorServices.Loop(name: "citizen services consumer") { try await engine.runConsumer() },

@@ -356,9 +356,6 @@ func storageError(_ error: any Error, while action: String, subject: String? = n
         case .SQLITE_READONLY, .SQLITE_CANTOPEN, .SQLITE_PERM:
             remedy = "the log file\(named) or its folder is read-only for this user: make both writable by the user "
                 + "that runs onewindow (chmod u+w, or chown); nothing was written"
-        case .SQLITE_BUSY:
-            remedy = "another process held the log's write lock for longer than the 30 s this one waits (a long "
-                + "migration or append): run it again once that process has finished its work; nothing was written"
         case .SQLITE_CORRUPT, .SQLITE_NOTADB: remedy = "the log file\(named) is damaged: restore it from a backup"
         case .SQLITE_IOERR:
             remedy = "writing the log file\(named) failed (a full disk, a file-size limit or a failing disk): check the disk"

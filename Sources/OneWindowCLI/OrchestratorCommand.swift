@@ -34,7 +34,6 @@ func loadRules(_ directory: String, catalog: TopicCatalog) throws -> RuleBook {
     }
 }
 
-/// The options a service process shares (`orchestrator run`, `citizen-services run`).
 /// `--keep-published-days` of the services with an outbox (`orchestrator run`, `citizen-services run`).
 struct OutboxRetentionOption: ParsableArguments {
     @Option(
@@ -51,9 +50,10 @@ struct OutboxRetentionOption: ParsableArguments {
     }
 
     /// The retention, `nil` for ever.
-    var keepPublished: Duration? { keepPublishedDays == 0 ? nil : .seconds(keepPublishedDays * 86_400) }
+    var keepPublished: Duration? { keepPublishedDays == 0 ? nil : OutboxRetention.days(keepPublishedDays) }
 }
 
+/// The options a service process shares (`orchestrator run`, `citizen-services run`).
 struct ServiceProcessOptions: ParsableArguments {
     @Option(help: "The rules directory.") var rules: String = "Rules"
     @Option(help: "Serve Prometheus metrics at http://127.0.0.1:PORT/metrics. Default: none.")
@@ -194,8 +194,8 @@ struct OrchestratorCommand: AsyncParsableCommand {
                     + (into.map { " into \($0)" } ?? ""))
             if let horizon = report.prunedHorizon, report.emissionsLeftOut > 0 {
                 print(
-                    "\(report.emissionsLeftOut) rebuilt emission(s) up to \(Timestamp.format(horizon)) not compared: the live "
-                        + "store deleted its published outbox rows up to then (--keep-published-days)")
+                    "\(report.emissionsLeftOut) rebuilt emission(s) up to \(Timestamp.format(horizon)) not compared: "
+                        + "the live store deleted its published outbox rows up to then (--keep-published-days)")
             }
             if report.differences.isEmpty {
                 print("no difference with the live store \(store.store)")
@@ -255,8 +255,7 @@ struct OrchestratorCommand: AsyncParsableCommand {
                 "orchestrator starting: \(ruleBook.current.count) workflow(s), store \(store.store), bus \(address)")
             try await runServiceGroup(
                 try OrchestratorServices.make(
-                    engine, metricsPort: service.metricsPort,
-                    keepPublished: retention.keepPublished),
+                    engine, metricsPort: service.metricsPort, keepPublished: retention.keepPublished),
                 log: log, logger: logger,
                 name: "orchestrator")
             let totals = engine.stats.snapshot

@@ -24,7 +24,7 @@ public enum OrchestratorServices {
     /// - Throws: when the metrics endpoint cannot be made.
     public static func make(
         _ engine: OrchestratorEngine, metricsPort: Int?,
-        keepPublished: Duration? = .seconds(OutboxRetention.defaultDays * 86_400)
+        keepPublished: Duration? = OutboxRetention.defaultKeep
     ) throws -> [any Service] {
         var services: [any Service] = [
             Loop(name: "orchestrator consumer") { try await engine.runConsumer() },

@@ -161,14 +161,14 @@ public struct DeadLetterPayload: Sendable, Hashable, Codable {
 ///   applies inputs records it, so the relay does not wait for the one writer at every round; it
 ///   records it itself when it finds the outbox empty, each second and at its stop. Published rows
 ///   stay in the table for the retention `orchestrator run` is given (30 days by default), then a
-///   pass deletes them (``OutboxStore/prunePublished(keeping:now:chunk:)``); the rebuild compares the ids of
-///   those still there. The rows a consumer's transaction
-///   committed are handed to the same engine's relay in memory (``CommittedRows``), which publishes
-///   them without reading them back when they follow its position; the store stays the source of
-///   truth, read whenever rows were written that were not handed over. Emissions are validated as they are
-///   written (``EmissionChecker``, the body still parsed) and the relay publishes them without
-///   parsing them again (BENCHMARKS.md: parsing and validating in the relay was a tenth of the
-///   benchmark's CPU).
+///   pass deletes them (``OutboxStore/prunePublished(keeping:now:chunk:)``); the rebuild compares
+///   the ids of those still there. The rows a consumer's transaction committed are handed to the
+///   same engine's relay in memory (``CommittedRows``), which publishes them without reading them
+///   back when they follow its position; the store stays the source of truth, read whenever rows
+///   were written that were not handed over. Emissions are validated as they are written
+///   (``EmissionChecker``, the body still parsed) and the relay publishes them without parsing
+///   them again (BENCHMARKS.md: parsing and validating in the relay was a tenth of the benchmark's
+///   CPU).
 /// - WAL with `synchronous = NORMAL` (``openStorePool(path:)``): durable against a crash of the
 ///   process, not against a power loss.
 public struct OrchestratorStore: OutboxStore {
@@ -424,8 +424,8 @@ public struct OrchestratorStore: OutboxStore {
                     BEGIN UPDATE cases SET stamp = NULL WHERE application_id = NEW.application_id; END;
                     """)
         }
-        // Deleting published outbox rows (``OutboxStore/prunePublished(keeping:now:chunk:)``): two small tables,
-        // nothing else changes.
+        // Deleting published outbox rows (``OutboxStore/prunePublished(keeping:now:chunk:)``): two
+        // small tables, nothing else changes.
         migrator.registerMigration("v6-outbox-pruning") { db in
             try db.execute(sql: OutboxTable.pruningSQL)
         }

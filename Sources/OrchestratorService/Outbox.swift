@@ -110,9 +110,7 @@ extension OutboxStore {
             sql: "SELECT coalesce((SELECT min(seq) - 1 FROM outbox WHERE sent = 0), (SELECT max(seq) FROM outbox), 0)"
         ) ?? 0
     }
-}
 
-extension OutboxStore {
     /// The first unsent outbox rows, in order.
     public func unsent(limit: Int = 500) async throws -> [OutboxRow] {
         try await pool.read { db in try OutboxTable.unsent(limit: limit, db) }

@@ -132,10 +132,9 @@ struct OutboxPruningTests {
     func theServiceIsThereUnlessTurnedOff() async throws {
         let bench = try await Bench()
         let engine = try bench.engine()
-        let names = { (services: [any Any]) in services.map { "\($0)" } }
-        #expect(names(try OrchestratorServices.make(engine, metricsPort: nil)).contains("orchestrator outbox pruning"))
+        let pruning = "orchestrator outbox pruning"
+        #expect(try OrchestratorServices.make(engine, metricsPort: nil).map { "\($0)" }.contains(pruning))
         #expect(
-            !names(try OrchestratorServices.make(engine, metricsPort: nil, keepPublished: nil))
-                .contains("orchestrator outbox pruning"))
+            try !OrchestratorServices.make(engine, metricsPort: nil, keepPublished: nil).map { "\($0)" }.contains(pruning))
     }
 }
