@@ -137,7 +137,8 @@ struct OrchestratorCommand: AsyncParsableCommand {
             discussion: """
                 Reads the orchestrator's input topics from their first record up to the \
                 onewindow.orchestrator group's committed offsets, applies them with the same rules \
-                and calendar into a new store (publishing nothing), and compares it with the live \
+                and calendar into a new store (publishing nothing), each at the instant the live \
+                store applied it, and compares it with the live \
                 store: per application its status, each step's state, attempt, due date and \
                 decisions, the timers, the processed event ids and the outbox's event ids. Safe to \
                 run beside a running orchestrator (it only reads the live store); a batch applied \

@@ -734,6 +734,13 @@ public struct OrchestratorStore: OutboxStore {
     /// left out. Read from the cases whose earliest unfired timer is due (the `cases_next_timer`
     /// index): the first `limit` of them in that order hold the first `limit` timers.
     public func dueTimers(at now: Date, partitions: Set<Int>?, limit: Int = 500) async throws -> [(TimerKey, Int)] {
+        try await dueTimersWithInstants(at: now, partitions: partitions, limit: limit).map { ($0.0, $0.1) }
+    }
+
+    /// ``dueTimers(at:partitions:limit:)`` with each timer's due instant.
+    func dueTimersWithInstants(at now: Date, partitions: Set<Int>?, limit: Int = 500) async throws
+        -> [(TimerKey, Int, Date)]
+    {
         try await pool.read { db in
             var due: [(key: TimerKey, partition: Int, due: Double)] = []
             let rows = try Row.fetchCursor(
@@ -748,7 +755,7 @@ public struct OrchestratorStore: OutboxStore {
             due.sort { ($0.due, $0.key.description) < ($1.due, $1.key.description) }
             return due.prefix(limit).compactMap { timer in
                 if let partitions, !partitions.contains(timer.partition) { return nil }
-                return (timer.key, timer.partition)
+                return (timer.key, timer.partition, Date(timeIntervalSince1970: timer.due))
             }
         }
     }

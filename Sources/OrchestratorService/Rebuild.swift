@@ -48,17 +48,22 @@ public struct RebuildReport: Sendable {
 ///   record up to the orchestrator group's *committed* offsets: what the live store has applied for
 ///   certain. A batch the live orchestrator applied but has not committed yet shows as a
 ///   difference; run the check again (or with the orchestrator stopped) and it goes.
-/// - Records are applied in the order of their timestamps (then topic, partition, offset), each
-///   group of records with the same timestamp in one transaction whose `now` is that timestamp: the
-///   live orchestrator applied them moments after they were appended. Timers due before a record
-///   fire before it (at their due instant), and those due by the end of the rebuild fire last, as
-///   the live timer loop does.
+/// - Each record is applied at the instant the live store applied it (its `applied_input` row's
+///   `applied_at`, on the live orchestrator's own clock), so due dates and timers come out as the
+///   live store's did even when the orchestrator applied its inputs long after they were appended:
+///   after it was stopped or behind, or on a simulated clock (`--clock-speed`, the demo). A record
+///   the live store has no row for (a store rebuilt from scratch, or one that lost it) is applied at
+///   its timestamp. Records go in the order of those instants (then timestamp, topic, partition,
+///   offset), those with the same instant in one transaction (the live orchestrator's batch).
+/// - Timers fire between the records at the instant the live store fired them, or at their due
+///   instant when it has not, and those due by the end of the rebuild fire last, as the live timer
+///   loop does.
 /// - The same core, rules (with the live store's pinned versions copied over) and calendar; the
 ///   rebuilt outbox is compared (which event ids were emitted), never relayed.
 /// - Compared, per application: status, rule version, each step's state, attempt, due date and
 ///   decisions; the timers (due instant, fired); the processed event ids; the outbox's event ids.
-///   Not compared: request and update times (the processing instants, which a rebuild cannot
-///   know), and the `overdue` column (refreshed by the timer loop's clock); nor the emissions the
+///   Not compared: request and update times (the processing instants, which the topics do not
+///   carry: the rebuild takes them from the live store it checks), and the `overdue` column (refreshed by the timer loop's clock); nor the emissions the
 ///   live store's retention deleted (`orchestrator run --keep-published-days`): a rebuilt row at
 ///   or before the latest event time of a deleted row counts as present.
 ///   The rebuilt store is never pruned, and a live row the rebuild did not make is always a
@@ -93,20 +98,23 @@ public enum StoreRebuild {
             store: rebuilt, rules: rules, calendar: calendar, log: log, catalog: catalog, clock: clock, logger: logger,
             sharedFacts: sharedFacts)
         var report = RebuildReport()
-        let records = try await inputs(of: engine, log: log)
-        report.inputsRead = records.count
+        let liveInstants = try await LiveInstants.read(live)
+        let inputs = timeline(
+            try await inputs(of: engine, log: log).map { ($0, engine.decode($0)) }, appliedAt: liveInstants.instants)
+        report.inputsRead = inputs.count
         var index = 0
-        while index < records.count {
-            let time = records[index].timestamp
+        while index < inputs.count {
+            let time = inputs[index].instant
             var end = index + 1
-            while end < records.count, end - index < 500, records[end].timestamp == time { end += 1 }
-            report.timersFired += try await fireTimers(dueBy: time, engine)
-            let batch = Array(records[index..<end])
-            let decoded = try await engine.withSharedFacts(batch.map(engine.decode))
+            while end < inputs.count, end - index < 500, inputs[end].instant == time { end += 1 }
+            report.timersFired += try await fireTimers(by: time, engine, live: liveInstants)
+            let decoded = try await engine.withSharedFacts(inputs[index..<end].map(\.pending))
             _ = try await rebuilt.apply(decoded, core: engine.core, now: time)
             index = end
         }
-        report.timersFired += try await fireTimers(dueBy: clock.now(), engine)
+        // The end: now, or the live store's last instant when its clock ran ahead (`--clock-speed`).
+        let end = max(clock.now(), liveInstants.after ?? .distantPast)
+        report.timersFired += try await fireTimers(by: end, engine, live: liveInstants)
         report.applications = try await rebuilt.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM cases") ?? 0 }
         let comparison = try await compare(live: live, rebuilt: rebuilt)
         report.differences = comparison.differences
@@ -115,7 +123,51 @@ public enum StoreRebuild {
         return report
     }
 
-    /// The input records up to the group's committed offsets, in timestamp order.
+    /// When the live store applied each input and fired each timer (its `applied_inputs`, on its
+    /// own clock), by event id or timer key, and the last of those instants.
+    struct LiveInstants {
+        var instants: [String: Date] = [:]
+        var last: Date?
+        /// A millisecond after ``last``.
+        var after: Date? { last?.addingTimeInterval(0.001) }
+
+        static func read(_ live: OrchestratorStore) async throws -> LiveInstants {
+            try await live.pool.read { db in
+                var read = LiveInstants()
+                let rows = try Row.fetchCursor(db, sql: "SELECT event_id, applied_at FROM applied_inputs")
+                while let row = try rows.next() {
+                    let instant = Date(timeIntervalSince1970: row[1])
+                    read.instants[row[0]] = instant
+                    read.last = max(read.last ?? instant, instant)
+                }
+                return read
+            }
+        }
+    }
+
+    /// An input record as the rebuild applies it: decoded, at the instant the live store applied
+    /// it (or its timestamp).
+    struct TimedInput {
+        let pending: PendingInput
+        let record: LogRecord
+        let instant: Date
+    }
+
+    /// `records` at the instants the live store applied them (`appliedAt`, by event id; a record it
+    /// has none for, at its timestamp), in the order of those instants, then of their timestamps,
+    /// topics, partitions and offsets.
+    static func timeline(_ records: [(record: LogRecord, pending: PendingInput)], appliedAt: [String: Date])
+        -> [TimedInput]
+    {
+        records.map { record, pending in
+            TimedInput(pending: pending, record: record, instant: appliedAt[pending.eventId] ?? record.timestamp)
+        }.sorted {
+            ($0.instant, $0.record.timestamp, $0.record.topic, $0.record.partition, $0.record.offset)
+                < ($1.instant, $1.record.timestamp, $1.record.topic, $1.record.partition, $1.record.offset)
+        }
+    }
+
+    /// The input records up to the group's committed offsets, partition by partition.
     static func inputs(of engine: OrchestratorEngine, log: any EventLog) async throws -> [LogRecord] {
         let committed = try await log.committedOffsets(group: OrchestratorEngine.group, topics: engine.topics)
         var all: [LogRecord] = []
@@ -137,22 +189,32 @@ public enum StoreRebuild {
                 offset = last.offset + 1
             }
         }
-        return all.sorted {
-            ($0.timestamp, $0.topic, $0.partition, $0.offset) < ($1.timestamp, $1.topic, $1.partition, $1.offset)
-        }
+        return all
     }
 
-    /// Fires the rebuilt store's timers due by `time`, earliest first, each group at its due instant.
-    static func fireTimers(dueBy time: Date, _ engine: OrchestratorEngine) async throws -> Int {
+    /// Fires the rebuilt store's timers that fire by `time`, earliest first, each group at its
+    /// instant: when the live store fired it (`live.instants`, by timer key; its timer loop fires a
+    /// timer a moment after it is due, or much later when it was stopped). A timer the live store
+    /// did not fire fires at its due instant, but only after the last instant the live store
+    /// applied anything (`live.last`, a millisecond after it): until then the live timer loop fired
+    /// every timer still set, so one it did not fire was cancelled first, by an input the rebuild
+    /// applies by then.
+    static func fireTimers(by time: Date, _ engine: OrchestratorEngine, live: LiveInstants) async throws -> Int {
         var fired = 0
-        while let next = try await engine.store.nextTimer(), next <= time {
-            let due = try await engine.store.dueTimers(at: next, partitions: nil)
-            if due.isEmpty { break }
-            let inputs = due.map { key, partition in
-                PendingInput(eventId: key.description, partition: partition, input: .success(.timerFired(key)), original: nil)
+        while true {
+            let due = try await engine.store.dueTimersWithInstants(at: time, partitions: nil, limit: .max).map {
+                key, partition, due in
+                let instant = live.instants[key.description] ?? max(due, live.after ?? due)
+                return (key: key, partition: partition, instant: instant)
             }
-            _ = try await engine.store.apply(inputs, core: engine.core, now: next)
-            fired += due.count
+            guard let instant = due.map(\.instant).filter({ $0 <= time }).min() else { break }
+            let inputs = due.filter { $0.instant == instant }.map { timer in
+                PendingInput(
+                    eventId: timer.key.description, partition: timer.partition,
+                    input: .success(.timerFired(timer.key)), original: nil)
+            }
+            _ = try await engine.store.apply(inputs, core: engine.core, now: instant)
+            fired += inputs.count
         }
         return fired
     }

@@ -59,6 +59,55 @@ struct RebuildTests {
     }
 
     @Test(
+        "An orchestrator that applied its inputs days after they were appended (stopped, then catching up) is rebuilt without a difference: its own instants, not the records' timestamps"
+    )
+    func catchingUpAfterAStopIsRebuiltAsItHappened() async throws {
+        let bench = try await Bench()
+        let engine = try bench.engine()
+        // Submitted on Monday 2 March 2026; the orchestrator, stopped, applies them on Thursday.
+        for id in ["RA-2026-810001", "RA-2026-810002"] {
+            try await bench.submit(Repo.restaurant(id: id, area: 200, seats: 60, sign: true))
+        }
+        await bench.clock.advance(by: .seconds(3 * 86_400))
+        try await bench.pump(engine)
+        // The departments answer that afternoon; the orchestrator reads their decisions a week later,
+        // except the second application's fire inspection, which nobody answers.
+        var answered = Set<String>()
+        for _ in 0..<3 {
+            await bench.clock.advance(by: .seconds(4 * 3_600))
+            let requests = try await bench.requests().filter { !answered.contains($0.id) }
+            for request in requests {
+                answered.insert(request.id)
+                let body = request.body
+                if body[pointer: "/applicationId"]?.stringValue == "RA-2026-810002",
+                    body[pointer: "/item"]?.stringValue == "fire-safety-inspection"
+                {
+                    continue
+                }
+                try await bench.approve(request: request)
+            }
+            await bench.clock.advance(by: .seconds(7 * 86_400))
+            try await bench.pump(engine)
+        }
+        // The waiting step's timers fire, and the live timer loop fires them late, days after due.
+        await bench.clock.advance(by: .seconds(40 * 86_400))
+        #expect(try await engine.fireDueTimers(partitions: nil).applied >= 2)
+        while try await engine.relayOnce() > 0 {}
+        let first = try #require(try engine.store.findCase("RA-2026-810001")).state
+        #expect(first.status == .completed)
+        // The business licence was requested on Thursday, not on Monday when it was submitted.
+        let licence = try #require(first.steps.first)
+        #expect(licence.requestedAt.map { Timestamp.format($0) }?.hasPrefix("2026-03-05") == true, "\(licence)")
+
+        let report = try await StoreRebuild.rebuild(
+            live: engine.store, into: bench.directory.appendingPathComponent("rebuilt.sqlite").path,
+            rules: Repo.rules, calendar: Repo.calendar, log: bench.log, catalog: Repo.catalog, clock: bench.clock)
+        #expect(report.differences.isEmpty, "\(report.differences.map(\.description).joined(separator: "\n"))")
+        #expect(report.applications == 2)
+        #expect(report.timersFired >= 2)
+    }
+
+    @Test(
         "A step's state changed by SQL in the live store is reported with the application and the step; the command exits 1, and 0 on an intact store"
     )
     func tamperedStoreIsReported() async throws {
