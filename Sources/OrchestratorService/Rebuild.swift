@@ -99,8 +99,7 @@ public enum StoreRebuild {
             sharedFacts: sharedFacts)
         var report = RebuildReport()
         let liveInstants = try await LiveInstants.read(live)
-        let inputs = timeline(
-            try await inputs(of: engine, log: log).map { ($0, engine.decode($0)) }, appliedAt: liveInstants.instants)
+        let inputs = timeline(try await inputs(of: engine, log: log), appliedAt: liveInstants.instants)
         report.inputsRead = inputs.count
         var index = 0
         while index < inputs.count {
@@ -108,7 +107,8 @@ public enum StoreRebuild {
             var end = index + 1
             while end < inputs.count, end - index < 500, inputs[end].instant == time { end += 1 }
             report.timersFired += try await fireTimers(by: time, engine, live: liveInstants)
-            let decoded = try await engine.withSharedFacts(inputs[index..<end].map(\.pending))
+            // Decoded a batch at a time: decoded bodies take several times the records' bytes.
+            let decoded = try await engine.withSharedFacts(inputs[index..<end].map { engine.decode($0.record) })
             _ = try await rebuilt.apply(decoded, core: engine.core, now: time)
             index = end
         }
@@ -145,22 +145,21 @@ public enum StoreRebuild {
         }
     }
 
-    /// An input record as the rebuild applies it: decoded, at the instant the live store applied
-    /// it (or its timestamp).
+    /// An input record and the instant the rebuild applies it at.
     struct TimedInput {
-        let pending: PendingInput
         let record: LogRecord
         let instant: Date
     }
 
-    /// `records` at the instants the live store applied them (`appliedAt`, by event id; a record it
-    /// has none for, at its timestamp), in the order of those instants, then of their timestamps,
-    /// topics, partitions and offsets.
-    static func timeline(_ records: [(record: LogRecord, pending: PendingInput)], appliedAt: [String: Date])
-        -> [TimedInput]
-    {
-        records.map { record, pending in
-            TimedInput(pending: pending, record: record, instant: appliedAt[pending.eventId] ?? record.timestamp)
+    /// `records` at the instants the live store applied them (`appliedAt`, by the event id
+    /// ``OrchestratorEngine/decode(_:)`` gives: the `ce_id` header, or the record's position when
+    /// its envelope is broken; a record it has none for, at its timestamp), in the order of those
+    /// instants, then of their timestamps, topics, partitions and offsets.
+    static func timeline(_ records: [LogRecord], appliedAt: [String: Date]) -> [TimedInput] {
+        records.map { record in
+            let instant = record.header(CloudEventsBinding.id).flatMap { appliedAt[$0] }
+                ?? appliedAt["\(record.position)"] ?? record.timestamp
+            return TimedInput(record: record, instant: instant)
         }.sorted {
             ($0.instant, $0.record.timestamp, $0.record.topic, $0.record.partition, $0.record.offset)
                 < ($1.instant, $1.record.timestamp, $1.record.topic, $1.record.partition, $1.record.offset)
