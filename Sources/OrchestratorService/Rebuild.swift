@@ -48,24 +48,26 @@ public struct RebuildReport: Sendable {
 ///   record up to the orchestrator group's *committed* offsets: what the live store has applied for
 ///   certain. A batch the live orchestrator applied but has not committed yet shows as a
 ///   difference; run the check again (or with the orchestrator stopped) and it goes.
-/// - Each record is applied at the instant the live store applied it (its `applied_input` row's
+/// - Each record is applied at the instant the live store applied it (its `applied_inputs` row's
 ///   `applied_at`, on the live orchestrator's own clock), so due dates and timers come out as the
 ///   live store's did even when the orchestrator applied its inputs long after they were appended:
 ///   after it was stopped or behind, or on a simulated clock (`--clock-speed`, the demo). A record
 ///   the live store has no row for (a store rebuilt from scratch, or one that lost it) is applied at
 ///   its timestamp. Records go in the order of those instants (then timestamp, topic, partition,
 ///   offset), those with the same instant in one transaction (the live orchestrator's batch).
-/// - Timers fire between the records at the instant the live store fired them, or at their due
-///   instant when it has not, and those due by the end of the rebuild fire last, as the live timer
-///   loop does.
+/// - Timers fire between the records at the instant the live store fired them; one it has not
+///   fired, at its due instant but not before the live store's last instant (it was cancelled in
+///   the live store, or is due since); those due by the end of the rebuild fire last, as the live
+///   timer loop does.
 /// - The same core, rules (with the live store's pinned versions copied over) and calendar; the
 ///   rebuilt outbox is compared (which event ids were emitted), never relayed.
 /// - Compared, per application: status, rule version, each step's state, attempt, due date and
 ///   decisions; the timers (due instant, fired); the processed event ids; the outbox's event ids.
 ///   Not compared: request and update times (the processing instants, which the topics do not
-///   carry: the rebuild takes them from the live store it checks), and the `overdue` column (refreshed by the timer loop's clock); nor the emissions the
-///   live store's retention deleted (`orchestrator run --keep-published-days`): a rebuilt row at
-///   or before the latest event time of a deleted row counts as present.
+///   carry: the rebuild takes them from the live store it checks), and the `overdue` column
+///   (refreshed by the timer loop's clock); nor the emissions the live store's retention deleted
+///   (`orchestrator run --keep-published-days`): a rebuilt row at or before the latest event time
+///   of a deleted row counts as present.
 ///   The rebuilt store is never pruned, and a live row the rebuild did not make is always a
 ///   difference.
 public enum StoreRebuild {
@@ -200,9 +202,13 @@ public enum StoreRebuild {
     /// applies by then.
     static func fireTimers(by time: Date, _ engine: OrchestratorEngine, live: LiveInstants) async throws -> Int {
         var fired = 0
+        // Each timer is fired once here: one the store keeps unfired after its firing (its key was
+        // applied before, so the firing was skipped as a repeat) is not tried again for ever.
+        var tried = Set<String>()
         while true {
-            let due = try await engine.store.dueTimersWithInstants(at: time, partitions: nil, limit: .max).map {
-                key, partition, due in
+            let due = try await engine.store.dueTimersWithInstants(at: time, partitions: nil, limit: .max).compactMap {
+                key, partition, due -> (key: TimerKey, partition: Int, instant: Date)? in
+                if tried.contains(key.description) { return nil }
                 let instant = live.instants[key.description] ?? max(due, live.after ?? due)
                 return (key: key, partition: partition, instant: instant)
             }
@@ -212,6 +218,7 @@ public enum StoreRebuild {
                     eventId: timer.key.description, partition: timer.partition,
                     input: .success(.timerFired(timer.key)), original: nil)
             }
+            tried.formUnion(inputs.map(\.eventId))
             _ = try await engine.store.apply(inputs, core: engine.core, now: instant)
             fired += inputs.count
         }
