@@ -56,9 +56,10 @@ public struct RebuildReport: Sendable {
 ///   its timestamp. Records go in the order of those instants (then timestamp, topic, partition,
 ///   offset), those with the same instant in one transaction (the live orchestrator's batch).
 /// - Timers fire between the records at the instant the live store fired them; one it has not
-///   fired, at its due instant but not before the live store's last instant (it was cancelled in
-///   the live store, or is due since); those due by the end of the rebuild fire last, as the live
-///   timer loop does.
+///   fired, at its due instant but only after the live store's last instant (it was cancelled in
+///   the live store, or is due since); the rebuild ends there, a millisecond after the live
+///   store's last instant (a timer due later the live store has not fired either), or at the
+///   clock's now when the live store has applied nothing.
 /// - The same core, rules (with the live store's pinned versions copied over) and calendar; the
 ///   rebuilt outbox is compared (which event ids were emitted), never relayed.
 /// - Compared, per application: status, rule version, each step's state, attempt, due date and
@@ -114,8 +115,10 @@ public enum StoreRebuild {
             _ = try await rebuilt.apply(decoded, core: engine.core, now: time)
             index = end
         }
-        // The end: now, or the live store's last instant when its clock ran ahead (`--clock-speed`).
-        let end = max(clock.now(), liveInstants.after ?? .distantPast)
+        // The end: where the live store is, as the records end at what it committed. A timer due
+        // later the live store has not fired yet either (it is stopped, or its timer loop comes to
+        // it in a moment); with no live instant at all, now.
+        let end = liveInstants.after ?? clock.now()
         report.timersFired += try await fireTimers(by: end, engine, live: liveInstants)
         report.applications = try await rebuilt.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM cases") ?? 0 }
         let comparison = try await compare(live: live, rebuilt: rebuilt)

@@ -59,7 +59,7 @@ struct RebuildTests {
     }
 
     @Test(
-        "An orchestrator that applied its inputs days after they were appended (stopped, then catching up) is rebuilt without a difference: its own instants, not the records' timestamps"
+        "An orchestrator that applied its inputs days after they were appended (stopped, then catching up), or is stopped now, is rebuilt without a difference: its own instants, not the records' timestamps or the clock's"
     )
     func catchingUpAfterAStopIsRebuiltAsItHappened() async throws {
         let bench = try await Bench()
@@ -98,12 +98,18 @@ struct RebuildTests {
         // The business licence was requested on Thursday, not on Monday when it was submitted.
         let licence = try #require(first.steps.first)
         #expect(licence.requestedAt.map { Timestamp.format($0) }?.hasPrefix("2026-03-05") == true, "\(licence)")
+        // A third application gets its first request, and then the orchestrator stops for a month:
+        // its timers fall due, and nobody fires them.
+        try await bench.submit(Repo.restaurant(id: "RA-2026-810003", area: 80, seats: 20, sign: false))
+        await bench.clock.advance(by: .seconds(3_600))
+        try await bench.pump(engine)
+        await bench.clock.advance(by: .seconds(30 * 86_400))
 
         let report = try await StoreRebuild.rebuild(
             live: engine.store, into: bench.directory.appendingPathComponent("rebuilt.sqlite").path,
             rules: Repo.rules, calendar: Repo.calendar, log: bench.log, catalog: Repo.catalog, clock: bench.clock)
         #expect(report.differences.isEmpty, "\(report.differences.map(\.description).joined(separator: "\n"))")
-        #expect(report.applications == 2)
+        #expect(report.applications == 3)
         #expect(report.timersFired >= 2)
     }
 
