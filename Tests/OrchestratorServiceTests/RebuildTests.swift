@@ -9,6 +9,26 @@ import Testing
 
 @Suite("Rebuilding the orchestrator's state from the topics", .timeLimit(.minutes(2)))
 struct RebuildTests {
+    /// Approves every approval request not answered yet but `waiting`'s fire inspection, which
+    /// nobody answers. - Returns: how many requests were new.
+    @discardableResult
+    static func answer(_ bench: Bench, _ answered: inout Set<String>, leavingWaiting waiting: String) async throws
+        -> Int
+    {
+        let requests = try await bench.requests().filter { !answered.contains($0.id) }
+        for request in requests {
+            answered.insert(request.id)
+            let body = request.body
+            if body[pointer: "/applicationId"]?.stringValue == waiting,
+                body[pointer: "/item"]?.stringValue == "fire-safety-inspection"
+            {
+                continue
+            }
+            try await bench.approve(request: request)
+        }
+        return requests.count
+    }
+
     /// Two restaurant applications completed, one left waiting on its fire inspection until its
     /// reminder and overdue timers fired: the live store as a normal run leaves it.
     static func normalRun(_ bench: Bench) async throws -> OrchestratorEngine {
@@ -19,18 +39,7 @@ struct RebuildTests {
         try await bench.pump(engine)
         var answered = Set<String>()
         for _ in 0..<4 {
-            let requests = try await bench.requests().filter { !answered.contains($0.id) }
-            if requests.isEmpty { break }
-            for request in requests {
-                answered.insert(request.id)
-                let body = request.body
-                if body[pointer: "/applicationId"]?.stringValue == "RA-2026-800003",
-                    body[pointer: "/item"]?.stringValue == "fire-safety-inspection"
-                {
-                    continue
-                }
-                try await bench.approve(request: request)
-            }
+            if try await answer(bench, &answered, leavingWaiting: "RA-2026-800003") == 0 { break }
             await bench.clock.advance(by: .seconds(600))
             try await bench.pump(engine)
         }
@@ -75,17 +84,7 @@ struct RebuildTests {
         var answered = Set<String>()
         for _ in 0..<3 {
             await bench.clock.advance(by: .seconds(4 * 3_600))
-            let requests = try await bench.requests().filter { !answered.contains($0.id) }
-            for request in requests {
-                answered.insert(request.id)
-                let body = request.body
-                if body[pointer: "/applicationId"]?.stringValue == "RA-2026-810002",
-                    body[pointer: "/item"]?.stringValue == "fire-safety-inspection"
-                {
-                    continue
-                }
-                try await bench.approve(request: request)
-            }
+            try await Self.answer(bench, &answered, leavingWaiting: "RA-2026-810002")
             await bench.clock.advance(by: .seconds(7 * 86_400))
             try await bench.pump(engine)
         }
