@@ -29,6 +29,23 @@ struct RebuildTests {
         return requests.count
     }
 
+    /// `engine`'s store rebuilt into the bench's `rebuilt.sqlite`, on the bench's clock.
+    static func rebuild(_ engine: OrchestratorEngine, _ bench: Bench) async throws -> RebuildReport {
+        try await StoreRebuild.rebuild(
+            live: engine.store, into: bench.directory.appendingPathComponent("rebuilt.sqlite").path,
+            rules: Repo.rules, calendar: Repo.calendar, log: bench.log, catalog: Repo.catalog, clock: bench.clock)
+    }
+
+    /// Rebuilds `engine`'s store and expects no difference, `applications` cases and timers fired.
+    static func expectRebuiltWithoutDifference(_ engine: OrchestratorEngine, _ bench: Bench, applications: Int)
+        async throws
+    {
+        let report = try await rebuild(engine, bench)
+        #expect(report.differences.isEmpty, "\(report.differences.map(\.description).joined(separator: "\n"))")
+        #expect(report.applications == applications)
+        #expect(report.timersFired >= 2)
+    }
+
     /// Two restaurant applications completed, one left waiting on its fire inspection until its
     /// reminder and overdue timers fired: the live store as a normal run leaves it.
     static func normalRun(_ bench: Bench) async throws -> OrchestratorEngine {
@@ -56,12 +73,7 @@ struct RebuildTests {
         let engine = try await Self.normalRun(bench)
         #expect(try engine.store.findCase("RA-2026-800001")?.state.status == .completed)
         #expect(try engine.store.findCase("RA-2026-800003")?.state.step("fire-inspection")?.escalated == true)
-        let report = try await StoreRebuild.rebuild(
-            live: engine.store, into: bench.directory.appendingPathComponent("rebuilt.sqlite").path,
-            rules: Repo.rules, calendar: Repo.calendar, log: bench.log, catalog: Repo.catalog, clock: bench.clock)
-        #expect(report.differences.isEmpty, "\(report.differences.map(\.description).joined(separator: "\n"))")
-        #expect(report.applications == 3)
-        #expect(report.timersFired >= 2)
+        try await Self.expectRebuiltWithoutDifference(engine, bench, applications: 3)
         // Nothing was published by the rebuild.
         let rebuilt = try OrchestratorStore(path: bench.directory.appendingPathComponent("rebuilt.sqlite").path)
         #expect(try await rebuilt.unsent(limit: 10_000).count > 0, "the rebuilt outbox is kept, not relayed")
@@ -104,12 +116,7 @@ struct RebuildTests {
         try await bench.pump(engine)
         await bench.clock.advance(by: .seconds(30 * 86_400))
 
-        let report = try await StoreRebuild.rebuild(
-            live: engine.store, into: bench.directory.appendingPathComponent("rebuilt.sqlite").path,
-            rules: Repo.rules, calendar: Repo.calendar, log: bench.log, catalog: Repo.catalog, clock: bench.clock)
-        #expect(report.differences.isEmpty, "\(report.differences.map(\.description).joined(separator: "\n"))")
-        #expect(report.applications == 3)
-        #expect(report.timersFired >= 2)
+        try await Self.expectRebuiltWithoutDifference(engine, bench, applications: 3)
     }
 
     @Test(
@@ -138,9 +145,7 @@ struct RebuildTests {
                 sql: "UPDATE cases SET body = json_set(body, '$.steps[\(index)].status', 'rejected') WHERE application_id = ?",
                 arguments: ["RA-2026-800002"])
         }
-        let report = try await StoreRebuild.rebuild(
-            live: engine.store, into: bench.directory.appendingPathComponent("rebuilt.sqlite").path,
-            rules: Repo.rules, calendar: Repo.calendar, log: bench.log, catalog: Repo.catalog, clock: bench.clock)
+        let report = try await Self.rebuild(engine, bench)
         #expect(
             report.differences.map(\.description) == [
                 "RA-2026-800002: step fire-inspection state: live rejected, rebuilt approved"
