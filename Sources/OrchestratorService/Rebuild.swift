@@ -199,10 +199,10 @@ public enum StoreRebuild {
     /// Fires the rebuilt store's timers that fire by `time`, earliest first, each group at its
     /// instant: when the live store fired it (`live.instants`, by timer key; its timer loop fires a
     /// timer a moment after it is due, or much later when it was stopped). A timer the live store
-    /// did not fire fires at its due instant, but only after the last instant the live store
-    /// applied anything (`live.last`, a millisecond after it): until then the live timer loop fired
-    /// every timer still set, so one it did not fire was cancelled first, by an input the rebuild
-    /// applies by then.
+    /// did not fire fires at its due instant, but not before a millisecond after the last instant
+    /// the live store applied anything (`live.after`): until then the live timer loop fired every
+    /// timer still set, so one it did not fire was cancelled first, by an input the rebuild applies
+    /// by then (or the live loop was about to fire it, which shows as a difference).
     static func fireTimers(by time: Date, _ engine: OrchestratorEngine, live: LiveInstants) async throws -> Int {
         var fired = 0
         // Each timer is fired once here: one the store keeps unfired after its firing (its key was
